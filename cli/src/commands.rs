@@ -1,0 +1,93 @@
+//! The subcommands.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use seqmodel_compiler::{Compiled, compile, dot, ir::Program, summary};
+
+use crate::{Failure, read_source};
+
+/// Compiles a file, printing diagnostics; `Err` when it has errors.
+pub fn compile_file(path: &Path, color: bool) -> Result<Compiled, Failure> {
+    let src = read_source(path)?;
+    compile(&src).map_err(|errs| {
+        eprint!("{}", errs.render(&path.display().to_string(), &src, color));
+        Failure(format!("could not compile {}: {errs}", path.display()))
+    })
+}
+
+/// Picks a model by name or the file's last one.
+pub fn pick<'a>(c: &'a Compiled, name: Option<&str>) -> Result<&'a Program, Failure> {
+    match name {
+        Some(n) => c.program(n).ok_or_else(|| {
+            let names: Vec<&str> = c.programs.iter().map(|p| p.name.as_str()).collect();
+            Failure(format!("no model `{n}`; the file defines: {}", names.join(", ")))
+        }),
+        None => c.main().ok_or_else(|| Failure("the file defines no model".into())),
+    }
+}
+
+/// `seqc check`.
+pub fn check(files: &[std::path::PathBuf], color: bool) -> Result<ExitCode, Failure> {
+    let mut failed = 0;
+    for f in files {
+        match compile_file(f, color) {
+            Ok(c) => {
+                let names: Vec<&str> = c.programs.iter().map(|p| p.name.as_str()).collect();
+                println!("{}: ok ({})", f.display(), names.join(", "));
+            }
+            Err(Failure(msg)) => {
+                eprintln!("error: {msg}");
+                failed += 1;
+            }
+        }
+    }
+    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// `seqc summary`.
+pub fn summary(file: &Path, model: Option<&str>, color: bool) -> Result<ExitCode, Failure> {
+    let c = compile_file(file, color)?;
+    print!("{}", summary::render(pick(&c, model)?));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `seqc graph`.
+pub fn graph(file: &Path, model: Option<&str>, output: Option<&Path>, force: bool, color: bool) -> Result<ExitCode, Failure> {
+    let c = compile_file(file, color)?;
+    let text = dot::to_dot(pick(&c, model)?);
+    let Some(out) = output else {
+        print!("{text}");
+        return Ok(ExitCode::SUCCESS);
+    };
+    if out.exists() && !force {
+        return Err(Failure(format!("{} exists; pass --force to overwrite it", out.display())));
+    }
+    if out.extension().is_some_and(|e| e == "svg") {
+        let mut child = std::process::Command::new("dot")
+            .args(["-Tsvg", "-o"])
+            .arg(out)
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .map_err(|e| Failure(format!("cannot run Graphviz `dot` ({e}); write a .dot file instead")))?;
+        use std::io::Write;
+        child.stdin.take().expect("piped stdin").write_all(text.as_bytes())?;
+        let status = child.wait()?;
+        if !status.success() {
+            return Err(Failure(format!("`dot` failed with {status}")));
+        }
+    } else {
+        write_new(out, text.as_bytes())?;
+    }
+    eprintln!("wrote {}", out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes a file atomically (temporary file + rename).
+pub fn write_new(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(".{}.tmp", path.file_name().map_or("out".into(), |n| n.to_string_lossy())));
+    std::fs::write(&tmp, bytes).map_err(|e| Failure(format!("cannot write {}: {e}", tmp.display())))?;
+    std::fs::rename(&tmp, path).map_err(|e| Failure(format!("cannot write {}: {e}", path.display())))?;
+    Ok(())
+}

@@ -1,0 +1,86 @@
+//! `seqc`: the seqmodel command line.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod commands;
+
+/// Check, summarise, draw, import, run and test recurrent models written in `.seq`.
+#[derive(Parser)]
+#[command(name = "seqc", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check `.seq` files and report every error rustc-style (exit 1 on errors).
+    Check {
+        /// The files to check.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Print a Keras-like summary table: layers, output shapes, parameter counts.
+    Summary {
+        /// The `.seq` file.
+        file: PathBuf,
+        /// Which model (default: the last one in the file).
+        #[arg(long)]
+        model: Option<String>,
+    },
+    /// Print the model graph in Graphviz DOT (or write SVG with `-o x.svg` when `dot` exists).
+    Graph {
+        /// The `.seq` file.
+        file: PathBuf,
+        /// Which model (default: the last one in the file).
+        #[arg(long)]
+        model: Option<String>,
+        /// Write here instead of stdout (`.svg` renders through Graphviz `dot`).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// Overwrite the output file if it exists.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+/// A failure with a message for the user; the process exits with code 1 (or 2 for usage).
+#[derive(Debug)]
+pub struct Failure(pub String);
+
+impl<E: std::fmt::Display> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Failure(e.to_string())
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let result = match cli.command {
+        Command::Check { files } => commands::check(&files, color),
+        Command::Summary { file, model } => commands::summary(&file, model.as_deref(), color),
+        Command::Graph { file, model, output, force } => {
+            commands::graph(&file, model.as_deref(), output.as_deref(), force, color)
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(Failure(msg)) => {
+            eprintln!("error: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Reads a source file as text, with a clear error for missing or non-UTF-8 files.
+pub fn read_source(path: &Path) -> Result<String, Failure> {
+    let bytes = std::fs::read(path).map_err(|e| Failure(format!("cannot read {}: {e}", path.display())))?;
+    String::from_utf8(bytes).map_err(|e| {
+        Failure(format!("{} is not UTF-8 text (invalid byte at offset {})", path.display(), e.utf8_error().valid_up_to()))
+    })
+}

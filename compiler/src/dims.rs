@@ -1,0 +1,183 @@
+//! Dimension unification: a union-find over dimension variables where each variable may be
+//! an offset of another (`T - 2` after cropping) and each class may be bound to a number.
+
+use seqmodel_grammar::Span;
+
+/// A dimension during inference: a number, or a variable plus an offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum D {
+    /// Known size.
+    Fixed(usize),
+    /// `var + off`.
+    Var(usize, i64),
+}
+
+impl D {
+    /// This dimension plus `off` steps (a fixed size never goes below zero).
+    pub fn plus(self, off: i64) -> D {
+        match self {
+            D::Fixed(n) => D::Fixed((n as i64 + off).max(0) as usize),
+            D::Var(v, o) => D::Var(v, o + off),
+        }
+    }
+}
+
+/// Why two dimensions could not be unified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DimMismatch;
+
+#[derive(Debug, Clone)]
+struct Entry {
+    parent: usize,
+    /// value(self) = value(parent) + offset
+    offset: i64,
+    /// Bound value of a root.
+    value: Option<i64>,
+    name: String,
+    span: Option<Span>,
+}
+
+/// The table of dimension variables.
+#[derive(Debug, Clone, Default)]
+pub struct DimTable {
+    entries: Vec<Entry>,
+}
+
+impl DimTable {
+    /// A new unbound variable named `name` (the name shows in messages).
+    pub fn fresh(&mut self, name: &str, span: Option<Span>) -> D {
+        let id = self.entries.len();
+        self.entries.push(Entry { parent: id, offset: 0, value: None, name: name.into(), span });
+        D::Var(id, 0)
+    }
+
+    /// The root of `v` and the offset with `value(v) = value(root) + offset`.
+    fn find(&mut self, v: usize) -> (usize, i64) {
+        let p = self.entries[v].parent;
+        if p == v {
+            return (v, 0);
+        }
+        let (root, off) = self.find(p);
+        let total = self.entries[v].offset + off;
+        self.entries[v].parent = root;
+        self.entries[v].offset = total;
+        (root, total)
+    }
+
+    /// The most resolved form of `d`: a number if its class is bound, else root + offset.
+    pub fn resolve(&mut self, d: D) -> D {
+        match d {
+            D::Fixed(_) => d,
+            D::Var(v, o) => {
+                let (root, off) = self.find(v);
+                match self.entries[root].value {
+                    Some(val) if val + off + o >= 0 => D::Fixed((val + off + o) as usize),
+                    _ => D::Var(root, off + o),
+                }
+            }
+        }
+    }
+
+    /// Makes `a` and `b` equal, or says they cannot be.
+    pub fn unify(&mut self, a: D, b: D) -> Result<(), DimMismatch> {
+        match (self.resolve(a), self.resolve(b)) {
+            (D::Fixed(x), D::Fixed(y)) => if x == y { Ok(()) } else { Err(DimMismatch) },
+            (D::Var(r, o), D::Fixed(n)) | (D::Fixed(n), D::Var(r, o)) => {
+                let val = n as i64 - o;
+                if val < 0 {
+                    return Err(DimMismatch);
+                }
+                self.entries[r].value = Some(val);
+                Ok(())
+            }
+            (D::Var(ra, oa), D::Var(rb, ob)) => {
+                if ra == rb {
+                    return if oa == ob { Ok(()) } else { Err(DimMismatch) };
+                }
+                // value(rb) = value(ra) + oa - ob
+                self.entries[rb].parent = ra;
+                self.entries[rb].offset = oa - ob;
+                if let Some(vb) = self.entries[rb].value.take() {
+                    let va = vb - (oa - ob);
+                    match self.entries[ra].value {
+                        Some(x) if x != va => return Err(DimMismatch),
+                        _ => self.entries[ra].value = Some(va),
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The name of the class of `d`'s variable, for messages.
+    pub fn name_of(&mut self, d: D) -> Option<(String, Option<Span>)> {
+        match self.resolve(d) {
+            D::Var(r, _) => Some((self.entries[r].name.clone(), self.entries[r].span)),
+            D::Fixed(_) => None,
+        }
+    }
+
+    /// Renders `d` for messages: `5`, `T`, `T-2`.
+    pub fn show(&mut self, d: D) -> String {
+        match self.resolve(d) {
+            D::Fixed(n) => n.to_string(),
+            D::Var(r, o) => {
+                let name = self.entries[r].name.clone();
+                match o {
+                    0 => name,
+                    o if o > 0 => format!("{name}+{o}"),
+                    o => format!("{name}-{}", -o),
+                }
+            }
+        }
+    }
+
+    /// The root variable ids of all unbound classes, in creation order.
+    pub fn roots(&mut self) -> Vec<usize> {
+        (0..self.entries.len())
+            .filter(|&i| self.entries[i].parent == i && self.entries[i].value.is_none())
+            .collect()
+    }
+
+    /// The display name of a root.
+    pub fn root_name(&self, root: usize) -> &str {
+        &self.entries[root].name
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_compose_through_unification() {
+        let mut t = DimTable::default();
+        let a = t.fresh("T", None);
+        let b = t.fresh("U", None);
+        let D::Var(bv, _) = b else { unreachable!() };
+        // U - 2 == T
+        t.unify(D::Var(bv, -2), a).unwrap();
+        t.unify(a, D::Fixed(5)).unwrap();
+        assert_eq!(t.resolve(b), D::Fixed(7));
+    }
+
+    #[test]
+    fn conflicting_numbers_fail() {
+        let mut t = DimTable::default();
+        let a = t.fresh("T", None);
+        t.unify(a, D::Fixed(3)).unwrap();
+        assert_eq!(t.unify(a, D::Fixed(4)), Err(DimMismatch));
+        let D::Var(av, _) = a else { unreachable!() };
+        assert_eq!(t.unify(D::Var(av, 1), D::Fixed(4)), Ok(()));
+    }
+
+    #[test]
+    fn same_class_different_offsets_fail() {
+        let mut t = DimTable::default();
+        let a = t.fresh("T", None);
+        let D::Var(av, _) = a else { unreachable!() };
+        assert!(t.unify(a, D::Var(av, -1)).is_err());
+        assert!(t.unify(D::Var(av, -1), D::Fixed(0)).is_ok());
+        assert!(t.unify(a, D::Fixed(2)).is_err());
+    }
+}

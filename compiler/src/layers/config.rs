@@ -1,0 +1,381 @@
+//! Turning the evaluated constructor arguments of a layer into its typed configuration.
+
+use std::collections::HashMap;
+
+use seqmodel_grammar::Span;
+use seqmodel_ir::{Activation, CellKind, MergeMode};
+
+use super::catalog::{ArgKind, COMMON_IGNORED, LayerClass};
+use crate::check::Value;
+use crate::diagnostic::{Diagnostic, closest};
+use crate::dims::D;
+
+/// Configuration of a recurrent layer, before its input size is known.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RnnCfg {
+    /// Cell type.
+    pub cell: CellKind,
+    /// Hidden units.
+    pub units: usize,
+    /// Candidate/output activation.
+    pub activation: Activation,
+    /// Gate activation.
+    pub recurrent_activation: Activation,
+    /// Bias present.
+    pub use_bias: bool,
+    /// Output all steps.
+    pub return_sequences: bool,
+    /// Output final states too.
+    pub return_state: bool,
+    /// Reverse processing order.
+    pub go_backwards: bool,
+    /// Keep state across calls.
+    pub stateful: bool,
+    /// Keras `unroll`.
+    pub unroll: bool,
+    /// Input dropout.
+    pub dropout: f32,
+    /// Recurrent dropout.
+    pub recurrent_dropout: f32,
+}
+
+/// The typed configuration of a layer instance.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LayerCfg {
+    /// Dense.
+    Dense {
+        /// Units.
+        units: usize,
+        /// Activation.
+        activation: Activation,
+        /// Bias present.
+        use_bias: bool,
+    },
+    /// Activation.
+    Activation(Activation),
+    /// LSTM / GRU / SimpleRNN.
+    Rnn(RnnCfg),
+    /// Bidirectional around a recurrent layer instance.
+    Bidirectional {
+        /// The wrapped layer instance.
+        inner: usize,
+        /// Merge mode.
+        merge: MergeMode,
+    },
+    /// RepeatVector.
+    RepeatVector(D),
+    /// TimeDistributed around a layer or a model.
+    TimeDistributed(Box<Value>),
+    /// Embedding.
+    Embedding {
+        /// Vocabulary size.
+        input_dim: usize,
+        /// Vector size.
+        output_dim: usize,
+        /// Token 0 is padding.
+        mask_zero: bool,
+    },
+    /// Masking.
+    Masking(f32),
+    /// Cropping1D (left, right).
+    Cropping(usize, usize),
+    /// ZeroPadding1D (left, right).
+    Padding(usize, usize),
+    /// Dropout.
+    Dropout(f32),
+    /// Merge layer; `axis` as written (Keras counts the batch axis).
+    Merge {
+        /// Which merge.
+        class: &'static str,
+        /// Concatenate's axis.
+        axis: i64,
+    },
+}
+
+/// Evaluated arguments by name, with their spans.
+pub struct Args {
+    map: HashMap<&'static str, (Value, Span)>,
+}
+
+impl Args {
+    fn get(&self, name: &str) -> Option<&(Value, Span)> {
+        self.map.get(name)
+    }
+
+    fn bool(&self, name: &str, default: bool) -> bool {
+        match self.get(name) {
+            Some((Value::Bool(b), _)) => *b,
+            _ => default,
+        }
+    }
+
+    fn int(&self, name: &str) -> Option<i64> {
+        match self.get(name) {
+            Some((Value::Int(i), _)) => Some(*i),
+            _ => None,
+        }
+    }
+
+    fn float(&self, name: &str, default: f64) -> f64 {
+        match self.get(name) {
+            Some((Value::Float(f), _)) => *f,
+            Some((Value::Int(i), _)) => *i as f64,
+            _ => default,
+        }
+    }
+
+    fn act(&self, name: &str, default: Activation) -> Activation {
+        match self.get(name) {
+            Some((Value::Str(s), _)) => Activation::from_name(s).unwrap_or(default),
+            Some((Value::None, _)) => Activation::Linear,
+            _ => default,
+        }
+    }
+
+    fn pair(&self, name: &str, default: (usize, usize)) -> (usize, usize) {
+        match self.get(name) {
+            Some((Value::Int(i), _)) => (*i as usize, *i as usize),
+            Some((Value::Tuple(v) | Value::List(v), _)) => match v.as_slice() {
+                [Value::Int(a), Value::Int(b)] => (*a as usize, *b as usize),
+                _ => default,
+            },
+            _ => default,
+        }
+    }
+
+    /// The layer's explicit `name=`, with its span.
+    pub fn name(&self) -> Option<(String, Span)> {
+        match self.get("name") {
+            Some((Value::Str(s), sp)) => Some((s.clone(), *sp)),
+            _ => None,
+        }
+    }
+}
+
+/// Matches positional and keyword arguments to the class's specs and checks each value's
+/// kind. Returns every problem found.
+pub fn bind_args(
+    class: &'static LayerClass,
+    args: Vec<(Option<(String, Span)>, Value, Span)>,
+    call_span: Span,
+) -> Result<Args, Vec<Diagnostic>> {
+    let mut map = HashMap::new();
+    let mut errors = Vec::new();
+    let mut positional = 0usize;
+    for (kw, value, span) in args {
+        let spec = match &kw {
+            None => {
+                let spec = class.args.get(positional).filter(|_| positional < class.positional);
+                positional += 1;
+                match spec {
+                    Some(s) => s,
+                    None => {
+                        let names: Vec<&str> = class.args.iter().map(|a| a.name).collect();
+                        errors.push(
+                            Diagnostic::error(
+                                "E0201",
+                                span,
+                                format!(
+                                    "`{}` takes at most {} positional argument{}",
+                                    class.name,
+                                    class.positional,
+                                    if class.positional == 1 { "" } else { "s" }
+                                ),
+                            )
+                            .with_label("unexpected positional argument")
+                            .with_help(format!("pass it by name; `{}` accepts: {}", class.name, names.join(", "))),
+                        );
+                        continue;
+                    }
+                }
+            }
+            Some((name, name_span)) => match class.arg(name) {
+                Some(s) => s,
+                None if COMMON_IGNORED.contains(&name.as_str()) => continue,
+                None => {
+                    let names: Vec<&str> = class.args.iter().map(|a| a.name).collect();
+                    let mut d = Diagnostic::error(
+                        "E0202",
+                        *name_span,
+                        format!("`{}` has no argument `{name}`", class.name),
+                    )
+                    .with_label("unknown argument")
+                    .with_note(format!("`{}` accepts: {}", class.name, names.join(", ")));
+                    if let Some(c) = closest(name, names.iter().copied()) {
+                        d = d.with_help(format!("did you mean `{c}`?"));
+                    }
+                    errors.push(d);
+                    continue;
+                }
+            },
+        };
+        if map.contains_key(spec.name) {
+            errors.push(
+                Diagnostic::error("E0203", span, format!("argument `{}` given twice", spec.name))
+                    .with_label("second value"),
+            );
+            continue;
+        }
+        if let Err(d) = check_kind(class, spec.name, spec.kind, &value, span) {
+            errors.push(d);
+            continue;
+        }
+        map.insert(spec.name, (value, span));
+    }
+    for spec in class.args.iter().filter(|s| s.required) {
+        if !map.contains_key(spec.name) && !errors.iter().any(|e| e.code == "E0202" || e.code == "E0204") {
+            errors.push(
+                Diagnostic::error(
+                    "E0205",
+                    call_span,
+                    format!("`{}` needs the argument `{}`", class.name, spec.name),
+                )
+                .with_label(format!("`{}` missing here", spec.name)),
+            );
+        }
+    }
+    if errors.is_empty() { Ok(Args { map }) } else { Err(errors) }
+}
+
+fn check_kind(
+    class: &LayerClass,
+    name: &str,
+    kind: ArgKind,
+    value: &Value,
+    span: Span,
+) -> Result<(), Diagnostic> {
+    let bad = |expected: &str| {
+        Diagnostic::error(
+            "E0204",
+            span,
+            format!("`{}` argument `{name}` must be {expected}, found {}", class.name, value.describe()),
+        )
+        .with_label(format!("expected {expected}"))
+    };
+    match (kind, value) {
+        (_, Value::Poison) => Err(bad("a valid value")),
+        (ArgKind::Ignored, _) => Ok(()),
+        (ArgKind::PosInt, Value::Int(i)) if *i > 0 => Ok(()),
+        (ArgKind::PosInt, _) => Err(bad("a positive integer")),
+        (ArgKind::Int, Value::Int(_)) => Ok(()),
+        (ArgKind::Int, _) => Err(bad("an integer")),
+        (ArgKind::Float, Value::Int(_) | Value::Float(_)) => Ok(()),
+        (ArgKind::Float, _) => Err(bad("a number")),
+        (ArgKind::Rate, Value::Float(f)) if (0.0..1.0).contains(f) => Ok(()),
+        (ArgKind::Rate, Value::Int(0)) => Ok(()),
+        (ArgKind::Rate, _) => Err(bad("a rate in [0, 1)")),
+        (ArgKind::Bool, Value::Bool(_)) => Ok(()),
+        (ArgKind::Bool, _) => Err(bad("`true` or `false`")),
+        (ArgKind::Activation, Value::None) => Ok(()),
+        (ArgKind::Activation, Value::Str(s)) => match Activation::from_name(s) {
+            Some(_) => Ok(()),
+            None => {
+                let names: Vec<&str> =
+                    Activation::ALL.iter().flat_map(|(_, n)| n.iter().copied()).collect();
+                let mut d = Diagnostic::error("E0206", span, format!("unknown activation \"{s}\""))
+                    .with_label("not a Keras activation")
+                    .with_note(format!("known activations: {}", names.join(", ")));
+                if let Some(c) = closest(s, names.iter().copied()) {
+                    d = d.with_help(format!("did you mean \"{c}\"?"));
+                }
+                Err(d)
+            }
+        },
+        (ArgKind::Activation, _) => Err(bad("an activation name such as \"tanh\"")),
+        (ArgKind::Dim, Value::Int(i)) if *i > 0 => Ok(()),
+        (ArgKind::Dim, Value::Dim(_)) => Ok(()),
+        (ArgKind::Dim, _) => Err(bad("a positive integer or a dimension like `T`")),
+        (ArgKind::Pair, Value::Int(i)) if *i >= 0 => Ok(()),
+        (ArgKind::Pair, Value::Tuple(v) | Value::List(v))
+            if v.len() == 2 && v.iter().all(|x| matches!(x, Value::Int(i) if *i >= 0)) =>
+        {
+            Ok(())
+        }
+        (ArgKind::Pair, _) => Err(bad("a non-negative integer or a pair `(left, right)`")),
+        (ArgKind::Layer, Value::Layer(_) | Value::Model { .. }) => Ok(()),
+        (ArgKind::Layer, Value::Class(c)) => Err(bad("a layer").with_help(format!(
+            "construct it with its arguments, e.g. `{}(...)`",
+            c.name
+        ))),
+        (ArgKind::Layer, _) => Err(bad("a layer")),
+        (ArgKind::MergeMode, Value::None) => Ok(()),
+        (ArgKind::MergeMode, Value::Str(s)) if ["concat", "sum", "mul", "ave"].contains(&s.as_str()) => Ok(()),
+        (ArgKind::MergeMode, _) => {
+            Err(bad("one of \"concat\", \"sum\", \"mul\", \"ave\" or None"))
+        }
+    }
+}
+
+/// Builds the typed configuration of a layer from its bound arguments.
+pub fn build_cfg(class: &'static LayerClass, args: &Args) -> LayerCfg {
+    let rnn = |cell: CellKind| RnnCfg {
+        cell,
+        units: args.int("units").unwrap_or(1) as usize,
+        activation: args.act("activation", Activation::Tanh),
+        recurrent_activation: args.act("recurrent_activation", Activation::Sigmoid),
+        use_bias: args.bool("use_bias", true),
+        return_sequences: args.bool("return_sequences", false),
+        return_state: args.bool("return_state", false),
+        go_backwards: args.bool("go_backwards", false),
+        stateful: args.bool("stateful", false),
+        unroll: args.bool("unroll", false),
+        dropout: args.float("dropout", 0.0) as f32,
+        recurrent_dropout: args.float("recurrent_dropout", 0.0) as f32,
+    };
+    match class.name {
+        "Dense" => LayerCfg::Dense {
+            units: args.int("units").unwrap_or(1) as usize,
+            activation: args.act("activation", Activation::Linear),
+            use_bias: args.bool("use_bias", true),
+        },
+        "Activation" => LayerCfg::Activation(args.act("activation", Activation::Linear)),
+        "LSTM" => LayerCfg::Rnn(rnn(CellKind::Lstm)),
+        "GRU" => LayerCfg::Rnn(rnn(CellKind::Gru { reset_after: args.bool("reset_after", true) })),
+        "SimpleRNN" => LayerCfg::Rnn(rnn(CellKind::SimpleRnn)),
+        "Bidirectional" => {
+            let inner = match args.get("layer") {
+                Some((Value::Layer(i), _)) => *i,
+                _ => usize::MAX,
+            };
+            let merge = match args.get("merge_mode") {
+                Some((Value::None, _)) => MergeMode::None,
+                Some((Value::Str(s), _)) => match s.as_str() {
+                    "sum" => MergeMode::Sum,
+                    "mul" => MergeMode::Mul,
+                    "ave" => MergeMode::Ave,
+                    _ => MergeMode::Concat,
+                },
+                _ => MergeMode::Concat,
+            };
+            LayerCfg::Bidirectional { inner, merge }
+        }
+        "RepeatVector" => LayerCfg::RepeatVector(match args.get("n") {
+            Some((Value::Dim(d), _)) => *d,
+            Some((Value::Int(i), _)) => D::Fixed(*i as usize),
+            _ => D::Fixed(1),
+        }),
+        "TimeDistributed" => LayerCfg::TimeDistributed(Box::new(
+            args.get("layer").map_or(Value::Poison, |(v, _)| v.clone()),
+        )),
+        "Embedding" => LayerCfg::Embedding {
+            input_dim: args.int("input_dim").unwrap_or(1) as usize,
+            output_dim: args.int("output_dim").unwrap_or(1) as usize,
+            mask_zero: args.bool("mask_zero", false),
+        },
+        "Masking" => LayerCfg::Masking(args.float("mask_value", 0.0) as f32),
+        "Cropping1D" => {
+            let (l, r) = args.pair("cropping", (1, 1));
+            LayerCfg::Cropping(l, r)
+        }
+        "ZeroPadding1D" => {
+            let (l, r) = args.pair("padding", (1, 1));
+            LayerCfg::Padding(l, r)
+        }
+        "Dropout" => LayerCfg::Dropout(args.float("rate", 0.0) as f32),
+        other => LayerCfg::Merge { class: class_name(other), axis: args.int("axis").unwrap_or(-1) },
+    }
+}
+
+fn class_name(name: &str) -> &'static str {
+    super::catalog::class(name).map_or("Add", |c| c.name)
+}

@@ -1,0 +1,134 @@
+//! Shape rules of the merge layers: Concatenate, Add, Subtract, Multiply, Average, Maximum,
+//! Minimum.
+
+use seqmodel_grammar::Span;
+use seqmodel_ir::{DType, MergeKind, Op, Port};
+
+use super::LayerCfg;
+use crate::check::{Elab, ITy, LayerInst, Origin, Scope, Tensor, Value, flatten_tensors};
+use crate::diagnostic::Diagnostic;
+use crate::dims::D;
+
+/// Applies a merge layer to a list of tensors.
+pub(crate) fn apply(cx: &mut Elab<'_>, scope: &mut Scope, inst: &LayerInst, x: Value, _layer_span: Span, span: Span) -> Value {
+    let LayerCfg::Merge { class, axis } = inst.cfg else { return Value::Poison };
+    let Some(ts) = flatten_tensors(&x) else {
+        cx.emit(Diagnostic::error("E0301", span, format!("`{class}` merges a list of tensors, found {}", x.describe())).with_label("not tensors"));
+        return Value::Poison;
+    };
+    let arity_ok = if class == "Subtract" { ts.len() == 2 } else { ts.len() >= 2 };
+    if !arity_ok {
+        let want = if class == "Subtract" { "exactly 2" } else { "at least 2" };
+        cx.emit(
+            Diagnostic::error("E0307", span, format!("`{class}` merges {want} tensors, {} given", ts.len()))
+                .with_label("wrong number of inputs")
+                .with_help(format!("call it on a list: `{class}()([a, b])`")),
+        );
+        return Value::Poison;
+    }
+    for t in &ts {
+        if t.ty.dtype != DType::F32 {
+            cx.emit(Diagnostic::error("E0304", span, format!("`{class}` needs float inputs")).with_secondary(t.origin.span, "integer tensor"));
+            return Value::Poison;
+        }
+    }
+    let (kind, ty) = if class == "Concatenate" {
+        let rank = ts[0].ty.dims.len() as i64;
+        let ax = if axis < 0 { rank + axis } else { axis - 1 };
+        if axis == 0 || ax < 0 || ax >= rank {
+            cx.emit(
+                Diagnostic::error("E0307", span, format!("`Concatenate` axis {axis} is out of range for rank {} tensors (plus batch)", rank))
+                    .with_label("bad axis")
+                    .with_note("Keras counts the batch axis: -1 is the last axis, 1 the first after the batch"),
+            );
+            return Value::Poison;
+        }
+        let ax = ax as usize;
+        match concat_type(cx, &ts, ax, span) {
+            Some(ty) => (MergeKind::Concatenate { axis: ax }, ty),
+            None => return Value::Poison,
+        }
+    } else {
+        let first = ts[0].ty.clone();
+        for t in &ts[1..] {
+            if !cx.unify_ty(&t.ty, &first) {
+                let a = cx.show(&first);
+                let b = cx.show(&t.ty);
+                cx.emit(
+                    Diagnostic::error("E0307", span, format!("`{class}` needs inputs of one shape, found {a} and {b}"))
+                        .with_label("shapes differ")
+                        .with_secondary(ts[0].origin.span, format!("{} is {a}", ts[0].origin.what))
+                        .with_secondary(t.origin.span, format!("{} is {b}", t.origin.what)),
+                );
+                return Value::Poison;
+            }
+        }
+        let kind = match class {
+            "Add" => MergeKind::Add,
+            "Subtract" => MergeKind::Subtract,
+            "Multiply" => MergeKind::Multiply,
+            "Average" => MergeKind::Average,
+            "Maximum" => MergeKind::Maximum,
+            _ => MergeKind::Minimum,
+        };
+        (kind, first)
+    };
+    let ports: Vec<Port> = ts.iter().map(|t| t.port).collect();
+    let n = cx.add_node(Op::Merge(kind), &inst.name, &scope.path, None, &ports, vec![ty.clone()], span);
+    Value::Tensor(Tensor {
+        port: Port { node: n, port: 0 },
+        ty,
+        origin: Origin { span, what: format!("{class} `{}`", inst.name), rnn_last_only: false, rnn_sequence: false, declared: None },
+    })
+}
+
+fn concat_type(cx: &mut Elab<'_>, ts: &[Tensor], ax: usize, span: Span) -> Option<ITy> {
+    let rank = ts[0].ty.dims.len();
+    let mut fixed = 0usize;
+    let mut var: Option<(usize, i64)> = None;
+    for t in ts {
+        if t.ty.dims.len() != rank {
+            let a = cx.show(&ts[0].ty);
+            let b = cx.show(&t.ty);
+            cx.emit(
+                Diagnostic::error("E0307", span, format!("`Concatenate` needs inputs of one rank, found {a} and {b}"))
+                    .with_label("ranks differ")
+                    .with_secondary(t.origin.span, format!("{} is {b}", t.origin.what)),
+            );
+            return None;
+        }
+        for i in 0..rank {
+            if i == ax {
+                continue;
+            }
+            if cx.dims.unify(t.ty.dims[i], ts[0].ty.dims[i]).is_err() {
+                let a = cx.show(&ts[0].ty);
+                let b = cx.show(&t.ty);
+                cx.emit(
+                    Diagnostic::error("E0307", span, format!("`Concatenate` along axis {} needs the other dimensions equal, found {a} and {b}", ax + 1))
+                        .with_label("shapes differ")
+                        .with_secondary(ts[0].origin.span, format!("{} is {a}", ts[0].origin.what))
+                        .with_secondary(t.origin.span, format!("{} is {b}", t.origin.what)),
+                );
+                return None;
+            }
+        }
+        match cx.dims.resolve(t.ty.dims[ax]) {
+            D::Fixed(n) => fixed += n,
+            D::Var(v, o) if var.is_none() => var = Some((v, o)),
+            _ => {
+                cx.emit(
+                    Diagnostic::error("E0307", span, "`Concatenate` cannot add two sizes that are both known only at run time")
+                        .with_label("sum of two symbolic dimensions"),
+                );
+                return None;
+            }
+        }
+    }
+    let mut dims = ts[0].ty.dims.clone();
+    dims[ax] = match var {
+        None => D::Fixed(fixed),
+        Some((v, o)) => D::Var(v, o + fixed as i64),
+    };
+    Some(ITy { dims, dtype: DType::F32 })
+}

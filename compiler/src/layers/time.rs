@@ -1,0 +1,185 @@
+//! Shape rules along the time axis: RepeatVector, Cropping1D, ZeroPadding1D, slicing and
+//! stepping (`x[-3:]`, `x[-1]`), TimeDistributed.
+
+use seqmodel_grammar::{Span, ast::IndexKind};
+use seqmodel_ir::{DType, Op, Port};
+
+use crate::check::{Elab, ITy, LayerInst, Origin, Scope, Tensor, Value, expr_unary, flatten_tensors};
+use crate::diagnostic::Diagnostic;
+use crate::dims::D;
+
+fn need_time(cx: &mut Elab<'_>, t: &Tensor, who: &str, span: Span) -> bool {
+    if t.ty.dims.len() >= 2 {
+        return true;
+    }
+    let shown = cx.show(&t.ty);
+    let mut d = Diagnostic::error("E0302", span, format!("{who} needs a sequence [T, ...], found {shown}"))
+        .with_label("no time dimension")
+        .with_secondary(t.origin.span, format!("{} is {shown}", t.origin.what));
+    if t.origin.rnn_last_only {
+        d = d.with_help("add `return_sequences=true` to that layer to pass on every step");
+    }
+    cx.emit(d);
+    false
+}
+
+fn with_time(ty: &ITy, steps: D) -> ITy {
+    let mut dims = ty.dims.clone();
+    dims[0] = steps;
+    ITy { dims, dtype: ty.dtype }
+}
+
+/// `RepeatVector(n)`: `[F]` → `[n, F]`.
+pub(crate) fn repeat(cx: &mut Elab<'_>, scope: &mut Scope, inst: &LayerInst, n: D, t: &Tensor, span: Span) -> Value {
+    if t.ty.dims.len() != 1 {
+        let shown = cx.show(&t.ty);
+        let mut d = Diagnostic::error("E0302", span, format!("`RepeatVector` repeats a vector [features], found {shown}"))
+            .with_label(format!("this gets {shown}"))
+            .with_secondary(t.origin.span, format!("{} is {shown}", t.origin.what));
+        if t.origin.rnn_sequence {
+            d = d.with_help("remove `return_sequences=true` from that layer to pass on only its last step");
+        }
+        cx.emit(d);
+        return Value::Poison;
+    }
+    let ty = ITy { dims: vec![n, t.ty.dims[0]], dtype: t.ty.dtype };
+    let what = format!("RepeatVector `{}`", inst.name);
+    expr_unary(cx, scope, Op::RepeatVector, &inst.name, None, t, ty, span, what)
+}
+
+fn slice_len(cx: &mut Elab<'_>, steps: D, start: Option<i64>, end: Option<i64>) -> Result<(D, i64, Option<i64>), String> {
+    match cx.dims.resolve(steps) {
+        D::Fixed(t) => {
+            let t = t as i64;
+            let norm = |i: i64| if i < 0 { (t + i).max(0) } else { i.min(t) };
+            let s = start.map_or(0, norm);
+            let e = end.map_or(t, norm);
+            if e <= s {
+                return Err(format!("the slice selects no step of the {t} steps"));
+            }
+            Ok((D::Fixed((e - s) as usize), s, Some(e)))
+        }
+        D::Var(v, o) => {
+            let len = match (start, end) {
+                (Some(a), None) if a < 0 => D::Fixed((-a) as usize),
+                (a, None) => D::Var(v, o - a.unwrap_or(0)),
+                (a, Some(b)) if b > 0 && a.unwrap_or(0) >= 0 => {
+                    let a = a.unwrap_or(0);
+                    if b <= a {
+                        return Err("the slice selects no step".into());
+                    }
+                    D::Fixed((b - a) as usize)
+                }
+                (a, Some(b)) if b < 0 && a.unwrap_or(0) >= 0 => D::Var(v, o - a.unwrap_or(0) + b),
+                (Some(a), Some(b)) if a < 0 && b < 0 => {
+                    if b <= a {
+                        return Err("the slice selects no step".into());
+                    }
+                    D::Fixed((b - a) as usize)
+                }
+                _ => return Err("with a time dimension known only at run time, mix of negative start and positive end cannot be sized".into()),
+            };
+            Ok((len, start.unwrap_or(0), end))
+        }
+    }
+}
+
+/// `x[a:b]` and `x[i]` along time.
+pub(crate) fn index(cx: &mut Elab<'_>, scope: &mut Scope, t: &Tensor, index: IndexKind, index_span: Span, span: Span) -> Value {
+    if !need_time(cx, t, "slicing", index_span) {
+        return Value::Poison;
+    }
+    let steps = t.ty.dims[0];
+    match index {
+        IndexKind::Slice { start, end } => match slice_len(cx, steps, start, end) {
+            Ok((len, s, e)) => {
+                let ty = with_time(&t.ty, len);
+                expr_unary(cx, scope, Op::TimeSlice { start: s, end: e }, "slice", None, t, ty, span, "the slice".into())
+            }
+            Err(msg) => {
+                let shown = cx.show(&t.ty);
+                cx.emit(
+                    Diagnostic::error("E0305", index_span, format!("invalid time slice: {msg}"))
+                        .with_label("this slice")
+                        .with_secondary(t.origin.span, format!("{} is {shown}", t.origin.what)),
+                );
+                Value::Poison
+            }
+        },
+        IndexKind::Step(i) => {
+            if let D::Fixed(n) = cx.dims.resolve(steps) {
+                let n = n as i64;
+                if i >= n || i < -n {
+                    cx.emit(
+                        Diagnostic::error("E0305", index_span, format!("step {i} is out of range for {n} steps"))
+                            .with_label("out of range")
+                            .with_secondary(t.origin.span, format!("{} has {n} steps", t.origin.what)),
+                    );
+                    return Value::Poison;
+                }
+            }
+            let ty = ITy { dims: t.ty.dims[1..].to_vec(), dtype: t.ty.dtype };
+            expr_unary(cx, scope, Op::TimeStep { index: i }, "step", None, t, ty, span, "the step".into())
+        }
+    }
+}
+
+/// `Cropping1D((left, right))`.
+pub(crate) fn crop(cx: &mut Elab<'_>, scope: &mut Scope, inst: &LayerInst, l: usize, r: usize, t: &Tensor, span: Span) -> Value {
+    if !need_time(cx, t, "`Cropping1D`", span) {
+        return Value::Poison;
+    }
+    let end = if r == 0 { None } else { Some(-(r as i64)) };
+    let len = match cx.dims.resolve(t.ty.dims[0]) {
+        D::Fixed(n) if n <= l + r => {
+            cx.emit(
+                Diagnostic::error("E0305", span, format!("cropping {l}+{r} steps leaves nothing of {n} steps"))
+                    .with_label("crops too much")
+                    .with_secondary(t.origin.span, format!("{} has {n} steps", t.origin.what)),
+            );
+            return Value::Poison;
+        }
+        D::Fixed(n) => D::Fixed(n - l - r),
+        D::Var(v, o) => D::Var(v, o - (l + r) as i64),
+    };
+    let ty = with_time(&t.ty, len);
+    expr_unary(cx, scope, Op::TimeSlice { start: l as i64, end }, &inst.name, None, t, ty, span, format!("Cropping1D `{}`", inst.name))
+}
+
+/// `ZeroPadding1D((left, right))`.
+pub(crate) fn pad(cx: &mut Elab<'_>, scope: &mut Scope, inst: &LayerInst, l: usize, r: usize, t: &Tensor, span: Span) -> Value {
+    if !need_time(cx, t, "`ZeroPadding1D`", span) {
+        return Value::Poison;
+    }
+    let len = match cx.dims.resolve(t.ty.dims[0]) {
+        D::Fixed(n) => D::Fixed(n + l + r),
+        D::Var(v, o) => D::Var(v, o + (l + r) as i64),
+    };
+    let ty = with_time(&t.ty, len);
+    expr_unary(cx, scope, Op::ZeroPad { left: l, right: r }, &inst.name, None, t, ty, span, format!("ZeroPadding1D `{}`", inst.name))
+}
+
+/// `TimeDistributed(layer or model)`: applies the inner to every step.
+pub(crate) fn distribute(cx: &mut Elab<'_>, scope: &mut Scope, inst: &LayerInst, inner: Value, layer_span: Span, t: &Tensor, span: Span) -> Value {
+    if !need_time(cx, t, "`TimeDistributed`", span) {
+        return Value::Poison;
+    }
+    let folded_ty = ITy { dims: t.ty.dims[1..].to_vec(), dtype: t.ty.dtype };
+    let fold = cx.add_node(Op::FoldTime, &inst.name, &scope.path, None, &[t.port], vec![folded_ty.clone()], span);
+    let folded = Tensor { port: Port { node: fold, port: 0 }, ty: folded_ty, origin: t.origin.clone() };
+    let result = cx.apply(scope, inner, layer_span, Value::Tensor(folded), span, span);
+    let Some(outs) = flatten_tensors(&result) else { return Value::Poison };
+    let mut vals = Vec::new();
+    for o in outs {
+        let mut dims = vec![t.ty.dims[0]];
+        dims.extend(o.ty.dims.iter().copied());
+        let ty = ITy { dims, dtype: if o.ty.dtype == DType::I32 { DType::I32 } else { DType::F32 } };
+        let n = cx.add_node(Op::UnfoldTime, &inst.name, &scope.path, None, &[o.port, t.port], vec![ty.clone()], span);
+        vals.push(Value::Tensor(Tensor {
+            port: Port { node: n, port: 0 },
+            ty,
+            origin: Origin { span, what: format!("TimeDistributed `{}`", inst.name), rnn_last_only: false, rnn_sequence: false, declared: None },
+        }));
+    }
+    if vals.len() == 1 { vals.pop().unwrap_or(Value::Poison) } else { Value::Tuple(vals) }
+}

@@ -1,0 +1,130 @@
+//! The seqmodel compiler: parses `.seq` source, elaborates every model into a checked
+//! [`seqmodel_ir::Program`] with inferred (possibly symbolic) shapes, and reports every
+//! mistake as a located [`Diagnostic`].
+//!
+//! ```
+//! let src = "model M(x: [T, 3]) -> [T, 2] { x -> LSTM(8, return_sequences=true) -> Dense(2) }";
+//! let compiled = seqmodel_compiler::compile(src).unwrap();
+//! let m = compiled.program("M").unwrap();
+//! assert_eq!(m.param_count(), 4 * (3 * 8 + 8 * 8 + 8) + 8 * 2 + 2);
+//! ```
+
+mod check;
+mod diagnostic;
+mod dims;
+pub mod dot;
+pub mod layers;
+pub mod summary;
+
+pub use diagnostic::{Diagnostic, Label, Severity, closest, levenshtein};
+pub use seqmodel_grammar::Span;
+pub use seqmodel_ir as ir;
+
+/// The checked models of one source.
+#[derive(Debug, Clone)]
+pub struct Compiled {
+    /// One program per model, in source order.
+    pub programs: Vec<ir::Program>,
+}
+
+impl Compiled {
+    /// The program of model `name`.
+    pub fn program(&self, name: &str) -> Option<&ir::Program> {
+        self.programs.iter().find(|p| p.name == name)
+    }
+
+    /// The last model of the file: by convention the one that composes the others.
+    pub fn main(&self) -> Option<&ir::Program> {
+        self.programs.last()
+    }
+}
+
+/// Errors of a compilation: one or more diagnostics.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{} error{} in the model source", .0.len(), if .0.len() == 1 { "" } else { "s" })]
+pub struct CompileErrors(pub Vec<Diagnostic>);
+
+impl CompileErrors {
+    /// Renders every diagnostic rustc-style.
+    pub fn render(&self, file_name: &str, source: &str, color: bool) -> String {
+        self.0.iter().map(|d| d.render(file_name, source, color)).collect::<Vec<_>>().join("\n")
+    }
+}
+
+/// Parses and checks `source`; every independent error is reported.
+pub fn compile(source: &str) -> Result<Compiled, CompileErrors> {
+    let file = seqmodel_grammar::parse(source).map_err(|e| {
+        CompileErrors(vec![
+            Diagnostic::error("E0001", e.span, format!("syntax error: {}", e.message)).with_label(e.message.clone()),
+        ])
+    })?;
+    compile_ast(&file)
+}
+
+/// Checks an already parsed file.
+pub fn compile_ast(file: &seqmodel_grammar::ast::File) -> Result<Compiled, CompileErrors> {
+    let mut diags = declaration_errors(file);
+    if !diags.is_empty() {
+        return Err(CompileErrors(diags));
+    }
+    let mut programs = Vec::new();
+    let mut clean = vec![true; file.models.len()];
+    let mut pending = Vec::new();
+    for i in 0..file.models.len() {
+        let r = check::compile_model(file, i);
+        clean[i] = r.diags.is_empty();
+        diags.extend(r.diags);
+        pending.extend(r.call_errors);
+        if let Some(p) = r.program {
+            programs.push(p);
+        }
+    }
+    for (callee, d) in pending {
+        if clean[callee] {
+            diags.push(d);
+        }
+    }
+    // The same mistake found through two entry models is reported once.
+    let mut seen = std::collections::HashSet::new();
+    diags.retain(|d| seen.insert((d.code, d.span, d.message.clone())));
+    diags.sort_by_key(|d| d.span.start);
+    if diags.is_empty() { Ok(Compiled { programs }) } else { Err(CompileErrors(diags)) }
+}
+
+fn declaration_errors(file: &seqmodel_grammar::ast::File) -> Vec<Diagnostic> {
+    let mut diags = Vec::new();
+    let mut models: std::collections::HashMap<&str, Span> = std::collections::HashMap::new();
+    for m in &file.models {
+        if let Some(prev) = models.get(m.name.name.as_str()) {
+            diags.push(
+                Diagnostic::error("E0414", m.name.span, format!("model `{}` is defined twice", m.name.name))
+                    .with_label("second definition")
+                    .with_secondary(*prev, "first defined here"),
+            );
+        } else {
+            models.insert(&m.name.name, m.name.span);
+        }
+        if layers::class(&m.name.name).is_some() {
+            diags.push(
+                Diagnostic::error("E0415", m.name.span, format!("model name `{}` is a layer type", m.name.name))
+                    .with_label("choose another name"),
+            );
+        }
+        let mut params: std::collections::HashMap<&str, Span> = std::collections::HashMap::new();
+        for p in &m.params {
+            if let Some(prev) = params.insert(&p.name.name, p.name.span) {
+                diags.push(
+                    Diagnostic::error("E0416", p.name.span, format!("input `{}` is declared twice", p.name.name))
+                        .with_label("second declaration")
+                        .with_secondary(prev, "first declared here"),
+                );
+            }
+            for d in &p.ty.dims {
+                if let seqmodel_grammar::ast::DimAst::Fixed(0, s) = d {
+                    diags.push(Diagnostic::error("E0417", *s, "a dimension cannot be 0").with_label("zero-sized dimension"));
+                }
+            }
+        }
+    }
+    diags
+}

@@ -1,0 +1,195 @@
+//! The typed abstract syntax tree of a `.seq` file. Every node carries its byte [`Span`].
+
+use crate::Span;
+
+/// A name in the source, with where it was written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ident {
+    /// The name as written.
+    pub name: String,
+    /// Where it was written.
+    pub span: Span,
+}
+
+/// A whole `.seq` file: a list of model definitions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct File {
+    /// The models, in source order.
+    pub models: Vec<ModelDef>,
+}
+
+/// `model Name<D, ...>(inputs) -> outputs where settings { body }`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelDef {
+    /// `///` doc comment lines before the model, without the leading `///`.
+    pub docs: Vec<String>,
+    /// The model's name.
+    pub name: Ident,
+    /// Dimension parameters (`Decoder<T>`), bound by the caller.
+    pub dim_params: Vec<Ident>,
+    /// The typed inputs.
+    pub params: Vec<Param>,
+    /// The declared output types, if any (several for a tuple).
+    pub outputs: Option<Vec<TensorType>>,
+    /// `where batch = 4` and similar settings.
+    pub settings: Vec<Setting>,
+    /// The statements of the body; the last expression statement is the output.
+    pub body: Vec<Stmt>,
+    /// The whole definition.
+    pub span: Span,
+}
+
+/// One typed model input, `x: [T, 8]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Param {
+    /// The input's name.
+    pub name: Ident,
+    /// Its declared type (batch dimension implicit).
+    pub ty: TensorType,
+}
+
+/// A `where` setting, `batch = 4`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Setting {
+    /// The setting's name.
+    pub name: Ident,
+    /// Its value.
+    pub value: usize,
+    /// Where the value was written.
+    pub value_span: Span,
+}
+
+/// Element type of a tensor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DTypeAst {
+    /// 32-bit float (the default).
+    F32,
+    /// 32-bit integer (token ids).
+    I32,
+}
+
+/// A tensor type without the batch dimension, `[T, 8] of f32`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TensorType {
+    /// The dimensions, outermost first.
+    pub dims: Vec<DimAst>,
+    /// The element type, if written.
+    pub dtype: Option<(DTypeAst, Span)>,
+    /// The whole type.
+    pub span: Span,
+}
+
+/// One dimension as written: a number or a symbol.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DimAst {
+    /// A fixed size.
+    Fixed(usize, Span),
+    /// A symbolic size such as `T`, or `T+3` / `T-2` with an offset.
+    Sym(Ident, i64),
+}
+
+impl DimAst {
+    /// Where the dimension was written.
+    pub fn span(&self) -> Span {
+        match self {
+            DimAst::Fixed(_, s) => *s,
+            DimAst::Sym(i, _) => i.span,
+        }
+    }
+}
+
+/// A statement in a model body.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Stmt {
+    /// `a = expr` or `out, h, c = expr`.
+    Assign {
+        /// The names bound.
+        targets: Vec<Ident>,
+        /// The value.
+        value: Expr,
+        /// The whole statement.
+        span: Span,
+    },
+    /// A bare expression; the last one is the model's output.
+    Expr(Expr),
+}
+
+/// An expression with its span.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Expr {
+    /// What kind of expression.
+    pub kind: ExprKind,
+    /// The whole expression.
+    pub span: Span,
+}
+
+/// The kinds of expression.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExprKind {
+    /// An integer literal.
+    Int(i64),
+    /// A float literal.
+    Float(f64),
+    /// A string literal.
+    Str(String),
+    /// `true` / `false`.
+    Bool(bool),
+    /// `None`.
+    None,
+    /// A name, optionally with dimension arguments: `x`, `LSTM`, `Decoder<T>`.
+    Name {
+        /// The name.
+        ident: Ident,
+        /// Dimension arguments in `<...>`.
+        generics: Vec<DimAst>,
+    },
+    /// `[a, b]`.
+    List(Vec<Expr>),
+    /// `(a, b)`; a parenthesised single expression is not a tuple.
+    Tuple(Vec<Expr>),
+    /// `callee(args)`.
+    Call {
+        /// What is called: a layer type, a layer value, or a model.
+        callee: Box<Expr>,
+        /// The arguments.
+        args: Vec<Arg>,
+        /// The span of the parenthesised argument list.
+        args_span: Span,
+    },
+    /// `x[a:b]` (time slice) or `x[i]` (one step).
+    Index {
+        /// The sliced tensor.
+        base: Box<Expr>,
+        /// What is selected.
+        index: IndexKind,
+        /// The span of the brackets.
+        index_span: Span,
+    },
+    /// `a -> f -> g`: apply each stage to the previous value.
+    Chain(Vec<Expr>),
+}
+
+/// The selection inside `x[...]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IndexKind {
+    /// `x[start:end]`, Python semantics, along time.
+    Slice {
+        /// Start step (negative counts from the end).
+        start: Option<i64>,
+        /// End step, exclusive (negative counts from the end).
+        end: Option<i64>,
+    },
+    /// `x[i]`: one step, the time dimension dropped.
+    Step(i64),
+}
+
+/// A call argument, positional or `name=value`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Arg {
+    /// The keyword, if any.
+    pub name: Option<Ident>,
+    /// The value.
+    pub value: Expr,
+    /// The whole argument.
+    pub span: Span,
+}

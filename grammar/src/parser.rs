@@ -1,0 +1,344 @@
+//! Turns source text into the typed AST with pest.
+
+use pest::Parser;
+use pest::iterators::Pair;
+
+use crate::ast::*;
+use crate::{ParseError, Span};
+
+#[derive(pest_derive::Parser)]
+#[grammar = "seq.pest"]
+struct SeqParser;
+
+/// Parses a whole `.seq` source into a [`File`].
+///
+/// ```
+/// let file = seqmodel_grammar::parse("model M(x: [T, 2]) -> [4] { x -> LSTM(4) }").unwrap();
+/// assert_eq!(file.models[0].name.name, "M");
+/// ```
+pub fn parse(source: &str) -> Result<File, ParseError> {
+    let mut pairs = SeqParser::parse(Rule::file, source).map_err(convert_error)?;
+    let file = pairs.next().expect("the file rule always yields one pair");
+    let mut models = Vec::new();
+    for pair in file.into_inner() {
+        if pair.as_rule() == Rule::model {
+            models.push(model(pair)?);
+        }
+    }
+    Ok(File { models })
+}
+
+fn convert_error(e: pest::error::Error<Rule>) -> ParseError {
+    let span = match e.location {
+        pest::error::InputLocation::Pos(p) => Span::new(p, p),
+        pest::error::InputLocation::Span((a, b)) => Span::new(a, b),
+    };
+    let message = match &e.variant {
+        pest::error::ErrorVariant::ParsingError { positives, negatives } => {
+            let mut names: Vec<&str> = positives.iter().map(|r| rule_name(*r)).collect();
+            names.sort_unstable();
+            names.dedup();
+            if names.is_empty() {
+                let neg: Vec<&str> = negatives.iter().map(|r| rule_name(*r)).collect();
+                format!("unexpected {}", neg.join(" or "))
+            } else {
+                format!("expected {}", join_or(&names))
+            }
+        }
+        pest::error::ErrorVariant::CustomError { message } => message.clone(),
+    };
+    ParseError { message, span }
+}
+
+fn join_or(names: &[&str]) -> String {
+    match names {
+        [] => String::new(),
+        [one] => (*one).to_string(),
+        [init @ .., last] => format!("{} or {}", init.join(", "), last),
+    }
+}
+
+fn rule_name(rule: Rule) -> &'static str {
+    match rule {
+        Rule::EOI => "end of input",
+        Rule::model | Rule::kw_model => "`model`",
+        Rule::ident | Rule::name => "a name",
+        Rule::dim | Rule::uint | Rule::dim_op => "a dimension (a number or a name like `T`)",
+        Rule::params => "`(` and the model's inputs",
+        Rule::param => "an input `name: [dims]`",
+        Rule::outputs => "`->` and the output type",
+        Rule::tensor_type => "a tensor type like `[T, 8]`",
+        Rule::dtype => "`f32` or `i32`",
+        Rule::kw_of => "`of`",
+        Rule::where_clause | Rule::kw_where => "`where`",
+        Rule::body => "`{`",
+        Rule::stmt | Rule::assign | Rule::expr | Rule::postfix => "an expression",
+        Rule::targets => "a name to assign",
+        Rule::call => "`(`",
+        Rule::arg | Rule::kwarg => "an argument",
+        Rule::index | Rule::slice => "`[start:end]`",
+        Rule::int | Rule::float => "a number",
+        Rule::string => "a string",
+        Rule::boolean => "`true` or `false`",
+        Rule::none => "`None`",
+        Rule::list => "`[`",
+        Rule::tuple => "`(`",
+        Rule::generics | Rule::dim_params => "`<`",
+        Rule::setting => "a setting like `batch = 4`",
+        Rule::doc | Rule::doc_text => "a doc comment",
+        _ => "a token",
+    }
+}
+
+fn sp(pair: &Pair<'_, Rule>) -> Span {
+    pair.as_span().into()
+}
+
+fn ident(pair: Pair<'_, Rule>) -> Ident {
+    Ident { name: pair.as_str().to_string(), span: sp(&pair) }
+}
+
+fn number<T: std::str::FromStr>(pair: &Pair<'_, Rule>) -> Result<T, ParseError> {
+    pair.as_str().parse().map_err(|_| ParseError {
+        message: format!("number `{}` is out of range", pair.as_str()),
+        span: sp(pair),
+    })
+}
+
+fn model(pair: Pair<'_, Rule>) -> Result<ModelDef, ParseError> {
+    let span = sp(&pair);
+    let mut docs = Vec::new();
+    let mut name = None;
+    let mut dim_params = Vec::new();
+    let mut params = Vec::new();
+    let mut outputs = None;
+    let mut settings = Vec::new();
+    let mut body = Vec::new();
+    for p in pair.into_inner() {
+        match p.as_rule() {
+            Rule::doc => docs.push(doc_line(p)),
+            Rule::kw_model => {}
+            Rule::ident => name = Some(ident(p)),
+            Rule::dim_params => dim_params = p.into_inner().map(ident).collect(),
+            Rule::params => {
+                for param in p.into_inner() {
+                    let mut it = param.into_inner();
+                    let n = ident(it.next().expect("param has a name"));
+                    let ty = tensor_type(it.next().expect("param has a type"))?;
+                    params.push(Param { name: n, ty });
+                }
+            }
+            Rule::outputs => {
+                outputs = Some(p.into_inner().map(tensor_type).collect::<Result<_, _>>()?)
+            }
+            Rule::where_clause => {
+                for s in p.into_inner().filter(|s| s.as_rule() == Rule::setting) {
+                    let mut it = s.into_inner();
+                    let n = ident(it.next().expect("setting has a name"));
+                    let v = it.next().expect("setting has a value");
+                    settings.push(Setting { name: n, value: number(&v)?, value_span: sp(&v) });
+                }
+            }
+            Rule::body => {
+                for s in p.into_inner() {
+                    body.push(stmt(s)?);
+                }
+            }
+            r => unreachable!("unexpected rule {r:?} in model"),
+        }
+    }
+    Ok(ModelDef {
+        docs,
+        name: name.expect("model has a name"),
+        dim_params,
+        params,
+        outputs,
+        settings,
+        body,
+        span,
+    })
+}
+
+fn doc_line(pair: Pair<'_, Rule>) -> String {
+    let inner = pair.into_inner().next();
+    match inner {
+        Some(p) if p.as_rule() == Rule::doc_text => p.as_str().to_string(),
+        Some(p) if p.as_rule() == Rule::string => unescape(
+            p.into_inner().next().map_or("", |s| s.as_str()),
+        ),
+        _ => String::new(),
+    }
+}
+
+fn tensor_type(pair: Pair<'_, Rule>) -> Result<TensorType, ParseError> {
+    let span = sp(&pair);
+    let mut dims = Vec::new();
+    let mut dtype = None;
+    for p in pair.into_inner() {
+        match p.as_rule() {
+            Rule::dim => dims.push(dim(p)?),
+            Rule::kw_of => {}
+            Rule::dtype => {
+                let d = if p.as_str() == "i32" { DTypeAst::I32 } else { DTypeAst::F32 };
+                dtype = Some((d, sp(&p)));
+            }
+            r => unreachable!("unexpected rule {r:?} in type"),
+        }
+    }
+    Ok(TensorType { dims, dtype, span })
+}
+
+fn dim(pair: Pair<'_, Rule>) -> Result<DimAst, ParseError> {
+    let span = sp(&pair);
+    let mut it = pair.into_inner();
+    let inner = it.next().expect("dim has a first child");
+    Ok(match inner.as_rule() {
+        Rule::uint => DimAst::Fixed(number(&inner)?, sp(&inner)),
+        _ => {
+            let mut id = ident(inner);
+            let offset = match (it.next(), it.next()) {
+                (Some(op), Some(n)) => {
+                    let n: i64 = number(&n)?;
+                    if op.as_str() == "-" { -n } else { n }
+                }
+                _ => 0,
+            };
+            id.span = span;
+            DimAst::Sym(id, offset)
+        }
+    })
+}
+
+fn stmt(pair: Pair<'_, Rule>) -> Result<Stmt, ParseError> {
+    let inner = pair.into_inner().next().expect("stmt has one child");
+    match inner.as_rule() {
+        Rule::assign => {
+            let span = sp(&inner);
+            let mut it = inner.into_inner();
+            let targets = it.next().expect("targets").into_inner().map(ident).collect();
+            let value = expr(it.next().expect("value"))?;
+            Ok(Stmt::Assign { targets, value, span })
+        }
+        _ => Ok(Stmt::Expr(expr(inner)?)),
+    }
+}
+
+fn expr(pair: Pair<'_, Rule>) -> Result<Expr, ParseError> {
+    let span = sp(&pair);
+    let mut stages: Vec<Expr> = pair.into_inner().map(postfix).collect::<Result<_, _>>()?;
+    if stages.len() == 1 {
+        Ok(stages.pop().expect("one stage"))
+    } else {
+        Ok(Expr { kind: ExprKind::Chain(stages), span })
+    }
+}
+
+fn postfix(pair: Pair<'_, Rule>) -> Result<Expr, ParseError> {
+    let mut it = pair.into_inner();
+    let mut e = primary(it.next().expect("postfix has a primary"))?;
+    for suffix in it {
+        let suffix_span = sp(&suffix);
+        let span = e.span.join(suffix_span);
+        e = match suffix.as_rule() {
+            Rule::call => {
+                let args = suffix.into_inner().map(arg).collect::<Result<_, _>>()?;
+                Expr {
+                    kind: ExprKind::Call { callee: Box::new(e), args, args_span: suffix_span },
+                    span,
+                }
+            }
+            Rule::index => {
+                let inner = suffix.into_inner().next().expect("index has one child");
+                let index = match inner.as_rule() {
+                    Rule::int => IndexKind::Step(number(&inner)?),
+                    _ => slice(inner)?,
+                };
+                Expr {
+                    kind: ExprKind::Index { base: Box::new(e), index, index_span: suffix_span },
+                    span,
+                }
+            }
+            r => unreachable!("unexpected suffix {r:?}"),
+        };
+    }
+    Ok(e)
+}
+
+fn slice(pair: Pair<'_, Rule>) -> Result<IndexKind, ParseError> {
+    let colon = pair.as_str().find(':').expect("a slice has a colon") + pair.as_span().start();
+    let (mut start, mut end) = (None, None);
+    for p in pair.into_inner() {
+        let v = number(&p)?;
+        if p.as_span().start() < colon {
+            start = Some(v);
+        } else {
+            end = Some(v);
+        }
+    }
+    Ok(IndexKind::Slice { start, end })
+}
+
+fn arg(pair: Pair<'_, Rule>) -> Result<Arg, ParseError> {
+    let span = sp(&pair);
+    let inner = pair.into_inner().next().expect("arg has one child");
+    if inner.as_rule() == Rule::kwarg {
+        let mut it = inner.into_inner();
+        let name = ident(it.next().expect("kwarg name"));
+        let value = expr(it.next().expect("kwarg value"))?;
+        Ok(Arg { name: Some(name), value, span })
+    } else {
+        Ok(Arg { name: None, value: expr(inner)?, span })
+    }
+}
+
+fn primary(pair: Pair<'_, Rule>) -> Result<Expr, ParseError> {
+    let span = sp(&pair);
+    let kind = match pair.as_rule() {
+        Rule::int => ExprKind::Int(number(&pair)?),
+        Rule::float => ExprKind::Float(number(&pair)?),
+        Rule::string => {
+            ExprKind::Str(unescape(pair.into_inner().next().map_or("", |s| s.as_str())))
+        }
+        Rule::boolean => ExprKind::Bool(matches!(pair.as_str(), "true" | "True")),
+        Rule::none => ExprKind::None,
+        Rule::list => ExprKind::List(pair.into_inner().map(expr).collect::<Result<_, _>>()?),
+        Rule::tuple => {
+            let text = pair.as_str().trim_end_matches(')').trim_end();
+            let trailing_comma = text.ends_with(',');
+            let mut items: Vec<Expr> = pair.into_inner().map(expr).collect::<Result<_, _>>()?;
+            if items.len() == 1 && !trailing_comma {
+                return Ok(items.pop().expect("one item"));
+            }
+            ExprKind::Tuple(items)
+        }
+        Rule::name => {
+            let mut it = pair.into_inner();
+            let id = ident(it.next().expect("name has an ident"));
+            let generics = match it.next() {
+                Some(g) => g.into_inner().map(dim).collect::<Result<_, _>>()?,
+                None => Vec::new(),
+            };
+            ExprKind::Name { ident: id, generics }
+        }
+        r => unreachable!("unexpected primary {r:?}"),
+    };
+    Ok(Expr { kind, span })
+}
+
+fn unescape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            match chars.next() {
+                Some('n') => out.push('\n'),
+                Some('t') => out.push('\t'),
+                Some(other) => out.push(other),
+                None => {}
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}

@@ -1,0 +1,190 @@
+//! The checked program: a graph of [`Op`]s with side tables for types and source spans.
+
+use std::collections::{BTreeMap, HashMap};
+
+use petgraph::Direction;
+use petgraph::stable_graph::{NodeIndex, StableDiGraph};
+use petgraph::visit::EdgeRef;
+
+use crate::{CellKind, Op, TensorType};
+
+/// A data edge: output `src_port` of the source node feeds input `dst_port` of the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Edge {
+    /// Output port of the producer.
+    pub src_port: usize,
+    /// Input port of the consumer.
+    pub dst_port: usize,
+}
+
+/// One node: an operation of a layer instance.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    /// The operation.
+    pub op: Op,
+    /// The layer's name (Keras-style: given with `name=` or `lstm`, `lstm_1`, ...).
+    pub layer: String,
+    /// The model path the node came from, outermost first (`Autoencoder/Encoder`).
+    pub scope: String,
+    /// Key prefix of the node's weights; nodes of one shared layer instance have the same key.
+    pub weights: Option<String>,
+}
+
+/// A reference to one output of one node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Port {
+    /// The node.
+    pub node: NodeIndex,
+    /// Which of its outputs.
+    pub port: usize,
+}
+
+/// A model input.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InputSpec {
+    /// The input's name in the source.
+    pub name: String,
+    /// Its type (without batch).
+    pub ty: TensorType,
+    /// Its `Op::Input` node.
+    pub node: NodeIndex,
+}
+
+/// One weight tensor the program needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WeightSpec {
+    /// Full key, `<layer key>/<variable>` (e.g. `Encoder/lstm/kernel`).
+    pub key: String,
+    /// Its shape.
+    pub shape: Vec<usize>,
+}
+
+/// A checked model: every node typed, every input port filled, no cycles.
+///
+/// Invariants (established by the compiler, relied on by the runtime):
+/// - every node is inserted after all its inputs (so insertion order is a topological
+///   order and the graph is acyclic), and its input ports `0..n` have exactly one edge each;
+/// - `types[node][port]` is known for every output port of every node;
+/// - nested models are inlined; their nodes carry the nested `scope`, and a model called
+///   twice shares its weight keys (the key names the model definition, not the call);
+/// - weights with the same key have the same shape ([`Program::weight_specs`] lists each once).
+#[derive(Debug, Clone)]
+pub struct Program {
+    /// The model's name.
+    pub name: String,
+    /// Doc comment lines of the model.
+    pub docs: Vec<String>,
+    /// The graph.
+    pub graph: StableDiGraph<Node, Edge>,
+    /// The inputs in declaration order.
+    pub inputs: Vec<InputSpec>,
+    /// The outputs in declaration order.
+    pub outputs: Vec<Port>,
+    /// Types of every node output.
+    pub types: HashMap<NodeIndex, Vec<TensorType>>,
+    /// Names of dimension symbols (`Dim::Sym` ids index this).
+    pub symbols: Vec<String>,
+    /// Static batch size (`where batch = N`), required by stateful layers.
+    pub batch: Option<usize>,
+    /// Source byte span of each node (side table; empty for programs built in code).
+    pub spans: HashMap<NodeIndex, (usize, usize)>,
+}
+
+impl Program {
+    /// The inputs of `node`, ordered by port.
+    pub fn node_inputs(&self, node: NodeIndex) -> Vec<Port> {
+        let mut ins: Vec<(usize, Port)> = self
+            .graph
+            .edges_directed(node, Direction::Incoming)
+            .map(|e| (e.weight().dst_port, Port { node: e.source(), port: e.weight().src_port }))
+            .collect();
+        ins.sort_by_key(|(p, _)| *p);
+        ins.into_iter().map(|(_, p)| p).collect()
+    }
+
+    /// Nodes in insertion order, which puts every node after its inputs (an invariant of
+    /// the builder) and matches the order the layers were written in.
+    pub fn topo_order(&self) -> Vec<NodeIndex> {
+        self.graph.node_indices().collect()
+    }
+
+    /// The type of one node output.
+    pub fn port_type(&self, p: Port) -> &TensorType {
+        &self.types[&p.node][p.port]
+    }
+
+    /// The output types.
+    pub fn output_types(&self) -> Vec<TensorType> {
+        self.outputs.iter().map(|p| self.port_type(*p).clone()).collect()
+    }
+
+    /// Every weight the program needs, each key once, in graph order.
+    pub fn weight_specs(&self) -> Vec<WeightSpec> {
+        let mut seen = BTreeMap::new();
+        let mut out = Vec::new();
+        for n in self.topo_order() {
+            for spec in node_weight_specs(&self.graph[n]) {
+                if seen.insert(spec.key.clone(), ()).is_none() {
+                    out.push(spec);
+                }
+            }
+        }
+        out
+    }
+
+    /// Total number of weight scalars (Keras's "Total params").
+    pub fn param_count(&self) -> usize {
+        self.weight_specs().iter().map(|w| w.shape.iter().product::<usize>()).sum()
+    }
+
+    /// Whether any layer keeps state across calls.
+    pub fn is_stateful(&self) -> bool {
+        self.graph.node_weights().any(|n| match &n.op {
+            Op::Rnn(a) => a.stateful,
+            Op::Bidirectional { forward, .. } => forward.stateful,
+            _ => false,
+        })
+    }
+}
+
+/// The weights one node needs, Keras's variables in Keras's order.
+pub fn node_weight_specs(node: &Node) -> Vec<WeightSpec> {
+    let Some(prefix) = &node.weights else { return Vec::new() };
+    let key = |v: &str| format!("{prefix}/{v}");
+    match &node.op {
+        Op::Dense { units, input_dim, use_bias, .. } => {
+            let mut v = vec![WeightSpec { key: key("kernel"), shape: vec![*input_dim, *units] }];
+            if *use_bias {
+                v.push(WeightSpec { key: key("bias"), shape: vec![*units] });
+            }
+            v
+        }
+        Op::Embedding { input_dim, output_dim, .. } => {
+            vec![WeightSpec { key: key("embeddings"), shape: vec![*input_dim, *output_dim] }]
+        }
+        Op::Rnn(a) => rnn_weight_specs(prefix, a),
+        Op::Bidirectional { forward, backward, .. } => {
+            let mut v = rnn_weight_specs(&format!("{prefix}/forward"), forward);
+            v.extend(rnn_weight_specs(&format!("{prefix}/backward"), backward));
+            v
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// The kernel, recurrent kernel and bias of one recurrent layer under `prefix`.
+pub fn rnn_weight_specs(prefix: &str, a: &crate::RnnAttrs) -> Vec<WeightSpec> {
+    let g = a.cell.gates() * a.units;
+    let mut v = vec![
+        WeightSpec { key: format!("{prefix}/kernel"), shape: vec![a.input_dim, g] },
+        WeightSpec { key: format!("{prefix}/recurrent_kernel"), shape: vec![a.units, g] },
+    ];
+    if a.use_bias {
+        let shape = match a.cell {
+            CellKind::Gru { reset_after: true } => vec![2, g],
+            _ => vec![g],
+        };
+        v.push(WeightSpec { key: format!("{prefix}/bias"), shape });
+    }
+    v
+}
