@@ -7,6 +7,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod commands;
+mod conformance;
+mod npy;
 
 /// Check, summarise, draw, import, run and test recurrent models written in `.seq`.
 #[derive(Parser)]
@@ -46,6 +48,11 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Run Keras conformance cases (folders with a case.json) and compare with Keras's outputs.
+    Conformance {
+        /// The folder holding the case folders.
+        dir: PathBuf,
+    },
 }
 
 /// A failure with a message for the user; the process exits with code 1 (or 2 for usage).
@@ -67,6 +74,8 @@ fn main() -> ExitCode {
         Command::Graph { file, model, output, force } => {
             commands::graph(&file, model.as_deref(), output.as_deref(), force, color)
         }
+        Command::Conformance { dir } => conformance::run_all(&dir)
+            .map(|(_, failed, _)| if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }),
     };
     match result {
         Ok(code) => code,

@@ -167,7 +167,8 @@ impl Elab<'_> {
             other => {
                 self.emit(
                     Diagnostic::error("E0105", callee_span, format!("{} cannot be called", other.describe()))
-                        .with_label("not a layer or a model"),
+                        .with_label("not a layer or a model")
+                        .with_help("a `(` after an expression continues it as a call; if a new statement starts here, end the previous one with `;`"),
                 );
                 Value::Poison
             }

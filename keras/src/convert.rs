@@ -1,0 +1,698 @@
+//! Keras model config (JSON) → `.seq` source, plus where each weight lives in Keras's files.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt::Write;
+
+use serde_json::Value as J;
+
+use crate::error::{ImportError, Result};
+
+/// One weight: its seqmodel key and its path inside a `.keras` file's `model.weights.h5`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WeightBinding {
+    /// seqmodel key, `Model/layer/kernel`.
+    pub key: String,
+    /// Dataset path in the Keras 3 weights file, `layers/lstm/cell/vars/0`.
+    pub keras_path: String,
+}
+
+/// The result of converting a config.
+#[derive(Debug, Clone)]
+pub struct Converted {
+    /// The `.seq` source.
+    pub source: String,
+    /// The name of the top model in it.
+    pub main: String,
+    /// Every weight, in Keras's order.
+    pub weights: Vec<WeightBinding>,
+    /// For legacy `.h5` files: each top-level layer name with its weights' keys, in Keras's
+    /// `layer.weights` order (matched with the file's `weight_names`).
+    pub legacy_layers: Vec<(String, Vec<String>)>,
+}
+
+/// Converts a Keras model config (`config.json`, or `model_config` of a legacy `.h5`).
+pub fn convert(config: &J, keras_version: &str) -> Result<Converted> {
+    let mut cx = Cx { defs: Vec::new(), model_names: HashSet::new(), keras2: keras_version.starts_with('2') };
+    let built = cx.model(config, "")?;
+    let mut source = String::from("// Imported from a Keras model by `seqc import`.\n");
+    for d in &cx.defs {
+        source.push('\n');
+        source.push_str(d);
+    }
+    Ok(Converted { source, main: built.name, weights: built.weights, legacy_layers: built.legacy })
+}
+
+struct Cx {
+    defs: Vec<String>,
+    model_names: HashSet<String>,
+    keras2: bool,
+}
+
+struct BuiltModel {
+    name: String,
+    weights: Vec<WeightBinding>,
+    legacy: Vec<(String, Vec<String>)>,
+}
+
+fn class_of(layer: &J) -> Result<&str> {
+    layer["class_name"].as_str().ok_or_else(|| ImportError::Config("a layer has no class_name".into()))
+}
+
+fn cfg(layer: &J) -> &J {
+    &layer["config"]
+}
+
+fn layer_name(layer: &J) -> Result<String> {
+    cfg(layer)["name"]
+        .as_str()
+        .or_else(|| layer["name"].as_str())
+        .map(str::to_string)
+        .ok_or_else(|| ImportError::Config("a layer has no name".into()))
+}
+
+/// Keras's `to_snake_case` (used for the names of weight groups).
+pub fn snake_case(name: &str) -> String {
+    // (.)([A-Z][a-z]+) -> \1_\2, then ([a-z])([A-Z]) -> \1_\2, lower.
+    let c: Vec<char> = name.chars().collect();
+    let mut s1 = String::new();
+    for i in 0..c.len() {
+        if i > 0 && c[i].is_ascii_uppercase() && c.get(i + 1).is_some_and(|n| n.is_ascii_lowercase()) {
+            s1.push('_');
+        }
+        s1.push(c[i]);
+    }
+    let c: Vec<char> = s1.chars().collect();
+    let mut s2 = String::new();
+    for i in 0..c.len() {
+        if i > 0 && c[i].is_ascii_uppercase() && c[i - 1].is_ascii_lowercase() {
+            s2.push('_');
+        }
+        s2.push(c[i]);
+    }
+    s2.to_lowercase()
+}
+
+fn is_model_class(class: &str) -> bool {
+    matches!(class, "Functional" | "Sequential" | "Model")
+}
+
+fn ident(name: &str) -> String {
+    let mut s: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect();
+    if s.is_empty() || s.starts_with(|c: char| c.is_ascii_digit()) {
+        s.insert(0, '_');
+    }
+    if matches!(s.as_str(), "model" | "where" | "of" | "true" | "false" | "None" | "none" | "True" | "False") {
+        s.push('_');
+    }
+    s
+}
+
+fn camel(name: &str) -> String {
+    name.split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let mut cs = p.chars();
+            cs.next().map_or(String::new(), |f| f.to_ascii_uppercase().to_string() + cs.as_str())
+        })
+        .collect()
+}
+
+fn quote(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// Counts layers by snake-case class within one container to give Keras's weight paths.
+#[derive(Default)]
+struct PathNames(HashMap<String, usize>);
+
+impl PathNames {
+    fn next(&mut self, class: &str) -> String {
+        let base = snake_case(class);
+        let n = self.0.entry(base.clone()).or_insert(0);
+        let name = if *n == 0 { base } else { format!("{base}_{n}") };
+        *n += 1;
+        name
+    }
+}
+
+/// A converted layer: its constructor text and its weights in Keras's order.
+struct LayerText {
+    ctor: String,
+    weights: Vec<WeightBinding>,
+}
+
+impl Cx {
+    fn unique_model_name(&mut self, keras_name: &str) -> String {
+        let mut base = camel(keras_name);
+        if base.is_empty() || base.starts_with(|c: char| c.is_ascii_digit()) {
+            base = format!("Model{base}");
+        }
+        if seqmodel_compiler::layers::class(&base).is_some() {
+            base.push_str("Model");
+        }
+        let mut name = base.clone();
+        let mut k = 2;
+        while !self.model_names.insert(name.clone()) {
+            name = format!("{base}{k}");
+            k += 1;
+        }
+        name
+    }
+
+    /// Converts a Functional or Sequential model into a `.seq` model definition.
+    fn model(&mut self, m: &J, h5_prefix: &str) -> Result<BuiltModel> {
+        let class = class_of(m)?;
+        let keras_name = cfg(m)["name"].as_str().unwrap_or("model").to_string();
+        let name = self.unique_model_name(&keras_name);
+        match class {
+            "Sequential" => self.sequential(m, &name, h5_prefix),
+            "Functional" | "Model" => self.functional(m, &name, h5_prefix),
+            other => Err(ImportError::Config(format!("top-level class `{other}` is not a model"))),
+        }
+    }
+
+    fn input_type(&self, layer_cfg: &J, who: &str, symbols: &mut Vec<String>) -> Result<(String, Option<usize>)> {
+        let shape = layer_cfg["batch_shape"]
+            .as_array()
+            .or_else(|| layer_cfg["batch_input_shape"].as_array())
+            .ok_or_else(|| ImportError::Config(format!("input `{who}` has no batch_shape")))?;
+        let batch = shape.first().and_then(J::as_u64).map(|b| b as usize);
+        let mut dims = Vec::new();
+        for d in &shape[1..] {
+            match d.as_u64() {
+                Some(n) => dims.push(n.to_string()),
+                None => {
+                    let sym = if symbols.is_empty() { "T".to_string() } else { format!("T{}", symbols.len() + 1) };
+                    symbols.push(sym.clone());
+                    dims.push(sym);
+                }
+            }
+        }
+        let dtype = match layer_cfg["dtype"].as_str().or_else(|| layer_cfg["dtype"]["config"]["name"].as_str()) {
+            None | Some("float32") => "",
+            Some("int32") | Some("int64") => " of i32",
+            Some(other) => {
+                return Err(ImportError::Unsupported { layer: who.into(), what: format!("input dtype `{other}`") });
+            }
+        };
+        Ok((format!("[{}]{dtype}", dims.join(", ")), batch))
+    }
+
+    fn sequential(&mut self, m: &J, name: &str, h5_prefix: &str) -> Result<BuiltModel> {
+        let layers = cfg(m)["layers"].as_array().ok_or_else(|| ImportError::Config("Sequential without layers".into()))?;
+        let mut symbols = Vec::new();
+        let mut input = None;
+        let mut batch = None;
+        let mut body = Vec::new();
+        let mut weights = Vec::new();
+        let mut legacy = Vec::new();
+        let mut paths = PathNames::default();
+        for layer in layers {
+            let class = class_of(layer)?;
+            let lname = layer_name(layer)?;
+            if class == "InputLayer" {
+                let (ty, b) = self.input_type(cfg(layer), &lname, &mut symbols)?;
+                input = Some(ty);
+                batch = b;
+                paths.next(class);
+                continue;
+            }
+            if input.is_none() {
+                if cfg(layer).get("batch_input_shape").is_some() || cfg(layer).get("batch_shape").is_some() {
+                    let (ty, b) = self.input_type(cfg(layer), &lname, &mut symbols)?;
+                    input = Some(ty);
+                    batch = b;
+                } else if let Some(shape) = cfg(m).get("build_input_shape").filter(|s| s.is_array()) {
+                    let fake = serde_json::json!({ "batch_shape": shape });
+                    let (ty, b) = self.input_type(&fake, &lname, &mut symbols)?;
+                    input = Some(ty);
+                    batch = b;
+                } else {
+                    return Err(ImportError::Config("Sequential model without an input shape".into()));
+                }
+            }
+            let h5 = format!("{h5_prefix}layers/{}", paths.next(class));
+            let lt = self.layer(layer, name, &h5)?;
+            legacy.push((lname, lt.weights.iter().map(|w| w.key.clone()).collect()));
+            weights.extend(lt.weights);
+            body.push(lt.ctor);
+        }
+        let input = input.ok_or_else(|| ImportError::Config("Sequential model without layers".into()))?;
+        let mut def = format!("model {name}(x: {input})");
+        if let Some(b) = batch {
+            let _ = write!(def, " where batch = {b}");
+        }
+        def.push_str(" {\n    x");
+        for b in &body {
+            let _ = write!(def, "\n      -> {b}");
+        }
+        def.push_str("\n}\n");
+        self.defs.push(def);
+        Ok(BuiltModel { name: name.to_string(), weights, legacy })
+    }
+
+    fn functional(&mut self, m: &J, name: &str, h5_prefix: &str) -> Result<BuiltModel> {
+        let c = cfg(m);
+        let layers = c["layers"].as_array().ok_or_else(|| ImportError::Config("Functional without layers".into()))?;
+        let mut by_name: HashMap<String, &J> = HashMap::new();
+        for l in layers {
+            by_name.insert(layer_name(l)?, l);
+        }
+        let triples = |v: &J| -> Vec<(String, usize, usize)> {
+            let list: Vec<&J> = match v.as_array() {
+                Some(a) if a.first().is_some_and(J::is_string) => vec![v],
+                Some(a) => a.iter().collect(),
+                None => Vec::new(),
+            };
+            list.into_iter()
+                .filter_map(|t| Some((t[0].as_str()?.to_string(), t[1].as_u64()? as usize, t[2].as_u64()? as usize)))
+                .collect()
+        };
+        let inputs = triples(&c["input_layers"]);
+        let outputs = triples(&c["output_layers"]);
+        let mut symbols = Vec::new();
+        let mut params = Vec::new();
+        let mut batch = None;
+        for (iname, _, _) in &inputs {
+            let l = by_name.get(iname).ok_or_else(|| ImportError::Config(format!("unknown input layer `{iname}`")))?;
+            let (ty, b) = self.input_type(cfg(l), iname, &mut symbols)?;
+            batch = batch.or(b);
+            params.push(format!("{}: {ty}", ident(iname)));
+        }
+        // Output variable of (layer, node, tensor).
+        let n_nodes = |l: &J| l["inbound_nodes"].as_array().map_or(0, Vec::len);
+        let var = |lname: &str, node: usize, tensor: usize, multi_out: bool, multi_node: bool| {
+            let mut v = ident(lname);
+            if multi_node {
+                let _ = write!(v, "_call{node}");
+            }
+            if multi_out {
+                let _ = write!(v, "_{tensor}");
+            }
+            v
+        };
+        let mut outputs_count: HashMap<String, usize> = HashMap::new();
+        for l in layers {
+            let lname = layer_name(l)?;
+            let k = output_count(l);
+            outputs_count.insert(lname, k);
+        }
+        let mut body = Vec::new();
+        let mut weights_by_layer: HashMap<String, Vec<WeightBinding>> = HashMap::new();
+        let mut paths = PathNames::default();
+        let mut h5_of: HashMap<String, String> = HashMap::new();
+        for l in layers {
+            let class = class_of(l)?;
+            let p = paths.next(if is_model_class(class) && class == "Model" { "Functional" } else { class });
+            h5_of.insert(layer_name(l)?, format!("{h5_prefix}layers/{p}"));
+        }
+        let mut defined: HashSet<String> = inputs.iter().map(|(n, _, _)| format!("{n}#0#0")).collect();
+        let mut done: HashSet<(String, usize)> = HashSet::new();
+        let mut ctor_done: HashSet<String> = HashSet::new();
+        let mut model_calls: HashMap<String, String> = HashMap::new();
+        loop {
+            let mut progressed = false;
+            let mut pending = false;
+            for l in layers {
+                let class = class_of(l)?;
+                if class == "InputLayer" {
+                    continue;
+                }
+                let lname = layer_name(l)?;
+                let nodes = l["inbound_nodes"].as_array().cloned().unwrap_or_default();
+                let multi_node = nodes.len() > 1;
+                for (ni, node) in nodes.iter().enumerate() {
+                    if done.contains(&(lname.clone(), ni)) {
+                        continue;
+                    }
+                    let (args, init) = node_inputs(node)?;
+                    let ready = args.iter().chain(init.iter()).all(|(n, nn, t)| defined.contains(&format!("{n}#{nn}#{t}")));
+                    if !ready {
+                        pending = true;
+                        continue;
+                    }
+                    let arg_vars: Vec<String> = args
+                        .iter()
+                        .map(|(n, nn, t)| {
+                            let multi_out = outputs_count.get(n).copied().unwrap_or(1) > 1;
+                            let mn = by_name.get(n).is_some_and(|x| n_nodes(x) > 1);
+                            if by_name.get(n).is_some_and(|x| class_of(x).ok() == Some("InputLayer")) {
+                                ident(n)
+                            } else {
+                                var(n, *nn, *t, multi_out, mn)
+                            }
+                        })
+                        .collect();
+                    let init_vars: Vec<String> = init
+                        .iter()
+                        .map(|(n, nn, t)| {
+                            let multi_out = outputs_count.get(n).copied().unwrap_or(1) > 1;
+                            let mn = by_name.get(n).is_some_and(|x| n_nodes(x) > 1);
+                            var(n, *nn, *t, multi_out, mn)
+                        })
+                        .collect();
+                    let callee = if is_model_class(class) {
+                        if !model_calls.contains_key(&lname) {
+                            let h5 = format!("{}/", h5_of[&lname]);
+                            let built = self.model(l, &h5)?;
+                            weights_by_layer.insert(lname.clone(), built.weights);
+                            model_calls.insert(lname.clone(), built.name);
+                        }
+                        model_calls[&lname].clone()
+                    } else if multi_node {
+                        if ctor_done.insert(lname.clone()) {
+                            let lt = self.layer(l, name, &h5_of[&lname])?;
+                            body.push(format!("{} = {}", ident(&format!("layer_{lname}")), lt.ctor));
+                            weights_by_layer.insert(lname.clone(), lt.weights);
+                        }
+                        ident(&format!("layer_{lname}"))
+                    } else {
+                        let lt = self.layer(l, name, &h5_of[&lname])?;
+                        weights_by_layer.insert(lname.clone(), lt.weights);
+                        lt.ctor
+                    };
+                    let n_out = outputs_count.get(&lname).copied().unwrap_or(1);
+                    let targets: Vec<String> = (0..n_out).map(|t| var(&lname, ni, t, n_out > 1, multi_node)).collect();
+                    let input_expr = if arg_vars.len() == 1 && !is_merge(class) { arg_vars[0].clone() } else { format!("[{}]", arg_vars.join(", ")) };
+                    let init_expr = if init_vars.is_empty() { String::new() } else { format!(", initial_state=[{}]", init_vars.join(", ")) };
+                    let lhs = if targets.len() == 1 { targets[0].clone() } else { targets.join(", ") };
+                    body.push(format!("{lhs} = {callee}({input_expr}{init_expr})"));
+                    for t in 0..n_out {
+                        defined.insert(format!("{lname}#{ni}#{t}"));
+                    }
+                    done.insert((lname.clone(), ni));
+                    progressed = true;
+                }
+            }
+            if !pending {
+                break;
+            }
+            if !progressed {
+                return Err(ImportError::Config("the functional graph has inputs that are never produced".into()));
+            }
+        }
+        let out_vars: Vec<String> = outputs
+            .iter()
+            .map(|(n, nn, t)| {
+                let l = by_name.get(n).copied();
+                if l.is_some_and(|x| class_of(x).ok() == Some("InputLayer")) {
+                    return ident(n);
+                }
+                let multi_out = outputs_count.get(n).copied().unwrap_or(1) > 1;
+                let mn = l.is_some_and(|x| n_nodes(x) > 1);
+                var(n, *nn, *t, multi_out, mn)
+            })
+            .collect();
+        if out_vars.is_empty() {
+            return Err(ImportError::Config("the model has no outputs".into()));
+        }
+        let mut def = format!("model {name}({})", params.join(", "));
+        if let Some(b) = batch {
+            let _ = write!(def, " where batch = {b}");
+        }
+        def.push_str(" {\n");
+        for line in &body {
+            let _ = writeln!(def, "    {line};");
+        }
+        let out = if out_vars.len() == 1 { out_vars[0].clone() } else { format!("({})", out_vars.join(", ")) };
+        let _ = writeln!(def, "    {out}\n}}");
+        self.defs.push(def);
+        let mut weights = Vec::new();
+        let mut legacy = Vec::new();
+        for l in layers {
+            let lname = layer_name(l)?;
+            let ws = weights_by_layer.remove(&lname).unwrap_or_default();
+            legacy.push((lname, ws.iter().map(|w| w.key.clone()).collect()));
+            weights.extend(ws);
+        }
+        Ok(BuiltModel { name: name.to_string(), weights, legacy })
+    }
+
+    /// The constructor of one layer (not a model) and its weights.
+    fn layer(&mut self, l: &J, model: &str, h5: &str) -> Result<LayerText> {
+        let class = class_of(l)?;
+        let lname = layer_name(l)?;
+        let c = cfg(l);
+        let unsupported = |what: String| ImportError::Unsupported { layer: lname.clone(), what };
+        if let Some(policy) = c["dtype"]["config"]["name"].as_str().or_else(|| c["dtype"].as_str()) {
+            if policy != "float32" && class != "InputLayer" && class != "Embedding" {
+                return Err(unsupported(format!("dtype policy `{policy}`")));
+            }
+        }
+        for key in ["lora_rank", "quantization_config"] {
+            if !c[key].is_null() {
+                return Err(unsupported(format!("`{key}`")));
+            }
+        }
+        let key = |v: &str| format!("{model}/{lname}/{v}");
+        let w = |k: &str, path: String| WeightBinding { key: key(k), keras_path: path };
+        let mut args: Vec<String> = Vec::new();
+        let mut weights = Vec::new();
+        let ctor_class: &str = match class {
+            "Dense" => {
+                args.push(num(&c["units"], &lname, "units")?);
+                args.push(format!("activation={}", self.activation(&c["activation"], &lname)?));
+                let bias = c["use_bias"].as_bool().unwrap_or(true);
+                args.push(format!("use_bias={bias}"));
+                weights.push(w("kernel", format!("{h5}/vars/0")));
+                if bias {
+                    weights.push(w("bias", format!("{h5}/vars/1")));
+                }
+                "Dense"
+            }
+            "Activation" => {
+                args.push(self.activation(&c["activation"], &lname)?);
+                "Activation"
+            }
+            "LSTM" | "GRU" | "SimpleRNN" => {
+                if c["zero_output_for_mask"].as_bool() == Some(true) {
+                    return Err(unsupported("`zero_output_for_mask=True` outside Bidirectional".into()));
+                }
+                self.rnn_args(c, class, &lname, &mut args)?;
+                weights.extend(rnn_weights(&key(""), &format!("{h5}/cell"), c));
+                class
+            }
+            "Bidirectional" => {
+                let inner = &c["layer"];
+                let inner_class = class_of(inner)?;
+                if !matches!(inner_class, "LSTM" | "GRU" | "SimpleRNN") {
+                    return Err(unsupported(format!("Bidirectional around `{inner_class}`")));
+                }
+                let back = &c["backward_layer"];
+                if back.is_object() && !same_rnn(cfg(inner), cfg(back)) {
+                    return Err(unsupported("a `backward_layer` that differs from the forward layer".into()));
+                }
+                let mut inner_args = Vec::new();
+                self.rnn_args(cfg(inner), inner_class, &lname, &mut inner_args)?;
+                let iname = cfg(inner)["name"].as_str().unwrap_or("forward");
+                inner_args.push(format!("name={}", quote(&format!("{lname}__{iname}"))));
+                args.push(format!("{inner_class}({})", inner_args.join(", ")));
+                let merge = match &c["merge_mode"] {
+                    J::Null => "None".to_string(),
+                    J::String(s) => quote(s),
+                    _ => return Err(unsupported("this merge_mode".into())),
+                };
+                args.push(format!("merge_mode={merge}"));
+                weights.extend(rnn_weights(&key("forward/"), &format!("{h5}/forward_layer/cell"), cfg(inner)));
+                weights.extend(rnn_weights(&key("backward/"), &format!("{h5}/backward_layer/cell"), cfg(inner)));
+                "Bidirectional"
+            }
+            "TimeDistributed" => {
+                let inner = &c["layer"];
+                let inner_class = class_of(inner)?;
+                if is_model_class(inner_class) {
+                    let built = self.model(inner, &format!("{h5}/layer/"))?;
+                    args.push(built.name);
+                    weights.extend(built.weights);
+                } else {
+                    let lt = self.layer(inner, model, &format!("{h5}/layer"))?;
+                    args.push(lt.ctor);
+                    weights.extend(lt.weights);
+                }
+                "TimeDistributed"
+            }
+            "RepeatVector" => {
+                args.push(num(&c["n"], &lname, "n")?);
+                "RepeatVector"
+            }
+            "Embedding" => {
+                args.push(num(&c["input_dim"], &lname, "input_dim")?);
+                args.push(num(&c["output_dim"], &lname, "output_dim")?);
+                args.push(format!("mask_zero={}", c["mask_zero"].as_bool().unwrap_or(false)));
+                weights.push(w("embeddings", format!("{h5}/vars/0")));
+                "Embedding"
+            }
+            "Masking" => {
+                args.push(format!("mask_value={:?}", c["mask_value"].as_f64().unwrap_or(0.0)));
+                "Masking"
+            }
+            "Cropping1D" | "ZeroPadding1D" => {
+                let k = if class == "Cropping1D" { "cropping" } else { "padding" };
+                let v = &c[k];
+                let pair = match v {
+                    J::Array(a) if a.len() == 2 => format!("({}, {})", num(&a[0], &lname, k)?, num(&a[1], &lname, k)?),
+                    J::Number(_) => num(v, &lname, k)?,
+                    _ => return Err(unsupported(format!("`{k}` = {v}"))),
+                };
+                args.push(pair);
+                class
+            }
+            "Dropout" => {
+                args.push(format!("{:?}", c["rate"].as_f64().unwrap_or(0.0)));
+                "Dropout"
+            }
+            "Concatenate" => {
+                args.push(format!("axis={}", c["axis"].as_i64().unwrap_or(-1)));
+                "Concatenate"
+            }
+            "Add" | "Subtract" | "Multiply" | "Average" | "Maximum" | "Minimum" => class,
+            other => {
+                return Err(unsupported(format!("the Keras layer class `{other}`")));
+            }
+        };
+        args.push(format!("name={}", quote(&lname)));
+        Ok(LayerText { ctor: format!("{ctor_class}({})", args.join(", ")), weights })
+    }
+
+    fn activation(&self, a: &J, layer: &str) -> Result<String> {
+        match a {
+            J::Null => Ok(quote("linear")),
+            J::String(s) => {
+                let s = if self.keras2 && s == "hard_sigmoid" { "hard_sigmoid_keras2" } else { s.as_str() };
+                Ok(quote(s))
+            }
+            other => Err(ImportError::Unsupported { layer: layer.into(), what: format!("the activation {other}") }),
+        }
+    }
+
+    fn rnn_args(&self, c: &J, class: &str, lname: &str, args: &mut Vec<String>) -> Result<()> {
+        if c["time_major"].as_bool() == Some(true) {
+            return Err(ImportError::Unsupported { layer: lname.into(), what: "`time_major=True`".into() });
+        }
+        args.push(num(&c["units"], lname, "units")?);
+        args.push(format!("activation={}", self.activation(&c["activation"], lname)?));
+        if class != "SimpleRNN" {
+            args.push(format!("recurrent_activation={}", self.activation(&c["recurrent_activation"], lname)?));
+        }
+        for flag in ["use_bias", "return_sequences", "return_state", "go_backwards", "stateful", "unroll"] {
+            if let Some(b) = c[flag].as_bool() {
+                args.push(format!("{flag}={b}"));
+            }
+        }
+        if class == "GRU" {
+            args.push(format!("reset_after={}", c["reset_after"].as_bool().unwrap_or(true)));
+        }
+        for rate in ["dropout", "recurrent_dropout"] {
+            if let Some(r) = c[rate].as_f64() {
+                args.push(format!("{rate}={r:?}"));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn num(v: &J, layer: &str, what: &str) -> Result<String> {
+    v.as_u64()
+        .map(|n| n.to_string())
+        .ok_or_else(|| ImportError::Config(format!("layer `{layer}`: `{what}` is not a non-negative integer: {v}")))
+}
+
+fn is_merge(class: &str) -> bool {
+    matches!(class, "Concatenate" | "Add" | "Subtract" | "Multiply" | "Average" | "Maximum" | "Minimum")
+}
+
+fn same_rnn(a: &J, b: &J) -> bool {
+    let keys = ["units", "activation", "recurrent_activation", "use_bias", "return_sequences", "return_state", "reset_after", "stateful"];
+    keys.iter().all(|k| a[*k] == b[*k]) && a["go_backwards"].as_bool().unwrap_or(false) != b["go_backwards"].as_bool().unwrap_or(false)
+}
+
+fn rnn_weights(key_prefix: &str, cell: &str, c: &J) -> Vec<WeightBinding> {
+    let mut v = vec![
+        WeightBinding { key: format!("{key_prefix}kernel"), keras_path: format!("{cell}/vars/0") },
+        WeightBinding { key: format!("{key_prefix}recurrent_kernel"), keras_path: format!("{cell}/vars/1") },
+    ];
+    if c["use_bias"].as_bool().unwrap_or(true) {
+        v.push(WeightBinding { key: format!("{key_prefix}bias"), keras_path: format!("{cell}/vars/2") });
+    }
+    v
+}
+
+fn output_count(l: &J) -> usize {
+    let c = cfg(l);
+    let class = l["class_name"].as_str().unwrap_or("");
+    match class {
+        "LSTM" | "GRU" | "SimpleRNN" if c["return_state"].as_bool() == Some(true) => {
+            1 + if class == "LSTM" { 2 } else { 1 }
+        }
+        "Bidirectional" => {
+            let inner = &c["layer"];
+            let merged = if c["merge_mode"].is_null() { 2 } else { 1 };
+            let states = if cfg(inner)["return_state"].as_bool() == Some(true) {
+                2 * if inner["class_name"].as_str() == Some("LSTM") { 2 } else { 1 }
+            } else {
+                0
+            };
+            merged + states
+        }
+        "Functional" | "Model" => {
+            let o = &c["output_layers"];
+            match o.as_array() {
+                Some(a) if a.first().is_some_and(J::is_string) => 1,
+                Some(a) => a.len(),
+                None => 1,
+            }
+        }
+        _ => 1,
+    }
+}
+
+type Ref = (String, usize, usize);
+
+/// The tensors a node consumes: positional inputs and `initial_state`.
+fn node_inputs(node: &J) -> Result<(Vec<Ref>, Vec<Ref>)> {
+    fn collect(v: &J, out: &mut Vec<Ref>) {
+        match v {
+            J::Object(o) if o.get("class_name").and_then(J::as_str) == Some("__keras_tensor__") => {
+                let h = &v["config"]["keras_history"];
+                if let (Some(n), Some(a), Some(b)) = (h[0].as_str(), h[1].as_u64(), h[2].as_u64()) {
+                    out.push((n.to_string(), a as usize, b as usize));
+                }
+            }
+            J::Array(a) => a.iter().for_each(|x| collect(x, out)),
+            _ => {}
+        }
+    }
+    let mut args = Vec::new();
+    let mut init = Vec::new();
+    if let Some(a) = node.get("args") {
+        collect(a, &mut args);
+        if let Some(s) = node["kwargs"].get("initial_state") {
+            collect(s, &mut init);
+        }
+    } else if let Some(list) = node.as_array() {
+        // Keras 2: [[name, node, tensor, kwargs], ...]
+        for item in list {
+            if let (Some(n), Some(a), Some(b)) = (item[0].as_str(), item[1].as_u64(), item[2].as_u64()) {
+                args.push((n.to_string(), a as usize, b as usize));
+            }
+        }
+    } else {
+        return Err(ImportError::Config("an inbound node of unknown form".into()));
+    }
+    Ok((args, init))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::snake_case;
+
+    #[test]
+    fn snake_case_matches_keras() {
+        assert_eq!(snake_case("LSTM"), "lstm");
+        assert_eq!(snake_case("SimpleRNN"), "simple_rnn");
+        assert_eq!(snake_case("TimeDistributed"), "time_distributed");
+        assert_eq!(snake_case("Conv1D"), "conv1d");
+        assert_eq!(snake_case("ZeroPadding1D"), "zero_padding1d");
+        assert_eq!(snake_case("GRU"), "gru");
+    }
+}

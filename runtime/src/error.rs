@@ -1,0 +1,70 @@
+//! Run-time errors: wrong inputs, missing or mis-shaped weights, bad files.
+
+/// Everything that can go wrong when loading or running a model.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The number of inputs differs from the model's.
+    #[error("model `{model}` takes {expected} input(s), {found} given")]
+    InputCount {
+        /// Model name.
+        model: String,
+        /// Declared inputs.
+        expected: usize,
+        /// Given inputs.
+        found: usize,
+    },
+    /// An input has the wrong rank, dims or dtype.
+    #[error("input `{input}` of model `{model}`: expected {expected}, got {found}")]
+    InputShape {
+        /// Model name.
+        model: String,
+        /// Input name.
+        input: String,
+        /// What the model declares (with batch).
+        expected: String,
+        /// What was given.
+        found: String,
+    },
+    /// A weight is missing from the store.
+    #[error("missing weight `{key}` (shape {shape:?}) for layer `{layer}`")]
+    MissingWeight {
+        /// The weight key.
+        key: String,
+        /// Expected shape.
+        shape: Vec<usize>,
+        /// The layer.
+        layer: String,
+    },
+    /// A weight has the wrong shape.
+    #[error("weight `{key}` has shape {found:?}, layer `{layer}` needs {expected:?}")]
+    WeightShape {
+        /// The weight key.
+        key: String,
+        /// Needed shape.
+        expected: Vec<usize>,
+        /// Stored shape.
+        found: Vec<usize>,
+        /// The layer.
+        layer: String,
+    },
+    /// The store has weights the model does not use.
+    #[error("weights not used by model `{model}`: {keys:?}")]
+    ExtraWeights {
+        /// Model name.
+        model: String,
+        /// The unused keys.
+        keys: Vec<String>,
+    },
+    /// A value inside the data is invalid (a token id out of range, NaN, ...).
+    #[error("{0}")]
+    InvalidData(String),
+    /// A run-time size does not fit what the model needs.
+    #[error("{0}")]
+    Shape(String),
+    /// A weight file could not be read or written.
+    #[error("weight file: {0}")]
+    WeightFile(String),
+}
+
+/// Result alias of the runtime.
+pub type Result<T, E = RuntimeError> = std::result::Result<T, E>;

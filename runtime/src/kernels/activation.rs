@@ -1,0 +1,126 @@
+//! Activation functions with Keras 3's definitions, in f32 like TensorFlow's kernels.
+
+use seqmodel_ir::Activation;
+
+/// Applies an element-wise activation to one value.
+#[inline]
+pub fn scalar(a: Activation, x: f32) -> f32 {
+    match a {
+        Activation::Linear | Activation::Softmax | Activation::LogSoftmax => x,
+        Activation::Relu => x.max(0.0),
+        Activation::Relu6 => x.clamp(0.0, 6.0),
+        Activation::LeakyRelu => if x > 0.0 { x } else { 0.2 * x },
+        Activation::Elu => if x > 0.0 { x } else { x.exp_m1() },
+        Activation::Selu => {
+            const ALPHA: f32 = 1.673_263_2;
+            const SCALE: f32 = 1.050_701;
+            if x > 0.0 { SCALE * x } else { SCALE * ALPHA * x.exp_m1() }
+        }
+        Activation::Gelu => (0.5 * x as f64 * (1.0 + erf(x as f64 / std::f64::consts::SQRT_2))) as f32,
+        Activation::Sigmoid => sigmoid(x),
+        Activation::HardSigmoid => hard_sigmoid(x),
+        Activation::HardSigmoidKeras2 => (0.2 * x + 0.5).clamp(0.0, 1.0),
+        Activation::HardSilu => x * hard_sigmoid(x),
+        Activation::Tanh => x.tanh(),
+        Activation::Softplus => softplus(x),
+        Activation::Softsign => x / (1.0 + x.abs()),
+        Activation::Silu => x * sigmoid(x),
+        Activation::Mish => x * softplus(x).tanh(),
+        Activation::Exponential => x.exp(),
+    }
+}
+
+#[inline]
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+#[inline]
+fn hard_sigmoid(x: f32) -> f32 {
+    (x + 3.0).clamp(0.0, 6.0) / 6.0
+}
+
+#[inline]
+fn softplus(x: f32) -> f32 {
+    x.max(0.0) + (-x.abs()).exp().ln_1p()
+}
+
+/// The error function by Abramowitz–Stegun 7.1.26 (|error| < 1.5e-7, below f32 precision).
+fn erf(x: f64) -> f64 {
+    let s = x.signum();
+    let x = x.abs();
+    let t = 1.0 / (1.0 + 0.327_591_1 * x);
+    let poly = t * (0.254_829_592 + t * (-0.284_496_736 + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
+    s * (1.0 - poly * (-x * x).exp())
+}
+
+/// Applies `a` in place to rows of length `width` (softmax acts per row).
+pub fn apply(a: Activation, data: &mut [f32], width: usize) {
+    match a {
+        Activation::Linear => {}
+        Activation::Softmax | Activation::LogSoftmax => {
+            if width == 0 {
+                return;
+            }
+            for row in data.chunks_mut(width) {
+                let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let mut sum = 0.0f32;
+                for v in row.iter_mut() {
+                    *v = (*v - max).exp();
+                    sum += *v;
+                }
+                if a == Activation::Softmax {
+                    for v in row.iter_mut() {
+                        *v /= sum;
+                    }
+                } else {
+                    let log_sum = sum.ln();
+                    for v in row.iter_mut() {
+                        *v = v.ln() - log_sum;
+                    }
+                }
+            }
+        }
+        _ => {
+            for v in data.iter_mut() {
+                *v = scalar(a, *v);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reference_values() {
+        // Values from the definitions, computed independently in f64.
+        let cases: &[(Activation, f32, f64)] = &[
+            (Activation::Sigmoid, 0.5, 1.0 / (1.0 + (-0.5f64).exp())),
+            (Activation::HardSigmoid, 1.0, 4.0 / 6.0),
+            (Activation::HardSigmoidKeras2, 1.0, 0.7),
+            (Activation::Elu, -1.0, (-1.0f64).exp() - 1.0),
+            (Activation::Softplus, 2.0, (1.0 + 2.0f64.exp()).ln()),
+            (Activation::Gelu, 1.0, 0.841_344_746),
+            (Activation::Gelu, -0.5, -0.154_268_776_040_4),
+            (Activation::Mish, 1.0, 1.0 * (1.0 + 1.0f64.exp()).ln().tanh()),
+            (Activation::LeakyRelu, -2.0, -0.4),
+            (Activation::Softsign, 3.0, 0.75),
+        ];
+        for (a, x, want) in cases {
+            let got = scalar(*a, *x) as f64;
+            assert!((got - want).abs() < 1e-6, "{a:?}({x}) = {got}, want {want}");
+        }
+    }
+
+    #[test]
+    fn softmax_rows_sum_to_one_and_are_shift_invariant() {
+        let mut v = vec![1.0, 2.0, 3.0, 1001.0, 1002.0, 1003.0];
+        apply(Activation::Softmax, &mut v, 3);
+        for i in 0..3 {
+            assert!((v[i] - v[i + 3]).abs() < 1e-6);
+        }
+        assert!((v[..3].iter().sum::<f32>() - 1.0).abs() < 1e-6);
+    }
+}

@@ -1,0 +1,16 @@
+//! The seqmodel runtime: numerical kernels, the forward pass of every layer with Keras's
+//! semantics, an interpreter of the checked IR, and weight storage. It depends on neither
+//! syn, quote nor pest, so it stays cheap in users' builds.
+
+pub mod error;
+mod interpreter;
+pub mod kernels;
+pub mod ops;
+mod tensor;
+mod weights;
+
+pub use error::{Result, RuntimeError};
+pub use interpreter::Model;
+pub use seqmodel_ir as ir;
+pub use tensor::Tensor;
+pub use weights::WeightStore;

@@ -1,0 +1,213 @@
+//! Forward pass of LSTM, GRU (both `reset_after` modes) and SimpleRNN with Keras's
+//! semantics: masking, `go_backwards`, initial states. The input projection of all steps is
+//! one matrix product; each step does one `h · R` product and the fused gate update.
+
+use ndarray::{Array2, Array3, ArrayView2, ArrayView3};
+use seqmodel_ir::{CellKind, RnnAttrs};
+
+use crate::kernels::{activation, matmul};
+
+/// Weights of one recurrent layer, repacked once at load time.
+#[derive(Debug, Clone)]
+pub struct RnnWeights {
+    /// Input kernel `[D, G·U]`, row-major.
+    pub kernel: Vec<f32>,
+    /// Recurrent kernel `[U, G·U]` (for GRU without `reset_after`: the z and r blocks only,
+    /// `[U, 2U]`).
+    pub recurrent: Vec<f32>,
+    /// GRU without `reset_after`: the candidate block of the recurrent kernel, `[U, U]`.
+    pub recurrent_h: Vec<f32>,
+    /// Bias added to the input projection, `[G·U]` (zeros without bias).
+    pub bias_in: Vec<f32>,
+    /// GRU with `reset_after`: the recurrent bias, `[G·U]`.
+    pub bias_rec: Option<Vec<f32>>,
+}
+
+impl RnnWeights {
+    /// Repacks Keras's `kernel`, `recurrent_kernel` and `bias` arrays.
+    pub fn pack(a: &RnnAttrs, kernel: &[f32], recurrent: &[f32], bias: Option<&[f32]>) -> Self {
+        let u = a.units;
+        let gu = a.cell.gates() * u;
+        let (bias_in, bias_rec) = match (a.cell, bias) {
+            (_, None) => (vec![0.0; gu], None),
+            (CellKind::Gru { reset_after: true }, Some(b)) => (b[..gu].to_vec(), Some(b[gu..2 * gu].to_vec())),
+            (_, Some(b)) => (b[..gu].to_vec(), None),
+        };
+        let (recurrent, recurrent_h) = match a.cell {
+            CellKind::Gru { reset_after: false } => {
+                let mut zr = Vec::with_capacity(u * 2 * u);
+                let mut h = Vec::with_capacity(u * u);
+                for row in recurrent.chunks(gu) {
+                    zr.extend_from_slice(&row[..2 * u]);
+                    h.extend_from_slice(&row[2 * u..]);
+                }
+                (zr, h)
+            }
+            _ => (recurrent.to_vec(), Vec::new()),
+        };
+        RnnWeights { kernel: kernel.to_vec(), recurrent, recurrent_h, bias_in, bias_rec }
+    }
+}
+
+/// What a recurrent layer computed.
+#[derive(Debug, Clone)]
+pub struct RnnOutput {
+    /// Every step's output `[B, T, U]` in processing order (only with `return_sequences`).
+    pub sequence: Option<Array3<f32>>,
+    /// The last step's output `[B, U]`.
+    pub last: Array2<f32>,
+    /// The final states (`h`, and `c` for LSTM), each `[B, U]`.
+    pub states: Vec<Array2<f32>>,
+}
+
+/// Runs the layer over `x` `[B, T, D]`.
+///
+/// `mask` `[B, T]` (in input order) marks real steps: a masked step keeps the states and
+/// repeats the previous output (`zero_masked = false`, Keras's default) or outputs zeros
+/// (`zero_masked = true`, as inside `Bidirectional`). `initial` gives the starting states.
+pub fn forward(
+    a: &RnnAttrs,
+    w: &RnnWeights,
+    x: ArrayView3<'_, f32>,
+    mask: Option<ArrayView2<'_, bool>>,
+    initial: Option<Vec<Array2<f32>>>,
+    zero_masked: bool,
+) -> RnnOutput {
+    let (b, t, d) = x.dim();
+    let u = a.units;
+    let g = a.cell.gates();
+    let gu = g * u;
+    let x = x.as_standard_layout();
+    let xs = x.as_slice().expect("standard layout");
+    // Input projection of every step at once: [B·T, D] · [D, G·U] + bias.
+    let mut xp = vec![0.0f32; b * t * gu];
+    for row in xp.chunks_mut(gu) {
+        row.copy_from_slice(&w.bias_in);
+    }
+    matmul(b * t, d, gu, xs, &w.kernel, &mut xp, true);
+
+    let mut states: Vec<Array2<f32>> = initial.unwrap_or_else(|| vec![Array2::zeros((b, u)); a.cell.states()]);
+    let mut out_prev = Array2::<f32>::zeros((b, u));
+    let mut sequence = a.return_sequences.then(|| Array3::<f32>::zeros((b, t, u)));
+    let mut rec = vec![0.0f32; b * gu];
+    let mut rh = vec![0.0f32; b * u];
+    let mut new_h = vec![0.0f32; b * u];
+    let mut new_c = vec![0.0f32; b * u];
+    let act = |v: f32| activation::scalar(a.activation, v);
+    let ract = |v: f32| activation::scalar(a.recurrent_activation, v);
+
+    for step in 0..t {
+        let ti = if a.go_backwards { t - 1 - step } else { step };
+        let h = states[0].as_slice().expect("contiguous state");
+        match a.cell {
+            CellKind::Gru { reset_after: false } => matmul(b, u, 2 * u, h, &w.recurrent, &mut rec[..b * 2 * u], false),
+            _ => matmul(b, u, gu, h, &w.recurrent, &mut rec, false),
+        }
+        match a.cell {
+            CellKind::Lstm => {
+                let c = states[1].as_slice().expect("contiguous state");
+                for bi in 0..b {
+                    let z = &xp[(bi * t + ti) * gu..][..gu];
+                    let r = &rec[bi * gu..][..gu];
+                    for j in 0..u {
+                        let i_g = ract(z[j] + r[j]);
+                        let f_g = ract(z[u + j] + r[u + j]);
+                        let c_g = act(z[2 * u + j] + r[2 * u + j]);
+                        let o_g = ract(z[3 * u + j] + r[3 * u + j]);
+                        let c_new = f_g * c[bi * u + j] + i_g * c_g;
+                        new_c[bi * u + j] = c_new;
+                        new_h[bi * u + j] = o_g * act(c_new);
+                    }
+                }
+            }
+            CellKind::Gru { reset_after } => {
+                if reset_after {
+                    let br = w.bias_rec.as_deref();
+                    for bi in 0..b {
+                        let z = &xp[(bi * t + ti) * gu..][..gu];
+                        let r = &mut rec[bi * gu..][..gu];
+                        if let Some(br) = br {
+                            for (rv, bv) in r.iter_mut().zip(br) {
+                                *rv += bv;
+                            }
+                        }
+                        for j in 0..u {
+                            let zg = ract(z[j] + r[j]);
+                            let rg = ract(z[u + j] + r[u + j]);
+                            let hh = act(z[2 * u + j] + rg * r[2 * u + j]);
+                            let hp = h[bi * u + j];
+                            new_h[bi * u + j] = zg * hp + (1.0 - zg) * hh;
+                        }
+                    }
+                } else {
+                    // r * h first, then its product with the candidate kernel.
+                    let mut zg_all = vec![0.0f32; b * u];
+                    for bi in 0..b {
+                        let z = &xp[(bi * t + ti) * gu..][..gu];
+                        let r = &rec[bi * 2 * u..][..2 * u];
+                        for j in 0..u {
+                            zg_all[bi * u + j] = ract(z[j] + r[j]);
+                            let rg = ract(z[u + j] + r[u + j]);
+                            rh[bi * u + j] = rg * h[bi * u + j];
+                        }
+                    }
+                    let mut cand = vec![0.0f32; b * u];
+                    matmul(b, u, u, &rh, &w.recurrent_h, &mut cand, false);
+                    for bi in 0..b {
+                        let z = &xp[(bi * t + ti) * gu..][..gu];
+                        for j in 0..u {
+                            let hh = act(z[2 * u + j] + cand[bi * u + j]);
+                            let zg = zg_all[bi * u + j];
+                            new_h[bi * u + j] = zg * h[bi * u + j] + (1.0 - zg) * hh;
+                        }
+                    }
+                }
+            }
+            CellKind::SimpleRnn => {
+                for bi in 0..b {
+                    let z = &xp[(bi * t + ti) * gu..][..gu];
+                    let r = &rec[bi * gu..][..gu];
+                    for j in 0..u {
+                        new_h[bi * u + j] = act(z[j] + r[j]);
+                    }
+                }
+            }
+        }
+        // Commit the step, row by row, honouring the mask.
+        for bi in 0..b {
+            let live = mask.is_none_or(|m| m[[bi, ti]]);
+            if live {
+                for j in 0..u {
+                    states[0][[bi, j]] = new_h[bi * u + j];
+                    out_prev[[bi, j]] = new_h[bi * u + j];
+                }
+                if a.cell == CellKind::Lstm {
+                    for j in 0..u {
+                        states[1][[bi, j]] = new_c[bi * u + j];
+                    }
+                }
+            }
+            if let Some(seq) = sequence.as_mut() {
+                for j in 0..u {
+                    seq[[bi, step, j]] = if live || !zero_masked { out_prev[[bi, j]] } else { 0.0 };
+                }
+            }
+        }
+    }
+    let last = if zero_masked {
+        // Inside Bidirectional, the last output of a sequence whose last step is masked is 0.
+        let mut l = out_prev.clone();
+        if let Some(m) = mask {
+            let last_t = if a.go_backwards { 0 } else { t.saturating_sub(1) };
+            for bi in 0..b {
+                if t > 0 && !m[[bi, last_t]] {
+                    l.row_mut(bi).fill(0.0);
+                }
+            }
+        }
+        l
+    } else {
+        out_prev
+    };
+    RnnOutput { sequence, last, states }
+}

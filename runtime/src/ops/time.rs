@@ -1,0 +1,51 @@
+//! Time-axis operations: slicing, single steps, padding, repetition, reversal.
+
+use ndarray::{ArrayD, Axis, Slice};
+
+use crate::error::{Result, RuntimeError};
+
+/// Python-style slice `[start:end]` of the time axis (axis 1), with the length the checked
+/// type expects (if it is known).
+pub fn slice(x: &ArrayD<f32>, start: i64, end: Option<i64>, expected: Option<usize>) -> Result<ArrayD<f32>> {
+    let t = x.shape()[1] as i64;
+    let norm = |i: i64| if i < 0 { (t + i).max(0) } else { i.min(t) };
+    let s = norm(start);
+    let e = end.map_or(t, norm);
+    let len = (e - s).max(0) as usize;
+    if len == 0 || expected.is_some_and(|want| want != len) {
+        return Err(RuntimeError::Shape(format!(
+            "time slice [{start}:{}] of a {t}-step sequence gives {len} steps{}",
+            end.map_or(String::new(), |e| e.to_string()),
+            expected.map_or(String::new(), |w| format!(", the model needs {w}"))
+        )));
+    }
+    Ok(x.slice_axis(Axis(1), Slice::from(s as usize..e as usize)).to_owned())
+}
+
+/// One time step `x[:, i]` (negative from the end).
+pub fn step(x: &ArrayD<f32>, index: i64) -> Result<ArrayD<f32>> {
+    let t = x.shape()[1] as i64;
+    let i = if index < 0 { t + index } else { index };
+    if i < 0 || i >= t {
+        return Err(RuntimeError::Shape(format!("step {index} is out of range for a {t}-step sequence")));
+    }
+    Ok(x.index_axis(Axis(1), i as usize).to_owned())
+}
+
+/// Zero steps before and after.
+pub fn pad(x: &ArrayD<f32>, left: usize, right: usize) -> ArrayD<f32> {
+    let mut shape = x.shape().to_vec();
+    let t = shape[1];
+    shape[1] = t + left + right;
+    let mut out = ArrayD::zeros(shape);
+    out.slice_axis_mut(Axis(1), Slice::from(left..left + t)).assign(x);
+    out
+}
+
+/// `[B, F]` → `[B, n, F]`.
+pub fn repeat(x: &ArrayD<f32>, n: usize) -> ArrayD<f32> {
+    let b = x.shape()[0];
+    let f = x.shape()[1];
+    let v = x.view().insert_axis(Axis(1));
+    v.broadcast(ndarray::IxDyn(&[b, n, f])).expect("broadcast over the new axis").to_owned()
+}

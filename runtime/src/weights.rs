@@ -1,0 +1,154 @@
+//! Named weight tensors, checked against what a program needs, and the project's own file
+//! format (safetensors).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use ndarray::{ArrayD, IxDyn};
+use seqmodel_ir::Program;
+
+use crate::error::{Result, RuntimeError};
+
+/// Weight tensors by key (`Model/layer/kernel`), as [`Program::weight_specs`] names them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WeightStore {
+    tensors: BTreeMap<String, ArrayD<f32>>,
+}
+
+impl WeightStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds or replaces one tensor.
+    pub fn insert(&mut self, key: impl Into<String>, value: ArrayD<f32>) {
+        self.tensors.insert(key.into(), value);
+    }
+
+    /// One tensor by key.
+    pub fn get(&self, key: &str) -> Option<&ArrayD<f32>> {
+        self.tensors.get(key)
+    }
+
+    /// All keys, sorted.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.tensors.keys().map(String::as_str)
+    }
+
+    /// Number of tensors.
+    pub fn len(&self) -> usize {
+        self.tensors.len()
+    }
+
+    /// Whether the store is empty.
+    pub fn is_empty(&self) -> bool {
+        self.tensors.is_empty()
+    }
+
+    /// Deterministic pseudo-random weights for `program`, uniform in `[-scale, scale]`.
+    pub fn random(program: &Program, seed: u64, scale: f32) -> Self {
+        let mut state = seed ^ 0x9E37_79B9_7F4A_7C15;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        };
+        let mut store = Self::new();
+        for spec in program.weight_specs() {
+            let n: usize = spec.shape.iter().product();
+            let data: Vec<f32> = (0..n).map(|_| next() * scale).collect();
+            store.insert(spec.key, ArrayD::from_shape_vec(IxDyn(&spec.shape), data).expect("shape matches length"));
+        }
+        store
+    }
+
+    /// Checks that the store has exactly the weights `program` needs, with their shapes.
+    pub fn check(&self, program: &Program) -> Result<()> {
+        let specs = program.weight_specs();
+        for spec in &specs {
+            let layer = spec.key.rsplit_once('/').map_or(spec.key.as_str(), |(l, _)| l).to_string();
+            match self.tensors.get(&spec.key) {
+                None => {
+                    return Err(RuntimeError::MissingWeight { key: spec.key.clone(), shape: spec.shape.clone(), layer });
+                }
+                Some(t) if t.shape() != spec.shape.as_slice() => {
+                    return Err(RuntimeError::WeightShape {
+                        key: spec.key.clone(),
+                        expected: spec.shape.clone(),
+                        found: t.shape().to_vec(),
+                        layer,
+                    });
+                }
+                Some(t) => {
+                    if let Some(bad) = t.iter().position(|v| !v.is_finite()) {
+                        return Err(RuntimeError::InvalidData(format!(
+                            "weight `{}` has a non-finite value at flat index {bad}",
+                            spec.key
+                        )));
+                    }
+                }
+            }
+        }
+        let extra: Vec<String> =
+            self.tensors.keys().filter(|k| !specs.iter().any(|s| &s.key == *k)).cloned().collect();
+        if !extra.is_empty() {
+            return Err(RuntimeError::ExtraWeights { model: program.name.clone(), keys: extra });
+        }
+        Ok(())
+    }
+
+    /// Serialises to safetensors bytes (f32, little endian).
+    pub fn to_safetensors(&self) -> Result<Vec<u8>> {
+        let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = self
+            .tensors
+            .iter()
+            .map(|(k, v)| (k.clone(), v.shape().to_vec(), v.iter().flat_map(|x| x.to_le_bytes()).collect()))
+            .collect();
+        let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = bytes
+            .iter()
+            .map(|(k, shape, data)| {
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), data)
+                    .map(|v| (k.clone(), v))
+                    .map_err(|e| RuntimeError::WeightFile(e.to_string()))
+            })
+            .collect::<Result<_>>()?;
+        safetensors::serialize(views, None).map_err(|e| RuntimeError::WeightFile(e.to_string()))
+    }
+
+    /// Parses safetensors bytes (f32 tensors only).
+    pub fn from_safetensors(bytes: &[u8]) -> Result<Self> {
+        let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| RuntimeError::WeightFile(e.to_string()))?;
+        let mut store = Self::new();
+        for (name, view) in st.tensors() {
+            if view.dtype() != safetensors::Dtype::F32 {
+                return Err(RuntimeError::WeightFile(format!("tensor `{name}` is {:?}, expected F32", view.dtype())));
+            }
+            let data: Vec<f32> =
+                view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+            let arr = ArrayD::from_shape_vec(IxDyn(view.shape()), data)
+                .map_err(|e| RuntimeError::WeightFile(format!("tensor `{name}`: {e}")))?;
+            store.insert(name, arr);
+        }
+        Ok(store)
+    }
+
+    /// Reads a safetensors file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|e| RuntimeError::WeightFile(format!("{}: {e}", path.display())))?;
+        Self::from_safetensors(&bytes).map_err(|e| RuntimeError::WeightFile(format!("{}: {e}", path.display())))
+    }
+
+    /// Writes a safetensors file atomically; refuses to replace an existing file unless
+    /// `overwrite`.
+    pub fn save(&self, path: &Path, overwrite: bool) -> Result<()> {
+        if path.exists() && !overwrite {
+            return Err(RuntimeError::WeightFile(format!("{} exists; refusing to overwrite it", path.display())));
+        }
+        let bytes = self.to_safetensors()?;
+        let tmp = path.with_extension("safetensors.tmp");
+        std::fs::write(&tmp, bytes).map_err(|e| RuntimeError::WeightFile(format!("{}: {e}", tmp.display())))?;
+        std::fs::rename(&tmp, path).map_err(|e| RuntimeError::WeightFile(format!("{}: {e}", path.display())))
+    }
+}
