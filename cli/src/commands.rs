@@ -53,7 +53,13 @@ pub fn summary(file: &Path, model: Option<&str>, color: bool) -> Result<ExitCode
 }
 
 /// `seqc graph`.
-pub fn graph(file: &Path, model: Option<&str>, output: Option<&Path>, force: bool, color: bool) -> Result<ExitCode, Failure> {
+pub fn graph(
+    file: &Path,
+    model: Option<&str>,
+    output: Option<&Path>,
+    force: bool,
+    color: bool,
+) -> Result<ExitCode, Failure> {
     let c = compile_file(file, color)?;
     let text = dot::to_dot(pick(&c, model)?);
     let Some(out) = output else {
@@ -90,4 +96,53 @@ pub fn write_new(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
     std::fs::write(&tmp, bytes).map_err(|e| Failure(format!("cannot write {}: {e}", tmp.display())))?;
     std::fs::rename(&tmp, path).map_err(|e| Failure(format!("cannot write {}: {e}", path.display())))?;
     Ok(())
+}
+
+/// `seqc import`: Keras file → `.seq` (+ safetensors weights). Never overwrites unasked.
+pub fn import(model: &Path, output: &Path, weights: Option<&Path>, force: bool) -> Result<ExitCode, Failure> {
+    for p in std::iter::once(output).chain(weights) {
+        if p.exists() && !force {
+            return Err(Failure(format!("{} exists; pass --force to overwrite it", p.display())));
+        }
+    }
+    let imported = seqmodel_keras::import_file(model)?;
+    write_new(output, imported.source.as_bytes())?;
+    eprintln!(
+        "wrote {} (model `{}`, {} parameters)",
+        output.display(),
+        imported.program.name,
+        imported.program.param_count()
+    );
+    if let Some(w) = weights {
+        imported.weights.save(w, true)?;
+        eprintln!("wrote {} ({} tensors)", w.display(), imported.weights.len());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `seqc run`: runs a model on `.npy` inputs and writes each output as `.npy`.
+pub fn run(
+    file: &Path,
+    model: Option<&str>,
+    weights: &Path,
+    inputs: &[std::path::PathBuf],
+    output_dir: &Path,
+    color: bool,
+) -> Result<ExitCode, Failure> {
+    let c = compile_file(file, color)?;
+    let program = pick(&c, model)?.clone();
+    let store = seqmodel_runtime::WeightStore::load(weights)?;
+    let mut m = seqmodel_runtime::Model::new(program, &store)?;
+    let xs = inputs.iter().map(|p| crate::npy::read(p)).collect::<Result<Vec<_>, _>>()?;
+    let outs = m.predict(&xs)?;
+    std::fs::create_dir_all(output_dir)?;
+    for (i, o) in outs.iter().enumerate() {
+        let path = output_dir.join(format!("output_{i}.npy"));
+        if path.exists() {
+            return Err(Failure(format!("{} exists; choose an empty --output-dir", path.display())));
+        }
+        crate::npy::write(&path, o)?;
+        println!("{} {:?}", path.display(), o.shape());
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -54,29 +54,48 @@ fn try_case(dir: &Path) -> Result<Outcome, Failure> {
     }
     let mut worst = 0.0f32;
     for file in &files {
-        let imported = seqmodel_keras::import_file(&dir.join(file)).map_err(|e| Failure(format!("{file}: {e}")))?;
-        let mut model = seqmodel_runtime::Model::new(imported.program, &imported.weights).map_err(|e| Failure(format!("{file}: {e}")))?;
+        let imported =
+            seqmodel_keras::import_file(&dir.join(file)).map_err(|e| Failure(format!("{file}: {e}")))?;
+        let mut model = seqmodel_runtime::Model::new(imported.program, &imported.weights)
+            .map_err(|e| Failure(format!("{file}: {e}")))?;
         for (ci, call) in calls.iter().enumerate() {
             if call["reset_states_before"].as_bool() == Some(true) {
                 model.reset_states();
             }
             let names = |k: &str| -> Vec<PathBuf> {
-                call[k].as_array().map(|a| a.iter().filter_map(|v| v.as_str()).map(|s| dir.join(s)).collect()).unwrap_or_default()
+                call[k]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(|v| v.as_str()).map(|s| dir.join(s)).collect())
+                    .unwrap_or_default()
             };
             let inputs = names("inputs").iter().map(|p| npy::read(p)).collect::<Result<Vec<_>, _>>()?;
             let outputs = model.predict(&inputs).map_err(|e| Failure(format!("{file} call {ci}: {e}")))?;
             let expected = names("expected");
             if expected.len() != outputs.len() {
-                return Err(Failure(format!("{file} call {ci}: {} outputs, {} expected", outputs.len(), expected.len())));
+                return Err(Failure(format!(
+                    "{file} call {ci}: {} outputs, {} expected",
+                    outputs.len(),
+                    expected.len()
+                )));
             }
             for (k, (got, path)) in outputs.iter().zip(&expected).enumerate() {
-                let want = npy::read(path)?.into_f32().ok_or_else(|| Failure(format!("{}: expected floats", path.display())))?;
+                let want = npy::read(path)?
+                    .into_f32()
+                    .ok_or_else(|| Failure(format!("{}: expected floats", path.display())))?;
                 if got.shape() != want.shape() {
                     return Ok(Outcome::Fail {
-                        reason: format!("{file} call {ci} output {k}: shape {:?}, expected {:?}", got.shape(), want.shape()),
+                        reason: format!(
+                            "{file} call {ci} output {k}: shape {:?}, expected {:?}",
+                            got.shape(),
+                            want.shape()
+                        ),
                     });
                 }
-                let err = got.iter().zip(want.iter()).map(|(a, b)| (a - b).abs()).fold(0.0f32, |m, e| if e.is_nan() { f32::INFINITY } else { m.max(e) });
+                let err = got
+                    .iter()
+                    .zip(want.iter())
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0.0f32, |m, e| if e.is_nan() { f32::INFINITY } else { m.max(e) });
                 worst = worst.max(err);
                 if err > tol {
                     return Ok(Outcome::Fail {

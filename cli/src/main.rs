@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 mod commands;
 mod conformance;
+mod demo;
 mod npy;
 
 /// Check, summarise, draw, import, run and test recurrent models written in `.seq`.
@@ -48,6 +49,39 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Convert a Keras `.keras` or legacy `.h5` model to `.seq` (and its weights to safetensors).
+    Import {
+        /// The Keras file.
+        model: PathBuf,
+        /// The `.seq` file to write.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Also write the weights here (safetensors).
+        #[arg(long)]
+        weights: Option<PathBuf>,
+        /// Overwrite existing output files.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Run a model on `.npy` inputs; each output is written as `output_<k>.npy`.
+    Run {
+        /// The `.seq` file.
+        file: PathBuf,
+        /// Which model (default: the last one in the file).
+        #[arg(long)]
+        model: Option<String>,
+        /// Weights (safetensors, as written by `seqc import --weights`).
+        #[arg(long)]
+        weights: PathBuf,
+        /// One `.npy` per model input, in declaration order.
+        #[arg(long = "input", required = true)]
+        inputs: Vec<PathBuf>,
+        /// Where to write the outputs.
+        #[arg(long)]
+        output_dir: PathBuf,
+    },
+    /// Check, summarise and run the seed autoencoder on embedded synthetic data.
+    Demo,
     /// Run Keras conformance cases (folders with a case.json) and compare with Keras's outputs.
     Conformance {
         /// The folder holding the case folders.
@@ -74,6 +108,13 @@ fn main() -> ExitCode {
         Command::Graph { file, model, output, force } => {
             commands::graph(&file, model.as_deref(), output.as_deref(), force, color)
         }
+        Command::Demo => demo::run(color),
+        Command::Import { model, output, weights, force } => {
+            commands::import(&model, &output, weights.as_deref(), force)
+        }
+        Command::Run { file, model, weights, inputs, output_dir } => {
+            commands::run(&file, model.as_deref(), &weights, &inputs, &output_dir, color)
+        }
         Command::Conformance { dir } => conformance::run_all(&dir)
             .map(|(_, failed, _)| if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }),
     };
@@ -90,6 +131,10 @@ fn main() -> ExitCode {
 pub fn read_source(path: &Path) -> Result<String, Failure> {
     let bytes = std::fs::read(path).map_err(|e| Failure(format!("cannot read {}: {e}", path.display())))?;
     String::from_utf8(bytes).map_err(|e| {
-        Failure(format!("{} is not UTF-8 text (invalid byte at offset {})", path.display(), e.utf8_error().valid_up_to()))
+        Failure(format!(
+            "{} is not UTF-8 text (invalid byte at offset {})",
+            path.display(),
+            e.utf8_error().valid_up_to()
+        ))
     })
 }

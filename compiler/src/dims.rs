@@ -34,7 +34,6 @@ struct Entry {
     /// Bound value of a root.
     value: Option<i64>,
     name: String,
-    span: Option<Span>,
 }
 
 /// The table of dimension variables.
@@ -47,7 +46,8 @@ impl DimTable {
     /// A new unbound variable named `name` (the name shows in messages).
     pub fn fresh(&mut self, name: &str, span: Option<Span>) -> D {
         let id = self.entries.len();
-        self.entries.push(Entry { parent: id, offset: 0, value: None, name: name.into(), span });
+        let _ = span;
+        self.entries.push(Entry { parent: id, offset: 0, value: None, name: name.into() });
         D::Var(id, 0)
     }
 
@@ -81,7 +81,13 @@ impl DimTable {
     /// Makes `a` and `b` equal, or says they cannot be.
     pub fn unify(&mut self, a: D, b: D) -> Result<(), DimMismatch> {
         match (self.resolve(a), self.resolve(b)) {
-            (D::Fixed(x), D::Fixed(y)) => if x == y { Ok(()) } else { Err(DimMismatch) },
+            (D::Fixed(x), D::Fixed(y)) => {
+                if x == y {
+                    Ok(())
+                } else {
+                    Err(DimMismatch)
+                }
+            }
             (D::Var(r, o), D::Fixed(n)) | (D::Fixed(n), D::Var(r, o)) => {
                 let val = n as i64 - o;
                 if val < 0 {
@@ -106,14 +112,6 @@ impl DimTable {
                 }
                 Ok(())
             }
-        }
-    }
-
-    /// The name of the class of `d`'s variable, for messages.
-    pub fn name_of(&mut self, d: D) -> Option<(String, Option<Span>)> {
-        match self.resolve(d) {
-            D::Var(r, _) => Some((self.entries[r].name.clone(), self.entries[r].span)),
-            D::Fixed(_) => None,
         }
     }
 

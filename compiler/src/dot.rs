@@ -5,7 +5,10 @@ use seqmodel_ir::{Op, Program};
 
 /// The program as a DOT digraph: one box per node with its layer, class and output type.
 pub fn to_dot(p: &Program) -> String {
-    let mut s = format!("digraph \"{}\" {{\n  rankdir=TB;\n  node [shape=box, fontname=\"monospace\"];\n", esc(&p.name));
+    let mut s = format!(
+        "digraph \"{}\" {{\n  rankdir=TB;\n  node [shape=box, fontname=\"monospace\"];\n",
+        esc(&p.name)
+    );
     for n in p.topo_order() {
         let node = &p.graph[n];
         let tys: Vec<String> = p.types[&n].iter().map(|t| t.display(&p.symbols)).collect();

@@ -9,6 +9,10 @@
 //! assert_eq!(m.param_count(), 4 * (3 * 8 + 8 * 8 + 8) + 8 * 2 + 2);
 //! ```
 
+// Diagnostics are large values by design (labels, notes, help); they are built once per
+// error, never on a hot path, so boxing them would only add noise.
+#![allow(clippy::result_large_err)]
+
 mod check;
 mod diagnostic;
 mod dims;
@@ -55,7 +59,8 @@ impl CompileErrors {
 pub fn compile(source: &str) -> Result<Compiled, CompileErrors> {
     let file = seqmodel_grammar::parse(source).map_err(|e| {
         CompileErrors(vec![
-            Diagnostic::error("E0001", e.span, format!("syntax error: {}", e.message)).with_label(e.message.clone()),
+            Diagnostic::error("E0001", e.span, format!("syntax error: {}", e.message))
+                .with_label(e.message.clone()),
         ])
     })?;
     compile_ast(&file)
@@ -70,9 +75,9 @@ pub fn compile_ast(file: &seqmodel_grammar::ast::File) -> Result<Compiled, Compi
     let mut programs = Vec::new();
     let mut clean = vec![true; file.models.len()];
     let mut pending = Vec::new();
-    for i in 0..file.models.len() {
+    for (i, ok) in clean.iter_mut().enumerate() {
         let r = check::compile_model(file, i);
-        clean[i] = r.diags.is_empty();
+        *ok = r.diags.is_empty();
         diags.extend(r.diags);
         pending.extend(r.call_errors);
         if let Some(p) = r.program {
@@ -106,22 +111,33 @@ fn declaration_errors(file: &seqmodel_grammar::ast::File) -> Vec<Diagnostic> {
         }
         if layers::class(&m.name.name).is_some() {
             diags.push(
-                Diagnostic::error("E0415", m.name.span, format!("model name `{}` is a layer type", m.name.name))
-                    .with_label("choose another name"),
+                Diagnostic::error(
+                    "E0415",
+                    m.name.span,
+                    format!("model name `{}` is a layer type", m.name.name),
+                )
+                .with_label("choose another name"),
             );
         }
         let mut params: std::collections::HashMap<&str, Span> = std::collections::HashMap::new();
         for p in &m.params {
             if let Some(prev) = params.insert(&p.name.name, p.name.span) {
                 diags.push(
-                    Diagnostic::error("E0416", p.name.span, format!("input `{}` is declared twice", p.name.name))
-                        .with_label("second declaration")
-                        .with_secondary(prev, "first declared here"),
+                    Diagnostic::error(
+                        "E0416",
+                        p.name.span,
+                        format!("input `{}` is declared twice", p.name.name),
+                    )
+                    .with_label("second declaration")
+                    .with_secondary(prev, "first declared here"),
                 );
             }
             for d in &p.ty.dims {
                 if let seqmodel_grammar::ast::DimAst::Fixed(0, s) = d {
-                    diags.push(Diagnostic::error("E0417", *s, "a dimension cannot be 0").with_label("zero-sized dimension"));
+                    diags.push(
+                        Diagnostic::error("E0417", *s, "a dimension cannot be 0")
+                            .with_label("zero-sized dimension"),
+                    );
                 }
             }
         }

@@ -29,20 +29,19 @@ pub fn rows(p: &Program) -> Vec<Row> {
             .filter(|w| seen.insert(w.key.clone()))
             .map(|w| w.shape.iter().product::<usize>())
             .sum();
-        let shape = p.types[&n]
-            .iter()
-            .map(|t| t.display_keras(&p.symbols, p.batch))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let nested = node.scope.strip_prefix(&p.name).and_then(|s| s.strip_prefix('/')).map(|s| s.split('/').next().unwrap_or(s).to_string());
+        let shape =
+            p.types[&n].iter().map(|t| t.display_keras(&p.symbols, p.batch)).collect::<Vec<_>>().join(", ");
+        let nested = node
+            .scope
+            .strip_prefix(&p.name)
+            .and_then(|s| s.strip_prefix('/'))
+            .map(|s| s.split('/').next().unwrap_or(s).to_string());
         if let Some(sub) = nested {
             let label = format!("{} (Model)", sub.to_lowercase());
-            if group.as_deref() == Some(sub.as_str()) {
-                if let Some(last) = rows.last_mut() {
-                    last.output = shape;
-                    last.params += params;
-                    continue;
-                }
+            if let (true, Some(last)) = (group.as_deref() == Some(sub.as_str()), rows.last_mut()) {
+                last.output = shape;
+                last.params += params;
+                continue;
             }
             group = Some(sub);
             rows.push(Row { layer: label, output: shape, params });
@@ -56,16 +55,17 @@ pub fn rows(p: &Program) -> Vec<Row> {
         };
         if matches!(node.op, Op::UnfoldTime) {
             // The wrapped layer's parameters were counted on its own node; fold them in.
-            if let Some(last) = rows.last_mut() {
-                if last.output.is_empty() {
-                    last.layer = format!("{} ({class})", node.layer);
-                    last.output = shape;
-                    continue;
-                }
+            if let Some(last) = rows.last_mut().filter(|l| l.output.is_empty()) {
+                last.layer = format!("{} ({class})", node.layer);
+                last.output = shape;
+                continue;
             }
         }
         rows.push(Row { layer: format!("{} ({class})", node.layer), output: shape, params });
-        if p.graph.neighbors_directed(n, petgraph::Direction::Incoming).any(|i| matches!(p.graph[i].op, Op::FoldTime)) {
+        if p.graph
+            .neighbors_directed(n, petgraph::Direction::Incoming)
+            .any(|i| matches!(p.graph[i].op, Op::FoldTime))
+        {
             // Inner layer of a TimeDistributed: its row is completed by the UnfoldTime node.
             if let Some(last) = rows.last_mut() {
                 last.output.clear();

@@ -128,9 +128,7 @@ fn model(pair: Pair<'_, Rule>) -> Result<ModelDef, ParseError> {
                     params.push(Param { name: n, ty });
                 }
             }
-            Rule::outputs => {
-                outputs = Some(p.into_inner().map(tensor_type).collect::<Result<_, _>>()?)
-            }
+            Rule::outputs => outputs = Some(p.into_inner().map(tensor_type).collect::<Result<_, _>>()?),
             Rule::where_clause => {
                 for s in p.into_inner().filter(|s| s.as_rule() == Rule::setting) {
                     let mut it = s.into_inner();
@@ -163,9 +161,7 @@ fn doc_line(pair: Pair<'_, Rule>) -> String {
     let inner = pair.into_inner().next();
     match inner {
         Some(p) if p.as_rule() == Rule::doc_text => p.as_str().to_string(),
-        Some(p) if p.as_rule() == Rule::string => unescape(
-            p.into_inner().next().map_or("", |s| s.as_str()),
-        ),
+        Some(p) if p.as_rule() == Rule::string => unescape(p.into_inner().next().map_or("", |s| s.as_str())),
         _ => String::new(),
     }
 }
@@ -242,10 +238,7 @@ fn postfix(pair: Pair<'_, Rule>) -> Result<Expr, ParseError> {
         e = match suffix.as_rule() {
             Rule::call => {
                 let args = suffix.into_inner().map(arg).collect::<Result<_, _>>()?;
-                Expr {
-                    kind: ExprKind::Call { callee: Box::new(e), args, args_span: suffix_span },
-                    span,
-                }
+                Expr { kind: ExprKind::Call { callee: Box::new(e), args, args_span: suffix_span }, span }
             }
             Rule::index => {
                 let inner = suffix.into_inner().next().expect("index has one child");
@@ -253,10 +246,7 @@ fn postfix(pair: Pair<'_, Rule>) -> Result<Expr, ParseError> {
                     Rule::int => IndexKind::Step(number(&inner)?),
                     _ => slice(inner)?,
                 };
-                Expr {
-                    kind: ExprKind::Index { base: Box::new(e), index, index_span: suffix_span },
-                    span,
-                }
+                Expr { kind: ExprKind::Index { base: Box::new(e), index, index_span: suffix_span }, span }
             }
             r => unreachable!("unexpected suffix {r:?}"),
         };
@@ -296,9 +286,7 @@ fn primary(pair: Pair<'_, Rule>) -> Result<Expr, ParseError> {
     let kind = match pair.as_rule() {
         Rule::int => ExprKind::Int(number(&pair)?),
         Rule::float => ExprKind::Float(number(&pair)?),
-        Rule::string => {
-            ExprKind::Str(unescape(pair.into_inner().next().map_or("", |s| s.as_str())))
-        }
+        Rule::string => ExprKind::Str(unescape(pair.into_inner().next().map_or("", |s| s.as_str()))),
         Rule::boolean => ExprKind::Bool(matches!(pair.as_str(), "true" | "True")),
         Rule::none => ExprKind::None,
         Rule::list => ExprKind::List(pair.into_inner().map(expr).collect::<Result<_, _>>()?),

@@ -2,13 +2,12 @@
 //! it) and the runtime (which interprets it): a [`petgraph`] graph of a closed [`Op`] enum,
 //! with inferred types and source spans in side tables.
 
+mod dump;
 mod ops;
 mod program;
 mod types;
 
 pub use ops::{Activation, CellKind, MergeKind, MergeMode, Op, RnnAttrs};
 pub use petgraph::stable_graph::NodeIndex;
-pub use program::{
-    Edge, InputSpec, Node, Port, Program, WeightSpec, node_weight_specs, rnn_weight_specs,
-};
+pub use program::{Edge, InputSpec, Node, Port, Program, WeightSpec, node_weight_specs, rnn_weight_specs};
 pub use types::{DType, Dim, SymId, TensorType};

@@ -97,11 +97,13 @@ fn is_model_class(class: &str) -> bool {
 }
 
 fn ident(name: &str) -> String {
-    let mut s: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect();
+    let mut s: String =
+        name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect();
     if s.is_empty() || s.starts_with(|c: char| c.is_ascii_digit()) {
         s.insert(0, '_');
     }
-    if matches!(s.as_str(), "model" | "where" | "of" | "true" | "false" | "None" | "none" | "True" | "False") {
+    if matches!(s.as_str(), "model" | "where" | "of" | "true" | "false" | "None" | "none" | "True" | "False")
+    {
         s.push('_');
     }
     s
@@ -171,7 +173,12 @@ impl Cx {
         }
     }
 
-    fn input_type(&self, layer_cfg: &J, who: &str, symbols: &mut Vec<String>) -> Result<(String, Option<usize>)> {
+    fn input_type(
+        &self,
+        layer_cfg: &J,
+        who: &str,
+        symbols: &mut Vec<String>,
+    ) -> Result<(String, Option<usize>)> {
         let shape = layer_cfg["batch_shape"]
             .as_array()
             .or_else(|| layer_cfg["batch_input_shape"].as_array())
@@ -182,24 +189,31 @@ impl Cx {
             match d.as_u64() {
                 Some(n) => dims.push(n.to_string()),
                 None => {
-                    let sym = if symbols.is_empty() { "T".to_string() } else { format!("T{}", symbols.len() + 1) };
+                    let sym =
+                        if symbols.is_empty() { "T".to_string() } else { format!("T{}", symbols.len() + 1) };
                     symbols.push(sym.clone());
                     dims.push(sym);
                 }
             }
         }
-        let dtype = match layer_cfg["dtype"].as_str().or_else(|| layer_cfg["dtype"]["config"]["name"].as_str()) {
-            None | Some("float32") => "",
-            Some("int32") | Some("int64") => " of i32",
-            Some(other) => {
-                return Err(ImportError::Unsupported { layer: who.into(), what: format!("input dtype `{other}`") });
-            }
-        };
+        let dtype =
+            match layer_cfg["dtype"].as_str().or_else(|| layer_cfg["dtype"]["config"]["name"].as_str()) {
+                None | Some("float32") => "",
+                Some("int32") | Some("int64") => " of i32",
+                Some(other) => {
+                    return Err(ImportError::Unsupported {
+                        layer: who.into(),
+                        what: format!("input dtype `{other}`"),
+                    });
+                }
+            };
         Ok((format!("[{}]{dtype}", dims.join(", ")), batch))
     }
 
     fn sequential(&mut self, m: &J, name: &str, h5_prefix: &str) -> Result<BuiltModel> {
-        let layers = cfg(m)["layers"].as_array().ok_or_else(|| ImportError::Config("Sequential without layers".into()))?;
+        let layers = cfg(m)["layers"]
+            .as_array()
+            .ok_or_else(|| ImportError::Config("Sequential without layers".into()))?;
         let mut symbols = Vec::new();
         let mut input = None;
         let mut batch = None;
@@ -253,7 +267,8 @@ impl Cx {
 
     fn functional(&mut self, m: &J, name: &str, h5_prefix: &str) -> Result<BuiltModel> {
         let c = cfg(m);
-        let layers = c["layers"].as_array().ok_or_else(|| ImportError::Config("Functional without layers".into()))?;
+        let layers =
+            c["layers"].as_array().ok_or_else(|| ImportError::Config("Functional without layers".into()))?;
         let mut by_name: HashMap<String, &J> = HashMap::new();
         for l in layers {
             by_name.insert(layer_name(l)?, l);
@@ -265,7 +280,9 @@ impl Cx {
                 None => Vec::new(),
             };
             list.into_iter()
-                .filter_map(|t| Some((t[0].as_str()?.to_string(), t[1].as_u64()? as usize, t[2].as_u64()? as usize)))
+                .filter_map(|t| {
+                    Some((t[0].as_str()?.to_string(), t[1].as_u64()? as usize, t[2].as_u64()? as usize))
+                })
                 .collect()
         };
         let inputs = triples(&c["input_layers"]);
@@ -274,7 +291,9 @@ impl Cx {
         let mut params = Vec::new();
         let mut batch = None;
         for (iname, _, _) in &inputs {
-            let l = by_name.get(iname).ok_or_else(|| ImportError::Config(format!("unknown input layer `{iname}`")))?;
+            let l = by_name
+                .get(iname)
+                .ok_or_else(|| ImportError::Config(format!("unknown input layer `{iname}`")))?;
             let (ty, b) = self.input_type(cfg(l), iname, &mut symbols)?;
             batch = batch.or(b);
             params.push(format!("{}: {ty}", ident(iname)));
@@ -326,7 +345,10 @@ impl Cx {
                         continue;
                     }
                     let (args, init) = node_inputs(node)?;
-                    let ready = args.iter().chain(init.iter()).all(|(n, nn, t)| defined.contains(&format!("{n}#{nn}#{t}")));
+                    let ready = args
+                        .iter()
+                        .chain(init.iter())
+                        .all(|(n, nn, t)| defined.contains(&format!("{n}#{nn}#{t}")));
                     if !ready {
                         pending = true;
                         continue;
@@ -372,9 +394,18 @@ impl Cx {
                         lt.ctor
                     };
                     let n_out = outputs_count.get(&lname).copied().unwrap_or(1);
-                    let targets: Vec<String> = (0..n_out).map(|t| var(&lname, ni, t, n_out > 1, multi_node)).collect();
-                    let input_expr = if arg_vars.len() == 1 && !is_merge(class) { arg_vars[0].clone() } else { format!("[{}]", arg_vars.join(", ")) };
-                    let init_expr = if init_vars.is_empty() { String::new() } else { format!(", initial_state=[{}]", init_vars.join(", ")) };
+                    let targets: Vec<String> =
+                        (0..n_out).map(|t| var(&lname, ni, t, n_out > 1, multi_node)).collect();
+                    let input_expr = if arg_vars.len() == 1 && !is_merge(class) {
+                        arg_vars[0].clone()
+                    } else {
+                        format!("[{}]", arg_vars.join(", "))
+                    };
+                    let init_expr = if init_vars.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", initial_state=[{}]", init_vars.join(", "))
+                    };
                     let lhs = if targets.len() == 1 { targets[0].clone() } else { targets.join(", ") };
                     body.push(format!("{lhs} = {callee}({input_expr}{init_expr})"));
                     for t in 0..n_out {
@@ -388,7 +419,9 @@ impl Cx {
                 break;
             }
             if !progressed {
-                return Err(ImportError::Config("the functional graph has inputs that are never produced".into()));
+                return Err(ImportError::Config(
+                    "the functional graph has inputs that are never produced".into(),
+                ));
             }
         }
         let out_vars: Vec<String> = outputs
@@ -414,7 +447,8 @@ impl Cx {
         for line in &body {
             let _ = writeln!(def, "    {line};");
         }
-        let out = if out_vars.len() == 1 { out_vars[0].clone() } else { format!("({})", out_vars.join(", ")) };
+        let out =
+            if out_vars.len() == 1 { out_vars[0].clone() } else { format!("({})", out_vars.join(", ")) };
         let _ = writeln!(def, "    {out}\n}}");
         self.defs.push(def);
         let mut weights = Vec::new();
@@ -434,10 +468,11 @@ impl Cx {
         let lname = layer_name(l)?;
         let c = cfg(l);
         let unsupported = |what: String| ImportError::Unsupported { layer: lname.clone(), what };
-        if let Some(policy) = c["dtype"]["config"]["name"].as_str().or_else(|| c["dtype"].as_str()) {
-            if policy != "float32" && class != "InputLayer" && class != "Embedding" {
-                return Err(unsupported(format!("dtype policy `{policy}`")));
-            }
+        let policy = c["dtype"]["config"]["name"].as_str().or_else(|| c["dtype"].as_str());
+        if let Some(policy) =
+            policy.filter(|p| *p != "float32" && class != "InputLayer" && class != "Embedding")
+        {
+            return Err(unsupported(format!("dtype policy `{policy}`")));
         }
         for key in ["lora_rank", "quantization_config"] {
             if !c[key].is_null() {
@@ -493,8 +528,16 @@ impl Cx {
                     _ => return Err(unsupported("this merge_mode".into())),
                 };
                 args.push(format!("merge_mode={merge}"));
-                weights.extend(rnn_weights(&key("forward/"), &format!("{h5}/forward_layer/cell"), cfg(inner)));
-                weights.extend(rnn_weights(&key("backward/"), &format!("{h5}/backward_layer/cell"), cfg(inner)));
+                weights.extend(rnn_weights(
+                    &key("forward/"),
+                    &format!("{h5}/forward_layer/cell"),
+                    cfg(inner),
+                ));
+                weights.extend(rnn_weights(
+                    &key("backward/"),
+                    &format!("{h5}/backward_layer/cell"),
+                    cfg(inner),
+                ));
                 "Bidirectional"
             }
             "TimeDistributed" => {
@@ -530,7 +573,9 @@ impl Cx {
                 let k = if class == "Cropping1D" { "cropping" } else { "padding" };
                 let v = &c[k];
                 let pair = match v {
-                    J::Array(a) if a.len() == 2 => format!("({}, {})", num(&a[0], &lname, k)?, num(&a[1], &lname, k)?),
+                    J::Array(a) if a.len() == 2 => {
+                        format!("({}, {})", num(&a[0], &lname, k)?, num(&a[1], &lname, k)?)
+                    }
                     J::Number(_) => num(v, &lname, k)?,
                     _ => return Err(unsupported(format!("`{k}` = {v}"))),
                 };
@@ -561,7 +606,9 @@ impl Cx {
                 let s = if self.keras2 && s == "hard_sigmoid" { "hard_sigmoid_keras2" } else { s.as_str() };
                 Ok(quote(s))
             }
-            other => Err(ImportError::Unsupported { layer: layer.into(), what: format!("the activation {other}") }),
+            other => {
+                Err(ImportError::Unsupported { layer: layer.into(), what: format!("the activation {other}") })
+            }
         }
     }
 
@@ -572,7 +619,10 @@ impl Cx {
         args.push(num(&c["units"], lname, "units")?);
         args.push(format!("activation={}", self.activation(&c["activation"], lname)?));
         if class != "SimpleRNN" {
-            args.push(format!("recurrent_activation={}", self.activation(&c["recurrent_activation"], lname)?));
+            args.push(format!(
+                "recurrent_activation={}",
+                self.activation(&c["recurrent_activation"], lname)?
+            ));
         }
         for flag in ["use_bias", "return_sequences", "return_state", "go_backwards", "stateful", "unroll"] {
             if let Some(b) = c[flag].as_bool() {
@@ -592,9 +642,9 @@ impl Cx {
 }
 
 fn num(v: &J, layer: &str, what: &str) -> Result<String> {
-    v.as_u64()
-        .map(|n| n.to_string())
-        .ok_or_else(|| ImportError::Config(format!("layer `{layer}`: `{what}` is not a non-negative integer: {v}")))
+    v.as_u64().map(|n| n.to_string()).ok_or_else(|| {
+        ImportError::Config(format!("layer `{layer}`: `{what}` is not a non-negative integer: {v}"))
+    })
 }
 
 fn is_merge(class: &str) -> bool {
@@ -602,8 +652,18 @@ fn is_merge(class: &str) -> bool {
 }
 
 fn same_rnn(a: &J, b: &J) -> bool {
-    let keys = ["units", "activation", "recurrent_activation", "use_bias", "return_sequences", "return_state", "reset_after", "stateful"];
-    keys.iter().all(|k| a[*k] == b[*k]) && a["go_backwards"].as_bool().unwrap_or(false) != b["go_backwards"].as_bool().unwrap_or(false)
+    let keys = [
+        "units",
+        "activation",
+        "recurrent_activation",
+        "use_bias",
+        "return_sequences",
+        "return_state",
+        "reset_after",
+        "stateful",
+    ];
+    keys.iter().all(|k| a[*k] == b[*k])
+        && a["go_backwards"].as_bool().unwrap_or(false) != b["go_backwards"].as_bool().unwrap_or(false)
 }
 
 fn rnn_weights(key_prefix: &str, cell: &str, c: &J) -> Vec<WeightBinding> {

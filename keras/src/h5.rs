@@ -22,7 +22,8 @@ pub fn read_f32(file: &Hdf5File, path: &str) -> Result<ArrayD<f32>> {
 
 /// Reads a string attribute of a group (`/` for the root).
 pub fn group_attr_string(file: &Hdf5File, group: &str, name: &str) -> Result<String> {
-    let g = if group == "/" { file.root_group() } else { file.group(group) }.map_err(|e| h5err(&format!("group `{group}`"), e))?;
+    let g = if group == "/" { file.root_group() } else { file.group(group) }
+        .map_err(|e| h5err(&format!("group `{group}`"), e))?;
     let a = g.attribute(name).map_err(|e| h5err(&format!("attribute `{name}` of `{group}`"), e))?;
     a.read_string().map_err(|e| h5err(&format!("attribute `{name}` of `{group}`"), e))
 }

@@ -32,7 +32,8 @@ pub struct Imported {
 
 /// Imports a `.keras` or legacy `.h5` file (chosen by its first bytes, not its name).
 pub fn import_file(path: &Path) -> Result<Imported> {
-    let bytes = std::fs::read(path).map_err(|e| ImportError::Io { path: path.display().to_string(), source: e })?;
+    let bytes =
+        std::fs::read(path).map_err(|e| ImportError::Io { path: path.display().to_string(), source: e })?;
     import_bytes(bytes)
 }
 
@@ -82,11 +83,15 @@ fn import_keras_zip(bytes: Vec<u8>) -> Result<Imported> {
     for b in &converted.weights {
         weights.insert(b.key.clone(), h5::read_f32(&file, &b.keras_path)?);
     }
-    let used: std::collections::HashSet<&str> = converted.weights.iter().map(|b| b.keras_path.as_str()).collect();
+    let used: std::collections::HashSet<&str> =
+        converted.weights.iter().map(|b| b.keras_path.as_str()).collect();
     let extra: Vec<String> =
         h5::dataset_paths(&file, "layers")?.into_iter().filter(|p| !used.contains(p.as_str())).collect();
     if !extra.is_empty() {
-        return Err(ImportError::Hdf5(format!("the weights file has datasets no layer uses: {}", extra.join(", "))));
+        return Err(ImportError::Hdf5(format!(
+            "the weights file has datasets no layer uses: {}",
+            extra.join(", ")
+        )));
     }
     seqmodel_runtime::Model::new(program.clone(), &weights)?;
     Ok(Imported { source: converted.source, program, weights, keras_version })
@@ -102,11 +107,8 @@ fn import_legacy_h5(bytes: Vec<u8>) -> Result<Imported> {
     let mut weights = WeightStore::new();
     for (layer, keys) in &converted.legacy_layers {
         let group = format!("model_weights/{layer}");
-        let names = if keys.is_empty() {
-            Vec::new()
-        } else {
-            h5::group_attr_strings(&file, &group, "weight_names")?
-        };
+        let names =
+            if keys.is_empty() { Vec::new() } else { h5::group_attr_strings(&file, &group, "weight_names")? };
         if names.len() != keys.len() {
             return Err(ImportError::Hdf5(format!(
                 "layer `{layer}` has {} weights in the file, the model needs {}",

@@ -28,11 +28,6 @@ struct Val {
 
 /// A loaded model ready to run. Stateful layers keep their states between calls until
 /// [`Model::reset_states`].
-///
-/// ```
-/// use seqmodel_runtime::{Model, WeightStore};
-/// # fn program() -> seqmodel_ir::Program { unimplemented!() }
-/// ```
 #[derive(Debug, Clone)]
 pub struct Model {
     program: Program,
@@ -71,7 +66,11 @@ impl Model {
                     pack(backward, w, &format!("{prefix}/backward")),
                 ),
                 Op::Embedding { .. } => Prepared::Embedding(
-                    w.get(&key("embeddings")).expect("checked").clone().into_dimensionality::<Ix2>().map_err(|e| RuntimeError::WeightFile(e.to_string()))?,
+                    w.get(&key("embeddings"))
+                        .expect("checked")
+                        .clone()
+                        .into_dimensionality::<Ix2>()
+                        .map_err(|e| RuntimeError::WeightFile(e.to_string()))?,
                 ),
                 _ => continue,
             };
@@ -98,7 +97,11 @@ impl Model {
 
     /// Like [`Model::predict`], binding dimension symbols that no input determines (e.g. the
     /// `T` of `Decoder<T>(z: [16])` run on its own).
-    pub fn predict_with_dims(&mut self, inputs: &[Tensor], dims: &[(&str, usize)]) -> Result<Vec<ArrayD<f32>>> {
+    pub fn predict_with_dims(
+        &mut self,
+        inputs: &[Tensor],
+        dims: &[(&str, usize)],
+    ) -> Result<Vec<ArrayD<f32>>> {
         let mut bindings: Vec<Option<usize>> = vec![None; self.program.symbols.len()];
         for (name, v) in dims {
             if let Some(i) = self.program.symbols.iter().position(|s| s == name) {
@@ -109,12 +112,8 @@ impl Model {
         let order = self.program.topo_order();
         let mut values: HashMap<NodeIndex, Vec<Val>> = HashMap::new();
         for n in order {
-            let ins: Vec<Val> = self
-                .program
-                .node_inputs(n)
-                .into_iter()
-                .map(|p| values[&p.node][p.port].clone())
-                .collect();
+            let ins: Vec<Val> =
+                self.program.node_inputs(n).into_iter().map(|p| values[&p.node][p.port].clone()).collect();
             let out = self.eval(n, ins, inputs, &bindings, batch)?;
             values.insert(n, out);
         }
@@ -131,14 +130,24 @@ impl Model {
     fn check_inputs(&self, inputs: &[Tensor], bindings: &mut [Option<usize>]) -> Result<usize> {
         let p = &self.program;
         if inputs.len() != p.inputs.len() {
-            return Err(RuntimeError::InputCount { model: p.name.clone(), expected: p.inputs.len(), found: inputs.len() });
+            return Err(RuntimeError::InputCount {
+                model: p.name.clone(),
+                expected: p.inputs.len(),
+                found: inputs.len(),
+            });
         }
         let mut batch = p.batch;
         for (spec, x) in p.inputs.iter().zip(inputs) {
             let expected = || format!("{} {}", spec.ty.display_keras(&p.symbols, p.batch), spec.ty.dtype);
             let found = || format!("{:?} {}", x.shape(), x.dtype_name());
-            let bad = || RuntimeError::InputShape { model: p.name.clone(), input: spec.name.clone(), expected: expected(), found: found() };
-            let dtype_ok = matches!((spec.ty.dtype, x), (DType::F32, Tensor::F32(_)) | (DType::I32, Tensor::I32(_)));
+            let bad = || RuntimeError::InputShape {
+                model: p.name.clone(),
+                input: spec.name.clone(),
+                expected: expected(),
+                found: found(),
+            };
+            let dtype_ok =
+                matches!((spec.ty.dtype, x), (DType::F32, Tensor::F32(_)) | (DType::I32, Tensor::I32(_)));
             if !dtype_ok || x.shape().len() != spec.ty.dims.len() + 1 {
                 return Err(bad());
             }
@@ -148,7 +157,11 @@ impl Model {
                     return Err(RuntimeError::InputShape {
                         model: p.name.clone(),
                         input: spec.name.clone(),
-                        expected: format!("{} (batch size {want}{})", expected(), if p.batch.is_some() { ", fixed by the model" } else { ", as the other inputs" }),
+                        expected: format!(
+                            "{} (batch size {want}{})",
+                            expected(),
+                            if p.batch.is_some() { ", fixed by the model" } else { ", as the other inputs" }
+                        ),
                         found: found(),
                     });
                 }
@@ -168,7 +181,11 @@ impl Model {
                                 return Err(RuntimeError::InputShape {
                                     model: p.name.clone(),
                                     input: spec.name.clone(),
-                                    expected: format!("{} with {} = {prev} as in an earlier input", expected(), p.symbols[id]),
+                                    expected: format!(
+                                        "{} with {} = {prev} as in an earlier input",
+                                        expected(),
+                                        p.symbols[id]
+                                    ),
                                     found: found(),
                                 });
                             }
@@ -177,29 +194,42 @@ impl Model {
                     }
                 }
             }
-            if let Tensor::F32(a) = x {
-                if let Some(pos) = a.iter().position(|v| !v.is_finite()) {
-                    return Err(RuntimeError::InvalidData(format!(
-                        "input `{}` has a non-finite value (NaN or infinity) at flat index {pos}",
-                        spec.name
-                    )));
-                }
+            if let Some(pos) = x.as_f32().and_then(|a| a.iter().position(|v| !v.is_finite())) {
+                return Err(RuntimeError::InvalidData(format!(
+                    "input `{}` has a non-finite value (NaN or infinity) at flat index {pos}",
+                    spec.name
+                )));
             }
         }
         batch.ok_or_else(|| RuntimeError::Shape("the model has no inputs to take a batch size from".into()))
     }
 
-    fn eval(&mut self, n: NodeIndex, ins: Vec<Val>, inputs: &[Tensor], bindings: &[Option<usize>], batch: usize) -> Result<Vec<Val>> {
+    fn eval(
+        &mut self,
+        n: NodeIndex,
+        ins: Vec<Val>,
+        inputs: &[Tensor],
+        bindings: &[Option<usize>],
+        batch: usize,
+    ) -> Result<Vec<Val>> {
         let node = &self.program.graph[n];
         let f32_in = |i: usize| -> Result<&ArrayD<f32>> {
-            ins[i].t.as_f32().ok_or_else(|| RuntimeError::Shape(format!("layer `{}` got integer data", node.layer)))
+            ins[i]
+                .t
+                .as_f32()
+                .ok_or_else(|| RuntimeError::Shape(format!("layer `{}` got integer data", node.layer)))
         };
         let plain = |t: ArrayD<f32>, mask: Option<Array2<bool>>| Ok(vec![Val { t: Tensor::F32(t), mask }]);
         match &node.op {
             Op::Input { index } => Ok(vec![Val { t: inputs[*index].clone(), mask: None }]),
             Op::Dense { units, activation, .. } => {
-                let Some(Prepared::Dense { kernel, bias }) = self.prepared.get(&n) else { unreachable!("prepared at load") };
-                plain(basic::dense(f32_in(0)?, kernel, bias.as_deref(), *units, *activation), ins[0].mask.clone())
+                let Some(Prepared::Dense { kernel, bias }) = self.prepared.get(&n) else {
+                    unreachable!("prepared at load")
+                };
+                plain(
+                    basic::dense(f32_in(0)?, kernel, bias.as_deref(), *units, *activation),
+                    ins[0].mask.clone(),
+                )
             }
             Op::Activation(a) => {
                 let mut x = f32_in(0)?.as_standard_layout().to_owned();
@@ -216,7 +246,9 @@ impl Model {
                 let Tensor::I32(ids) = &ins[0].t else {
                     return Err(RuntimeError::Shape(format!("Embedding `{}` needs integer ids", node.layer)));
                 };
-                let Some(Prepared::Embedding(table)) = self.prepared.get(&n) else { unreachable!("prepared at load") };
+                let Some(Prepared::Embedding(table)) = self.prepared.get(&n) else {
+                    unreachable!("prepared at load")
+                };
                 let out = basic::embedding(ids, table)?;
                 let mask = (*mask_zero && ids.ndim() == 2)
                     .then(|| ids.map(|&v| v != 0).into_dimensionality::<Ix2>().expect("rank 2"));
@@ -226,7 +258,17 @@ impl Model {
                 let a = *a;
                 let x = to3(f32_in(0)?)?;
                 let initial = if ins.len() > 1 {
-                    Some(ins[1..].iter().map(|v| v.t.as_f32().cloned().map(to2).unwrap_or_else(|| Ok(Array2::zeros((batch, a.units))))).collect::<Result<Vec<_>>>()?)
+                    Some(
+                        ins[1..]
+                            .iter()
+                            .map(|v| {
+                                v.t.as_f32()
+                                    .cloned()
+                                    .map(to2)
+                                    .unwrap_or_else(|| Ok(Array2::zeros((batch, a.units))))
+                            })
+                            .collect::<Result<Vec<_>>>()?,
+                    )
                 } else if a.stateful {
                     self.states.get(&n).cloned()
                 } else {
@@ -252,7 +294,9 @@ impl Model {
                     }
                     None => (None, None),
                 };
-                let Some(Prepared::Bidirectional(fw, bw)) = self.prepared.get(&n) else { unreachable!("prepared at load") };
+                let Some(Prepared::Bidirectional(fw, bw)) = self.prepared.get(&n) else {
+                    unreachable!("prepared at load")
+                };
                 let zero = mask.is_some();
                 let fo = rnn::forward(&fa, fw, x.view(), mask.as_ref().map(|m| m.view()), fi, zero);
                 let bo = rnn::forward(&ba, bw, x.view(), mask.as_ref().map(|m| m.view()), bi, zero);
@@ -276,7 +320,10 @@ impl Model {
                     ],
                     m => {
                         let merged = match m {
-                            MergeMode::Concat => ndarray::concatenate(Axis(f_main.ndim() - 1), &[f_main.view(), b_main.view()]).expect("same shapes"),
+                            MergeMode::Concat => {
+                                ndarray::concatenate(Axis(f_main.ndim() - 1), &[f_main.view(), b_main.view()])
+                                    .expect("same shapes")
+                            }
                             MergeMode::Sum => &f_main + &b_main,
                             MergeMode::Mul => &f_main * &b_main,
                             MergeMode::Ave => (&f_main + &b_main) * 0.5,
@@ -301,12 +348,6 @@ impl Model {
             }
             Op::TimeSlice { start, end } => {
                 let expected = self.program.types[&n][0].dims[0].resolve(bindings);
-                let mask = ins[0].mask.as_ref().map(|m| {
-                    let t = m.ncols() as i64;
-                    let norm = |i: i64| if i < 0 { (t + i).max(0) } else { i.min(t) };
-                    m.slice(ndarray::s![.., norm(*start) as usize..end.map_or(t, norm) as usize]).to_owned()
-                });
-                let _ = mask;
                 plain(time::slice(f32_in(0)?, *start, *end, expected)?, None)
             }
             Op::TimeStep { index } => plain(time::step(f32_in(0)?, *index)?, None),
@@ -314,13 +355,14 @@ impl Model {
             Op::Merge(kind) => {
                 let xs: Vec<&ArrayD<f32>> = (0..ins.len()).map(&f32_in).collect::<Result<_>>()?;
                 let masks: Vec<&Array2<bool>> = ins.iter().filter_map(|v| v.mask.as_ref()).collect();
-                let mask = (!masks.is_empty() && masks.iter().all(|m| m.dim() == masks[0].dim())).then(|| {
-                    let mut m = masks[0].clone();
-                    for o in &masks[1..] {
-                        m.zip_mut_with(o, |a, b| *a = *a && *b);
-                    }
-                    m
-                });
+                let mask =
+                    (!masks.is_empty() && masks.iter().all(|m| m.dim() == masks[0].dim())).then(|| {
+                        let mut m = masks[0].clone();
+                        for o in &masks[1..] {
+                            m.zip_mut_with(o, |a, b| *a = *a && *b);
+                        }
+                        m
+                    });
                 plain(basic::merge(*kind, &xs)?, mask)
             }
             Op::FoldTime => {
@@ -330,8 +372,18 @@ impl Model {
                     s
                 };
                 let t = match &ins[0].t {
-                    Tensor::F32(a) => Tensor::F32(a.as_standard_layout().to_owned().into_shape_with_order(IxDyn(&fold(a.shape()))).expect("fold")),
-                    Tensor::I32(a) => Tensor::I32(a.as_standard_layout().to_owned().into_shape_with_order(IxDyn(&fold(a.shape()))).expect("fold")),
+                    Tensor::F32(a) => Tensor::F32(
+                        a.as_standard_layout()
+                            .to_owned()
+                            .into_shape_with_order(IxDyn(&fold(a.shape())))
+                            .expect("fold"),
+                    ),
+                    Tensor::I32(a) => Tensor::I32(
+                        a.as_standard_layout()
+                            .to_owned()
+                            .into_shape_with_order(IxDyn(&fold(a.shape())))
+                            .expect("fold"),
+                    ),
                 };
                 Ok(vec![Val { t, mask: None }])
             }
@@ -341,7 +393,8 @@ impl Model {
                 let inner = f32_in(0)?;
                 let mut s = vec![b, t];
                 s.extend_from_slice(&inner.shape()[1..]);
-                let out = inner.as_standard_layout().to_owned().into_shape_with_order(IxDyn(&s)).expect("unfold");
+                let out =
+                    inner.as_standard_layout().to_owned().into_shape_with_order(IxDyn(&s)).expect("unfold");
                 plain(out, ins[1].mask.clone())
             }
         }
@@ -350,16 +403,26 @@ impl Model {
 
 fn pack(a: &RnnAttrs, w: &WeightStore, prefix: &str) -> rnn::RnnWeights {
     let bias = a.use_bias.then(|| weight(w, &format!("{prefix}/bias")));
-    rnn::RnnWeights::pack(a, weight(w, &format!("{prefix}/kernel")), weight(w, &format!("{prefix}/recurrent_kernel")), bias)
+    rnn::RnnWeights::pack(
+        a,
+        weight(w, &format!("{prefix}/kernel")),
+        weight(w, &format!("{prefix}/recurrent_kernel")),
+        bias,
+    )
 }
 
 fn to3(x: &ArrayD<f32>) -> Result<Array3<f32>> {
-    x.clone().into_dimensionality::<Ix3>().map_err(|_| RuntimeError::Shape(format!("expected a [batch, T, features] sequence, got shape {:?}", x.shape())))
+    x.clone().into_dimensionality::<Ix3>().map_err(|_| {
+        RuntimeError::Shape(format!("expected a [batch, T, features] sequence, got shape {:?}", x.shape()))
+    })
 }
 
 fn to2(x: ArrayD<f32>) -> Result<Array2<f32>> {
     let shape = x.shape().to_vec();
-    x.as_standard_layout().to_owned().into_dimensionality::<Ix2>().map_err(|_| RuntimeError::Shape(format!("expected a [batch, units] state, got shape {shape:?}")))
+    x.as_standard_layout()
+        .to_owned()
+        .into_dimensionality::<Ix2>()
+        .map_err(|_| RuntimeError::Shape(format!("expected a [batch, units] state, got shape {shape:?}")))
 }
 
 fn rnn_values(a: &RnnAttrs, out: rnn::RnnOutput, mask: Option<Array2<bool>>) -> Vec<Val> {

@@ -59,7 +59,10 @@ impl WeightStore {
         for spec in program.weight_specs() {
             let n: usize = spec.shape.iter().product();
             let data: Vec<f32> = (0..n).map(|_| next() * scale).collect();
-            store.insert(spec.key, ArrayD::from_shape_vec(IxDyn(&spec.shape), data).expect("shape matches length"));
+            store.insert(
+                spec.key,
+                ArrayD::from_shape_vec(IxDyn(&spec.shape), data).expect("shape matches length"),
+            );
         }
         store
     }
@@ -71,7 +74,11 @@ impl WeightStore {
             let layer = spec.key.rsplit_once('/').map_or(spec.key.as_str(), |(l, _)| l).to_string();
             match self.tensors.get(&spec.key) {
                 None => {
-                    return Err(RuntimeError::MissingWeight { key: spec.key.clone(), shape: spec.shape.clone(), layer });
+                    return Err(RuntimeError::MissingWeight {
+                        key: spec.key.clone(),
+                        shape: spec.shape.clone(),
+                        layer,
+                    });
                 }
                 Some(t) if t.shape() != spec.shape.as_slice() => {
                     return Err(RuntimeError::WeightShape {
@@ -119,11 +126,15 @@ impl WeightStore {
 
     /// Parses safetensors bytes (f32 tensors only).
     pub fn from_safetensors(bytes: &[u8]) -> Result<Self> {
-        let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| RuntimeError::WeightFile(e.to_string()))?;
+        let st = safetensors::SafeTensors::deserialize(bytes)
+            .map_err(|e| RuntimeError::WeightFile(e.to_string()))?;
         let mut store = Self::new();
         for (name, view) in st.tensors() {
             if view.dtype() != safetensors::Dtype::F32 {
-                return Err(RuntimeError::WeightFile(format!("tensor `{name}` is {:?}, expected F32", view.dtype())));
+                return Err(RuntimeError::WeightFile(format!(
+                    "tensor `{name}` is {:?}, expected F32",
+                    view.dtype()
+                )));
             }
             let data: Vec<f32> =
                 view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
@@ -136,19 +147,25 @@ impl WeightStore {
 
     /// Reads a safetensors file.
     pub fn load(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|e| RuntimeError::WeightFile(format!("{}: {e}", path.display())))?;
-        Self::from_safetensors(&bytes).map_err(|e| RuntimeError::WeightFile(format!("{}: {e}", path.display())))
+        let bytes =
+            std::fs::read(path).map_err(|e| RuntimeError::WeightFile(format!("{}: {e}", path.display())))?;
+        Self::from_safetensors(&bytes)
+            .map_err(|e| RuntimeError::WeightFile(format!("{}: {e}", path.display())))
     }
 
     /// Writes a safetensors file atomically; refuses to replace an existing file unless
     /// `overwrite`.
     pub fn save(&self, path: &Path, overwrite: bool) -> Result<()> {
         if path.exists() && !overwrite {
-            return Err(RuntimeError::WeightFile(format!("{} exists; refusing to overwrite it", path.display())));
+            return Err(RuntimeError::WeightFile(format!(
+                "{} exists; refusing to overwrite it",
+                path.display()
+            )));
         }
         let bytes = self.to_safetensors()?;
         let tmp = path.with_extension("safetensors.tmp");
-        std::fs::write(&tmp, bytes).map_err(|e| RuntimeError::WeightFile(format!("{}: {e}", tmp.display())))?;
+        std::fs::write(&tmp, bytes)
+            .map_err(|e| RuntimeError::WeightFile(format!("{}: {e}", tmp.display())))?;
         std::fs::rename(&tmp, path).map_err(|e| RuntimeError::WeightFile(format!("{}: {e}", path.display())))
     }
 }

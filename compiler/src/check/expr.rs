@@ -5,7 +5,7 @@ use seqmodel_grammar::{Span, ast};
 use seqmodel_ir::Op;
 
 use super::model::instantiate;
-use super::{Elab, LayerInst, Scope, Tensor, Value, flatten_tensors};
+use super::{Elab, LayerInst, Scope, Tensor, Value};
 use crate::diagnostic::{Diagnostic, closest};
 use crate::dims::D;
 use crate::layers::{self, CLASSES};
@@ -33,8 +33,12 @@ impl Elab<'_> {
                     Value::Poison => Value::Poison,
                     other => {
                         self.emit(
-                            Diagnostic::error("E0107", base.span, format!("only tensors can be sliced, this is {}", other.describe()))
-                                .with_label("not a tensor"),
+                            Diagnostic::error(
+                                "E0107",
+                                base.span,
+                                format!("only tensors can be sliced, this is {}", other.describe()),
+                            )
+                            .with_label("not a tensor"),
                         );
                         Value::Poison
                     }
@@ -45,9 +49,9 @@ impl Elab<'_> {
                 let mut span = stages[0].span;
                 for stage in &stages[1..] {
                     let f = self.eval(scope, stage);
-                    let whole = span.join(stage.span);
-                    v = self.apply(scope, f, stage.span, v, span, whole);
-                    span = whole;
+                    // Errors and origins point at the stage (`LSTM(16)`), not the whole chain.
+                    v = self.apply(scope, f, stage.span, v, span, stage.span);
+                    span = span.join(stage.span);
                 }
                 v
             }
@@ -69,17 +73,19 @@ impl Elab<'_> {
             for g in generics {
                 match g {
                     ast::DimAst::Fixed(n, s) => gs.push((D::Fixed(*n), *s)),
-                    ast::DimAst::Sym(id, off) => match scope.dims.get(&id.name) {
-                        Some(d) => gs.push((d.plus(*off), id.span)),
-                        None => {
-                            self.emit(
+                    ast::DimAst::Sym(id, off) => {
+                        match scope.dims.get(&id.name) {
+                            Some(d) => gs.push((d.plus(*off), id.span)),
+                            None => {
+                                self.emit(
                                 Diagnostic::error("E0102", id.span, format!("unknown dimension `{}`", id.name))
                                     .with_label("not a dimension of this model")
                                     .with_help("dimensions come from the model's input types or its `<...>` parameters"),
                             );
-                            return Value::Poison;
+                                return Value::Poison;
+                            }
                         }
-                    },
+                    }
                 }
             }
             return Value::Model { index, generics: gs };
@@ -87,8 +93,12 @@ impl Elab<'_> {
         if let Some(class) = layers::class(name) {
             if !generics.is_empty() {
                 self.emit(
-                    Diagnostic::error("E0103", ident.span, format!("layer `{name}` takes no `<...>` arguments"))
-                        .with_label("remove the `<...>`"),
+                    Diagnostic::error(
+                        "E0103",
+                        ident.span,
+                        format!("layer `{name}` takes no `<...>` arguments"),
+                    )
+                    .with_label("remove the `<...>`"),
                 );
             }
             return Value::Class(class);
@@ -180,7 +190,7 @@ impl Elab<'_> {
         &mut self,
         scope: &mut Scope,
         class: &'static layers::LayerClass,
-        args: Vec<(Option<(String, Span)>, Value, Span)>,
+        args: Vec<layers::RawArg>,
         span: Span,
     ) -> Value {
         if args.iter().any(|(_, v, _)| matches!(v, Value::Poison)) {
@@ -227,17 +237,27 @@ impl Elab<'_> {
         };
         let model_name = &self.file.models[scope.model].name.name;
         let key = format!("{model_name}/{name}");
-        self.layers.push(LayerInst { cfg, class: class.name, name, key, span, built_input: None });
+        self.layers.push(LayerInst { cfg, class: class.name, name, key, built_input: None });
         Value::Layer(self.layers.len() - 1)
     }
 
     /// Applies a layer or a model (the right side of `->`) to a value.
-    pub(crate) fn apply(&mut self, scope: &mut Scope, f: Value, f_span: Span, x: Value, x_span: Span, span: Span) -> Value {
+    pub(crate) fn apply(
+        &mut self,
+        scope: &mut Scope,
+        f: Value,
+        f_span: Span,
+        x: Value,
+        x_span: Span,
+        span: Span,
+    ) -> Value {
         match f {
             Value::Layer(id) => self.apply_layer(scope, id, x, f_span, None, span),
             Value::Model { index, generics } => {
                 let args = match x {
-                    Value::Tuple(items) | Value::List(items) => items.into_iter().map(|v| (v, x_span)).collect(),
+                    Value::Tuple(items) | Value::List(items) => {
+                        items.into_iter().map(|v| (v, x_span)).collect()
+                    }
                     v => vec![(v, x_span)],
                 };
                 self.call_model(scope, index, generics, args, f_span, span)
@@ -245,16 +265,24 @@ impl Elab<'_> {
             Value::Poison => Value::Poison,
             Value::Class(c) => {
                 self.emit(
-                    Diagnostic::error("E0108", f_span, format!("`{}` must be constructed before it is applied", c.name))
-                        .with_label("a layer type, not a layer")
-                        .with_help(format!("write `{}(...)` with its arguments", c.name)),
+                    Diagnostic::error(
+                        "E0108",
+                        f_span,
+                        format!("`{}` must be constructed before it is applied", c.name),
+                    )
+                    .with_label("a layer type, not a layer")
+                    .with_help(format!("write `{}(...)` with its arguments", c.name)),
                 );
                 Value::Poison
             }
             other => {
                 self.emit(
-                    Diagnostic::error("E0108", f_span, format!("`->` needs a layer or a model on its right, found {}", other.describe()))
-                        .with_label("cannot be applied"),
+                    Diagnostic::error(
+                        "E0108",
+                        f_span,
+                        format!("`->` needs a layer or a model on its right, found {}", other.describe()),
+                    )
+                    .with_label("cannot be applied"),
                 );
                 Value::Poison
             }
@@ -304,9 +332,7 @@ impl Elab<'_> {
         let path = format!("{}/{}", scope.path, callee.name.name);
         let before = self.suppressed.len();
         let arg_errors = self.diags.len();
-        let result = {
-            self.quiet_call(|cx| instantiate(cx, index, args, generics, callee_span, &path))
-        };
+        let result = { self.quiet_call(|cx| instantiate(cx, index, args, generics, callee_span, &path)) };
         let _ = arg_errors;
         match result {
             Some(v) => {
@@ -361,6 +387,7 @@ fn retag(v: Value, span: Span, model: &str) -> Value {
 }
 
 /// Adds a single-input, single-output node and returns its tensor.
+#[allow(clippy::too_many_arguments)] // mirrors `Elab::add_node`
 pub(crate) fn unary(
     cx: &mut Elab<'_>,
     scope: &Scope,
@@ -378,18 +405,4 @@ pub(crate) fn unary(
         ty,
         origin: super::Origin { span, what, rnn_last_only: false, rnn_sequence: false, declared: None },
     })
-}
-
-/// The tensors of `v`, or an error naming what it is.
-pub(crate) fn expect_tensors(cx: &mut Elab<'_>, v: &Value, span: Span, who: &str) -> Option<Vec<Tensor>> {
-    match flatten_tensors(v) {
-        Some(t) => Some(t),
-        None => {
-            cx.emit(
-                Diagnostic::error("E0301", span, format!("{who} needs a tensor input, found {}", v.describe()))
-                    .with_label("not a tensor"),
-            );
-            None
-        }
-    }
 }

@@ -29,8 +29,6 @@ pub struct LayerInst {
     pub name: String,
     /// Weight key prefix (`Model/name`).
     pub key: String,
-    /// Where it was constructed.
-    pub span: Span,
     /// Input feature size fixed by the first application (weights depend on it).
     pub built_input: Option<(usize, Span)>,
 }
@@ -96,6 +94,7 @@ impl<'a> Elab<'a> {
     }
 
     /// Adds a node with its inputs and output types.
+    #[allow(clippy::too_many_arguments)] // one flat call keeps every node's provenance explicit
     pub(crate) fn add_node(
         &mut self,
         op: Op,
@@ -141,7 +140,12 @@ impl<'a> Elab<'a> {
     }
 
     /// Converts the inference state into a finished [`ir::Program`].
-    pub(crate) fn finish(mut self, model: &ast::ModelDef, inputs: Vec<ir::InputSpec>, outputs: Vec<Port>) -> ir::Program {
+    pub(crate) fn finish(
+        mut self,
+        model: &ast::ModelDef,
+        inputs: Vec<ir::InputSpec>,
+        outputs: Vec<Port>,
+    ) -> ir::Program {
         let roots = self.dims.roots();
         let mut symbols: Vec<String> = Vec::new();
         let mut root_sym = HashMap::new();
@@ -156,7 +160,7 @@ impl<'a> Elab<'a> {
             root_sym.insert(r, symbols.len());
             symbols.push(name);
         }
-        let mut conv = |dims: &mut DimTable, d: D| match dims.resolve(d) {
+        let conv = |dims: &mut DimTable, d: D| match dims.resolve(d) {
             D::Fixed(n) => ir::Dim::Fixed(n),
             D::Var(r, off) => ir::Dim::Sym { id: root_sym[&r], offset: off },
         };
@@ -207,5 +211,5 @@ pub(crate) fn flatten_tensors(v: &Value) -> Option<Vec<Tensor>> {
     }
 }
 
-pub(crate) use model::compile_model;
 pub(crate) use expr::unary as expr_unary;
+pub(crate) use model::compile_model;

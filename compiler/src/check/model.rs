@@ -34,7 +34,15 @@ pub(crate) fn compile_model(file: &ast::File, index: usize) -> ModelResult {
     }
     for (i, p) in model.params.iter().enumerate() {
         let ty = declared_ty(&mut cx, &p.ty, &mut entry_dims);
-        let node = cx.add_node(Op::Input { index: i }, &p.name.name, &model.name.name, None, &[], vec![ty.clone()], p.name.span);
+        let node = cx.add_node(
+            Op::Input { index: i },
+            &p.name.name,
+            &model.name.name,
+            None,
+            &[],
+            vec![ty.clone()],
+            p.name.span,
+        );
         inputs.push(ir::InputSpec {
             name: p.name.name.clone(),
             ty: ir::TensorType { dims: Vec::new(), dtype: ty.dtype },
@@ -49,11 +57,8 @@ pub(crate) fn compile_model(file: &ast::File, index: usize) -> ModelResult {
         };
         args.push((Value::Tensor(Tensor { port: Port { node, port: 0 }, ty, origin }), p.name.span));
     }
-    let generics: Vec<(D, Span)> = model
-        .dim_params
-        .iter()
-        .map(|dp| (entry_dims[&dp.name], dp.span))
-        .collect();
+    let generics: Vec<(D, Span)> =
+        model.dim_params.iter().map(|dp| (entry_dims[&dp.name], dp.span)).collect();
     let result = instantiate(&mut cx, index, args, generics, model.name.span, &model.name.name);
     let mut call_errors = Vec::new();
     std::mem::swap(&mut call_errors, &mut cx.call_errors);
@@ -61,7 +66,10 @@ pub(crate) fn compile_model(file: &ast::File, index: usize) -> ModelResult {
         cx.emit(
             Diagnostic::error("E0410", span, "a stateful layer needs a fixed batch size")
                 .with_label("stateful layer here")
-                .with_secondary(model.name.span, format!("model `{}` declares no batch size", model.name.name))
+                .with_secondary(
+                    model.name.span,
+                    format!("model `{}` declares no batch size", model.name.name),
+                )
                 .with_help(format!(
                     "declare it after the output type: `model {}(...) -> ... where batch = 1 {{ ... }}`",
                     model.name.name
@@ -126,7 +134,8 @@ pub(crate) fn declared_ty(cx: &mut Elab<'_>, t: &ast::TensorType, dims: &mut Has
         .map(|d| match d {
             ast::DimAst::Fixed(n, _) => D::Fixed(*n),
             ast::DimAst::Sym(id, off) => {
-                let base = *dims.entry(id.name.clone()).or_insert_with(|| cx.dims.fresh(&id.name, Some(id.span)));
+                let base =
+                    *dims.entry(id.name.clone()).or_insert_with(|| cx.dims.fresh(&id.name, Some(id.span)));
                 base.plus(*off)
             }
         })
@@ -199,9 +208,13 @@ pub(crate) fn instantiate(
         match cx.batch {
             Some((b, first)) if b != s.value => {
                 cx.emit(
-                    Diagnostic::error("E0411", s.value_span, format!("batch size {} conflicts with batch size {b}", s.value))
-                        .with_label("declared here")
-                        .with_secondary(first, "first declared here"),
+                    Diagnostic::error(
+                        "E0411",
+                        s.value_span,
+                        format!("batch size {} conflicts with batch size {b}", s.value),
+                    )
+                    .with_label("declared here")
+                    .with_secondary(first, "first declared here"),
                 );
             }
             None => cx.batch = Some((s.value, s.value_span)),
@@ -236,13 +249,19 @@ pub(crate) fn instantiate(
                     let mut d = Diagnostic::error(
                         "E0402",
                         arg_span,
-                        format!("model `{}` input `{}` expects {want}, found {found}", model.name.name, p.name.name),
+                        format!(
+                            "model `{}` input `{}` expects {want}, found {found}",
+                            model.name.name, p.name.name
+                        ),
                     )
                     .with_label(format!("this is {found}"))
                     .with_secondary(p.ty.span, format!("`{}` declared as {want} here", p.name.name));
                     if t.origin.rnn_last_only && declared.dims.len() == t.ty.dims.len() + 1 {
                         d = d
-                            .with_secondary(t.origin.span, format!("{} returns only its last step", t.origin.what))
+                            .with_secondary(
+                                t.origin.span,
+                                format!("{} returns only its last step", t.origin.what),
+                            )
                             .with_help("add `return_sequences=true` to that layer");
                     }
                     cx.emit(d);
@@ -259,7 +278,12 @@ pub(crate) fn instantiate(
                     Diagnostic::error(
                         "E0402",
                         arg_span,
-                        format!("model `{}` input `{}` expects a tensor, found {}", model.name.name, p.name.name, other.describe()),
+                        format!(
+                            "model `{}` input `{}` expects a tensor, found {}",
+                            model.name.name,
+                            p.name.name,
+                            other.describe()
+                        ),
                     )
                     .with_label("not a tensor"),
                 );
@@ -346,26 +370,48 @@ fn bind_targets(cx: &mut Elab<'_>, scope: &mut Scope, targets: &[ast::Ident], v:
     }
 }
 
-fn check_outputs(cx: &mut Elab<'_>, model: &ast::ModelDef, scope: &mut Scope, (value, span): (Value, Span)) -> Option<Value> {
+fn check_outputs(
+    cx: &mut Elab<'_>,
+    model: &ast::ModelDef,
+    scope: &mut Scope,
+    (value, span): (Value, Span),
+) -> Option<Value> {
     if matches!(value, Value::Poison) {
         return None;
     }
     let Some(tensors) = flatten_tensors(&value) else {
         cx.emit(
-            Diagnostic::error("E0406", span, format!("the output of model `{}` must be tensors, found {}", model.name.name, value.describe()))
-                .with_label("not a tensor")
-                .with_help("apply the layer to a tensor, e.g. `x -> Dense(8)`"),
+            Diagnostic::error(
+                "E0406",
+                span,
+                format!(
+                    "the output of model `{}` must be tensors, found {}",
+                    model.name.name,
+                    value.describe()
+                ),
+            )
+            .with_label("not a tensor")
+            .with_help("apply the layer to a tensor, e.g. `x -> Dense(8)`"),
         );
         return None;
     };
     let Some(declared) = &model.outputs else { return Some(value) };
     if declared.len() != tensors.len() {
-        let decl_span = declared.first().map_or(model.name.span, |d| d.span).join(declared.last().map_or(model.name.span, |d| d.span));
+        let decl_span = declared
+            .first()
+            .map_or(model.name.span, |d| d.span)
+            .join(declared.last().map_or(model.name.span, |d| d.span));
         cx.emit(
             Diagnostic::error(
                 "E0407",
                 span,
-                format!("model `{}` declares {} output{} but its body gives {}", model.name.name, declared.len(), if declared.len() == 1 { "" } else { "s" }, tensors.len()),
+                format!(
+                    "model `{}` declares {} output{} but its body gives {}",
+                    model.name.name,
+                    declared.len(),
+                    if declared.len() == 1 { "" } else { "s" },
+                    tensors.len()
+                ),
             )
             .with_label(format!("{} output{}", tensors.len(), if tensors.len() == 1 { "" } else { "s" }))
             .with_secondary(decl_span, "outputs declared here"),

@@ -44,9 +44,13 @@ pub(crate) fn apply(cx: &mut Elab<'_>, scope: &mut Scope, id: usize, t: &Tensor,
             if t.ty.dims.len() < 2 {
                 let shown = cx.show(&t.ty);
                 cx.emit(
-                    Diagnostic::error("E0302", span, format!("`Masking` needs a sequence [T, features], found {shown}"))
-                        .with_label("no time dimension")
-                        .with_secondary(t.origin.span, format!("{} is {shown}", t.origin.what)),
+                    Diagnostic::error(
+                        "E0302",
+                        span,
+                        format!("`Masking` needs a sequence [T, features], found {shown}"),
+                    )
+                    .with_label("no time dimension")
+                    .with_secondary(t.origin.span, format!("{} is {shown}", t.origin.what)),
                 );
                 return Value::Poison;
             }
@@ -63,7 +67,9 @@ pub(crate) fn apply(cx: &mut Elab<'_>, scope: &mut Scope, id: usize, t: &Tensor,
                 .with_label("float input")
                 .with_secondary(t.origin.span, format!("{} is {shown}", t.origin.what));
                 if let Some(decl) = t.origin.declared {
-                    d = d.with_secondary(decl, "declared here").with_help("declare token inputs with `of i32`, e.g. `words: [T] of i32`");
+                    d = d
+                        .with_secondary(decl, "declared here")
+                        .with_help("declare token inputs with `of i32`, e.g. `words: [T] of i32`");
                 }
                 cx.emit(d);
                 return Value::Poison;

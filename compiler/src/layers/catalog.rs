@@ -111,7 +111,12 @@ pub static CLASSES: &[LayerClass] = &[
     LayerClass {
         name: "Dense",
         snake: "dense",
-        args: &[req("units", PosInt), opt("activation", Activation), opt("use_bias", Bool), opt("name", Ignored)],
+        args: &[
+            req("units", PosInt),
+            opt("activation", Activation),
+            opt("use_bias", Bool),
+            opt("name", Ignored),
+        ],
         positional: 2,
     },
     LayerClass {

@@ -92,6 +92,9 @@ pub enum LayerCfg {
     },
 }
 
+/// One evaluated constructor argument: keyword (with its span), value, span of the argument.
+pub type RawArg = (Option<(String, Span)>, Value, Span);
+
 /// Evaluated arguments by name, with their spans.
 pub struct Args {
     map: HashMap<&'static str, (Value, Span)>,
@@ -156,7 +159,7 @@ impl Args {
 /// kind. Returns every problem found.
 pub fn bind_args(
     class: &'static LayerClass,
-    args: Vec<(Option<(String, Span)>, Value, Span)>,
+    args: Vec<RawArg>,
     call_span: Span,
 ) -> Result<Args, Vec<Diagnostic>> {
     let mut map = HashMap::new();
@@ -183,7 +186,11 @@ pub fn bind_args(
                                 ),
                             )
                             .with_label("unexpected positional argument")
-                            .with_help(format!("pass it by name; `{}` accepts: {}", class.name, names.join(", "))),
+                            .with_help(format!(
+                                "pass it by name; `{}` accepts: {}",
+                                class.name,
+                                names.join(", ")
+                            )),
                         );
                         continue;
                     }
@@ -270,8 +277,7 @@ fn check_kind(
         (ArgKind::Activation, Value::Str(s)) => match Activation::from_name(s) {
             Some(_) => Ok(()),
             None => {
-                let names: Vec<&str> =
-                    Activation::ALL.iter().flat_map(|(_, n)| n.iter().copied()).collect();
+                let names: Vec<&str> = Activation::ALL.iter().flat_map(|(_, n)| n.iter().copied()).collect();
                 let mut d = Diagnostic::error("E0206", span, format!("unknown activation \"{s}\""))
                     .with_label("not a Keras activation")
                     .with_note(format!("known activations: {}", names.join(", ")));
@@ -293,16 +299,15 @@ fn check_kind(
         }
         (ArgKind::Pair, _) => Err(bad("a non-negative integer or a pair `(left, right)`")),
         (ArgKind::Layer, Value::Layer(_) | Value::Model { .. }) => Ok(()),
-        (ArgKind::Layer, Value::Class(c)) => Err(bad("a layer").with_help(format!(
-            "construct it with its arguments, e.g. `{}(...)`",
-            c.name
-        ))),
+        (ArgKind::Layer, Value::Class(c)) => {
+            Err(bad("a layer").with_help(format!("construct it with its arguments, e.g. `{}(...)`", c.name)))
+        }
         (ArgKind::Layer, _) => Err(bad("a layer")),
         (ArgKind::MergeMode, Value::None) => Ok(()),
-        (ArgKind::MergeMode, Value::Str(s)) if ["concat", "sum", "mul", "ave"].contains(&s.as_str()) => Ok(()),
-        (ArgKind::MergeMode, _) => {
-            Err(bad("one of \"concat\", \"sum\", \"mul\", \"ave\" or None"))
+        (ArgKind::MergeMode, Value::Str(s)) if ["concat", "sum", "mul", "ave"].contains(&s.as_str()) => {
+            Ok(())
         }
+        (ArgKind::MergeMode, _) => Err(bad("one of \"concat\", \"sum\", \"mul\", \"ave\" or None")),
     }
 }
 
@@ -354,9 +359,9 @@ pub fn build_cfg(class: &'static LayerClass, args: &Args) -> LayerCfg {
             Some((Value::Int(i), _)) => D::Fixed(*i as usize),
             _ => D::Fixed(1),
         }),
-        "TimeDistributed" => LayerCfg::TimeDistributed(Box::new(
-            args.get("layer").map_or(Value::Poison, |(v, _)| v.clone()),
-        )),
+        "TimeDistributed" => {
+            LayerCfg::TimeDistributed(Box::new(args.get("layer").map_or(Value::Poison, |(v, _)| v.clone())))
+        }
         "Embedding" => LayerCfg::Embedding {
             input_dim: args.int("input_dim").unwrap_or(1) as usize,
             output_dim: args.int("output_dim").unwrap_or(1) as usize,

@@ -10,10 +10,24 @@ use crate::diagnostic::Diagnostic;
 use crate::dims::D;
 
 /// Applies a merge layer to a list of tensors.
-pub(crate) fn apply(cx: &mut Elab<'_>, scope: &mut Scope, inst: &LayerInst, x: Value, _layer_span: Span, span: Span) -> Value {
+pub(crate) fn apply(
+    cx: &mut Elab<'_>,
+    scope: &mut Scope,
+    inst: &LayerInst,
+    x: Value,
+    _layer_span: Span,
+    span: Span,
+) -> Value {
     let LayerCfg::Merge { class, axis } = inst.cfg else { return Value::Poison };
     let Some(ts) = flatten_tensors(&x) else {
-        cx.emit(Diagnostic::error("E0301", span, format!("`{class}` merges a list of tensors, found {}", x.describe())).with_label("not tensors"));
+        cx.emit(
+            Diagnostic::error(
+                "E0301",
+                span,
+                format!("`{class}` merges a list of tensors, found {}", x.describe()),
+            )
+            .with_label("not tensors"),
+        );
         return Value::Poison;
     };
     let arity_ok = if class == "Subtract" { ts.len() == 2 } else { ts.len() >= 2 };
@@ -28,7 +42,10 @@ pub(crate) fn apply(cx: &mut Elab<'_>, scope: &mut Scope, inst: &LayerInst, x: V
     }
     for t in &ts {
         if t.ty.dtype != DType::F32 {
-            cx.emit(Diagnostic::error("E0304", span, format!("`{class}` needs float inputs")).with_secondary(t.origin.span, "integer tensor"));
+            cx.emit(
+                Diagnostic::error("E0304", span, format!("`{class}` needs float inputs"))
+                    .with_secondary(t.origin.span, "integer tensor"),
+            );
             return Value::Poison;
         }
     }
@@ -37,9 +54,16 @@ pub(crate) fn apply(cx: &mut Elab<'_>, scope: &mut Scope, inst: &LayerInst, x: V
         let ax = if axis < 0 { rank + axis } else { axis - 1 };
         if axis == 0 || ax < 0 || ax >= rank {
             cx.emit(
-                Diagnostic::error("E0307", span, format!("`Concatenate` axis {axis} is out of range for rank {} tensors (plus batch)", rank))
-                    .with_label("bad axis")
-                    .with_note("Keras counts the batch axis: -1 is the last axis, 1 the first after the batch"),
+                Diagnostic::error(
+                    "E0307",
+                    span,
+                    format!(
+                        "`Concatenate` axis {axis} is out of range for rank {} tensors (plus batch)",
+                        rank
+                    ),
+                )
+                .with_label("bad axis")
+                .with_note("Keras counts the batch axis: -1 is the last axis, 1 the first after the batch"),
             );
             return Value::Poison;
         }
@@ -55,10 +79,14 @@ pub(crate) fn apply(cx: &mut Elab<'_>, scope: &mut Scope, inst: &LayerInst, x: V
                 let a = cx.show(&first);
                 let b = cx.show(&t.ty);
                 cx.emit(
-                    Diagnostic::error("E0307", span, format!("`{class}` needs inputs of one shape, found {a} and {b}"))
-                        .with_label("shapes differ")
-                        .with_secondary(ts[0].origin.span, format!("{} is {a}", ts[0].origin.what))
-                        .with_secondary(t.origin.span, format!("{} is {b}", t.origin.what)),
+                    Diagnostic::error(
+                        "E0307",
+                        span,
+                        format!("`{class}` needs inputs of one shape, found {a} and {b}"),
+                    )
+                    .with_label("shapes differ")
+                    .with_secondary(ts[0].origin.span, format!("{} is {a}", ts[0].origin.what))
+                    .with_secondary(t.origin.span, format!("{} is {b}", t.origin.what)),
                 );
                 return Value::Poison;
             }
@@ -78,7 +106,13 @@ pub(crate) fn apply(cx: &mut Elab<'_>, scope: &mut Scope, inst: &LayerInst, x: V
     Value::Tensor(Tensor {
         port: Port { node: n, port: 0 },
         ty,
-        origin: Origin { span, what: format!("{class} `{}`", inst.name), rnn_last_only: false, rnn_sequence: false, declared: None },
+        origin: Origin {
+            span,
+            what: format!("{class} `{}`", inst.name),
+            rnn_last_only: false,
+            rnn_sequence: false,
+            declared: None,
+        },
     })
 }
 
@@ -91,9 +125,13 @@ fn concat_type(cx: &mut Elab<'_>, ts: &[Tensor], ax: usize, span: Span) -> Optio
             let a = cx.show(&ts[0].ty);
             let b = cx.show(&t.ty);
             cx.emit(
-                Diagnostic::error("E0307", span, format!("`Concatenate` needs inputs of one rank, found {a} and {b}"))
-                    .with_label("ranks differ")
-                    .with_secondary(t.origin.span, format!("{} is {b}", t.origin.what)),
+                Diagnostic::error(
+                    "E0307",
+                    span,
+                    format!("`Concatenate` needs inputs of one rank, found {a} and {b}"),
+                )
+                .with_label("ranks differ")
+                .with_secondary(t.origin.span, format!("{} is {b}", t.origin.what)),
             );
             return None;
         }
@@ -105,10 +143,17 @@ fn concat_type(cx: &mut Elab<'_>, ts: &[Tensor], ax: usize, span: Span) -> Optio
                 let a = cx.show(&ts[0].ty);
                 let b = cx.show(&t.ty);
                 cx.emit(
-                    Diagnostic::error("E0307", span, format!("`Concatenate` along axis {} needs the other dimensions equal, found {a} and {b}", ax + 1))
-                        .with_label("shapes differ")
-                        .with_secondary(ts[0].origin.span, format!("{} is {a}", ts[0].origin.what))
-                        .with_secondary(t.origin.span, format!("{} is {b}", t.origin.what)),
+                    Diagnostic::error(
+                        "E0307",
+                        span,
+                        format!(
+                            "`Concatenate` along axis {} needs the other dimensions equal, found {a} and {b}",
+                            ax + 1
+                        ),
+                    )
+                    .with_label("shapes differ")
+                    .with_secondary(ts[0].origin.span, format!("{} is {a}", ts[0].origin.what))
+                    .with_secondary(t.origin.span, format!("{} is {b}", t.origin.what)),
                 );
                 return None;
             }
@@ -118,8 +163,12 @@ fn concat_type(cx: &mut Elab<'_>, ts: &[Tensor], ax: usize, span: Span) -> Optio
             D::Var(v, o) if var.is_none() => var = Some((v, o)),
             _ => {
                 cx.emit(
-                    Diagnostic::error("E0307", span, "`Concatenate` cannot add two sizes that are both known only at run time")
-                        .with_label("sum of two symbolic dimensions"),
+                    Diagnostic::error(
+                        "E0307",
+                        span,
+                        "`Concatenate` cannot add two sizes that are both known only at run time",
+                    )
+                    .with_label("sum of two symbolic dimensions"),
                 );
                 return None;
             }

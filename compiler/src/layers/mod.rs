@@ -11,7 +11,7 @@ pub mod rnn;
 pub mod time;
 
 pub use catalog::{ArgKind, ArgSpec, CLASSES, COMMON_IGNORED, LayerClass, class};
-pub use config::{Args, LayerCfg, RnnCfg, bind_args, build_cfg};
+pub use config::{Args, LayerCfg, RawArg, RnnCfg, bind_args, build_cfg};
 
 use seqmodel_grammar::Span;
 
@@ -20,12 +20,21 @@ use crate::diagnostic::Diagnostic;
 use crate::dims::D;
 
 /// Checks a configuration at construction time (before any input is known).
-pub(crate) fn validate(cx: &mut Elab<'_>, cfg: &LayerCfg, class: &LayerClass, span: Span) -> Result<(), Diagnostic> {
+pub(crate) fn validate(
+    cx: &mut Elab<'_>,
+    cfg: &LayerCfg,
+    class: &LayerClass,
+    span: Span,
+) -> Result<(), Diagnostic> {
     match cfg {
         LayerCfg::Bidirectional { inner, .. } => match cx.layers.get(*inner).map(|l| &l.cfg) {
             Some(LayerCfg::Rnn(_)) => Ok(()),
-            _ => Err(Diagnostic::error("E0207", span, "`Bidirectional` wraps a recurrent layer (LSTM, GRU or SimpleRNN)")
-                .with_label("not a recurrent layer inside")),
+            _ => Err(Diagnostic::error(
+                "E0207",
+                span,
+                "`Bidirectional` wraps a recurrent layer (LSTM, GRU or SimpleRNN)",
+            )
+            .with_label("not a recurrent layer inside")),
         },
         LayerCfg::TimeDistributed(inner) => match inner.as_ref() {
             Value::Layer(_) | Value::Model { .. } => Ok(()),
@@ -57,17 +66,23 @@ pub(crate) fn apply(
     if let LayerCfg::Merge { .. } = inst.cfg {
         return merge::apply(cx, scope, &inst, x, layer_span, span);
     }
-    let Some(t) = single(cx, &x, &inst.class, span) else { return Value::Poison };
+    let Some(t) = single(cx, &x, inst.class, span) else { return Value::Poison };
     match &inst.cfg {
-        LayerCfg::Dense { .. } | LayerCfg::Activation(_) | LayerCfg::Dropout(_) | LayerCfg::Masking(_) | LayerCfg::Embedding { .. } => {
-            basic::apply(cx, scope, id, &t, span)
-        }
+        LayerCfg::Dense { .. }
+        | LayerCfg::Activation(_)
+        | LayerCfg::Dropout(_)
+        | LayerCfg::Masking(_)
+        | LayerCfg::Embedding { .. } => basic::apply(cx, scope, id, &t, span),
         LayerCfg::Rnn(cfg) => rnn::apply_rnn(cx, scope, id, *cfg, &t, initial_state, span),
-        LayerCfg::Bidirectional { inner, merge } => rnn::apply_bidirectional(cx, scope, id, *inner, *merge, &t, span),
+        LayerCfg::Bidirectional { inner, merge } => {
+            rnn::apply_bidirectional(cx, scope, id, *inner, *merge, &t, span)
+        }
         LayerCfg::RepeatVector(n) => time::repeat(cx, scope, &inst, *n, &t, span),
         LayerCfg::Cropping(l, r) => time::crop(cx, scope, &inst, *l, *r, &t, span),
         LayerCfg::Padding(l, r) => time::pad(cx, scope, &inst, *l, *r, &t, span),
-        LayerCfg::TimeDistributed(inner) => time::distribute(cx, scope, &inst, (**inner).clone(), layer_span, &t, span),
+        LayerCfg::TimeDistributed(inner) => {
+            time::distribute(cx, scope, &inst, (**inner).clone(), layer_span, &t, span)
+        }
         LayerCfg::Merge { .. } => unreachable!("handled above"),
     }
 }
@@ -86,8 +101,12 @@ pub(crate) fn single(cx: &mut Elab<'_>, x: &Value, who: &str, span: Span) -> Opt
         }
         None => {
             cx.emit(
-                Diagnostic::error("E0301", span, format!("`{who}` needs a tensor input, found {}", x.describe()))
-                    .with_label("not a tensor"),
+                Diagnostic::error(
+                    "E0301",
+                    span,
+                    format!("`{who}` needs a tensor input, found {}", x.describe()),
+                )
+                .with_label("not a tensor"),
             );
             None
         }
@@ -104,12 +123,16 @@ pub(crate) fn fixed_features(cx: &mut Elab<'_>, t: &Tensor, who: &str, span: Spa
             let mut diag = Diagnostic::error(
                 "E0303",
                 span,
-                format!("`{who}` needs a fixed number of input features, but the last dimension is `{shown}`"),
+                format!(
+                    "`{who}` needs a fixed number of input features, but the last dimension is `{shown}`"
+                ),
             )
             .with_label("input size unknown at compile time")
             .with_note("the layer's weights are sized by its input features");
             if let Some(decl) = t.origin.declared {
-                diag = diag.with_secondary(decl, "declared here").with_help("give the feature dimension as a number");
+                diag = diag
+                    .with_secondary(decl, "declared here")
+                    .with_help("give the feature dimension as a number");
             }
             cx.emit(diag);
             None
@@ -146,7 +169,9 @@ pub(crate) fn build_input(cx: &mut Elab<'_>, id: usize, features: usize, span: S
                 )
                 .with_label(format!("{features} features"))
                 .with_secondary(first, format!("first applied here to {n} features"))
-                .with_note("calling one layer instance twice shares its weights, so the input sizes must agree"),
+                .with_note(
+                    "calling one layer instance twice shares its weights, so the input sizes must agree",
+                ),
             );
             false
         }

@@ -79,15 +79,39 @@ pub(crate) fn apply_rnn(
             Some(st) => st,
             None if matches!(v, Value::Poison) => return Value::Poison,
             None => {
-                cx.emit(Diagnostic::error("E0306", s, format!("`initial_state` must be a list of tensors, found {}", v.describe())).with_label("not tensors"));
+                cx.emit(
+                    Diagnostic::error(
+                        "E0306",
+                        s,
+                        format!("`initial_state` must be a list of tensors, found {}", v.describe()),
+                    )
+                    .with_label("not tensors"),
+                );
                 return Value::Poison;
             }
         };
         if states.len() != n {
             cx.emit(
-                Diagnostic::error("E0306", s, format!("`{}` takes {n} initial state{}, {} given", inst.class, if n == 1 { "" } else { "s" }, states.len()))
-                    .with_label(format!("{} state tensor{}", states.len(), if states.len() == 1 { "" } else { "s" }))
-                    .with_help(if n == 2 { "LSTM takes `initial_state=[h, c]`" } else { "give `initial_state=[h]`" }),
+                Diagnostic::error(
+                    "E0306",
+                    s,
+                    format!(
+                        "`{}` takes {n} initial state{}, {} given",
+                        inst.class,
+                        if n == 1 { "" } else { "s" },
+                        states.len()
+                    ),
+                )
+                .with_label(format!(
+                    "{} state tensor{}",
+                    states.len(),
+                    if states.len() == 1 { "" } else { "s" }
+                ))
+                .with_help(if n == 2 {
+                    "LSTM takes `initial_state=[h, c]`"
+                } else {
+                    "give `initial_state=[h]`"
+                }),
             );
             return Value::Poison;
         }
@@ -96,9 +120,13 @@ pub(crate) fn apply_rnn(
             if !cx.unify_ty(&st.ty, &want) {
                 let shown = cx.show(&st.ty);
                 cx.emit(
-                    Diagnostic::error("E0306", s, format!("initial state must be [{}] (the layer's units), found {shown}", cfg.units))
-                        .with_label("wrong state size")
-                        .with_secondary(st.origin.span, format!("{} is {shown}", st.origin.what)),
+                    Diagnostic::error(
+                        "E0306",
+                        s,
+                        format!("initial state must be [{}] (the layer's units), found {shown}", cfg.units),
+                    )
+                    .with_label("wrong state size")
+                    .with_secondary(st.origin.span, format!("{} is {shown}", st.origin.what)),
                 );
                 return Value::Poison;
             }
@@ -111,18 +139,46 @@ pub(crate) fn apply_rnn(
     let a = attrs(cfg, features);
     let unit = D::Fixed(cfg.units);
     let f32 = seqmodel_ir::DType::F32;
-    let out_ty = if cfg.return_sequences { ITy { dims: vec![steps, unit], dtype: f32 } } else { ITy { dims: vec![unit], dtype: f32 } };
+    let out_ty = if cfg.return_sequences {
+        ITy { dims: vec![steps, unit], dtype: f32 }
+    } else {
+        ITy { dims: vec![unit], dtype: f32 }
+    };
     let mut out_tys = vec![out_ty];
     if cfg.return_state {
         for _ in 0..cfg.cell.states() {
             out_tys.push(ITy { dims: vec![unit], dtype: f32 });
         }
     }
-    let node = cx.add_node(Op::Rnn(a), &inst.name, &scope.path, Some(inst.key.clone()), &inputs, out_tys.clone(), span);
-    outputs(node, out_tys, span, &format!("{} `{}`", inst.class, inst.name), cfg.return_sequences, cfg.return_state, 1)
+    let node = cx.add_node(
+        Op::Rnn(a),
+        &inst.name,
+        &scope.path,
+        Some(inst.key.clone()),
+        &inputs,
+        out_tys.clone(),
+        span,
+    );
+    outputs(
+        node,
+        out_tys,
+        span,
+        &format!("{} `{}`", inst.class, inst.name),
+        cfg.return_sequences,
+        cfg.return_state,
+        1,
+    )
 }
 
-fn outputs(node: petgraph::stable_graph::NodeIndex, tys: Vec<ITy>, span: Span, what: &str, seq: bool, tuple: bool, n_main: usize) -> Value {
+fn outputs(
+    node: petgraph::stable_graph::NodeIndex,
+    tys: Vec<ITy>,
+    span: Span,
+    what: &str,
+    seq: bool,
+    tuple: bool,
+    n_main: usize,
+) -> Value {
     let vals: Vec<Value> = tys
         .into_iter()
         .enumerate()
@@ -172,15 +228,36 @@ pub(crate) fn apply_bidirectional(
     let f32 = seqmodel_ir::DType::F32;
     let width = if merge == MergeMode::Concat { 2 * cfg.units } else { cfg.units };
     let main = |w: usize| {
-        if cfg.return_sequences { ITy { dims: vec![steps, D::Fixed(w)], dtype: f32 } } else { ITy { dims: vec![D::Fixed(w)], dtype: f32 } }
+        if cfg.return_sequences {
+            ITy { dims: vec![steps, D::Fixed(w)], dtype: f32 }
+        } else {
+            ITy { dims: vec![D::Fixed(w)], dtype: f32 }
+        }
     };
-    let mut tys = if merge == MergeMode::None { vec![main(cfg.units), main(cfg.units)] } else { vec![main(width)] };
+    let mut tys =
+        if merge == MergeMode::None { vec![main(cfg.units), main(cfg.units)] } else { vec![main(width)] };
     let n_main = tys.len();
     if cfg.return_state {
         for _ in 0..2 * cfg.cell.states() {
             tys.push(ITy { dims: vec![D::Fixed(cfg.units)], dtype: f32 });
         }
     }
-    let node = cx.add_node(Op::Bidirectional { forward, backward, merge }, &inst.name, &scope.path, Some(inst.key.clone()), &[t.port], tys.clone(), span);
-    outputs(node, tys, span, &format!("Bidirectional `{}`", inst.name), cfg.return_sequences, cfg.return_state, n_main)
+    let node = cx.add_node(
+        Op::Bidirectional { forward, backward, merge },
+        &inst.name,
+        &scope.path,
+        Some(inst.key.clone()),
+        &[t.port],
+        tys.clone(),
+        span,
+    );
+    outputs(
+        node,
+        tys,
+        span,
+        &format!("Bidirectional `{}`", inst.name),
+        cfg.return_sequences,
+        cfg.return_state,
+        n_main,
+    )
 }

@@ -30,12 +30,23 @@ fn with_time(ty: &ITy, steps: D) -> ITy {
 }
 
 /// `RepeatVector(n)`: `[F]` → `[n, F]`.
-pub(crate) fn repeat(cx: &mut Elab<'_>, scope: &mut Scope, inst: &LayerInst, n: D, t: &Tensor, span: Span) -> Value {
+pub(crate) fn repeat(
+    cx: &mut Elab<'_>,
+    scope: &mut Scope,
+    inst: &LayerInst,
+    n: D,
+    t: &Tensor,
+    span: Span,
+) -> Value {
     if t.ty.dims.len() != 1 {
         let shown = cx.show(&t.ty);
-        let mut d = Diagnostic::error("E0302", span, format!("`RepeatVector` repeats a vector [features], found {shown}"))
-            .with_label(format!("this gets {shown}"))
-            .with_secondary(t.origin.span, format!("{} is {shown}", t.origin.what));
+        let mut d = Diagnostic::error(
+            "E0302",
+            span,
+            format!("`RepeatVector` repeats a vector [features], found {shown}"),
+        )
+        .with_label(format!("this gets {shown}"))
+        .with_secondary(t.origin.span, format!("{} is {shown}", t.origin.what));
         if t.origin.rnn_sequence {
             d = d.with_help("remove `return_sequences=true` from that layer to pass on only its last step");
         }
@@ -47,7 +58,12 @@ pub(crate) fn repeat(cx: &mut Elab<'_>, scope: &mut Scope, inst: &LayerInst, n: 
     expr_unary(cx, scope, Op::RepeatVector, &inst.name, None, t, ty, span, what)
 }
 
-fn slice_len(cx: &mut Elab<'_>, steps: D, start: Option<i64>, end: Option<i64>) -> Result<(D, i64, Option<i64>), String> {
+fn slice_len(
+    cx: &mut Elab<'_>,
+    steps: D,
+    start: Option<i64>,
+    end: Option<i64>,
+) -> Result<(D, i64, Option<i64>), String> {
     match cx.dims.resolve(steps) {
         D::Fixed(t) => {
             let t = t as i64;
@@ -85,7 +101,14 @@ fn slice_len(cx: &mut Elab<'_>, steps: D, start: Option<i64>, end: Option<i64>) 
 }
 
 /// `x[a:b]` and `x[i]` along time.
-pub(crate) fn index(cx: &mut Elab<'_>, scope: &mut Scope, t: &Tensor, index: IndexKind, index_span: Span, span: Span) -> Value {
+pub(crate) fn index(
+    cx: &mut Elab<'_>,
+    scope: &mut Scope,
+    t: &Tensor,
+    index: IndexKind,
+    index_span: Span,
+    span: Span,
+) -> Value {
     if !need_time(cx, t, "slicing", index_span) {
         return Value::Poison;
     }
@@ -94,7 +117,17 @@ pub(crate) fn index(cx: &mut Elab<'_>, scope: &mut Scope, t: &Tensor, index: Ind
         IndexKind::Slice { start, end } => match slice_len(cx, steps, start, end) {
             Ok((len, s, e)) => {
                 let ty = with_time(&t.ty, len);
-                expr_unary(cx, scope, Op::TimeSlice { start: s, end: e }, "slice", None, t, ty, span, "the slice".into())
+                expr_unary(
+                    cx,
+                    scope,
+                    Op::TimeSlice { start: s, end: e },
+                    "slice",
+                    None,
+                    t,
+                    ty,
+                    span,
+                    "the slice".into(),
+                )
             }
             Err(msg) => {
                 let shown = cx.show(&t.ty);
@@ -111,9 +144,13 @@ pub(crate) fn index(cx: &mut Elab<'_>, scope: &mut Scope, t: &Tensor, index: Ind
                 let n = n as i64;
                 if i >= n || i < -n {
                     cx.emit(
-                        Diagnostic::error("E0305", index_span, format!("step {i} is out of range for {n} steps"))
-                            .with_label("out of range")
-                            .with_secondary(t.origin.span, format!("{} has {n} steps", t.origin.what)),
+                        Diagnostic::error(
+                            "E0305",
+                            index_span,
+                            format!("step {i} is out of range for {n} steps"),
+                        )
+                        .with_label("out of range")
+                        .with_secondary(t.origin.span, format!("{} has {n} steps", t.origin.what)),
                     );
                     return Value::Poison;
                 }
@@ -125,7 +162,15 @@ pub(crate) fn index(cx: &mut Elab<'_>, scope: &mut Scope, t: &Tensor, index: Ind
 }
 
 /// `Cropping1D((left, right))`.
-pub(crate) fn crop(cx: &mut Elab<'_>, scope: &mut Scope, inst: &LayerInst, l: usize, r: usize, t: &Tensor, span: Span) -> Value {
+pub(crate) fn crop(
+    cx: &mut Elab<'_>,
+    scope: &mut Scope,
+    inst: &LayerInst,
+    l: usize,
+    r: usize,
+    t: &Tensor,
+    span: Span,
+) -> Value {
     if !need_time(cx, t, "`Cropping1D`", span) {
         return Value::Poison;
     }
@@ -133,9 +178,13 @@ pub(crate) fn crop(cx: &mut Elab<'_>, scope: &mut Scope, inst: &LayerInst, l: us
     let len = match cx.dims.resolve(t.ty.dims[0]) {
         D::Fixed(n) if n <= l + r => {
             cx.emit(
-                Diagnostic::error("E0305", span, format!("cropping {l}+{r} steps leaves nothing of {n} steps"))
-                    .with_label("crops too much")
-                    .with_secondary(t.origin.span, format!("{} has {n} steps", t.origin.what)),
+                Diagnostic::error(
+                    "E0305",
+                    span,
+                    format!("cropping {l}+{r} steps leaves nothing of {n} steps"),
+                )
+                .with_label("crops too much")
+                .with_secondary(t.origin.span, format!("{} has {n} steps", t.origin.what)),
             );
             return Value::Poison;
         }
@@ -143,11 +192,29 @@ pub(crate) fn crop(cx: &mut Elab<'_>, scope: &mut Scope, inst: &LayerInst, l: us
         D::Var(v, o) => D::Var(v, o - (l + r) as i64),
     };
     let ty = with_time(&t.ty, len);
-    expr_unary(cx, scope, Op::TimeSlice { start: l as i64, end }, &inst.name, None, t, ty, span, format!("Cropping1D `{}`", inst.name))
+    expr_unary(
+        cx,
+        scope,
+        Op::TimeSlice { start: l as i64, end },
+        &inst.name,
+        None,
+        t,
+        ty,
+        span,
+        format!("Cropping1D `{}`", inst.name),
+    )
 }
 
 /// `ZeroPadding1D((left, right))`.
-pub(crate) fn pad(cx: &mut Elab<'_>, scope: &mut Scope, inst: &LayerInst, l: usize, r: usize, t: &Tensor, span: Span) -> Value {
+pub(crate) fn pad(
+    cx: &mut Elab<'_>,
+    scope: &mut Scope,
+    inst: &LayerInst,
+    l: usize,
+    r: usize,
+    t: &Tensor,
+    span: Span,
+) -> Value {
     if !need_time(cx, t, "`ZeroPadding1D`", span) {
         return Value::Poison;
     }
@@ -156,16 +223,35 @@ pub(crate) fn pad(cx: &mut Elab<'_>, scope: &mut Scope, inst: &LayerInst, l: usi
         D::Var(v, o) => D::Var(v, o + (l + r) as i64),
     };
     let ty = with_time(&t.ty, len);
-    expr_unary(cx, scope, Op::ZeroPad { left: l, right: r }, &inst.name, None, t, ty, span, format!("ZeroPadding1D `{}`", inst.name))
+    expr_unary(
+        cx,
+        scope,
+        Op::ZeroPad { left: l, right: r },
+        &inst.name,
+        None,
+        t,
+        ty,
+        span,
+        format!("ZeroPadding1D `{}`", inst.name),
+    )
 }
 
 /// `TimeDistributed(layer or model)`: applies the inner to every step.
-pub(crate) fn distribute(cx: &mut Elab<'_>, scope: &mut Scope, inst: &LayerInst, inner: Value, layer_span: Span, t: &Tensor, span: Span) -> Value {
+pub(crate) fn distribute(
+    cx: &mut Elab<'_>,
+    scope: &mut Scope,
+    inst: &LayerInst,
+    inner: Value,
+    layer_span: Span,
+    t: &Tensor,
+    span: Span,
+) -> Value {
     if !need_time(cx, t, "`TimeDistributed`", span) {
         return Value::Poison;
     }
     let folded_ty = ITy { dims: t.ty.dims[1..].to_vec(), dtype: t.ty.dtype };
-    let fold = cx.add_node(Op::FoldTime, &inst.name, &scope.path, None, &[t.port], vec![folded_ty.clone()], span);
+    let fold =
+        cx.add_node(Op::FoldTime, &inst.name, &scope.path, None, &[t.port], vec![folded_ty.clone()], span);
     let folded = Tensor { port: Port { node: fold, port: 0 }, ty: folded_ty, origin: t.origin.clone() };
     let result = cx.apply(scope, inner, layer_span, Value::Tensor(folded), span, span);
     let Some(outs) = flatten_tensors(&result) else { return Value::Poison };
@@ -174,11 +260,25 @@ pub(crate) fn distribute(cx: &mut Elab<'_>, scope: &mut Scope, inst: &LayerInst,
         let mut dims = vec![t.ty.dims[0]];
         dims.extend(o.ty.dims.iter().copied());
         let ty = ITy { dims, dtype: if o.ty.dtype == DType::I32 { DType::I32 } else { DType::F32 } };
-        let n = cx.add_node(Op::UnfoldTime, &inst.name, &scope.path, None, &[o.port, t.port], vec![ty.clone()], span);
+        let n = cx.add_node(
+            Op::UnfoldTime,
+            &inst.name,
+            &scope.path,
+            None,
+            &[o.port, t.port],
+            vec![ty.clone()],
+            span,
+        );
         vals.push(Value::Tensor(Tensor {
             port: Port { node: n, port: 0 },
             ty,
-            origin: Origin { span, what: format!("TimeDistributed `{}`", inst.name), rnn_last_only: false, rnn_sequence: false, declared: None },
+            origin: Origin {
+                span,
+                what: format!("TimeDistributed `{}`", inst.name),
+                rnn_last_only: false,
+                rnn_sequence: false,
+                declared: None,
+            },
         }));
     }
     if vals.len() == 1 { vals.pop().unwrap_or(Value::Poison) } else { Value::Tuple(vals) }

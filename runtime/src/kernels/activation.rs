@@ -9,8 +9,20 @@ pub fn scalar(a: Activation, x: f32) -> f32 {
         Activation::Linear | Activation::Softmax | Activation::LogSoftmax => x,
         Activation::Relu => x.max(0.0),
         Activation::Relu6 => x.clamp(0.0, 6.0),
-        Activation::LeakyRelu => if x > 0.0 { x } else { 0.2 * x },
-        Activation::Elu => if x > 0.0 { x } else { x.exp_m1() },
+        Activation::LeakyRelu => {
+            if x > 0.0 {
+                x
+            } else {
+                0.2 * x
+            }
+        }
+        Activation::Elu => {
+            if x > 0.0 {
+                x
+            } else {
+                x.exp_m1()
+            }
+        }
         Activation::Selu => {
             const ALPHA: f32 = 1.673_263_2;
             const SCALE: f32 = 1.050_701;
@@ -50,7 +62,9 @@ fn erf(x: f64) -> f64 {
     let s = x.signum();
     let x = x.abs();
     let t = 1.0 / (1.0 + 0.327_591_1 * x);
-    let poly = t * (0.254_829_592 + t * (-0.284_496_736 + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
+    let poly = t
+        * (0.254_829_592
+            + t * (-0.284_496_736 + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
     s * (1.0 - poly * (-x * x).exp())
 }
 

@@ -7,7 +7,13 @@ use crate::error::{Result, RuntimeError};
 use crate::kernels::{activation, matmul};
 
 /// `Dense` over the last axis: `act(x · W + b)`.
-pub fn dense(x: &ArrayD<f32>, kernel: &[f32], bias: Option<&[f32]>, units: usize, act: Activation) -> ArrayD<f32> {
+pub fn dense(
+    x: &ArrayD<f32>,
+    kernel: &[f32],
+    bias: Option<&[f32]>,
+    units: usize,
+    act: Activation,
+) -> ArrayD<f32> {
     let d = *x.shape().last().unwrap_or(&1);
     let rows = x.len() / d.max(1);
     let x = x.as_standard_layout();
@@ -79,11 +85,16 @@ pub fn masking(x: &ArrayD<f32>, value: f32) -> (ArrayD<f32>, Array2<bool>) {
 pub fn merge(kind: MergeKind, xs: &[&ArrayD<f32>]) -> Result<ArrayD<f32>> {
     if let MergeKind::Concatenate { axis } = kind {
         let views: Vec<_> = xs.iter().map(|x| x.view()).collect();
-        return ndarray::concatenate(Axis(axis + 1), &views).map_err(|e| RuntimeError::Shape(format!("Concatenate: {e}")));
+        return ndarray::concatenate(Axis(axis + 1), &views)
+            .map_err(|e| RuntimeError::Shape(format!("Concatenate: {e}")));
     }
     for x in &xs[1..] {
         if x.shape() != xs[0].shape() {
-            return Err(RuntimeError::Shape(format!("{kind:?}: shapes {:?} and {:?} differ", xs[0].shape(), x.shape())));
+            return Err(RuntimeError::Shape(format!(
+                "{kind:?}: shapes {:?} and {:?} differ",
+                xs[0].shape(),
+                x.shape()
+            )));
         }
     }
     let mut out = xs[0].clone();

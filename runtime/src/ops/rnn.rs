@@ -30,7 +30,9 @@ impl RnnWeights {
         let gu = a.cell.gates() * u;
         let (bias_in, bias_rec) = match (a.cell, bias) {
             (_, None) => (vec![0.0; gu], None),
-            (CellKind::Gru { reset_after: true }, Some(b)) => (b[..gu].to_vec(), Some(b[gu..2 * gu].to_vec())),
+            (CellKind::Gru { reset_after: true }, Some(b)) => {
+                (b[..gu].to_vec(), Some(b[gu..2 * gu].to_vec()))
+            }
             (_, Some(b)) => (b[..gu].to_vec(), None),
         };
         let (recurrent, recurrent_h) = match a.cell {
@@ -86,7 +88,8 @@ pub fn forward(
     }
     matmul(b * t, d, gu, xs, &w.kernel, &mut xp, true);
 
-    let mut states: Vec<Array2<f32>> = initial.unwrap_or_else(|| vec![Array2::zeros((b, u)); a.cell.states()]);
+    let mut states: Vec<Array2<f32>> =
+        initial.unwrap_or_else(|| vec![Array2::zeros((b, u)); a.cell.states()]);
     let mut out_prev = Array2::<f32>::zeros((b, u));
     let mut sequence = a.return_sequences.then(|| Array3::<f32>::zeros((b, t, u)));
     let mut rec = vec![0.0f32; b * gu];
@@ -100,7 +103,9 @@ pub fn forward(
         let ti = if a.go_backwards { t - 1 - step } else { step };
         let h = states[0].as_slice().expect("contiguous state");
         match a.cell {
-            CellKind::Gru { reset_after: false } => matmul(b, u, 2 * u, h, &w.recurrent, &mut rec[..b * 2 * u], false),
+            CellKind::Gru { reset_after: false } => {
+                matmul(b, u, 2 * u, h, &w.recurrent, &mut rec[..b * 2 * u], false)
+            }
             _ => matmul(b, u, gu, h, &w.recurrent, &mut rec, false),
         }
         match a.cell {

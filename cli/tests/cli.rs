@@ -1,0 +1,152 @@
+//! End-to-end tests of the `seqc` binary.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn seqc() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_seqc"))
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+#[test]
+fn conformance_passes_every_visible_inference_case() {
+    let dir = root().join("../shared/conformance");
+    let out = seqc().arg("conformance").arg(&dir).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    let last = stdout.lines().last().unwrap();
+    let passed: usize = last.split(' ').next().unwrap().parse().unwrap();
+    assert!(passed >= 25, "{last}");
+    assert!(last.contains(" 0 failed"), "{last}");
+}
+
+#[test]
+fn check_accepts_every_example() {
+    let mut files: Vec<PathBuf> =
+        std::fs::read_dir(root().join("examples")).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    let out = seqc().arg("check").args(&files).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn check_reports_errors_with_exit_code_one() {
+    let f = root().join("tests/models/errors/01_missing_return_sequences.seq");
+    let out = seqc().arg("check").arg(&f).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("E0302") && err.contains("return_sequences=true"), "{err}");
+}
+
+#[test]
+fn arbitrary_bytes_never_crash_check() {
+    let dir = std::env::temp_dir().join(format!("seqc-bytes-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let inputs: Vec<Vec<u8>> = vec![
+        vec![],
+        vec![0xff, 0xfe, 0x00, 0x41],
+        b"model".to_vec(),
+        b"model M(x: [T, 4]) -> [4] { x -> LSTM(4) ".to_vec(),
+        (0..=255u8).collect(),
+        b"model M(x: [99999999999999999999999, 4]) -> [4] { x -> LSTM(4) }".to_vec(),
+        b"model M(x: [T, 4]) -> [4] { x -> LSTM(-3) }".to_vec(),
+        b"model M(x: [T, 4]) -> [4] { x[-99999999999:] -> LSTM(4) }".to_vec(),
+    ];
+    for (i, bytes) in inputs.iter().enumerate() {
+        let f = dir.join(format!("in{i}.seq"));
+        std::fs::write(&f, bytes).unwrap();
+        let out = seqc().arg("check").arg(&f).output().unwrap();
+        let code = out.status.code();
+        assert!(
+            code == Some(0) || code == Some(1),
+            "input {i}: exit {code:?}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if code == Some(1) {
+            assert!(!out.stderr.is_empty(), "input {i}: no message");
+        }
+    }
+}
+
+#[test]
+fn summary_prints_keras_style_totals() {
+    let out = seqc().arg("summary").arg(root().join("examples/language_model.seq")).output().unwrap();
+    let s = String::from_utf8_lossy(&out.stdout);
+    assert!(s.contains("Total params: 3802640"), "{s}");
+    assert!(s.contains("(None, T, 10000)"), "{s}");
+}
+
+#[test]
+fn graph_prints_dot_and_does_not_overwrite() {
+    let out = seqc().arg("graph").arg(root().join("examples/autoencoder.seq")).output().unwrap();
+    let s = String::from_utf8_lossy(&out.stdout);
+    assert!(s.starts_with("digraph") && s.contains("->"), "{s}");
+    let dir = std::env::temp_dir().join(format!("seqc-graph-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let target = dir.join("g.dot");
+    std::fs::write(&target, "keep me").unwrap();
+    let out = seqc()
+        .arg("graph")
+        .arg(root().join("examples/autoencoder.seq"))
+        .arg("-o")
+        .arg(&target)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep me");
+}
+
+#[test]
+fn demo_runs() {
+    let out = seqc().arg("demo").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Total params: 16728"));
+}
+
+#[test]
+fn import_then_run_reproduces_keras() {
+    let case = root().join("../shared/conformance/autoencoder_nested");
+    let dir = std::env::temp_dir().join(format!("seqc-import-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let seq = dir.join("ae.seq");
+    let w = dir.join("ae.safetensors");
+    let out = seqc()
+        .arg("import")
+        .arg(case.join("model.keras"))
+        .arg("-o")
+        .arg(&seq)
+        .arg("--weights")
+        .arg(&w)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // A second import does not overwrite.
+    let again = seqc().arg("import").arg(case.join("model.keras")).arg("-o").arg(&seq).output().unwrap();
+    assert_eq!(again.status.code(), Some(1));
+    let outdir = dir.join("out");
+    let run = seqc()
+        .arg("run")
+        .arg(&seq)
+        .arg("--weights")
+        .arg(&w)
+        .arg("--input")
+        .arg(case.join("input.npy"))
+        .arg("--output-dir")
+        .arg(&outdir)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let got = std::fs::read(outdir.join("output_0.npy")).unwrap();
+    let want = std::fs::read(case.join("expected.npy")).unwrap();
+    // Same header (shape, dtype) and values within 1e-5.
+    assert_eq!(got.len(), want.len());
+    let n = (got.len() - 128) / 4;
+    let f = |b: &[u8], i: usize| f32::from_le_bytes(b[b.len() - 4 * n + 4 * i..][..4].try_into().unwrap());
+    for i in 0..n {
+        assert!((f(&got, i) - f(&want, i)).abs() <= 1e-5);
+    }
+}

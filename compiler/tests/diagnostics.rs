@@ -1,0 +1,53 @@
+//! Every wrong program under `tests/models/errors` gives located diagnostics; each rendered
+//! report is a snapshot.
+
+use std::path::Path;
+
+#[test]
+fn every_wrong_program_reports_located_errors() {
+    insta::glob!("../../tests/models/errors", "*.seq", |path: &Path| {
+        let src = std::fs::read_to_string(path).unwrap();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let errs = match seqmodel_compiler::compile(&src) {
+            Ok(_) => panic!("{name} compiled but should fail"),
+            Err(e) => e,
+        };
+        for d in &errs.0 {
+            assert!(d.span.end <= src.len(), "{name}: span out of the source");
+        }
+        insta::assert_snapshot!(errs.render(&name, &src, false));
+    });
+}
+
+#[test]
+fn the_corpus_has_at_least_forty_programs() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/models/errors");
+    let n = std::fs::read_dir(dir)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "seq"))
+        .count();
+    assert!(n >= 40, "only {n} wrong programs");
+}
+
+#[test]
+fn independent_errors_are_all_reported() {
+    let src = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/models/errors/44_several_independent_errors.seq"),
+    )
+    .unwrap();
+    let errs = seqmodel_compiler::compile(&src).unwrap_err();
+    let codes: Vec<&str> = errs.0.iter().map(|d| d.code).collect();
+    assert_eq!(codes, ["E0408", "E0206", "E0202"]);
+}
+
+#[test]
+fn missing_return_sequences_points_at_the_layer_and_helps() {
+    let src = "model M(x: [T, 8]) -> [T, 4] {\n    x -> LSTM(16) -> LSTM(4, return_sequences=true)\n}\n";
+    let errs = seqmodel_compiler::compile(src).unwrap_err();
+    let d = &errs.0[0];
+    assert_eq!(d.code, "E0302");
+    assert_eq!(&src[d.span.start..d.span.end], "LSTM(4, return_sequences=true)");
+    assert_eq!(&src[d.secondary[0].span.start..d.secondary[0].span.end], "LSTM(16)");
+    assert!(d.help.as_deref().unwrap().contains("return_sequences=true"));
+}

@@ -1,0 +1,67 @@
+//! Grammar tests: every construct of the language parses to the expected AST, layout-free.
+
+use seqmodel_grammar::ast::{DTypeAst, DimAst, ExprKind, IndexKind, Stmt};
+use seqmodel_grammar::parse;
+
+#[test]
+fn model_header_with_dims_generics_dtype_and_settings() {
+    let f =
+        parse("/// Doc line\nmodel Dec<T, N>(z: [16], w: [T] of i32) -> ([T, 2], [N]) where batch = 4 { z }")
+            .unwrap();
+    let m = &f.models[0];
+    assert_eq!(m.docs, [" Doc line"]);
+    assert_eq!(m.dim_params.iter().map(|d| d.name.as_str()).collect::<Vec<_>>(), ["T", "N"]);
+    assert_eq!(m.params[1].ty.dtype.map(|d| d.0), Some(DTypeAst::I32));
+    assert_eq!(m.outputs.as_ref().unwrap().len(), 2);
+    assert_eq!(m.settings[0].value, 4);
+    assert!(matches!(&m.params[1].ty.dims[0], DimAst::Sym(id, 0) if id.name == "T"));
+}
+
+#[test]
+fn symbolic_dims_with_offsets() {
+    let f = parse("model M(x: [T, 5]) -> [T+3, 1] { x }").unwrap();
+    let out = &f.models[0].outputs.as_ref().unwrap()[0];
+    assert!(matches!(&out.dims[0], DimAst::Sym(id, 3) if id.name == "T"));
+}
+
+#[test]
+fn arrows_calls_kwargs_slices_and_tuples() {
+    let src = "model M(x: [T, 4]) -> [3, 2] { out, h, c = LSTM(8, return_state=true)(x); y = LSTM(2, return_sequences=true)(x, initial_state=[h, c]) y[-3:] }";
+    let f = parse(src).unwrap();
+    let body = &f.models[0].body;
+    assert_eq!(body.len(), 3);
+    let Stmt::Assign { targets, .. } = &body[0] else { panic!() };
+    assert_eq!(targets.len(), 3);
+    let Stmt::Expr(e) = &body[2] else { panic!() };
+    assert!(matches!(e.kind, ExprKind::Index { index: IndexKind::Slice { start: Some(-3), end: None }, .. }));
+}
+
+#[test]
+fn layout_does_not_matter() {
+    // The macro feeds re-stringified tokens: spaces everywhere, no newlines.
+    let a = parse(
+        "model M(x: [T, 2]) -> [T, 2] {\n  h = x -> LSTM(4, return_sequences=true)\n  h -> Dense(2)\n}",
+    )
+    .unwrap();
+    let b = parse("model M ( x : [ T , 2 ] ) -> [ T , 2 ] { h = x -> LSTM ( 4 , return_sequences = true ) h -> Dense ( 2 ) }").unwrap();
+    assert_eq!(a.models[0].body.len(), b.models[0].body.len());
+    let c = parse("# [doc = \" From a macro\"] model M(x: [2]) -> [2] { x }").unwrap();
+    assert_eq!(c.models[0].docs, [" From a macro"]);
+}
+
+#[test]
+fn comments_and_literals() {
+    let f = parse("// line\n/* block /* nested */ */ model M(x: [4]) -> [4] { x -> Dropout(0.5) -> Masking(mask_value=-1.0) -> Dense(4, activation='relu', use_bias=False) }").unwrap();
+    assert_eq!(f.models.len(), 1);
+}
+
+#[test]
+fn syntax_errors_say_what_was_expected_and_where() {
+    let src = "model M(x: [T, 4]) -> [4] {\n    x -> LSTM(4\n}";
+    let e = parse(src).unwrap_err();
+    assert!(e.message.starts_with("expected"), "{}", e.message);
+    // The closing brace is where `)` was missing.
+    assert_eq!(e.span.start, src.rfind('}').unwrap());
+    let e = parse("model 3(x: [4]) { x }").unwrap_err();
+    assert!(e.message.contains("a name"), "{}", e.message);
+}

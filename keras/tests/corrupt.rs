@@ -1,0 +1,80 @@
+//! Corrupt, truncated or mismatched Keras files give errors, never panics.
+
+use std::path::Path;
+
+fn case(name: &str, file: &str) -> Vec<u8> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance").join(name).join(file);
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+#[test]
+fn truncated_files_are_errors() {
+    for (name, file) in [
+        ("autoencoder_nested", "model.keras"),
+        ("autoencoder_nested", "model.h5"),
+        ("embedding_gru_lm", "model.keras"),
+    ] {
+        let bytes = case(name, file);
+        let full = seqmodel_keras::import_bytes(bytes.clone()).unwrap();
+        for cut in [0, 8, 64, 512, bytes.len() / 3, bytes.len() / 2, bytes.len() - 100, bytes.len() - 1] {
+            let r = std::panic::catch_unwind(|| seqmodel_keras::import_bytes(bytes[..cut].to_vec()));
+            match r {
+                // Cutting only slack at the end of a file may leave every needed byte intact;
+                // then the result must be exactly the full file's.
+                Ok(Ok(m)) => {
+                    assert_eq!(m.weights, full.weights, "{name}/{file} cut at {cut} imported differently")
+                }
+                Ok(Err(e)) => assert!(!e.to_string().is_empty()),
+                Err(_) => panic!("{name}/{file} cut at {cut} panicked"),
+            }
+        }
+    }
+}
+
+#[test]
+fn flipped_bytes_never_panic() {
+    let bytes = case("gru_reset_after_true", "model.h5");
+    let mut state = 12345u64;
+    for _ in 0..60 {
+        let mut b = bytes.clone();
+        for _ in 0..4 {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let i = (state >> 33) as usize % b.len();
+            b[i] ^= (state >> 20) as u8 | 1;
+        }
+        let r = std::panic::catch_unwind(|| seqmodel_keras::import_bytes(b));
+        assert!(r.is_ok(), "panic on a corrupted file");
+    }
+}
+
+#[test]
+fn unknown_format_is_named() {
+    let e = seqmodel_keras::import_bytes(b"hello world".to_vec()).unwrap_err();
+    assert!(e.to_string().contains("neither a .keras zip nor an HDF5 file"), "{e}");
+}
+
+#[test]
+fn unsupported_layers_are_named() {
+    let cfg = serde_json::json!({
+        "class_name": "Sequential",
+        "config": {"name": "s", "layers": [
+            {"class_name": "InputLayer", "config": {"name": "in", "batch_shape": [null, 4, 3]}},
+            {"class_name": "Conv1D", "config": {"name": "conv", "filters": 2}}
+        ]}
+    });
+    let e = seqmodel_keras::convert(&cfg, "3.15.1").unwrap_err();
+    assert_eq!(e.to_string(), "layer `conv`: the Keras layer class `Conv1D` is not supported");
+}
+
+#[test]
+fn imported_source_is_readable_seq() {
+    let imported = seqmodel_keras::import_bytes(case("autoencoder_nested", "model.keras")).unwrap();
+    assert!(imported.source.contains("model Encoder("), "{}", imported.source);
+    assert!(
+        imported.source.contains("Decoder(Encoder(") || imported.source.contains("= Decoder("),
+        "{}",
+        imported.source
+    );
+    // The source compiles on its own.
+    seqmodel_compiler::compile(&imported.source).unwrap();
+}

@@ -1,0 +1,158 @@
+//! The interpreter checks its inputs and weights and agrees with a naive scalar LSTM.
+
+use ndarray::{Array3, ArrayD, IxDyn};
+use seqmodel_runtime::{Model, RuntimeError, Tensor, WeightStore};
+
+fn program(src: &str) -> seqmodel_runtime::ir::Program {
+    seqmodel_compiler::compile(src).unwrap().main().unwrap().clone()
+}
+
+fn sigmoid(x: f64) -> f64 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// A scalar f64 LSTM straight from the equations, independent of the runtime's kernels.
+fn naive_lstm(x: &Array3<f32>, k: &ArrayD<f32>, r: &ArrayD<f32>, b: &ArrayD<f32>, u: usize) -> Vec<Vec<f64>> {
+    let (bn, t, d) = x.dim();
+    let mut out = vec![vec![0.0; u]; bn];
+    for bi in 0..bn {
+        let (mut h, mut c) = (vec![0.0f64; u], vec![0.0f64; u]);
+        for ti in 0..t {
+            let mut z = vec![0.0f64; 4 * u];
+            for (j, zj) in z.iter_mut().enumerate() {
+                let mut s = b[[j]] as f64;
+                for p in 0..d {
+                    s += x[[bi, ti, p]] as f64 * k[[p, j]] as f64;
+                }
+                for p in 0..u {
+                    s += h[p] * r[[p, j]] as f64;
+                }
+                *zj = s;
+            }
+            for j in 0..u {
+                let (i, f, g, o) =
+                    (sigmoid(z[j]), sigmoid(z[u + j]), z[2 * u + j].tanh(), sigmoid(z[3 * u + j]));
+                c[j] = f * c[j] + i * g;
+                h[j] = o * c[j].tanh();
+            }
+        }
+        out[bi] = h;
+    }
+    out
+}
+
+#[test]
+fn lstm_matches_a_naive_scalar_reference() {
+    let p = program("model M(x: [T, 5]) -> [7] { x -> LSTM(7) }");
+    let w = WeightStore::random(&p, 3, 0.5);
+    let mut m = Model::new(p, &w).unwrap();
+    let x = Array3::from_shape_fn((3, 9, 5), |(a, b, c)| ((a * 31 + b * 7 + c * 3) % 11) as f32 / 11.0 - 0.5);
+    let y = m.predict(&[Tensor::F32(x.clone().into_dyn())]).unwrap().remove(0);
+    let want = naive_lstm(
+        &x,
+        w.get("M/lstm/kernel").unwrap(),
+        w.get("M/lstm/recurrent_kernel").unwrap(),
+        w.get("M/lstm/bias").unwrap(),
+        7,
+    );
+    for b in 0..3 {
+        for j in 0..7 {
+            assert!((y[[b, j]] as f64 - want[b][j]).abs() < 1e-5, "{} vs {}", y[[b, j]], want[b][j]);
+        }
+    }
+}
+
+#[test]
+fn wrong_inputs_are_errors_that_say_expected_and_got() {
+    let p = program("model M(x: [T, 5]) -> [7] { x -> LSTM(7) }");
+    let w = WeightStore::random(&p, 3, 0.5);
+    let mut m = Model::new(p, &w).unwrap();
+    let e = m.predict(&[Tensor::F32(ArrayD::zeros(IxDyn(&[2, 4, 6])))]).unwrap_err();
+    assert_eq!(e.to_string(), "input `x` of model `M`: expected (None, T, 5) f32, got [2, 4, 6] f32");
+    let e = m.predict(&[Tensor::I32(ArrayD::zeros(IxDyn(&[2, 4, 5])))]).unwrap_err();
+    assert!(matches!(e, RuntimeError::InputShape { .. }));
+    let e = m.predict(&[]).unwrap_err();
+    assert!(matches!(e, RuntimeError::InputCount { .. }));
+    let mut x = ArrayD::zeros(IxDyn(&[1, 3, 5]));
+    x[[0, 1, 2]] = f32::NAN;
+    let e = m.predict(&[Tensor::F32(x)]).unwrap_err();
+    assert!(e.to_string().contains("non-finite"), "{e}");
+}
+
+#[test]
+fn missing_extra_and_misshaped_weights_name_the_layer() {
+    let p = program("model M(x: [T, 5]) -> [7] { x -> LSTM(7) }");
+    let mut w = WeightStore::random(&p, 3, 0.5);
+    let good = w.clone();
+    w.insert("M/lstm/bias", ArrayD::zeros(IxDyn(&[27])));
+    let e = Model::new(p.clone(), &w).unwrap_err();
+    assert_eq!(e.to_string(), "weight `M/lstm/bias` has shape [27], layer `M/lstm` needs [28]");
+    let mut w = good.clone();
+    w.insert("M/other/kernel", ArrayD::zeros(IxDyn(&[1])));
+    assert!(matches!(Model::new(p.clone(), &w).unwrap_err(), RuntimeError::ExtraWeights { .. }));
+    let mut w2 = WeightStore::new();
+    for k in good.keys().filter(|k| !k.ends_with("bias")) {
+        w2.insert(k, good.get(k).unwrap().clone());
+    }
+    assert!(matches!(Model::new(p, &w2).unwrap_err(), RuntimeError::MissingWeight { .. }));
+}
+
+#[test]
+fn embedding_ids_out_of_range_are_errors() {
+    let p = program("model M(w: [T] of i32) -> [T, 4] { w -> Embedding(10, 4) }");
+    let w = WeightStore::random(&p, 1, 0.5);
+    let mut m = Model::new(p, &w).unwrap();
+    let ids = ArrayD::from_shape_vec(IxDyn(&[1, 3]), vec![1, 10, 2]).unwrap();
+    let e = m.predict(&[Tensor::I32(ids)]).unwrap_err();
+    assert!(e.to_string().contains("token id 10 at index [0, 1]"), "{e}");
+}
+
+#[test]
+fn stateful_state_carries_and_resets() {
+    let p = program(
+        "model G(x: [T, 3]) -> [T, 3] where batch = 2 { x -> LSTM(3, stateful=true, return_sequences=true) }",
+    );
+    let w = WeightStore::random(&p, 5, 0.5);
+    let mut m = Model::new(p.clone(), &w).unwrap();
+    let x = Array3::from_shape_fn((2, 4, 3), |(a, b, c)| (a + b + c) as f32 * 0.1).into_dyn();
+    let whole = Model::new(p, &w).unwrap().predict(&[Tensor::F32(x.clone())]).unwrap().remove(0);
+    // Two chunks of 2 steps carry the state: the second chunk equals steps 2..4 of one call.
+    let a = m
+        .predict(&[Tensor::F32(x.slice(ndarray::s![.., 0..2, ..]).to_owned().into_dyn())])
+        .unwrap()
+        .remove(0);
+    let b = m
+        .predict(&[Tensor::F32(x.slice(ndarray::s![.., 2..4, ..]).to_owned().into_dyn())])
+        .unwrap()
+        .remove(0);
+    for t in 0..2 {
+        for j in 0..3 {
+            assert!((a[[1, t, j]] - whole[[1, t, j]]).abs() < 1e-6);
+            assert!((b[[1, t, j]] - whole[[1, t + 2, j]]).abs() < 1e-6);
+        }
+    }
+    m.reset_states();
+    let again = m
+        .predict(&[Tensor::F32(x.slice(ndarray::s![.., 0..2, ..]).to_owned().into_dyn())])
+        .unwrap()
+        .remove(0);
+    assert_eq!(again, a);
+    // The fixed batch is enforced.
+    let e = m.predict(&[Tensor::F32(ArrayD::zeros(IxDyn(&[3, 2, 3])))]).unwrap_err();
+    assert!(e.to_string().contains("batch size 2"), "{e}");
+}
+
+#[test]
+fn safetensors_round_trip_and_no_silent_overwrite() {
+    let p = program("model M(x: [T, 5]) -> [7] { x -> GRU(7) -> Dense(7) }");
+    let w = WeightStore::random(&p, 9, 0.5);
+    let back = WeightStore::from_safetensors(&w.to_safetensors().unwrap()).unwrap();
+    assert_eq!(back, w);
+    let dir = std::env::temp_dir().join(format!("seqmodel-st-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("w.safetensors");
+    w.save(&f, false).unwrap();
+    assert!(w.save(&f, false).is_err());
+    assert_eq!(WeightStore::load(&f).unwrap(), w);
+    assert!(WeightStore::from_safetensors(b"garbage").is_err());
+}
