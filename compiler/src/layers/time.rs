@@ -161,7 +161,7 @@ pub(crate) fn index(
     }
 }
 
-/// `Cropping1D((left, right))`.
+/// `Cropping1D((left, right))`: `T` becomes `T - left - right`.
 pub(crate) fn crop(
     cx: &mut Elab<'_>,
     scope: &mut Scope,
@@ -171,41 +171,11 @@ pub(crate) fn crop(
     t: &Tensor,
     span: Span,
 ) -> Value {
-    if !need_time(cx, t, "`Cropping1D`", span) {
-        return Value::Poison;
-    }
     let end = if r == 0 { None } else { Some(-(r as i64)) };
-    let len = match cx.dims.resolve(t.ty.dims[0]) {
-        D::Fixed(n) if n <= l + r => {
-            cx.emit(
-                Diagnostic::error(
-                    "E0305",
-                    span,
-                    format!("cropping {l}+{r} steps leaves nothing of {n} steps"),
-                )
-                .with_label("crops too much")
-                .with_secondary(t.origin.span, format!("{} has {n} steps", t.origin.what)),
-            );
-            return Value::Poison;
-        }
-        D::Fixed(n) => D::Fixed(n - l - r),
-        D::Var(v, o) => D::Var(v, o - (l + r) as i64),
-    };
-    let ty = with_time(&t.ty, len);
-    expr_unary(
-        cx,
-        scope,
-        Op::TimeSlice { start: l as i64, end },
-        &inst.name,
-        None,
-        t,
-        ty,
-        span,
-        format!("Cropping1D `{}`", inst.name),
-    )
+    resize_time(cx, scope, inst, t, span, Op::TimeSlice { start: l as i64, end }, -((l + r) as i64))
 }
 
-/// `ZeroPadding1D((left, right))`.
+/// `ZeroPadding1D((left, right))`: `T` becomes `T + left + right`.
 pub(crate) fn pad(
     cx: &mut Elab<'_>,
     scope: &mut Scope,
@@ -215,25 +185,41 @@ pub(crate) fn pad(
     t: &Tensor,
     span: Span,
 ) -> Value {
-    if !need_time(cx, t, "`ZeroPadding1D`", span) {
+    resize_time(cx, scope, inst, t, span, Op::ZeroPad { left: l, right: r }, (l + r) as i64)
+}
+
+/// A node that changes the number of steps by `delta`, which must leave at least one step.
+fn resize_time(
+    cx: &mut Elab<'_>,
+    scope: &mut Scope,
+    inst: &LayerInst,
+    t: &Tensor,
+    span: Span,
+    op: Op,
+    delta: i64,
+) -> Value {
+    let who = format!("`{}`", inst.class);
+    if !need_time(cx, t, &who, span) {
         return Value::Poison;
     }
     let len = match cx.dims.resolve(t.ty.dims[0]) {
-        D::Fixed(n) => D::Fixed(n + l + r),
-        D::Var(v, o) => D::Var(v, o + (l + r) as i64),
+        D::Fixed(n) if n as i64 + delta < 1 => {
+            cx.emit(
+                Diagnostic::error(
+                    "E0305",
+                    span,
+                    format!("{who} removes {} steps, leaving nothing of {n} steps", -delta),
+                )
+                .with_label("crops too much")
+                .with_secondary(t.origin.span, format!("{} has {n} steps", t.origin.what)),
+            );
+            return Value::Poison;
+        }
+        d => d.plus(delta),
     };
     let ty = with_time(&t.ty, len);
-    expr_unary(
-        cx,
-        scope,
-        Op::ZeroPad { left: l, right: r },
-        &inst.name,
-        None,
-        t,
-        ty,
-        span,
-        format!("ZeroPadding1D `{}`", inst.name),
-    )
+    let what = format!("{} `{}`", inst.class, inst.name);
+    expr_unary(cx, scope, op, &inst.name, None, t, ty, span, what)
 }
 
 /// `TimeDistributed(layer or model)`: applies the inner to every step.
