@@ -150,3 +150,44 @@ fn import_then_run_reproduces_keras() {
         assert!((f(&got, i) - f(&want, i)).abs() <= 1e-5);
     }
 }
+
+#[test]
+fn corrupt_npy_inputs_are_errors() {
+    let case = root().join("../shared/conformance/many_to_one_lstm");
+    let dir = std::env::temp_dir().join(format!("seqc-npy-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let seq = dir.join("m.seq");
+    let w = dir.join("m.safetensors");
+    let out = seqc()
+        .arg("import")
+        .arg(case.join("model.keras"))
+        .arg("-o")
+        .arg(&seq)
+        .arg("--weights")
+        .arg(&w)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let good = std::fs::read(case.join("input.npy")).unwrap();
+    let bad_inputs: Vec<Vec<u8>> =
+        vec![good[..good.len() / 2].to_vec(), good[..20].to_vec(), b"not an npy".to_vec(), vec![]];
+    for (i, bytes) in bad_inputs.iter().enumerate() {
+        let f = dir.join(format!("bad{i}.npy"));
+        std::fs::write(&f, bytes).unwrap();
+        let run = seqc()
+            .arg("run")
+            .arg(&seq)
+            .arg("--weights")
+            .arg(&w)
+            .arg("--input")
+            .arg(&f)
+            .arg("--output-dir")
+            .arg(dir.join(format!("out{i}")))
+            .output()
+            .unwrap();
+        assert_eq!(run.status.code(), Some(1), "input {i}");
+        let err = String::from_utf8_lossy(&run.stderr);
+        assert!(err.contains(&format!("bad{i}.npy")), "input {i}: {err}");
+    }
+}
