@@ -2,6 +2,8 @@
 
 use seqmodel_ir::Activation;
 
+use super::simd;
+
 /// Applies an element-wise activation to one value.
 #[inline]
 pub fn scalar(a: Activation, x: f32) -> f32 {
@@ -78,11 +80,11 @@ pub fn apply(a: Activation, data: &mut [f32], width: usize) {
             }
             for row in data.chunks_mut(width) {
                 let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                let mut sum = 0.0f32;
                 for v in row.iter_mut() {
-                    *v = (*v - max).exp();
-                    sum += *v;
+                    *v -= max;
                 }
+                simd::map_in_place(simd::Unary::Exp, row);
+                let sum: f32 = row.iter().sum();
                 if a == Activation::Softmax {
                     for v in row.iter_mut() {
                         *v /= sum;
@@ -95,6 +97,10 @@ pub fn apply(a: Activation, data: &mut [f32], width: usize) {
                 }
             }
         }
+        Activation::Sigmoid => simd::map_in_place(simd::Unary::Sigmoid, data),
+        Activation::Tanh => simd::map_in_place(simd::Unary::Tanh, data),
+        Activation::Relu => simd::map_in_place(simd::Unary::Relu, data),
+        Activation::Exponential => simd::map_in_place(simd::Unary::Exp, data),
         _ => {
             for v in data.iter_mut() {
                 *v = scalar(a, *v);

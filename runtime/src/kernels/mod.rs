@@ -3,5 +3,6 @@
 
 pub mod activation;
 mod matmul;
+pub mod simd;
 
 pub use matmul::{matmul, matmul_reference};

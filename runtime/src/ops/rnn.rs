@@ -3,9 +3,9 @@
 //! one matrix product; each step does one `h · R` product and the fused gate update.
 
 use ndarray::{Array2, Array3, ArrayView2, ArrayView3};
-use seqmodel_ir::{CellKind, RnnAttrs};
+use seqmodel_ir::{Activation, CellKind, RnnAttrs};
 
-use crate::kernels::{activation, matmul};
+use crate::kernels::{activation, matmul, simd};
 
 /// Weights of one recurrent layer, repacked once at load time.
 #[derive(Debug, Clone)]
@@ -96,6 +96,10 @@ pub fn forward(
     let mut rh = vec![0.0f32; b * u];
     let mut new_h = vec![0.0f32; b * u];
     let mut new_c = vec![0.0f32; b * u];
+    let mut cand = vec![0.0f32; b * u];
+    // Keras's default activations run through the fused SIMD cells; others use scalar code.
+    let fused = a.activation == Activation::Tanh && a.recurrent_activation == Activation::Sigmoid;
+    let arch = pulp::Arch::new();
     let act = |v: f32| activation::scalar(a.activation, v);
     let ract = |v: f32| activation::scalar(a.recurrent_activation, v);
 
@@ -109,6 +113,34 @@ pub fn forward(
             _ => matmul(b, u, gu, h, &w.recurrent, &mut rec, false),
         }
         match a.cell {
+            CellKind::Lstm if fused => {
+                let c = states[1].as_slice().expect("contiguous state");
+                for bi in 0..b {
+                    arch.dispatch(simd::LstmCell {
+                        xp: &xp[(bi * t + ti) * gu..][..gu],
+                        rec: &rec[bi * gu..][..gu],
+                        c_prev: &c[bi * u..][..u],
+                        c_new: &mut new_c[bi * u..][..u],
+                        h_new: &mut new_h[bi * u..][..u],
+                    });
+                }
+            }
+            CellKind::Gru { reset_after: true } if fused => {
+                for bi in 0..b {
+                    let r = &mut rec[bi * gu..][..gu];
+                    if let Some(br) = w.bias_rec.as_deref() {
+                        for (rv, bv) in r.iter_mut().zip(br) {
+                            *rv += bv;
+                        }
+                    }
+                    arch.dispatch(simd::GruCell {
+                        xp: &xp[(bi * t + ti) * gu..][..gu],
+                        rec: r,
+                        h_prev: &h[bi * u..][..u],
+                        h_new: &mut new_h[bi * u..][..u],
+                    });
+                }
+            }
             CellKind::Lstm => {
                 let c = states[1].as_slice().expect("contiguous state");
                 for bi in 0..b {
@@ -146,7 +178,7 @@ pub fn forward(
                     }
                 } else {
                     // r * h first, then its product with the candidate kernel.
-                    let mut zg_all = vec![0.0f32; b * u];
+                    let zg_all = &mut new_c;
                     for bi in 0..b {
                         let z = &xp[(bi * t + ti) * gu..][..gu];
                         let r = &rec[bi * 2 * u..][..2 * u];
@@ -156,8 +188,8 @@ pub fn forward(
                             rh[bi * u + j] = rg * h[bi * u + j];
                         }
                     }
-                    let mut cand = vec![0.0f32; b * u];
-                    matmul(b, u, u, &rh, &w.recurrent_h, &mut cand, false);
+                    let cand = &mut cand;
+                    matmul(b, u, u, &rh, &w.recurrent_h, cand, false);
                     for bi in 0..b {
                         let z = &xp[(bi * t + ti) * gu..][..gu];
                         for j in 0..u {

@@ -1,0 +1,277 @@
+//! SIMD element-wise kernels on `pulp` (runtime dispatch: AVX-512, AVX2+FMA, NEON, scalar):
+//! `exp`, `sigmoid`, `tanh` and the fused LSTM and GRU gate updates. Every kernel is generic
+//! over [`pulp::Simd`], so tests run it on each instruction set the machine has (and on
+//! pulp's scalar fallback) against the scalar references in [`super::activation`].
+
+use pulp::{Simd, WithSimd};
+
+// Cephes `expf` constants: ln 2 split in two for an exact range reduction, then a degree-6
+// polynomial on [-ln2/2, ln2/2].
+const LOG2E: f32 = std::f32::consts::LOG2_E;
+const LN2_HI: f32 = 0.693_359_4;
+const LN2_LO: f32 = -2.121_944_4e-4;
+const EXP_P: [f32; 6] = [1.987_569_1e-4, 1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 0.166_666_65, 0.5];
+/// Adding 1.5·2^23 rounds a float to the nearest integer and leaves it in the low mantissa bits.
+const ROUND_MAGIC: f32 = 12_582_912.0;
+
+/// `exp(x)` per lane, |relative error| < 2e-7 on [-87, 88]; inputs are clamped to that range.
+#[inline(always)]
+pub fn exp<S: Simd>(s: S, x: S::f32s) -> S::f32s {
+    let x = s.min_f32s(s.max_f32s(x, s.splat_f32s(-87.0)), s.splat_f32s(88.0));
+    let magic = s.splat_f32s(ROUND_MAGIC);
+    let shifted = s.mul_add_f32s(x, s.splat_f32s(LOG2E), magic);
+    let n = s.sub_f32s(shifted, magic);
+    let r = s.mul_add_f32s(n, s.splat_f32s(-LN2_HI), x);
+    let r = s.mul_add_f32s(n, s.splat_f32s(-LN2_LO), r);
+    let mut p = s.splat_f32s(EXP_P[0]);
+    for c in &EXP_P[1..] {
+        p = s.mul_add_f32s(p, r, s.splat_f32s(*c));
+    }
+    let r2 = s.mul_f32s(r, r);
+    let p = s.add_f32s(s.mul_add_f32s(p, r2, r), s.splat_f32s(1.0));
+    // 2^n from the integer left in `shifted`'s mantissa: bits = (n + 127) << 23.
+    let n_int = s.sub_i32s(s.transmute_i32s_f32s(shifted), s.splat_i32s(ROUND_MAGIC.to_bits() as i32));
+    let pow2 = s.mul_i32s(s.add_i32s(n_int, s.splat_i32s(127)), s.splat_i32s(1 << 23));
+    s.mul_f32s(p, s.transmute_f32s_i32s(pow2))
+}
+
+/// `1 / (1 + exp(-x))` per lane.
+#[inline(always)]
+pub fn sigmoid<S: Simd>(s: S, x: S::f32s) -> S::f32s {
+    let one = s.splat_f32s(1.0);
+    s.div_f32s(one, s.add_f32s(one, exp(s, s.neg_f32s(x))))
+}
+
+/// `tanh(x)` per lane: Cephes's odd polynomial for |x| < 0.625, `1 - 2/(exp(2|x|)+1)` beyond.
+#[inline(always)]
+pub fn tanh<S: Simd>(s: S, x: S::f32s) -> S::f32s {
+    let ax = s.abs_f32s(x);
+    let z = s.mul_f32s(x, x);
+    let mut p = s.splat_f32s(-5.704_988_7e-3);
+    for c in [2.063_908_9e-2f32, -5.373_971_6e-2, 0.133_314_42, -0.333_332_82] {
+        p = s.mul_add_f32s(p, z, s.splat_f32s(c));
+    }
+    let small = s.mul_add_f32s(s.mul_f32s(p, z), x, x);
+    let one = s.splat_f32s(1.0);
+    let e = exp(s, s.add_f32s(ax, ax));
+    let big_abs = s.sub_f32s(one, s.div_f32s(s.splat_f32s(2.0), s.add_f32s(e, one)));
+    // Copy the sign of x onto |tanh|.
+    let sign = s.and_f32s(x, s.splat_f32s(-0.0));
+    let big = s.or_f32s(big_abs, sign);
+    s.select_f32s(s.less_than_f32s(ax, s.splat_f32s(0.625)), small, big)
+}
+
+fn lanes<S: Simd>() -> usize {
+    std::mem::size_of::<S::f32s>() / std::mem::size_of::<f32>()
+}
+
+/// Which element-wise function [`map_in_place`] applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unary {
+    /// `exp`.
+    Exp,
+    /// `sigmoid`.
+    Sigmoid,
+    /// `tanh`.
+    Tanh,
+    /// `max(x, 0)`.
+    Relu,
+}
+
+struct MapInPlace<'a> {
+    f: Unary,
+    data: &'a mut [f32],
+}
+
+impl WithSimd for MapInPlace<'_> {
+    type Output = ();
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, s: S) -> Self::Output {
+        let apply = |v: S::f32s| match self.f {
+            Unary::Exp => exp(s, v),
+            Unary::Sigmoid => sigmoid(s, v),
+            Unary::Tanh => tanh(s, v),
+            Unary::Relu => s.max_f32s(v, s.splat_f32s(0.0)),
+        };
+        let (head, tail) = S::as_mut_simd_f32s(self.data);
+        for v in head {
+            *v = apply(*v);
+        }
+        if !tail.is_empty() {
+            let v = apply(s.partial_load_f32s(tail));
+            s.partial_store_f32s(tail, v);
+        }
+    }
+}
+
+/// Applies `f` to every element, on the best instruction set of this CPU.
+pub fn map_in_place(f: Unary, data: &mut [f32]) {
+    pulp::Arch::new().dispatch(MapInPlace { f, data });
+}
+
+/// Applies `f` with a given instruction set (for tests and forced paths).
+pub fn map_in_place_with<S: Simd>(s: S, f: Unary, data: &mut [f32]) {
+    s.vectorize(MapInPlace { f, data });
+}
+
+/// One LSTM step for one row with Keras's default activations (sigmoid gates, tanh):
+/// `z = xp + rec` in blocks i, f, c, o of width `u`; writes `c_new` and `h_new`.
+pub struct LstmCell<'a> {
+    /// Input projection of this step (with bias), `4u`.
+    pub xp: &'a [f32],
+    /// Recurrent projection `h · R`, `4u`.
+    pub rec: &'a [f32],
+    /// Previous cell state, `u`.
+    pub c_prev: &'a [f32],
+    /// New cell state, `u`.
+    pub c_new: &'a mut [f32],
+    /// New hidden state, `u`.
+    pub h_new: &'a mut [f32],
+}
+
+impl WithSimd for LstmCell<'_> {
+    type Output = ();
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, s: S) -> Self::Output {
+        let u = self.c_prev.len();
+        let l = lanes::<S>();
+        let mut j = 0;
+        while j < u {
+            let end = (j + l).min(u);
+            let load = |v: &[f32], block: usize| {
+                let a = s.partial_load_f32s(&v[block * u + j..block * u + end]);
+                a
+            };
+            let gate = |block: usize| s.add_f32s(load(self.xp, block), load(self.rec, block));
+            let i = sigmoid(s, gate(0));
+            let f = sigmoid(s, gate(1));
+            let g = tanh(s, gate(2));
+            let o = sigmoid(s, gate(3));
+            let c = s.mul_add_f32s(f, s.partial_load_f32s(&self.c_prev[j..end]), s.mul_f32s(i, g));
+            s.partial_store_f32s(&mut self.c_new[j..end], c);
+            s.partial_store_f32s(&mut self.h_new[j..end], s.mul_f32s(o, tanh(s, c)));
+            j = end;
+        }
+    }
+}
+
+/// One GRU (`reset_after=True`) step for one row with default activations:
+/// `z = σ(xz + rz)`, `r = σ(xr + rr)`, `hh = tanh(xh + r·rh)`, `h = z·h_prev + (1-z)·hh`,
+/// where `rec` already holds the recurrent bias.
+pub struct GruCell<'a> {
+    /// Input projection of this step (with input bias), `3u`.
+    pub xp: &'a [f32],
+    /// Recurrent projection with recurrent bias, `3u`.
+    pub rec: &'a [f32],
+    /// Previous hidden state, `u`.
+    pub h_prev: &'a [f32],
+    /// New hidden state, `u`.
+    pub h_new: &'a mut [f32],
+}
+
+impl WithSimd for GruCell<'_> {
+    type Output = ();
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, s: S) -> Self::Output {
+        let u = self.h_prev.len();
+        let l = lanes::<S>();
+        let mut j = 0;
+        while j < u {
+            let end = (j + l).min(u);
+            let load = |v: &[f32], block: usize| s.partial_load_f32s(&v[block * u + j..block * u + end]);
+            let z = sigmoid(s, s.add_f32s(load(self.xp, 0), load(self.rec, 0)));
+            let r = sigmoid(s, s.add_f32s(load(self.xp, 1), load(self.rec, 1)));
+            let hh = tanh(s, s.mul_add_f32s(r, load(self.rec, 2), load(self.xp, 2)));
+            let hp = s.partial_load_f32s(&self.h_prev[j..end]);
+            // z·hp + (1-z)·hh = hh + z·(hp - hh)
+            let h = s.mul_add_f32s(z, s.sub_f32s(hp, hh), hh);
+            s.partial_store_f32s(&mut self.h_new[j..end], h);
+            j = end;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Runs `f` on every instruction set this machine has, plus pulp's scalar fallback.
+    fn on_every_isa(mut f: impl FnMut(&str, &mut dyn FnMut(Unary, &mut [f32]))) {
+        f("scalar", &mut |u, d| map_in_place_with(pulp::Scalar::new(), u, d));
+        #[cfg(target_arch = "x86_64")]
+        {
+            if let Some(v3) = pulp::x86::V3::try_new() {
+                f("avx2", &mut |u, d| map_in_place_with(v3, u, d));
+            }
+            if let Some(v4) = pulp::x86::V4::try_new() {
+                f("avx512", &mut |u, d| map_in_place_with(v4, u, d));
+            }
+        }
+        f("dispatch", &mut |u, d| map_in_place(u, d));
+    }
+
+    fn reference(u: Unary, x: f32) -> f64 {
+        let x = x as f64;
+        match u {
+            Unary::Exp => x.exp(),
+            Unary::Sigmoid => 1.0 / (1.0 + (-x).exp()),
+            Unary::Tanh => x.tanh(),
+            Unary::Relu => x.max(0.0),
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn kernels_match_the_f64_reference(xs in proptest::collection::vec(-30.0f32..30.0, 0..70)) {
+            on_every_isa(|isa, run| {
+                for u in [Unary::Exp, Unary::Sigmoid, Unary::Tanh, Unary::Relu] {
+                    let mut d = xs.clone();
+                    run(u, &mut d);
+                    for (x, y) in xs.iter().zip(&d) {
+                        let want = reference(u, *x);
+                        let tol = if u == Unary::Exp { 3e-7 * want.abs() } else { 3e-7 };
+                        assert!((*y as f64 - want).abs() <= tol, "{isa} {u:?}({x}) = {y}, want {want}");
+                    }
+                }
+            });
+        }
+
+        #[test]
+        fn fused_cells_match_the_scalar_cells(seed in 0u64..10_000, u in 1usize..40) {
+            let mut st = seed.wrapping_add(1);
+            let mut next = || { st ^= st << 13; st ^= st >> 7; st ^= st << 17; ((st >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 6.0 };
+            let xp: Vec<f32> = (0..4 * u).map(|_| next()).collect();
+            let rec: Vec<f32> = (0..4 * u).map(|_| next()).collect();
+            let prev: Vec<f32> = (0..u).map(|_| next()).collect();
+            let sig = |v: f32| 1.0 / (1.0 + (-v as f64).exp());
+            let th = |v: f64| v.tanh();
+            let check = |isa: &str, got_c: &[f32], got_h: &[f32], gru_h: &[f32]| {
+                for j in 0..u {
+                    let g = |b: usize| xp[b * u + j] + rec[b * u + j];
+                    let c = sig(g(1)) * prev[j] as f64 + sig(g(0)) * th(g(2) as f64);
+                    let h = sig(g(3)) * th(c);
+                    assert!((got_c[j] as f64 - c).abs() < 1e-6, "{isa} lstm c");
+                    assert!((got_h[j] as f64 - h).abs() < 1e-6, "{isa} lstm h");
+                    let z = sig(g(0));
+                    let r = sig(g(1));
+                    let hh = th(xp[2 * u + j] as f64 + r * rec[2 * u + j] as f64);
+                    let hg = z * prev[j] as f64 + (1.0 - z) * hh;
+                    assert!((gru_h[j] as f64 - hg).abs() < 1e-6, "{isa} gru h");
+                }
+            };
+            let mut run = |isa: &str, f: &dyn Fn(LstmCell<'_>, GruCell<'_>)| {
+                let (mut c, mut h, mut gh) = (vec![0.0; u], vec![0.0; u], vec![0.0; u]);
+                f(LstmCell { xp: &xp, rec: &rec, c_prev: &prev, c_new: &mut c, h_new: &mut h },
+                  GruCell { xp: &xp[..3 * u], rec: &rec[..3 * u], h_prev: &prev, h_new: &mut gh });
+                check(isa, &c, &h, &gh);
+            };
+            run("scalar", &|a, b| { Simd::vectorize(pulp::Scalar::new(), a); Simd::vectorize(pulp::Scalar::new(), b); });
+            #[cfg(target_arch = "x86_64")]
+            {
+                if let Some(v3) = pulp::x86::V3::try_new() { run("avx2", &|a, b| { Simd::vectorize(v3, a); Simd::vectorize(v3, b); }); }
+                if let Some(v4) = pulp::x86::V4::try_new() { run("avx512", &|a, b| { Simd::vectorize(v4, a); Simd::vectorize(v4, b); }); }
+            }
+        }
+    }
+}
