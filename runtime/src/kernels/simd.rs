@@ -48,7 +48,7 @@ pub fn tanh<S: Simd>(s: S, x: S::f32s) -> S::f32s {
     let ax = s.abs_f32s(x);
     let z = s.mul_f32s(x, x);
     let mut p = s.splat_f32s(-5.704_988_7e-3);
-    for c in [2.063_908_9e-2f32, -5.373_971_6e-2, 0.133_314_42, -0.333_332_82] {
+    for c in [2.063_909e-2f32, -5.373_972e-2, 0.133_314_42, -0.333_332_8] {
         p = s.mul_add_f32s(p, z, s.splat_f32s(c));
     }
     let small = s.mul_add_f32s(s.mul_f32s(p, z), x, x);
@@ -138,10 +138,7 @@ impl WithSimd for LstmCell<'_> {
         let mut j = 0;
         while j < u {
             let end = (j + l).min(u);
-            let load = |v: &[f32], block: usize| {
-                let a = s.partial_load_f32s(&v[block * u + j..block * u + end]);
-                a
-            };
+            let load = |v: &[f32], block: usize| s.partial_load_f32s(&v[block * u + j..block * u + end]);
             let gate = |block: usize| s.add_f32s(load(self.xp, block), load(self.rec, block));
             let i = sigmoid(s, gate(0));
             let f = sigmoid(s, gate(1));
@@ -260,7 +257,7 @@ mod tests {
                     assert!((gru_h[j] as f64 - hg).abs() < 1e-6, "{isa} gru h");
                 }
             };
-            let mut run = |isa: &str, f: &dyn Fn(LstmCell<'_>, GruCell<'_>)| {
+            let run = |isa: &str, f: &dyn Fn(LstmCell<'_>, GruCell<'_>)| {
                 let (mut c, mut h, mut gh) = (vec![0.0; u], vec![0.0; u], vec![0.0; u]);
                 f(LstmCell { xp: &xp, rec: &rec, c_prev: &prev, c_new: &mut c, h_new: &mut h },
                   GruCell { xp: &xp[..3 * u], rec: &rec[..3 * u], h_prev: &prev, h_new: &mut gh });
