@@ -40,8 +40,10 @@ fn try_case(dir: &Path) -> Result<Outcome, Failure> {
         &std::fs::read(dir.join("case.json")).map_err(|e| Failure(format!("case.json: {e}")))?,
     )
     .map_err(|e| Failure(format!("case.json: {e}")))?;
-    if case["kind"].as_str() != Some("inference") {
-        return Ok(Outcome::Skip { reason: format!("{} case", case["kind"].as_str().unwrap_or("unknown")) });
+    match case["kind"].as_str() {
+        Some("inference") => {}
+        Some("train") => return crate::conformance_train::run(dir, &case),
+        other => return Ok(Outcome::Skip { reason: format!("{} case", other.unwrap_or("unknown")) }),
     }
     let tol = case["tolerance"]["max_abs"].as_f64().unwrap_or(1e-5) as f32;
     let files: Vec<String> = case["model_files"]

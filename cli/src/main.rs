@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 mod commands;
 mod conformance;
+mod conformance_train;
 mod demo;
 mod npy;
 

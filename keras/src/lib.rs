@@ -5,6 +5,7 @@
 //! An unsupported layer or option is an [`ImportError::Unsupported`] naming it; nothing is
 //! silently computed differently.
 
+mod compile_config;
 mod convert;
 mod error;
 mod h5;
@@ -12,6 +13,7 @@ mod h5;
 use std::io::Read;
 use std::path::Path;
 
+pub use compile_config::{loss_from_config, optimizer_from_config};
 pub use convert::{Converted, WeightBinding, convert, snake_case};
 pub use error::{ImportError, Result};
 use seqmodel_compiler::ir::Program;

@@ -108,7 +108,7 @@ impl Model {
                 bindings[i] = Some(*v);
             }
         }
-        let batch = self.check_inputs(inputs, &mut bindings)?;
+        let batch = check_inputs(&self.program, inputs, &mut bindings)?;
         let order = self.program.topo_order();
         let mut values: HashMap<NodeIndex, Vec<Val>> = HashMap::new();
         for n in order {
@@ -125,83 +125,6 @@ impl Model {
                 Tensor::I32(a) => Ok(a.mapv(|v| v as f32)),
             })
             .collect()
-    }
-
-    fn check_inputs(&self, inputs: &[Tensor], bindings: &mut [Option<usize>]) -> Result<usize> {
-        let p = &self.program;
-        if inputs.len() != p.inputs.len() {
-            return Err(RuntimeError::InputCount {
-                model: p.name.clone(),
-                expected: p.inputs.len(),
-                found: inputs.len(),
-            });
-        }
-        let mut batch = p.batch;
-        for (spec, x) in p.inputs.iter().zip(inputs) {
-            let expected = || format!("{} {}", spec.ty.display_keras(&p.symbols, p.batch), spec.ty.dtype);
-            let found = || format!("{:?} {}", x.shape(), x.dtype_name());
-            let bad = || RuntimeError::InputShape {
-                model: p.name.clone(),
-                input: spec.name.clone(),
-                expected: expected(),
-                found: found(),
-            };
-            let dtype_ok =
-                matches!((spec.ty.dtype, x), (DType::F32, Tensor::F32(_)) | (DType::I32, Tensor::I32(_)));
-            if !dtype_ok || x.shape().len() != spec.ty.dims.len() + 1 {
-                return Err(bad());
-            }
-            let b = x.shape()[0];
-            match batch {
-                Some(want) if want != b => {
-                    return Err(RuntimeError::InputShape {
-                        model: p.name.clone(),
-                        input: spec.name.clone(),
-                        expected: format!(
-                            "{} (batch size {want}{})",
-                            expected(),
-                            if p.batch.is_some() { ", fixed by the model" } else { ", as the other inputs" }
-                        ),
-                        found: found(),
-                    });
-                }
-                _ => batch = Some(b),
-            }
-            for (d, &got) in spec.ty.dims.iter().zip(&x.shape()[1..]) {
-                match *d {
-                    Dim::Fixed(n) if n != got => return Err(bad()),
-                    Dim::Fixed(_) => {}
-                    Dim::Sym { id, offset } => {
-                        let v = got as i64 - offset;
-                        if v < 0 {
-                            return Err(bad());
-                        }
-                        match bindings[id] {
-                            Some(prev) if prev as i64 != v => {
-                                return Err(RuntimeError::InputShape {
-                                    model: p.name.clone(),
-                                    input: spec.name.clone(),
-                                    expected: format!(
-                                        "{} with {} = {prev} as in an earlier input",
-                                        expected(),
-                                        p.symbols[id]
-                                    ),
-                                    found: found(),
-                                });
-                            }
-                            _ => bindings[id] = Some(v as usize),
-                        }
-                    }
-                }
-            }
-            if let Some(pos) = x.as_f32().and_then(|a| a.iter().position(|v| !v.is_finite())) {
-                return Err(RuntimeError::InvalidData(format!(
-                    "input `{}` has a non-finite value (NaN or infinity) at flat index {pos}",
-                    spec.name
-                )));
-            }
-        }
-        batch.ok_or_else(|| RuntimeError::Shape("the model has no inputs to take a batch size from".into()))
     }
 
     fn eval(
@@ -399,6 +322,84 @@ impl Model {
             }
         }
     }
+}
+
+/// Checks inputs against the program's declared types, binds dimension symbols, and returns
+/// the batch size.
+pub(crate) fn check_inputs(p: &Program, inputs: &[Tensor], bindings: &mut [Option<usize>]) -> Result<usize> {
+    if inputs.len() != p.inputs.len() {
+        return Err(RuntimeError::InputCount {
+            model: p.name.clone(),
+            expected: p.inputs.len(),
+            found: inputs.len(),
+        });
+    }
+    let mut batch = p.batch;
+    for (spec, x) in p.inputs.iter().zip(inputs) {
+        let expected = || format!("{} {}", spec.ty.display_keras(&p.symbols, p.batch), spec.ty.dtype);
+        let found = || format!("{:?} {}", x.shape(), x.dtype_name());
+        let bad = || RuntimeError::InputShape {
+            model: p.name.clone(),
+            input: spec.name.clone(),
+            expected: expected(),
+            found: found(),
+        };
+        let dtype_ok =
+            matches!((spec.ty.dtype, x), (DType::F32, Tensor::F32(_)) | (DType::I32, Tensor::I32(_)));
+        if !dtype_ok || x.shape().len() != spec.ty.dims.len() + 1 {
+            return Err(bad());
+        }
+        let b = x.shape()[0];
+        match batch {
+            Some(want) if want != b => {
+                return Err(RuntimeError::InputShape {
+                    model: p.name.clone(),
+                    input: spec.name.clone(),
+                    expected: format!(
+                        "{} (batch size {want}{})",
+                        expected(),
+                        if p.batch.is_some() { ", fixed by the model" } else { ", as the other inputs" }
+                    ),
+                    found: found(),
+                });
+            }
+            _ => batch = Some(b),
+        }
+        for (d, &got) in spec.ty.dims.iter().zip(&x.shape()[1..]) {
+            match *d {
+                Dim::Fixed(n) if n != got => return Err(bad()),
+                Dim::Fixed(_) => {}
+                Dim::Sym { id, offset } => {
+                    let v = got as i64 - offset;
+                    if v < 0 {
+                        return Err(bad());
+                    }
+                    match bindings[id] {
+                        Some(prev) if prev as i64 != v => {
+                            return Err(RuntimeError::InputShape {
+                                model: p.name.clone(),
+                                input: spec.name.clone(),
+                                expected: format!(
+                                    "{} with {} = {prev} as in an earlier input",
+                                    expected(),
+                                    p.symbols[id]
+                                ),
+                                found: found(),
+                            });
+                        }
+                        _ => bindings[id] = Some(v as usize),
+                    }
+                }
+            }
+        }
+        if let Some(pos) = x.as_f32().and_then(|a| a.iter().position(|v| !v.is_finite())) {
+            return Err(RuntimeError::InvalidData(format!(
+                "input `{}` has a non-finite value (NaN or infinity) at flat index {pos}",
+                spec.name
+            )));
+        }
+    }
+    batch.ok_or_else(|| RuntimeError::Shape("the model has no inputs to take a batch size from".into()))
 }
 
 fn pack(a: &RnnAttrs, w: &WeightStore, prefix: &str) -> rnn::RnnWeights {

@@ -7,6 +7,7 @@ mod interpreter;
 pub mod kernels;
 pub mod ops;
 mod tensor;
+pub mod train;
 mod weights;
 
 pub use error::{Result, RuntimeError};

@@ -31,6 +31,11 @@ impl WeightStore {
         self.tensors.get(key)
     }
 
+    /// One tensor by key, mutably (optimizers update weights in place).
+    pub fn get_mut(&mut self, key: &str) -> Option<&mut ArrayD<f32>> {
+        self.tensors.get_mut(key)
+    }
+
     /// All keys, sorted.
     pub fn keys(&self) -> impl Iterator<Item = &str> {
         self.tensors.keys().map(String::as_str)

@@ -44,6 +44,79 @@ pub fn scalar(a: Activation, x: f32) -> f32 {
     }
 }
 
+/// The derivative of an element-wise activation at pre-activation `x` with output `y`.
+/// (Softmax and log-softmax mix a row; their backward is done per row by the caller.)
+#[inline]
+pub fn grad(a: Activation, x: f32, y: f32) -> f32 {
+    match a {
+        Activation::Linear | Activation::Softmax | Activation::LogSoftmax => 1.0,
+        Activation::Relu => f32::from(x > 0.0),
+        Activation::Relu6 => f32::from(x > 0.0 && x < 6.0),
+        Activation::LeakyRelu => {
+            if x > 0.0 {
+                1.0
+            } else {
+                0.2
+            }
+        }
+        Activation::Elu => {
+            if x > 0.0 {
+                1.0
+            } else {
+                y + 1.0
+            }
+        }
+        Activation::Selu => {
+            const ALPHA: f32 = 1.673_263_2;
+            const SCALE: f32 = 1.050_701;
+            if x > 0.0 { SCALE } else { y + SCALE * ALPHA }
+        }
+        Activation::Gelu => {
+            let xf = x as f64;
+            let cdf = 0.5 * (1.0 + erf(xf / std::f64::consts::SQRT_2));
+            let pdf = (-0.5 * xf * xf).exp() / (2.0 * std::f64::consts::PI).sqrt();
+            (cdf + xf * pdf) as f32
+        }
+        Activation::Sigmoid => y * (1.0 - y),
+        Activation::HardSigmoid => {
+            if x > -3.0 && x < 3.0 {
+                1.0 / 6.0
+            } else {
+                0.0
+            }
+        }
+        Activation::HardSigmoidKeras2 => {
+            if x > -2.5 && x < 2.5 {
+                0.2
+            } else {
+                0.0
+            }
+        }
+        Activation::HardSilu => {
+            if x <= -3.0 {
+                0.0
+            } else if x >= 3.0 {
+                1.0
+            } else {
+                (2.0 * x + 3.0) / 6.0
+            }
+        }
+        Activation::Tanh => 1.0 - y * y,
+        Activation::Softplus => sigmoid(x),
+        Activation::Softsign => 1.0 / ((1.0 + x.abs()) * (1.0 + x.abs())),
+        Activation::Silu => {
+            let s = sigmoid(x);
+            s * (1.0 + x * (1.0 - s))
+        }
+        Activation::Mish => {
+            let sp = softplus(x);
+            let t = sp.tanh();
+            t + x * (1.0 - t * t) * sigmoid(x)
+        }
+        Activation::Exponential => y,
+    }
+}
+
 #[inline]
 fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
@@ -131,6 +204,25 @@ mod tests {
         for (a, x, want) in cases {
             let got = scalar(*a, *x) as f64;
             assert!((got - want).abs() < 1e-6, "{a:?}({x}) = {got}, want {want}");
+        }
+    }
+
+    #[test]
+    fn derivatives_match_central_differences() {
+        for (a, _) in Activation::ALL {
+            if a.is_axis_wise() {
+                continue;
+            }
+            for x in [-2.7f32, -0.4, 0.3, 1.9, 4.2] {
+                let h = 1e-3f64;
+                let f = |v: f64| scalar(*a, v as f32) as f64;
+                let fd = (f(x as f64 + h) - f(x as f64 - h)) / (2.0 * h);
+                let g = grad(*a, x, scalar(*a, x)) as f64;
+                assert!(
+                    (g - fd).abs() < 2e-3 * (1.0 + fd.abs()),
+                    "{a:?}'({x}) = {g}, finite difference {fd}"
+                );
+            }
         }
     }
 

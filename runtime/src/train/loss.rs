@@ -1,0 +1,243 @@
+//! Keras's losses with the `sum_over_batch_size` reduction: the value and its gradient with
+//! respect to the prediction.
+
+use ndarray::ArrayD;
+
+use crate::error::{Result, RuntimeError};
+use crate::tensor::Tensor;
+
+const EPS: f32 = 1e-7;
+
+/// A loss function, by Keras's name.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Loss {
+    /// `mse` / `mean_squared_error`.
+    MeanSquaredError,
+    /// `mae` / `mean_absolute_error`.
+    MeanAbsoluteError,
+    /// `binary_crossentropy`.
+    BinaryCrossentropy {
+        /// Predictions are logits.
+        from_logits: bool,
+    },
+    /// `categorical_crossentropy`.
+    CategoricalCrossentropy {
+        /// Predictions are logits.
+        from_logits: bool,
+    },
+    /// `sparse_categorical_crossentropy` (integer targets).
+    SparseCategoricalCrossentropy {
+        /// Predictions are logits.
+        from_logits: bool,
+    },
+    /// `kl_divergence` / `kld` / Keras 2's `kullback_leibler_divergence`.
+    KlDivergence,
+    /// `huber` with `delta`.
+    Huber {
+        /// Where the loss turns linear.
+        delta: f32,
+    },
+}
+
+impl Loss {
+    /// Looks a loss up by a Keras name (Keras 2 names accepted).
+    ///
+    /// ```
+    /// use seqmodel_runtime::train::Loss;
+    /// assert_eq!(Loss::from_name("kullback_leibler_divergence"), Some(Loss::KlDivergence));
+    /// ```
+    pub fn from_name(name: &str) -> Option<Loss> {
+        Some(match name {
+            "mse" | "mean_squared_error" | "MeanSquaredError" => Loss::MeanSquaredError,
+            "mae" | "mean_absolute_error" | "MeanAbsoluteError" => Loss::MeanAbsoluteError,
+            "binary_crossentropy" | "BinaryCrossentropy" => Loss::BinaryCrossentropy { from_logits: false },
+            "categorical_crossentropy" | "CategoricalCrossentropy" => {
+                Loss::CategoricalCrossentropy { from_logits: false }
+            }
+            "sparse_categorical_crossentropy" | "SparseCategoricalCrossentropy" => {
+                Loss::SparseCategoricalCrossentropy { from_logits: false }
+            }
+            "kl_divergence" | "kld" | "kullback_leibler_divergence" | "KLDivergence" => Loss::KlDivergence,
+            "huber" | "huber_loss" | "Huber" => Loss::Huber { delta: 1.0 },
+            _ => return None,
+        })
+    }
+
+    /// The batch loss and its gradient with respect to `pred`.
+    pub fn value_and_grad(&self, pred: &ArrayD<f32>, target: &Tensor) -> Result<(f32, ArrayD<f32>)> {
+        let width = *pred.shape().last().unwrap_or(&1);
+        let rows = pred.len() / width.max(1);
+        let p = pred.as_standard_layout();
+        let p = p.as_slice().expect("standard layout");
+        let mut grad = vec![0.0f32; p.len()];
+        let mut total = 0.0f64;
+        match (self, target) {
+            (Loss::SparseCategoricalCrossentropy { from_logits }, Tensor::I32(ids)) => {
+                if ids.len() != rows {
+                    return Err(shape_err(pred.shape(), ids.shape()));
+                }
+                let ids = ids.as_standard_layout();
+                for (r, &id) in ids.iter().enumerate() {
+                    if id < 0 || id as usize >= width {
+                        return Err(RuntimeError::InvalidData(format!(
+                            "target class {id} outside 0..{width}"
+                        )));
+                    }
+                    let row = &p[r * width..][..width];
+                    let g = &mut grad[r * width..][..width];
+                    let id = id as usize;
+                    if *from_logits {
+                        let (lse, sm) = log_softmax(row);
+                        total += (lse - row[id]) as f64;
+                        for j in 0..width {
+                            g[j] = sm[j] - f32::from(j == id);
+                        }
+                    } else {
+                        let s: f32 = row.iter().map(|v| v.clamp(EPS, 1.0 - EPS)).sum();
+                        let q = row[id].clamp(EPS, 1.0 - EPS);
+                        total += (s.ln() - q.ln()) as f64;
+                        for j in 0..width {
+                            let pc = row[j].clamp(EPS, 1.0 - EPS);
+                            let pass = f32::from(row[j] == pc);
+                            g[j] = pass * (1.0 / s - if j == id { 1.0 / pc } else { 0.0 });
+                        }
+                    }
+                }
+            }
+            (_, Tensor::I32(_)) => {
+                return Err(RuntimeError::InvalidData(
+                    "integer targets need sparse_categorical_crossentropy".into(),
+                ));
+            }
+            (loss, Tensor::F32(t)) => {
+                if t.shape() != pred.shape() {
+                    return Err(shape_err(pred.shape(), t.shape()));
+                }
+                let t = t.as_standard_layout();
+                let t = t.as_slice().expect("standard layout");
+                for r in 0..rows {
+                    let row = &p[r * width..][..width];
+                    let tr = &t[r * width..][..width];
+                    let g = &mut grad[r * width..][..width];
+                    total += row_loss(*loss, row, tr, g) as f64;
+                }
+            }
+        }
+        let n = rows.max(1) as f32;
+        for g in &mut grad {
+            *g /= n;
+        }
+        let grad = ArrayD::from_shape_vec(pred.raw_dim(), grad).expect("same shape");
+        Ok(((total / rows.max(1) as f64) as f32, grad))
+    }
+}
+
+fn shape_err(p: &[usize], t: &[usize]) -> RuntimeError {
+    RuntimeError::Shape(format!("targets of shape {t:?} do not fit predictions of shape {p:?}"))
+}
+
+fn log_softmax(row: &[f32]) -> (f32, Vec<f32>) {
+    let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let s: f32 = row.iter().map(|v| (v - m).exp()).sum();
+    let lse = m + s.ln();
+    (lse, row.iter().map(|v| (v - lse).exp()).collect())
+}
+
+/// The loss of one row (mean or sum over the last axis, as Keras) and its gradient.
+fn row_loss(loss: Loss, p: &[f32], t: &[f32], g: &mut [f32]) -> f32 {
+    let w = p.len() as f32;
+    match loss {
+        Loss::MeanSquaredError => {
+            let mut s = 0.0;
+            for j in 0..p.len() {
+                let d = p[j] - t[j];
+                s += d * d;
+                g[j] = 2.0 * d / w;
+            }
+            s / w
+        }
+        Loss::MeanAbsoluteError => {
+            let mut s = 0.0;
+            for j in 0..p.len() {
+                let d = p[j] - t[j];
+                s += d.abs();
+                g[j] = if d > 0.0 {
+                    1.0
+                } else if d < 0.0 {
+                    -1.0
+                } else {
+                    0.0
+                } / w;
+            }
+            s / w
+        }
+        Loss::Huber { delta } => {
+            let mut s = 0.0;
+            for j in 0..p.len() {
+                let d = p[j] - t[j];
+                if d.abs() <= delta {
+                    s += 0.5 * d * d;
+                    g[j] = d / w;
+                } else {
+                    s += delta * (d.abs() - 0.5 * delta);
+                    g[j] = delta * d.signum() / w;
+                }
+            }
+            s / w
+        }
+        Loss::KlDivergence => {
+            let mut s = 0.0;
+            for j in 0..p.len() {
+                let tc = t[j].clamp(EPS, 1.0);
+                let q = p[j].clamp(EPS, 1.0);
+                s += tc * (tc / q).ln();
+                g[j] = if p[j] == q { -tc / q } else { 0.0 };
+            }
+            s
+        }
+        Loss::BinaryCrossentropy { from_logits } => {
+            let mut s = 0.0;
+            for j in 0..p.len() {
+                if from_logits {
+                    let x = p[j];
+                    s += x.max(0.0) - x * t[j] + (-x.abs()).exp().ln_1p();
+                    g[j] = (1.0 / (1.0 + (-x).exp()) - t[j]) / w;
+                } else {
+                    let q = p[j].clamp(EPS, 1.0 - EPS);
+                    s += -(t[j] * q.ln() + (1.0 - t[j]) * (1.0 - q).ln());
+                    g[j] = if p[j] == q { (-t[j] / q + (1.0 - t[j]) / (1.0 - q)) / w } else { 0.0 };
+                }
+            }
+            s / w
+        }
+        Loss::CategoricalCrossentropy { from_logits } => {
+            if from_logits {
+                let (lse, sm) = log_softmax(p);
+                let ts: f32 = t.iter().sum();
+                let mut s = 0.0;
+                for j in 0..p.len() {
+                    s += t[j] * (lse - p[j]);
+                    g[j] = sm[j] * ts - t[j];
+                }
+                s
+            } else {
+                // Keras (TF backend): p / sum(p), clipped, then -sum(t log p).
+                let sum: f32 = p.iter().sum();
+                let mut s = 0.0;
+                let mut dq = vec![0.0f32; p.len()];
+                for j in 0..p.len() {
+                    let q = p[j] / sum;
+                    let qc = q.clamp(EPS, 1.0 - EPS);
+                    s -= t[j] * qc.ln();
+                    dq[j] = if q == qc { -t[j] / qc } else { 0.0 };
+                }
+                let dot: f32 = (0..p.len()).map(|j| dq[j] * p[j]).sum::<f32>() / (sum * sum);
+                for j in 0..p.len() {
+                    g[j] = dq[j] / sum - dot;
+                }
+                s
+            }
+        }
+        Loss::SparseCategoricalCrossentropy { .. } => unreachable!("handled with integer targets"),
+    }
+}

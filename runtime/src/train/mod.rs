@@ -1,0 +1,223 @@
+//! Training: backpropagation through time over the IR, Keras's losses and optimizers, and
+//! the `train_on_batch` / `evaluate` / `fit` loop with stateful carry-over.
+
+mod graph;
+mod loss;
+mod optimizer;
+mod rnn;
+
+use std::collections::HashMap;
+
+use ndarray::{ArrayD, Axis};
+use seqmodel_ir::{NodeIndex, Program};
+
+pub use loss::Loss;
+pub use optimizer::{Optimizer, Rule};
+
+use crate::error::{Result, RuntimeError};
+use crate::interpreter::check_inputs;
+use crate::{Model, Tensor, WeightStore};
+
+/// A model being trained: its program, weights, loss, optimizer and carried states.
+#[derive(Debug, Clone)]
+pub struct Trainer {
+    program: Program,
+    weights: WeightStore,
+    /// The loss (applied to every output; the batch loss is their sum, as Keras).
+    pub loss: Loss,
+    /// The optimizer and its state.
+    pub optimizer: Optimizer,
+    states: HashMap<NodeIndex, Vec<Vec<f32>>>,
+    seed: u64,
+}
+
+/// Options of [`Trainer::fit`].
+#[derive(Debug, Clone)]
+pub struct FitOptions {
+    /// Passes over the data.
+    pub epochs: usize,
+    /// Rows per step (a last partial batch is used, as Keras does).
+    pub batch_size: usize,
+    /// Shuffle rows each epoch (seeded).
+    pub shuffle: bool,
+    /// Stop when the epoch loss has not improved for this many epochs.
+    pub early_stopping_patience: Option<usize>,
+}
+
+impl Default for FitOptions {
+    fn default() -> Self {
+        FitOptions { epochs: 1, batch_size: 32, shuffle: true, early_stopping_patience: None }
+    }
+}
+
+/// Per-epoch mean training losses.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct History {
+    /// Mean loss of each epoch.
+    pub loss: Vec<f32>,
+}
+
+fn rows(t: &Tensor, range: std::ops::Range<usize>) -> Tensor {
+    match t {
+        Tensor::F32(a) => Tensor::F32(a.slice_axis(Axis(0), range.into()).to_owned()),
+        Tensor::I32(a) => Tensor::I32(a.slice_axis(Axis(0), range.into()).to_owned()),
+    }
+}
+
+fn pick_rows(t: &Tensor, idx: &[usize]) -> Tensor {
+    match t {
+        Tensor::F32(a) => Tensor::F32(a.select(Axis(0), idx)),
+        Tensor::I32(a) => Tensor::I32(a.select(Axis(0), idx)),
+    }
+}
+
+impl Trainer {
+    /// Starts training `program` from `weights` (checked like [`Model::new`]).
+    pub fn new(program: Program, weights: WeightStore, loss: Loss, optimizer: Optimizer) -> Result<Self> {
+        weights.check(&program)?;
+        let weights = {
+            let mut s = WeightStore::new();
+            for k in weights.keys() {
+                s.insert(k, weights.get(k).expect("listed").as_standard_layout().to_owned());
+            }
+            s
+        };
+        Ok(Trainer { program, weights, loss, optimizer, states: HashMap::new(), seed: 0x5EED_1234_ABCD_0001 })
+    }
+
+    /// The current weights.
+    pub fn weights(&self) -> &WeightStore {
+        &self.weights
+    }
+
+    /// The program being trained.
+    pub fn program(&self) -> &Program {
+        &self.program
+    }
+
+    /// Forgets the carried states of stateful layers.
+    pub fn reset_states(&mut self) {
+        self.states.clear();
+    }
+
+    /// A model for inference with the current weights.
+    pub fn to_model(&self) -> Result<Model> {
+        Model::new(self.program.clone(), &self.weights)
+    }
+
+    fn loss_and_grads(&mut self, x: &[Tensor], y: &[Tensor]) -> Result<(f32, graph::WeightGrads)> {
+        let mut bindings = vec![None; self.program.symbols.len()];
+        check_inputs(&self.program, x, &mut bindings)?;
+        if y.len() != self.program.outputs.len() {
+            return Err(RuntimeError::Shape(format!(
+                "{} target arrays given, the model has {} outputs",
+                y.len(),
+                self.program.outputs.len()
+            )));
+        }
+        let pass =
+            graph::forward(&self.program, &self.weights, x, &bindings, &mut self.states, &mut self.seed)?;
+        let mut total = 0.0;
+        let mut out_grads = Vec::new();
+        for (o, t) in self.program.outputs.iter().zip(y) {
+            let pred = pass.vals[&o.node][o.port]
+                .t
+                .as_f32()
+                .cloned()
+                .ok_or_else(|| RuntimeError::Shape("integer output".into()))?;
+            let (l, g) = self.loss.value_and_grad(&pred, t)?;
+            total += l;
+            out_grads.push(g);
+        }
+        let grads = graph::backward(&self.program, &self.weights, &pass, out_grads)?;
+        Ok((total, grads))
+    }
+
+    /// One optimizer step on one batch; returns the batch loss before the update (Keras's
+    /// `train_on_batch`). Stateful layers carry their final states to the next call.
+    pub fn train_on_batch(&mut self, x: &[Tensor], y: &[Tensor]) -> Result<f32> {
+        let (loss, mut g) = self.loss_and_grads(x, y)?;
+        if !loss.is_finite() {
+            return Err(RuntimeError::InvalidData(format!(
+                "the loss became {loss}; lower the learning rate?"
+            )));
+        }
+        self.optimizer.apply_sparse_aware(&mut self.weights, &mut g.grads, &g.squares);
+        Ok(loss)
+    }
+
+    /// The loss on a batch without updating anything (states of stateful layers do advance,
+    /// as in Keras).
+    pub fn evaluate(&mut self, x: &[Tensor], y: &[Tensor]) -> Result<f32> {
+        Ok(self.loss_and_grads(x, y)?.0)
+    }
+
+    /// The gradients of the loss on a batch with respect to every weight (for checks).
+    pub fn gradients(&mut self, x: &[Tensor], y: &[Tensor]) -> Result<(f32, HashMap<String, ArrayD<f32>>)> {
+        self.loss_and_grads(x, y).map(|(l, g)| (l, g.grads))
+    }
+
+    /// Replaces one weight (for gradient checks).
+    pub fn set_weight(&mut self, key: &str, value: ArrayD<f32>) {
+        self.weights.insert(key, value);
+    }
+
+    /// Keras's `fit`: epochs of mini-batches; `on_step(epoch, step, steps, loss)` is called
+    /// after each step (progress bars hook in here).
+    pub fn fit(
+        &mut self,
+        x: &[Tensor],
+        y: &[Tensor],
+        opts: &FitOptions,
+        mut on_step: impl FnMut(usize, usize, usize, f32),
+    ) -> Result<History> {
+        let n = x.first().map_or(0, |t| t.shape()[0]);
+        let bs = opts.batch_size.max(1);
+        let steps = n.div_ceil(bs);
+        let mut history = History::default();
+        let mut best = f32::INFINITY;
+        let mut since_best = 0;
+        let mut order: Vec<usize> = (0..n).collect();
+        for epoch in 0..opts.epochs {
+            if opts.shuffle {
+                for i in (1..n).rev() {
+                    self.seed ^= self.seed << 13;
+                    self.seed ^= self.seed >> 7;
+                    self.seed ^= self.seed << 17;
+                    order.swap(i, (self.seed % (i as u64 + 1)) as usize);
+                }
+            }
+            let mut sum = 0.0;
+            for s in 0..steps {
+                let r = s * bs..((s + 1) * bs).min(n);
+                let (bx, by): (Vec<Tensor>, Vec<Tensor>) = if opts.shuffle {
+                    let idx = &order[r];
+                    (
+                        x.iter().map(|t| pick_rows(t, idx)).collect(),
+                        y.iter().map(|t| pick_rows(t, idx)).collect(),
+                    )
+                } else {
+                    (
+                        x.iter().map(|t| rows(t, r.clone())).collect(),
+                        y.iter().map(|t| rows(t, r.clone())).collect(),
+                    )
+                };
+                let l = self.train_on_batch(&bx, &by)?;
+                sum += l;
+                on_step(epoch, s, steps, l);
+            }
+            let mean = sum / steps.max(1) as f32;
+            history.loss.push(mean);
+            if mean < best {
+                best = mean;
+                since_best = 0;
+            } else {
+                since_best += 1;
+                if opts.early_stopping_patience.is_some_and(|p| since_best >= p) {
+                    break;
+                }
+            }
+        }
+        Ok(history)
+    }
+}

@@ -1,0 +1,445 @@
+//! Training forward and backward-through-time of LSTM, GRU (both modes) and SimpleRNN on
+//! Keras's weight layout, with masking, `go_backwards` and initial states. Written as plain
+//! loops over the fused gate math (matrix products through `gemm`) so that each line can be
+//! checked against the equations; the gradient checks in the tests hold it to finite
+//! differences.
+
+use seqmodel_ir::{CellKind, RnnAttrs};
+
+use crate::kernels::{activation, matmul};
+
+/// The weights of one recurrent layer in Keras's layout.
+pub struct RnnParams<'a> {
+    /// `[D, G·U]`.
+    pub kernel: &'a [f32],
+    /// `[U, G·U]`.
+    pub recurrent: &'a [f32],
+    /// `[G·U]`, `[2, G·U]` for GRU with `reset_after`, or `None`.
+    pub bias: Option<&'a [f32]>,
+}
+
+/// What the forward pass keeps for the backward pass.
+pub struct RnnTape {
+    a: RnnAttrs,
+    dims: (usize, usize, usize),
+    x: Vec<f32>,
+    /// Pre-activations per processing step, `[T][B][G·U]`.
+    pre: Vec<f32>,
+    /// Activated gates per step, `[T][B][G·U]`.
+    gates: Vec<f32>,
+    /// GRU: recurrent projection (with recurrent bias) per step; GRU without reset_after:
+    /// `r·h_prev` in the first `U` columns.
+    rec: Vec<f32>,
+    h_prev: Vec<f32>,
+    c_prev: Vec<f32>,
+    c_new: Vec<f32>,
+    live: Vec<bool>,
+}
+
+/// The outputs of the training forward pass.
+pub struct RnnForward {
+    /// `[B, T, U]` in processing order (with `return_sequences`).
+    pub sequence: Option<Vec<f32>>,
+    /// `[B, U]`.
+    pub last: Vec<f32>,
+    /// Final states, each `[B, U]`.
+    pub states: Vec<Vec<f32>>,
+}
+
+/// Gradients of one recurrent layer.
+pub struct RnnGrads {
+    /// `[B, T, D]`.
+    pub dx: Vec<f32>,
+    /// `[D, G·U]`.
+    pub dkernel: Vec<f32>,
+    /// `[U, G·U]`.
+    pub drecurrent: Vec<f32>,
+    /// Same shape as the bias.
+    pub dbias: Vec<f32>,
+    /// Gradients of the initial states.
+    pub dinitial: Vec<Vec<f32>>,
+}
+
+fn split_recurrent(r: &[f32], u: usize) -> (Vec<f32>, Vec<f32>) {
+    let gu = 3 * u;
+    let mut zr = Vec::with_capacity(u * 2 * u);
+    let mut h = Vec::with_capacity(u * u);
+    for row in r.chunks(gu) {
+        zr.extend_from_slice(&row[..2 * u]);
+        h.extend_from_slice(&row[2 * u..]);
+    }
+    (zr, h)
+}
+
+fn transpose(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut t = vec![0.0; m.len()];
+    for i in 0..rows {
+        for j in 0..cols {
+            t[j * rows + i] = m[i * cols + j];
+        }
+    }
+    t
+}
+
+/// Runs the layer over `x` `[B, T, D]` and records the tape.
+pub fn forward(
+    a: &RnnAttrs,
+    p: &RnnParams<'_>,
+    x: &[f32],
+    dims: (usize, usize, usize),
+    mask: Option<&[bool]>,
+    initial: Option<Vec<Vec<f32>>>,
+) -> (RnnForward, RnnTape) {
+    let (b, t, d) = dims;
+    let u = a.units;
+    let gu = a.cell.gates() * u;
+    let reset_after = matches!(a.cell, CellKind::Gru { reset_after: true });
+    let mut xp = vec![0.0f32; b * t * gu];
+    if let Some(bias) = p.bias {
+        for row in xp.chunks_mut(gu) {
+            row.copy_from_slice(&bias[..gu]);
+        }
+    }
+    matmul(b * t, d, gu, x, p.kernel, &mut xp, true);
+    let bias_rec = if reset_after { p.bias.map(|bb| &bb[gu..2 * gu]) } else { None };
+    let (r_zr, r_h) = match a.cell {
+        CellKind::Gru { reset_after: false } => split_recurrent(p.recurrent, u),
+        _ => (Vec::new(), Vec::new()),
+    };
+    let mut states = initial.unwrap_or_else(|| vec![vec![0.0; b * u]; a.cell.states()]);
+    let mut out_prev = vec![0.0f32; b * u];
+    let mut sequence = a.return_sequences.then(|| vec![0.0f32; b * t * u]);
+    let mut tape = RnnTape {
+        a: *a,
+        dims,
+        x: x.to_vec(),
+        pre: vec![0.0; t * b * gu],
+        gates: vec![0.0; t * b * gu],
+        rec: vec![0.0; t * b * gu],
+        h_prev: vec![0.0; t * b * u],
+        c_prev: vec![0.0; t * b * u],
+        c_new: vec![0.0; t * b * u],
+        live: vec![true; t * b],
+    };
+    let act = |v: f32| activation::scalar(a.activation, v);
+    let ract = |v: f32| activation::scalar(a.recurrent_activation, v);
+    let mut rec = vec![0.0f32; b * gu];
+    let mut cand = vec![0.0f32; b * u];
+    for s in 0..t {
+        let ti = if a.go_backwards { t - 1 - s } else { s };
+        let h = states[0].clone();
+        tape.h_prev[s * b * u..][..b * u].copy_from_slice(&h);
+        if a.cell == CellKind::Lstm {
+            tape.c_prev[s * b * u..][..b * u].copy_from_slice(&states[1]);
+        }
+        let pre = &mut tape.pre[s * b * gu..][..b * gu];
+        let gates = &mut tape.gates[s * b * gu..][..b * gu];
+        let trec = &mut tape.rec[s * b * gu..][..b * gu];
+        let mut h_new = vec![0.0f32; b * u];
+        let mut c_new = vec![0.0f32; b * u];
+        match a.cell {
+            CellKind::Lstm | CellKind::SimpleRnn => {
+                matmul(b, u, gu, &h, p.recurrent, &mut rec, false);
+                for bi in 0..b {
+                    let xr = &xp[(bi * t + ti) * gu..][..gu];
+                    for j in 0..gu {
+                        pre[bi * gu + j] = xr[j] + rec[bi * gu + j];
+                    }
+                    let z = &pre[bi * gu..][..gu];
+                    let gt = &mut gates[bi * gu..][..gu];
+                    if a.cell == CellKind::Lstm {
+                        for j in 0..u {
+                            gt[j] = ract(z[j]);
+                            gt[u + j] = ract(z[u + j]);
+                            gt[2 * u + j] = act(z[2 * u + j]);
+                            gt[3 * u + j] = ract(z[3 * u + j]);
+                            let c = gt[u + j] * states[1][bi * u + j] + gt[j] * gt[2 * u + j];
+                            c_new[bi * u + j] = c;
+                            h_new[bi * u + j] = gt[3 * u + j] * act(c);
+                        }
+                    } else {
+                        for j in 0..u {
+                            gt[j] = act(z[j]);
+                            h_new[bi * u + j] = gt[j];
+                        }
+                    }
+                }
+            }
+            CellKind::Gru { reset_after } => {
+                if reset_after {
+                    matmul(b, u, gu, &h, p.recurrent, &mut rec, false);
+                    if let Some(br) = bias_rec {
+                        for row in rec.chunks_mut(gu) {
+                            for (r, bb) in row.iter_mut().zip(br) {
+                                *r += bb;
+                            }
+                        }
+                    }
+                } else {
+                    let mut zr = vec![0.0f32; b * 2 * u];
+                    matmul(b, u, 2 * u, &h, &r_zr, &mut zr, false);
+                    for bi in 0..b {
+                        rec[bi * gu..][..2 * u].copy_from_slice(&zr[bi * 2 * u..][..2 * u]);
+                    }
+                }
+                for bi in 0..b {
+                    let xr = &xp[(bi * t + ti) * gu..][..gu];
+                    for j in 0..2 * u {
+                        pre[bi * gu + j] = xr[j] + rec[bi * gu + j];
+                        gates[bi * gu + j] = ract(pre[bi * gu + j]);
+                    }
+                }
+                if !reset_after {
+                    // r·h_prev, then its product with the candidate kernel.
+                    let mut rh = vec![0.0f32; b * u];
+                    for bi in 0..b {
+                        for j in 0..u {
+                            rh[bi * u + j] = gates[bi * gu + u + j] * h[bi * u + j];
+                        }
+                    }
+                    matmul(b, u, u, &rh, &r_h, &mut cand, false);
+                    for bi in 0..b {
+                        trec[bi * gu..][..u].copy_from_slice(&rh[bi * u..][..u]);
+                    }
+                }
+                for bi in 0..b {
+                    let xr = &xp[(bi * t + ti) * gu..][..gu];
+                    for j in 0..u {
+                        let inner = if reset_after {
+                            gates[bi * gu + u + j] * rec[bi * gu + 2 * u + j]
+                        } else {
+                            cand[bi * u + j]
+                        };
+                        let zpre = xr[2 * u + j] + inner;
+                        pre[bi * gu + 2 * u + j] = zpre;
+                        let hh = act(zpre);
+                        gates[bi * gu + 2 * u + j] = hh;
+                        let z = gates[bi * gu + j];
+                        h_new[bi * u + j] = z * h[bi * u + j] + (1.0 - z) * hh;
+                    }
+                }
+                if reset_after {
+                    trec.copy_from_slice(&rec);
+                }
+            }
+        }
+        for bi in 0..b {
+            let live = mask.is_none_or(|m| m[bi * t + ti]);
+            tape.live[s * b + bi] = live;
+            if live {
+                states[0][bi * u..][..u].copy_from_slice(&h_new[bi * u..][..u]);
+                out_prev[bi * u..][..u].copy_from_slice(&h_new[bi * u..][..u]);
+                if a.cell == CellKind::Lstm {
+                    states[1][bi * u..][..u].copy_from_slice(&c_new[bi * u..][..u]);
+                }
+            }
+            if let Some(seq) = sequence.as_mut() {
+                seq[(bi * t + s) * u..][..u].copy_from_slice(&out_prev[bi * u..][..u]);
+            }
+        }
+        if a.cell == CellKind::Lstm {
+            tape.c_new[s * b * u..][..b * u].copy_from_slice(&states[1]);
+        }
+    }
+    (RnnForward { sequence, last: out_prev, states }, tape)
+}
+
+/// Backpropagation through time. `d_seq` is `[B, T, U]` (processing order), `d_last` and
+/// `d_states` `[B, U]` each; any may be absent.
+pub fn backward(
+    tape: &RnnTape,
+    p: &RnnParams<'_>,
+    d_seq: Option<&[f32]>,
+    d_last: Option<&[f32]>,
+    d_states: &[Option<Vec<f32>>],
+) -> RnnGrads {
+    let a = &tape.a;
+    let (b, t, d) = tape.dims;
+    let u = a.units;
+    let gu = a.cell.gates() * u;
+    let reset_after = matches!(a.cell, CellKind::Gru { reset_after: true });
+    let (r_zr, r_h) = match a.cell {
+        CellKind::Gru { reset_after: false } => split_recurrent(p.recurrent, u),
+        _ => (Vec::new(), Vec::new()),
+    };
+    let rt = transpose(p.recurrent, u, gu);
+    let r_zr_t = if r_zr.is_empty() { Vec::new() } else { transpose(&r_zr, u, 2 * u) };
+    let r_h_t = if r_h.is_empty() { Vec::new() } else { transpose(&r_h, u, u) };
+    let actg = |x: f32, y: f32| activation::grad(a.activation, x, y);
+    let ractg = |x: f32, y: f32| activation::grad(a.recurrent_activation, x, y);
+    let act = |v: f32| activation::scalar(a.activation, v);
+
+    let mut dh = d_states.first().cloned().flatten().unwrap_or_else(|| vec![0.0; b * u]);
+    let mut dc = d_states.get(1).cloned().flatten().unwrap_or_else(|| vec![0.0; b * u]);
+    let mut dout_carry = vec![0.0f32; b * u];
+    let mut dxp = vec![0.0f32; b * t * gu];
+    let mut drec_all = vec![0.0f32; u * gu];
+    let mut dr_h = vec![0.0f32; u * u];
+    let mut dbias_rec = vec![0.0f32; gu];
+    let mut dz = vec![0.0f32; b * gu];
+    let mut drec = vec![0.0f32; b * gu];
+    for s in (0..t).rev() {
+        let ti = if a.go_backwards { t - 1 - s } else { s };
+        let pre = &tape.pre[s * b * gu..][..b * gu];
+        let gates = &tape.gates[s * b * gu..][..b * gu];
+        let hp = &tape.h_prev[s * b * u..][..b * u];
+        dz.fill(0.0);
+        drec.fill(0.0);
+        let mut dhp = vec![0.0f32; b * u];
+        let mut dcp = vec![0.0f32; b * u];
+        let mut d_rh = vec![0.0f32; b * u];
+        for bi in 0..b {
+            let mut dout = dout_carry[bi * u..][..u].to_vec();
+            if let Some(ds) = d_seq {
+                for j in 0..u {
+                    dout[j] += ds[(bi * t + s) * u + j];
+                }
+            }
+            if let Some(dl) = d_last.filter(|_| s == t - 1) {
+                for j in 0..u {
+                    dout[j] += dl[bi * u + j];
+                }
+            }
+            if !tape.live[s * b + bi] {
+                // A masked step copies state and output: gradients pass through unchanged.
+                dout_carry[bi * u..][..u].copy_from_slice(&dout);
+                dhp[bi * u..][..u].copy_from_slice(&dh[bi * u..][..u]);
+                dcp[bi * u..][..u].copy_from_slice(&dc[bi * u..][..u]);
+                continue;
+            }
+            dout_carry[bi * u..][..u].fill(0.0);
+            let z = &pre[bi * gu..][..gu];
+            let g = &gates[bi * gu..][..gu];
+            let dzr = &mut dz[bi * gu..][..gu];
+            match a.cell {
+                CellKind::Lstm => {
+                    let cp = &tape.c_prev[s * b * u..][bi * u..][..u];
+                    let cn = &tape.c_new[s * b * u..][bi * u..][..u];
+                    for j in 0..u {
+                        let dht = dh[bi * u + j] + dout[j];
+                        let tc = act(cn[j]);
+                        let (i, f, gg, o) = (g[j], g[u + j], g[2 * u + j], g[3 * u + j]);
+                        let d_o = dht * tc;
+                        let dct = dc[bi * u + j] + dht * o * actg(cn[j], tc);
+                        dzr[j] = dct * gg * ractg(z[j], i);
+                        dzr[u + j] = dct * cp[j] * ractg(z[u + j], f);
+                        dzr[2 * u + j] = dct * i * actg(z[2 * u + j], gg);
+                        dzr[3 * u + j] = d_o * ractg(z[3 * u + j], o);
+                        dcp[bi * u + j] = dct * f;
+                    }
+                    drec[bi * gu..][..gu].copy_from_slice(dzr);
+                }
+                CellKind::SimpleRnn => {
+                    for j in 0..u {
+                        let dht = dh[bi * u + j] + dout[j];
+                        dzr[j] = dht * actg(z[j], g[j]);
+                    }
+                    drec[bi * gu..][..gu].copy_from_slice(dzr);
+                }
+                CellKind::Gru { .. } => {
+                    let trec = &tape.rec[s * b * gu..][bi * gu..][..gu];
+                    for j in 0..u {
+                        let dht = dh[bi * u + j] + dout[j];
+                        let (zg, rg, hh) = (g[j], g[u + j], g[2 * u + j]);
+                        let hpj = hp[bi * u + j];
+                        let dpre_h = dht * (1.0 - zg) * actg(z[2 * u + j], hh);
+                        dzr[j] = dht * (hpj - hh) * ractg(z[j], zg);
+                        dhp[bi * u + j] += dht * zg;
+                        dzr[2 * u + j] = dpre_h;
+                        if reset_after {
+                            let rh = trec[2 * u + j];
+                            dzr[u + j] = dpre_h * rh * ractg(z[u + j], rg);
+                            drec[bi * gu + 2 * u + j] = dpre_h * rg;
+                        } else {
+                            // d(r·h_prev) comes from the candidate product below.
+                            d_rh[bi * u + j] = dpre_h;
+                        }
+                    }
+                    if reset_after {
+                        drec[bi * gu..][..2 * u].copy_from_slice(&dzr[..2 * u]);
+                    }
+                }
+            }
+        }
+        if let CellKind::Gru { reset_after: false } = a.cell {
+            // cand = (r·h_prev) · R_h: gradients of R_h and of r·h_prev.
+            let rh_all = &tape.rec[s * b * gu..][..b * gu];
+            let rh: Vec<f32> = (0..b).flat_map(|bi| rh_all[bi * gu..][..u].to_vec()).collect();
+            let rh_t = transpose(&rh, b, u);
+            matmul(u, b, u, &rh_t, &d_rh, &mut dr_h, true);
+            let mut d_rhp = vec![0.0f32; b * u];
+            matmul(b, u, u, &d_rh, &r_h_t, &mut d_rhp, false);
+            for bi in 0..b {
+                if !tape.live[s * b + bi] {
+                    continue;
+                }
+                for j in 0..u {
+                    let rg = gates[bi * gu + u + j];
+                    let dr = d_rhp[bi * u + j] * hp[bi * u + j];
+                    dz[bi * gu + u + j] = dr * ractg(pre[bi * gu + u + j], rg);
+                    dhp[bi * u + j] += d_rhp[bi * u + j] * rg;
+                    drec[bi * gu + j] = dz[bi * gu + j];
+                    drec[bi * gu + u + j] = dz[bi * gu + u + j];
+                }
+            }
+            // h_prev · R_zr
+            let dzr_rec: Vec<f32> = (0..b).flat_map(|bi| drec[bi * gu..][..2 * u].to_vec()).collect();
+            let hp_t = transpose(hp, b, u);
+            let mut dr_zr = vec![0.0f32; u * 2 * u];
+            matmul(u, b, 2 * u, &hp_t, &dzr_rec, &mut dr_zr, false);
+            for i in 0..u {
+                for j in 0..2 * u {
+                    drec_all[i * gu + j] += dr_zr[i * 2 * u + j];
+                }
+            }
+            matmul(b, 2 * u, u, &dzr_rec, &r_zr_t, &mut dhp, true);
+        } else {
+            let hp_t = transpose(hp, b, u);
+            matmul(u, b, gu, &hp_t, &drec, &mut drec_all, true);
+            matmul(b, gu, u, &drec, &rt, &mut dhp, true);
+            if reset_after {
+                for bi in 0..b {
+                    for j in 0..gu {
+                        dbias_rec[j] += drec[bi * gu + j];
+                    }
+                }
+            }
+        }
+        for bi in 0..b {
+            dxp[(bi * t + ti) * gu..][..gu].copy_from_slice(&dz[bi * gu..][..gu]);
+        }
+        dh = dhp;
+        dc = dcp;
+    }
+    if let CellKind::Gru { reset_after: false } = a.cell {
+        for i in 0..u {
+            for j in 0..u {
+                drec_all[i * gu + 2 * u + j] += dr_h[i * u + j];
+            }
+        }
+    }
+    let mut dkernel = vec![0.0f32; d * gu];
+    let xt = transpose(&tape.x, b * t, d);
+    matmul(d, b * t, gu, &xt, &dxp, &mut dkernel, false);
+    let mut dx = vec![0.0f32; b * t * d];
+    let kt = transpose(p.kernel, d, gu);
+    matmul(b * t, gu, d, &dxp, &kt, &mut dx, false);
+    let mut dbias = vec![0.0f32; if reset_after { 2 * gu } else { gu }];
+    if p.bias.is_some() {
+        for row in dxp.chunks(gu) {
+            for (db, v) in dbias.iter_mut().zip(row) {
+                *db += v;
+            }
+        }
+        if reset_after {
+            dbias[gu..].copy_from_slice(&dbias_rec);
+        }
+    } else {
+        dbias.clear();
+    }
+    let mut dinitial = vec![dh];
+    if a.cell == CellKind::Lstm {
+        dinitial.push(dc);
+    }
+    RnnGrads { dx, dkernel, drecurrent: drec_all, dbias, dinitial }
+}

@@ -1,0 +1,203 @@
+//! Every layer's backward pass against central finite differences of the loss.
+//!
+//! Tolerance: the loss is computed in f32, so a difference quotient with step h carries a
+//! rounding noise of about 1e-7·|L|/h plus a truncation error of O(h²); with h = 3e-3 both
+//! stay below 1e-3, hence |analytic - numeric| ≤ 2e-3 + 2e-2·|numeric|.
+
+use ndarray::{ArrayD, IxDyn};
+use seqmodel_runtime::train::{Loss, Optimizer, Trainer};
+use seqmodel_runtime::{Tensor, WeightStore};
+
+fn data(shape: &[usize], seed: u64) -> ArrayD<f32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9).wrapping_add(7);
+    ArrayD::from_shape_fn(IxDyn(shape), |_| {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        (s >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+    })
+}
+
+fn check(src: &str, x: Vec<Tensor>, y: Vec<Tensor>, loss: Loss) {
+    let program = seqmodel_compiler::compile(src)
+        .unwrap_or_else(|e| panic!("{}", e.render("t", src, false)))
+        .main()
+        .unwrap()
+        .clone();
+    let weights = WeightStore::random(&program, 11, 0.6);
+    let mut t = Trainer::new(program, weights.clone(), loss, Optimizer::sgd(0.0)).unwrap();
+    let (_, grads) = t.gradients(&x, &y).unwrap();
+    let h = 3e-3f32;
+    let mut checked = 0;
+    for key in weights.keys().map(String::from).collect::<Vec<_>>() {
+        let w0 = weights.get(&key).unwrap().clone();
+        let g = grads.get(&key).unwrap_or_else(|| panic!("{src}: no gradient for {key}"));
+        assert_eq!(g.shape(), w0.shape(), "{key}");
+        let n = w0.len();
+        for k in [0, n / 3, n / 2, (2 * n) / 3, n - 1] {
+            let mut wp = w0.clone();
+            wp.as_slice_mut().unwrap()[k] += h;
+            t.set_weight(&key, wp);
+            t.reset_states();
+            let lp = t.evaluate(&x, &y).unwrap() as f64;
+            let mut wm = w0.clone();
+            wm.as_slice_mut().unwrap()[k] -= h;
+            t.set_weight(&key, wm);
+            t.reset_states();
+            let lm = t.evaluate(&x, &y).unwrap() as f64;
+            t.set_weight(&key, w0.clone());
+            let fd = (lp - lm) / (2.0 * h as f64);
+            let an = g.as_slice().unwrap()[k] as f64;
+            assert!(
+                (an - fd).abs() <= 2e-3 + 2e-2 * fd.abs(),
+                "{src}\n{key}[{k}]: analytic {an}, numeric {fd}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 0);
+}
+
+fn f(shape: &[usize], seed: u64) -> Tensor {
+    Tensor::F32(data(shape, seed))
+}
+
+#[test]
+fn dense_and_activations() {
+    for act in ["tanh", "sigmoid", "relu", "elu", "softplus", "swish", "gelu", "softsign", "selu"] {
+        let src = format!("model M(x: [5]) -> [3] {{ x -> Dense(4, activation=\"{act}\") -> Dense(3) }}");
+        check(&src, vec![f(&[4, 5], 1)], vec![f(&[4, 3], 2)], Loss::MeanSquaredError);
+    }
+    let probs = Tensor::F32(data(&[4, 3], 3).mapv(|v| v + 0.6));
+    check(
+        "model M(x: [5]) -> [3] { x -> Dense(3, activation=\"softmax\") }",
+        vec![f(&[4, 5], 1)],
+        vec![probs.clone()],
+        Loss::KlDivergence,
+    );
+    check(
+        "model M(x: [5]) -> [3] { x -> Dense(3) -> Activation(\"softmax\") }",
+        vec![f(&[4, 5], 1)],
+        vec![probs],
+        Loss::CategoricalCrossentropy { from_logits: false },
+    );
+}
+
+#[test]
+fn lstm_stack_many_to_one_and_many_to_many() {
+    check(
+        "model M(x: [6, 3]) -> [2] { x -> LSTM(4, return_sequences=true) -> LSTM(3) -> Dense(2) }",
+        vec![f(&[2, 6, 3], 4)],
+        vec![f(&[2, 2], 5)],
+        Loss::MeanSquaredError,
+    );
+    check(
+        "model M(x: [6, 3]) -> [6, 2] { x -> LSTM(4, return_sequences=true, go_backwards=true) -> TimeDistributed(Dense(2)) }",
+        vec![f(&[2, 6, 3], 4)],
+        vec![f(&[2, 6, 2], 5)],
+        Loss::MeanAbsoluteError,
+    );
+}
+
+#[test]
+fn gru_both_modes_and_simple_rnn() {
+    for ra in ["true", "false"] {
+        let src = format!(
+            "model M(x: [5, 3]) -> [5, 2] {{ x -> GRU(4, return_sequences=true, reset_after={ra}) -> GRU(2, return_sequences=true, reset_after={ra}) }}"
+        );
+        check(&src, vec![f(&[3, 5, 3], 6)], vec![f(&[3, 5, 2], 7)], Loss::MeanSquaredError);
+    }
+    check(
+        "model M(x: [5, 3]) -> [2] { x -> SimpleRNN(4, return_sequences=true) -> SimpleRNN(2, activation=\"relu\") }",
+        vec![f(&[3, 5, 3], 6)],
+        vec![f(&[3, 2], 7)],
+        Loss::Huber { delta: 1.0 },
+    );
+}
+
+#[test]
+fn embedding_gru_language_model_with_sparse_targets() {
+    let ids = ArrayD::from_shape_vec(IxDyn(&[2, 4]), vec![1, 3, 0, 2, 4, 4, 1, 0]).unwrap();
+    let tgt = ArrayD::from_shape_vec(IxDyn(&[2, 4]), vec![3, 0, 2, 1, 4, 1, 0, 2]).unwrap();
+    check(
+        "model M(w: [T] of i32) -> [T, 5] { w -> Embedding(5, 3) -> GRU(4, return_sequences=true) -> TimeDistributed(Dense(5)) -> TimeDistributed(Activation(\"softmax\")) }",
+        vec![Tensor::I32(ids)],
+        vec![Tensor::I32(tgt)],
+        Loss::SparseCategoricalCrossentropy { from_logits: false },
+    );
+}
+
+#[test]
+fn nested_autoencoder_with_repeat_vector() {
+    let src = "model E(x: [T, 2]) -> [3] { x -> LSTM(4, return_sequences=true) -> LSTM(3) }\nmodel D<T>(z: [3]) -> [T, 2] { z -> RepeatVector(T) -> LSTM(2, return_sequences=true) }\nmodel AE(x: [T, 2]) -> [T, 2] { D<T>(E(x)) }";
+    let x = f(&[2, 5, 2], 8);
+    check(src, vec![x.clone()], vec![x], Loss::MeanSquaredError);
+}
+
+#[test]
+fn masking_state_handoff_and_bidirectional() {
+    let mut x = data(&[3, 6, 2], 9);
+    for t in 4..6 {
+        x[[1, t, 0]] = 0.0;
+        x[[1, t, 1]] = 0.0;
+    }
+    x[[2, 0, 0]] = 0.0;
+    x[[2, 0, 1]] = 0.0;
+    check(
+        "model M(x: [6, 2]) -> [2] { x -> Masking(0.0) -> LSTM(3, return_sequences=true) -> GRU(2) }",
+        vec![Tensor::F32(x)],
+        vec![f(&[3, 2], 10)],
+        Loss::MeanSquaredError,
+    );
+    check(
+        "model M(s: [4, 2], t: [5, 3]) -> [5, 3] { _, h, c = LSTM(3, return_state=true)(s); LSTM(3, return_sequences=true)(t, initial_state=[h, c]) }",
+        vec![f(&[2, 4, 2], 11), f(&[2, 5, 3], 12)],
+        vec![f(&[2, 5, 3], 13)],
+        Loss::MeanSquaredError,
+    );
+    for mode in ["concat", "sum", "ave"] {
+        let src = format!(
+            "model M(x: [5, 2]) -> [2] {{ x -> Bidirectional(LSTM(3, return_sequences=true), merge_mode=\"{mode}\") -> Bidirectional(GRU(2)) -> Dense(2) }}"
+        );
+        check(&src, vec![f(&[2, 5, 2], 14)], vec![f(&[2, 2], 15)], Loss::MeanSquaredError);
+    }
+}
+
+#[test]
+fn time_ops_and_merges() {
+    check(
+        "model M(x: [7, 2], v: [3]) -> [3, 4] { h = x -> LSTM(4, return_sequences=true); a = h[-3:]; b = x -> ZeroPadding1D((1, 0)) -> Cropping1D((3, 2)) -> TimeDistributed(Dense(4)); c = Multiply()([a, b]); d = Add()([c, a]); Concatenate(axis=1)([d[0:1], Subtract()([d[1:3], b[1:3]])]) }",
+        vec![f(&[2, 7, 2], 16), f(&[2, 3], 17)],
+        vec![f(&[2, 3, 4], 18)],
+        Loss::MeanSquaredError,
+    );
+    check(
+        "model M(x: [5, 2]) -> [6] { h = x -> LSTM(3, return_sequences=true); Concatenate()([h[-1], Maximum()([h[0], h[2]])]) }",
+        vec![f(&[2, 5, 2], 19)],
+        vec![f(&[2, 6], 20)],
+        Loss::MeanSquaredError,
+    );
+}
+
+#[test]
+fn classification_losses() {
+    let labels = Tensor::F32(data(&[4, 3], 21).mapv(|v| if v > 0.0 { 1.0 } else { 0.0 }));
+    check(
+        "model M(x: [5]) -> [3] { x -> Dense(3, activation=\"sigmoid\") }",
+        vec![f(&[4, 5], 1)],
+        vec![labels.clone()],
+        Loss::BinaryCrossentropy { from_logits: false },
+    );
+    check(
+        "model M(x: [5]) -> [3] { x -> Dense(3) }",
+        vec![f(&[4, 5], 1)],
+        vec![labels.clone()],
+        Loss::BinaryCrossentropy { from_logits: true },
+    );
+    check(
+        "model M(x: [5]) -> [3] { x -> Dense(3) }",
+        vec![f(&[4, 5], 1)],
+        vec![labels],
+        Loss::CategoricalCrossentropy { from_logits: true },
+    );
+}
