@@ -60,11 +60,9 @@ pub fn run(dir: &Path, case: &J) -> Result<Outcome, Failure> {
             };
             let got = trainer
                 .train_on_batch(&[bx], &[by])
-                .map_err(|e| Failure(format!("epoch {e} step {s}: {e}")))?;
+                .map_err(|err| Failure(format!("epoch {e} step {s}: {err}")))?;
             let want = want_losses[[e, s]];
             let rel = (got - want).abs() / want.abs().max(1e-12);
-                eprintln!("e{e} s{s} got {got} want {want} rel {rel:.2e}");
-            }
             worst_loss = worst_loss.max(rel);
             if rel > tol_loss {
                 return Ok(Outcome::Fail {
