@@ -11,6 +11,8 @@ mod conformance;
 mod conformance_train;
 mod demo;
 mod npy;
+mod plot;
+mod train_cmd;
 
 /// Check, summarise, draw, import, run and test recurrent models written in `.seq`.
 #[derive(Parser)]
@@ -81,8 +83,53 @@ enum Command {
         #[arg(long)]
         output_dir: PathBuf,
     },
-    /// Check, summarise and run the seed autoencoder on embedded synthetic data.
-    Demo,
+    /// Train a model on `.npy` data (Keras's fit) and save the weights as safetensors.
+    Train {
+        /// The `.seq` file.
+        file: PathBuf,
+        /// Which model (default: the last one in the file).
+        #[arg(long)]
+        model: Option<String>,
+        /// Inputs, one `.npy` per model input.
+        #[arg(long = "x", required = true)]
+        x: Vec<PathBuf>,
+        /// Targets, one `.npy` per model output.
+        #[arg(long = "y", required = true)]
+        y: Vec<PathBuf>,
+        /// Keras loss name (mse, mae, sparse_categorical_crossentropy, kl_divergence, ...).
+        #[arg(long, default_value = "mse")]
+        loss: String,
+        /// sgd, adam, rmsprop or adagrad.
+        #[arg(long, default_value = "adam")]
+        optimizer: String,
+        /// Learning rate.
+        #[arg(long, default_value_t = 0.001)]
+        lr: f32,
+        /// Epochs.
+        #[arg(long, default_value_t = 1)]
+        epochs: usize,
+        /// Batch size.
+        #[arg(long, default_value_t = 32)]
+        batch_size: usize,
+        /// Initial weights (safetensors); default: seeded random.
+        #[arg(long)]
+        weights: Option<PathBuf>,
+        /// Where to save the trained weights (safetensors).
+        #[arg(long)]
+        save: PathBuf,
+        /// Also write the loss curve as SVG.
+        #[arg(long)]
+        plot: Option<PathBuf>,
+        /// Overwrite existing output files.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Train the seed autoencoder on embedded synthetic tank data (the main job).
+    Demo {
+        /// Training epochs.
+        #[arg(long, default_value_t = 200)]
+        epochs: usize,
+    },
     /// Run Keras conformance cases (folders with a case.json) and compare with Keras's outputs.
     Conformance {
         /// The folder holding the case folders.
@@ -109,7 +156,39 @@ fn main() -> ExitCode {
         Command::Graph { file, model, output, force } => {
             commands::graph(&file, model.as_deref(), output.as_deref(), force, color)
         }
-        Command::Demo => demo::run(color),
+        Command::Demo { epochs } => demo::run(epochs, color),
+        Command::Train {
+            file,
+            model,
+            x,
+            y,
+            loss,
+            optimizer,
+            lr,
+            epochs,
+            batch_size,
+            weights,
+            save,
+            plot,
+            force,
+        } => train_cmd::train(
+            train_cmd::TrainArgs {
+                file,
+                model,
+                x,
+                y,
+                loss,
+                optimizer,
+                lr,
+                epochs,
+                batch_size,
+                weights,
+                save,
+                plot,
+                force,
+            },
+            color,
+        ),
         Command::Import { model, output, weights, force } => {
             commands::import(&model, &output, weights.as_deref(), force)
         }

@@ -100,10 +100,66 @@ fn graph_prints_dot_and_does_not_overwrite() {
 }
 
 #[test]
-fn demo_runs() {
-    let out = seqc().arg("demo").output().unwrap();
+fn demo_trains_and_writes_weights_and_plot_without_overwriting() {
+    let dir = std::env::temp_dir().join(format!("seqc-demo-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for round in 0..2 {
+        let out = seqc().args(["demo", "--epochs", "15"]).current_dir(&dir).output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(stdout.contains("Total params: 16728"), "{stdout}");
+        let line = stdout.lines().find(|l| l.contains("trained 15 epochs")).unwrap();
+        let nums: Vec<f32> =
+            line.split("loss ").nth(1).unwrap().split(" -> ").map(|v| v.trim().parse().unwrap()).collect();
+        assert!(nums[1] < nums[0], "loss did not fall: {line}");
+        let sub = if round == 0 { "seqmodel-demo" } else { "seqmodel-demo-2" };
+        assert!(dir.join(sub).join("autoencoder.safetensors").is_file());
+        assert!(std::fs::read_to_string(dir.join(sub).join("loss.svg")).unwrap().contains("<polyline"));
+    }
+}
+
+#[test]
+fn train_command_fits_and_refuses_to_overwrite() {
+    let dir = std::env::temp_dir().join(format!("seqc-train-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let case = root().join("../shared/conformance/train_dense_mae");
+    let seq = dir.join("m.seq");
+    std::fs::write(&seq, "model M(x: [4]) -> [1] { x -> Dense(8, activation=\"relu\") -> Dense(1) }")
+        .unwrap();
+    let save = dir.join("w.safetensors");
+    let run = |force: bool| {
+        let mut c = seqc();
+        c.arg("train")
+            .arg(&seq)
+            .arg("--x")
+            .arg(case.join("x_train.npy"))
+            .arg("--y")
+            .arg(case.join("y_train.npy"));
+        c.args([
+            "--loss",
+            "mae",
+            "--optimizer",
+            "adam",
+            "--lr",
+            "0.01",
+            "--epochs",
+            "5",
+            "--batch-size",
+            "4",
+        ]);
+        c.arg("--save").arg(&save).arg("--plot").arg(dir.join("loss.svg"));
+        if force {
+            c.arg("--force");
+        }
+        c.output().unwrap()
+    };
+    let out = run(false);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("Total params: 16728"));
+    assert!(save.is_file() && dir.join("loss.svg").is_file());
+    assert_eq!(run(false).status.code(), Some(1));
+    assert!(run(true).status.success());
 }
 
 #[test]

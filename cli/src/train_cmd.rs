@@ -1,0 +1,128 @@
+//! `seqc train` and the progress display shared with the demo.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use seqmodel_runtime::train::{FitOptions, History, Loss, Optimizer, Trainer};
+use seqmodel_runtime::{Tensor, WeightStore};
+
+use crate::{Failure, npy};
+
+/// A Keras-style progress display: a bar on a terminal, one line per epoch otherwise.
+pub fn fit_with_progress(
+    trainer: &mut Trainer,
+    x: &[Tensor],
+    y: &[Tensor],
+    opts: &FitOptions,
+) -> Result<History, Failure> {
+    let tty = std::io::stderr().is_terminal();
+    let bar = if tty { ProgressBar::new(0) } else { ProgressBar::hidden() };
+    bar.set_style(
+        ProgressStyle::with_template("Epoch {prefix} [{bar:30}] {pos}/{len} - ETA {eta} - loss: {msg}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    let mut epoch_sum = 0.0;
+    let epochs = opts.epochs;
+    let history = trainer.fit(x, y, opts, |epoch, step, steps, loss| {
+        if step == 0 {
+            bar.set_length(steps as u64);
+            bar.set_position(0);
+            bar.set_prefix(format!("{}/{epochs}", epoch + 1));
+            epoch_sum = 0.0;
+        }
+        epoch_sum += loss;
+        bar.set_message(format!("{:.4}", epoch_sum / (step + 1) as f32));
+        bar.inc(1);
+        if step + 1 == steps && !tty {
+            eprintln!("Epoch {}/{epochs} - {steps} steps - loss: {:.4}", epoch + 1, epoch_sum / steps as f32);
+        }
+    })?;
+    bar.finish_and_clear();
+    Ok(history)
+}
+
+/// Options of `seqc train`.
+pub struct TrainArgs {
+    /// The `.seq` file.
+    pub file: PathBuf,
+    /// Which model.
+    pub model: Option<String>,
+    /// Inputs.
+    pub x: Vec<PathBuf>,
+    /// Targets.
+    pub y: Vec<PathBuf>,
+    /// Loss name.
+    pub loss: String,
+    /// Optimizer name.
+    pub optimizer: String,
+    /// Learning rate.
+    pub lr: f32,
+    /// Epochs.
+    pub epochs: usize,
+    /// Batch size.
+    pub batch_size: usize,
+    /// Initial weights (else seeded random).
+    pub weights: Option<PathBuf>,
+    /// Where to save.
+    pub save: PathBuf,
+    /// Loss-curve SVG.
+    pub plot: Option<PathBuf>,
+    /// Overwrite outputs.
+    pub force: bool,
+}
+
+/// `seqc train`.
+pub fn train(a: TrainArgs, color: bool) -> Result<ExitCode, Failure> {
+    for p in std::iter::once(&a.save).chain(a.plot.as_ref()) {
+        if p.exists() && !a.force {
+            return Err(Failure(format!("{} exists; pass --force to overwrite it", p.display())));
+        }
+    }
+    let c = crate::commands::compile_file(&a.file, color)?;
+    let program = crate::commands::pick(&c, a.model.as_deref())?.clone();
+    let loss = Loss::from_name(&a.loss).ok_or_else(|| Failure(format!("unknown loss `{}`", a.loss)))?;
+    let opt = match a.optimizer.to_ascii_lowercase().as_str() {
+        "sgd" => Optimizer::sgd(a.lr),
+        "adam" => Optimizer::adam(a.lr),
+        "rmsprop" => Optimizer::rmsprop(a.lr),
+        "adagrad" => Optimizer::adagrad(a.lr),
+        other => return Err(Failure(format!("unknown optimizer `{other}` (sgd, adam, rmsprop, adagrad)"))),
+    };
+    let weights = match &a.weights {
+        Some(p) => WeightStore::load(p)?,
+        None => WeightStore::random(&program, 1, 0.1),
+    };
+    let x = a.x.iter().map(|p| npy::read(p)).collect::<Result<Vec<_>, _>>()?;
+    let y = a.y.iter().map(|p| npy::read(p)).collect::<Result<Vec<_>, _>>()?;
+    let mut trainer = Trainer::new(program, weights, loss, opt)?;
+    let opts = FitOptions {
+        epochs: a.epochs,
+        batch_size: a.batch_size,
+        shuffle: true,
+        early_stopping_patience: None,
+    };
+    let history = fit_with_progress(&mut trainer, &x, &y, &opts)?;
+    trainer.weights().save(&a.save, a.force)?;
+    eprintln!("saved {}", a.save.display());
+    if let Some(p) = &a.plot {
+        crate::commands::write_new(p, crate::plot::loss_svg("training loss", &history.loss).as_bytes())?;
+        eprintln!("wrote {}", p.display());
+    }
+    println!("final loss {:.6}", history.loss.last().copied().unwrap_or(f32::NAN));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A fresh directory `base`, `base-2`, ... that does not exist yet (so nothing is overwritten).
+pub fn fresh_dir(base: &Path) -> Result<PathBuf, Failure> {
+    let mut dir = base.to_path_buf();
+    let mut k = 2;
+    while dir.exists() {
+        dir = PathBuf::from(format!("{}-{k}", base.display()));
+        k += 1;
+    }
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
