@@ -63,7 +63,7 @@ pub fn run(epochs: usize, color: bool) -> Result<ExitCode, Failure> {
     let test_x = x.slice(ndarray::s![80.., .., ..]).to_owned().into_dyn();
     let weights = WeightStore::random(&program, 7, 0.15);
     let mut trainer = Trainer::new(program, weights, Loss::MeanSquaredError, Optimizer::adam(0.01))?;
-    let opts = FitOptions { epochs, batch_size: 16, shuffle: true, early_stopping_patience: None };
+    let opts = FitOptions { epochs, batch_size: 16, ..FitOptions::default() };
     let start = Instant::now();
     let input = [Tensor::F32(train_x.clone())];
     let history = crate::train_cmd::fit_with_progress(&mut trainer, &input, &input, &opts)?;

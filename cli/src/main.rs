@@ -123,6 +123,15 @@ enum Command {
         /// Overwrite existing output files.
         #[arg(long)]
         force: bool,
+        /// Hold out this fraction of the rows (the last ones) for validation.
+        #[arg(long, default_value_t = 0.0)]
+        validation_split: f32,
+        /// Stop after this many epochs without improvement.
+        #[arg(long)]
+        patience: Option<usize>,
+        /// Save the best weights so far to this file (must not exist).
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
     },
     /// Train the seed autoencoder on embedded synthetic tank data (the main job).
     Demo {
@@ -171,6 +180,9 @@ fn main() -> ExitCode {
             save,
             plot,
             force,
+            validation_split,
+            patience,
+            checkpoint,
         } => train_cmd::train(
             train_cmd::TrainArgs {
                 file,
@@ -186,6 +198,9 @@ fn main() -> ExitCode {
                 save,
                 plot,
                 force,
+                validation_split,
+                patience,
+                checkpoint,
             },
             color,
         ),

@@ -72,6 +72,12 @@ pub struct TrainArgs {
     pub plot: Option<PathBuf>,
     /// Overwrite outputs.
     pub force: bool,
+    /// Fraction of rows held out for validation.
+    pub validation_split: f32,
+    /// Early-stopping patience in epochs.
+    pub patience: Option<usize>,
+    /// Best-weights checkpoint file.
+    pub checkpoint: Option<PathBuf>,
 }
 
 /// `seqc train`.
@@ -102,7 +108,10 @@ pub fn train(a: TrainArgs, color: bool) -> Result<ExitCode, Failure> {
         epochs: a.epochs,
         batch_size: a.batch_size,
         shuffle: true,
-        early_stopping_patience: None,
+        early_stopping_patience: a.patience,
+        validation_split: a.validation_split,
+        validation_data: None,
+        checkpoint: a.checkpoint.clone(),
     };
     let history = fit_with_progress(&mut trainer, &x, &y, &opts)?;
     trainer.weights().save(&a.save, a.force)?;
@@ -112,6 +121,9 @@ pub fn train(a: TrainArgs, color: bool) -> Result<ExitCode, Failure> {
         eprintln!("wrote {}", p.display());
     }
     println!("final loss {:.6}", history.loss.last().copied().unwrap_or(f32::NAN));
+    if let Some(v) = history.val_loss.last() {
+        println!("final val_loss {v:.6}");
+    }
     Ok(ExitCode::SUCCESS)
 }
 

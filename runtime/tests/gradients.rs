@@ -26,6 +26,8 @@ fn check(src: &str, x: Vec<Tensor>, y: Vec<Tensor>, loss: Loss) {
         .clone();
     let weights = WeightStore::random(&program, 11, 0.6);
     let mut t = Trainer::new(program, weights.clone(), loss, Optimizer::sgd(0.0)).unwrap();
+    // A fixed seed before every pass keeps dropout masks identical across evaluations.
+    t.set_seed(99);
     let (_, grads) = t.gradients(&x, &y).unwrap();
     let h = 3e-3f32;
     let mut checked = 0;
@@ -39,12 +41,14 @@ fn check(src: &str, x: Vec<Tensor>, y: Vec<Tensor>, loss: Loss) {
             wp.as_slice_mut().unwrap()[k] += h;
             t.set_weight(&key, wp);
             t.reset_states();
-            let lp = t.evaluate(&x, &y).unwrap() as f64;
+            t.set_seed(99);
+            let lp = t.training_loss(&x, &y).unwrap() as f64;
             let mut wm = w0.clone();
             wm.as_slice_mut().unwrap()[k] -= h;
             t.set_weight(&key, wm);
             t.reset_states();
-            let lm = t.evaluate(&x, &y).unwrap() as f64;
+            t.set_seed(99);
+            let lm = t.training_loss(&x, &y).unwrap() as f64;
             t.set_weight(&key, w0.clone());
             let fd = (lp - lm) / (2.0 * h as f64);
             let an = g.as_slice().unwrap()[k] as f64;
@@ -199,5 +203,21 @@ fn classification_losses() {
         vec![f(&[4, 5], 1)],
         vec![labels],
         Loss::CategoricalCrossentropy { from_logits: true },
+    );
+}
+
+#[test]
+fn dropout_layers_and_rnn_dropout_in_training() {
+    check(
+        "model M(x: [5, 3]) -> [2] { x -> LSTM(4, return_sequences=true, dropout=0.3, recurrent_dropout=0.25) -> Dropout(0.2) -> GRU(3, recurrent_dropout=0.3, dropout=0.1) -> Dense(2) }",
+        vec![f(&[3, 5, 3], 22)],
+        vec![f(&[3, 2], 23)],
+        Loss::MeanSquaredError,
+    );
+    check(
+        "model M(x: [5, 3]) -> [5, 2] { x -> GRU(4, return_sequences=true, reset_after=false, recurrent_dropout=0.3) -> SimpleRNN(2, return_sequences=true, recurrent_dropout=0.2) }",
+        vec![f(&[3, 5, 3], 24)],
+        vec![f(&[3, 5, 2], 25)],
+        Loss::MeanSquaredError,
     );
 }

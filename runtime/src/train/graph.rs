@@ -23,7 +23,7 @@ enum Cache {
     Dense { x: ArrayD<f32>, pre: ArrayD<f32>, y: ArrayD<f32> },
     Act { pre: ArrayD<f32>, y: ArrayD<f32> },
     Dropout { keep: ArrayD<f32> },
-    Rnn { tape: RnnTape, dims: (usize, usize, usize) },
+    Rnn { tape: RnnTape, dims: (usize, usize, usize), in_mask: Option<Vec<f32>> },
     Bidi { f: RnnTape, b: RnnTape, dims: (usize, usize, usize) },
     Embedding { ids: ArrayD<i32> },
     Masking { mask: Array2<bool> },
@@ -55,6 +55,19 @@ fn f32_of(v: &Val, layer: &str) -> Result<ArrayD<f32>> {
     v.t.as_f32()
         .map(|a| a.as_standard_layout().to_owned())
         .ok_or_else(|| RuntimeError::Shape(format!("layer `{layer}` got integer data")))
+}
+
+/// Inverted-dropout keep mask: 0 with probability `rate`, else `1 / (1 - rate)`.
+fn keep_mask(n: usize, rate: f32, seed: &mut u64) -> Vec<f32> {
+    (0..n)
+        .map(|_| {
+            *seed ^= *seed << 13;
+            *seed ^= *seed >> 7;
+            *seed ^= *seed << 17;
+            let r = (*seed >> 40) as f32 / (1u64 << 24) as f32;
+            if r < rate { 0.0 } else { 1.0 / (1.0 - rate) }
+        })
+        .collect()
 }
 
 fn unsupported(what: &str) -> RuntimeError {
@@ -118,6 +131,7 @@ pub(crate) fn forward(
     bindings: &[Option<usize>],
     states: &mut HashMap<NodeIndex, Vec<Vec<f32>>>,
     seed: &mut u64,
+    training: bool,
 ) -> Result<Pass> {
     let mut vals: HashMap<NodeIndex, Vec<Val>> = HashMap::new();
     let mut caches = HashMap::new();
@@ -148,13 +162,9 @@ pub(crate) fn forward(
             }
             Op::Dropout { rate } => {
                 let x = f32_of(&ins[0], &node.layer)?;
-                let keep = x.mapv(|_| {
-                    *seed ^= *seed << 13;
-                    *seed ^= *seed >> 7;
-                    *seed ^= *seed << 17;
-                    let r = (*seed >> 40) as f32 / (1u64 << 24) as f32;
-                    if r < *rate { 0.0 } else { 1.0 / (1.0 - rate) }
-                });
+                let rate = if training { *rate } else { 0.0 };
+                let keep =
+                    ArrayD::from_shape_vec(x.raw_dim(), keep_mask(x.len(), rate, seed)).expect("shape");
                 (plain(&x * &keep, ins[0].mask.clone()), Cache::Dropout { keep })
             }
             Op::Masking { mask_value } => {
@@ -179,10 +189,26 @@ pub(crate) fn forward(
                 (plain(y, mask), Cache::Embedding { ids: ids.clone() })
             }
             Op::Rnn(a) => {
-                if a.dropout > 0.0 || a.recurrent_dropout > 0.0 {
-                    return Err(unsupported("RNN dropout (Keras's dropout masks cannot be reproduced)"));
+                // Dropout masks are drawn once per batch (the same for every step), as Keras
+                // does; they come from our seeded generator, not Keras's.
+                let mut x = f32_of(&ins[0], &node.layer)?;
+                let in_mask = (training && a.dropout > 0.0).then(|| {
+                    let (b, d) = (x.shape()[0], x.shape()[2]);
+                    keep_mask(b * d, a.dropout, seed)
+                });
+                if let Some(m) = &in_mask {
+                    let (b, t, d) = (x.shape()[0], x.shape()[1], x.shape()[2]);
+                    let xs = x.as_slice_mut().expect("standard");
+                    for bi in 0..b {
+                        for ti in 0..t {
+                            for j in 0..d {
+                                xs[(bi * t + ti) * d + j] *= m[bi * d + j];
+                            }
+                        }
+                    }
                 }
-                let x = f32_of(&ins[0], &node.layer)?;
+                let rec_mask = (training && a.recurrent_dropout > 0.0)
+                    .then(|| keep_mask(x.shape()[0] * a.units, a.recurrent_dropout, seed));
                 let dims = (x.shape()[0], x.shape()[1], x.shape()[2]);
                 let prefix = node.weights.as_deref().unwrap_or_default();
                 let prm = params(store, prefix, a)?;
@@ -199,8 +225,8 @@ pub(crate) fn forward(
                     None
                 };
                 let mask: Option<Vec<bool>> = ins[0].mask.as_ref().map(|m| m.iter().copied().collect());
-                let (fw, tape) =
-                    rnn::forward(a, &prm, x.as_slice().expect("standard"), dims, mask.as_deref(), initial);
+                let xs = x.as_slice().expect("standard");
+                let (fw, tape) = rnn::forward(a, &prm, xs, dims, mask.as_deref(), initial, rec_mask);
                 if a.stateful {
                     states.insert(n, fw.states.clone());
                 }
@@ -223,7 +249,7 @@ pub(crate) fn forward(
                         mask: None,
                     }));
                 }
-                (out, Cache::Rnn { tape, dims })
+                (out, Cache::Rnn { tape, dims, in_mask })
             }
             Op::Bidirectional { forward: fa, backward: ba, merge } => {
                 if ins[0].mask.is_some() || fa.stateful || fa.return_state {
@@ -233,16 +259,13 @@ pub(crate) fn forward(
                 let dims = (x.shape()[0], x.shape()[1], x.shape()[2]);
                 let prefix = node.weights.as_deref().unwrap_or_default();
                 let xs = x.as_slice().expect("standard");
-                let (fo, ft) =
-                    rnn::forward(fa, &params(store, &format!("{prefix}/forward"), fa)?, xs, dims, None, None);
-                let (bo, bt) = rnn::forward(
-                    ba,
-                    &params(store, &format!("{prefix}/backward"), ba)?,
-                    xs,
-                    dims,
-                    None,
-                    None,
-                );
+                if training && (fa.dropout > 0.0 || fa.recurrent_dropout > 0.0) {
+                    return Err(unsupported("RNN dropout inside Bidirectional"));
+                }
+                let fp = params(store, &format!("{prefix}/forward"), fa)?;
+                let bp = params(store, &format!("{prefix}/backward"), ba)?;
+                let (fo, ft) = rnn::forward(fa, &fp, xs, dims, None, None, None);
+                let (bo, bt) = rnn::forward(ba, &bp, xs, dims, None, None, None);
                 let (b, t, _) = dims;
                 let u = fa.units;
                 let (fm, bm) = match (fo.sequence, bo.sequence) {
@@ -471,7 +494,7 @@ pub(crate) fn backward(
                 add_weight(&mut wg, format!("{prefix}/embeddings"), &[*input_dim, *output_dim], dt);
                 add_weight(&mut squares, format!("{prefix}/embeddings"), &[*input_dim, *output_dim], sq);
             }
-            (Op::Rnn(a), Cache::Rnn { tape, dims }) => {
+            (Op::Rnn(a), Cache::Rnn { tape, dims, in_mask }) => {
                 let prm = params(store, &prefix, a)?;
                 let d_states: Vec<Option<Vec<f32>>> = (1..n_out)
                     .map(|i| {
@@ -482,10 +505,19 @@ pub(crate) fn backward(
                     .collect();
                 let g = rnn_backward(tape, &prm, a, *dims, douts[0].as_ref(), &d_states, &prefix, &mut wg);
                 let (b, t, d) = *dims;
+                let mut dx = g.dx;
+                if let Some(m) = in_mask {
+                    for (r, row) in dx.chunks_mut(d).enumerate() {
+                        let bi = r / t;
+                        for (v, k) in row.iter_mut().zip(&m[bi * d..][..d]) {
+                            *v *= k;
+                        }
+                    }
+                }
                 add_grad(
                     &mut grads,
                     (ins[0].node, ins[0].port),
-                    ArrayD::from_shape_vec(IxDyn(&[b, t, d]), g.dx).expect("shape"),
+                    ArrayD::from_shape_vec(IxDyn(&[b, t, d]), dx).expect("shape"),
                 );
                 for (i, s) in g.dinitial.into_iter().enumerate() {
                     if let Some(q) = ins.get(i + 1) {

@@ -40,21 +40,38 @@ pub struct FitOptions {
     pub batch_size: usize,
     /// Shuffle rows each epoch (seeded).
     pub shuffle: bool,
-    /// Stop when the epoch loss has not improved for this many epochs.
+    /// Stop when the monitored loss (validation loss if there is validation data) has not
+    /// improved for this many epochs.
     pub early_stopping_patience: Option<usize>,
+    /// Hold out this fraction of the rows (the last ones, before shuffling, as Keras).
+    pub validation_split: f32,
+    /// Explicit validation inputs and targets (take precedence over the split).
+    pub validation_data: Option<(Vec<Tensor>, Vec<Tensor>)>,
+    /// Save the best weights so far here (safetensors); the file must not exist yet.
+    pub checkpoint: Option<std::path::PathBuf>,
 }
 
 impl Default for FitOptions {
     fn default() -> Self {
-        FitOptions { epochs: 1, batch_size: 32, shuffle: true, early_stopping_patience: None }
+        FitOptions {
+            epochs: 1,
+            batch_size: 32,
+            shuffle: true,
+            early_stopping_patience: None,
+            validation_split: 0.0,
+            validation_data: None,
+            checkpoint: None,
+        }
     }
 }
 
-/// Per-epoch mean training losses.
+/// Per-epoch mean losses.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct History {
-    /// Mean loss of each epoch.
+    /// Mean training loss of each epoch.
     pub loss: Vec<f32>,
+    /// Validation loss of each epoch (empty without validation data).
+    pub val_loss: Vec<f32>,
 }
 
 fn rows(t: &Tensor, range: std::ops::Range<usize>) -> Tensor {
@@ -106,6 +123,17 @@ impl Trainer {
     }
 
     fn loss_and_grads(&mut self, x: &[Tensor], y: &[Tensor]) -> Result<(f32, graph::WeightGrads)> {
+        self.run(x, y, true, true).map(|(l, g)| (l, g.expect("gradients requested")))
+    }
+
+    /// Forward (and optionally backward) on one batch.
+    fn run(
+        &mut self,
+        x: &[Tensor],
+        y: &[Tensor],
+        training: bool,
+        grads: bool,
+    ) -> Result<(f32, Option<graph::WeightGrads>)> {
         let mut bindings = vec![None; self.program.symbols.len()];
         check_inputs(&self.program, x, &mut bindings)?;
         if y.len() != self.program.outputs.len() {
@@ -115,8 +143,15 @@ impl Trainer {
                 self.program.outputs.len()
             )));
         }
-        let pass =
-            graph::forward(&self.program, &self.weights, x, &bindings, &mut self.states, &mut self.seed)?;
+        let pass = graph::forward(
+            &self.program,
+            &self.weights,
+            x,
+            &bindings,
+            &mut self.states,
+            &mut self.seed,
+            training,
+        )?;
         let mut total = 0.0;
         let mut out_grads = Vec::new();
         for (o, t) in self.program.outputs.iter().zip(y) {
@@ -129,8 +164,11 @@ impl Trainer {
             total += l;
             out_grads.push(g);
         }
-        let grads = graph::backward(&self.program, &self.weights, &pass, out_grads)?;
-        Ok((total, grads))
+        if !grads {
+            return Ok((total, None));
+        }
+        let g = graph::backward(&self.program, &self.weights, &pass, out_grads)?;
+        Ok((total, Some(g)))
     }
 
     /// One optimizer step on one batch; returns the batch loss before the update (Keras's
@@ -146,10 +184,15 @@ impl Trainer {
         Ok(loss)
     }
 
-    /// The loss on a batch without updating anything (states of stateful layers do advance,
-    /// as in Keras).
+    /// The loss on a batch in inference mode (no dropout), updating nothing but the states
+    /// of stateful layers (as Keras's `evaluate`).
     pub fn evaluate(&mut self, x: &[Tensor], y: &[Tensor]) -> Result<f32> {
-        Ok(self.loss_and_grads(x, y)?.0)
+        Ok(self.run(x, y, false, false)?.0)
+    }
+
+    /// The loss on a batch in training mode (dropout active), without an update.
+    pub fn training_loss(&mut self, x: &[Tensor], y: &[Tensor]) -> Result<f32> {
+        Ok(self.run(x, y, true, false)?.0)
     }
 
     /// The gradients of the loss on a batch with respect to every weight (for checks).
@@ -157,13 +200,19 @@ impl Trainer {
         self.loss_and_grads(x, y).map(|(l, g)| (l, g.grads))
     }
 
+    /// Sets the seed of the dropout masks (the same seed gives the same masks).
+    pub fn set_seed(&mut self, seed: u64) {
+        self.seed = seed.max(1);
+    }
+
     /// Replaces one weight (for gradient checks).
     pub fn set_weight(&mut self, key: &str, value: ArrayD<f32>) {
         self.weights.insert(key, value);
     }
 
-    /// Keras's `fit`: epochs of mini-batches; `on_step(epoch, step, steps, loss)` is called
-    /// after each step (progress bars hook in here).
+    /// Keras's `fit`: epochs of mini-batches, optional validation, early stopping and a
+    /// best-weights checkpoint; `on_step(epoch, step, steps, loss)` is called after each step
+    /// (progress bars hook in here).
     pub fn fit(
         &mut self,
         x: &[Tensor],
@@ -171,6 +220,31 @@ impl Trainer {
         opts: &FitOptions,
         mut on_step: impl FnMut(usize, usize, usize, f32),
     ) -> Result<History> {
+        if let Some(p) = opts.checkpoint.as_ref().filter(|p| p.exists()) {
+            return Err(RuntimeError::WeightFile(format!(
+                "checkpoint {} exists; refusing to overwrite it",
+                p.display()
+            )));
+        }
+        let total = x.first().map_or(0, |t| t.shape()[0]);
+        let (x, y, val) = match (&opts.validation_data, opts.validation_split) {
+            (Some((vx, vy)), _) => (x.to_vec(), y.to_vec(), Some((vx.clone(), vy.clone()))),
+            (None, s) if s > 0.0 => {
+                if !(0.0..1.0).contains(&s) {
+                    return Err(RuntimeError::InvalidData(format!("validation_split {s} is not in [0, 1)")));
+                }
+                let n_train = total - ((total as f32 * s) as usize).min(total);
+                let split = |ts: &[Tensor], r: std::ops::Range<usize>| {
+                    ts.iter().map(|t| rows(t, r.clone())).collect::<Vec<_>>()
+                };
+                (
+                    split(x, 0..n_train),
+                    split(y, 0..n_train),
+                    Some((split(x, n_train..total), split(y, n_train..total))),
+                )
+            }
+            _ => (x.to_vec(), y.to_vec(), None),
+        };
         let n = x.first().map_or(0, |t| t.shape()[0]);
         let bs = opts.batch_size.max(1);
         let steps = n.div_ceil(bs);
@@ -208,9 +282,20 @@ impl Trainer {
             }
             let mean = sum / steps.max(1) as f32;
             history.loss.push(mean);
-            if mean < best {
-                best = mean;
+            let monitored = match &val {
+                Some((vx, vy)) => {
+                    let v = self.evaluate(vx, vy)?;
+                    history.val_loss.push(v);
+                    v
+                }
+                None => mean,
+            };
+            if monitored < best {
+                best = monitored;
                 since_best = 0;
+                if let Some(p) = &opts.checkpoint {
+                    self.weights.save(p, true)?;
+                }
             } else {
                 since_best += 1;
                 if opts.early_stopping_patience.is_some_and(|p| since_best >= p) {

@@ -34,6 +34,16 @@ pub struct RnnTape {
     c_prev: Vec<f32>,
     c_new: Vec<f32>,
     live: Vec<bool>,
+    /// Recurrent dropout: `[B, U]` keep mask (scaled), applied to `h_prev` in the recurrent
+    /// products only, as Keras does.
+    rec_mask: Option<Vec<f32>>,
+}
+
+fn dropped(h: &[f32], mask: Option<&[f32]>) -> Vec<f32> {
+    match mask {
+        Some(m) => h.iter().zip(m).map(|(a, b)| a * b).collect(),
+        None => h.to_vec(),
+    }
 }
 
 /// The outputs of the training forward pass.
@@ -81,6 +91,12 @@ fn transpose(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     t
 }
 
+fn add_masked(acc: &mut [f32], v: &[f32], mask: Option<&[f32]>) {
+    for (i, (a, x)) in acc.iter_mut().zip(v).enumerate() {
+        *a += x * mask.map_or(1.0, |m| m[i]);
+    }
+}
+
 /// Runs the layer over `x` `[B, T, D]` and records the tape.
 pub fn forward(
     a: &RnnAttrs,
@@ -89,6 +105,7 @@ pub fn forward(
     dims: (usize, usize, usize),
     mask: Option<&[bool]>,
     initial: Option<Vec<Vec<f32>>>,
+    rec_mask: Option<Vec<f32>>,
 ) -> (RnnForward, RnnTape) {
     let (b, t, d) = dims;
     let u = a.units;
@@ -120,6 +137,7 @@ pub fn forward(
         c_prev: vec![0.0; t * b * u],
         c_new: vec![0.0; t * b * u],
         live: vec![true; t * b],
+        rec_mask,
     };
     let act = |v: f32| activation::scalar(a.activation, v);
     let ract = |v: f32| activation::scalar(a.recurrent_activation, v);
@@ -128,6 +146,7 @@ pub fn forward(
     for s in 0..t {
         let ti = if a.go_backwards { t - 1 - s } else { s };
         let h = states[0].clone();
+        let hd = dropped(&h, tape.rec_mask.as_deref());
         tape.h_prev[s * b * u..][..b * u].copy_from_slice(&h);
         if a.cell == CellKind::Lstm {
             tape.c_prev[s * b * u..][..b * u].copy_from_slice(&states[1]);
@@ -139,7 +158,7 @@ pub fn forward(
         let mut c_new = vec![0.0f32; b * u];
         match a.cell {
             CellKind::Lstm | CellKind::SimpleRnn => {
-                matmul(b, u, gu, &h, p.recurrent, &mut rec, false);
+                matmul(b, u, gu, &hd, p.recurrent, &mut rec, false);
                 for bi in 0..b {
                     let xr = &xp[(bi * t + ti) * gu..][..gu];
                     for j in 0..gu {
@@ -167,7 +186,7 @@ pub fn forward(
             }
             CellKind::Gru { reset_after } => {
                 if reset_after {
-                    matmul(b, u, gu, &h, p.recurrent, &mut rec, false);
+                    matmul(b, u, gu, &hd, p.recurrent, &mut rec, false);
                     if let Some(br) = bias_rec {
                         for row in rec.chunks_mut(gu) {
                             for (r, bb) in row.iter_mut().zip(br) {
@@ -177,7 +196,7 @@ pub fn forward(
                     }
                 } else {
                     let mut zr = vec![0.0f32; b * 2 * u];
-                    matmul(b, u, 2 * u, &h, &r_zr, &mut zr, false);
+                    matmul(b, u, 2 * u, &hd, &r_zr, &mut zr, false);
                     for bi in 0..b {
                         rec[bi * gu..][..2 * u].copy_from_slice(&zr[bi * 2 * u..][..2 * u]);
                     }
@@ -194,7 +213,7 @@ pub fn forward(
                     let mut rh = vec![0.0f32; b * u];
                     for bi in 0..b {
                         for j in 0..u {
-                            rh[bi * u + j] = gates[bi * gu + u + j] * h[bi * u + j];
+                            rh[bi * u + j] = gates[bi * gu + u + j] * hd[bi * u + j];
                         }
                     }
                     matmul(b, u, u, &rh, &r_h, &mut cand, false);
@@ -283,6 +302,8 @@ pub fn backward(
         let pre = &tape.pre[s * b * gu..][..b * gu];
         let gates = &tape.gates[s * b * gu..][..b * gu];
         let hp = &tape.h_prev[s * b * u..][..b * u];
+        let rmask = tape.rec_mask.as_deref();
+        let hd = dropped(hp, rmask);
         dz.fill(0.0);
         drec.fill(0.0);
         let mut dhp = vec![0.0f32; b * u];
@@ -375,28 +396,32 @@ pub fn backward(
                 }
                 for j in 0..u {
                     let rg = gates[bi * gu + u + j];
-                    let dr = d_rhp[bi * u + j] * hp[bi * u + j];
+                    let dr = d_rhp[bi * u + j] * hd[bi * u + j];
                     dz[bi * gu + u + j] = dr * ractg(pre[bi * gu + u + j], rg);
-                    dhp[bi * u + j] += d_rhp[bi * u + j] * rg;
+                    dhp[bi * u + j] += d_rhp[bi * u + j] * rg * rmask.map_or(1.0, |m| m[bi * u + j]);
                     drec[bi * gu + j] = dz[bi * gu + j];
                     drec[bi * gu + u + j] = dz[bi * gu + u + j];
                 }
             }
             // h_prev · R_zr
             let dzr_rec: Vec<f32> = (0..b).flat_map(|bi| drec[bi * gu..][..2 * u].to_vec()).collect();
-            let hp_t = transpose(hp, b, u);
+            let hd_t = transpose(&hd, b, u);
             let mut dr_zr = vec![0.0f32; u * 2 * u];
-            matmul(u, b, 2 * u, &hp_t, &dzr_rec, &mut dr_zr, false);
+            matmul(u, b, 2 * u, &hd_t, &dzr_rec, &mut dr_zr, false);
             for i in 0..u {
                 for j in 0..2 * u {
                     drec_all[i * gu + j] += dr_zr[i * 2 * u + j];
                 }
             }
-            matmul(b, 2 * u, u, &dzr_rec, &r_zr_t, &mut dhp, true);
+            let mut dhd = vec![0.0f32; b * u];
+            matmul(b, 2 * u, u, &dzr_rec, &r_zr_t, &mut dhd, false);
+            add_masked(&mut dhp, &dhd, rmask);
         } else {
-            let hp_t = transpose(hp, b, u);
-            matmul(u, b, gu, &hp_t, &drec, &mut drec_all, true);
-            matmul(b, gu, u, &drec, &rt, &mut dhp, true);
+            let hd_t = transpose(&hd, b, u);
+            matmul(u, b, gu, &hd_t, &drec, &mut drec_all, true);
+            let mut dhd = vec![0.0f32; b * u];
+            matmul(b, gu, u, &drec, &rt, &mut dhd, false);
+            add_masked(&mut dhp, &dhd, rmask);
             if reset_after {
                 for bi in 0..b {
                     for j in 0..gu {
