@@ -31,7 +31,7 @@ fn fit_lowers_the_loss_and_reports_validation() {
         checkpoint: Some(ckpt.clone()),
         ..FitOptions::default()
     };
-    let h = t.fit(&[x.clone()], &[y.clone()], &opts, |_, _, _, _| {}).unwrap();
+    let h = t.fit(std::slice::from_ref(&x), std::slice::from_ref(&y), &opts, |_, _, _, _| {}).unwrap();
     assert_eq!(h.loss.len(), 40);
     assert_eq!(h.val_loss.len(), 40);
     assert!(h.loss[39] < 0.5 * h.loss[0], "{:?}", h.loss);
@@ -73,12 +73,16 @@ fn early_stopping_stops() {
 fn evaluate_is_inference_mode() {
     let mut t = setup("model M(x: [6, 1]) -> [1] { x -> LSTM(4, dropout=0.5) -> Dropout(0.5) -> Dense(1) }");
     let (x, y) = series(8);
-    let a = t.evaluate(&[x.clone()], &[y.clone()]).unwrap();
-    let b = t.evaluate(&[x.clone()], &[y.clone()]).unwrap();
+    let a = t.evaluate(std::slice::from_ref(&x), std::slice::from_ref(&y)).unwrap();
+    let b = t.evaluate(std::slice::from_ref(&x), std::slice::from_ref(&y)).unwrap();
     assert_eq!(a, b, "no dropout in evaluate");
-    let m = t.to_model().unwrap().predict(&[x.clone()]).unwrap().remove(0);
+    let m = t.to_model().unwrap().predict(std::slice::from_ref(&x)).unwrap().remove(0);
     let Tensor::F32(yy) = &y else { unreachable!() };
     let mse = (&m - yy).mapv(|v| v * v).mean().unwrap();
     assert!((mse - a).abs() < 1e-5, "evaluate {a} equals the interpreter's loss {mse}");
-    assert_ne!(t.training_loss(&[x.clone()], &[y.clone()]).unwrap(), a, "dropout is active in training");
+    assert_ne!(
+        t.training_loss(std::slice::from_ref(&x), std::slice::from_ref(&y)).unwrap(),
+        a,
+        "dropout is active in training"
+    );
 }

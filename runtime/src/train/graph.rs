@@ -23,8 +23,8 @@ enum Cache {
     Dense { x: ArrayD<f32>, pre: ArrayD<f32>, y: ArrayD<f32> },
     Act { pre: ArrayD<f32>, y: ArrayD<f32> },
     Dropout { keep: ArrayD<f32> },
-    Rnn { tape: RnnTape, dims: (usize, usize, usize), in_mask: Option<Vec<f32>> },
-    Bidi { f: RnnTape, b: RnnTape, dims: (usize, usize, usize) },
+    Rnn { tape: Box<RnnTape>, dims: (usize, usize, usize), in_mask: Option<Vec<f32>> },
+    Bidi { f: Box<RnnTape>, b: Box<RnnTape>, dims: (usize, usize, usize) },
     Embedding { ids: ArrayD<i32> },
     Masking { mask: Array2<bool> },
 }
@@ -249,7 +249,7 @@ pub(crate) fn forward(
                         mask: None,
                     }));
                 }
-                (out, Cache::Rnn { tape, dims, in_mask })
+                (out, Cache::Rnn { tape: Box::new(tape), dims, in_mask })
             }
             Op::Bidirectional { forward: fa, backward: ba, merge } => {
                 if ins[0].mask.is_some() || fa.stateful || fa.return_state {
@@ -292,7 +292,7 @@ pub(crate) fn forward(
                         vec![Val { t: Tensor::F32(fm), mask: None }, Val { t: Tensor::F32(bm), mask: None }]
                     }
                 };
-                (out, Cache::Bidi { f: ft, b: bt, dims })
+                (out, Cache::Bidi { f: Box::new(ft), b: Box::new(bt), dims })
             }
             Op::RepeatVector => {
                 let count = p.types[&n][0].dims[0]
