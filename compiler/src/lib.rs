@@ -18,6 +18,7 @@ mod diagnostic;
 mod dims;
 pub mod dot;
 pub mod layers;
+pub mod macro_support;
 pub mod summary;
 
 pub use diagnostic::{Diagnostic, Label, Severity, closest, levenshtein};

@@ -1,7 +1,29 @@
-//! seqmodel: write recurrent models in `.seq`, check every shape before anything runs, and
-//! run them with Keras's numbers.
+//! seqmodel: write recurrent models in `.seq`, check every shape while `cargo build` runs,
+//! and run or train them with Keras's numbers.
 //!
-//! This facade is what users depend on. Today it re-exports the runtime (interpreter, weight
-//! store, kernels); the `seqmodel!` macro and generated model types join it next.
+//! ```
+//! seqmodel::seqmodel! {
+//!     /// A many-to-one LSTM.
+//!     model Tiny(x: [T, 3]) -> [1] {
+//!         x -> LSTM(4) -> Dense(1)
+//!     }
+//! }
+//!
+//! let mut m = Tiny::random(7);
+//! let y = m.predict(seqmodel::ndarray::ArrayD::zeros(seqmodel::ndarray::IxDyn(&[2, 5, 3]))).unwrap();
+//! assert_eq!(y.shape(), &[2, 1]);
+//! assert_eq!(Tiny::PARAMS, 4 * (3 * 4 + 4 * 4 + 4) + 4 + 1);
+//! ```
 
+pub use ndarray;
+pub use seqmodel_macros::seqmodel;
 pub use seqmodel_runtime::*;
+
+#[doc(hidden)]
+pub mod __private {
+    /// Rebuilds a program from source that the macro already checked.
+    pub fn program(source: &str, name: &str) -> seqmodel_runtime::ir::Program {
+        let compiled = seqmodel_compiler::compile(source).expect("the seqmodel! macro checked this source");
+        compiled.program(name).expect("the seqmodel! macro declared this model").clone()
+    }
+}

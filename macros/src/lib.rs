@@ -1,0 +1,14 @@
+//! `seqmodel!`: a thin shim over `seqmodel_compiler::macro_support` (all logic lives there).
+
+use proc_macro::TokenStream;
+
+/// Checks `.seq` models at build time and declares a typed handle per model.
+///
+/// Inline: `seqmodel! { model M(x: [T, 3]) -> [1] { x -> LSTM(1) } }`; errors land on the
+/// offending token. From a file: `seqmodel!("models/m.seq")`, relative to the crate's
+/// `Cargo.toml`; errors name `file:line:col`, and cargo rebuilds when the file changes.
+#[proc_macro]
+pub fn seqmodel(input: TokenStream) -> TokenStream {
+    let dir = std::env::var_os("CARGO_MANIFEST_DIR").map(std::path::PathBuf::from).unwrap_or_default();
+    seqmodel_compiler::macro_support::expand(input.into(), &dir).into()
+}

@@ -1,0 +1,2 @@
+seqmodel::seqmodel!("models/does_not_exist.seq");
+fn main() {}

@@ -1,0 +1,2 @@
+seqmodel::seqmodel!("../../../../seqmodel/tests/ui/models/bad.seq");
+fn main() {}

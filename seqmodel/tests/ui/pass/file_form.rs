@@ -1,0 +1,9 @@
+seqmodel::seqmodel!("../../../../seqmodel/tests/ui/models/good.seq");
+
+fn main() {
+    let mut ae = Autoencoder::random(3);
+    let x = seqmodel::ndarray::ArrayD::<f32>::zeros(seqmodel::ndarray::IxDyn(&[2, 7, 2]));
+    let y = ae.predict(x).unwrap();
+    assert_eq!(y.shape(), &[2, 7, 2]);
+    assert!(Autoencoder::SOURCE.contains("RepeatVector"));
+}
