@@ -3,6 +3,7 @@
 //! syn, quote nor pest, so it stays cheap in users' builds.
 
 pub mod error;
+pub mod exec;
 mod interpreter;
 pub mod kernels;
 pub mod ops;
