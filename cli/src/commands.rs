@@ -146,3 +146,20 @@ pub fn run(
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// `seqc build`: the generated Rust, formatted.
+pub fn build(file: &Path, output: Option<&Path>, force: bool, color: bool) -> Result<ExitCode, Failure> {
+    let c = compile_file(file, color)?;
+    let code = seqmodel_compiler::codegen::render(&c);
+    match output {
+        None => print!("{code}"),
+        Some(out) => {
+            if out.exists() && !force {
+                return Err(Failure(format!("{} exists; pass --force to overwrite it", out.display())));
+            }
+            write_new(out, code.as_bytes())?;
+            eprintln!("wrote {}", out.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -83,6 +83,17 @@ enum Command {
         #[arg(long)]
         output_dir: PathBuf,
     },
+    /// Print the Rust that `seqmodel!` and the build.rs API generate for a `.seq` file.
+    Build {
+        /// The `.seq` file.
+        file: PathBuf,
+        /// Write here instead of stdout.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// Overwrite the output file if it exists.
+        #[arg(long)]
+        force: bool,
+    },
     /// Train a model on `.npy` data (Keras's fit) and save the weights as safetensors.
     Train {
         /// The `.seq` file.
@@ -166,6 +177,7 @@ fn main() -> ExitCode {
             commands::graph(&file, model.as_deref(), output.as_deref(), force, color)
         }
         Command::Demo { epochs } => demo::run(epochs, color),
+        Command::Build { file, output, force } => commands::build(&file, output.as_deref(), force, color),
         Command::Train {
             file,
             model,

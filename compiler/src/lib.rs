@@ -13,7 +13,9 @@
 // error, never on a hot path, so boxing them would only add noise.
 #![allow(clippy::result_large_err)]
 
+pub mod build;
 mod check;
+pub mod codegen;
 mod diagnostic;
 mod dims;
 pub mod dot;

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use proc_macro2::{Delimiter, Spacing, Span, TokenStream, TokenTree};
 use quote::{format_ident, quote};
 
-use crate::{CompileErrors, Diagnostic, ir};
+use crate::{CompileErrors, Diagnostic};
 
 /// `.seq` text re-stringified from tokens, with the byte range and span of every token.
 pub struct SourceMap {
@@ -160,7 +160,7 @@ pub fn expand(input: TokenStream, manifest_dir: &Path) -> TokenStream {
     };
     match compiled {
         Ok(c) => {
-            let items = c.programs.iter().map(|p| handle(p, &source, false));
+            let items = c.programs.iter().map(crate::codegen::model_tokens);
             quote! { #rebuild #(#items)* }
         }
         Err(errs) => {
@@ -195,116 +195,10 @@ pub fn expand(input: TokenStream, manifest_dir: &Path) -> TokenStream {
     }
 }
 
-fn doc_lines(p: &ir::Program) -> Vec<String> {
-    let mut docs: Vec<String> = p.docs.iter().map(|d| format!(" {d}")).collect();
-    if !docs.is_empty() {
-        docs.push(String::new());
-    }
-    docs.push(" ```text".into());
-    docs.extend(crate::summary::render(p).lines().map(|l| format!(" {l}")));
-    docs.push(" ```".into());
-    docs
-}
-
 fn stub(name: &str) -> TokenStream {
     let ident = format_ident!("{}", name);
     quote! {
         /// This model did not compile; see the errors above.
         pub struct #ident;
-    }
-}
-
-/// The typed handle of one checked model.
-fn handle(p: &ir::Program, source: &str, _specialised: bool) -> TokenStream {
-    let ident = format_ident!("{}", p.name);
-    let name = &p.name;
-    let docs = doc_lines(p);
-    let params = p.param_count();
-    let stateful = p.is_stateful();
-    let input_args: Vec<TokenStream> = p
-        .inputs
-        .iter()
-        .map(|i| {
-            let arg = format_ident!("{}", i.name);
-            match i.ty.dtype {
-                ir::DType::F32 => quote! { #arg: ::seqmodel::ndarray::ArrayD<f32> },
-                ir::DType::I32 => quote! { #arg: ::seqmodel::ndarray::ArrayD<i32> },
-            }
-        })
-        .collect();
-    let input_names: Vec<proc_macro2::Ident> = p.inputs.iter().map(|i| format_ident!("{}", i.name)).collect();
-    let input_docs: Vec<String> = p
-        .inputs
-        .iter()
-        .map(|i| format!("`{}`: {} (batch first)", i.name, i.ty.display_keras(&p.symbols, p.batch)))
-        .collect();
-    let n_out = p.outputs.len();
-    let (ret_ty, ret_expr) = if n_out == 1 {
-        (quote! { ::seqmodel::ndarray::ArrayD<f32> }, quote! { outs.remove(0) })
-    } else {
-        let tys = (0..n_out).map(|_| quote! { ::seqmodel::ndarray::ArrayD<f32> });
-        let items = (0..n_out).map(|_| quote! { it.next().expect("one output per declared output") });
-        (quote! { ( #(#tys),* ) }, quote! { { let mut it = outs.into_iter(); ( #(#items),* ) } })
-    };
-    let reset = if stateful {
-        quote! {
-            /// Forgets the states of every stateful layer (Keras's `reset_states`).
-            pub fn reset_states(&mut self) { self.model.reset_states(); }
-        }
-    } else {
-        quote! {}
-    };
-    let predict_doc = format!(" Runs the model. Inputs: {}.", input_docs.join(", "));
-    quote! {
-        #(#[doc = #docs])*
-        pub struct #ident {
-            model: ::seqmodel::Model,
-        }
-
-        const _: () = {
-            impl #ident {
-                /// The model's name in its `.seq` source.
-                pub const NAME: &'static str = #name;
-                /// The `.seq` source the model was checked from.
-                pub const SOURCE: &'static str = #source;
-                /// Number of weight scalars (Keras's "Total params").
-                pub const PARAMS: usize = #params;
-
-                /// The checked program.
-                pub fn program() -> ::seqmodel::ir::Program {
-                    ::seqmodel::__private::program(Self::SOURCE, Self::NAME)
-                }
-
-                /// Loads weights (keys as in `WeightStore`; shapes are checked).
-                pub fn new(weights: &::seqmodel::WeightStore) -> ::core::result::Result<Self, ::seqmodel::RuntimeError> {
-                    ::core::result::Result::Ok(Self { model: ::seqmodel::Model::new(Self::program(), weights)? })
-                }
-
-                /// Seeded random weights, uniform in ±0.1.
-                pub fn random(seed: u64) -> Self {
-                    let program = Self::program();
-                    let weights = ::seqmodel::WeightStore::random(&program, seed, 0.1);
-                    Self { model: ::seqmodel::Model::new(program, &weights).expect("random weights fit their program") }
-                }
-
-                /// Loads weights from a safetensors file.
-                pub fn from_safetensors(path: impl ::core::convert::AsRef<::std::path::Path>) -> ::core::result::Result<Self, ::seqmodel::RuntimeError> {
-                    Self::new(&::seqmodel::WeightStore::load(path.as_ref())?)
-                }
-
-                #[doc = #predict_doc]
-                pub fn predict(&mut self, #(#input_args),*) -> ::core::result::Result<#ret_ty, ::seqmodel::RuntimeError> {
-                    let mut outs = self.model.predict(&[ #(::seqmodel::Tensor::from(#input_names)),* ])?;
-                    ::core::result::Result::Ok(#ret_expr)
-                }
-
-                #reset
-
-                /// The interpreter behind this handle.
-                pub fn model(&self) -> &::seqmodel::Model {
-                    &self.model
-                }
-            }
-        };
     }
 }

@@ -3,7 +3,7 @@
 //! same numbers by construction.
 
 use ndarray::{Array2, Array3, ArrayD, Axis, Ix2, Ix3, IxDyn};
-use seqmodel_ir::{MergeMode, Op, RnnAttrs};
+use seqmodel_ir::{DType, Dim, MergeMode, Op, RnnAttrs};
 
 use crate::error::{Result, RuntimeError};
 use crate::kernels::activation;
@@ -34,6 +34,9 @@ impl Value {
         }
     }
 }
+
+/// The carried states of every node of a generated model (`None` = zeros).
+pub type States = Vec<Option<Vec<Array2<f32>>>>;
 
 /// One node's weights in the kernels' layout, prepared once at load time.
 #[derive(Debug, Clone)]
@@ -308,4 +311,115 @@ fn rnn_values(a: &RnnAttrs, out: rnn::RnnOutput, mask: Option<Array2<bool>>) -> 
         vals.extend(out.states.into_iter().map(|s| Value { t: Tensor::F32(s.into_dyn()), mask: None }));
     }
     vals
+}
+
+/// One declared model input.
+#[derive(Debug, Clone, Copy)]
+pub struct InputSig<'a> {
+    /// Its name.
+    pub name: &'a str,
+    /// Its element type.
+    pub dtype: DType,
+    /// Its dimensions (batch excluded).
+    pub dims: &'a [Dim],
+}
+
+/// What a model's inputs must look like.
+#[derive(Debug, Clone, Copy)]
+pub struct Signature<'a> {
+    /// The model's name.
+    pub model: &'a str,
+    /// The inputs in order.
+    pub inputs: &'a [InputSig<'a>],
+    /// Names of the dimension symbols.
+    pub symbols: &'a [&'a str],
+    /// Fixed batch size, if declared.
+    pub batch: Option<usize>,
+}
+
+fn show(sig: &Signature<'_>, i: &InputSig<'_>) -> String {
+    let mut parts = vec![sig.batch.map_or("None".to_string(), |b| b.to_string())];
+    for d in i.dims {
+        parts.push(match *d {
+            Dim::Fixed(n) => n.to_string(),
+            Dim::Sym { id, offset } => {
+                let n = sig.symbols.get(id).copied().unwrap_or("?");
+                match offset {
+                    0 => n.to_string(),
+                    o if o > 0 => format!("{n}+{o}"),
+                    o => format!("{n}-{}", -o),
+                }
+            }
+        });
+    }
+    format!("({}) {}", parts.join(", "), i.dtype)
+}
+
+/// Checks inputs against a signature (count, dtype, rank, fixed dims, consistent symbols,
+/// batch, finite values), binds the symbols, and returns the batch size.
+pub fn bind_inputs(sig: &Signature<'_>, inputs: &[Tensor], bindings: &mut [Option<usize>]) -> Result<usize> {
+    if inputs.len() != sig.inputs.len() {
+        return Err(RuntimeError::InputCount {
+            model: sig.model.into(),
+            expected: sig.inputs.len(),
+            found: inputs.len(),
+        });
+    }
+    let mut batch = sig.batch;
+    for (spec, x) in sig.inputs.iter().zip(inputs) {
+        let expected = || show(sig, spec);
+        let found = || format!("{:?} {}", x.shape(), x.dtype_name());
+        let err = |expected: String| RuntimeError::InputShape {
+            model: sig.model.into(),
+            input: spec.name.into(),
+            expected,
+            found: found(),
+        };
+        let dtype_ok = matches!((spec.dtype, x), (DType::F32, Tensor::F32(_)) | (DType::I32, Tensor::I32(_)));
+        if !dtype_ok || x.shape().len() != spec.dims.len() + 1 {
+            return Err(err(expected()));
+        }
+        let b = x.shape()[0];
+        match batch {
+            Some(want) if want != b => {
+                let why = if sig.batch.is_some() { ", fixed by the model" } else { ", as the other inputs" };
+                return Err(err(format!("{} (batch size {want}{why})", expected())));
+            }
+            _ => batch = Some(b),
+        }
+        for (d, &got) in spec.dims.iter().zip(&x.shape()[1..]) {
+            match *d {
+                Dim::Fixed(n) if n != got => return Err(err(expected())),
+                Dim::Fixed(_) => {}
+                Dim::Sym { id, offset } => {
+                    let v = got as i64 - offset;
+                    if v < 0 {
+                        return Err(err(expected()));
+                    }
+                    match bindings[id] {
+                        Some(prev) if prev as i64 != v => {
+                            let name = sig.symbols.get(id).copied().unwrap_or("?");
+                            return Err(err(format!(
+                                "{} with {name} = {prev} as in an earlier input",
+                                expected()
+                            )));
+                        }
+                        _ => bindings[id] = Some(v as usize),
+                    }
+                }
+            }
+        }
+        if let Some(pos) = x.as_f32().and_then(|a| a.iter().position(|v| !v.is_finite())) {
+            return Err(RuntimeError::InvalidData(format!(
+                "input `{}` has a non-finite value (NaN or infinity) at flat index {pos}",
+                spec.name
+            )));
+        }
+    }
+    batch.ok_or_else(|| RuntimeError::Shape("the model has no inputs to take a batch size from".into()))
+}
+
+/// The run-time size of a dimension given the bound symbols.
+pub fn resolve(d: Dim, bindings: &[Option<usize>]) -> Option<usize> {
+    d.resolve(bindings)
 }

@@ -3,9 +3,9 @@
 use std::collections::HashMap;
 
 use ndarray::{Array2, ArrayD};
-use seqmodel_ir::{DType, Dim, NodeIndex, Op, Program};
+use seqmodel_ir::{NodeIndex, Op, Program};
 
-use crate::error::{Result, RuntimeError};
+use crate::error::Result;
 use crate::exec::{self, Prepared, Value};
 use crate::{Tensor, WeightStore};
 
@@ -102,77 +102,15 @@ impl Model {
 /// Checks inputs against the program's declared types, binds dimension symbols, and returns
 /// the batch size.
 pub(crate) fn check_inputs(p: &Program, inputs: &[Tensor], bindings: &mut [Option<usize>]) -> Result<usize> {
-    if inputs.len() != p.inputs.len() {
-        return Err(RuntimeError::InputCount {
-            model: p.name.clone(),
-            expected: p.inputs.len(),
-            found: inputs.len(),
-        });
-    }
-    let mut batch = p.batch;
-    for (spec, x) in p.inputs.iter().zip(inputs) {
-        let expected = || format!("{} {}", spec.ty.display_keras(&p.symbols, p.batch), spec.ty.dtype);
-        let found = || format!("{:?} {}", x.shape(), x.dtype_name());
-        let bad = || RuntimeError::InputShape {
-            model: p.name.clone(),
-            input: spec.name.clone(),
-            expected: expected(),
-            found: found(),
-        };
-        let dtype_ok =
-            matches!((spec.ty.dtype, x), (DType::F32, Tensor::F32(_)) | (DType::I32, Tensor::I32(_)));
-        if !dtype_ok || x.shape().len() != spec.ty.dims.len() + 1 {
-            return Err(bad());
-        }
-        let b = x.shape()[0];
-        match batch {
-            Some(want) if want != b => {
-                return Err(RuntimeError::InputShape {
-                    model: p.name.clone(),
-                    input: spec.name.clone(),
-                    expected: format!(
-                        "{} (batch size {want}{})",
-                        expected(),
-                        if p.batch.is_some() { ", fixed by the model" } else { ", as the other inputs" }
-                    ),
-                    found: found(),
-                });
-            }
-            _ => batch = Some(b),
-        }
-        for (d, &got) in spec.ty.dims.iter().zip(&x.shape()[1..]) {
-            match *d {
-                Dim::Fixed(n) if n != got => return Err(bad()),
-                Dim::Fixed(_) => {}
-                Dim::Sym { id, offset } => {
-                    let v = got as i64 - offset;
-                    if v < 0 {
-                        return Err(bad());
-                    }
-                    match bindings[id] {
-                        Some(prev) if prev as i64 != v => {
-                            return Err(RuntimeError::InputShape {
-                                model: p.name.clone(),
-                                input: spec.name.clone(),
-                                expected: format!(
-                                    "{} with {} = {prev} as in an earlier input",
-                                    expected(),
-                                    p.symbols[id]
-                                ),
-                                found: found(),
-                            });
-                        }
-                        _ => bindings[id] = Some(v as usize),
-                    }
-                }
-            }
-        }
-        if let Some(pos) = x.as_f32().and_then(|a| a.iter().position(|v| !v.is_finite())) {
-            return Err(RuntimeError::InvalidData(format!(
-                "input `{}` has a non-finite value (NaN or infinity) at flat index {pos}",
-                spec.name
-            )));
-        }
-    }
-    batch.ok_or_else(|| RuntimeError::Shape("the model has no inputs to take a batch size from".into()))
+    let sigs: Vec<exec::InputSig<'_>> = p
+        .inputs
+        .iter()
+        .map(|i| exec::InputSig { name: &i.name, dtype: i.ty.dtype, dims: &i.ty.dims })
+        .collect();
+    let symbols: Vec<&str> = p.symbols.iter().map(String::as_str).collect();
+    exec::bind_inputs(
+        &exec::Signature { model: &p.name, inputs: &sigs, symbols: &symbols, batch: p.batch },
+        inputs,
+        bindings,
+    )
 }

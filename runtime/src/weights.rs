@@ -53,6 +53,14 @@ impl WeightStore {
 
     /// Deterministic pseudo-random weights for `program`, uniform in `[-scale, scale]`.
     pub fn random(program: &Program, seed: u64, scale: f32) -> Self {
+        let specs: Vec<(String, Vec<usize>)> =
+            program.weight_specs().into_iter().map(|w| (w.key, w.shape)).collect();
+        let refs: Vec<(&str, &[usize])> = specs.iter().map(|(k, s)| (k.as_str(), s.as_slice())).collect();
+        Self::random_from_specs(&refs, seed, scale)
+    }
+
+    /// Deterministic pseudo-random weights for a list of `(key, shape)`.
+    pub fn random_from_specs(specs: &[(&str, &[usize])], seed: u64, scale: f32) -> Self {
         let mut state = seed ^ 0x9E37_79B9_7F4A_7C15;
         let mut next = move || {
             state ^= state << 13;
@@ -61,34 +69,39 @@ impl WeightStore {
             ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
         };
         let mut store = Self::new();
-        for spec in program.weight_specs() {
-            let n: usize = spec.shape.iter().product();
+        for (key, shape) in specs {
+            let n: usize = shape.iter().product();
             let data: Vec<f32> = (0..n).map(|_| next() * scale).collect();
-            store.insert(
-                spec.key,
-                ArrayD::from_shape_vec(IxDyn(&spec.shape), data).expect("shape matches length"),
-            );
+            store.insert(*key, ArrayD::from_shape_vec(IxDyn(shape), data).expect("shape matches length"));
         }
         store
     }
 
     /// Checks that the store has exactly the weights `program` needs, with their shapes.
     pub fn check(&self, program: &Program) -> Result<()> {
-        let specs = program.weight_specs();
-        for spec in &specs {
-            let layer = spec.key.rsplit_once('/').map_or(spec.key.as_str(), |(l, _)| l).to_string();
-            match self.tensors.get(&spec.key) {
+        let specs: Vec<(String, Vec<usize>)> =
+            program.weight_specs().into_iter().map(|w| (w.key, w.shape)).collect();
+        let refs: Vec<(&str, &[usize])> = specs.iter().map(|(k, s)| (k.as_str(), s.as_slice())).collect();
+        self.check_specs(&program.name, &refs)
+    }
+
+    /// Checks that the store has exactly the weights listed as `(key, shape)`: none missing,
+    /// none extra, every shape right, every value finite.
+    pub fn check_specs(&self, model: &str, specs: &[(&str, &[usize])]) -> Result<()> {
+        for (key, shape) in specs {
+            let layer = key.rsplit_once('/').map_or(*key, |(l, _)| l).to_string();
+            match self.tensors.get(*key) {
                 None => {
                     return Err(RuntimeError::MissingWeight {
-                        key: spec.key.clone(),
-                        shape: spec.shape.clone(),
+                        key: key.to_string(),
+                        shape: shape.to_vec(),
                         layer,
                     });
                 }
-                Some(t) if t.shape() != spec.shape.as_slice() => {
+                Some(t) if t.shape() != *shape => {
                     return Err(RuntimeError::WeightShape {
-                        key: spec.key.clone(),
-                        expected: spec.shape.clone(),
+                        key: key.to_string(),
+                        expected: shape.to_vec(),
                         found: t.shape().to_vec(),
                         layer,
                     });
@@ -96,19 +109,27 @@ impl WeightStore {
                 Some(t) => {
                     if let Some(bad) = t.iter().position(|v| !v.is_finite()) {
                         return Err(RuntimeError::InvalidData(format!(
-                            "weight `{}` has a non-finite value at flat index {bad}",
-                            spec.key
+                            "weight `{key}` has a non-finite value at flat index {bad}"
                         )));
                     }
                 }
             }
         }
         let extra: Vec<String> =
-            self.tensors.keys().filter(|k| !specs.iter().any(|s| &s.key == *k)).cloned().collect();
+            self.tensors.keys().filter(|k| !specs.iter().any(|(s, _)| s == k)).cloned().collect();
         if !extra.is_empty() {
-            return Err(RuntimeError::ExtraWeights { model: program.name.clone(), keys: extra });
+            return Err(RuntimeError::ExtraWeights { model: model.to_string(), keys: extra });
         }
         Ok(())
+    }
+
+    /// A copy with every tensor in standard (C) layout, as the kernels read them.
+    pub fn standard_layout(&self) -> Self {
+        let mut s = Self::new();
+        for (k, v) in &self.tensors {
+            s.insert(k.clone(), v.as_standard_layout().to_owned());
+        }
+        s
     }
 
     /// Serialises to safetensors bytes (f32, little endian).

@@ -19,11 +19,11 @@ pub use ndarray;
 pub use seqmodel_macros::seqmodel;
 pub use seqmodel_runtime::*;
 
-#[doc(hidden)]
-pub mod __private {
-    /// Rebuilds a program from source that the macro already checked.
-    pub fn program(source: &str, name: &str) -> seqmodel_runtime::ir::Program {
-        let compiled = seqmodel_compiler::compile(source).expect("the seqmodel! macro checked this source");
-        compiled.program(name).expect("the seqmodel! macro declared this model").clone()
-    }
+/// Includes the code that `seqmodel_compiler::build::Builder` generated into `OUT_DIR` for
+/// the model file with this stem.
+#[macro_export]
+macro_rules! include_model {
+    ($name:literal) => {
+        include!(concat!(env!("OUT_DIR"), "/", $name, ".rs"));
+    };
 }

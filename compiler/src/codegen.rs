@@ -1,0 +1,322 @@
+//! Code generation: one specialised Rust type per checked model. The `predict` body is
+//! straight-line code, one call per node with the node's operation as a constant (so every
+//! attribute and fixed dimension is known to rustc), on weights prepared once in `new`. It
+//! calls the same `seqmodel::exec` functions as the interpreter, so both give the same
+//! numbers by construction.
+
+use std::collections::HashMap;
+
+use proc_macro2::{Literal, TokenStream};
+use quote::{format_ident, quote};
+
+use crate::ir::{self, Activation, CellKind, Dim, MergeKind, MergeMode, Op, Program, RnnAttrs};
+
+fn act(a: Activation) -> TokenStream {
+    let v = format_ident!("{}", format!("{a:?}"));
+    quote! { ::seqmodel::ir::Activation::#v }
+}
+
+fn rnn_attrs(a: &RnnAttrs) -> TokenStream {
+    let cell = match a.cell {
+        CellKind::Lstm => quote! { ::seqmodel::ir::CellKind::Lstm },
+        CellKind::SimpleRnn => quote! { ::seqmodel::ir::CellKind::SimpleRnn },
+        CellKind::Gru { reset_after } => {
+            quote! { ::seqmodel::ir::CellKind::Gru { reset_after: #reset_after } }
+        }
+    };
+    let (units, input_dim) = (a.units, a.input_dim);
+    let (act_, ract) = (act(a.activation), act(a.recurrent_activation));
+    let (ub, rs, rst, gb, sf, un) =
+        (a.use_bias, a.return_sequences, a.return_state, a.go_backwards, a.stateful, a.unroll);
+    let (d, rd) = (Literal::f32_suffixed(a.dropout), Literal::f32_suffixed(a.recurrent_dropout));
+    quote! {
+        ::seqmodel::ir::RnnAttrs {
+            cell: #cell, units: #units, input_dim: #input_dim, activation: #act_,
+            recurrent_activation: #ract, use_bias: #ub, return_sequences: #rs, return_state: #rst,
+            go_backwards: #gb, stateful: #sf, unroll: #un, dropout: #d, recurrent_dropout: #rd,
+        }
+    }
+}
+
+/// The operation as a Rust constant expression.
+pub fn op_tokens(op: &Op) -> TokenStream {
+    let ir = quote! { ::seqmodel::ir };
+    match op {
+        Op::Input { index } => quote! { #ir::Op::Input { index: #index } },
+        Op::Dense { units, input_dim, activation, use_bias } => {
+            let a = act(*activation);
+            quote! { #ir::Op::Dense { units: #units, input_dim: #input_dim, activation: #a, use_bias: #use_bias } }
+        }
+        Op::Activation(a) => {
+            let a = act(*a);
+            quote! { #ir::Op::Activation(#a) }
+        }
+        Op::Rnn(a) => {
+            let a = rnn_attrs(a);
+            quote! { #ir::Op::Rnn(#a) }
+        }
+        Op::Bidirectional { forward, backward, merge } => {
+            let (f, b) = (rnn_attrs(forward), rnn_attrs(backward));
+            let m = format_ident!("{}", format!("{merge:?}"));
+            let _ = MergeMode::Concat;
+            quote! { #ir::Op::Bidirectional { forward: #f, backward: #b, merge: #ir::MergeMode::#m } }
+        }
+        Op::RepeatVector => quote! { #ir::Op::RepeatVector },
+        Op::Embedding { input_dim, output_dim, mask_zero } => {
+            quote! { #ir::Op::Embedding { input_dim: #input_dim, output_dim: #output_dim, mask_zero: #mask_zero } }
+        }
+        Op::Masking { mask_value } => {
+            let v = Literal::f32_suffixed(*mask_value);
+            quote! { #ir::Op::Masking { mask_value: #v } }
+        }
+        Op::TimeSlice { start, end } => {
+            let end = match end {
+                Some(e) => quote! { ::core::option::Option::Some(#e) },
+                None => quote! { ::core::option::Option::None },
+            };
+            quote! { #ir::Op::TimeSlice { start: #start, end: #end } }
+        }
+        Op::TimeStep { index } => quote! { #ir::Op::TimeStep { index: #index } },
+        Op::ZeroPad { left, right } => quote! { #ir::Op::ZeroPad { left: #left, right: #right } },
+        Op::Dropout { rate } => {
+            let r = Literal::f32_suffixed(*rate);
+            quote! { #ir::Op::Dropout { rate: #r } }
+        }
+        Op::Merge(kind) => {
+            let k = match kind {
+                MergeKind::Concatenate { axis } => quote! { #ir::MergeKind::Concatenate { axis: #axis } },
+                other => {
+                    let v = format_ident!("{}", format!("{other:?}"));
+                    quote! { #ir::MergeKind::#v }
+                }
+            };
+            quote! { #ir::Op::Merge(#k) }
+        }
+        Op::FoldTime => quote! { #ir::Op::FoldTime },
+        Op::UnfoldTime => quote! { #ir::Op::UnfoldTime },
+    }
+}
+
+fn dim_tokens(d: Dim) -> TokenStream {
+    match d {
+        Dim::Fixed(n) => quote! { ::seqmodel::ir::Dim::Fixed(#n) },
+        Dim::Sym { id, offset } => quote! { ::seqmodel::ir::Dim::Sym { id: #id, offset: #offset } },
+    }
+}
+
+/// The doc comment of a model type: its `///` lines and its summary table.
+fn doc_lines(p: &Program) -> Vec<String> {
+    let mut docs: Vec<String> = p.docs.iter().map(|d| format!(" {d}")).collect();
+    if !docs.is_empty() {
+        docs.push(String::new());
+    }
+    docs.push(" ```text".into());
+    docs.extend(crate::summary::render(p).lines().map(|l| format!(" {l}")));
+    docs.push(" ```".into());
+    docs
+}
+
+/// The type and impl of one model, specialised to its graph.
+pub fn model_tokens(p: &Program) -> TokenStream {
+    let ident = format_ident!("{}", p.name);
+    let name = &p.name;
+    let docs = doc_lines(p);
+    let params = p.param_count();
+    let order = p.topo_order();
+    let pos: HashMap<ir::NodeIndex, usize> = order.iter().enumerate().map(|(i, n)| (*n, i)).collect();
+    let n_nodes = order.len();
+    let ops = order.iter().map(|n| op_tokens(&p.graph[*n].op));
+    let specs: Vec<TokenStream> = p
+        .weight_specs()
+        .iter()
+        .map(|w| {
+            let (k, s) = (&w.key, &w.shape);
+            quote! { (#k, &[#(#s),*]) }
+        })
+        .collect();
+    let prepare: Vec<TokenStream> = order
+        .iter()
+        .enumerate()
+        .map(|(i, n)| match &p.graph[*n].weights {
+            Some(prefix) => quote! { ::seqmodel::exec::prepare(&OPS[#i], &std, #prefix)? },
+            None => quote! { ::core::option::Option::None },
+        })
+        .collect();
+    let inputs_sig = p.inputs.iter().map(|i| {
+        let n = &i.name;
+        let dt = match i.ty.dtype {
+            ir::DType::F32 => quote! { ::seqmodel::ir::DType::F32 },
+            ir::DType::I32 => quote! { ::seqmodel::ir::DType::I32 },
+        };
+        let dims = i.ty.dims.iter().map(|d| dim_tokens(*d));
+        quote! { ::seqmodel::exec::InputSig { name: #n, dtype: #dt, dims: &[#(#dims),*] } }
+    });
+    let symbols = &p.symbols;
+    let n_sym = p.symbols.len();
+    let batch = match p.batch {
+        Some(b) => quote! { ::core::option::Option::Some(#b) },
+        None => quote! { ::core::option::Option::None },
+    };
+    let args: Vec<TokenStream> = p
+        .inputs
+        .iter()
+        .map(|i| {
+            let a = format_ident!("{}", i.name);
+            match i.ty.dtype {
+                ir::DType::F32 => quote! { #a: ::seqmodel::ndarray::ArrayD<f32> },
+                ir::DType::I32 => quote! { #a: ::seqmodel::ndarray::ArrayD<i32> },
+            }
+        })
+        .collect();
+    let arg_names: Vec<_> = p.inputs.iter().map(|i| format_ident!("{}", i.name)).collect();
+    // One statement per node.
+    let mut body = Vec::new();
+    for (i, n) in order.iter().enumerate() {
+        let node = &p.graph[*n];
+        let v = format_ident!("v{}", i);
+        if let Op::Input { index } = node.op {
+            body.push(
+                quote! { let #v = ::std::vec![::seqmodel::exec::Value::input(inputs[#index].clone())]; },
+            );
+            continue;
+        }
+        let ins = p.node_inputs(*n).into_iter().map(|q| {
+            let src = format_ident!("v{}", pos[&q.node]);
+            let port = q.port;
+            quote! { #src[#port].clone() }
+        });
+        let out_time = match p.types[n].first().and_then(|t| t.dims.first()) {
+            Some(Dim::Fixed(k)) => quote! { ::core::option::Option::Some(#k) },
+            Some(d) => {
+                let d = dim_tokens(*d);
+                quote! { ::seqmodel::exec::resolve(#d, &bindings) }
+            }
+            None => quote! { ::core::option::Option::None },
+        };
+        let layer = &node.layer;
+        body.push(quote! {
+            let #v = ::seqmodel::exec::node(&OPS[#i], #layer, self.prepared[#i].as_ref(), ::std::vec![#(#ins),*], &mut self.states[#i], #out_time, batch)?;
+        });
+    }
+    let outs: Vec<TokenStream> = p
+        .outputs
+        .iter()
+        .map(|o| {
+            let src = format_ident!("v{}", pos[&o.node]);
+            let port = o.port;
+            quote! { #src[#port].clone().into_f32() }
+        })
+        .collect();
+    let (ret_ty, ret) = if outs.len() == 1 {
+        (quote! { ::seqmodel::ndarray::ArrayD<f32> }, quote! { #(#outs)* })
+    } else {
+        let tys = outs.iter().map(|_| quote! { ::seqmodel::ndarray::ArrayD<f32> });
+        (quote! { ( #(#tys),* ) }, quote! { ( #(#outs),* ) })
+    };
+    let predict_doc = format!(
+        " Runs the model on one batch. Inputs: {}.",
+        p.inputs
+            .iter()
+            .map(|i| format!("`{}`: {} {}", i.name, i.ty.display_keras(&p.symbols, p.batch), i.ty.dtype))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let reset = if p.is_stateful() {
+        quote! {
+            /// Forgets the states of every stateful layer (Keras's `reset_states`).
+            pub fn reset_states(&mut self) {
+                for s in &mut self.states {
+                    *s = ::core::option::Option::None;
+                }
+            }
+        }
+    } else {
+        quote! {}
+    };
+    quote! {
+        #(#[doc = #docs])*
+        pub struct #ident {
+            prepared: ::std::vec::Vec<::core::option::Option<::seqmodel::exec::Prepared>>,
+            states: ::seqmodel::exec::States,
+            weights: ::seqmodel::WeightStore,
+        }
+
+        const _: () = {
+            const OPS: [::seqmodel::ir::Op; #n_nodes] = [#(#ops),*];
+            const SPECS: &[(&str, &[usize])] = &[#(#specs),*];
+            const INPUTS: &[::seqmodel::exec::InputSig<'static>] = &[#(#inputs_sig),*];
+            const SYMBOLS: &[&str] = &[#(#symbols),*];
+            const SIGNATURE: ::seqmodel::exec::Signature<'static> =
+                ::seqmodel::exec::Signature { model: #name, inputs: INPUTS, symbols: SYMBOLS, batch: #batch };
+
+            impl #ident {
+                /// The model's name in its `.seq` source.
+                pub const NAME: &'static str = #name;
+                /// Number of weight scalars (Keras's "Total params").
+                pub const PARAMS: usize = #params;
+
+                /// Every weight as `(key, shape)`, in Keras's order.
+                pub fn weight_specs() -> &'static [(&'static str, &'static [usize])] {
+                    SPECS
+                }
+
+                /// Loads weights (every key present, every shape right, every value finite).
+                pub fn new(weights: &::seqmodel::WeightStore) -> ::core::result::Result<Self, ::seqmodel::RuntimeError> {
+                    weights.check_specs(#name, SPECS)?;
+                    let std = weights.standard_layout();
+                    let prepared = ::std::vec![#(#prepare),*];
+                    ::core::result::Result::Ok(Self { prepared, states: ::std::vec![::core::option::Option::None; #n_nodes], weights: std })
+                }
+
+                /// Seeded random weights, uniform in ±0.1.
+                pub fn random(seed: u64) -> Self {
+                    Self::new(&::seqmodel::WeightStore::random_from_specs(SPECS, seed, 0.1))
+                        .expect("random weights have the model's shapes")
+                }
+
+                /// Loads weights from a safetensors file.
+                pub fn from_safetensors(path: impl ::core::convert::AsRef<::std::path::Path>) -> ::core::result::Result<Self, ::seqmodel::RuntimeError> {
+                    Self::new(&::seqmodel::WeightStore::load(path.as_ref())?)
+                }
+
+                /// One weight by key (see [`Self::weight_specs`]).
+                pub fn weight(&self, key: &str) -> ::core::option::Option<&::seqmodel::ndarray::ArrayD<f32>> {
+                    self.weights.get(key)
+                }
+
+                /// All weights.
+                pub fn weights(&self) -> &::seqmodel::WeightStore {
+                    &self.weights
+                }
+
+                #[doc = #predict_doc]
+                #[allow(clippy::type_complexity)] // a tuple of the declared outputs
+                pub fn predict(&mut self, #(#args),*) -> ::core::result::Result<#ret_ty, ::seqmodel::RuntimeError> {
+                    let inputs = [#(::seqmodel::Tensor::from(#arg_names)),*];
+                    let mut bindings = [::core::option::Option::None; #n_sym];
+                    let batch = ::seqmodel::exec::bind_inputs(&SIGNATURE, &inputs, &mut bindings)?;
+                    let _ = &bindings;
+                    #(#body)*
+                    ::core::result::Result::Ok(#ret)
+                }
+
+                #reset
+            }
+        };
+    }
+}
+
+/// The code of every model of a compiled file.
+pub fn file_tokens(c: &crate::Compiled) -> TokenStream {
+    let items = c.programs.iter().map(model_tokens);
+    quote! { #(#items)* }
+}
+
+/// The generated code as formatted Rust source (prettyplease).
+pub fn render(c: &crate::Compiled) -> String {
+    let tokens = file_tokens(c);
+    match syn::parse2::<syn::File>(tokens.clone()) {
+        Ok(f) => prettyplease::unparse(&f),
+        Err(_) => tokens.to_string(),
+    }
+}

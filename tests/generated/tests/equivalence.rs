@@ -1,0 +1,78 @@
+//! The generated code gives the interpreter's numbers (≤ 1e-6) and Keras's (the case's
+//! tolerance) on every inference case of the conformance suite, through the build.rs API.
+
+use std::path::Path;
+
+use ndarray::ArrayD;
+use ndarray_npy::ReadNpyExt;
+use seqmodel::{Model, Tensor};
+
+fn npy(path: &Path) -> Tensor {
+    let bytes = std::fs::read(path).unwrap();
+    match ArrayD::<f32>::read_npy(&bytes[..]) {
+        Ok(a) => Tensor::F32(a),
+        Err(_) => Tensor::I32(ArrayD::<i32>::read_npy(&bytes[..]).unwrap()),
+    }
+}
+
+#[test]
+fn generated_code_matches_interpreter_and_keras() {
+    let conf = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance");
+    let mut dirs: Vec<_> = std::fs::read_dir(&conf).unwrap().map(|e| e.unwrap().path()).collect();
+    dirs.sort();
+    let mut checked = 0;
+    for dir in dirs {
+        let Ok(text) = std::fs::read_to_string(dir.join("case.json")) else { continue };
+        let case: serde_json::Value = serde_json::from_str(&text).unwrap();
+        if case["kind"] != "inference" {
+            continue;
+        }
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let tol = case["tolerance"]["max_abs"].as_f64().unwrap() as f32;
+        let imported = seqmodel_keras::import_file(&dir.join("model.keras")).unwrap();
+        let mut interp = Model::new(imported.program.clone(), &imported.weights).unwrap();
+        let mut generated = seqmodel_generated_tests::generated(&name, &imported.weights).unwrap();
+        for call in case["calls"].as_array().unwrap() {
+            let reset = call["reset_states_before"].as_bool().unwrap_or(false);
+            if reset {
+                interp.reset_states();
+            }
+            let xs: Vec<Tensor> = call["inputs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| npy(&dir.join(f.as_str().unwrap())))
+                .collect();
+            let a = interp.predict(&xs).unwrap();
+            let b = generated(&xs, reset).unwrap();
+            assert_eq!(a.len(), b.len(), "{name}");
+            for (k, (x, y)) in a.iter().zip(&b).enumerate() {
+                let d = x.iter().zip(y.iter()).map(|(p, q)| (p - q).abs()).fold(0.0f32, f32::max);
+                assert!(d <= 1e-6, "{name} output {k}: generated vs interpreter {d:e}");
+            }
+            for (k, f) in call["expected"].as_array().unwrap().iter().enumerate() {
+                let Tensor::F32(want) = npy(&dir.join(f.as_str().unwrap())) else { panic!() };
+                let d = b[k].iter().zip(want.iter()).map(|(p, q)| (p - q).abs()).fold(0.0f32, f32::max);
+                assert!(d <= tol, "{name} output {k}: generated vs Keras {d:e}");
+            }
+        }
+        checked += 1;
+    }
+    assert!(checked >= 25, "only {checked} cases");
+}
+
+#[test]
+fn generated_examples_run_and_validate_inputs() {
+    use seqmodel_generated_tests::ex_autoencoder::Autoencoder;
+    let mut ae = Autoencoder::random(5);
+    let x = ArrayD::<f32>::from_elem(ndarray::IxDyn(&[3, 9, 2]), 0.25);
+    assert_eq!(ae.predict(x).unwrap().shape(), &[3, 9, 2]);
+    let bad = ArrayD::<f32>::zeros(ndarray::IxDyn(&[3, 9, 5]));
+    let e = ae.predict(bad).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "input `x` of model `Autoencoder`: expected (None, T, 2) f32, got [3, 9, 5] f32"
+    );
+    assert_eq!(Autoencoder::PARAMS, 16728);
+    assert!(ae.weight("Encoder/lstm/kernel").is_some());
+}
