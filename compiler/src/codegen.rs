@@ -55,6 +55,10 @@ pub fn op_tokens(op: &Op) -> TokenStream {
             let a = rnn_attrs(a);
             quote! { #ir::Op::Rnn(#a) }
         }
+        Op::RepeatRnn { rnn, steps } => {
+            let (a, st) = (rnn_attrs(rnn), dim_tokens(*steps));
+            quote! { #ir::Op::RepeatRnn { rnn: #a, steps: #st } }
+        }
         Op::Bidirectional { forward, backward, merge } => {
             let (f, b) = (rnn_attrs(forward), rnn_attrs(backward));
             let m = format_ident!("{}", format!("{merge:?}"));
@@ -118,9 +122,11 @@ fn doc_lines(p: &Program) -> Vec<String> {
 
 /// The type and impl of one model, specialised to its graph.
 pub fn model_tokens(p: &Program) -> TokenStream {
+    let docs = doc_lines(p);
+    let optimised = crate::passes::optimize(p);
+    let p = &optimised;
     let ident = format_ident!("{}", p.name);
     let name = &p.name;
-    let docs = doc_lines(p);
     let params = p.param_count();
     let order = p.topo_order();
     let pos: HashMap<ir::NodeIndex, usize> = order.iter().enumerate().map(|(i, n)| (*n, i)).collect();
@@ -185,7 +191,11 @@ pub fn model_tokens(p: &Program) -> TokenStream {
             let port = q.port;
             quote! { #src[#port].clone() }
         });
-        let out_time = match p.types[n].first().and_then(|t| t.dims.first()) {
+        let time_dim = match &node.op {
+            Op::RepeatRnn { steps, .. } => Some(steps),
+            _ => p.types[n].first().and_then(|t| t.dims.first()),
+        };
+        let out_time = match time_dim {
             Some(Dim::Fixed(k)) => quote! { ::core::option::Option::Some(#k) },
             Some(d) => {
                 let d = dim_tokens(*d);
@@ -221,6 +231,7 @@ pub fn model_tokens(p: &Program) -> TokenStream {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    let step = step_tokens(p);
     let reset = if p.is_stateful() {
         quote! {
             /// Forgets the states of every stateful layer (Keras's `reset_states`).
@@ -229,6 +240,8 @@ pub fn model_tokens(p: &Program) -> TokenStream {
                     *s = ::core::option::Option::None;
                 }
             }
+
+            #step
         }
     } else {
         quote! {}
@@ -303,6 +316,53 @@ pub fn model_tokens(p: &Program) -> TokenStream {
                 #reset
             }
         };
+    }
+}
+
+/// `step`: one time step of a stateful model with one sequence input `[T, F]` (the seed's
+/// generation loop), `[B, F]` in, each output's time axis dropped.
+fn step_tokens(p: &Program) -> TokenStream {
+    let [input] = p.inputs.as_slice() else { return quote! {} };
+    if input.ty.dtype != ir::DType::F32 || input.ty.dims.len() != 2 || input.ty.dims[0].fixed().is_some() {
+        return quote! {};
+    }
+    let t = input.ty.dims[0];
+    let outs = p.output_types();
+    let squeeze: Vec<TokenStream> = outs
+        .iter()
+        .enumerate()
+        .map(|(k, ty)| {
+            let v = if outs.len() == 1 {
+                quote! { out }
+            } else {
+                let i = proc_macro2::Literal::usize_unsuffixed(k);
+                quote! { out.#i }
+            };
+            if ty.dims.first() == Some(&t) {
+                quote! { #v.index_axis_move(::seqmodel::ndarray::Axis(1), 0) }
+            } else {
+                quote! { #v }
+            }
+        })
+        .collect();
+    let ret = if outs.len() == 1 {
+        quote! { #(#squeeze)* }
+    } else {
+        quote! { ( #(#squeeze),* ) }
+    };
+    let ret_ty = if outs.len() == 1 {
+        quote! { ::seqmodel::ndarray::ArrayD<f32> }
+    } else {
+        let tys = outs.iter().map(|_| quote! { ::seqmodel::ndarray::ArrayD<f32> });
+        quote! { ( #(#tys),* ) }
+    };
+    quote! {
+        /// One step of a stateful model: input `[batch, features]`, the state carried over.
+        #[allow(clippy::type_complexity)]
+        pub fn step(&mut self, x: ::seqmodel::ndarray::ArrayD<f32>) -> ::core::result::Result<#ret_ty, ::seqmodel::RuntimeError> {
+            let out = self.predict(x.insert_axis(::seqmodel::ndarray::Axis(1)))?;
+            ::core::result::Result::Ok(#ret)
+        }
     }
 }
 

@@ -21,6 +21,7 @@ mod dims;
 pub mod dot;
 pub mod layers;
 pub mod macro_support;
+pub mod passes;
 pub mod summary;
 
 pub use diagnostic::{Diagnostic, Label, Severity, closest, levenshtein};

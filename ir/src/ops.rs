@@ -224,6 +224,14 @@ pub enum Op {
     /// LSTM / GRU / SimpleRNN. Input 0: x `[T, D]`; inputs 1.. (optional): initial states.
     /// Outputs: 0 = output, then the final states if `return_state`.
     Rnn(RnnAttrs),
+    /// `RepeatVector(steps)` followed by a recurrent layer, fused by the optimiser: input 0
+    /// is the vector `[F]`; the input projection is computed once per sequence.
+    RepeatRnn {
+        /// The recurrent layer.
+        rnn: RnnAttrs,
+        /// The number of steps (the RepeatVector's count).
+        steps: crate::Dim,
+    },
     /// `Bidirectional(rnn, merge_mode)`. Input 0: x. Outputs: the merged output (or two
     /// outputs for `MergeMode::None`), then forward states, then backward states if
     /// `return_state`.
@@ -292,7 +300,7 @@ impl Op {
             Op::Input { .. } => "InputLayer",
             Op::Dense { .. } => "Dense",
             Op::Activation(_) => "Activation",
-            Op::Rnn(a) => a.cell.keras_name(),
+            Op::Rnn(a) | Op::RepeatRnn { rnn: a, .. } => a.cell.keras_name(),
             Op::Bidirectional { .. } => "Bidirectional",
             Op::RepeatVector => "RepeatVector",
             Op::Embedding { .. } => "Embedding",

@@ -140,7 +140,7 @@ impl Program {
     /// Whether any layer keeps state across calls.
     pub fn is_stateful(&self) -> bool {
         self.graph.node_weights().any(|n| match &n.op {
-            Op::Rnn(a) => a.stateful,
+            Op::Rnn(a) | Op::RepeatRnn { rnn: a, .. } => a.stateful,
             Op::Bidirectional { forward, .. } => forward.stateful,
             _ => false,
         })
@@ -162,7 +162,7 @@ pub fn node_weight_specs(node: &Node) -> Vec<WeightSpec> {
         Op::Embedding { input_dim, output_dim, .. } => {
             vec![WeightSpec { key: key("embeddings"), shape: vec![*input_dim, *output_dim] }]
         }
-        Op::Rnn(a) => rnn_weight_specs(prefix, a),
+        Op::Rnn(a) | Op::RepeatRnn { rnn: a, .. } => rnn_weight_specs(prefix, a),
         Op::Bidirectional { forward, backward, .. } => {
             let mut v = rnn_weight_specs(&format!("{prefix}/forward"), forward);
             v.extend(rnn_weight_specs(&format!("{prefix}/backward"), backward));

@@ -73,7 +73,7 @@ pub fn prepare(op: &Op, w: &WeightStore, prefix: &str) -> Result<Option<Prepared
             kernel: weight(w, &key("kernel"))?.to_vec(),
             bias: if *use_bias { Some(weight(w, &key("bias"))?.to_vec()) } else { None },
         },
-        Op::Rnn(a) => Prepared::Rnn(pack(a, w, prefix)?),
+        Op::Rnn(a) | Op::RepeatRnn { rnn: a, .. } => Prepared::Rnn(pack(a, w, prefix)?),
         Op::Bidirectional { forward, backward, .. } => Prepared::Bidirectional(
             pack(forward, w, &format!("{prefix}/forward"))?,
             pack(backward, w, &format!("{prefix}/backward"))?,
@@ -160,6 +160,26 @@ pub fn node(
                 *state = Some(out.states.clone());
             }
             Ok(rnn_values(&a, out, mask))
+        }
+        Op::RepeatRnn { rnn: a, .. } => {
+            let a = *a;
+            let x = f32_in(0)?
+                .as_standard_layout()
+                .to_owned()
+                .into_dimensionality::<Ix2>()
+                .map_err(|_| RuntimeError::Shape(format!("layer `{layer}` expects vectors")))?;
+            let steps = out_time.ok_or_else(|| {
+                RuntimeError::Shape(format!(
+                    "layer `{layer}`: the number of steps is not determined by the inputs"
+                ))
+            })?;
+            let initial = if a.stateful { state.clone() } else { None };
+            let Some(Prepared::Rnn(w)) = prepared else { unreachable!("prepared at load") };
+            let out = rnn::forward_repeated(&a, w, x.view(), steps, initial);
+            if a.stateful {
+                *state = Some(out.states.clone());
+            }
+            Ok(rnn_values(&a, out, None))
         }
         Op::Bidirectional { forward, backward, merge } => {
             let (fa, ba, merge) = (*forward, *backward, *merge);
@@ -422,4 +442,13 @@ pub fn bind_inputs(sig: &Signature<'_>, inputs: &[Tensor], bindings: &mut [Optio
 /// The run-time size of a dimension given the bound symbols.
 pub fn resolve(d: Dim, bindings: &[Option<usize>]) -> Option<usize> {
     d.resolve(bindings)
+}
+
+/// The size `exec::node` needs besides the inputs: a fused RepeatVector→RNN's step count,
+/// otherwise the first dimension of the node's output type.
+pub fn out_time(op: &Op, first_output_dim: Option<Dim>, bindings: &[Option<usize>]) -> Option<usize> {
+    match op {
+        Op::RepeatRnn { steps, .. } => steps.resolve(bindings),
+        _ => first_output_dim.and_then(|d| d.resolve(bindings)),
+    }
 }

@@ -78,10 +78,8 @@ impl Model {
             let out = match &node.op {
                 Op::Input { index } => vec![Value::input(inputs[*index].clone())],
                 op => {
-                    let out_time = self.program.types[&n]
-                        .first()
-                        .and_then(|t| t.dims.first())
-                        .and_then(|d| d.resolve(&bindings));
+                    let first = self.program.types[&n].first().and_then(|t| t.dims.first()).copied();
+                    let out_time = exec::out_time(op, first, &bindings);
                     let state = self.states.entry(n).or_default();
                     exec::node(op, &node.layer, self.prepared.get(&n), ins, state, out_time, batch)?
                 }

@@ -76,9 +76,7 @@ pub fn forward(
     zero_masked: bool,
 ) -> RnnOutput {
     let (b, t, d) = x.dim();
-    let u = a.units;
-    let g = a.cell.gates();
-    let gu = g * u;
+    let gu = a.cell.gates() * a.units;
     let x = x.as_standard_layout();
     let xs = x.as_slice().expect("standard layout");
     // Input projection of every step at once: [B·T, D] · [D, G·U] + bias.
@@ -87,7 +85,47 @@ pub fn forward(
         row.copy_from_slice(&w.bias_in);
     }
     matmul(b * t, d, gu, xs, &w.kernel, &mut xp, true);
+    forward_projected(a, w, xp, (b, t), mask, initial, zero_masked)
+}
 
+/// The layer applied to one vector repeated `steps` times (`RepeatVector` → RNN): the input
+/// projection is computed once per sequence instead of once per step.
+pub fn forward_repeated(
+    a: &RnnAttrs,
+    w: &RnnWeights,
+    x: ArrayView2<'_, f32>,
+    steps: usize,
+    initial: Option<Vec<Array2<f32>>>,
+) -> RnnOutput {
+    let (b, d) = x.dim();
+    let gu = a.cell.gates() * a.units;
+    let x = x.as_standard_layout();
+    let mut once = vec![0.0f32; b * gu];
+    for row in once.chunks_mut(gu) {
+        row.copy_from_slice(&w.bias_in);
+    }
+    matmul(b, d, gu, x.as_slice().expect("standard layout"), &w.kernel, &mut once, true);
+    let mut xp = Vec::with_capacity(b * steps * gu);
+    for row in once.chunks(gu) {
+        for _ in 0..steps {
+            xp.extend_from_slice(row);
+        }
+    }
+    forward_projected(a, w, xp, (b, steps), None, initial, false)
+}
+
+/// The recurrence given the input projection `xp` `[B·T, G·U]` (row `b·T + t`).
+pub fn forward_projected(
+    a: &RnnAttrs,
+    w: &RnnWeights,
+    xp: Vec<f32>,
+    (b, t): (usize, usize),
+    mask: Option<ArrayView2<'_, bool>>,
+    initial: Option<Vec<Array2<f32>>>,
+    zero_masked: bool,
+) -> RnnOutput {
+    let u = a.units;
+    let gu = a.cell.gates() * u;
     let mut states: Vec<Array2<f32>> =
         initial.unwrap_or_else(|| vec![Array2::zeros((b, u)); a.cell.states()]);
     let mut out_prev = Array2::<f32>::zeros((b, u));

@@ -294,6 +294,9 @@ pub(crate) fn forward(
                 };
                 (out, Cache::Bidi { f: Box::new(ft), b: Box::new(bt), dims })
             }
+            Op::RepeatRnn { .. } => {
+                return Err(unsupported("a fused RepeatVector→RNN (train the program before optimisation)"));
+            }
             Op::RepeatVector => {
                 let count = p.types[&n][0].dims[0]
                     .resolve(bindings)

@@ -76,3 +76,28 @@ fn generated_examples_run_and_validate_inputs() {
     assert_eq!(Autoencoder::PARAMS, 16728);
     assert!(ae.weight("Encoder/lstm/kernel").is_some());
 }
+
+/// The seed's generation loop: one step per call, the output fed back as the next input,
+/// equals one stateful call over the whole sequence.
+#[test]
+fn stateful_step_generation_matches_a_whole_sequence() {
+    use seqmodel_generated_tests::ex_stateful::Generator;
+    let mut g = Generator::random(11);
+    let mut x = ArrayD::<f32>::from_elem(ndarray::IxDyn(&[1, 8]), 0.3);
+    let mut fed = Vec::new();
+    for _ in 0..5 {
+        fed.push(x.clone());
+        x = g.step(x).unwrap();
+    }
+    let last = x;
+    let seq = ndarray::concatenate(
+        ndarray::Axis(1),
+        &fed.iter().map(|a| a.view().insert_axis(ndarray::Axis(1))).collect::<Vec<_>>(),
+    )
+    .unwrap();
+    g.reset_states();
+    let whole = g.predict(seq).unwrap();
+    let tail = whole.index_axis(ndarray::Axis(1), 4).to_owned();
+    let d = tail.iter().zip(last.iter()).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    assert!(d < 1e-6, "{d}");
+}
