@@ -292,6 +292,12 @@ pub fn model_tokens(p: &Program) -> TokenStream {
                     Self::new(&::seqmodel::WeightStore::load(path.as_ref())?)
                 }
 
+                /// Loads the weights of a Keras `.keras` / `.h5` model with the same architecture
+                /// (matched in Keras's order, every shape checked; needs the `keras` feature).
+                pub fn from_keras(path: impl ::core::convert::AsRef<::std::path::Path>) -> ::core::result::Result<Self, ::seqmodel::RuntimeError> {
+                    Self::new(&::seqmodel::load_keras_weights(path.as_ref(), SPECS)?)
+                }
+
                 /// One weight by key (see [`Self::weight_specs`]).
                 pub fn weight(&self, key: &str) -> ::core::option::Option<&::seqmodel::ndarray::ArrayD<f32>> {
                     self.weights.get(key)

@@ -30,6 +30,36 @@ pub struct Imported {
     pub weights: WeightStore,
     /// `keras_version` recorded in the file.
     pub keras_version: String,
+    /// The weight keys in Keras's order (`model.weights`).
+    pub order: Vec<String>,
+}
+
+impl Imported {
+    /// The weights renamed to another program's keys, matched by Keras's order and checked
+    /// shape by shape (for a `.seq` written by hand with the same architecture as the Keras
+    /// model; Keras's legacy loader matches weights by order too).
+    pub fn weights_for(&self, specs: &[(&str, &[usize])]) -> Result<WeightStore> {
+        if specs.len() != self.order.len() {
+            return Err(ImportError::Hdf5(format!(
+                "the Keras model has {} weight tensors, this model needs {}",
+                self.order.len(),
+                specs.len()
+            )));
+        }
+        let mut out = WeightStore::new();
+        for (key, (want_key, want_shape)) in self.order.iter().zip(specs) {
+            let w =
+                self.weights.get(key).ok_or_else(|| ImportError::Hdf5(format!("weight `{key}` missing")))?;
+            if w.shape() != *want_shape {
+                return Err(ImportError::Hdf5(format!(
+                    "Keras weight `{key}` has shape {:?} but `{want_key}` needs {want_shape:?}; the architectures differ",
+                    w.shape()
+                )));
+            }
+            out.insert(*want_key, w.clone());
+        }
+        Ok(out)
+    }
 }
 
 /// Imports a `.keras` or legacy `.h5` file (chosen by its first bytes, not its name).
@@ -96,7 +126,8 @@ fn import_keras_zip(bytes: Vec<u8>) -> Result<Imported> {
         )));
     }
     seqmodel_runtime::Model::new(program.clone(), &weights)?;
-    Ok(Imported { source: converted.source, program, weights, keras_version })
+    let order = converted.weights.iter().map(|b| b.key.clone()).collect();
+    Ok(Imported { source: converted.source, program, weights, keras_version, order })
 }
 
 fn import_legacy_h5(bytes: Vec<u8>) -> Result<Imported> {
@@ -123,5 +154,6 @@ fn import_legacy_h5(bytes: Vec<u8>) -> Result<Imported> {
         }
     }
     seqmodel_runtime::Model::new(program.clone(), &weights)?;
-    Ok(Imported { source: converted.source, program, weights, keras_version })
+    let order = converted.legacy_layers.iter().flat_map(|(_, keys)| keys.iter().cloned()).collect();
+    Ok(Imported { source: converted.source, program, weights, keras_version, order })
 }

@@ -19,6 +19,29 @@ pub use ndarray;
 pub use seqmodel_macros::seqmodel;
 pub use seqmodel_runtime::*;
 
+/// Loads a Keras `.keras` or `.h5` file's weights for a model with these `(key, shape)`
+/// specs, matched by Keras's weight order with every shape checked (generated types call this
+/// from `from_keras`). Needs the `keras` feature.
+pub fn load_keras_weights(
+    path: &std::path::Path,
+    specs: &[(&str, &[usize])],
+) -> Result<WeightStore, RuntimeError> {
+    #[cfg(feature = "keras")]
+    {
+        let imported = seqmodel_keras::import_file(path)
+            .map_err(|e| RuntimeError::WeightFile(format!("{}: {e}", path.display())))?;
+        imported.weights_for(specs).map_err(|e| RuntimeError::WeightFile(format!("{}: {e}", path.display())))
+    }
+    #[cfg(not(feature = "keras"))]
+    {
+        let _ = specs;
+        Err(RuntimeError::WeightFile(format!(
+            "{}: loading Keras files needs seqmodel's `keras` feature",
+            path.display()
+        )))
+    }
+}
+
 /// Includes the code that `seqmodel_compiler::build::Builder` generated into `OUT_DIR` for
 /// the model file with this stem.
 #[macro_export]

@@ -16,6 +16,8 @@ fn main() {
         builder = builder.file(p);
         writeln!(registry, "/// Generated from `examples/{stem}.seq`.\npub mod ex_{stem} {{ seqmodel::include_model!(\"{stem}\"); }}").unwrap();
     }
+    builder = builder.file(Path::new(env!("CARGO_MANIFEST_DIR")).join("models/conformance_autoencoder.seq"));
+    writeln!(registry, "/// Written by hand to match a Keras model.\npub mod conformance_autoencoder {{ seqmodel::include_model!(\"conformance_autoencoder\"); }}").unwrap();
     let conf = root.join("../shared/conformance");
     println!("cargo:rerun-if-changed={}", conf.display());
     let mut cases: Vec<_> =

@@ -101,3 +101,23 @@ fn stateful_step_generation_matches_a_whole_sequence() {
     let d = tail.iter().zip(last.iter()).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
     assert!(d < 1e-6, "{d}");
 }
+
+/// A hand-written `.seq` loads a Keras file's weights (by Keras's order, shapes checked) and
+/// gives Keras's outputs; a file of another architecture is refused.
+#[test]
+fn hand_written_model_loads_keras_weights() {
+    use seqmodel_generated_tests::conformance_autoencoder::Autoencoder;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance/autoencoder_nested");
+    for file in ["model.keras", "model.h5"] {
+        let mut ae = Autoencoder::from_keras(dir.join(file)).unwrap();
+        let Tensor::F32(x) = npy(&dir.join("input.npy")) else { panic!() };
+        let Tensor::F32(want) = npy(&dir.join("expected.npy")) else { panic!() };
+        let got = ae.predict(x).unwrap();
+        let d = got.iter().zip(want.iter()).map(|(p, q)| (p - q).abs()).fold(0.0f32, f32::max);
+        assert!(d <= 1e-5, "{file}: {d:e}");
+    }
+    let other = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/conformance/many_to_one_lstm/model.keras");
+    let e = Autoencoder::from_keras(other).err().unwrap().to_string();
+    assert!(e.contains("weight tensors") || e.contains("architectures differ"), "{e}");
+}
