@@ -12,6 +12,7 @@ mod conformance_train;
 mod demo;
 mod npy;
 mod plot;
+mod standalone;
 mod train_cmd;
 
 /// Check, summarise, draw, import, run and test recurrent models written in `.seq`.
@@ -90,6 +91,13 @@ enum Command {
         /// Write here instead of stdout.
         #[arg(short, long)]
         output: Option<PathBuf>,
+        /// Write a standalone crate (Cargo.toml, src/lib.rs, a smoke test) into this new folder.
+        #[arg(long = "crate", conflicts_with = "output")]
+        crate_dir: Option<PathBuf>,
+        /// Path of the `seqmodel` crate the standalone crate depends on (default: this
+        /// checkout's).
+        #[arg(long)]
+        seqmodel_path: Option<PathBuf>,
         /// Overwrite the output file if it exists.
         #[arg(long)]
         force: bool,
@@ -177,7 +185,10 @@ fn main() -> ExitCode {
             commands::graph(&file, model.as_deref(), output.as_deref(), force, color)
         }
         Command::Demo { epochs } => demo::run(epochs, color),
-        Command::Build { file, output, force } => commands::build(&file, output.as_deref(), force, color),
+        Command::Build { file, crate_dir: Some(dir), seqmodel_path, .. } => {
+            standalone::write_crate(&file, &dir, seqmodel_path.as_deref(), color)
+        }
+        Command::Build { file, output, force, .. } => commands::build(&file, output.as_deref(), force, color),
         Command::Train {
             file,
             model,

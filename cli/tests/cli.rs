@@ -247,3 +247,41 @@ fn corrupt_npy_inputs_are_errors() {
         assert!(err.contains(&format!("bad{i}.npy")), "input {i}: {err}");
     }
 }
+
+#[test]
+fn build_prints_code_and_writes_a_standalone_crate_that_passes_its_tests() {
+    let out = seqc().arg("build").arg(root().join("examples/many_to_one.seq")).output().unwrap();
+    let code = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && code.contains("pub struct ManyToOne") && code.contains("pub fn predict"),
+        "{code}"
+    );
+    let dir = std::env::temp_dir().join(format!("seqc-crate-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = seqc()
+        .arg("build")
+        .arg(root().join("examples/autoencoder.seq"))
+        .arg("--crate")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let test = Command::new(env!("CARGO"))
+        .args(["test", "--offline", "--quiet", "--manifest-path"])
+        .arg(dir.join("Cargo.toml"))
+        .env("CARGO_TARGET_DIR", root().join("target/standalone-crate"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&test.stdout);
+    assert!(test.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&test.stderr));
+    assert!(stdout.contains("2 passed"), "{stdout}");
+    // The folder exists now: a second build refuses to overwrite it.
+    let again = seqc()
+        .arg("build")
+        .arg(root().join("examples/autoencoder.seq"))
+        .arg("--crate")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(1));
+}
