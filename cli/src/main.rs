@@ -103,55 +103,7 @@ enum Command {
         force: bool,
     },
     /// Train a model on `.npy` data (Keras's fit) and save the weights as safetensors.
-    Train {
-        /// The `.seq` file.
-        file: PathBuf,
-        /// Which model (default: the last one in the file).
-        #[arg(long)]
-        model: Option<String>,
-        /// Inputs, one `.npy` per model input.
-        #[arg(long = "x", required = true)]
-        x: Vec<PathBuf>,
-        /// Targets, one `.npy` per model output.
-        #[arg(long = "y", required = true)]
-        y: Vec<PathBuf>,
-        /// Keras loss name (mse, mae, sparse_categorical_crossentropy, kl_divergence, ...).
-        #[arg(long, default_value = "mse")]
-        loss: String,
-        /// sgd, adam, rmsprop or adagrad.
-        #[arg(long, default_value = "adam")]
-        optimizer: String,
-        /// Learning rate.
-        #[arg(long, default_value_t = 0.001)]
-        lr: f32,
-        /// Epochs.
-        #[arg(long, default_value_t = 1)]
-        epochs: usize,
-        /// Batch size.
-        #[arg(long, default_value_t = 32)]
-        batch_size: usize,
-        /// Initial weights (safetensors); default: seeded random.
-        #[arg(long)]
-        weights: Option<PathBuf>,
-        /// Where to save the trained weights (safetensors).
-        #[arg(long)]
-        save: PathBuf,
-        /// Also write the loss curve as SVG.
-        #[arg(long)]
-        plot: Option<PathBuf>,
-        /// Overwrite existing output files.
-        #[arg(long)]
-        force: bool,
-        /// Hold out this fraction of the rows (the last ones) for validation.
-        #[arg(long, default_value_t = 0.0)]
-        validation_split: f32,
-        /// Stop after this many epochs without improvement.
-        #[arg(long)]
-        patience: Option<usize>,
-        /// Save the best weights so far to this file (must not exist).
-        #[arg(long)]
-        checkpoint: Option<PathBuf>,
-    },
+    Train(train_cmd::TrainArgs),
     /// Train the seed autoencoder on embedded synthetic tank data (the main job).
     Demo {
         /// Training epochs.
@@ -189,44 +141,7 @@ fn main() -> ExitCode {
             standalone::write_crate(&file, &dir, seqmodel_path.as_deref(), color)
         }
         Command::Build { file, output, force, .. } => commands::build(&file, output.as_deref(), force, color),
-        Command::Train {
-            file,
-            model,
-            x,
-            y,
-            loss,
-            optimizer,
-            lr,
-            epochs,
-            batch_size,
-            weights,
-            save,
-            plot,
-            force,
-            validation_split,
-            patience,
-            checkpoint,
-        } => train_cmd::train(
-            train_cmd::TrainArgs {
-                file,
-                model,
-                x,
-                y,
-                loss,
-                optimizer,
-                lr,
-                epochs,
-                batch_size,
-                weights,
-                save,
-                plot,
-                force,
-                validation_split,
-                patience,
-                checkpoint,
-            },
-            color,
-        ),
+        Command::Train(args) => train_cmd::train(args, color),
         Command::Import { model, output, weights, force } => {
             commands::import(&model, &output, weights.as_deref(), force)
         }

@@ -45,38 +45,54 @@ pub fn fit_with_progress(
 }
 
 /// Options of `seqc train`.
+#[derive(clap::Args)]
 pub struct TrainArgs {
     /// The `.seq` file.
     pub file: PathBuf,
-    /// Which model.
+    /// Which model (default: the last one in the file).
+    #[arg(long)]
     pub model: Option<String>,
-    /// Inputs.
+    /// Inputs, one `.npy` per model input.
+    #[arg(long = "x", required = true)]
     pub x: Vec<PathBuf>,
-    /// Targets.
+    /// Targets, one `.npy` per model output.
+    #[arg(long = "y", required = true)]
     pub y: Vec<PathBuf>,
-    /// Loss name.
+    /// Keras loss name (mse, mae, sparse_categorical_crossentropy, kl_divergence, ...).
+    #[arg(long, default_value = "mse")]
     pub loss: String,
-    /// Optimizer name.
+    /// sgd, adam, rmsprop or adagrad.
+    #[arg(long, default_value = "adam")]
     pub optimizer: String,
     /// Learning rate.
+    #[arg(long, default_value_t = 0.001)]
     pub lr: f32,
     /// Epochs.
+    #[arg(long, default_value_t = 1)]
     pub epochs: usize,
     /// Batch size.
+    #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
-    /// Initial weights (else seeded random).
+    /// Initial weights (safetensors); default: seeded random.
+    #[arg(long)]
     pub weights: Option<PathBuf>,
-    /// Where to save.
+    /// Where to save the trained weights (safetensors).
+    #[arg(long)]
     pub save: PathBuf,
-    /// Loss-curve SVG.
+    /// Also write the loss curve as SVG.
+    #[arg(long)]
     pub plot: Option<PathBuf>,
-    /// Overwrite outputs.
+    /// Overwrite existing output files.
+    #[arg(long)]
     pub force: bool,
-    /// Fraction of rows held out for validation.
+    /// Hold out this fraction of the rows (the last ones) for validation.
+    #[arg(long, default_value_t = 0.0)]
     pub validation_split: f32,
-    /// Early-stopping patience in epochs.
+    /// Stop after this many epochs without improvement.
+    #[arg(long)]
     pub patience: Option<usize>,
-    /// Best-weights checkpoint file.
+    /// Save the best weights so far to this file (must not exist).
+    #[arg(long)]
     pub checkpoint: Option<PathBuf>,
 }
 

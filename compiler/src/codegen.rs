@@ -120,9 +120,71 @@ fn doc_lines(p: &Program) -> Vec<String> {
     docs
 }
 
+/// The program as constant node descriptions (for training from a generated type).
+fn graph_desc(p: &Program) -> TokenStream {
+    let order = p.topo_order();
+    let pos: HashMap<ir::NodeIndex, usize> = order.iter().enumerate().map(|(i, n)| (*n, i)).collect();
+    let nodes = order.iter().map(|n| {
+        let node = &p.graph[*n];
+        let op = op_tokens(&node.op);
+        let (layer, scope) = (&node.layer, &node.scope);
+        let weights = match &node.weights {
+            Some(w) => quote! { ::core::option::Option::Some(#w) },
+            None => quote! { ::core::option::Option::None },
+        };
+        let ins = p.node_inputs(*n).into_iter().map(|q| {
+            let (s, port) = (pos[&q.node], q.port);
+            quote! { (#s, #port) }
+        });
+        let outs = p.types[n].iter().map(|t| {
+            let dims = t.dims.iter().map(|d| dim_tokens(*d));
+            let dt = match t.dtype {
+                ir::DType::F32 => quote! { ::seqmodel::ir::DType::F32 },
+                ir::DType::I32 => quote! { ::seqmodel::ir::DType::I32 },
+            };
+            quote! { (&[#(#dims),*], #dt) }
+        });
+        quote! {
+            ::seqmodel::ir::NodeDesc { op: #op, layer: #layer, scope: #scope, weights: #weights, inputs: &[#(#ins),*], outputs: &[#(#outs),*] }
+        }
+    });
+    let inputs = p.inputs.iter().map(|i| {
+        let (n, at) = (&i.name, pos[&i.node]);
+        quote! { (#n, #at) }
+    });
+    let outputs = p.outputs.iter().map(|o| {
+        let (n, port) = (pos[&o.node], o.port);
+        quote! { (#n, #port) }
+    });
+    let name = &p.name;
+    let symbols = &p.symbols;
+    let batch = match p.batch {
+        Some(b) => quote! { ::core::option::Option::Some(#b) },
+        None => quote! { ::core::option::Option::None },
+    };
+    quote! {
+        /// The program as written (before inference optimisations), for training.
+        pub fn program() -> ::seqmodel::ir::Program {
+            const NODES: &[::seqmodel::ir::NodeDesc] = &[#(#nodes),*];
+            ::seqmodel::ir::Program::from_descs(#name, NODES, &[#(#inputs),*], &[#(#outputs),*], &[#(#symbols),*], #batch)
+        }
+
+        /// A trainer (Keras's `compile`) starting from this model's weights; get the trained
+        /// model back with [`Self::new`] on `trainer.weights()`.
+        pub fn trainer(
+            &self,
+            loss: ::seqmodel::train::Loss,
+            optimizer: ::seqmodel::train::Optimizer,
+        ) -> ::core::result::Result<::seqmodel::train::Trainer, ::seqmodel::RuntimeError> {
+            ::seqmodel::train::Trainer::new(Self::program(), self.weights.clone(), loss, optimizer)
+        }
+    }
+}
+
 /// The type and impl of one model, specialised to its graph.
 pub fn model_tokens(p: &Program) -> TokenStream {
     let docs = doc_lines(p);
+    let training = graph_desc(p);
     let optimised = crate::passes::optimize(p);
     let p = &optimised;
     let ident = format_ident!("{}", p.name);
@@ -320,6 +382,8 @@ pub fn model_tokens(p: &Program) -> TokenStream {
                 }
 
                 #reset
+
+                #training
             }
         };
     }

@@ -9,5 +9,7 @@ mod types;
 
 pub use ops::{Activation, CellKind, MergeKind, MergeMode, Op, RnnAttrs};
 pub use petgraph::stable_graph::NodeIndex;
-pub use program::{Edge, InputSpec, Node, Port, Program, WeightSpec, node_weight_specs, rnn_weight_specs};
+pub use program::{
+    Edge, InputSpec, Node, NodeDesc, Port, Program, WeightSpec, node_weight_specs, rnn_weight_specs,
+};
 pub use types::{DType, Dim, SymId, TensorType};

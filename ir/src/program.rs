@@ -188,3 +188,75 @@ pub fn rnn_weight_specs(prefix: &str, a: &crate::RnnAttrs) -> Vec<WeightSpec> {
     }
     v
 }
+
+/// A node written as constant data (generated code describes its program this way).
+#[derive(Debug, Clone)]
+pub struct NodeDesc {
+    /// The operation.
+    pub op: Op,
+    /// The layer name.
+    pub layer: &'static str,
+    /// The model path.
+    pub scope: &'static str,
+    /// The weight key prefix.
+    pub weights: Option<&'static str>,
+    /// `(source node, source port)` per input port, sources earlier in the list.
+    pub inputs: &'static [(usize, usize)],
+    /// The type of each output.
+    pub outputs: &'static [(&'static [crate::Dim], crate::DType)],
+}
+
+impl Program {
+    /// Rebuilds a program from constant node descriptions (node `i` of `nodes` becomes
+    /// `NodeIndex::new(i)`); `inputs` names the input nodes, `outputs` the output ports.
+    pub fn from_descs(
+        name: &str,
+        nodes: &[NodeDesc],
+        inputs: &[(&str, usize)],
+        outputs: &[(usize, usize)],
+        symbols: &[&str],
+        batch: Option<usize>,
+    ) -> Program {
+        let mut graph = StableDiGraph::new();
+        let mut types: HashMap<NodeIndex, Vec<TensorType>> = HashMap::new();
+        let mut ids = Vec::with_capacity(nodes.len());
+        for d in nodes {
+            let n = graph.add_node(Node {
+                op: d.op.clone(),
+                layer: d.layer.into(),
+                scope: d.scope.into(),
+                weights: d.weights.map(String::from),
+            });
+            for (port, (src, sport)) in d.inputs.iter().enumerate() {
+                graph.add_edge(ids[*src], n, Edge { src_port: *sport, dst_port: port });
+            }
+            types.insert(
+                n,
+                d.outputs
+                    .iter()
+                    .map(|(dims, dtype)| TensorType { dims: dims.to_vec(), dtype: *dtype })
+                    .collect(),
+            );
+            ids.push(n);
+        }
+        let inputs = inputs
+            .iter()
+            .map(|(iname, i)| InputSpec {
+                name: (*iname).into(),
+                ty: types[&ids[*i]][0].clone(),
+                node: ids[*i],
+            })
+            .collect();
+        Program {
+            name: name.into(),
+            docs: Vec::new(),
+            graph,
+            inputs,
+            outputs: outputs.iter().map(|(n, p)| Port { node: ids[*n], port: *p }).collect(),
+            types,
+            symbols: symbols.iter().map(|s| (*s).into()).collect(),
+            batch,
+            spans: HashMap::new(),
+        }
+    }
+}

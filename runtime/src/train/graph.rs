@@ -655,32 +655,18 @@ pub(crate) fn backward(
                     add_grad(&mut grads, (q.node, q.port), g);
                 }
             }
-            (Op::FoldTime, _) => {
-                if in_val(0).t.as_f32().is_some() {
-                    let shape = in_val(0).t.shape().to_vec();
-                    add_grad(
-                        &mut grads,
-                        (ins[0].node, ins[0].port),
-                        dout(0)
-                            .as_standard_layout()
-                            .to_owned()
-                            .into_shape_with_order(IxDyn(&shape))
-                            .expect("unfold grad"),
-                    );
-                }
-            }
-            (Op::UnfoldTime, _) => {
+            // Folding and unfolding time only reshape: the gradient takes the input's shape
+            // (integer inputs, as token ids into a TimeDistributed Embedding, take none).
+            (Op::FoldTime | Op::UnfoldTime, _) if in_val(0).t.as_f32().is_some() => {
                 let shape = in_val(0).t.shape().to_vec();
-                add_grad(
-                    &mut grads,
-                    (ins[0].node, ins[0].port),
-                    dout(0)
-                        .as_standard_layout()
-                        .to_owned()
-                        .into_shape_with_order(IxDyn(&shape))
-                        .expect("fold grad"),
-                );
+                let g = dout(0)
+                    .as_standard_layout()
+                    .to_owned()
+                    .into_shape_with_order(IxDyn(&shape))
+                    .expect("reshape");
+                add_grad(&mut grads, (ins[0].node, ins[0].port), g);
             }
+            (Op::FoldTime | Op::UnfoldTime, _) => {}
             (op, _) => return Err(unsupported(op.kind_name())),
         }
     }

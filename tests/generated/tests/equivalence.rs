@@ -121,3 +121,24 @@ fn hand_written_model_loads_keras_weights() {
     let e = Autoencoder::from_keras(other).err().unwrap().to_string();
     assert!(e.contains("weight tensors") || e.contains("architectures differ"), "{e}");
 }
+
+/// A generated type trains through `trainer()` (its program as written, before the
+/// inference passes), and the trained weights load back into the generated type.
+#[test]
+fn generated_type_trains_and_reloads() {
+    use seqmodel::train::{FitOptions, Loss, Optimizer};
+    use seqmodel_generated_tests::ex_encoder_decoder::EncoderDecoder;
+    let m = EncoderDecoder::random(3);
+    let mut t = m.trainer(Loss::MeanSquaredError, Optimizer::adam(0.01)).unwrap();
+    let x =
+        ArrayD::from_shape_fn(ndarray::IxDyn(&[8, 12, 4]), |ix| ((ix[0] + ix[1] * ix[2]) as f32 * 0.1).sin());
+    let y = ArrayD::from_shape_fn(ndarray::IxDyn(&[8, 6, 1]), |ix| ((ix[0] + ix[1]) as f32 * 0.2).cos());
+    let opts = FitOptions { epochs: 20, batch_size: 4, ..FitOptions::default() };
+    let h = t.fit(&[Tensor::F32(x.clone())], &[Tensor::F32(y.clone())], &opts, |_, _, _, _| {}).unwrap();
+    assert!(h.loss[19] < h.loss[0], "{:?}", h.loss);
+    let mut trained = EncoderDecoder::new(t.weights()).unwrap();
+    let out = trained.predict(x.clone()).unwrap();
+    let interp = t.to_model().unwrap().predict(&[Tensor::F32(x)]).unwrap().remove(0);
+    let d = out.iter().zip(interp.iter()).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    assert!(d <= 1e-6, "{d}");
+}
