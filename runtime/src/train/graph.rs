@@ -7,7 +7,7 @@ use seqmodel_ir::{MergeKind, MergeMode, NodeIndex, Op, Program, RnnAttrs};
 
 use super::rnn::{self, RnnParams, RnnTape};
 use crate::error::{Result, RuntimeError};
-use crate::kernels::{activation, matmul};
+use crate::kernels::{activation, matmul, transpose};
 use crate::ops::{basic, time};
 use crate::{Tensor, WeightStore};
 
@@ -370,16 +370,6 @@ fn add_weight(wg: &mut HashMap<String, ArrayD<f32>>, key: String, shape: &[usize
             wg.insert(key, g);
         }
     }
-}
-
-fn transpose(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    let mut t = vec![0.0; m.len()];
-    for i in 0..rows {
-        for j in 0..cols {
-            t[j * rows + i] = m[i * cols + j];
-        }
-    }
-    t
 }
 
 #[allow(clippy::too_many_arguments)] // the tape, its weights and where the gradients go

@@ -6,7 +6,7 @@
 
 use seqmodel_ir::{CellKind, RnnAttrs};
 
-use crate::kernels::{activation, matmul};
+use crate::kernels::{activation, matmul, transpose};
 
 /// The weights of one recurrent layer in Keras's layout.
 pub struct RnnParams<'a> {
@@ -79,16 +79,6 @@ fn split_recurrent(r: &[f32], u: usize) -> (Vec<f32>, Vec<f32>) {
         h.extend_from_slice(&row[2 * u..]);
     }
     (zr, h)
-}
-
-fn transpose(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    let mut t = vec![0.0; m.len()];
-    for i in 0..rows {
-        for j in 0..cols {
-            t[j * rows + i] = m[i * cols + j];
-        }
-    }
-    t
 }
 
 fn add_masked(acc: &mut [f32], v: &[f32], mask: Option<&[f32]>) {
