@@ -236,23 +236,43 @@ pub fn model_tokens(p: &Program) -> TokenStream {
             }
         })
         .collect();
+    let view_args: Vec<TokenStream> = p
+        .inputs
+        .iter()
+        .map(|i| {
+            let a = format_ident!("{}", i.name);
+            match i.ty.dtype {
+                ir::DType::F32 => quote! { #a: ::seqmodel::ndarray::ArrayViewD<'_, f32> },
+                ir::DType::I32 => quote! { #a: ::seqmodel::ndarray::ArrayViewD<'_, i32> },
+            }
+        })
+        .collect();
     let arg_names: Vec<_> = p.inputs.iter().map(|i| format_ident!("{}", i.name)).collect();
-    // One statement per node.
+    // One statement per node, writing into the node's reusable output buffers.
     let mut body = Vec::new();
     for (i, n) in order.iter().enumerate() {
         let node = &p.graph[*n];
-        let v = format_ident!("v{}", i);
-        if let Op::Input { index } = node.op {
-            body.push(
-                quote! { let #v = ::std::vec![::seqmodel::exec::Value::input(inputs[#index].clone())]; },
-            );
+        if let Op::Input { .. } = node.op {
             continue;
         }
-        let ins = p.node_inputs(*n).into_iter().map(|q| {
-            let src = format_ident!("v{}", pos[&q.node]);
+        let sources = p.node_inputs(*n);
+        let ins = sources.iter().map(|q| {
             let port = q.port;
-            quote! { #src[#port].clone() }
+            match p.graph[q.node].op {
+                Op::Input { index } => {
+                    quote! { ::seqmodel::exec::ValueRef::input(inputs[#index].reborrow()) }
+                }
+                _ => {
+                    let j = pos[&q.node];
+                    quote! { done[#j][#port].view() }
+                }
+            }
         });
+        let done = if sources.iter().any(|q| !matches!(p.graph[q.node].op, Op::Input { .. })) {
+            quote! { done }
+        } else {
+            quote! { _ }
+        };
         let time_dim = match &node.op {
             Op::RepeatRnn { steps, .. } => Some(steps),
             _ => p.types[n].first().and_then(|t| t.dims.first()),
@@ -267,23 +287,50 @@ pub fn model_tokens(p: &Program) -> TokenStream {
         };
         let layer = &node.layer;
         body.push(quote! {
-            let #v = ::seqmodel::exec::node(&OPS[#i], #layer, self.prepared[#i].as_ref(), ::std::vec![#(#ins),*], &mut self.states[#i], #out_time, batch)?;
+            {
+                let (#done, rest) = values.split_at_mut(#i);
+                ::seqmodel::exec::node_into(&OPS[#i], #layer, self.prepared[#i].as_ref(), &[#(#ins),*], &mut self.states[#i], #out_time, scratch, &mut rest[0])?;
+            }
         });
     }
+    // An output that is a model input passed straight through is copied into an extra slot,
+    // so every returned view borrows the model, not the caller's input.
+    let mut passthrough = Vec::new();
     let outs: Vec<TokenStream> = p
         .outputs
         .iter()
-        .map(|o| {
-            let src = format_ident!("v{}", pos[&o.node]);
-            let port = o.port;
-            quote! { #src[#port].clone().into_f32() }
+        .map(|o| match p.graph[o.node].op {
+            Op::Input { index } => {
+                let j = n_nodes + passthrough.len();
+                passthrough.push(quote! { ::seqmodel::exec::copy_input(&inputs[#index], &mut values[#j]); });
+                quote! { self.workspace.values[#j][0].view().f32()? }
+            }
+            _ => {
+                let j = pos[&o.node];
+                let port = o.port;
+                quote! { self.workspace.values[#j][#port].view().f32()? }
+            }
         })
         .collect();
-    let (ret_ty, ret) = if outs.len() == 1 {
-        (quote! { ::seqmodel::ndarray::ArrayD<f32> }, quote! { #(#outs)* })
+    let n_out = outs.len();
+    let n_slots = n_nodes + passthrough.len();
+    let (ret_ty, view_ty, ret, owned) = if n_out == 1 {
+        (
+            quote! { ::seqmodel::ndarray::ArrayD<f32> },
+            quote! { ::seqmodel::ndarray::ArrayViewD<'a, f32> },
+            quote! { #(#outs)* },
+            quote! { out.to_owned() },
+        )
     } else {
         let tys = outs.iter().map(|_| quote! { ::seqmodel::ndarray::ArrayD<f32> });
-        (quote! { ( #(#tys),* ) }, quote! { ( #(#outs),* ) })
+        let vtys = outs.iter().map(|_| quote! { ::seqmodel::ndarray::ArrayViewD<'a, f32> });
+        let idx = (0..n_out).map(proc_macro2::Literal::usize_unsuffixed);
+        (
+            quote! { ( #(#tys),* ) },
+            quote! { ( #(#vtys),* ) },
+            quote! { ( #(#outs),* ) },
+            quote! { ( #(out.#idx.to_owned()),* ) },
+        )
     };
     let predict_doc = format!(
         " Runs the model on one batch. Inputs: {}.",
@@ -314,6 +361,7 @@ pub fn model_tokens(p: &Program) -> TokenStream {
             prepared: ::std::vec::Vec<::core::option::Option<::seqmodel::exec::Prepared>>,
             states: ::seqmodel::exec::States,
             weights: ::seqmodel::WeightStore,
+            workspace: ::seqmodel::exec::Workspace,
         }
 
         const _: () = {
@@ -340,7 +388,12 @@ pub fn model_tokens(p: &Program) -> TokenStream {
                     weights.check_specs(#name, SPECS)?;
                     let std = weights.standard_layout();
                     let prepared = ::std::vec![#(#prepare),*];
-                    ::core::result::Result::Ok(Self { prepared, states: ::std::vec![::core::option::Option::None; #n_nodes], weights: std })
+                    ::core::result::Result::Ok(Self {
+                        prepared,
+                        states: ::std::vec![::core::option::Option::None; #n_nodes],
+                        weights: std,
+                        workspace: ::seqmodel::exec::Workspace::new(#n_slots),
+                    })
                 }
 
                 /// Seeded random weights, uniform in ±0.1.
@@ -373,11 +426,22 @@ pub fn model_tokens(p: &Program) -> TokenStream {
                 #[doc = #predict_doc]
                 #[allow(clippy::type_complexity)] // a tuple of the declared outputs
                 pub fn predict(&mut self, #(#args),*) -> ::core::result::Result<#ret_ty, ::seqmodel::RuntimeError> {
-                    let inputs = [#(::seqmodel::Tensor::from(#arg_names)),*];
+                    let out = self.run(#(#arg_names.view()),*)?;
+                    ::core::result::Result::Ok(#owned)
+                }
+
+                /// Like `predict`, on borrowed inputs, returning views into the model's own
+                /// buffers: after a first call with the same shapes it allocates nothing.
+                #[allow(clippy::type_complexity)] // a tuple of the declared outputs
+                pub fn run<'a>(&'a mut self, #(#view_args),*) -> ::core::result::Result<#view_ty, ::seqmodel::RuntimeError> {
+                    let inputs = [#(::seqmodel::TensorView::from(#arg_names)),*];
                     let mut bindings = [::core::option::Option::None; #n_sym];
-                    let batch = ::seqmodel::exec::bind_inputs(&SIGNATURE, &inputs, &mut bindings)?;
+                    ::seqmodel::exec::bind_inputs(&SIGNATURE, &inputs, &mut bindings)?;
                     let _ = &bindings;
+                    let values = &mut self.workspace.values;
+                    let scratch = &mut self.workspace.scratch;
                     #(#body)*
+                    #(#passthrough)*
                     ::core::result::Result::Ok(#ret)
                 }
 
@@ -398,16 +462,20 @@ fn step_tokens(p: &Program) -> TokenStream {
     }
     let t = input.ty.dims[0];
     let outs = p.output_types();
+    let single = outs.len() == 1;
+    let pick = |k: usize| {
+        if single {
+            quote! { out }
+        } else {
+            let i = proc_macro2::Literal::usize_unsuffixed(k);
+            quote! { out.#i }
+        }
+    };
     let squeeze: Vec<TokenStream> = outs
         .iter()
         .enumerate()
         .map(|(k, ty)| {
-            let v = if outs.len() == 1 {
-                quote! { out }
-            } else {
-                let i = proc_macro2::Literal::usize_unsuffixed(k);
-                quote! { out.#i }
-            };
+            let v = pick(k);
             if ty.dims.first() == Some(&t) {
                 quote! { #v.index_axis_move(::seqmodel::ndarray::Axis(1), 0) }
             } else {
@@ -415,22 +483,37 @@ fn step_tokens(p: &Program) -> TokenStream {
             }
         })
         .collect();
-    let ret = if outs.len() == 1 {
-        quote! { #(#squeeze)* }
+    let owned: Vec<TokenStream> = (0..outs.len())
+        .map(|k| {
+            let v = pick(k);
+            quote! { #v.to_owned() }
+        })
+        .collect();
+    let (ret, own) = if single {
+        (quote! { #(#squeeze)* }, quote! { #(#owned)* })
     } else {
-        quote! { ( #(#squeeze),* ) }
+        (quote! { ( #(#squeeze),* ) }, quote! { ( #(#owned),* ) })
     };
-    let ret_ty = if outs.len() == 1 {
-        quote! { ::seqmodel::ndarray::ArrayD<f32> }
+    let (ret_ty, view_ty) = if single {
+        (quote! { ::seqmodel::ndarray::ArrayD<f32> }, quote! { ::seqmodel::ndarray::ArrayViewD<'a, f32> })
     } else {
         let tys = outs.iter().map(|_| quote! { ::seqmodel::ndarray::ArrayD<f32> });
-        quote! { ( #(#tys),* ) }
+        let vtys = outs.iter().map(|_| quote! { ::seqmodel::ndarray::ArrayViewD<'a, f32> });
+        (quote! { ( #(#tys),* ) }, quote! { ( #(#vtys),* ) })
     };
     quote! {
         /// One step of a stateful model: input `[batch, features]`, the state carried over.
         #[allow(clippy::type_complexity)]
         pub fn step(&mut self, x: ::seqmodel::ndarray::ArrayD<f32>) -> ::core::result::Result<#ret_ty, ::seqmodel::RuntimeError> {
-            let out = self.predict(x.insert_axis(::seqmodel::ndarray::Axis(1)))?;
+            let out = self.run_step(x.view())?;
+            ::core::result::Result::Ok(#own)
+        }
+
+        /// Like `step`, on a borrowed input, returning views into the model's buffers: after
+        /// the first call it allocates nothing (the generation loop's fast path).
+        #[allow(clippy::type_complexity)]
+        pub fn run_step<'a>(&'a mut self, x: ::seqmodel::ndarray::ArrayViewD<'_, f32>) -> ::core::result::Result<#view_ty, ::seqmodel::RuntimeError> {
+            let out = self.run(x.insert_axis(::seqmodel::ndarray::Axis(1)))?;
             ::core::result::Result::Ok(#ret)
         }
     }

@@ -2,13 +2,13 @@
 //! `seqmodel!` and `seqc build` generate both call these functions, so they compute the
 //! same numbers by construction.
 
-use ndarray::{Array2, Array3, ArrayD, Axis, Ix2, Ix3, IxDyn};
+use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewD, Axis, Ix2, Ix3, IxDyn};
 use seqmodel_ir::{DType, Dim, MergeMode, Op, RnnAttrs};
 
 use crate::error::{Result, RuntimeError};
 use crate::kernels::activation;
 use crate::ops::{basic, rnn, time};
-use crate::{Tensor, WeightStore};
+use crate::{Tensor, TensorView, WeightStore};
 
 /// A value flowing along an edge: a tensor and its optional step mask `[B, T]`.
 #[derive(Debug, Clone)]
@@ -89,9 +89,587 @@ pub fn prepare(op: &Op, w: &WeightStore, prefix: &str) -> Result<Option<Prepared
     }))
 }
 
-/// Runs one operation on its input values. `prepared` holds the node's weights, `state` the
+/// A borrowed value: what a node reads from its inputs.
+#[derive(Debug, Clone)]
+pub struct ValueRef<'a> {
+    /// The data, batch first.
+    pub t: TensorView<'a>,
+    /// The step mask `[B, T]`, if any.
+    pub mask: Option<ArrayView2<'a, bool>>,
+}
+
+impl<'a> ValueRef<'a> {
+    /// A model input (no mask).
+    pub fn input(t: TensorView<'a>) -> Self {
+        ValueRef { t, mask: None }
+    }
+
+    /// The float data; integer data (only an input passed straight through) is an error.
+    pub fn f32(&self) -> Result<ArrayViewD<'a, f32>> {
+        match &self.t {
+            TensorView::F32(a) => Ok(a.clone()),
+            TensorView::I32(_) => {
+                Err(RuntimeError::Shape("this output holds integer ids, not floats".into()))
+            }
+        }
+    }
+
+    /// An owned float copy (integer ids are converted).
+    pub fn to_f32(&self) -> ArrayD<f32> {
+        match &self.t {
+            TensorView::F32(a) => a.to_owned(),
+            TensorView::I32(a) => a.mapv(|v| v as f32),
+        }
+    }
+}
+
+impl Value {
+    /// A borrowed view of this value.
+    pub fn view(&self) -> ValueRef<'_> {
+        ValueRef { t: self.t.view(), mask: self.mask.as_ref().map(|m| m.view()) }
+    }
+}
+
+/// Buffers reused across runs: every node's outputs and the kernels' work buffers. After a
+/// first run with given shapes, later runs with the same shapes allocate nothing.
+#[derive(Debug, Clone, Default)]
+pub struct Workspace {
+    /// Each node's outputs, by node position.
+    pub values: Vec<Vec<Value>>,
+    /// Work buffers shared by the nodes (they run one after another).
+    pub scratch: Scratch,
+}
+
+impl Workspace {
+    /// A workspace for `nodes` nodes.
+    pub fn new(nodes: usize) -> Self {
+        Workspace { values: vec![Vec::new(); nodes], scratch: Scratch::default() }
+    }
+}
+
+/// Work buffers of the recurrent layers.
+#[derive(Debug, Clone, Default)]
+pub struct Scratch {
+    rnn: rnn::RnnScratch,
+    states: Vec<Vec<f32>>,
+    states_b: Vec<Vec<f32>>,
+    last: Vec<f32>,
+    last_b: Vec<f32>,
+    seq: Vec<f32>,
+    seq_b: Vec<f32>,
+}
+
+/// The float output `port` of a node, shaped `shape` (reused when it already has that shape).
+fn f32_slot<'o>(out: &'o mut Vec<Value>, port: usize, shape: &[usize]) -> &'o mut ArrayD<f32> {
+    while out.len() <= port {
+        out.push(Value { t: Tensor::F32(ArrayD::zeros(IxDyn(&[0]))), mask: None });
+    }
+    let v = &mut out[port];
+    if !matches!(&v.t, Tensor::F32(a) if a.shape() == shape) {
+        v.t = Tensor::F32(ArrayD::zeros(IxDyn(shape)));
+    }
+    match &mut v.t {
+        Tensor::F32(a) => a,
+        Tensor::I32(_) => unreachable!("made a float slot above"),
+    }
+}
+
+/// Like [`f32_slot`] for integer ids.
+fn i32_slot<'o>(out: &'o mut Vec<Value>, port: usize, shape: &[usize]) -> &'o mut ArrayD<i32> {
+    while out.len() <= port {
+        out.push(Value { t: Tensor::I32(ArrayD::zeros(IxDyn(&[0]))), mask: None });
+    }
+    let v = &mut out[port];
+    if !matches!(&v.t, Tensor::I32(a) if a.shape() == shape) {
+        v.t = Tensor::I32(ArrayD::zeros(IxDyn(shape)));
+    }
+    match &mut v.t {
+        Tensor::I32(a) => a,
+        Tensor::F32(_) => unreachable!("made an integer slot above"),
+    }
+}
+
+/// Sets the mask of output `port` (copied into the existing buffer when the shapes agree).
+fn set_mask(out: &mut [Value], port: usize, mask: Option<ArrayView2<'_, bool>>) {
+    let dst = &mut out[port].mask;
+    match (dst.as_mut(), mask) {
+        (Some(d), Some(m)) if d.dim() == m.dim() => d.assign(&m),
+        (_, m) => *dst = m.map(|m| m.to_owned()),
+    }
+}
+
+/// A mutable mask buffer `[b, t]` on output `port`.
+fn mask_slot(out: &mut [Value], port: usize, b: usize, t: usize) -> &mut Array2<bool> {
+    let dst = &mut out[port].mask;
+    if dst.as_ref().is_none_or(|m| m.dim() != (b, t)) {
+        *dst = Some(Array2::from_elem((b, t), false));
+    }
+    dst.as_mut().expect("set above")
+}
+
+fn contiguous<'s>(a: &'s mut ArrayD<f32>) -> &'s mut [f32] {
+    a.as_slice_mut().expect("slots are in standard layout")
+}
+
+/// Copies `src` into rows `[B·U]` of `dst` (the state vectors), sized to `n` each.
+fn load_states(
+    dst: &mut Vec<Vec<f32>>,
+    k: usize,
+    n: usize,
+    src: Option<&[ArrayView2<'_, f32>]>,
+) -> Result<()> {
+    dst.resize_with(k, Vec::new);
+    for (i, d) in dst.iter_mut().enumerate() {
+        let d = rnn::sized(d, n);
+        match src.and_then(|s| s.get(i)) {
+            Some(m) if m.len() == n => {
+                for (o, v) in d.iter_mut().zip(m.iter()) {
+                    *o = *v;
+                }
+            }
+            Some(m) => {
+                return Err(RuntimeError::Shape(format!(
+                    "an initial state has shape {:?}; the layer needs {n} values",
+                    m.shape()
+                )));
+            }
+            None => d.fill(0.0),
+        }
+    }
+    Ok(())
+}
+
+/// Saves the final states of a stateful layer.
+fn save_states(state: &mut Option<Vec<Array2<f32>>>, states: &[Vec<f32>], b: usize, u: usize) {
+    let fits = state.as_ref().is_some_and(|s| s.len() == states.len() && s.iter().all(|m| m.dim() == (b, u)));
+    if !fits {
+        *state = Some(vec![Array2::zeros((b, u)); states.len()]);
+    }
+    for (m, v) in state.as_mut().expect("set above").iter_mut().zip(states) {
+        m.as_slice_mut().expect("standard layout").copy_from_slice(&v[..b * u]);
+    }
+}
+
+/// Runs one operation on its inputs, writing its outputs into `out` (whose buffers are
+/// reused when the shapes are unchanged). `prepared` holds the node's weights, `state` the
 /// carried states of a stateful layer, `out_time` the resolved first dimension of the output
 /// type (the count of RepeatVector, the length of a time slice).
+#[allow(clippy::too_many_arguments)] // the full context of one node, passed explicitly
+pub fn node_into(
+    op: &Op,
+    layer: &str,
+    prepared: Option<&Prepared>,
+    ins: &[ValueRef<'_>],
+    state: &mut Option<Vec<Array2<f32>>>,
+    out_time: Option<usize>,
+    scratch: &mut Scratch,
+    out: &mut Vec<Value>,
+) -> Result<()> {
+    let f32_in = |i: usize| -> Result<ArrayViewD<'_, f32>> {
+        match &ins[i].t {
+            TensorView::F32(a) => Ok(a.clone()),
+            TensorView::I32(_) => Err(RuntimeError::Shape(format!("layer `{layer}` got integer data"))),
+        }
+    };
+    let with_last = |shape: &[usize], last: usize| {
+        let mut s = shape.to_vec();
+        if let Some(l) = s.last_mut() {
+            *l = last;
+        }
+        s
+    };
+    match op {
+        Op::Input { .. } => return Err(RuntimeError::Shape("model inputs are fed by the caller".into())),
+        Op::Dense { units, activation, .. } => {
+            let Some(Prepared::Dense { kernel, bias }) = prepared else { unreachable!("prepared at load") };
+            let x = f32_in(0)?;
+            let y = f32_slot(out, 0, &with_last(x.shape(), *units));
+            basic::dense_into(x, kernel, bias.as_deref(), *units, *activation, contiguous(y));
+            out.truncate(1);
+            set_mask(out, 0, ins[0].mask.clone());
+        }
+        Op::Activation(_) | Op::Dropout { .. } => {
+            let x = f32_in(0)?;
+            let y = f32_slot(out, 0, x.shape());
+            y.assign(&x);
+            if let Op::Activation(a) = op {
+                let width = *x.shape().last().unwrap_or(&1);
+                activation::apply(*a, contiguous(y), width);
+            }
+            out.truncate(1);
+            set_mask(out, 0, ins[0].mask.clone());
+        }
+        Op::Masking { mask_value } => {
+            let x = f32_in(0)?;
+            let (b, t) = (x.shape()[0], x.shape()[1]);
+            f32_slot(out, 0, x.shape());
+            out.truncate(1);
+            mask_slot(out, 0, b, t);
+            let Value { t: Tensor::F32(y), mask: Some(m) } = &mut out[0] else { unreachable!("set above") };
+            basic::masking_into(x, *mask_value, y, m);
+        }
+        Op::Embedding { mask_zero, .. } => {
+            let TensorView::I32(ids) = &ins[0].t else {
+                return Err(RuntimeError::Shape(format!("Embedding `{layer}` needs integer ids")));
+            };
+            let Some(Prepared::Embedding(table)) = prepared else { unreachable!("prepared at load") };
+            let mut shape = ids.shape().to_vec();
+            shape.push(table.ncols());
+            basic::embedding_into(ids.view(), table, contiguous(f32_slot(out, 0, &shape)))?;
+            out.truncate(1);
+            if *mask_zero && ids.ndim() == 2 {
+                let m = mask_slot(out, 0, ids.shape()[0], ids.shape()[1]);
+                for (d, v) in m.iter_mut().zip(ids.iter()) {
+                    *d = *v != 0;
+                }
+            } else {
+                out[0].mask = None;
+            }
+        }
+        Op::Rnn(a) => {
+            let x = f32_in(0)?.into_dimensionality::<Ix3>().map_err(|_| {
+                RuntimeError::Shape(format!("layer `{layer}` expects a [batch, T, features] sequence"))
+            })?;
+            let (b, t, _) = x.dim();
+            let u = a.units;
+            let k = a.cell.states();
+            if ins.len() > 1 {
+                let given: Vec<ArrayView2<'_, f32>> = ins[1..]
+                    .iter()
+                    .map(|v| {
+                        v.f32()?.into_dimensionality::<Ix2>().map_err(|_| {
+                            RuntimeError::Shape(format!("layer `{layer}`: states are [batch, units]"))
+                        })
+                    })
+                    .collect::<Result<_>>()?;
+                load_states(&mut scratch.states, k, b * u, Some(&given))?;
+            } else if a.stateful
+                && let Some(s) = state.as_ref()
+            {
+                let given: Vec<ArrayView2<'_, f32>> = s.iter().map(|m| m.view()).collect();
+                load_states(&mut scratch.states, k, b * u, Some(&given))?;
+            } else {
+                load_states(&mut scratch.states, k, b * u, None)?;
+            }
+            let Some(Prepared::Rnn(w)) = prepared else { unreachable!("prepared at load") };
+            let mask = ins[0].mask.clone();
+            run_rnn(a, out, b, t, scratch, |sc, o| {
+                rnn::forward_into(a, w, x.view(), mask.clone(), false, &mut sc.rnn, o)
+            });
+            if a.stateful {
+                save_states(state, &scratch.states, b, u);
+            }
+            set_mask(out, 0, if a.return_sequences { mask } else { None });
+        }
+        Op::RepeatRnn { rnn: a, .. } => {
+            let x = f32_in(0)?
+                .into_dimensionality::<Ix2>()
+                .map_err(|_| RuntimeError::Shape(format!("layer `{layer}` expects vectors")))?;
+            let steps = out_time.ok_or_else(|| {
+                RuntimeError::Shape(format!(
+                    "layer `{layer}`: the number of steps is not determined by the inputs"
+                ))
+            })?;
+            let b = x.nrows();
+            let k = a.cell.states();
+            let saved: Option<Vec<ArrayView2<'_, f32>>> =
+                if a.stateful { state.as_ref().map(|s| s.iter().map(|m| m.view()).collect()) } else { None };
+            load_states(&mut scratch.states, k, b * a.units, saved.as_deref())?;
+            let Some(Prepared::Rnn(w)) = prepared else { unreachable!("prepared at load") };
+            run_rnn(a, out, b, steps, scratch, |sc, o| {
+                rnn::forward_repeated_into(a, w, x.view(), steps, &mut sc.rnn, o)
+            });
+            if a.stateful {
+                save_states(state, &scratch.states, b, a.units);
+            }
+            set_mask(out, 0, None);
+        }
+        Op::Bidirectional { forward, backward, merge } => {
+            bidirectional(
+                forward,
+                backward,
+                *merge,
+                prepared,
+                f32_in(0)?,
+                ins[0].mask.clone(),
+                state,
+                scratch,
+                out,
+                layer,
+            )?;
+        }
+        Op::RepeatVector => {
+            let count = out_time.ok_or_else(|| {
+                RuntimeError::Shape(format!(
+                    "RepeatVector `{layer}`: its count is not determined by the inputs; pass it as a dimension"
+                ))
+            })?;
+            let x = f32_in(0)?;
+            let (b, f) = (x.shape()[0], x.shape()[1]);
+            let y = f32_slot(out, 0, &[b, count, f]);
+            y.assign(
+                &x.insert_axis(Axis(1))
+                    .broadcast(IxDyn(&[b, count, f]))
+                    .expect("broadcast over the new axis"),
+            );
+            out.truncate(1);
+            set_mask(out, 0, None);
+        }
+        Op::TimeSlice { start, end } => {
+            let v = time::slice(f32_in(0)?, *start, *end, out_time)?;
+            f32_slot(out, 0, v.shape()).assign(&v);
+            out.truncate(1);
+            set_mask(out, 0, None);
+        }
+        Op::TimeStep { index } => {
+            let v = time::step(f32_in(0)?, *index)?;
+            f32_slot(out, 0, v.shape()).assign(&v);
+            out.truncate(1);
+            set_mask(out, 0, None);
+        }
+        Op::ZeroPad { left, right } => {
+            let x = f32_in(0)?;
+            let mut shape = x.shape().to_vec();
+            shape[1] += left + right;
+            let y = f32_slot(out, 0, &shape);
+            time::pad_into(x, *left, y);
+            out.truncate(1);
+            set_mask(out, 0, None);
+        }
+        Op::Merge(kind) => {
+            let xs: Vec<ArrayViewD<'_, f32>> = (0..ins.len()).map(&f32_in).collect::<Result<_>>()?;
+            let shape = basic::merge_shape(*kind, &xs)?;
+            basic::merge_into(*kind, &xs, f32_slot(out, 0, &shape));
+            out.truncate(1);
+            let masks: Vec<ArrayView2<'_, bool>> = ins.iter().filter_map(|v| v.mask.clone()).collect();
+            if !masks.is_empty() && masks.iter().all(|m| m.dim() == masks[0].dim()) {
+                let (b, t) = masks[0].dim();
+                let m = mask_slot(out, 0, b, t);
+                m.fill(true);
+                for o in &masks {
+                    m.zip_mut_with(o, |a, b| *a = *a && *b);
+                }
+            } else {
+                out[0].mask = None;
+            }
+        }
+        Op::FoldTime => {
+            let fold = |shape: &[usize]| {
+                let mut s = vec![shape[0] * shape[1]];
+                s.extend_from_slice(&shape[2..]);
+                s
+            };
+            match &ins[0].t {
+                TensorView::F32(a) => {
+                    let y = f32_slot(out, 0, &fold(a.shape()));
+                    copy_flat(a.iter().copied(), y.as_slice_mut().expect("standard layout"), a.as_slice());
+                }
+                TensorView::I32(a) => {
+                    let y = i32_slot(out, 0, &fold(a.shape()));
+                    copy_flat(a.iter().copied(), y.as_slice_mut().expect("standard layout"), a.as_slice());
+                }
+            }
+            out.truncate(1);
+            set_mask(out, 0, None);
+        }
+        Op::UnfoldTime => {
+            let outer = ins[1].t.shape();
+            let (b, t) = (outer[0], outer[1]);
+            let inner = f32_in(0)?;
+            let mut s = vec![b, t];
+            s.extend_from_slice(&inner.shape()[1..]);
+            let y = f32_slot(out, 0, &s);
+            copy_flat(inner.iter().copied(), y.as_slice_mut().expect("standard layout"), inner.as_slice());
+            out.truncate(1);
+            set_mask(out, 0, ins[1].mask.clone());
+        }
+    }
+    Ok(())
+}
+
+/// Copies a model input into `out` as a float value (a model that returns an input unchanged
+/// returns this copy).
+pub fn copy_input(input: &TensorView<'_>, out: &mut Vec<Value>) {
+    let y = f32_slot(out, 0, input.shape());
+    match input {
+        TensorView::F32(a) => y.assign(a),
+        TensorView::I32(a) => y.zip_mut_with(a, |d, v| *d = *v as f32),
+    }
+}
+
+/// Copies row-major elements (a plain `memcpy` when the source is contiguous).
+fn copy_flat<T: Copy>(iter: impl Iterator<Item = T>, dst: &mut [T], contiguous: Option<&[T]>) {
+    match contiguous {
+        Some(src) => dst.copy_from_slice(src),
+        None => {
+            for (d, v) in dst.iter_mut().zip(iter) {
+                *d = v;
+            }
+        }
+    }
+}
+
+/// Sets up the output slots of a recurrent layer (the main output, then the states with
+/// `return_state`), runs it through `f` with `scratch.states` as the states, and copies the
+/// final states out.
+fn run_rnn(
+    a: &RnnAttrs,
+    out: &mut Vec<Value>,
+    b: usize,
+    t: usize,
+    scratch: &mut Scratch,
+    f: impl FnOnce(&mut Scratch, rnn::RnnOut<'_>),
+) {
+    let u = a.units;
+    let k = a.cell.states();
+    if a.return_sequences {
+        f32_slot(out, 0, &[b, t, u]);
+    } else {
+        f32_slot(out, 0, &[b, u]);
+    }
+    let ports = if a.return_state { 1 + k } else { 1 };
+    for p in 1..ports {
+        f32_slot(out, p, &[b, u]);
+    }
+    out.truncate(ports);
+    let mut states = std::mem::take(&mut scratch.states);
+    let mut last = std::mem::take(&mut scratch.last);
+    {
+        let Tensor::F32(main) = &mut out[0].t else { unreachable!("float slot") };
+        let main = contiguous(main);
+        let o = if a.return_sequences {
+            rnn::RnnOut { sequence: Some(main), last: rnn::sized(&mut last, b * u), states: &mut states }
+        } else {
+            rnn::RnnOut { sequence: None, last: main, states: &mut states }
+        };
+        f(scratch, o);
+    }
+    for (p, s) in (1..ports).zip(&states) {
+        let Tensor::F32(y) = &mut out[p].t else { unreachable!("float slot") };
+        contiguous(y).copy_from_slice(&s[..b * u]);
+    }
+    scratch.states = states;
+    scratch.last = last;
+}
+
+#[allow(clippy::too_many_arguments)] // one node's context, as in `node_into`
+fn bidirectional(
+    fa: &RnnAttrs,
+    ba: &RnnAttrs,
+    merge: MergeMode,
+    prepared: Option<&Prepared>,
+    x: ArrayViewD<'_, f32>,
+    mask: Option<ArrayView2<'_, bool>>,
+    state: &mut Option<Vec<Array2<f32>>>,
+    scratch: &mut Scratch,
+    out: &mut Vec<Value>,
+    layer: &str,
+) -> Result<()> {
+    let x = x.into_dimensionality::<Ix3>().map_err(|_| {
+        RuntimeError::Shape(format!("layer `{layer}` expects a [batch, T, features] sequence"))
+    })?;
+    let (b, t, _) = x.dim();
+    let u = fa.units;
+    let k = fa.cell.states();
+    let Some(Prepared::Bidirectional(fw, bw)) = prepared else { unreachable!("prepared at load") };
+    let saved: Option<Vec<ArrayView2<'_, f32>>> =
+        if fa.stateful { state.as_ref().map(|s| s.iter().map(|m| m.view()).collect()) } else { None };
+    load_states(&mut scratch.states, k, b * u, saved.as_deref().map(|s| &s[..k]))?;
+    load_states(&mut scratch.states_b, k, b * u, saved.as_deref().map(|s| &s[k..]))?;
+    let zero = mask.is_some();
+    let seq_len = if fa.return_sequences { b * t * u } else { 0 };
+    let Scratch { rnn: sc, states, states_b, last, last_b, seq, seq_b } = scratch;
+    let (seq_f, seq_r) = (rnn::sized(seq, seq_len), rnn::sized(seq_b, seq_len));
+    let (last_f, last_r) = (rnn::sized(last, b * u), rnn::sized(last_b, b * u));
+    let rs = fa.return_sequences;
+    rnn::forward_into(
+        fa,
+        fw,
+        x.view(),
+        mask.clone(),
+        zero,
+        sc,
+        rnn::RnnOut { sequence: rs.then_some(&mut *seq_f), last: last_f, states },
+    );
+    rnn::forward_into(
+        ba,
+        bw,
+        x.view(),
+        mask.clone(),
+        zero,
+        sc,
+        rnn::RnnOut { sequence: rs.then_some(&mut *seq_r), last: last_r, states: states_b },
+    );
+    if fa.stateful {
+        let all: Vec<Vec<f32>> = states.iter().chain(states_b.iter()).cloned().collect();
+        save_states(state, &all, b, u);
+    }
+    // The backward layer's sequence comes out in processing order: flip it back.
+    let (f_main, b_main, shape): (&[f32], &[f32], Vec<usize>) =
+        if rs { (seq_f, seq_r, vec![b, t, u]) } else { (last_f, last_r, vec![b, u]) };
+    let at_b = |bi: usize, ti: usize, j: usize| {
+        if rs { b_main[(bi * t + (t - 1 - ti)) * u + j] } else { b_main[bi * u + j] }
+    };
+    let steps = if rs { t } else { 1 };
+    let mut ports = 0;
+    match merge {
+        MergeMode::None => {
+            let y = contiguous(f32_slot(out, 0, &shape));
+            y.copy_from_slice(f_main);
+            let y = contiguous(f32_slot(out, 1, &shape));
+            for bi in 0..b {
+                for ti in 0..steps {
+                    for j in 0..u {
+                        y[(bi * steps + ti) * u + j] = at_b(bi, ti, j);
+                    }
+                }
+            }
+            ports = 2;
+        }
+        m => {
+            let width = if m == MergeMode::Concat { 2 * u } else { u };
+            let mut mshape = shape.clone();
+            *mshape.last_mut().expect("rank ≥ 2") = width;
+            let y = contiguous(f32_slot(out, 0, &mshape));
+            for bi in 0..b {
+                for ti in 0..steps {
+                    let row = &mut y[(bi * steps + ti) * width..][..width];
+                    let f = &f_main[(bi * steps + ti) * u..][..u];
+                    for j in 0..u {
+                        let bv = at_b(bi, ti, j);
+                        match m {
+                            MergeMode::Concat => {
+                                row[j] = f[j];
+                                row[u + j] = bv;
+                            }
+                            MergeMode::Sum => row[j] = f[j] + bv,
+                            MergeMode::Mul => row[j] = f[j] * bv,
+                            MergeMode::Ave => row[j] = (f[j] + bv) * 0.5,
+                            MergeMode::None => unreachable!("handled above"),
+                        }
+                    }
+                }
+            }
+            ports += 1;
+        }
+    }
+    let main_ports = ports;
+    if fa.return_state {
+        for s in states.iter().chain(states_b.iter()) {
+            contiguous(f32_slot(out, ports, &[b, u])).copy_from_slice(&s[..b * u]);
+            ports += 1;
+        }
+    }
+    out.truncate(ports);
+    let out_mask = if rs { mask } else { None };
+    for p in 0..ports {
+        set_mask(out, p, if p < main_ports { out_mask.clone() } else { None });
+    }
+    Ok(())
+}
+
+/// Runs one operation on owned inputs and returns fresh outputs (a convenience over
+/// [`node_into`] for callers that do not keep a [`Workspace`]).
 #[allow(clippy::too_many_arguments)] // the full context of one node, passed explicitly
 pub fn node(
     op: &Op,
@@ -100,200 +678,11 @@ pub fn node(
     ins: Vec<Value>,
     state: &mut Option<Vec<Array2<f32>>>,
     out_time: Option<usize>,
-    batch: usize,
 ) -> Result<Vec<Value>> {
-    let f32_in = |i: usize| -> Result<&ArrayD<f32>> {
-        ins[i].t.as_f32().ok_or_else(|| RuntimeError::Shape(format!("layer `{}` got integer data", layer)))
-    };
-    let plain = |t: ArrayD<f32>, mask: Option<Array2<bool>>| Ok(vec![Value { t: Tensor::F32(t), mask }]);
-    match op {
-        Op::Input { .. } => Err(RuntimeError::Shape("model inputs are fed by the caller".into())),
-        Op::Dense { units, activation, .. } => {
-            let Some(Prepared::Dense { kernel, bias }) = prepared else { unreachable!("prepared at load") };
-            plain(basic::dense(f32_in(0)?, kernel, bias.as_deref(), *units, *activation), ins[0].mask.clone())
-        }
-        Op::Activation(a) => {
-            let mut x = f32_in(0)?.as_standard_layout().to_owned();
-            let width = *x.shape().last().unwrap_or(&1);
-            activation::apply(*a, x.as_slice_mut().expect("standard layout"), width);
-            plain(x, ins[0].mask.clone())
-        }
-        Op::Dropout { .. } => Ok(vec![ins[0].clone()]),
-        Op::Masking { mask_value } => {
-            let (x, mask) = basic::masking(f32_in(0)?, *mask_value);
-            plain(x, Some(mask))
-        }
-        Op::Embedding { mask_zero, .. } => {
-            let Tensor::I32(ids) = &ins[0].t else {
-                return Err(RuntimeError::Shape(format!("Embedding `{}` needs integer ids", layer)));
-            };
-            let Some(Prepared::Embedding(table)) = prepared else { unreachable!("prepared at load") };
-            let out = basic::embedding(ids, table)?;
-            let mask = (*mask_zero && ids.ndim() == 2)
-                .then(|| ids.map(|&v| v != 0).into_dimensionality::<Ix2>().expect("rank 2"));
-            plain(out, mask)
-        }
-        Op::Rnn(a) => {
-            let a = *a;
-            let x = to3(f32_in(0)?)?;
-            let initial = if ins.len() > 1 {
-                Some(
-                    ins[1..]
-                        .iter()
-                        .map(|v| {
-                            v.t.as_f32()
-                                .cloned()
-                                .map(to2)
-                                .unwrap_or_else(|| Ok(Array2::zeros((batch, a.units))))
-                        })
-                        .collect::<Result<Vec<_>>>()?,
-                )
-            } else if a.stateful {
-                state.clone()
-            } else {
-                None
-            };
-            let Some(Prepared::Rnn(w)) = prepared else { unreachable!("prepared at load") };
-            let mask = ins[0].mask.clone();
-            let out = rnn::forward(&a, w, x.view(), mask.as_ref().map(|m| m.view()), initial, false);
-            if a.stateful {
-                *state = Some(out.states.clone());
-            }
-            Ok(rnn_values(&a, out, mask))
-        }
-        Op::RepeatRnn { rnn: a, .. } => {
-            let a = *a;
-            let x = f32_in(0)?
-                .as_standard_layout()
-                .to_owned()
-                .into_dimensionality::<Ix2>()
-                .map_err(|_| RuntimeError::Shape(format!("layer `{layer}` expects vectors")))?;
-            let steps = out_time.ok_or_else(|| {
-                RuntimeError::Shape(format!(
-                    "layer `{layer}`: the number of steps is not determined by the inputs"
-                ))
-            })?;
-            let initial = if a.stateful { state.clone() } else { None };
-            let Some(Prepared::Rnn(w)) = prepared else { unreachable!("prepared at load") };
-            let out = rnn::forward_repeated(&a, w, x.view(), steps, initial);
-            if a.stateful {
-                *state = Some(out.states.clone());
-            }
-            Ok(rnn_values(&a, out, None))
-        }
-        Op::Bidirectional { forward, backward, merge } => {
-            let (fa, ba, merge) = (*forward, *backward, *merge);
-            let x = to3(f32_in(0)?)?;
-            let mask = ins[0].mask.clone();
-            let saved = if fa.stateful { state.clone() } else { None };
-            let (fi, bi) = match saved {
-                Some(s) => {
-                    let k = fa.cell.states();
-                    (Some(s[..k].to_vec()), Some(s[k..].to_vec()))
-                }
-                None => (None, None),
-            };
-            let Some(Prepared::Bidirectional(fw, bw)) = prepared else { unreachable!("prepared at load") };
-            let zero = mask.is_some();
-            let fo = rnn::forward(&fa, fw, x.view(), mask.as_ref().map(|m| m.view()), fi, zero);
-            let bo = rnn::forward(&ba, bw, x.view(), mask.as_ref().map(|m| m.view()), bi, zero);
-            if fa.stateful {
-                let mut s = fo.states.clone();
-                s.extend(bo.states.clone());
-                *state = Some(s);
-            }
-            let (f_main, b_main) = if fa.return_sequences {
-                let mut b_seq = bo.sequence.clone().expect("sequences requested");
-                b_seq.invert_axis(Axis(1));
-                (fo.sequence.clone().expect("sequences requested").into_dyn(), b_seq.into_dyn())
-            } else {
-                (fo.last.clone().into_dyn(), bo.last.clone().into_dyn())
-            };
-            let out_mask = if fa.return_sequences { mask } else { None };
-            let mut vals = match merge {
-                MergeMode::None => vec![
-                    Value { t: Tensor::F32(f_main), mask: out_mask.clone() },
-                    Value { t: Tensor::F32(b_main), mask: out_mask },
-                ],
-                m => {
-                    let merged = match m {
-                        MergeMode::Concat => {
-                            ndarray::concatenate(Axis(f_main.ndim() - 1), &[f_main.view(), b_main.view()])
-                                .expect("same shapes")
-                        }
-                        MergeMode::Sum => &f_main + &b_main,
-                        MergeMode::Mul => &f_main * &b_main,
-                        MergeMode::Ave => (&f_main + &b_main) * 0.5,
-                        MergeMode::None => unreachable!(),
-                    };
-                    vec![Value { t: Tensor::F32(merged), mask: out_mask }]
-                }
-            };
-            if fa.return_state {
-                for s in fo.states.into_iter().chain(bo.states) {
-                    vals.push(Value { t: Tensor::F32(s.into_dyn()), mask: None });
-                }
-            }
-            Ok(vals)
-        }
-        Op::RepeatVector => {
-            let count = out_time.ok_or_else(|| {
-                RuntimeError::Shape(format!(
-                    "RepeatVector `{layer}`: its count is not determined by the inputs; pass it as a dimension"
-                ))
-            })?;
-            plain(time::repeat(f32_in(0)?, count), None)
-        }
-        Op::TimeSlice { start, end } => {
-            let expected = out_time;
-            plain(time::slice(f32_in(0)?, *start, *end, expected)?, None)
-        }
-        Op::TimeStep { index } => plain(time::step(f32_in(0)?, *index)?, None),
-        Op::ZeroPad { left, right } => plain(time::pad(f32_in(0)?, *left, *right), None),
-        Op::Merge(kind) => {
-            let xs: Vec<&ArrayD<f32>> = (0..ins.len()).map(&f32_in).collect::<Result<_>>()?;
-            let masks: Vec<&Array2<bool>> = ins.iter().filter_map(|v| v.mask.as_ref()).collect();
-            let mask = (!masks.is_empty() && masks.iter().all(|m| m.dim() == masks[0].dim())).then(|| {
-                let mut m = masks[0].clone();
-                for o in &masks[1..] {
-                    m.zip_mut_with(o, |a, b| *a = *a && *b);
-                }
-                m
-            });
-            plain(basic::merge(*kind, &xs)?, mask)
-        }
-        Op::FoldTime => {
-            let fold = |shape: &[usize]| {
-                let mut s = vec![shape[0] * shape[1]];
-                s.extend_from_slice(&shape[2..]);
-                s
-            };
-            let t = match &ins[0].t {
-                Tensor::F32(a) => Tensor::F32(
-                    a.as_standard_layout()
-                        .to_owned()
-                        .into_shape_with_order(IxDyn(&fold(a.shape())))
-                        .expect("fold"),
-                ),
-                Tensor::I32(a) => Tensor::I32(
-                    a.as_standard_layout()
-                        .to_owned()
-                        .into_shape_with_order(IxDyn(&fold(a.shape())))
-                        .expect("fold"),
-                ),
-            };
-            Ok(vec![Value { t, mask: None }])
-        }
-        Op::UnfoldTime => {
-            let outer = ins[1].t.shape();
-            let (b, t) = (outer[0], outer[1]);
-            let inner = f32_in(0)?;
-            let mut s = vec![b, t];
-            s.extend_from_slice(&inner.shape()[1..]);
-            let out = inner.as_standard_layout().to_owned().into_shape_with_order(IxDyn(&s)).expect("unfold");
-            plain(out, ins[1].mask.clone())
-        }
-    }
+    let views: Vec<ValueRef<'_>> = ins.iter().map(Value::view).collect();
+    let mut out = Vec::new();
+    node_into(op, layer, prepared, &views, state, out_time, &mut Scratch::default(), &mut out)?;
+    Ok(out)
 }
 
 fn pack(a: &RnnAttrs, w: &WeightStore, prefix: &str) -> Result<rnn::RnnWeights> {
@@ -304,33 +693,6 @@ fn pack(a: &RnnAttrs, w: &WeightStore, prefix: &str) -> Result<rnn::RnnWeights> 
         weight(w, &format!("{prefix}/recurrent_kernel"))?,
         bias,
     ))
-}
-
-fn to3(x: &ArrayD<f32>) -> Result<Array3<f32>> {
-    x.clone().into_dimensionality::<Ix3>().map_err(|_| {
-        RuntimeError::Shape(format!("expected a [batch, T, features] sequence, got shape {:?}", x.shape()))
-    })
-}
-
-fn to2(x: ArrayD<f32>) -> Result<Array2<f32>> {
-    let shape = x.shape().to_vec();
-    x.as_standard_layout()
-        .to_owned()
-        .into_dimensionality::<Ix2>()
-        .map_err(|_| RuntimeError::Shape(format!("expected a [batch, units] state, got shape {shape:?}")))
-}
-
-fn rnn_values(a: &RnnAttrs, out: rnn::RnnOutput, mask: Option<Array2<bool>>) -> Vec<Value> {
-    let main = if a.return_sequences {
-        Value { t: Tensor::F32(out.sequence.expect("sequences requested").into_dyn()), mask }
-    } else {
-        Value { t: Tensor::F32(out.last.into_dyn()), mask: None }
-    };
-    let mut vals = vec![main];
-    if a.return_state {
-        vals.extend(out.states.into_iter().map(|s| Value { t: Tensor::F32(s.into_dyn()), mask: None }));
-    }
-    vals
 }
 
 /// One declared model input.
@@ -377,7 +739,11 @@ fn show(sig: &Signature<'_>, i: &InputSig<'_>) -> String {
 
 /// Checks inputs against a signature (count, dtype, rank, fixed dims, consistent symbols,
 /// batch, finite values), binds the symbols, and returns the batch size.
-pub fn bind_inputs(sig: &Signature<'_>, inputs: &[Tensor], bindings: &mut [Option<usize>]) -> Result<usize> {
+pub fn bind_inputs(
+    sig: &Signature<'_>,
+    inputs: &[TensorView<'_>],
+    bindings: &mut [Option<usize>],
+) -> Result<usize> {
     if inputs.len() != sig.inputs.len() {
         return Err(RuntimeError::InputCount {
             model: sig.model.into(),
@@ -395,7 +761,8 @@ pub fn bind_inputs(sig: &Signature<'_>, inputs: &[Tensor], bindings: &mut [Optio
             expected,
             found: found(),
         };
-        let dtype_ok = matches!((spec.dtype, x), (DType::F32, Tensor::F32(_)) | (DType::I32, Tensor::I32(_)));
+        let dtype_ok =
+            matches!((spec.dtype, x), (DType::F32, TensorView::F32(_)) | (DType::I32, TensorView::I32(_)));
         if !dtype_ok || x.shape().len() != spec.dims.len() + 1 {
             return Err(err(expected()));
         }
@@ -429,7 +796,11 @@ pub fn bind_inputs(sig: &Signature<'_>, inputs: &[Tensor], bindings: &mut [Optio
                 }
             }
         }
-        if let Some(pos) = x.as_f32().and_then(|a| a.iter().position(|v| !v.is_finite())) {
+        let non_finite = match x {
+            TensorView::F32(a) => a.iter().position(|v| !v.is_finite()),
+            TensorView::I32(_) => None,
+        };
+        if let Some(pos) = non_finite {
             return Err(RuntimeError::InvalidData(format!(
                 "input `{}` has a non-finite value (NaN or infinity) at flat index {pos}",
                 spec.name

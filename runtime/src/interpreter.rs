@@ -2,20 +2,40 @@
 
 use std::collections::HashMap;
 
-use ndarray::{Array2, ArrayD};
-use seqmodel_ir::{NodeIndex, Op, Program};
+use ndarray::{Array2, ArrayD, ArrayViewD};
+use seqmodel_ir::{Dim, NodeIndex, Op, Program};
 
 use crate::error::Result;
-use crate::exec::{self, Prepared, Value};
-use crate::{Tensor, WeightStore};
+use crate::exec::{self, Prepared, ValueRef, Workspace};
+use crate::{Tensor, TensorView, WeightStore};
+
+/// Where a node reads one input: a model input or another node's output port.
+#[derive(Debug, Clone, Copy)]
+enum Source {
+    Input(usize),
+    Node(usize, usize),
+}
+
+/// One node in execution order, with everything a run needs.
+#[derive(Debug, Clone)]
+struct Step {
+    op: Op,
+    layer: String,
+    sources: Vec<Source>,
+    first_dim: Option<Dim>,
+    prepared: Option<Prepared>,
+}
 
 /// A loaded model ready to run. Stateful layers keep their states between calls until
-/// [`Model::reset_states`].
+/// [`Model::reset_states`]. Buffers are kept between calls, so a run with the shapes of the
+/// previous one allocates only its returned arrays.
 #[derive(Debug, Clone)]
 pub struct Model {
     program: Program,
-    prepared: HashMap<NodeIndex, Prepared>,
-    states: HashMap<NodeIndex, Option<Vec<Array2<f32>>>>,
+    steps: Vec<Step>,
+    outputs: Vec<Source>,
+    states: Vec<Option<Vec<Array2<f32>>>>,
+    workspace: Workspace,
 }
 
 impl Model {
@@ -24,19 +44,32 @@ impl Model {
     pub fn new(program: Program, weights: &WeightStore) -> Result<Self> {
         weights.check(&program)?;
         // Standard layout for `as_slice`.
-        let mut std = WeightStore::new();
-        for k in weights.keys() {
-            std.insert(k, weights.get(k).expect("key listed").as_standard_layout().to_owned());
-        }
-        let mut prepared = HashMap::new();
-        for n in program.topo_order() {
+        let std = weights.standard_layout();
+        let order = program.topo_order();
+        let position: HashMap<NodeIndex, usize> = order.iter().enumerate().map(|(i, n)| (*n, i)).collect();
+        let source = |n: NodeIndex, port: usize| match program.graph[n].op {
+            Op::Input { index } => Source::Input(index),
+            _ => Source::Node(position[&n], port),
+        };
+        let mut steps = Vec::with_capacity(order.len());
+        for &n in &order {
             let node = &program.graph[n];
-            let Some(prefix) = &node.weights else { continue };
-            if let Some(p) = exec::prepare(&node.op, &std, prefix)? {
-                prepared.insert(n, p);
-            }
+            let prepared = match &node.weights {
+                Some(prefix) => exec::prepare(&node.op, &std, prefix)?,
+                None => None,
+            };
+            steps.push(Step {
+                op: node.op.clone(),
+                layer: node.layer.clone(),
+                sources: program.node_inputs(n).into_iter().map(|p| source(p.node, p.port)).collect(),
+                first_dim: program.types[&n].first().and_then(|t| t.dims.first()).copied(),
+                prepared,
+            });
         }
-        Ok(Model { program, prepared, states: HashMap::new() })
+        let outputs = program.outputs.iter().map(|p| source(p.node, p.port)).collect();
+        let states = vec![None; steps.len()];
+        let workspace = Workspace::new(steps.len());
+        Ok(Model { program, steps, outputs, states, workspace })
     }
 
     /// The program this model runs.
@@ -46,7 +79,7 @@ impl Model {
 
     /// Forgets the states of every stateful layer (the next call starts from zeros).
     pub fn reset_states(&mut self) {
-        self.states.clear();
+        self.states.iter_mut().for_each(|s| *s = None);
     }
 
     /// Runs the model on one batch. Inputs are batch-first, in declaration order; outputs are
@@ -62,44 +95,84 @@ impl Model {
         inputs: &[Tensor],
         dims: &[(&str, usize)],
     ) -> Result<Vec<ArrayD<f32>>> {
+        let views: Vec<TensorView<'_>> = inputs.iter().map(Tensor::view).collect();
+        self.run_with_dims(&views, dims)?;
+        Ok(self.outputs.iter().map(|s| value(&views, &self.workspace, *s).to_f32()).collect())
+    }
+
+    /// Runs the model, leaving the outputs in the model's buffers; [`Model::output`] reads
+    /// them. Unlike [`Model::predict`], it copies nothing out.
+    pub fn run_with_dims(&mut self, inputs: &[TensorView<'_>], dims: &[(&str, usize)]) -> Result<()> {
         let mut bindings: Vec<Option<usize>> = vec![None; self.program.symbols.len()];
         for (name, v) in dims {
             if let Some(i) = self.program.symbols.iter().position(|s| s == name) {
                 bindings[i] = Some(*v);
             }
         }
-        let batch = check_inputs(&self.program, inputs, &mut bindings)?;
-        let order = self.program.topo_order();
-        let mut values: HashMap<NodeIndex, Vec<Value>> = HashMap::new();
-        for n in order {
-            let ins: Vec<Value> =
-                self.program.node_inputs(n).into_iter().map(|p| values[&p.node][p.port].clone()).collect();
-            let node = &self.program.graph[n];
-            let out = match &node.op {
-                Op::Input { index } => vec![Value::input(inputs[*index].clone())],
-                op => {
-                    let first = self.program.types[&n].first().and_then(|t| t.dims.first()).copied();
-                    let out_time = exec::out_time(op, first, &bindings);
-                    let state = self.states.entry(n).or_default();
-                    exec::node(op, &node.layer, self.prepared.get(&n), ins, state, out_time, batch)?
-                }
-            };
-            values.insert(n, out);
+        check_inputs(&self.program, inputs, &mut bindings)?;
+        let Workspace { values, scratch } = &mut self.workspace;
+        for (i, step) in self.steps.iter().enumerate() {
+            if matches!(step.op, Op::Input { .. }) {
+                continue;
+            }
+            let (done, rest) = values.split_at_mut(i);
+            let ins = gather(&step.sources, inputs, done);
+            let out_time = exec::out_time(&step.op, step.first_dim, &bindings);
+            exec::node_into(
+                &step.op,
+                &step.layer,
+                step.prepared.as_ref(),
+                &ins,
+                &mut self.states[i],
+                out_time,
+                scratch,
+                &mut rest[0],
+            )?;
         }
-        self.program
-            .outputs
-            .iter()
-            .map(|p| match &values[&p.node][p.port].t {
-                Tensor::F32(a) => Ok(a.clone()),
-                Tensor::I32(a) => Ok(a.mapv(|v| v as f32)),
-            })
-            .collect()
+        Ok(())
+    }
+
+    /// Output `k` of the last [`Model::run_with_dims`] (a float view into the model's buffers).
+    ///
+    /// # Errors
+    /// If the output is a model input passed through unchanged (read it from the input), or
+    /// holds integer ids.
+    pub fn output(&self, k: usize) -> Result<ArrayViewD<'_, f32>> {
+        match self.outputs.get(k) {
+            Some(Source::Node(n, p)) => self.workspace.values[*n][*p].view().f32(),
+            _ => Err(crate::RuntimeError::Shape(format!("output {k} is not computed by a layer"))),
+        }
+    }
+}
+
+fn gather<'a>(
+    sources: &[Source],
+    inputs: &'a [TensorView<'_>],
+    done: &'a [Vec<exec::Value>],
+) -> Vec<ValueRef<'a>> {
+    sources
+        .iter()
+        .map(|s| match *s {
+            Source::Input(k) => ValueRef::input(inputs[k].reborrow()),
+            Source::Node(n, p) => done[n][p].view(),
+        })
+        .collect()
+}
+
+fn value<'a>(inputs: &'a [TensorView<'_>], ws: &'a Workspace, s: Source) -> ValueRef<'a> {
+    match s {
+        Source::Input(k) => ValueRef::input(inputs[k].reborrow()),
+        Source::Node(n, p) => ws.values[n][p].view(),
     }
 }
 
 /// Checks inputs against the program's declared types, binds dimension symbols, and returns
 /// the batch size.
-pub(crate) fn check_inputs(p: &Program, inputs: &[Tensor], bindings: &mut [Option<usize>]) -> Result<usize> {
+pub(crate) fn check_inputs(
+    p: &Program,
+    inputs: &[TensorView<'_>],
+    bindings: &mut [Option<usize>],
+) -> Result<usize> {
     let sigs: Vec<exec::InputSig<'_>> = p
         .inputs
         .iter()

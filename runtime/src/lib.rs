@@ -7,12 +7,14 @@ pub mod exec;
 mod interpreter;
 pub mod kernels;
 pub mod ops;
+mod parallel;
 mod tensor;
 pub mod train;
 mod weights;
 
 pub use error::{Result, RuntimeError};
 pub use interpreter::Model;
+pub use parallel::{num_threads, set_num_threads};
 pub use seqmodel_ir as ir;
-pub use tensor::Tensor;
+pub use tensor::{Tensor, TensorView};
 pub use weights::WeightStore;

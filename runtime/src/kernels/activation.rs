@@ -147,26 +147,18 @@ fn erf(x: f64) -> f64 {
 pub fn apply(a: Activation, data: &mut [f32], width: usize) {
     match a {
         Activation::Linear => {}
-        Activation::Softmax | Activation::LogSoftmax => {
+        Activation::Softmax => simd::softmax_rows(data, width),
+        Activation::LogSoftmax => {
             if width == 0 {
                 return;
             }
+            // log(softmax) computed as x - max - log(sum exp(x - max)).
             for row in data.chunks_mut(width) {
                 let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let sum: f32 = row.iter().map(|v| (v - max).exp()).sum();
+                let shift = max + sum.ln();
                 for v in row.iter_mut() {
-                    *v -= max;
-                }
-                simd::map_in_place(simd::Unary::Exp, row);
-                let sum: f32 = row.iter().sum();
-                if a == Activation::Softmax {
-                    for v in row.iter_mut() {
-                        *v /= sum;
-                    }
-                } else {
-                    let log_sum = sum.ln();
-                    for v in row.iter_mut() {
-                        *v = v.ln() - log_sum;
-                    }
+                    *v -= shift;
                 }
             }
         }

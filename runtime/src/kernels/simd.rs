@@ -87,20 +87,105 @@ impl WithSimd for MapInPlace<'_> {
     type Output = ();
     #[inline(always)]
     fn with_simd<S: Simd>(self, s: S) -> Self::Output {
-        let apply = |v: S::f32s| match self.f {
-            Unary::Exp => exp(s, v),
-            Unary::Sigmoid => sigmoid(s, v),
-            Unary::Tanh => tanh(s, v),
-            Unary::Relu => s.max_f32s(v, s.splat_f32s(0.0)),
-        };
-        let (head, tail) = S::as_mut_simd_f32s(self.data);
-        for v in head {
-            *v = apply(*v);
+        // One monomorphic loop per function: closures here would lose the target features
+        // and turn every intrinsic into a call.
+        match self.f {
+            Unary::Exp => map_slice(s, self.data, exp),
+            Unary::Sigmoid => map_slice(s, self.data, sigmoid),
+            Unary::Tanh => map_slice(s, self.data, tanh),
+            Unary::Relu => map_slice(s, self.data, relu),
         }
-        if !tail.is_empty() {
-            let v = apply(s.partial_load_f32s(tail));
-            s.partial_store_f32s(tail, v);
+    }
+}
+
+#[inline(always)]
+fn relu<S: Simd>(s: S, x: S::f32s) -> S::f32s {
+    s.max_f32s(x, s.splat_f32s(0.0))
+}
+
+#[inline(always)]
+fn map_slice<S: Simd, F: Fn(S, S::f32s) -> S::f32s>(s: S, data: &mut [f32], f: F) {
+    let (head, tail) = S::as_mut_simd_f32s(data);
+    for v in head {
+        *v = f(s, *v);
+    }
+    if !tail.is_empty() {
+        let v = f(s, s.partial_load_f32s(tail));
+        s.partial_store_f32s(tail, v);
+    }
+}
+
+struct SoftmaxRows<'a> {
+    data: &'a mut [f32],
+    width: usize,
+}
+
+impl WithSimd for SoftmaxRows<'_> {
+    type Output = ();
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, s: S) -> Self::Output {
+        for row in self.data.chunks_mut(self.width) {
+            let (head, tail) = S::as_mut_simd_f32s(row);
+            let mut m = s.splat_f32s(f32::NEG_INFINITY);
+            for v in head.iter() {
+                m = s.max_f32s(m, *v);
+            }
+            let mut max = s.reduce_max_f32s(m);
+            for v in tail.iter() {
+                max = max.max(*v);
+            }
+            let shift = s.splat_f32s(max);
+            let mut sum = s.splat_f32s(0.0);
+            for v in head.iter_mut() {
+                *v = exp(s, s.sub_f32s(*v, shift));
+                sum = s.add_f32s(sum, *v);
+            }
+            let mut total = s.reduce_sum_f32s(sum);
+            if !tail.is_empty() {
+                let e = exp(s, s.sub_f32s(s.partial_load_f32s(tail), shift));
+                s.partial_store_f32s(tail, e);
+                total += tail.iter().sum::<f32>();
+            }
+            let scale = s.splat_f32s(1.0 / total);
+            for v in head.iter_mut() {
+                *v = s.mul_f32s(*v, scale);
+            }
+            for v in tail.iter_mut() {
+                *v /= total;
+            }
         }
+    }
+}
+
+/// Softmax of each `width`-long row of `data`, in place (max-shifted, as Keras computes it).
+pub fn softmax_rows(data: &mut [f32], width: usize) {
+    if width > 0 {
+        pulp::Arch::new().dispatch(SoftmaxRows { data, width });
+    }
+}
+
+/// [`softmax_rows`] with a given instruction set (for tests).
+pub fn softmax_rows_with<S: Simd>(s: S, data: &mut [f32], width: usize) {
+    if width > 0 {
+        s.vectorize(SoftmaxRows { data, width });
+    }
+}
+
+/// Loads `v` (at most one vector long) into a vector, zero-filled past its end.
+#[inline(always)]
+fn load<S: Simd>(s: S, v: &[f32]) -> S::f32s {
+    match S::as_simd_f32s(v) {
+        ([x], []) => *x,
+        _ => s.partial_load_f32s(v),
+    }
+}
+
+/// Stores the first `v.len()` lanes of `x` into `v` (at most one vector long).
+#[inline(always)]
+fn store<S: Simd>(s: S, v: &mut [f32], x: S::f32s) {
+    match S::as_mut_simd_f32s(v) {
+        ([y], []) => *y = x,
+        _ => s.partial_store_f32s(v, x),
     }
 }
 
@@ -138,15 +223,20 @@ impl WithSimd for LstmCell<'_> {
         let mut j = 0;
         while j < u {
             let end = (j + l).min(u);
-            let load = |v: &[f32], block: usize| s.partial_load_f32s(&v[block * u + j..block * u + end]);
-            let gate = |block: usize| s.add_f32s(load(self.xp, block), load(self.rec, block));
-            let i = sigmoid(s, gate(0));
-            let f = sigmoid(s, gate(1));
-            let g = tanh(s, gate(2));
-            let o = sigmoid(s, gate(3));
-            let c = s.mul_add_f32s(f, s.partial_load_f32s(&self.c_prev[j..end]), s.mul_f32s(i, g));
-            s.partial_store_f32s(&mut self.c_new[j..end], c);
-            s.partial_store_f32s(&mut self.h_new[j..end], s.mul_f32s(o, tanh(s, c)));
+            let (xp, rec) = (self.xp, self.rec);
+            let i = sigmoid(s, s.add_f32s(load(s, &xp[j..end]), load(s, &rec[j..end])));
+            let f = sigmoid(s, s.add_f32s(load(s, &xp[u + j..u + end]), load(s, &rec[u + j..u + end])));
+            let g = tanh(
+                s,
+                s.add_f32s(load(s, &xp[2 * u + j..2 * u + end]), load(s, &rec[2 * u + j..2 * u + end])),
+            );
+            let o = sigmoid(
+                s,
+                s.add_f32s(load(s, &xp[3 * u + j..3 * u + end]), load(s, &rec[3 * u + j..3 * u + end])),
+            );
+            let c = s.mul_add_f32s(f, load(s, &self.c_prev[j..end]), s.mul_f32s(i, g));
+            store(s, &mut self.c_new[j..end], c);
+            store(s, &mut self.h_new[j..end], s.mul_f32s(o, tanh(s, c)));
             j = end;
         }
     }
@@ -175,14 +265,21 @@ impl WithSimd for GruCell<'_> {
         let mut j = 0;
         while j < u {
             let end = (j + l).min(u);
-            let load = |v: &[f32], block: usize| s.partial_load_f32s(&v[block * u + j..block * u + end]);
-            let z = sigmoid(s, s.add_f32s(load(self.xp, 0), load(self.rec, 0)));
-            let r = sigmoid(s, s.add_f32s(load(self.xp, 1), load(self.rec, 1)));
-            let hh = tanh(s, s.mul_add_f32s(r, load(self.rec, 2), load(self.xp, 2)));
-            let hp = s.partial_load_f32s(&self.h_prev[j..end]);
+            let (xp, rec) = (self.xp, self.rec);
+            let z = sigmoid(s, s.add_f32s(load(s, &xp[j..end]), load(s, &rec[j..end])));
+            let r = sigmoid(s, s.add_f32s(load(s, &xp[u + j..u + end]), load(s, &rec[u + j..u + end])));
+            let hh = tanh(
+                s,
+                s.mul_add_f32s(
+                    r,
+                    load(s, &rec[2 * u + j..2 * u + end]),
+                    load(s, &xp[2 * u + j..2 * u + end]),
+                ),
+            );
+            let hp = load(s, &self.h_prev[j..end]);
             // z·hp + (1-z)·hh = hh + z·(hp - hh)
             let h = s.mul_add_f32s(z, s.sub_f32s(hp, hh), hh);
-            s.partial_store_f32s(&mut self.h_new[j..end], h);
+            store(s, &mut self.h_new[j..end], h);
             j = end;
         }
     }
@@ -232,6 +329,43 @@ mod tests {
                     }
                 }
             });
+        }
+
+        #[test]
+        fn softmax_matches_the_f64_reference(xs in proptest::collection::vec(-30.0f32..30.0, 1..90), width in 1usize..40) {
+            let width = width.min(xs.len());
+            let rows = xs.len() / width;
+            let xs = &xs[..rows * width];
+            let mut runs: Vec<(&str, Vec<f32>)> = Vec::new();
+            let mut d = xs.to_vec();
+            softmax_rows_with(pulp::Scalar::new(), &mut d, width);
+            runs.push(("scalar", d));
+            #[cfg(target_arch = "x86_64")]
+            {
+                if let Some(v3) = pulp::x86::V3::try_new() {
+                    let mut d = xs.to_vec();
+                    softmax_rows_with(v3, &mut d, width);
+                    runs.push(("avx2", d));
+                }
+                if let Some(v4) = pulp::x86::V4::try_new() {
+                    let mut d = xs.to_vec();
+                    softmax_rows_with(v4, &mut d, width);
+                    runs.push(("avx512", d));
+                }
+            }
+            let mut d = xs.to_vec();
+            softmax_rows(&mut d, width);
+            runs.push(("dispatch", d));
+            for (isa, got) in runs {
+                for (row, out) in xs.chunks(width).zip(got.chunks(width)) {
+                    let max = row.iter().fold(f64::NEG_INFINITY, |m, v| m.max(*v as f64));
+                    let sum: f64 = row.iter().map(|v| (*v as f64 - max).exp()).sum();
+                    for (x, y) in row.iter().zip(out) {
+                        let want = (*x as f64 - max).exp() / sum;
+                        prop_assert!((*y as f64 - want).abs() <= 1e-6, "{isa}: {y} vs {want}");
+                    }
+                }
+            }
         }
 
         #[test]

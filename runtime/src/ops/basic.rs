@@ -1,6 +1,6 @@
 //! Dense, Embedding, Masking and the merge layers.
 
-use ndarray::{Array2, ArrayD, Axis, IxDyn};
+use ndarray::{Array2, ArrayD, ArrayViewD, Axis, IxDyn, Slice};
 use seqmodel_ir::{Activation, MergeKind};
 
 use crate::error::{Result, RuntimeError};
@@ -14,41 +14,61 @@ pub fn dense(
     units: usize,
     act: Activation,
 ) -> ArrayD<f32> {
+    let mut shape = x.shape().to_vec();
+    if let Some(l) = shape.last_mut() {
+        *l = units;
+    }
+    let mut out = ArrayD::zeros(IxDyn(&shape));
+    dense_into(x.view(), kernel, bias, units, act, out.as_slice_mut().expect("fresh array"));
+    out
+}
+
+/// [`dense`] writing into `out` (`rows × units`, row-major).
+pub fn dense_into(
+    x: ArrayViewD<'_, f32>,
+    kernel: &[f32],
+    bias: Option<&[f32]>,
+    units: usize,
+    act: Activation,
+    out: &mut [f32],
+) {
     let d = *x.shape().last().unwrap_or(&1);
     let rows = x.len() / d.max(1);
     let x = x.as_standard_layout();
     let xs = x.as_slice().expect("standard layout");
-    let mut out = vec![0.0f32; rows * units];
     if let Some(b) = bias {
         for row in out.chunks_mut(units) {
             row.copy_from_slice(b);
         }
     }
-    matmul(rows, d, units, xs, kernel, &mut out, bias.is_some());
-    activation::apply(act, &mut out, units);
-    let mut shape = x.shape().to_vec();
-    if let Some(l) = shape.last_mut() {
-        *l = units;
-    }
-    ArrayD::from_shape_vec(IxDyn(&shape), out).expect("dense output shape")
+    matmul(rows, d, units, xs, kernel, out, bias.is_some());
+    activation::apply(act, out, units);
 }
 
 /// `Embedding`: gathers rows of `table` `[vocab, dim]`; ids out of range are an error.
 pub fn embedding(ids: &ArrayD<i32>, table: &Array2<f32>) -> Result<ArrayD<f32>> {
+    let mut shape = ids.shape().to_vec();
+    shape.push(table.ncols());
+    let mut out = ArrayD::zeros(IxDyn(&shape));
+    embedding_into(ids.view(), table, out.as_slice_mut().expect("fresh array"))?;
+    Ok(out)
+}
+
+/// [`embedding`] writing into `out` (`ids.len() × dim`).
+pub fn embedding_into(ids: ArrayViewD<'_, i32>, table: &Array2<f32>, out: &mut [f32]) -> Result<()> {
     let (vocab, dim) = table.dim();
-    let mut out = Vec::with_capacity(ids.len() * dim);
-    for (flat, &id) in ids.iter().enumerate() {
+    for ((flat, &id), row) in ids.iter().enumerate().zip(out.chunks_mut(dim.max(1))) {
         if id < 0 || id as usize >= vocab {
             let idx: Vec<usize> = unravel(flat, ids.shape());
             return Err(RuntimeError::InvalidData(format!(
                 "token id {id} at index {idx:?} is outside the Embedding's vocabulary 0..{vocab}"
             )));
         }
-        out.extend(table.row(id as usize).iter());
+        for (o, v) in row.iter_mut().zip(table.row(id as usize)) {
+            *o = *v;
+        }
     }
-    let mut shape = ids.shape().to_vec();
-    shape.push(dim);
-    Ok(ArrayD::from_shape_vec(IxDyn(&shape), out).expect("embedding output shape"))
+    Ok(())
 }
 
 fn unravel(mut flat: usize, shape: &[usize]) -> Vec<usize> {
@@ -64,9 +84,16 @@ fn unravel(mut flat: usize, shape: &[usize]) -> Vec<usize> {
 /// masked steps zeroed (as Keras does).
 pub fn masking(x: &ArrayD<f32>, value: f32) -> (ArrayD<f32>, Array2<bool>) {
     let s = x.shape();
-    let (b, t) = (s[0], s[1]);
-    let mut mask = Array2::from_elem((b, t), false);
+    let mut mask = Array2::from_elem((s[0], s[1]), false);
     let mut out = x.clone();
+    masking_into(x.view(), value, &mut out, &mut mask);
+    (out, mask)
+}
+
+/// [`masking`] writing into `out` (shaped like `x`) and `mask`.
+pub fn masking_into(x: ArrayViewD<'_, f32>, value: f32, out: &mut ArrayD<f32>, mask: &mut Array2<bool>) {
+    out.assign(&x);
+    let (b, t) = mask.dim();
     for bi in 0..b {
         for ti in 0..t {
             let step = x.index_axis(Axis(0), bi);
@@ -78,38 +105,71 @@ pub fn masking(x: &ArrayD<f32>, value: f32) -> (ArrayD<f32>, Array2<bool>) {
             }
         }
     }
-    (out, mask)
 }
 
 /// The merge layers over same-shaped inputs (Concatenate along `axis`, batch excluded).
 pub fn merge(kind: MergeKind, xs: &[&ArrayD<f32>]) -> Result<ArrayD<f32>> {
+    let views: Vec<ArrayViewD<'_, f32>> = xs.iter().map(|x| x.view()).collect();
+    let mut out = ArrayD::zeros(IxDyn(&merge_shape(kind, &views)?));
+    merge_into(kind, &views, &mut out);
+    Ok(out)
+}
+
+/// The output shape of a merge, or an error if the inputs do not fit together.
+pub fn merge_shape(kind: MergeKind, xs: &[ArrayViewD<'_, f32>]) -> Result<Vec<usize>> {
+    let first = xs[0].shape();
     if let MergeKind::Concatenate { axis } = kind {
-        let views: Vec<_> = xs.iter().map(|x| x.view()).collect();
-        return ndarray::concatenate(Axis(axis + 1), &views)
-            .map_err(|e| RuntimeError::Shape(format!("Concatenate: {e}")));
+        let axis = axis + 1;
+        let mut shape = first.to_vec();
+        shape[axis] = 0;
+        for x in xs {
+            let ok = x.ndim() == first.len()
+                && x.shape().iter().zip(first).enumerate().all(|(i, (a, b))| i == axis || a == b);
+            if !ok {
+                return Err(RuntimeError::Shape(format!(
+                    "Concatenate: shapes {first:?} and {:?} do not fit together along axis {}",
+                    x.shape(),
+                    axis - 1
+                )));
+            }
+            shape[axis] += x.shape()[axis];
+        }
+        return Ok(shape);
     }
     for x in &xs[1..] {
-        if x.shape() != xs[0].shape() {
+        if x.shape() != first {
             return Err(RuntimeError::Shape(format!(
-                "{kind:?}: shapes {:?} and {:?} differ",
-                xs[0].shape(),
+                "{kind:?}: shapes {first:?} and {:?} differ",
                 x.shape()
             )));
         }
     }
-    let mut out = xs[0].clone();
+    Ok(first.to_vec())
+}
+
+/// The merge written into `out`, shaped by [`merge_shape`].
+pub fn merge_into(kind: MergeKind, xs: &[ArrayViewD<'_, f32>], out: &mut ArrayD<f32>) {
+    if let MergeKind::Concatenate { axis } = kind {
+        let mut at = 0;
+        for x in xs {
+            let n = x.shape()[axis + 1];
+            out.slice_axis_mut(Axis(axis + 1), Slice::from(at..at + n)).assign(x);
+            at += n;
+        }
+        return;
+    }
+    out.assign(&xs[0]);
     for x in &xs[1..] {
         match kind {
-            MergeKind::Add | MergeKind::Average => out += *x,
-            MergeKind::Subtract => out -= *x,
-            MergeKind::Multiply => out *= *x,
+            MergeKind::Add | MergeKind::Average => *out += x,
+            MergeKind::Subtract => *out -= x,
+            MergeKind::Multiply => *out *= x,
             MergeKind::Maximum => out.zip_mut_with(x, |a, b| *a = a.max(*b)),
             MergeKind::Minimum => out.zip_mut_with(x, |a, b| *a = a.min(*b)),
-            MergeKind::Concatenate { .. } => unreachable!(),
+            MergeKind::Concatenate { .. } => unreachable!("handled above"),
         }
     }
     if kind == MergeKind::Average {
-        out /= xs.len() as f32;
+        *out /= xs.len() as f32;
     }
-    Ok(out)
 }

@@ -62,6 +62,35 @@ pub struct RnnOutput {
     pub states: Vec<Array2<f32>>,
 }
 
+/// Work buffers of the recurrence, kept between calls so that a warm run allocates nothing.
+#[derive(Debug, Clone, Default)]
+pub struct RnnScratch {
+    xp: Vec<f32>,
+    rec: Vec<f32>,
+    rh: Vec<f32>,
+    new_h: Vec<f32>,
+    new_c: Vec<f32>,
+    cand: Vec<f32>,
+}
+
+/// Resizes `v` to `n` elements (allocating only when it grows past its capacity).
+pub(crate) fn sized(v: &mut Vec<f32>, n: usize) -> &mut [f32] {
+    v.resize(n, 0.0);
+    &mut v[..n]
+}
+
+/// Where a run of the recurrence writes.
+#[derive(Debug)]
+pub struct RnnOut<'a> {
+    /// Every step's output `[B, T, U]`, in processing order (with `return_sequences`).
+    pub sequence: Option<&'a mut [f32]>,
+    /// The last output `[B, U]`.
+    pub last: &'a mut [f32],
+    /// The states (`h`, and `c` for LSTM), each `[B·U]`: the initial states on entry, the
+    /// final ones on return.
+    pub states: &'a mut [Vec<f32>],
+}
+
 /// Runs the layer over `x` `[B, T, D]`.
 ///
 /// `mask` `[B, T]` (in input order) marks real steps: a masked step keeps the states and
@@ -75,66 +104,109 @@ pub fn forward(
     initial: Option<Vec<Array2<f32>>>,
     zero_masked: bool,
 ) -> RnnOutput {
+    let (b, t, _) = x.dim();
+    let u = a.units;
+    let mut states: Vec<Vec<f32>> = match initial {
+        Some(s) => s.into_iter().map(|m| m.as_standard_layout().iter().copied().collect()).collect(),
+        None => vec![vec![0.0; b * u]; a.cell.states()],
+    };
+    let mut sequence = a.return_sequences.then(|| Array3::<f32>::zeros((b, t, u)));
+    let mut last = Array2::<f32>::zeros((b, u));
+    forward_into(
+        a,
+        w,
+        x,
+        mask,
+        zero_masked,
+        &mut RnnScratch::default(),
+        RnnOut {
+            sequence: sequence.as_mut().map(|s| s.as_slice_mut().expect("fresh array")),
+            last: last.as_slice_mut().expect("fresh array"),
+            states: &mut states,
+        },
+    );
+    let states = states.into_iter().map(|s| Array2::from_shape_vec((b, u), s).expect("b·u states")).collect();
+    RnnOutput { sequence, last, states }
+}
+
+/// [`forward`] writing into `out`, with reusable work buffers.
+pub fn forward_into(
+    a: &RnnAttrs,
+    w: &RnnWeights,
+    x: ArrayView3<'_, f32>,
+    mask: Option<ArrayView2<'_, bool>>,
+    zero_masked: bool,
+    scratch: &mut RnnScratch,
+    out: RnnOut<'_>,
+) {
     let (b, t, d) = x.dim();
     let gu = a.cell.gates() * a.units;
     let x = x.as_standard_layout();
     let xs = x.as_slice().expect("standard layout");
     // Input projection of every step at once: [B·T, D] · [D, G·U] + bias.
-    let mut xp = vec![0.0f32; b * t * gu];
-    for row in xp.chunks_mut(gu) {
+    let mut xp = std::mem::take(&mut scratch.xp);
+    let proj = sized(&mut xp, b * t * gu);
+    for row in proj.chunks_mut(gu) {
         row.copy_from_slice(&w.bias_in);
     }
-    matmul(b * t, d, gu, xs, &w.kernel, &mut xp, true);
-    forward_projected(a, w, xp, (b, t), mask, initial, zero_masked)
+    matmul(b * t, d, gu, xs, &w.kernel, proj, true);
+    forward_projected(a, w, proj, (b, t), mask, zero_masked, scratch, out);
+    scratch.xp = xp;
 }
 
-/// The layer applied to one vector repeated `steps` times (`RepeatVector` → RNN): the input
-/// projection is computed once per sequence instead of once per step.
-pub fn forward_repeated(
+/// The layer applied to one vector `[B, D]` repeated `steps` times (`RepeatVector` → RNN):
+/// the input projection is computed once per sequence instead of once per step.
+pub fn forward_repeated_into(
     a: &RnnAttrs,
     w: &RnnWeights,
     x: ArrayView2<'_, f32>,
     steps: usize,
-    initial: Option<Vec<Array2<f32>>>,
-) -> RnnOutput {
+    scratch: &mut RnnScratch,
+    out: RnnOut<'_>,
+) {
     let (b, d) = x.dim();
     let gu = a.cell.gates() * a.units;
     let x = x.as_standard_layout();
-    let mut once = vec![0.0f32; b * gu];
+    let mut xp = std::mem::take(&mut scratch.xp);
+    let proj = sized(&mut xp, b * steps * gu);
+    // The projection of each row goes to its first step, then is copied to the others.
+    let (once, _) = proj.split_at_mut(b * gu);
     for row in once.chunks_mut(gu) {
         row.copy_from_slice(&w.bias_in);
     }
-    matmul(b, d, gu, x.as_slice().expect("standard layout"), &w.kernel, &mut once, true);
-    let mut xp = Vec::with_capacity(b * steps * gu);
-    for row in once.chunks(gu) {
-        for _ in 0..steps {
-            xp.extend_from_slice(row);
+    matmul(b, d, gu, x.as_slice().expect("standard layout"), &w.kernel, once, true);
+    // Spread from the back so that no row is overwritten before it is read.
+    for bi in (0..b).rev() {
+        proj.copy_within(bi * gu..bi * gu + gu, bi * steps * gu);
+        for s in 1..steps {
+            proj.copy_within(bi * steps * gu..bi * steps * gu + gu, (bi * steps + s) * gu);
         }
     }
-    forward_projected(a, w, xp, (b, steps), None, initial, false)
+    forward_projected(a, w, proj, (b, steps), None, false, scratch, out);
+    scratch.xp = xp;
 }
 
 /// The recurrence given the input projection `xp` `[B·T, G·U]` (row `b·T + t`).
+#[allow(clippy::too_many_arguments)] // the recurrence's full context, passed explicitly
 pub fn forward_projected(
     a: &RnnAttrs,
     w: &RnnWeights,
-    xp: Vec<f32>,
+    xp: &[f32],
     (b, t): (usize, usize),
     mask: Option<ArrayView2<'_, bool>>,
-    initial: Option<Vec<Array2<f32>>>,
     zero_masked: bool,
-) -> RnnOutput {
+    scratch: &mut RnnScratch,
+    out: RnnOut<'_>,
+) {
     let u = a.units;
     let gu = a.cell.gates() * u;
-    let mut states: Vec<Array2<f32>> =
-        initial.unwrap_or_else(|| vec![Array2::zeros((b, u)); a.cell.states()]);
-    let mut out_prev = Array2::<f32>::zeros((b, u));
-    let mut sequence = a.return_sequences.then(|| Array3::<f32>::zeros((b, t, u)));
-    let mut rec = vec![0.0f32; b * gu];
-    let mut rh = vec![0.0f32; b * u];
-    let mut new_h = vec![0.0f32; b * u];
-    let mut new_c = vec![0.0f32; b * u];
-    let mut cand = vec![0.0f32; b * u];
+    let RnnOut { mut sequence, last: out_prev, states } = out;
+    out_prev.fill(0.0);
+    let rec = sized(&mut scratch.rec, b * gu);
+    let rh = sized(&mut scratch.rh, b * u);
+    let new_h = sized(&mut scratch.new_h, b * u);
+    let new_c = sized(&mut scratch.new_c, b * u);
+    let cand = sized(&mut scratch.cand, b * u);
     // Keras's default activations run through the fused SIMD cells; others use scalar code.
     let fused = a.activation == Activation::Tanh && a.recurrent_activation == Activation::Sigmoid;
     let arch = pulp::Arch::new();
@@ -143,16 +215,16 @@ pub fn forward_projected(
 
     for step in 0..t {
         let ti = if a.go_backwards { t - 1 - step } else { step };
-        let h = states[0].as_slice().expect("contiguous state");
+        let h = &states[0][..b * u];
         match a.cell {
             CellKind::Gru { reset_after: false } => {
                 matmul(b, u, 2 * u, h, &w.recurrent, &mut rec[..b * 2 * u], false)
             }
-            _ => matmul(b, u, gu, h, &w.recurrent, &mut rec, false),
+            _ => matmul(b, u, gu, h, &w.recurrent, rec, false),
         }
         match a.cell {
             CellKind::Lstm if fused => {
-                let c = states[1].as_slice().expect("contiguous state");
+                let c = &states[1];
                 for bi in 0..b {
                     arch.dispatch(simd::LstmCell {
                         xp: &xp[(bi * t + ti) * gu..][..gu],
@@ -180,7 +252,7 @@ pub fn forward_projected(
                 }
             }
             CellKind::Lstm => {
-                let c = states[1].as_slice().expect("contiguous state");
+                let c = &states[1];
                 for bi in 0..b {
                     let z = &xp[(bi * t + ti) * gu..][..gu];
                     let r = &rec[bi * gu..][..gu];
@@ -195,46 +267,44 @@ pub fn forward_projected(
                     }
                 }
             }
-            CellKind::Gru { reset_after } => {
-                if reset_after {
-                    let br = w.bias_rec.as_deref();
-                    for bi in 0..b {
-                        let z = &xp[(bi * t + ti) * gu..][..gu];
-                        let r = &mut rec[bi * gu..][..gu];
-                        if let Some(br) = br {
-                            for (rv, bv) in r.iter_mut().zip(br) {
-                                *rv += bv;
-                            }
-                        }
-                        for j in 0..u {
-                            let zg = ract(z[j] + r[j]);
-                            let rg = ract(z[u + j] + r[u + j]);
-                            let hh = act(z[2 * u + j] + rg * r[2 * u + j]);
-                            let hp = h[bi * u + j];
-                            new_h[bi * u + j] = zg * hp + (1.0 - zg) * hh;
+            CellKind::Gru { reset_after: true } => {
+                let br = w.bias_rec.as_deref();
+                for bi in 0..b {
+                    let z = &xp[(bi * t + ti) * gu..][..gu];
+                    let r = &mut rec[bi * gu..][..gu];
+                    if let Some(br) = br {
+                        for (rv, bv) in r.iter_mut().zip(br) {
+                            *rv += bv;
                         }
                     }
-                } else {
-                    // r * h first, then its product with the candidate kernel.
-                    let zg_all = &mut new_c;
-                    for bi in 0..b {
-                        let z = &xp[(bi * t + ti) * gu..][..gu];
-                        let r = &rec[bi * 2 * u..][..2 * u];
-                        for j in 0..u {
-                            zg_all[bi * u + j] = ract(z[j] + r[j]);
-                            let rg = ract(z[u + j] + r[u + j]);
-                            rh[bi * u + j] = rg * h[bi * u + j];
-                        }
+                    for j in 0..u {
+                        let zg = ract(z[j] + r[j]);
+                        let rg = ract(z[u + j] + r[u + j]);
+                        let hh = act(z[2 * u + j] + rg * r[2 * u + j]);
+                        let hp = h[bi * u + j];
+                        new_h[bi * u + j] = zg * hp + (1.0 - zg) * hh;
                     }
-                    let cand = &mut cand;
-                    matmul(b, u, u, &rh, &w.recurrent_h, cand, false);
-                    for bi in 0..b {
-                        let z = &xp[(bi * t + ti) * gu..][..gu];
-                        for j in 0..u {
-                            let hh = act(z[2 * u + j] + cand[bi * u + j]);
-                            let zg = zg_all[bi * u + j];
-                            new_h[bi * u + j] = zg * h[bi * u + j] + (1.0 - zg) * hh;
-                        }
+                }
+            }
+            CellKind::Gru { reset_after: false } => {
+                // r * h first, then its product with the candidate kernel.
+                let zg_all = &mut *new_c;
+                for bi in 0..b {
+                    let z = &xp[(bi * t + ti) * gu..][..gu];
+                    let r = &rec[bi * 2 * u..][..2 * u];
+                    for j in 0..u {
+                        zg_all[bi * u + j] = ract(z[j] + r[j]);
+                        let rg = ract(z[u + j] + r[u + j]);
+                        rh[bi * u + j] = rg * h[bi * u + j];
+                    }
+                }
+                matmul(b, u, u, rh, &w.recurrent_h, cand, false);
+                for bi in 0..b {
+                    let z = &xp[(bi * t + ti) * gu..][..gu];
+                    for j in 0..u {
+                        let hh = act(z[2 * u + j] + cand[bi * u + j]);
+                        let zg = zg_all[bi * u + j];
+                        new_h[bi * u + j] = zg * h[bi * u + j] + (1.0 - zg) * hh;
                     }
                 }
             }
@@ -249,40 +319,34 @@ pub fn forward_projected(
             }
         }
         // Commit the step, row by row, honouring the mask.
+        let lstm = a.cell == CellKind::Lstm;
         for bi in 0..b {
             let live = mask.is_none_or(|m| m[[bi, ti]]);
+            let row = bi * u..bi * u + u;
             if live {
-                for j in 0..u {
-                    states[0][[bi, j]] = new_h[bi * u + j];
-                    out_prev[[bi, j]] = new_h[bi * u + j];
-                }
-                if a.cell == CellKind::Lstm {
-                    for j in 0..u {
-                        states[1][[bi, j]] = new_c[bi * u + j];
-                    }
+                states[0][row.clone()].copy_from_slice(&new_h[row.clone()]);
+                out_prev[row.clone()].copy_from_slice(&new_h[row.clone()]);
+                if lstm {
+                    states[1][row.clone()].copy_from_slice(&new_c[row.clone()]);
                 }
             }
-            if let Some(seq) = sequence.as_mut() {
-                for j in 0..u {
-                    seq[[bi, step, j]] = if live || !zero_masked { out_prev[[bi, j]] } else { 0.0 };
+            if let Some(seq) = sequence.as_deref_mut() {
+                let dst = &mut seq[(bi * t + step) * u..][..u];
+                if live || !zero_masked {
+                    dst.copy_from_slice(&out_prev[row]);
+                } else {
+                    dst.fill(0.0);
                 }
             }
         }
     }
-    let last = if zero_masked {
+    if zero_masked && let Some(m) = mask {
         // Inside Bidirectional, the last output of a sequence whose last step is masked is 0.
-        let mut l = out_prev.clone();
-        if let Some(m) = mask {
-            let last_t = if a.go_backwards { 0 } else { t.saturating_sub(1) };
-            for bi in 0..b {
-                if t > 0 && !m[[bi, last_t]] {
-                    l.row_mut(bi).fill(0.0);
-                }
+        let last_t = if a.go_backwards { 0 } else { t.saturating_sub(1) };
+        for bi in 0..b {
+            if t > 0 && !m[[bi, last_t]] {
+                out_prev[bi * u..bi * u + u].fill(0.0);
             }
         }
-        l
-    } else {
-        out_prev
-    };
-    RnnOutput { sequence, last, states }
+    }
 }

@@ -1,12 +1,17 @@
 //! Time-axis operations: slicing, single steps, padding, repetition, reversal.
 
-use ndarray::{ArrayD, Axis, Slice};
+use ndarray::{ArrayD, ArrayViewD, Axis, Slice};
 
 use crate::error::{Result, RuntimeError};
 
 /// Python-style slice `[start:end]` of the time axis (axis 1), with the length the checked
 /// type expects (if it is known).
-pub fn slice(x: &ArrayD<f32>, start: i64, end: Option<i64>, expected: Option<usize>) -> Result<ArrayD<f32>> {
+pub fn slice(
+    x: ArrayViewD<'_, f32>,
+    start: i64,
+    end: Option<i64>,
+    expected: Option<usize>,
+) -> Result<ArrayViewD<'_, f32>> {
     let t = x.shape()[1] as i64;
     let norm = |i: i64| if i < 0 { (t + i).max(0) } else { i.min(t) };
     let s = norm(start);
@@ -19,27 +24,33 @@ pub fn slice(x: &ArrayD<f32>, start: i64, end: Option<i64>, expected: Option<usi
             expected.map_or(String::new(), |w| format!(", the model needs {w}"))
         )));
     }
-    Ok(x.slice_axis(Axis(1), Slice::from(s as usize..e as usize)).to_owned())
+    Ok(x.slice_axis_move(Axis(1), Slice::from(s as usize..e as usize)))
 }
 
 /// One time step `x[:, i]` (negative from the end).
-pub fn step(x: &ArrayD<f32>, index: i64) -> Result<ArrayD<f32>> {
+pub fn step(x: ArrayViewD<'_, f32>, index: i64) -> Result<ArrayViewD<'_, f32>> {
     let t = x.shape()[1] as i64;
     let i = if index < 0 { t + index } else { index };
     if i < 0 || i >= t {
         return Err(RuntimeError::Shape(format!("step {index} is out of range for a {t}-step sequence")));
     }
-    Ok(x.index_axis(Axis(1), i as usize).to_owned())
+    Ok(x.index_axis_move(Axis(1), i as usize))
 }
 
 /// Zero steps before and after.
 pub fn pad(x: &ArrayD<f32>, left: usize, right: usize) -> ArrayD<f32> {
     let mut shape = x.shape().to_vec();
-    let t = shape[1];
-    shape[1] = t + left + right;
+    shape[1] += left + right;
     let mut out = ArrayD::zeros(shape);
-    out.slice_axis_mut(Axis(1), Slice::from(left..left + t)).assign(x);
+    pad_into(x.view(), left, &mut out);
     out
+}
+
+/// [`pad`] into `out` (shaped with the padded time axis).
+pub fn pad_into(x: ArrayViewD<'_, f32>, left: usize, out: &mut ArrayD<f32>) {
+    let t = x.shape()[1];
+    out.fill(0.0);
+    out.slice_axis_mut(Axis(1), Slice::from(left..left + t)).assign(&x);
 }
 
 /// `[B, F]` → `[B, n, F]`.

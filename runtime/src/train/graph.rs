@@ -306,13 +306,17 @@ pub(crate) fn forward(
             Op::TimeSlice { start, end } => {
                 let expected = p.types[&n][0].dims[0].resolve(bindings);
                 (
-                    plain(time::slice(&f32_of(&ins[0], &node.layer)?, *start, *end, expected)?, None),
+                    plain(
+                        time::slice(f32_of(&ins[0], &node.layer)?.view(), *start, *end, expected)?.to_owned(),
+                        None,
+                    ),
                     Cache::None,
                 )
             }
-            Op::TimeStep { index } => {
-                (plain(time::step(&f32_of(&ins[0], &node.layer)?, *index)?, None), Cache::None)
-            }
+            Op::TimeStep { index } => (
+                plain(time::step(f32_of(&ins[0], &node.layer)?.view(), *index)?.to_owned(), None),
+                Cache::None,
+            ),
             Op::ZeroPad { left, right } => {
                 (plain(time::pad(&f32_of(&ins[0], &node.layer)?, *left, *right), None), Cache::None)
             }

@@ -135,7 +135,8 @@ impl Trainer {
         grads: bool,
     ) -> Result<(f32, Option<graph::WeightGrads>)> {
         let mut bindings = vec![None; self.program.symbols.len()];
-        check_inputs(&self.program, x, &mut bindings)?;
+        let views: Vec<crate::TensorView<'_>> = x.iter().map(Tensor::view).collect();
+        check_inputs(&self.program, &views, &mut bindings)?;
         if y.len() != self.program.outputs.len() {
             return Err(RuntimeError::Shape(format!(
                 "{} target arrays given, the model has {} outputs",

@@ -1,0 +1,231 @@
+//! The runnable benchmark cases: each config × mode × implementation as a closure that does
+//! one call (one `predict`, one training step, or the whole 200-call generation loop).
+
+use seqmodel::ndarray::{ArrayD, IxDyn};
+use seqmodel::train::{Loss, Optimizer, Trainer};
+use seqmodel::{Model, Tensor, WeightStore};
+
+use crate::config::Config;
+use crate::models;
+
+/// What is measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Inference (`predict`, or the generation loop).
+    Predict,
+    /// One training step: forward, backward and an Adam update.
+    Train,
+}
+
+impl Mode {
+    /// `predict` or `train`, as in `peers.py`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Predict => "predict",
+            Mode::Train => "train",
+        }
+    }
+}
+
+/// Which seqmodel implementation runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Implementation {
+    /// The code `seqmodel_compiler::build::Builder` generated (what `seqmodel!` emits).
+    Generated,
+    /// The IR interpreter (`seqmodel::Model`, what `seqc run` uses).
+    Interpreter,
+}
+
+impl Implementation {
+    /// The name in the `peer` column.
+    pub fn peer(self) -> &'static str {
+        match self {
+            Implementation::Generated => "seqmodel",
+            Implementation::Interpreter => "seqmodel-interp",
+        }
+    }
+}
+
+/// A deterministic pseudo-random stream (SplitMix64), so inputs are the same in every run.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [-1, 1).
+    fn unit(&mut self) -> f32 {
+        (self.next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+    }
+}
+
+fn floats(shape: &[usize], seed: u64) -> ArrayD<f32> {
+    let mut r = Rng(seed);
+    ArrayD::from_shape_simple_fn(IxDyn(shape), || r.unit())
+}
+
+fn ids(shape: &[usize], vocab: usize, seed: u64) -> ArrayD<i32> {
+    let mut r = Rng(seed);
+    ArrayD::from_shape_simple_fn(IxDyn(shape), || (r.next() % vocab as u64) as i32)
+}
+
+/// The model input of a config (for `gen-stateful`, the first step `[1, 8]`).
+pub fn input(c: Config) -> Tensor {
+    let (b, t) = c.shape();
+    match c {
+        Config::StreamLstm => Tensor::F32(floats(&[b, t, 32], 1)),
+        Config::AeSeed => Tensor::F32(floats(&[b, t, 8], 1)),
+        Config::LmGru => Tensor::I32(ids(&[b, t], 10_000, 1)),
+        Config::BigLstm => Tensor::F32(floats(&[b, t, 256], 1)),
+        Config::GenStateful => Tensor::F32(floats(&[b, 8], 1)),
+    }
+}
+
+/// The `.seq` source of a config's model.
+pub fn source(c: Config) -> &'static str {
+    match c {
+        Config::StreamLstm => include_str!("../models/stream_lstm.seq"),
+        Config::AeSeed => include_str!("../models/ae_seed.seq"),
+        Config::LmGru => include_str!("../models/lm_gru.seq"),
+        Config::BigLstm => include_str!("../models/big_lstm.seq"),
+        Config::GenStateful => include_str!("../models/gen_stateful.seq"),
+    }
+}
+
+/// A boxed call, run repeatedly by the timer.
+pub type Call = Box<dyn FnMut()>;
+
+fn f32_of(t: &Tensor) -> ArrayD<f32> {
+    t.as_f32().expect("float input").clone()
+}
+
+/// The interpreter for a config, with the same seeded weights as the generated type.
+pub fn interpreter(c: Config, weights: &WeightStore) -> Model {
+    let compiled = seqmodel_compiler::compile(source(c)).expect("benchmark models check");
+    let program = seqmodel_compiler::passes::optimize(compiled.main().expect("a main model"));
+    Model::new(program, weights).expect("weights fit")
+}
+
+fn trainer(c: Config) -> (Trainer, Vec<Tensor>, Vec<Tensor>) {
+    let adam = Optimizer::adam(1e-3);
+    let mse = Loss::MeanSquaredError;
+    let x = input(c);
+    let (b, t) = c.shape();
+    match c {
+        Config::StreamLstm => {
+            let tr = models::StreamLstm::random(7).trainer(mse, adam).expect("trainer");
+            (tr, vec![x], vec![Tensor::F32(ArrayD::zeros(IxDyn(&[b, 128])))])
+        }
+        Config::AeSeed => {
+            let tr = models::AeSeed::random(7).trainer(mse, adam).expect("trainer");
+            (tr, vec![x.clone()], vec![x])
+        }
+        Config::LmGru => {
+            let loss = Loss::SparseCategoricalCrossentropy { from_logits: false };
+            let tr = models::LmGru::random(7).trainer(loss, Optimizer::adam(0.009)).expect("trainer");
+            (tr, vec![x], vec![Tensor::I32(ids(&[b, t], 10_000, 2))])
+        }
+        Config::BigLstm => {
+            let tr = models::BigLstm::random(7).trainer(mse, adam).expect("trainer");
+            (tr, vec![x], vec![Tensor::F32(ArrayD::zeros(IxDyn(&[b, t, 256])))])
+        }
+        Config::GenStateful => unreachable!("generation is not trained"),
+    }
+}
+
+/// The call that measures `(c, mode, imp)`, or `None` where it does not apply (training is
+/// one implementation, the tape of `seqmodel::train`, reported as `seqmodel`).
+pub fn build(c: Config, mode: Mode, imp: Implementation) -> Option<Call> {
+    if mode == Mode::Train {
+        if !c.trains() || imp == Implementation::Interpreter {
+            return None;
+        }
+        let (mut tr, x, y) = trainer(c);
+        return Some(Box::new(move || {
+            std::hint::black_box(tr.train_on_batch(&x, &y).expect("train step"));
+        }));
+    }
+    let x = input(c);
+    Some(match imp {
+        Implementation::Generated => generated_predict(c, x),
+        Implementation::Interpreter => {
+            let weights = match c {
+                Config::StreamLstm => models::StreamLstm::random(7).weights().clone(),
+                Config::AeSeed => models::AeSeed::random(7).weights().clone(),
+                Config::LmGru => models::LmGru::random(7).weights().clone(),
+                Config::BigLstm => models::BigLstm::random(7).weights().clone(),
+                Config::GenStateful => models::GenStateful::random(7).weights().clone(),
+            };
+            let mut m = interpreter(c, &weights);
+            if c == Config::GenStateful {
+                let x0 = f32_of(&x).insert_axis(seqmodel::ndarray::Axis(1));
+                Box::new(move || {
+                    m.reset_states();
+                    let mut step = Tensor::F32(x0.clone());
+                    for _ in 0..c.shape().1 {
+                        let y = m.predict(std::slice::from_ref(&step)).expect("step");
+                        step = Tensor::F32(y.into_iter().next().expect("one output"));
+                    }
+                    std::hint::black_box(&step);
+                })
+            } else {
+                let xs = vec![x];
+                Box::new(move || {
+                    std::hint::black_box(m.predict(&xs).expect("predict"));
+                })
+            }
+        }
+    })
+}
+
+fn generated_predict(c: Config, x: Tensor) -> Call {
+    match c {
+        Config::StreamLstm => {
+            let mut m = models::StreamLstm::random(7);
+            let x = f32_of(&x);
+            Box::new(move || {
+                std::hint::black_box(m.run(x.view()).expect("predict"));
+            })
+        }
+        Config::AeSeed => {
+            let mut m = models::AeSeed::random(7);
+            let x = f32_of(&x);
+            Box::new(move || {
+                std::hint::black_box(m.run(x.view()).expect("predict"));
+            })
+        }
+        Config::LmGru => {
+            let mut m = models::LmGru::random(7);
+            let Tensor::I32(x) = x else { unreachable!("token ids") };
+            Box::new(move || {
+                std::hint::black_box(m.run(x.view()).expect("predict"));
+            })
+        }
+        Config::BigLstm => {
+            let mut m = models::BigLstm::random(7);
+            let x = f32_of(&x);
+            Box::new(move || {
+                std::hint::black_box(m.run(x.view()).expect("predict"));
+            })
+        }
+        Config::GenStateful => {
+            let mut m = models::GenStateful::random(7);
+            let x0 = f32_of(&x);
+            let mut step = x0.clone();
+            Box::new(move || {
+                m.reset_states();
+                step.assign(&x0);
+                for _ in 0..c.shape().1 {
+                    let y = m.run_step(step.view()).expect("step");
+                    step.assign(&y);
+                }
+                std::hint::black_box(&step);
+            })
+        }
+    }
+}

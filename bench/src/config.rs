@@ -1,0 +1,86 @@
+//! The five benchmark configs of DESIGN.md, with the FLOP counts `peers.py` uses.
+
+/// One benchmark config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Config {
+    /// LSTM(128) on 32 features, many-to-one; batch 1, 100 steps.
+    StreamLstm,
+    /// The seed autoencoder (8 features); batch 32, 50 steps.
+    AeSeed,
+    /// The seed language model; batch 16, 32 steps.
+    LmGru,
+    /// LSTM(256, return_sequences) on 256 features; batch 256, 50 steps.
+    BigLstm,
+    /// Stateful LSTM(64) → Dense(8), one step per call, output fed back, 200 calls.
+    GenStateful,
+}
+
+impl Config {
+    /// Every config, in DESIGN.md's order.
+    pub const ALL: [Config; 5] =
+        [Config::StreamLstm, Config::AeSeed, Config::LmGru, Config::BigLstm, Config::GenStateful];
+
+    /// The name used by DESIGN.md and `peers.py`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Config::StreamLstm => "stream-lstm",
+            Config::AeSeed => "ae-seed",
+            Config::LmGru => "lm-gru",
+            Config::BigLstm => "big-lstm",
+            Config::GenStateful => "gen-stateful",
+        }
+    }
+
+    /// The config with this name.
+    pub fn from_name(name: &str) -> Option<Config> {
+        Config::ALL.into_iter().find(|c| c.name() == name)
+    }
+
+    /// `(batch, steps)`; for `gen-stateful`, steps is the number of one-step calls.
+    pub fn shape(self) -> (usize, usize) {
+        match self {
+            Config::StreamLstm => (1, 100),
+            Config::AeSeed => (32, 50),
+            Config::LmGru => (16, 32),
+            Config::BigLstm => (256, 50),
+            Config::GenStateful => (1, 200),
+        }
+    }
+
+    /// Whether one training step is measured (every config but the generation loop).
+    pub fn trains(self) -> bool {
+        self != Config::GenStateful
+    }
+
+    /// Forward GFLOP of one call, counted as `peers.py` counts them (multiply-adds of the
+    /// matrix products only).
+    pub fn gflop(self) -> f64 {
+        let (b, t) = self.shape();
+        let lstm = |d: usize, h: usize| 2.0 * (b * t * 4 * h * (d + h)) as f64;
+        let gru = |d: usize, h: usize| 2.0 * (b * t * 3 * h * (d + h)) as f64;
+        let f = match self {
+            Config::StreamLstm => lstm(32, 128),
+            Config::AeSeed => lstm(8, 64) + lstm(64, 48) + lstm(48, 32) + lstm(32, 48) + lstm(48, 8),
+            Config::LmGru => gru(128, 512) + gru(512, 128) + 2.0 * (b * t * 128 * 10000) as f64,
+            Config::BigLstm => lstm(256, 256),
+            Config::GenStateful => lstm(8, 64) + 2.0 * (b * t * 64 * 8) as f64,
+        };
+        f / 1e9
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_flops_match_hand_counts() {
+        for c in Config::ALL {
+            assert_eq!(Config::from_name(c.name()), Some(c));
+        }
+        // 2·B·T·4H·(D+H) for stream-lstm: 2·1·100·512·160.
+        assert!((Config::StreamLstm.gflop() - 0.016384).abs() < 1e-12);
+        // big-lstm: 2·256·50·1024·512.
+        assert!((Config::BigLstm.gflop() - 13.421772800).abs() < 1e-9);
+    }
+}
