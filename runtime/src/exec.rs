@@ -2,7 +2,7 @@
 //! `seqmodel!` and `seqc build` generate both call these functions, so they compute the
 //! same numbers by construction.
 
-use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewD, Axis, Ix2, Ix3, IxDyn};
+use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewD, Axis, Dimension, Ix2, Ix3, IxDyn};
 use seqmodel_ir::{DType, Dim, MergeMode, Op, RnnAttrs};
 
 use crate::error::{Result, RuntimeError};
@@ -207,34 +207,42 @@ fn mask_slot(out: &mut [Value], port: usize, b: usize, t: usize) -> &mut Array2<
     dst.as_mut().expect("set above")
 }
 
+/// A shape made of `parts` joined (inline, without a heap allocation, up to 4 dimensions).
+fn joined(parts: &[&[usize]]) -> IxDyn {
+    let mut d = IxDyn::zeros(parts.iter().map(|p| p.len()).sum());
+    let mut i = 0;
+    for p in parts {
+        for v in *p {
+            d[i] = *v;
+            i += 1;
+        }
+    }
+    d
+}
+
 fn contiguous<'s>(a: &'s mut ArrayD<f32>) -> &'s mut [f32] {
     a.as_slice_mut().expect("slots are in standard layout")
 }
 
-/// Copies `src` into rows `[B·U]` of `dst` (the state vectors), sized to `n` each.
-fn load_states(
-    dst: &mut Vec<Vec<f32>>,
-    k: usize,
-    n: usize,
-    src: Option<&[ArrayView2<'_, f32>]>,
-) -> Result<()> {
+/// Sizes `k` state vectors of `n` values and zeroes them.
+fn zero_states(dst: &mut Vec<Vec<f32>>, k: usize, n: usize) {
     dst.resize_with(k, Vec::new);
-    for (i, d) in dst.iter_mut().enumerate() {
-        let d = rnn::sized(d, n);
-        match src.and_then(|s| s.get(i)) {
-            Some(m) if m.len() == n => {
-                for (o, v) in d.iter_mut().zip(m.iter()) {
-                    *o = *v;
-                }
-            }
-            Some(m) => {
-                return Err(RuntimeError::Shape(format!(
-                    "an initial state has shape {:?}; the layer needs {n} values",
-                    m.shape()
-                )));
-            }
-            None => d.fill(0.0),
-        }
+    for d in dst.iter_mut() {
+        rnn::sized(d, n).fill(0.0);
+    }
+}
+
+/// Copies one given state into `dst` (sized by [`zero_states`]).
+fn copy_state(dst: &mut [f32], m: ArrayView2<'_, f32>) -> Result<()> {
+    if m.len() != dst.len() {
+        return Err(RuntimeError::Shape(format!(
+            "an initial state has shape {:?}; the layer needs {} values",
+            m.shape(),
+            dst.len()
+        )));
+    }
+    for (o, v) in dst.iter_mut().zip(m.iter()) {
+        *o = *v;
     }
     Ok(())
 }
@@ -272,8 +280,8 @@ pub fn node_into(
         }
     };
     let with_last = |shape: &[usize], last: usize| {
-        let mut s = shape.to_vec();
-        if let Some(l) = s.last_mut() {
+        let mut s = joined(&[shape]);
+        if let Some(l) = s.slice_mut().last_mut() {
             *l = last;
         }
         s
@@ -283,7 +291,7 @@ pub fn node_into(
         Op::Dense { units, activation, .. } => {
             let Some(Prepared::Dense { kernel, bias }) = prepared else { unreachable!("prepared at load") };
             let x = f32_in(0)?;
-            let y = f32_slot(out, 0, &with_last(x.shape(), *units));
+            let y = f32_slot(out, 0, with_last(x.shape(), *units).slice());
             basic::dense_into(x, kernel, bias.as_deref(), *units, *activation, contiguous(y));
             out.truncate(1);
             set_mask(out, 0, ins[0].mask.clone());
@@ -313,9 +321,8 @@ pub fn node_into(
                 return Err(RuntimeError::Shape(format!("Embedding `{layer}` needs integer ids")));
             };
             let Some(Prepared::Embedding(table)) = prepared else { unreachable!("prepared at load") };
-            let mut shape = ids.shape().to_vec();
-            shape.push(table.ncols());
-            basic::embedding_into(ids.view(), table, contiguous(f32_slot(out, 0, &shape)))?;
+            let shape = joined(&[ids.shape(), &[table.ncols()]]);
+            basic::embedding_into(ids.view(), table, contiguous(f32_slot(out, 0, shape.slice())))?;
             out.truncate(1);
             if *mask_zero && ids.ndim() == 2 {
                 let m = mask_slot(out, 0, ids.shape()[0], ids.shape()[1]);
@@ -333,23 +340,20 @@ pub fn node_into(
             let (b, t, _) = x.dim();
             let u = a.units;
             let k = a.cell.states();
+            zero_states(&mut scratch.states, k, b * u);
             if ins.len() > 1 {
-                let given: Vec<ArrayView2<'_, f32>> = ins[1..]
-                    .iter()
-                    .map(|v| {
-                        v.f32()?.into_dimensionality::<Ix2>().map_err(|_| {
-                            RuntimeError::Shape(format!("layer `{layer}`: states are [batch, units]"))
-                        })
-                    })
-                    .collect::<Result<_>>()?;
-                load_states(&mut scratch.states, k, b * u, Some(&given))?;
+                for (d, v) in scratch.states.iter_mut().zip(&ins[1..]) {
+                    let m = v.f32()?.into_dimensionality::<Ix2>().map_err(|_| {
+                        RuntimeError::Shape(format!("layer `{layer}`: states are [batch, units]"))
+                    })?;
+                    copy_state(d, m)?;
+                }
             } else if a.stateful
                 && let Some(s) = state.as_ref()
             {
-                let given: Vec<ArrayView2<'_, f32>> = s.iter().map(|m| m.view()).collect();
-                load_states(&mut scratch.states, k, b * u, Some(&given))?;
-            } else {
-                load_states(&mut scratch.states, k, b * u, None)?;
+                for (d, m) in scratch.states.iter_mut().zip(s) {
+                    copy_state(d, m.view())?;
+                }
             }
             let Some(Prepared::Rnn(w)) = prepared else { unreachable!("prepared at load") };
             let mask = ins[0].mask.clone();
@@ -372,9 +376,14 @@ pub fn node_into(
             })?;
             let b = x.nrows();
             let k = a.cell.states();
-            let saved: Option<Vec<ArrayView2<'_, f32>>> =
-                if a.stateful { state.as_ref().map(|s| s.iter().map(|m| m.view()).collect()) } else { None };
-            load_states(&mut scratch.states, k, b * a.units, saved.as_deref())?;
+            zero_states(&mut scratch.states, k, b * a.units);
+            if a.stateful
+                && let Some(s) = state.as_ref()
+            {
+                for (d, m) in scratch.states.iter_mut().zip(s) {
+                    copy_state(d, m.view())?;
+                }
+            }
             let Some(Prepared::Rnn(w)) = prepared else { unreachable!("prepared at load") };
             run_rnn(a, out, b, steps, scratch, |sc, o| {
                 rnn::forward_repeated_into(a, w, x.view(), steps, &mut sc.rnn, o)
@@ -429,9 +438,9 @@ pub fn node_into(
         }
         Op::ZeroPad { left, right } => {
             let x = f32_in(0)?;
-            let mut shape = x.shape().to_vec();
+            let mut shape = joined(&[x.shape()]);
             shape[1] += left + right;
-            let y = f32_slot(out, 0, &shape);
+            let y = f32_slot(out, 0, shape.slice());
             time::pad_into(x, *left, y);
             out.truncate(1);
             set_mask(out, 0, None);
@@ -454,18 +463,14 @@ pub fn node_into(
             }
         }
         Op::FoldTime => {
-            let fold = |shape: &[usize]| {
-                let mut s = vec![shape[0] * shape[1]];
-                s.extend_from_slice(&shape[2..]);
-                s
-            };
+            let fold = |shape: &[usize]| joined(&[&[shape[0] * shape[1]], &shape[2..]]);
             match &ins[0].t {
                 TensorView::F32(a) => {
-                    let y = f32_slot(out, 0, &fold(a.shape()));
+                    let y = f32_slot(out, 0, fold(a.shape()).slice());
                     copy_flat(a.iter().copied(), y.as_slice_mut().expect("standard layout"), a.as_slice());
                 }
                 TensorView::I32(a) => {
-                    let y = i32_slot(out, 0, &fold(a.shape()));
+                    let y = i32_slot(out, 0, fold(a.shape()).slice());
                     copy_flat(a.iter().copied(), y.as_slice_mut().expect("standard layout"), a.as_slice());
                 }
             }
@@ -476,9 +481,8 @@ pub fn node_into(
             let outer = ins[1].t.shape();
             let (b, t) = (outer[0], outer[1]);
             let inner = f32_in(0)?;
-            let mut s = vec![b, t];
-            s.extend_from_slice(&inner.shape()[1..]);
-            let y = f32_slot(out, 0, &s);
+            let s = joined(&[&[b, t], &inner.shape()[1..]]);
+            let y = f32_slot(out, 0, s.slice());
             copy_flat(inner.iter().copied(), y.as_slice_mut().expect("standard layout"), inner.as_slice());
             out.truncate(1);
             set_mask(out, 0, ins[1].mask.clone());
@@ -572,10 +576,15 @@ fn bidirectional(
     let u = fa.units;
     let k = fa.cell.states();
     let Some(Prepared::Bidirectional(fw, bw)) = prepared else { unreachable!("prepared at load") };
-    let saved: Option<Vec<ArrayView2<'_, f32>>> =
-        if fa.stateful { state.as_ref().map(|s| s.iter().map(|m| m.view()).collect()) } else { None };
-    load_states(&mut scratch.states, k, b * u, saved.as_deref().map(|s| &s[..k]))?;
-    load_states(&mut scratch.states_b, k, b * u, saved.as_deref().map(|s| &s[k..]))?;
+    zero_states(&mut scratch.states, k, b * u);
+    zero_states(&mut scratch.states_b, k, b * u);
+    if fa.stateful
+        && let Some(s) = state.as_ref()
+    {
+        for (d, m) in scratch.states.iter_mut().chain(scratch.states_b.iter_mut()).zip(s) {
+            copy_state(d, m.view())?;
+        }
+    }
     let zero = mask.is_some();
     let seq_len = if fa.return_sequences { b * t * u } else { 0 };
     let Scratch { rnn: sc, states, states_b, last, last_b, seq, seq_b } = scratch;

@@ -17,34 +17,61 @@ pub fn matmul(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32],
         }
         return;
     }
-    // SAFETY: the assertion above guarantees that `a` holds m×k, `b` k×n and `c` m×n
-    // row-major elements, so every address gemm forms from these strides (row stride =
-    // number of columns, column stride = 1) lies inside the slices; `c` is borrowed mutably
-    // and cannot alias `a` or `b`.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            c.as_mut_ptr(),
-            1,
-            n as isize,
-            accumulate,
-            a.as_ptr(),
-            1,
-            k as isize,
-            b.as_ptr(),
-            1,
-            n as isize,
-            1.0f32,
-            1.0f32,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
+    // gemm packs (and allocates a buffer for) a row-major right-hand side or a left-hand side
+    // whose rows are not contiguous. So it is called for the transposed product
+    // Cᵀ (n×m) = Bᵀ (n×k) · Aᵀ (k×m), whose left factor Bᵀ is column-major as stored, in
+    // column blocks small enough that gemm does not pack: a warm `predict` allocates nothing.
+    static TUNED: std::sync::Once = std::sync::Once::new();
+    TUNED.call_once(|| gemm::set_rhs_packing_threshold(256));
+    let threads = crate::num_threads();
+    let parallelism = if threads > 1 && m * n * k >= PARALLEL_MIN_MACS {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    };
+    let mut start = 0;
+    while start < n {
+        let cols = (n - start).min(COLUMN_BLOCK);
+        // SAFETY: the assertion above guarantees that `a` holds m×k, `b` k×n and `c` m×n
+        // row-major elements. The block covers columns start..start+cols of `b` and `c`:
+        // element (j, p) of Bᵀ is b[p·n + start + j] (row stride 1, column stride n), element
+        // (p, i) of Aᵀ is a[i·k + p] (row stride 1, column stride k), and element (j, i) of
+        // Cᵀ is c[i·n + start + j] (row stride 1, column stride n); with j < cols ≤ n - start,
+        // p < k and i < m every address lies inside its slice. `c` is borrowed mutably and
+        // cannot alias `a` or `b`.
+        unsafe {
+            gemm::gemm(
+                cols,
+                m,
+                k,
+                c.as_mut_ptr().add(start),
+                n as isize,
+                1,
+                accumulate,
+                b.as_ptr().add(start),
+                n as isize,
+                1,
+                a.as_ptr(),
+                k as isize,
+                1,
+                1.0f32,
+                1.0f32,
+                false,
+                false,
+                false,
+                parallelism,
+            );
+        }
+        start += cols;
     }
 }
+
+/// Products with at least this many multiply-adds are split across threads.
+const PARALLEL_MIN_MACS: usize = 1 << 21;
+
+/// Widest column block per gemm call (a multiple of every SIMD width; below gemm's packing
+/// threshold).
+const COLUMN_BLOCK: usize = 2048;
 
 /// The naive triple loop, the reference the optimised path is tested against.
 pub fn matmul_reference(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32], accumulate: bool) {

@@ -1,0 +1,121 @@
+//! Heap allocations after a warm-up call, counted by a global allocator that wraps the system
+//! one (on every thread; this file has one test so that nothing else runs while it counts).
+//!
+//! - The stateful `run_step` (the generation loop) allocates nothing, at 1 and 2 threads.
+//! - `run` allocates nothing of seqmodel's own: the only allocations left are the one small
+//!   bookkeeping `Vec` that `gemm` 0.19 makes in every matrix product with more than one row
+//!   (`gemm-common` `gemm.rs`: `vec![false; mc / MR]`), so the count must equal the number of
+//!   such products, worked out per config below. Any allocation of ours breaks the equality.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use seqmodel::ndarray::{ArrayD, IxDyn};
+use seqmodel_bench::models;
+
+struct Counting;
+
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every method forwards to the system allocator unchanged; the counter is atomic.
+#[allow(unsafe_code)]
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Heap allocations made while `f` runs.
+fn allocations(mut f: impl FnMut()) -> usize {
+    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    f();
+    ALLOCATIONS.load(Ordering::SeqCst) - before
+}
+
+fn filled(shape: &[usize]) -> ArrayD<f32> {
+    let n: usize = shape.iter().product();
+    ArrayD::from_shape_vec(IxDyn(shape), (0..n).map(|i| ((i % 17) as f32 - 8.0) / 10.0).collect()).unwrap()
+}
+
+/// Matrix products of more than one row in one `run`: one input projection per recurrent
+/// layer, one recurrent product per step when the batch is above 1, one per 2048-column block
+/// of a Dense.
+fn gemm_products(layers: usize, steps: usize, batch: usize, dense_columns: usize) -> usize {
+    layers * (1 + if batch > 1 { steps } else { 0 }) + dense_columns.div_ceil(2048)
+}
+
+#[test]
+fn warm_runs_allocate_only_in_gemm_and_steps_not_at_all() {
+    seqmodel::set_num_threads(1);
+    let mut report = Vec::new();
+
+    let mut m = models::StreamLstm::random(1);
+    let x = filled(&[1, 100, 32]);
+    m.run(x.view()).unwrap();
+    report.push((
+        "stream-lstm run",
+        allocations(|| drop(m.run(x.view()).unwrap())),
+        gemm_products(1, 100, 1, 0),
+    ));
+
+    let mut m = models::AeSeed::random(1);
+    let x = filled(&[32, 50, 8]);
+    m.run(x.view()).unwrap();
+    report.push(("ae-seed run", allocations(|| drop(m.run(x.view()).unwrap())), gemm_products(5, 50, 32, 0)));
+
+    let mut m = models::LmGru::random(1);
+    let ids = ArrayD::from_shape_fn(IxDyn(&[16, 32]), |i| ((i[0] * 131 + i[1] * 7) % 10_000) as i32);
+    m.run(ids.view()).unwrap();
+    report.push((
+        "lm-gru run",
+        allocations(|| drop(m.run(ids.view()).unwrap())),
+        gemm_products(2, 32, 16, 10_000),
+    ));
+
+    let mut m = models::BigLstm::random(1);
+    let x = filled(&[256, 50, 256]);
+    m.run(x.view()).unwrap();
+    report.push((
+        "big-lstm run",
+        allocations(|| drop(m.run(x.view()).unwrap())),
+        gemm_products(1, 50, 256, 0),
+    ));
+    let wrong: Vec<_> = report.iter().filter(|(_, got, want)| got != want).collect();
+    assert!(wrong.is_empty(), "(case, allocations, gemm products): {wrong:?}");
+
+    for threads in [1, 2] {
+        seqmodel::set_num_threads(threads);
+
+        let mut m = models::GenStateful::random(1);
+        let mut step = filled(&[1, 8]);
+        m.run_step(step.view()).unwrap();
+        let n = allocations(|| {
+            for _ in 0..200 {
+                let y = m.run_step(step.view()).unwrap();
+                step.assign(&y);
+            }
+        });
+        assert!(step.iter().all(|v| v.is_finite()));
+        assert_eq!(n, 0, "allocations in 200 warm run_step calls at {threads} thread(s)");
+    }
+    seqmodel::set_num_threads(0);
+}
