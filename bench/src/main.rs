@@ -32,6 +32,9 @@ struct Args {
     /// A short budget (at least 3 runs and 0.3 s per case) for a quick look.
     #[arg(long)]
     quick: bool,
+    /// Skip the peak measurement (for profiling the cases alone).
+    #[arg(long)]
+    no_peak: bool,
 }
 
 fn main() {
@@ -73,7 +76,7 @@ fn main() {
     } else {
         Budget::default()
     };
-    let peak = peak::single_core_gflops();
+    let peak = if args.no_peak { f64::NAN } else { peak::single_core_gflops() };
     if args.json {
         println!(
             "{}",

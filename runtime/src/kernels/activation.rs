@@ -143,6 +143,15 @@ fn erf(x: f64) -> f64 {
     s * (1.0 - poly * (-x * x).exp())
 }
 
+/// Applies an element-wise activation to every element (SIMD where [`apply`] has it); the
+/// row-wise softmaxes are left alone, as [`scalar`] treats them as the identity.
+pub fn map(a: Activation, data: &mut [f32]) {
+    match a {
+        Activation::Linear | Activation::Softmax | Activation::LogSoftmax => {}
+        _ => apply(a, data, data.len()),
+    }
+}
+
 /// Applies `a` in place to rows of length `width` (softmax acts per row).
 pub fn apply(a: Activation, data: &mut [f32], width: usize) {
     match a {

@@ -17,10 +17,12 @@ pub fn matmul(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32],
         }
         return;
     }
-    // gemm packs (and allocates a buffer for) a row-major right-hand side or a left-hand side
-    // whose rows are not contiguous. So it is called for the transposed product
+    // gemm packs a row-major right-hand side, or a left-hand side whose rows are not
+    // contiguous, into a freshly allocated buffer. So it is called for the transposed product
     // Cᵀ (n×m) = Bᵀ (n×k) · Aᵀ (k×m), whose left factor Bᵀ is column-major as stored, in
-    // column blocks small enough that gemm does not pack: a warm `predict` allocates nothing.
+    // blocks small enough that gemm needs no packing: blocks of at most COLUMN_BLOCK columns
+    // of B (below its packing threshold) and ROW_BLOCK rows of A (so that the unpacked rows
+    // of A a block reads stay in the L2 cache).
     static TUNED: std::sync::Once = std::sync::Once::new();
     TUNED.call_once(|| gemm::set_rhs_packing_threshold(256));
     let threads = crate::num_threads();
@@ -29,45 +31,58 @@ pub fn matmul(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32],
     } else {
         gemm::Parallelism::None
     };
-    let mut start = 0;
-    while start < n {
-        let cols = (n - start).min(COLUMN_BLOCK);
-        // SAFETY: the assertion above guarantees that `a` holds m×k, `b` k×n and `c` m×n
-        // row-major elements. The block covers columns start..start+cols of `b` and `c`:
-        // element (j, p) of Bᵀ is b[p·n + start + j] (row stride 1, column stride n), element
-        // (p, i) of Aᵀ is a[i·k + p] (row stride 1, column stride k), and element (j, i) of
-        // Cᵀ is c[i·n + start + j] (row stride 1, column stride n); with j < cols ≤ n - start,
-        // p < k and i < m every address lies inside its slice. `c` is borrowed mutably and
-        // cannot alias `a` or `b`.
-        unsafe {
-            gemm::gemm(
-                cols,
-                m,
-                k,
-                c.as_mut_ptr().add(start),
-                n as isize,
-                1,
-                accumulate,
-                b.as_ptr().add(start),
-                n as isize,
-                1,
-                a.as_ptr(),
-                k as isize,
-                1,
-                1.0f32,
-                1.0f32,
-                false,
-                false,
-                false,
-                parallelism,
-            );
+    let row_block = (ROW_BLOCK_FLOATS / k).clamp(MIN_ROW_BLOCK, m.max(MIN_ROW_BLOCK));
+    let mut row = 0;
+    while row < m {
+        let rows = (m - row).min(row_block);
+        let mut col = 0;
+        while col < n {
+            let cols = (n - col).min(COLUMN_BLOCK);
+            // SAFETY: the assertion above guarantees that `a` holds m×k, `b` k×n and `c` m×n
+            // row-major elements. The block covers rows row..row+rows of `a` and `c` and
+            // columns col..col+cols of `b` and `c`: element (j, p) of Bᵀ is b[p·n + col + j]
+            // (row stride 1, column stride n), element (p, i) of Aᵀ is a[(row + i)·k + p] (row
+            // stride 1, column stride k), and element (j, i) of Cᵀ is c[(row + i)·n + col + j]
+            // (row stride 1, column stride n); with j < cols ≤ n - col, i < rows ≤ m - row and
+            // p < k every address lies inside its slice. `c` is borrowed mutably and cannot
+            // alias `a` or `b`.
+            unsafe {
+                gemm::gemm(
+                    cols,
+                    rows,
+                    k,
+                    c.as_mut_ptr().add(row * n + col),
+                    n as isize,
+                    1,
+                    accumulate,
+                    b.as_ptr().add(col),
+                    n as isize,
+                    1,
+                    a.as_ptr().add(row * k),
+                    k as isize,
+                    1,
+                    1.0f32,
+                    1.0f32,
+                    false,
+                    false,
+                    false,
+                    parallelism,
+                );
+            }
+            col += cols;
         }
-        start += cols;
+        row += rows;
     }
 }
 
+/// Rows of A per block: this many floats of A (512 KiB, half of a 1 MiB L2).
+const ROW_BLOCK_FLOATS: usize = 128 * 1024;
+
+/// At least this many rows per block (so that short, wide products stay whole).
+const MIN_ROW_BLOCK: usize = 64;
+
 /// Products with at least this many multiply-adds are split across threads.
-const PARALLEL_MIN_MACS: usize = 1 << 21;
+const PARALLEL_MIN_MACS: usize = 1 << 24;
 
 /// Widest column block per gemm call (a multiple of every SIMD width; below gemm's packing
 /// threshold).

@@ -87,13 +87,26 @@ impl WithSimd for MapInPlace<'_> {
     type Output = ();
     #[inline(always)]
     fn with_simd<S: Simd>(self, s: S) -> Self::Output {
-        // One monomorphic loop per function: closures here would lose the target features
-        // and turn every intrinsic into a call.
+        // One loop per function, each calling the kernel directly: passing the kernel as a
+        // closure or fn item would compile it outside the target-feature context and turn
+        // every intrinsic into a call.
+        macro_rules! map_slice {
+            ($f:expr) => {{
+                let (head, tail) = S::as_mut_simd_f32s(self.data);
+                for v in head {
+                    *v = $f(s, *v);
+                }
+                if !tail.is_empty() {
+                    let v = $f(s, s.partial_load_f32s(tail));
+                    s.partial_store_f32s(tail, v);
+                }
+            }};
+        }
         match self.f {
-            Unary::Exp => map_slice(s, self.data, exp),
-            Unary::Sigmoid => map_slice(s, self.data, sigmoid),
-            Unary::Tanh => map_slice(s, self.data, tanh),
-            Unary::Relu => map_slice(s, self.data, relu),
+            Unary::Exp => map_slice!(exp),
+            Unary::Sigmoid => map_slice!(sigmoid),
+            Unary::Tanh => map_slice!(tanh),
+            Unary::Relu => map_slice!(relu),
         }
     }
 }
@@ -101,18 +114,6 @@ impl WithSimd for MapInPlace<'_> {
 #[inline(always)]
 fn relu<S: Simd>(s: S, x: S::f32s) -> S::f32s {
     s.max_f32s(x, s.splat_f32s(0.0))
-}
-
-#[inline(always)]
-fn map_slice<S: Simd, F: Fn(S, S::f32s) -> S::f32s>(s: S, data: &mut [f32], f: F) {
-    let (head, tail) = S::as_mut_simd_f32s(data);
-    for v in head {
-        *v = f(s, *v);
-    }
-    if !tail.is_empty() {
-        let v = f(s, s.partial_load_f32s(tail));
-        s.partial_store_f32s(tail, v);
-    }
 }
 
 struct SoftmaxRows<'a> {

@@ -33,6 +33,8 @@ pub struct RnnTape {
     h_prev: Vec<f32>,
     c_prev: Vec<f32>,
     c_new: Vec<f32>,
+    /// LSTM: `act(c)` of each step's new cell state (reused by the backward pass).
+    c_act: Vec<f32>,
     live: Vec<bool>,
     /// Recurrent dropout: `[B, U]` keep mask (scaled), applied to `h_prev` in the recurrent
     /// products only, as Keras does.
@@ -126,11 +128,10 @@ pub fn forward(
         h_prev: vec![0.0; t * b * u],
         c_prev: vec![0.0; t * b * u],
         c_new: vec![0.0; t * b * u],
+        c_act: if a.cell == CellKind::Lstm { vec![0.0; t * b * u] } else { Vec::new() },
         live: vec![true; t * b],
         rec_mask,
     };
-    let act = |v: f32| activation::scalar(a.activation, v);
-    let ract = |v: f32| activation::scalar(a.recurrent_activation, v);
     let mut rec = vec![0.0f32; b * gu];
     let mut cand = vec![0.0f32; b * u];
     for s in 0..t {
@@ -154,24 +155,33 @@ pub fn forward(
                     for j in 0..gu {
                         pre[bi * gu + j] = xr[j] + rec[bi * gu + j];
                     }
-                    let z = &pre[bi * gu..][..gu];
-                    let gt = &mut gates[bi * gu..][..gu];
-                    if a.cell == CellKind::Lstm {
+                }
+                gates.copy_from_slice(pre);
+                if a.cell == CellKind::Lstm {
+                    // Gates i, f (recurrent activation), c (activation), o (recurrent), each
+                    // activated as a block with the SIMD kernels.
+                    for gt in gates.chunks_mut(gu) {
+                        activation::map(a.recurrent_activation, &mut gt[..2 * u]);
+                        activation::map(a.activation, &mut gt[2 * u..3 * u]);
+                        activation::map(a.recurrent_activation, &mut gt[3 * u..]);
+                    }
+                    for bi in 0..b {
+                        let gt = &gates[bi * gu..][..gu];
                         for j in 0..u {
-                            gt[j] = ract(z[j]);
-                            gt[u + j] = ract(z[u + j]);
-                            gt[2 * u + j] = act(z[2 * u + j]);
-                            gt[3 * u + j] = ract(z[3 * u + j]);
-                            let c = gt[u + j] * states[1][bi * u + j] + gt[j] * gt[2 * u + j];
-                            c_new[bi * u + j] = c;
-                            h_new[bi * u + j] = gt[3 * u + j] * act(c);
-                        }
-                    } else {
-                        for j in 0..u {
-                            gt[j] = act(z[j]);
-                            h_new[bi * u + j] = gt[j];
+                            c_new[bi * u + j] = gt[u + j] * states[1][bi * u + j] + gt[j] * gt[2 * u + j];
                         }
                     }
+                    let c_act = &mut tape.c_act[s * b * u..][..b * u];
+                    c_act.copy_from_slice(&c_new);
+                    activation::map(a.activation, c_act);
+                    for bi in 0..b {
+                        for j in 0..u {
+                            h_new[bi * u + j] = gates[bi * gu + 3 * u + j] * c_act[bi * u + j];
+                        }
+                    }
+                } else {
+                    activation::map(a.activation, gates);
+                    h_new.copy_from_slice(gates);
                 }
             }
             CellKind::Gru { reset_after } => {
@@ -195,8 +205,9 @@ pub fn forward(
                     let xr = &xp[(bi * t + ti) * gu..][..gu];
                     for j in 0..2 * u {
                         pre[bi * gu + j] = xr[j] + rec[bi * gu + j];
-                        gates[bi * gu + j] = ract(pre[bi * gu + j]);
                     }
+                    gates[bi * gu..][..2 * u].copy_from_slice(&pre[bi * gu..][..2 * u]);
+                    activation::map(a.recurrent_activation, &mut gates[bi * gu..][..2 * u]);
                 }
                 if !reset_after {
                     // r·h_prev, then its product with the candidate kernel.
@@ -219,11 +230,12 @@ pub fn forward(
                         } else {
                             cand[bi * u + j]
                         };
-                        let zpre = xr[2 * u + j] + inner;
-                        pre[bi * gu + 2 * u + j] = zpre;
-                        let hh = act(zpre);
-                        gates[bi * gu + 2 * u + j] = hh;
-                        let z = gates[bi * gu + j];
+                        pre[bi * gu + 2 * u + j] = xr[2 * u + j] + inner;
+                    }
+                    gates[bi * gu + 2 * u..][..u].copy_from_slice(&pre[bi * gu + 2 * u..][..u]);
+                    activation::map(a.activation, &mut gates[bi * gu + 2 * u..][..u]);
+                    for j in 0..u {
+                        let (z, hh) = (gates[bi * gu + j], gates[bi * gu + 2 * u + j]);
                         h_new[bi * u + j] = z * h[bi * u + j] + (1.0 - z) * hh;
                     }
                 }
@@ -276,7 +288,6 @@ pub fn backward(
     let r_h_t = if r_h.is_empty() { Vec::new() } else { transpose(&r_h, u, u) };
     let actg = |x: f32, y: f32| activation::grad(a.activation, x, y);
     let ractg = |x: f32, y: f32| activation::grad(a.recurrent_activation, x, y);
-    let act = |v: f32| activation::scalar(a.activation, v);
 
     let mut dh = d_states.first().cloned().flatten().unwrap_or_else(|| vec![0.0; b * u]);
     let mut dc = d_states.get(1).cloned().flatten().unwrap_or_else(|| vec![0.0; b * u]);
@@ -287,6 +298,11 @@ pub fn backward(
     let mut dbias_rec = vec![0.0f32; gu];
     let mut dz = vec![0.0f32; b * gu];
     let mut drec = vec![0.0f32; b * gu];
+    let mut dout_buf = vec![0.0f32; u];
+    // Except for GRU without reset_after, the recurrent kernel's gradient is one product
+    // over all steps at the end: h_prevᵀ (U × T·B) · drec (T·B × G·U).
+    let batched = !matches!(a.cell, CellKind::Gru { reset_after: false });
+    let mut drec_steps = if batched { vec![0.0f32; t * b * gu] } else { Vec::new() };
     for s in (0..t).rev() {
         let ti = if a.go_backwards { t - 1 - s } else { s };
         let pre = &tape.pre[s * b * gu..][..b * gu];
@@ -300,7 +316,8 @@ pub fn backward(
         let mut dcp = vec![0.0f32; b * u];
         let mut d_rh = vec![0.0f32; b * u];
         for bi in 0..b {
-            let mut dout = dout_carry[bi * u..][..u].to_vec();
+            let dout = &mut dout_buf[..];
+            dout.copy_from_slice(&dout_carry[bi * u..][..u]);
             if let Some(ds) = d_seq {
                 for j in 0..u {
                     dout[j] += ds[(bi * t + s) * u + j];
@@ -313,7 +330,7 @@ pub fn backward(
             }
             if !tape.live[s * b + bi] {
                 // A masked step copies state and output: gradients pass through unchanged.
-                dout_carry[bi * u..][..u].copy_from_slice(&dout);
+                dout_carry[bi * u..][..u].copy_from_slice(dout);
                 dhp[bi * u..][..u].copy_from_slice(&dh[bi * u..][..u]);
                 dcp[bi * u..][..u].copy_from_slice(&dc[bi * u..][..u]);
                 continue;
@@ -326,9 +343,10 @@ pub fn backward(
                 CellKind::Lstm => {
                     let cp = &tape.c_prev[s * b * u..][bi * u..][..u];
                     let cn = &tape.c_new[s * b * u..][bi * u..][..u];
+                    let c_act = &tape.c_act[s * b * u..][bi * u..][..u];
                     for j in 0..u {
                         let dht = dh[bi * u + j] + dout[j];
-                        let tc = act(cn[j]);
+                        let tc = c_act[j];
                         let (i, f, gg, o) = (g[j], g[u + j], g[2 * u + j], g[3 * u + j]);
                         let d_o = dht * tc;
                         let dct = dc[bi * u + j] + dht * o * actg(cn[j], tc);
@@ -407,18 +425,10 @@ pub fn backward(
             matmul(b, 2 * u, u, &dzr_rec, &r_zr_t, &mut dhd, false);
             add_masked(&mut dhp, &dhd, rmask);
         } else {
-            let hd_t = transpose(&hd, b, u);
-            matmul(u, b, gu, &hd_t, &drec, &mut drec_all, true);
+            drec_steps[s * b * gu..][..b * gu].copy_from_slice(&drec);
             let mut dhd = vec![0.0f32; b * u];
             matmul(b, gu, u, &drec, &rt, &mut dhd, false);
             add_masked(&mut dhp, &dhd, rmask);
-            if reset_after {
-                for bi in 0..b {
-                    for j in 0..gu {
-                        dbias_rec[j] += drec[bi * gu + j];
-                    }
-                }
-            }
         }
         for bi in 0..b {
             dxp[(bi * t + ti) * gu..][..gu].copy_from_slice(&dz[bi * gu..][..gu]);
@@ -430,6 +440,23 @@ pub fn backward(
         for i in 0..u {
             for j in 0..u {
                 drec_all[i * gu + 2 * u + j] += dr_h[i * u + j];
+            }
+        }
+    }
+    if batched {
+        let hd_all = match tape.rec_mask.as_deref() {
+            Some(m) => {
+                tape.h_prev.iter().zip(m.iter().cycle()).map(|(h, k)| h * k).collect::<Vec<f32>>()
+            }
+            None => tape.h_prev.clone(),
+        };
+        let hd_t = transpose(&hd_all, t * b, u);
+        matmul(u, t * b, gu, &hd_t, &drec_steps, &mut drec_all, false);
+        if reset_after {
+            for row in drec_steps.chunks(gu) {
+                for (db, v) in dbias_rec.iter_mut().zip(row) {
+                    *db += v;
+                }
             }
         }
     }

@@ -1,0 +1,76 @@
+#!/usr/bin/env python3
+"""Runs seqmodel's benchmarks and ../shared/peers/peers.py in the same session and prints one
+table: config, mode, threads, seqmodel ms (generated code), the interpreter's ms, each peer's
+ms, the speed-up of seqmodel over the best peer, and seqmodel's % of the machine's peak
+(single-core FMA peak x threads, measured by seqmodel-bench).
+
+    python3 bench/compare.py [--threads 1,2] [--configs a,b] [--python PY] [--peers PATH]
+
+--python is the interpreter that has torch / onnxruntime / keras (peers.py skips any that is
+missing). Raw JSON lines are saved to a new file bench/results/run-<time>.jsonl.
+"""
+import argparse, json, os, subprocess, sys, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def lines(cmd, **kw):
+    print("$ " + " ".join(cmd), file=sys.stderr, flush=True)
+    out = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True, **kw).stdout
+    rows = []
+    for line in out.splitlines():
+        line = line.strip()
+        if line.startswith("{"):
+            rows.append(json.loads(line))
+    return rows
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--configs", default="stream-lstm,ae-seed,lm-gru,big-lstm,gen-stateful")
+    ap.add_argument("--python", default=sys.executable)
+    ap.add_argument("--peers", default=os.path.join(ROOT, "..", "shared", "peers", "peers.py"))
+    a = ap.parse_args()
+
+    subprocess.run(["cargo", "build", "--release", "-q", "-p", "seqmodel-bench"], cwd=ROOT, check=True)
+    ours = lines([os.path.join(ROOT, "target", "release", "seqmodel-bench"), "--json",
+                  "--threads", a.threads, "--configs", a.configs], cwd=ROOT)
+    peers = lines([a.python, a.peers, "--peer", "all", "--threads", a.threads, "--configs", a.configs])
+    rows = ours + peers
+    os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
+    path = os.path.join(ROOT, "bench", "results", time.strftime("run-%Y%m%d-%H%M%S.jsonl"))
+    with open(path, "x") as f:
+        for r in rows:
+            f.write(json.dumps(r) + "\n")
+    print(f"raw results: {os.path.relpath(path, ROOT)}", file=sys.stderr)
+
+    peak = next((r["gflops"] for r in rows if "peak" in r), None)
+    table = {}
+    for r in rows:
+        if "config" in r:
+            table.setdefault((r["config"], r["mode"], r["threads"]), {})[r["peer"]] = r
+    peer_names = ["torch", "ort", "keras"]
+    head = ["config", "mode", "threads", "seqmodel ms", "interp ms"] + [p + " ms" for p in peer_names] + \
+        ["vs best peer", "% of peak"]
+    print(f"single-core peak (FMA chains): {peak} GFLOP/s\n")
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    order = a.configs.split(",")
+    for key in sorted(table, key=lambda k: (order.index(k[0]), k[1] != "predict", k[2])):
+        cell = table[key]
+        ms = lambda p: cell[p]["median_ms"] if p in cell else None
+        fmt = lambda v: "-" if v is None else (f"{v:.3f}" if v < 10 else f"{v:.1f}")
+        ours_ms = ms("seqmodel")
+        best = min((ms(p) for p in peer_names if ms(p) is not None), default=None)
+        speed = f"{best / ours_ms:.2f}x" if best and ours_ms else "-"
+        pct = "-"
+        if ours_ms and peak:
+            gflop = cell["seqmodel"]["gflop"]
+            pct = f"{100 * gflop / (ours_ms / 1e3) / (peak * key[2]):.0f}%"
+        print("| " + " | ".join([key[0], key[1], str(key[2]), fmt(ours_ms), fmt(ms("seqmodel-interp"))]
+                                 + [fmt(ms(p)) for p in peer_names] + [speed, pct]) + " |")
+
+
+if __name__ == "__main__":
+    main()

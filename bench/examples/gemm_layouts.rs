@@ -1,0 +1,46 @@
+//! Times the runtime's `matmul` (gemm on the transposed product, no packing buffers) against
+//! a direct row-major `gemm` call on the products of the benchmark configs, one thread.
+//! `cargo run --release -p seqmodel-bench --example gemm_layouts`
+
+use std::time::Instant;
+
+#[allow(unsafe_code)]
+fn direct(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
+    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
+    // SAFETY: the slices hold m×k, k×n and m×n row-major elements (asserted above).
+    unsafe {
+        gemm::gemm(
+            m, n, k, c.as_mut_ptr(), 1, n as isize, false, a.as_ptr(), 1, k as isize, b.as_ptr(), 1,
+            n as isize, 1.0f32, 1.0f32, false, false, false, gemm::Parallelism::None,
+        );
+    }
+}
+
+fn best(mut f: impl FnMut()) -> f64 {
+    f();
+    let mut best = f64::INFINITY;
+    let start = Instant::now();
+    while start.elapsed().as_secs_f64() < 0.5 {
+        let t = Instant::now();
+        f();
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    best
+}
+
+fn main() {
+    seqmodel::set_num_threads(1);
+    for (m, k, n) in [(1, 128, 512), (32, 64, 256), (16, 512, 1536), (256, 256, 1024), (1600, 8, 256), (512, 128, 10000), (12800, 256, 1024)] {
+        let a: Vec<f32> = (0..m * k).map(|i| (i % 7) as f32 * 0.1).collect();
+        let b: Vec<f32> = (0..k * n).map(|i| (i % 5) as f32 * 0.1).collect();
+        let mut c = vec![0.0f32; m * n];
+        let flop = 2.0 * (m * k * n) as f64;
+        let ours = best(|| seqmodel::kernels::matmul(m, k, n, &a, &b, &mut c, false));
+        let plain = best(|| direct(m, k, n, &a, &b, &mut c));
+        println!(
+            "{m:>6}x{k:>4}x{n:>6}  runtime matmul {:>6.1} GFLOP/s   row-major gemm {:>6.1} GFLOP/s",
+            flop / ours / 1e9,
+            flop / plain / 1e9
+        );
+    }
+}
