@@ -1,6 +1,6 @@
 //! Times the runtime's `matmul` (gemm on the transposed product, no packing buffers) against
-//! a direct row-major `gemm` call on the products of the benchmark configs, one thread.
-//! `cargo run --release -p seqmodel-bench --example gemm_layouts`
+//! a direct row-major `gemm` call on the products of the benchmark configs.
+//! `cargo run --release -p seqmodel-bench --example gemm_layouts [threads]`
 
 use std::time::Instant;
 
@@ -10,8 +10,25 @@ fn direct(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
     // SAFETY: the slices hold m×k, k×n and m×n row-major elements (asserted above).
     unsafe {
         gemm::gemm(
-            m, n, k, c.as_mut_ptr(), 1, n as isize, false, a.as_ptr(), 1, k as isize, b.as_ptr(), 1,
-            n as isize, 1.0f32, 1.0f32, false, false, false, gemm::Parallelism::None,
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            n as isize,
+            false,
+            a.as_ptr(),
+            1,
+            k as isize,
+            b.as_ptr(),
+            1,
+            n as isize,
+            1.0f32,
+            1.0f32,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
         );
     }
 }
@@ -29,8 +46,18 @@ fn best(mut f: impl FnMut()) -> f64 {
 }
 
 fn main() {
-    seqmodel::set_num_threads(1);
-    for (m, k, n) in [(1, 128, 512), (32, 64, 256), (16, 512, 1536), (256, 256, 1024), (1600, 8, 256), (512, 128, 10000), (12800, 256, 1024)] {
+    let threads: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(1);
+    seqmodel::set_num_threads(threads);
+    println!("runtime matmul at {threads} thread(s); direct gemm always at 1");
+    for (m, k, n) in [
+        (1, 128, 512),
+        (32, 64, 256),
+        (16, 512, 1536),
+        (256, 256, 1024),
+        (1600, 8, 256),
+        (512, 128, 10000),
+        (12800, 256, 1024),
+    ] {
         let a: Vec<f32> = (0..m * k).map(|i| (i % 7) as f32 * 0.1).collect();
         let b: Vec<f32> = (0..k * n).map(|i| (i % 5) as f32 * 0.1).collect();
         let mut c = vec![0.0f32; m * n];

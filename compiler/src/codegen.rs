@@ -432,7 +432,7 @@ pub fn model_tokens(p: &Program) -> TokenStream {
 
                 /// Like `predict`, on borrowed inputs, returning views into the model's own
                 /// buffers: after a first call with the same shapes it allocates nothing.
-                #[allow(clippy::type_complexity)] // a tuple of the declared outputs
+                #[allow(clippy::type_complexity, clippy::needless_question_mark)] // a tuple of the declared outputs; one `?` per output
                 pub fn run<'a>(&'a mut self, #(#view_args),*) -> ::core::result::Result<#view_ty, ::seqmodel::RuntimeError> {
                     let inputs = [#(::seqmodel::TensorView::from(#arg_names)),*];
                     let mut bindings = [::core::option::Option::None; #n_sym];

@@ -49,11 +49,9 @@ pub fn unwrap_row_wise_time_distributed(p: &mut Program) {
         let unfolded_types = p.types[&u].clone();
         // layer reads the sequence itself, and replaces the unfold for its consumers.
         p.graph.add_edge(outer.node, layer, Edge { src_port: outer.port, dst_port: 0 });
-        for n in [fold] {
-            p.graph.remove_node(n);
-            p.types.remove(&n);
-            p.spans.remove(&n);
-        }
+        p.graph.remove_node(fold);
+        p.types.remove(&fold);
+        p.spans.remove(&fold);
         p.types.insert(layer, unfolded_types);
         bypass(p, u, Port { node: layer, port: 0 });
     }

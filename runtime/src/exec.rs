@@ -220,7 +220,7 @@ fn joined(parts: &[&[usize]]) -> IxDyn {
     d
 }
 
-fn contiguous<'s>(a: &'s mut ArrayD<f32>) -> &'s mut [f32] {
+fn contiguous(a: &mut ArrayD<f32>) -> &mut [f32] {
     a.as_slice_mut().expect("slots are in standard layout")
 }
 
@@ -241,8 +241,13 @@ fn copy_state(dst: &mut [f32], m: ArrayView2<'_, f32>) -> Result<()> {
             dst.len()
         )));
     }
-    for (o, v) in dst.iter_mut().zip(m.iter()) {
-        *o = *v;
+    match m.as_slice() {
+        Some(src) => dst.copy_from_slice(src),
+        None => {
+            for (o, v) in dst.iter_mut().zip(m.iter()) {
+                *o = *v;
+            }
+        }
     }
     Ok(())
 }
@@ -294,7 +299,7 @@ pub fn node_into(
             let y = f32_slot(out, 0, with_last(x.shape(), *units).slice());
             basic::dense_into(x, kernel, bias.as_deref(), *units, *activation, contiguous(y));
             out.truncate(1);
-            set_mask(out, 0, ins[0].mask.clone());
+            set_mask(out, 0, ins[0].mask);
         }
         Op::Activation(_) | Op::Dropout { .. } => {
             let x = f32_in(0)?;
@@ -305,7 +310,7 @@ pub fn node_into(
                 activation::apply(*a, contiguous(y), width);
             }
             out.truncate(1);
-            set_mask(out, 0, ins[0].mask.clone());
+            set_mask(out, 0, ins[0].mask);
         }
         Op::Masking { mask_value } => {
             let x = f32_in(0)?;
@@ -356,9 +361,9 @@ pub fn node_into(
                 }
             }
             let Some(Prepared::Rnn(w)) = prepared else { unreachable!("prepared at load") };
-            let mask = ins[0].mask.clone();
+            let mask = ins[0].mask;
             run_rnn(a, out, b, t, scratch, |sc, o| {
-                rnn::forward_into(a, w, x.view(), mask.clone(), false, &mut sc.rnn, o)
+                rnn::forward_into(a, w, x.view(), mask, false, &mut sc.rnn, o)
             });
             if a.stateful {
                 save_states(state, &scratch.states, b, u);
@@ -400,7 +405,7 @@ pub fn node_into(
                 *merge,
                 prepared,
                 f32_in(0)?,
-                ins[0].mask.clone(),
+                ins[0].mask,
                 state,
                 scratch,
                 out,
@@ -450,7 +455,7 @@ pub fn node_into(
             let shape = basic::merge_shape(*kind, &xs)?;
             basic::merge_into(*kind, &xs, f32_slot(out, 0, &shape));
             out.truncate(1);
-            let masks: Vec<ArrayView2<'_, bool>> = ins.iter().filter_map(|v| v.mask.clone()).collect();
+            let masks: Vec<ArrayView2<'_, bool>> = ins.iter().filter_map(|v| v.mask).collect();
             if !masks.is_empty() && masks.iter().all(|m| m.dim() == masks[0].dim()) {
                 let (b, t) = masks[0].dim();
                 let m = mask_slot(out, 0, b, t);
@@ -485,7 +490,7 @@ pub fn node_into(
             let y = f32_slot(out, 0, s.slice());
             copy_flat(inner.iter().copied(), y.as_slice_mut().expect("standard layout"), inner.as_slice());
             out.truncate(1);
-            set_mask(out, 0, ins[1].mask.clone());
+            set_mask(out, 0, ins[1].mask);
         }
     }
     Ok(())
@@ -595,7 +600,7 @@ fn bidirectional(
         fa,
         fw,
         x.view(),
-        mask.clone(),
+        mask,
         zero,
         sc,
         rnn::RnnOut { sequence: rs.then_some(&mut *seq_f), last: last_f, states },
@@ -604,7 +609,7 @@ fn bidirectional(
         ba,
         bw,
         x.view(),
-        mask.clone(),
+        mask,
         zero,
         sc,
         rnn::RnnOut { sequence: rs.then_some(&mut *seq_r), last: last_r, states: states_b },
@@ -672,7 +677,7 @@ fn bidirectional(
     out.truncate(ports);
     let out_mask = if rs { mask } else { None };
     for p in 0..ports {
-        set_mask(out, p, if p < main_ports { out_mask.clone() } else { None });
+        set_mask(out, p, if p < main_ports { out_mask } else { None });
     }
     Ok(())
 }

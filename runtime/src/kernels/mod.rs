@@ -5,7 +5,7 @@ pub mod activation;
 mod matmul;
 pub mod simd;
 
-pub use matmul::{matmul, matmul_reference};
+pub use matmul::{gemm_calls, matmul, matmul_reference};
 
 /// The transpose of a row-major `rows × cols` matrix.
 pub fn transpose(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {

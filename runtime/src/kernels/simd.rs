@@ -116,6 +116,68 @@ fn relu<S: Simd>(s: S, x: S::f32s) -> S::f32s {
     s.max_f32s(x, s.splat_f32s(0.0))
 }
 
+/// `y (+)= x · B` for a vector `x` `[k]` and a row-major `B` `[k, n]` (one row of a matrix
+/// product: a batch-1 recurrent step). Columns go in blocks of eight vectors, each block
+/// accumulated over all of `k` in registers, so `B` is read once, row segment by row segment.
+pub struct Gemv<'a> {
+    /// `[k]`.
+    pub x: &'a [f32],
+    /// `[k, n]`, row-major.
+    pub b: &'a [f32],
+    /// `[n]`.
+    pub y: &'a mut [f32],
+    /// Add to `y` instead of overwriting it.
+    pub accumulate: bool,
+}
+
+impl WithSimd for Gemv<'_> {
+    type Output = ();
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, s: S) -> Self::Output {
+        const BLOCK: usize = 8;
+        let Gemv { x, b, y, accumulate } = self;
+        let (k, n) = (x.len(), y.len());
+        let l = lanes::<S>();
+        let zero = s.splat_f32s(0.0);
+        let mut c = 0;
+        // Full blocks of BLOCK vectors.
+        while c + BLOCK * l <= n {
+            let mut acc = [zero; BLOCK];
+            if accumulate {
+                for (j, a) in acc.iter_mut().enumerate() {
+                    *a = load(s, &y[c + j * l..c + (j + 1) * l]);
+                }
+            }
+            for (p, xv) in x.iter().enumerate() {
+                let xv = s.splat_f32s(*xv);
+                let row = &b[p * n + c..p * n + c + BLOCK * l];
+                for (j, a) in acc.iter_mut().enumerate() {
+                    *a = s.mul_add_f32s(xv, load(s, &row[j * l..(j + 1) * l]), *a);
+                }
+            }
+            for (j, a) in acc.iter().enumerate() {
+                store(s, &mut y[c + j * l..c + (j + 1) * l], *a);
+            }
+            c += BLOCK * l;
+        }
+        // The rest, one vector (or a partial one) at a time.
+        while c < n {
+            let end = (c + l).min(n);
+            let mut a = if accumulate { load(s, &y[c..end]) } else { zero };
+            for p in 0..k {
+                a = s.mul_add_f32s(s.splat_f32s(x[p]), load(s, &b[p * n + c..p * n + end]), a);
+            }
+            store(s, &mut y[c..end], a);
+            c = end;
+        }
+    }
+}
+
+/// [`Gemv`] on the best instruction set of this CPU.
+pub fn gemv(x: &[f32], b: &[f32], y: &mut [f32], accumulate: bool) {
+    pulp::Arch::new().dispatch(Gemv { x, b, y, accumulate });
+}
+
 struct SoftmaxRows<'a> {
     data: &'a mut [f32],
     width: usize,
@@ -330,6 +392,42 @@ mod tests {
                     }
                 }
             });
+        }
+
+        #[test]
+        fn gemv_matches_the_naive_product(k in 0usize..70, n in 1usize..150, acc: bool, seed in 0u64..1000) {
+            let mut st = seed.wrapping_add(7);
+            let mut next = || { st ^= st << 13; st ^= st >> 7; st ^= st << 17; (st >> 40) as f32 / (1u64 << 24) as f32 - 0.5 };
+            let x: Vec<f32> = (0..k).map(|_| next()).collect();
+            let b: Vec<f32> = (0..k * n).map(|_| next()).collect();
+            let y0: Vec<f32> = (0..n).map(|_| next()).collect();
+            let mut want = y0.clone();
+            crate::kernels::matmul_reference(1, k, n, &x, &b, &mut want, acc);
+            let mut runs: Vec<(&str, Vec<f32>)> = Vec::new();
+            let mut y = y0.clone();
+            pulp::Scalar::new().vectorize(Gemv { x: &x, b: &b, y: &mut y, accumulate: acc });
+            runs.push(("scalar", y));
+            #[cfg(target_arch = "x86_64")]
+            {
+                if let Some(v3) = pulp::x86::V3::try_new() {
+                    let mut y = y0.clone();
+                    Simd::vectorize(v3, Gemv { x: &x, b: &b, y: &mut y, accumulate: acc });
+                    runs.push(("avx2", y));
+                }
+                if let Some(v4) = pulp::x86::V4::try_new() {
+                    let mut y = y0.clone();
+                    Simd::vectorize(v4, Gemv { x: &x, b: &b, y: &mut y, accumulate: acc });
+                    runs.push(("avx512", y));
+                }
+            }
+            let mut y = y0.clone();
+            gemv(&x, &b, &mut y, acc);
+            runs.push(("dispatch", y));
+            for (isa, got) in runs {
+                for (g, w) in got.iter().zip(&want) {
+                    prop_assert!((g - w).abs() <= 1e-5 * (1.0 + k as f32), "{isa}: {g} vs {w}");
+                }
+            }
         }
 
         #[test]

@@ -445,9 +445,7 @@ pub fn backward(
     }
     if batched {
         let hd_all = match tape.rec_mask.as_deref() {
-            Some(m) => {
-                tape.h_prev.iter().zip(m.iter().cycle()).map(|(h, k)| h * k).collect::<Vec<f32>>()
-            }
+            Some(m) => tape.h_prev.iter().zip(m.iter().cycle()).map(|(h, k)| h * k).collect::<Vec<f32>>(),
             None => tape.h_prev.clone(),
         };
         let hd_t = transpose(&hd_all, t * b, u);
