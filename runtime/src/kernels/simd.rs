@@ -281,26 +281,66 @@ impl WithSimd for LstmCell<'_> {
     type Output = ();
     #[inline(always)]
     fn with_simd<S: Simd>(self, s: S) -> Self::Output {
-        let u = self.c_prev.len();
-        let l = lanes::<S>();
-        let mut j = 0;
-        while j < u {
-            let end = (j + l).min(u);
-            let (xp, rec) = (self.xp, self.rec);
-            let i = sigmoid(s, s.add_f32s(load(s, &xp[j..end]), load(s, &rec[j..end])));
-            let f = sigmoid(s, s.add_f32s(load(s, &xp[u + j..u + end]), load(s, &rec[u + j..u + end])));
-            let g = tanh(
+        lstm_row(s, self.xp, self.rec, self.c_prev, self.c_new, self.h_new);
+    }
+}
+
+#[inline(always)]
+fn lstm_row<S: Simd>(s: S, xp: &[f32], rec: &[f32], c_prev: &[f32], c_new: &mut [f32], h_new: &mut [f32]) {
+    let u = c_prev.len();
+    let l = lanes::<S>();
+    let mut j = 0;
+    while j < u {
+        let end = (j + l).min(u);
+        let i = sigmoid(s, s.add_f32s(load(s, &xp[j..end]), load(s, &rec[j..end])));
+        let f = sigmoid(s, s.add_f32s(load(s, &xp[u + j..u + end]), load(s, &rec[u + j..u + end])));
+        let g =
+            tanh(s, s.add_f32s(load(s, &xp[2 * u + j..2 * u + end]), load(s, &rec[2 * u + j..2 * u + end])));
+        let o = sigmoid(
+            s,
+            s.add_f32s(load(s, &xp[3 * u + j..3 * u + end]), load(s, &rec[3 * u + j..3 * u + end])),
+        );
+        let c = s.mul_add_f32s(f, load(s, &c_prev[j..end]), s.mul_f32s(i, g));
+        store(s, &mut c_new[j..end], c);
+        store(s, &mut h_new[j..end], s.mul_f32s(o, tanh(s, c)));
+        j = end;
+    }
+}
+
+/// [`LstmCell`] for every row of a batch in one dispatch: row `r` reads
+/// `xp[r·xp_stride..][..4u]`, `rec[r·4u..][..4u]`, `c_prev[r·u..][..u]` and writes `c_new`
+/// and `h_new` at `r·u`.
+pub struct LstmRows<'a> {
+    /// Units `u`.
+    pub units: usize,
+    /// Input projections; row `r` starts at `r · xp_stride`.
+    pub xp: &'a [f32],
+    /// Distance between rows of `xp`.
+    pub xp_stride: usize,
+    /// Recurrent projections `[B, 4u]`.
+    pub rec: &'a [f32],
+    /// Previous cell states `[B, u]`.
+    pub c_prev: &'a [f32],
+    /// New cell states `[B, u]`.
+    pub c_new: &'a mut [f32],
+    /// New hidden states `[B, u]`.
+    pub h_new: &'a mut [f32],
+}
+
+impl WithSimd for LstmRows<'_> {
+    type Output = ();
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, s: S) -> Self::Output {
+        let u = self.units;
+        for r in 0..self.c_prev.len() / u.max(1) {
+            lstm_row(
                 s,
-                s.add_f32s(load(s, &xp[2 * u + j..2 * u + end]), load(s, &rec[2 * u + j..2 * u + end])),
+                &self.xp[r * self.xp_stride..][..4 * u],
+                &self.rec[r * 4 * u..][..4 * u],
+                &self.c_prev[r * u..][..u],
+                &mut self.c_new[r * u..][..u],
+                &mut self.h_new[r * u..][..u],
             );
-            let o = sigmoid(
-                s,
-                s.add_f32s(load(s, &xp[3 * u + j..3 * u + end]), load(s, &rec[3 * u + j..3 * u + end])),
-            );
-            let c = s.mul_add_f32s(f, load(s, &self.c_prev[j..end]), s.mul_f32s(i, g));
-            store(s, &mut self.c_new[j..end], c);
-            store(s, &mut self.h_new[j..end], s.mul_f32s(o, tanh(s, c)));
-            j = end;
         }
     }
 }
@@ -323,27 +363,61 @@ impl WithSimd for GruCell<'_> {
     type Output = ();
     #[inline(always)]
     fn with_simd<S: Simd>(self, s: S) -> Self::Output {
-        let u = self.h_prev.len();
-        let l = lanes::<S>();
-        let mut j = 0;
-        while j < u {
-            let end = (j + l).min(u);
-            let (xp, rec) = (self.xp, self.rec);
-            let z = sigmoid(s, s.add_f32s(load(s, &xp[j..end]), load(s, &rec[j..end])));
-            let r = sigmoid(s, s.add_f32s(load(s, &xp[u + j..u + end]), load(s, &rec[u + j..u + end])));
-            let hh = tanh(
+        gru_row(s, self.xp, self.rec, self.h_prev, self.h_new);
+    }
+}
+
+#[inline(always)]
+fn gru_row<S: Simd>(s: S, xp: &[f32], rec: &[f32], h_prev: &[f32], h_new: &mut [f32]) {
+    let u = h_prev.len();
+    let l = lanes::<S>();
+    let mut j = 0;
+    while j < u {
+        let end = (j + l).min(u);
+        let z = sigmoid(s, s.add_f32s(load(s, &xp[j..end]), load(s, &rec[j..end])));
+        let r = sigmoid(s, s.add_f32s(load(s, &xp[u + j..u + end]), load(s, &rec[u + j..u + end])));
+        let hh = tanh(
+            s,
+            s.mul_add_f32s(r, load(s, &rec[2 * u + j..2 * u + end]), load(s, &xp[2 * u + j..2 * u + end])),
+        );
+        let hp = load(s, &h_prev[j..end]);
+        // z·hp + (1-z)·hh = hh + z·(hp - hh)
+        let h = s.mul_add_f32s(z, s.sub_f32s(hp, hh), hh);
+        store(s, &mut h_new[j..end], h);
+        j = end;
+    }
+}
+
+/// [`GruCell`] for every row of a batch in one dispatch (layout as in [`LstmRows`], with
+/// `3u` gate columns; `rec` already holds the recurrent bias).
+pub struct GruRows<'a> {
+    /// Units `u`.
+    pub units: usize,
+    /// Input projections; row `r` starts at `r · xp_stride`.
+    pub xp: &'a [f32],
+    /// Distance between rows of `xp`.
+    pub xp_stride: usize,
+    /// Recurrent projections with recurrent bias `[B, 3u]`.
+    pub rec: &'a [f32],
+    /// Previous hidden states `[B, u]`.
+    pub h_prev: &'a [f32],
+    /// New hidden states `[B, u]`.
+    pub h_new: &'a mut [f32],
+}
+
+impl WithSimd for GruRows<'_> {
+    type Output = ();
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, s: S) -> Self::Output {
+        let u = self.units;
+        for r in 0..self.h_prev.len() / u.max(1) {
+            gru_row(
                 s,
-                s.mul_add_f32s(
-                    r,
-                    load(s, &rec[2 * u + j..2 * u + end]),
-                    load(s, &xp[2 * u + j..2 * u + end]),
-                ),
+                &self.xp[r * self.xp_stride..][..3 * u],
+                &self.rec[r * 3 * u..][..3 * u],
+                &self.h_prev[r * u..][..u],
+                &mut self.h_new[r * u..][..u],
             );
-            let hp = load(s, &self.h_prev[j..end]);
-            // z·hp + (1-z)·hh = hh + z·(hp - hh)
-            let h = s.mul_add_f32s(z, s.sub_f32s(hp, hh), hh);
-            store(s, &mut self.h_new[j..end], h);
-            j = end;
         }
     }
 }

@@ -223,33 +223,31 @@ pub fn forward_projected(
             _ => matmul(b, u, gu, h, &w.recurrent, rec, false),
         }
         match a.cell {
-            CellKind::Lstm if fused => {
-                let c = &states[1];
-                for bi in 0..b {
-                    arch.dispatch(simd::LstmCell {
-                        xp: &xp[(bi * t + ti) * gu..][..gu],
-                        rec: &rec[bi * gu..][..gu],
-                        c_prev: &c[bi * u..][..u],
-                        c_new: &mut new_c[bi * u..][..u],
-                        h_new: &mut new_h[bi * u..][..u],
-                    });
-                }
-            }
+            CellKind::Lstm if fused => arch.dispatch(simd::LstmRows {
+                units: u,
+                xp: &xp[ti * gu..],
+                xp_stride: t * gu,
+                rec,
+                c_prev: &states[1][..b * u],
+                c_new: &mut new_c[..],
+                h_new: &mut new_h[..],
+            }),
             CellKind::Gru { reset_after: true } if fused => {
-                for bi in 0..b {
-                    let r = &mut rec[bi * gu..][..gu];
-                    if let Some(br) = w.bias_rec.as_deref() {
+                if let Some(br) = w.bias_rec.as_deref() {
+                    for r in rec.chunks_mut(gu) {
                         for (rv, bv) in r.iter_mut().zip(br) {
                             *rv += bv;
                         }
                     }
-                    arch.dispatch(simd::GruCell {
-                        xp: &xp[(bi * t + ti) * gu..][..gu],
-                        rec: r,
-                        h_prev: &h[bi * u..][..u],
-                        h_new: &mut new_h[bi * u..][..u],
-                    });
                 }
+                arch.dispatch(simd::GruRows {
+                    units: u,
+                    xp: &xp[ti * gu..],
+                    xp_stride: t * gu,
+                    rec,
+                    h_prev: h,
+                    h_new: &mut new_h[..],
+                });
             }
             CellKind::Lstm => {
                 let c = &states[1];
@@ -318,8 +316,21 @@ pub fn forward_projected(
                 }
             }
         }
-        // Commit the step, row by row, honouring the mask.
+        // Commit the step: whole blocks without a mask, else row by row.
         let lstm = a.cell == CellKind::Lstm;
+        if mask.is_none() {
+            states[0][..b * u].copy_from_slice(new_h);
+            out_prev.copy_from_slice(new_h);
+            if lstm {
+                states[1][..b * u].copy_from_slice(new_c);
+            }
+            if let Some(seq) = sequence.as_deref_mut() {
+                for bi in 0..b {
+                    seq[(bi * t + step) * u..][..u].copy_from_slice(&new_h[bi * u..][..u]);
+                }
+            }
+            continue;
+        }
         for bi in 0..b {
             let live = mask.is_none_or(|m| m[[bi, ti]]);
             let row = bi * u..bi * u + u;

@@ -137,7 +137,8 @@ pub(crate) fn forward(
     let mut caches = HashMap::new();
     for n in p.topo_order() {
         let node = &p.graph[n];
-        let ins: Vec<Val> = p.node_inputs(n).iter().map(|q| vals[&q.node][q.port].clone()).collect();
+        // Borrowed, not cloned: a clone copied every tensor once per consumer.
+        let ins: Vec<&Val> = p.node_inputs(n).iter().map(|q| &vals[&q.node][q.port]).collect();
         let plain = |t: ArrayD<f32>, mask: Option<Array2<bool>>| vec![Val { t: Tensor::F32(t), mask }];
         let (out, cache) = match &node.op {
             Op::Input { index } => (vec![Val { t: inputs[*index].clone(), mask: None }], Cache::None),
