@@ -50,6 +50,8 @@ fn main() {
     seqmodel::set_num_threads(threads);
     println!("runtime matmul at {threads} thread(s); direct gemm always at 1");
     for (m, k, n) in [
+        (1, 8, 256),
+        (1, 64, 256),
         (1, 128, 512),
         (32, 64, 256),
         (16, 512, 1536),

@@ -150,9 +150,10 @@ impl WithSimd for Gemv<'_> {
             }
             for (p, xv) in x.iter().enumerate() {
                 let xv = s.splat_f32s(*xv);
-                let row = &b[p * n + c..p * n + c + BLOCK * l];
-                for (j, a) in acc.iter_mut().enumerate() {
-                    *a = s.mul_add_f32s(xv, load(s, &row[j * l..(j + 1) * l]), *a);
+                // Exactly BLOCK whole vectors: no tail, no per-load checks.
+                let (row, _) = S::as_simd_f32s(&b[p * n + c..p * n + c + BLOCK * l]);
+                for (a, v) in acc.iter_mut().zip(row) {
+                    *a = s.mul_add_f32s(xv, *v, *a);
                 }
             }
             for (j, a) in acc.iter().enumerate() {
