@@ -22,6 +22,31 @@ pub fn matmul(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32],
         super::simd::gemv(&a[..k], &b[..k * n], &mut c[..n], accumulate);
         return;
     }
+    let threads = crate::num_threads().min(m / MIN_ROWS_PER_THREAD);
+    if threads > 1 && m * n * k >= PARALLEL_MIN_MACS {
+        // Large products: rows split across scoped threads, the calling thread taking the
+        // last share. The helpers end with the product, so no idle worker spins on a core
+        // the serial parts of the model need.
+        let per = m.div_ceil(threads);
+        std::thread::scope(|scope| {
+            let mut rows = c[..m * n].chunks_mut(per * n).zip(a[..m * k].chunks(per * k)).peekable();
+            while let Some((c_rows, a_rows)) = rows.next() {
+                let r = c_rows.len() / n;
+                if rows.peek().is_some() {
+                    scope.spawn(move || blocked(r, k, n, a_rows, b, c_rows, accumulate));
+                } else {
+                    blocked(r, k, n, a_rows, b, c_rows, accumulate);
+                }
+            }
+        });
+        return;
+    }
+    blocked(m, k, n, a, b, c, accumulate);
+}
+
+/// One thread's product through `gemm`, in blocks that need no packing buffer.
+fn blocked(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32], accumulate: bool) {
+    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n, "matmul: slices too short");
     // gemm packs a row-major right-hand side, or a left-hand side whose rows are not
     // contiguous, into a freshly allocated buffer. So it is called for the transposed product
     // Cᵀ (n×m) = Bᵀ (n×k) · Aᵀ (k×m), whose left factor Bᵀ is column-major as stored, in
@@ -30,12 +55,6 @@ pub fn matmul(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32],
     // of A a block reads stay in the L2 cache).
     static TUNED: std::sync::Once = std::sync::Once::new();
     TUNED.call_once(|| gemm::set_rhs_packing_threshold(256));
-    let threads = crate::num_threads();
-    let parallelism = if threads > 1 && m * n * k >= PARALLEL_MIN_MACS {
-        gemm::Parallelism::Rayon(threads)
-    } else {
-        gemm::Parallelism::None
-    };
     let row_block = (ROW_BLOCK_FLOATS / k).clamp(MIN_ROW_BLOCK, m.max(MIN_ROW_BLOCK));
     let mut row = 0;
     while row < m {
@@ -43,7 +62,7 @@ pub fn matmul(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32],
         let mut col = 0;
         while col < n {
             let cols = (n - col).min(COLUMN_BLOCK);
-            // SAFETY: the assertion above guarantees that `a` holds m×k, `b` k×n and `c` m×n
+            // SAFETY: the assertion at the top guarantees that `a` holds m×k, `b` k×n and `c` m×n
             // row-major elements. The block covers rows row..row+rows of `a` and `c` and
             // columns col..col+cols of `b` and `c`: element (j, p) of Bᵀ is b[p·n + col + j]
             // (row stride 1, column stride n), element (p, i) of Aᵀ is a[(row + i)·k + p] (row
@@ -72,7 +91,7 @@ pub fn matmul(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32],
                     false,
                     false,
                     false,
-                    parallelism,
+                    gemm::Parallelism::None,
                 );
             }
             col += cols;
@@ -94,6 +113,9 @@ const ROW_BLOCK_FLOATS: usize = 128 * 1024;
 
 /// At least this many rows per block (so that short, wide products stay whole).
 const MIN_ROW_BLOCK: usize = 64;
+
+/// Each thread gets at least this many rows.
+const MIN_ROWS_PER_THREAD: usize = 32;
 
 /// Products with at least this many multiply-adds are split across threads.
 const PARALLEL_MIN_MACS: usize = 1 << 24;
@@ -120,6 +142,25 @@ pub fn matmul_reference(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn threaded_products_match_the_naive_loop() {
+        // Large enough to split across threads (2^24 multiply-adds), with uneven shares.
+        let (m, k, n) = (257, 256, 256);
+        let a: Vec<f32> = (0..m * k).map(|i| ((i * 7) % 13) as f32 / 13.0 - 0.5).collect();
+        let b: Vec<f32> = (0..k * n).map(|i| ((i * 5) % 11) as f32 / 11.0 - 0.5).collect();
+        let mut want = vec![0.25f32; m * n];
+        matmul_reference(m, k, n, &a, &b, &mut want, true);
+        for threads in [1, 2, 3] {
+            crate::set_num_threads(threads);
+            let mut got = vec![0.25f32; m * n];
+            matmul(m, k, n, &a, &b, &mut got, true);
+            for (x, y) in got.iter().zip(&want) {
+                assert!((x - y).abs() <= 1e-3, "{threads} threads: {x} vs {y}");
+            }
+        }
+        crate::set_num_threads(0);
+    }
 
     proptest! {
         #[test]

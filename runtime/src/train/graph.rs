@@ -143,7 +143,7 @@ pub(crate) fn forward(
         let (out, cache) = match &node.op {
             Op::Input { index } => (vec![Val { t: inputs[*index].clone(), mask: None }], Cache::None),
             Op::Dense { units, activation: act, use_bias, .. } => {
-                let x = f32_of(&ins[0], &node.layer)?;
+                let x = f32_of(ins[0], &node.layer)?;
                 let prefix = node.weights.as_deref().unwrap_or_default();
                 let bias = if *use_bias { Some(w(store, &format!("{prefix}/bias"))?) } else { None };
                 let pre = basic::dense(
@@ -157,19 +157,19 @@ pub(crate) fn forward(
                 (plain(y.clone(), ins[0].mask.clone()), Cache::Dense { x, pre, y })
             }
             Op::Activation(a) => {
-                let pre = f32_of(&ins[0], &node.layer)?;
+                let pre = f32_of(ins[0], &node.layer)?;
                 let y = apply_act(*a, &pre);
                 (plain(y.clone(), ins[0].mask.clone()), Cache::Act { pre, y })
             }
             Op::Dropout { rate } => {
-                let x = f32_of(&ins[0], &node.layer)?;
+                let x = f32_of(ins[0], &node.layer)?;
                 let rate = if training { *rate } else { 0.0 };
                 let keep =
                     ArrayD::from_shape_vec(x.raw_dim(), keep_mask(x.len(), rate, seed)).expect("shape");
                 (plain(&x * &keep, ins[0].mask.clone()), Cache::Dropout { keep })
             }
             Op::Masking { mask_value } => {
-                let (x, mask) = basic::masking(&f32_of(&ins[0], &node.layer)?, *mask_value);
+                let (x, mask) = basic::masking(&f32_of(ins[0], &node.layer)?, *mask_value);
                 (plain(x, Some(mask.clone())), Cache::Masking { mask })
             }
             Op::Embedding { mask_zero, .. } => {
@@ -192,7 +192,7 @@ pub(crate) fn forward(
             Op::Rnn(a) => {
                 // Dropout masks are drawn once per batch (the same for every step), as Keras
                 // does; they come from our seeded generator, not Keras's.
-                let mut x = f32_of(&ins[0], &node.layer)?;
+                let mut x = f32_of(ins[0], &node.layer)?;
                 let in_mask = (training && a.dropout > 0.0).then(|| {
                     let (b, d) = (x.shape()[0], x.shape()[2]);
                     keep_mask(b * d, a.dropout, seed)
@@ -256,7 +256,7 @@ pub(crate) fn forward(
                 if ins[0].mask.is_some() || fa.stateful || fa.return_state {
                     return Err(unsupported("a masked, stateful or state-returning Bidirectional"));
                 }
-                let x = f32_of(&ins[0], &node.layer)?;
+                let x = f32_of(ins[0], &node.layer)?;
                 let dims = (x.shape()[0], x.shape()[1], x.shape()[2]);
                 let prefix = node.weights.as_deref().unwrap_or_default();
                 let xs = x.as_slice().expect("standard");
@@ -302,24 +302,24 @@ pub(crate) fn forward(
                 let count = p.types[&n][0].dims[0]
                     .resolve(bindings)
                     .ok_or_else(|| unsupported("an unbound RepeatVector count"))?;
-                (plain(time::repeat(&f32_of(&ins[0], &node.layer)?, count), None), Cache::None)
+                (plain(time::repeat(&f32_of(ins[0], &node.layer)?, count), None), Cache::None)
             }
             Op::TimeSlice { start, end } => {
                 let expected = p.types[&n][0].dims[0].resolve(bindings);
                 (
                     plain(
-                        time::slice(f32_of(&ins[0], &node.layer)?.view(), *start, *end, expected)?.to_owned(),
+                        time::slice(f32_of(ins[0], &node.layer)?.view(), *start, *end, expected)?.to_owned(),
                         None,
                     ),
                     Cache::None,
                 )
             }
             Op::TimeStep { index } => (
-                plain(time::step(f32_of(&ins[0], &node.layer)?.view(), *index)?.to_owned(), None),
+                plain(time::step(f32_of(ins[0], &node.layer)?.view(), *index)?.to_owned(), None),
                 Cache::None,
             ),
             Op::ZeroPad { left, right } => {
-                (plain(time::pad(&f32_of(&ins[0], &node.layer)?, *left, *right), None), Cache::None)
+                (plain(time::pad(&f32_of(ins[0], &node.layer)?, *left, *right), None), Cache::None)
             }
             Op::Merge(kind) => {
                 let xs: Vec<ArrayD<f32>> =
@@ -343,7 +343,7 @@ pub(crate) fn forward(
             }
             Op::UnfoldTime => {
                 let outer = ins[1].t.shape();
-                let inner = f32_of(&ins[0], &node.layer)?;
+                let inner = f32_of(ins[0], &node.layer)?;
                 let mut s = vec![outer[0], outer[1]];
                 s.extend_from_slice(&inner.shape()[1..]);
                 (
