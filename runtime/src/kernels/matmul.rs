@@ -118,7 +118,7 @@ const MIN_ROW_BLOCK: usize = 64;
 const MIN_ROWS_PER_THREAD: usize = 32;
 
 /// Products with at least this many multiply-adds are split across threads.
-const PARALLEL_MIN_MACS: usize = 1 << 24;
+const PARALLEL_MIN_MACS: usize = 1 << 25;
 
 /// Widest column block per gemm call (a multiple of every SIMD width; below gemm's packing
 /// threshold).
@@ -145,8 +145,8 @@ mod tests {
 
     #[test]
     fn threaded_products_match_the_naive_loop() {
-        // Large enough to split across threads (2^24 multiply-adds), with uneven shares.
-        let (m, k, n) = (257, 256, 256);
+        // Large enough to split across threads (over 2^25 multiply-adds), with uneven shares.
+        let (m, k, n) = (513, 256, 256);
         let a: Vec<f32> = (0..m * k).map(|i| ((i * 7) % 13) as f32 / 13.0 - 0.5).collect();
         let b: Vec<f32> = (0..k * n).map(|i| ((i * 5) % 11) as f32 / 11.0 - 0.5).collect();
         let mut want = vec![0.25f32; m * n];
