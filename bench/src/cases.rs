@@ -184,35 +184,24 @@ pub fn build(c: Config, mode: Mode, imp: Implementation) -> Option<Call> {
 }
 
 fn generated_predict(c: Config, x: Tensor) -> Call {
+    // One `run` of a generated type on its (float or id) input.
+    macro_rules! run {
+        ($model:ty, $input:expr) => {{
+            let mut m = <$model>::random(7);
+            let x = $input;
+            Box::new(move || {
+                std::hint::black_box(m.run(x.view()).expect("predict"));
+            })
+        }};
+    }
     match c {
-        Config::StreamLstm => {
-            let mut m = models::StreamLstm::random(7);
-            let x = f32_of(&x);
-            Box::new(move || {
-                std::hint::black_box(m.run(x.view()).expect("predict"));
-            })
-        }
-        Config::AeSeed => {
-            let mut m = models::AeSeed::random(7);
-            let x = f32_of(&x);
-            Box::new(move || {
-                std::hint::black_box(m.run(x.view()).expect("predict"));
-            })
-        }
+        Config::StreamLstm => run!(models::StreamLstm, f32_of(&x)),
+        Config::AeSeed => run!(models::AeSeed, f32_of(&x)),
         Config::LmGru => {
-            let mut m = models::LmGru::random(7);
-            let Tensor::I32(x) = x else { unreachable!("token ids") };
-            Box::new(move || {
-                std::hint::black_box(m.run(x.view()).expect("predict"));
-            })
+            let Tensor::I32(ids) = x else { unreachable!("token ids") };
+            run!(models::LmGru, ids)
         }
-        Config::BigLstm => {
-            let mut m = models::BigLstm::random(7);
-            let x = f32_of(&x);
-            Box::new(move || {
-                std::hint::black_box(m.run(x.view()).expect("predict"));
-            })
-        }
+        Config::BigLstm => run!(models::BigLstm, f32_of(&x)),
         Config::GenStateful => {
             let mut m = models::GenStateful::random(7);
             let x0 = f32_of(&x);

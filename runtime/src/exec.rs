@@ -159,34 +159,39 @@ pub struct Scratch {
     seq_b: Vec<f32>,
 }
 
-/// The float output `port` of a node, shaped `shape` (reused when it already has that shape).
-fn f32_slot<'o>(out: &'o mut Vec<Value>, port: usize, shape: &[usize]) -> &'o mut ArrayD<f32> {
+/// Output `port` of a node as an array of `T` shaped `shape`, reused when it already is one
+/// (else replaced by zeros, the types' default). `wrap` and `get` move between the array and its `Tensor` variant.
+fn slot<'o, T: Clone + Default>(
+    out: &'o mut Vec<Value>,
+    port: usize,
+    shape: &[usize],
+    wrap: fn(ArrayD<T>) -> Tensor,
+    get: fn(&mut Tensor) -> Option<&mut ArrayD<T>>,
+) -> &'o mut ArrayD<T> {
     while out.len() <= port {
-        out.push(Value { t: Tensor::F32(ArrayD::zeros(IxDyn(&[0]))), mask: None });
+        out.push(Value { t: wrap(ArrayD::default(IxDyn(&[0]))), mask: None });
     }
-    let v = &mut out[port];
-    if !matches!(&v.t, Tensor::F32(a) if a.shape() == shape) {
-        v.t = Tensor::F32(ArrayD::zeros(IxDyn(shape)));
+    let v = &mut out[port].t;
+    if get(v).is_none_or(|a| a.shape() != shape) {
+        *v = wrap(ArrayD::default(IxDyn(shape)));
     }
-    match &mut v.t {
-        Tensor::F32(a) => a,
-        Tensor::I32(_) => unreachable!("made a float slot above"),
-    }
+    get(v).expect("made above")
 }
 
-/// Like [`f32_slot`] for integer ids.
+/// The float output `port` of a node (see [`slot`]).
+fn f32_slot<'o>(out: &'o mut Vec<Value>, port: usize, shape: &[usize]) -> &'o mut ArrayD<f32> {
+    slot(out, port, shape, Tensor::F32, |t| match t {
+        Tensor::F32(a) => Some(a),
+        Tensor::I32(_) => None,
+    })
+}
+
+/// The integer output `port` of a node (see [`slot`]).
 fn i32_slot<'o>(out: &'o mut Vec<Value>, port: usize, shape: &[usize]) -> &'o mut ArrayD<i32> {
-    while out.len() <= port {
-        out.push(Value { t: Tensor::I32(ArrayD::zeros(IxDyn(&[0]))), mask: None });
-    }
-    let v = &mut out[port];
-    if !matches!(&v.t, Tensor::I32(a) if a.shape() == shape) {
-        v.t = Tensor::I32(ArrayD::zeros(IxDyn(shape)));
-    }
-    match &mut v.t {
-        Tensor::I32(a) => a,
-        Tensor::F32(_) => unreachable!("made an integer slot above"),
-    }
+    slot(out, port, shape, Tensor::I32, |t| match t {
+        Tensor::I32(a) => Some(a),
+        Tensor::F32(_) => None,
+    })
 }
 
 /// Sets the mask of output `port` (copied into the existing buffer when the shapes agree).
