@@ -68,25 +68,23 @@ fn warm_runs_allocate_only_in_gemm_and_steps_not_at_all() {
     seqmodel::set_num_threads(1);
     let mut report = Vec::new();
 
-    let mut m = models::StreamLstm::random(1);
-    let x = filled(&[1, 100, 32]);
-    m.run(x.view()).unwrap();
-    report.push(("stream-lstm run", allocations_and_gemm_calls(|| drop(m.run(x.view()).unwrap()))));
-
-    let mut m = models::AeSeed::random(1);
-    let x = filled(&[32, 50, 8]);
-    m.run(x.view()).unwrap();
-    report.push(("ae-seed run", allocations_and_gemm_calls(|| drop(m.run(x.view()).unwrap()))));
-
-    let mut m = models::LmGru::random(1);
-    let ids = ArrayD::from_shape_fn(IxDyn(&[16, 32]), |i| ((i[0] * 131 + i[1] * 7) % 10_000) as i32);
-    m.run(ids.view()).unwrap();
-    report.push(("lm-gru run", allocations_and_gemm_calls(|| drop(m.run(ids.view()).unwrap()))));
-
-    let mut m = models::BigLstm::random(1);
-    let x = filled(&[256, 50, 256]);
-    m.run(x.view()).unwrap();
-    report.push(("big-lstm run", allocations_and_gemm_calls(|| drop(m.run(x.view()).unwrap()))));
+    // A warm-up run, then the counted one.
+    macro_rules! warm_run {
+        ($name:literal, $model:ty, $input:expr) => {{
+            let mut m = <$model>::random(1);
+            let x = $input;
+            m.run(x.view()).unwrap();
+            report.push(($name, allocations_and_gemm_calls(|| drop(m.run(x.view()).unwrap()))));
+        }};
+    }
+    warm_run!("stream-lstm run", models::StreamLstm, filled(&[1, 100, 32]));
+    warm_run!("ae-seed run", models::AeSeed, filled(&[32, 50, 8]));
+    warm_run!(
+        "lm-gru run",
+        models::LmGru,
+        ArrayD::from_shape_fn(IxDyn(&[16, 32]), |i| ((i[0] * 131 + i[1] * 7) % 10_000) as i32)
+    );
+    warm_run!("big-lstm run", models::BigLstm, filled(&[256, 50, 256]));
     let wrong: Vec<_> = report.iter().filter(|(_, (allocs, calls))| allocs != calls).collect();
     assert!(wrong.is_empty(), "(case, (allocations, gemm calls)): {wrong:?}");
     // Batch-1 recurrent steps use the allocation-free vector-matrix kernel: stream-lstm's

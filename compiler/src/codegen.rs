@@ -225,28 +225,26 @@ pub fn model_tokens(p: &Program) -> TokenStream {
         Some(b) => quote! { ::core::option::Option::Some(#b) },
         None => quote! { ::core::option::Option::None },
     };
-    let args: Vec<TokenStream> = p
-        .inputs
-        .iter()
-        .map(|i| {
-            let a = format_ident!("{}", i.name);
-            match i.ty.dtype {
-                ir::DType::F32 => quote! { #a: ::seqmodel::ndarray::ArrayD<f32> },
-                ir::DType::I32 => quote! { #a: ::seqmodel::ndarray::ArrayD<i32> },
-            }
-        })
-        .collect();
-    let view_args: Vec<TokenStream> = p
-        .inputs
-        .iter()
-        .map(|i| {
-            let a = format_ident!("{}", i.name);
-            match i.ty.dtype {
-                ir::DType::F32 => quote! { #a: ::seqmodel::ndarray::ArrayViewD<'_, f32> },
-                ir::DType::I32 => quote! { #a: ::seqmodel::ndarray::ArrayViewD<'_, i32> },
-            }
-        })
-        .collect();
+    // Each input as a typed parameter, owned (`predict`) or borrowed (`run`).
+    let input_params = |borrowed: bool| -> Vec<TokenStream> {
+        p.inputs
+            .iter()
+            .map(|i| {
+                let a = format_ident!("{}", i.name);
+                let elem = match i.ty.dtype {
+                    ir::DType::F32 => quote! { f32 },
+                    ir::DType::I32 => quote! { i32 },
+                };
+                if borrowed {
+                    quote! { #a: ::seqmodel::ndarray::ArrayViewD<'_, #elem> }
+                } else {
+                    quote! { #a: ::seqmodel::ndarray::ArrayD<#elem> }
+                }
+            })
+            .collect()
+    };
+    let args = input_params(false);
+    let view_args = input_params(true);
     let arg_names: Vec<_> = p.inputs.iter().map(|i| format_ident!("{}", i.name)).collect();
     // One statement per node, writing into the node's reusable output buffers.
     let mut body = Vec::new();
