@@ -59,16 +59,23 @@ fn main() {
         (1600, 8, 256),
         (512, 128, 10000),
         (12800, 256, 1024),
+        (256, 12800, 1024),
+        (12800, 1024, 256),
+        (512, 512, 1536),
     ] {
         let a: Vec<f32> = (0..m * k).map(|i| (i % 7) as f32 * 0.1).collect();
         let b: Vec<f32> = (0..k * n).map(|i| (i % 5) as f32 * 0.1).collect();
         let mut c = vec![0.0f32; m * n];
         let flop = 2.0 * (m * k * n) as f64;
         let ours = best(|| seqmodel::kernels::matmul(m, k, n, &a, &b, &mut c, false));
+        let mut packed = seqmodel::kernels::PackedB::default();
+        packed.pack(k, n, &b);
+        let prepacked = best(|| seqmodel::kernels::matmul_prepacked(m, &a, &packed, &mut c, false));
         let plain = best(|| direct(m, k, n, &a, &b, &mut c));
         println!(
-            "{m:>6}x{k:>4}x{n:>6}  runtime matmul {:>6.1} GFLOP/s   row-major gemm {:>6.1} GFLOP/s",
+            "{m:>6}x{k:>4}x{n:>6}  matmul {:>6.1}  prepacked {:>6.1}  gemm crate {:>6.1} GFLOP/s",
             flop / ours / 1e9,
+            flop / prepacked / 1e9,
             flop / plain / 1e9
         );
     }

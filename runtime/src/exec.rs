@@ -50,8 +50,8 @@ pub enum Prepared {
     },
     /// A recurrent layer.
     Rnn(rnn::RnnWeights),
-    /// Forward and backward layers.
-    Bidirectional(rnn::RnnWeights, rnn::RnnWeights),
+    /// Forward and backward layers (boxed: two layers' weights make the largest variant).
+    Bidirectional(Box<(rnn::RnnWeights, rnn::RnnWeights)>),
     /// The embedding table.
     Embedding(Array2<f32>),
 }
@@ -74,10 +74,10 @@ pub fn prepare(op: &Op, w: &WeightStore, prefix: &str) -> Result<Option<Prepared
             bias: if *use_bias { Some(weight(w, &key("bias"))?.to_vec()) } else { None },
         },
         Op::Rnn(a) | Op::RepeatRnn { rnn: a, .. } => Prepared::Rnn(pack(a, w, prefix)?),
-        Op::Bidirectional { forward, backward, .. } => Prepared::Bidirectional(
+        Op::Bidirectional { forward, backward, .. } => Prepared::Bidirectional(Box::new((
             pack(forward, w, &format!("{prefix}/forward"))?,
             pack(backward, w, &format!("{prefix}/backward"))?,
-        ),
+        ))),
         Op::Embedding { .. } => Prepared::Embedding(
             w.get(&key("embeddings"))
                 .ok_or_else(|| RuntimeError::WeightFile(format!("missing {}", key("embeddings"))))?
@@ -585,7 +585,8 @@ fn bidirectional(
     let (b, t, _) = x.dim();
     let u = fa.units;
     let k = fa.cell.states();
-    let Some(Prepared::Bidirectional(fw, bw)) = prepared else { unreachable!("prepared at load") };
+    let Some(Prepared::Bidirectional(pair)) = prepared else { unreachable!("prepared at load") };
+    let (fw, bw) = &**pair;
     zero_states(&mut scratch.states, k, b * u);
     zero_states(&mut scratch.states_b, k, b * u);
     if fa.stateful

@@ -1,5 +1,5 @@
-//! How many threads the kernels may use. Large matrix products split across threads
-//! (rayon, through `gemm`); small ones, where the hand-off costs more than it saves, stay on
+//! How many threads the kernels may use. Large matrix products split their rows across
+//! scoped threads; small ones, where the hand-off costs more than it saves, stay on
 //! the calling thread, so more threads never make a model slower.
 
 use std::sync::atomic::{AtomicUsize, Ordering};

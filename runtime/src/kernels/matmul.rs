@@ -1,128 +1,122 @@
-//! Row-major single-precision matrix product.
-#![allow(unsafe_code)]
+//! Row-major single-precision matrix products on the packed micro-kernel of
+//! [`super::packed`], split across threads when large.
 
-/// `c = beta_c * c + a · b` for row-major `a` (m×k), `b` (k×n), `c` (m×n). With
-/// `accumulate == false`, `c` is overwritten.
+use super::packed::{PackedB, matmul_packed, matmul_row_major};
+
+/// `c = a · b` (or `c += a · b` with `accumulate`) for row-major `a` (m×k), `b` (k×n) and
+/// `c` (m×n). `b` is packed block by block into a buffer of this thread's that is kept for the
+/// next call, so after the first call of a size nothing is allocated (on one thread; a product
+/// split across threads starts them, which allocates).
+///
+/// ```
+/// let (a, b) = ([1.0, 2.0, 3.0, 4.0], [1.0, 0.0, 0.0, 1.0]);
+/// let mut c = [0.0; 4];
+/// seqmodel_runtime::kernels::matmul(2, 2, 2, &a, &b, &mut c, false);
+/// assert_eq!(c, a);
+/// ```
 ///
 /// # Panics
 /// If a slice is shorter than its matrix (a programming error inside the runtime).
 pub fn matmul(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32], accumulate: bool) {
     assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n, "matmul: slices too short");
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 {
-        if !accumulate {
-            c[..m * n].fill(0.0);
-        }
-        return;
-    }
-    if m == 1 {
-        // A batch-1 step: the SIMD vector-matrix kernel, without gemm's dispatch.
+    if m == 1 && k > 0 {
+        // A batch-1 step: the SIMD vector-matrix kernel reads `b` once, as it is.
         super::simd::gemv(&a[..k], &b[..k * n], &mut c[..n], accumulate);
         return;
     }
+    split_rows(m, k, n, a, c, &|r, a_rows, c_rows| matmul_row_major(r, k, n, a_rows, b, c_rows, accumulate));
+}
+
+/// [`matmul`] with `b` already packed: for a matrix multiplied many times, such as a
+/// recurrent kernel at every time step.
+///
+/// # Panics
+/// If `a` or `c` is shorter than its matrix.
+pub fn matmul_prepacked(m: usize, a: &[f32], b: &PackedB, c: &mut [f32], accumulate: bool) {
+    let (k, n) = (b.k(), b.n());
+    split_rows(m, k, n, a, c, &|r, a_rows, c_rows| matmul_packed(r, a_rows, b, c_rows, accumulate));
+}
+
+/// The product of some rows: `(rows, a_rows, c_rows)`.
+type RowsProduct<'a> = dyn Fn(usize, &[f32], &mut [f32]) + Sync + 'a;
+
+/// Runs `product(rows, a_rows, c_rows)` on the whole `m × k` by `k × n` product, or, when it
+/// is large, on shares of its rows across scoped threads (the calling thread taking the last
+/// share). The helpers end with the product, so no idle worker spins on a core that the
+/// serial parts of the model need.
+fn split_rows(m: usize, k: usize, n: usize, a: &[f32], c: &mut [f32], product: &RowsProduct<'_>) {
+    assert!(a.len() >= m * k && c.len() >= m * n, "matmul: slices too short");
     let threads = crate::num_threads().min(m / MIN_ROWS_PER_THREAD);
-    if threads > 1 && m * n * k >= PARALLEL_MIN_MACS {
-        // Large products: rows split across scoped threads, the calling thread taking the
-        // last share. The helpers end with the product, so no idle worker spins on a core
-        // the serial parts of the model need.
-        let per = m.div_ceil(threads);
-        std::thread::scope(|scope| {
-            let mut rows = c[..m * n].chunks_mut(per * n).zip(a[..m * k].chunks(per * k)).peekable();
-            while let Some((c_rows, a_rows)) = rows.next() {
-                let r = c_rows.len() / n;
-                if rows.peek().is_some() {
-                    scope.spawn(move || blocked(r, k, n, a_rows, b, c_rows, accumulate));
-                } else {
-                    blocked(r, k, n, a_rows, b, c_rows, accumulate);
-                }
-            }
-        });
+    if threads <= 1 || m * n * k < PARALLEL_MIN_MACS {
+        product(m, a, c);
         return;
     }
-    blocked(m, k, n, a, b, c, accumulate);
+    let per = m.div_ceil(threads);
+    std::thread::scope(|scope| {
+        let mut rows = c[..m * n].chunks_mut(per * n).zip(a[..m * k].chunks(per * k)).peekable();
+        while let Some((c_rows, a_rows)) = rows.next() {
+            let r = c_rows.len() / n;
+            if rows.peek().is_some() {
+                scope.spawn(move || product(r, a_rows, c_rows));
+            } else {
+                product(r, a_rows, c_rows);
+            }
+        }
+    });
 }
 
-/// One thread's product through `gemm`, in blocks that need no packing buffer.
-fn blocked(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32], accumulate: bool) {
-    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n, "matmul: slices too short");
-    // gemm packs a row-major right-hand side, or a left-hand side whose rows are not
-    // contiguous, into a freshly allocated buffer. So it is called for the transposed product
-    // Cᵀ (n×m) = Bᵀ (n×k) · Aᵀ (k×m), whose left factor Bᵀ is column-major as stored, in
-    // blocks small enough that gemm needs no packing: blocks of at most COLUMN_BLOCK columns
-    // of B (below its packing threshold) and ROW_BLOCK rows of A (so that the unpacked rows
-    // of A a block reads stay in the L2 cache).
-    static TUNED: std::sync::Once = std::sync::Once::new();
-    TUNED.call_once(|| gemm::set_rhs_packing_threshold(256));
-    let row_block = (ROW_BLOCK_FLOATS / k).clamp(MIN_ROW_BLOCK, m.max(MIN_ROW_BLOCK));
-    let mut row = 0;
-    while row < m {
-        let rows = (m - row).min(row_block);
-        let mut col = 0;
-        while col < n {
-            let cols = (n - col).min(COLUMN_BLOCK);
-            // SAFETY: the assertion at the top guarantees that `a` holds m×k, `b` k×n and `c` m×n
-            // row-major elements. The block covers rows row..row+rows of `a` and `c` and
-            // columns col..col+cols of `b` and `c`: element (j, p) of Bᵀ is b[p·n + col + j]
-            // (row stride 1, column stride n), element (p, i) of Aᵀ is a[(row + i)·k + p] (row
-            // stride 1, column stride k), and element (j, i) of Cᵀ is c[(row + i)·n + col + j]
-            // (row stride 1, column stride n); with j < cols ≤ n - col, i < rows ≤ m - row and
-            // p < k every address lies inside its slice. `c` is borrowed mutably and cannot
-            // alias `a` or `b`.
-            GEMM_CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            unsafe {
-                gemm::gemm(
-                    cols,
-                    rows,
-                    k,
-                    c.as_mut_ptr().add(row * n + col),
-                    n as isize,
-                    1,
-                    accumulate,
-                    b.as_ptr().add(col),
-                    n as isize,
-                    1,
-                    a.as_ptr().add(row * k),
-                    k as isize,
-                    1,
-                    1.0f32,
-                    1.0f32,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::None,
-                );
-            }
-            col += cols;
+/// A right-hand factor multiplied many times, such as a recurrent kernel at every time step:
+/// kept as it is for batch-1 (vector–matrix) products, which read it once in order, and
+/// packed once for the matrix-product kernel.
+///
+/// ```
+/// use seqmodel_runtime::kernels::FixedRhs;
+/// let r = FixedRhs::new(2, 2, &[0.0, 1.0, 1.0, 0.0]); // swaps two columns
+/// let mut out = [0.0; 4];
+/// r.product(2, &[1.0, 2.0, 3.0, 4.0], &mut out);
+/// assert_eq!(out, [2.0, 1.0, 4.0, 3.0]);
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct FixedRhs {
+    matrix: Vec<f32>,
+    packed: PackedB,
+}
+
+impl FixedRhs {
+    /// The row-major `k × n` matrix `b`, copied and packed.
+    ///
+    /// # Panics
+    /// If `b` is shorter than `k · n`.
+    pub fn new(k: usize, n: usize, b: &[f32]) -> Self {
+        let mut packed = PackedB::default();
+        packed.pack(k, n, b);
+        FixedRhs { matrix: b[..k * n].to_vec(), packed }
+    }
+
+    /// The matrix, row-major.
+    pub fn matrix(&self) -> &[f32] {
+        &self.matrix
+    }
+
+    /// `c = a · self` for the `m` rows of `a` (`m × k`); `c` is `m × n`.
+    ///
+    /// # Panics
+    /// If `a` or `c` is shorter than its matrix.
+    pub fn product(&self, m: usize, a: &[f32], c: &mut [f32]) {
+        let (k, n) = (self.packed.k(), self.packed.n());
+        if m == 1 {
+            matmul(1, k, n, a, &self.matrix, c, false);
+        } else {
+            matmul_prepacked(m, a, &self.packed, c, false);
         }
-        row += rows;
     }
 }
-
-static GEMM_CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
-/// How many times [`matmul`] has called `gemm` in this process (each call makes one small
-/// bookkeeping allocation inside gemm 0.19; the allocation test accounts for them).
-pub fn gemm_calls() -> usize {
-    GEMM_CALLS.load(std::sync::atomic::Ordering::Relaxed)
-}
-
-/// Rows of A per block: this many floats of A (512 KiB, half of a 1 MiB L2).
-const ROW_BLOCK_FLOATS: usize = 128 * 1024;
-
-/// At least this many rows per block (so that short, wide products stay whole).
-const MIN_ROW_BLOCK: usize = 64;
 
 /// Each thread gets at least this many rows.
 const MIN_ROWS_PER_THREAD: usize = 32;
 
 /// Products with at least this many multiply-adds are split across threads.
 const PARALLEL_MIN_MACS: usize = 1 << 25;
-
-/// Widest column block per gemm call (a multiple of every SIMD width; below gemm's packing
-/// threshold).
-const COLUMN_BLOCK: usize = 2048;
 
 /// The naive triple loop, the reference the optimised path is tested against.
 pub fn matmul_reference(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32], accumulate: bool) {
@@ -164,7 +158,7 @@ mod tests {
 
     proptest! {
         #[test]
-        fn gemm_matches_the_naive_loop(
+        fn products_match_the_naive_loop(
             m in 1usize..20, k in 0usize..40, n in 1usize..40, acc: bool, seed in 0u64..1000,
         ) {
             let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1);

@@ -1,11 +1,15 @@
-//! Numerical kernels: matrix products (through the `gemm` crate, which dispatches to
-//! AVX-512 / AVX2+FMA / NEON / scalar code at run time) and activations.
+//! Numerical kernels: matrix products (a packed SIMD micro-kernel) and activations, on `pulp`,
+//! which dispatches to AVX-512 / AVX2+FMA / NEON / scalar code at run time.
 
 pub mod activation;
 mod matmul;
+mod packed;
 pub mod simd;
 
-pub use matmul::{gemm_calls, matmul, matmul_reference};
+pub use matmul::{FixedRhs, matmul, matmul_prepacked, matmul_reference};
+pub use packed::{
+    MR, PackedB, matmul_packed, matmul_packed_with, matmul_row_major, matmul_row_major_with, panel_width,
+};
 
 /// The transpose of a row-major `rows × cols` matrix.
 pub fn transpose(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {

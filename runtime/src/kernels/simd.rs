@@ -61,7 +61,7 @@ pub fn tanh<S: Simd>(s: S, x: S::f32s) -> S::f32s {
     s.select_f32s(s.less_than_f32s(ax, s.splat_f32s(0.625)), small, big)
 }
 
-fn lanes<S: Simd>() -> usize {
+pub(super) fn lanes<S: Simd>() -> usize {
     std::mem::size_of::<S::f32s>() / std::mem::size_of::<f32>()
 }
 
@@ -237,7 +237,7 @@ pub fn softmax_rows_with<S: Simd>(s: S, data: &mut [f32], width: usize) {
 
 /// Loads `v` (at most one vector long) into a vector, zero-filled past its end.
 #[inline(always)]
-fn load<S: Simd>(s: S, v: &[f32]) -> S::f32s {
+pub(super) fn load<S: Simd>(s: S, v: &[f32]) -> S::f32s {
     match S::as_simd_f32s(v) {
         ([x], []) => *x,
         _ => s.partial_load_f32s(v),
@@ -246,7 +246,7 @@ fn load<S: Simd>(s: S, v: &[f32]) -> S::f32s {
 
 /// Stores the first `v.len()` lanes of `x` into `v` (at most one vector long).
 #[inline(always)]
-fn store<S: Simd>(s: S, v: &mut [f32], x: S::f32s) {
+pub(super) fn store<S: Simd>(s: S, v: &mut [f32], x: S::f32s) {
     match S::as_mut_simd_f32s(v) {
         ([y], []) => *y = x,
         _ => s.partial_store_f32s(v, x),

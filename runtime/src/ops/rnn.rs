@@ -5,22 +5,22 @@
 use ndarray::{Array2, Array3, ArrayView2, ArrayView3};
 use seqmodel_ir::{Activation, CellKind, RnnAttrs};
 
-use crate::kernels::{activation, matmul, simd};
+use crate::kernels::{FixedRhs, activation, matmul, simd};
 
-/// Weights of one recurrent layer, repacked once at load time.
+/// Weights of one recurrent layer, repacked once at load time by [`RnnWeights::pack`].
 #[derive(Debug, Clone)]
 pub struct RnnWeights {
     /// Input kernel `[D, G·U]`, row-major.
-    pub kernel: Vec<f32>,
+    kernel: Vec<f32>,
     /// Recurrent kernel `[U, G·U]` (for GRU without `reset_after`: the z and r blocks only,
-    /// `[U, 2U]`).
-    pub recurrent: Vec<f32>,
+    /// `[U, 2U]`), multiplied at every step.
+    recurrent: FixedRhs,
     /// GRU without `reset_after`: the candidate block of the recurrent kernel, `[U, U]`.
-    pub recurrent_h: Vec<f32>,
+    recurrent_h: FixedRhs,
     /// Bias added to the input projection, `[G·U]` (zeros without bias).
-    pub bias_in: Vec<f32>,
+    bias_in: Vec<f32>,
     /// GRU with `reset_after`: the recurrent bias, `[G·U]`.
-    pub bias_rec: Option<Vec<f32>>,
+    bias_rec: Option<Vec<f32>>,
 }
 
 impl RnnWeights {
@@ -47,7 +47,14 @@ impl RnnWeights {
             }
             _ => (recurrent.to_vec(), Vec::new()),
         };
-        RnnWeights { kernel: kernel.to_vec(), recurrent, recurrent_h, bias_in, bias_rec }
+        let columns = |m: &[f32]| m.len().checked_div(u).unwrap_or(0);
+        RnnWeights {
+            kernel: kernel.to_vec(),
+            recurrent: FixedRhs::new(u, columns(&recurrent), &recurrent),
+            recurrent_h: FixedRhs::new(u, columns(&recurrent_h), &recurrent_h),
+            bias_in,
+            bias_rec,
+        }
     }
 }
 
@@ -217,10 +224,8 @@ pub fn forward_projected(
         let ti = if a.go_backwards { t - 1 - step } else { step };
         let h = &states[0][..b * u];
         match a.cell {
-            CellKind::Gru { reset_after: false } => {
-                matmul(b, u, 2 * u, h, &w.recurrent, &mut rec[..b * 2 * u], false)
-            }
-            _ => matmul(b, u, gu, h, &w.recurrent, rec, false),
+            CellKind::Gru { reset_after: false } => w.recurrent.product(b, h, &mut rec[..b * 2 * u]),
+            _ => w.recurrent.product(b, h, rec),
         }
         match a.cell {
             CellKind::Lstm if fused => arch.dispatch(simd::LstmRows {
@@ -296,7 +301,7 @@ pub fn forward_projected(
                         rh[bi * u + j] = rg * h[bi * u + j];
                     }
                 }
-                matmul(b, u, u, rh, &w.recurrent_h, cand, false);
+                w.recurrent_h.product(b, rh, cand);
                 for bi in 0..b {
                     let z = &xp[(bi * t + ti) * gu..][..gu];
                     for j in 0..u {

@@ -1,12 +1,12 @@
 //! Training forward and backward-through-time of LSTM, GRU (both modes) and SimpleRNN on
 //! Keras's weight layout, with masking, `go_backwards` and initial states. Written as plain
-//! loops over the fused gate math (matrix products through `gemm`) so that each line can be
+//! loops over the fused gate math (matrix products through `kernels::matmul`) so that each line can be
 //! checked against the equations; the gradient checks in the tests hold it to finite
 //! differences.
 
 use seqmodel_ir::{CellKind, RnnAttrs};
 
-use crate::kernels::{activation, matmul, transpose};
+use crate::kernels::{FixedRhs, activation, matmul, transpose};
 
 /// The weights of one recurrent layer in Keras's layout.
 pub struct RnnParams<'a> {
@@ -111,9 +111,13 @@ pub fn forward(
     }
     matmul(b * t, d, gu, x, p.kernel, &mut xp, true);
     let bias_rec = if reset_after { p.bias.map(|bb| &bb[gu..2 * gu]) } else { None };
-    let (r_zr, r_h) = match a.cell {
-        CellKind::Gru { reset_after: false } => split_recurrent(p.recurrent, u),
-        _ => (Vec::new(), Vec::new()),
+    // The matrices multiplied at every step, packed once for the whole sequence.
+    let (rec_m, r_zr, r_h) = match a.cell {
+        CellKind::Gru { reset_after: false } => {
+            let (zr, h) = split_recurrent(p.recurrent, u);
+            (FixedRhs::default(), FixedRhs::new(u, 2 * u, &zr), FixedRhs::new(u, u, &h))
+        }
+        _ => (FixedRhs::new(u, gu, p.recurrent), FixedRhs::default(), FixedRhs::default()),
     };
     let mut states = initial.unwrap_or_else(|| vec![vec![0.0; b * u]; a.cell.states()]);
     let mut out_prev = vec![0.0f32; b * u];
@@ -149,7 +153,7 @@ pub fn forward(
         let mut c_new = vec![0.0f32; b * u];
         match a.cell {
             CellKind::Lstm | CellKind::SimpleRnn => {
-                matmul(b, u, gu, &hd, p.recurrent, &mut rec, false);
+                rec_m.product(b, &hd, &mut rec);
                 for bi in 0..b {
                     let xr = &xp[(bi * t + ti) * gu..][..gu];
                     for j in 0..gu {
@@ -186,7 +190,7 @@ pub fn forward(
             }
             CellKind::Gru { reset_after } => {
                 if reset_after {
-                    matmul(b, u, gu, &hd, p.recurrent, &mut rec, false);
+                    rec_m.product(b, &hd, &mut rec);
                     if let Some(br) = bias_rec {
                         for row in rec.chunks_mut(gu) {
                             for (r, bb) in row.iter_mut().zip(br) {
@@ -196,7 +200,7 @@ pub fn forward(
                     }
                 } else {
                     let mut zr = vec![0.0f32; b * 2 * u];
-                    matmul(b, u, 2 * u, &hd, &r_zr, &mut zr, false);
+                    r_zr.product(b, &hd, &mut zr);
                     for bi in 0..b {
                         rec[bi * gu..][..2 * u].copy_from_slice(&zr[bi * 2 * u..][..2 * u]);
                     }
@@ -217,7 +221,7 @@ pub fn forward(
                             rh[bi * u + j] = gates[bi * gu + u + j] * hd[bi * u + j];
                         }
                     }
-                    matmul(b, u, u, &rh, &r_h, &mut cand, false);
+                    r_h.product(b, &rh, &mut cand);
                     for bi in 0..b {
                         trec[bi * gu..][..u].copy_from_slice(&rh[bi * u..][..u]);
                     }
@@ -283,9 +287,13 @@ pub fn backward(
         CellKind::Gru { reset_after: false } => split_recurrent(p.recurrent, u),
         _ => (Vec::new(), Vec::new()),
     };
-    let rt = transpose(p.recurrent, u, gu);
-    let r_zr_t = if r_zr.is_empty() { Vec::new() } else { transpose(&r_zr, u, 2 * u) };
-    let r_h_t = if r_h.is_empty() { Vec::new() } else { transpose(&r_h, u, u) };
+    // The transposed recurrent matrices, multiplied at every step, packed once.
+    let (rt, r_zr_t, r_h_t) = if r_zr.is_empty() {
+        (FixedRhs::new(gu, u, &transpose(p.recurrent, u, gu)), FixedRhs::default(), FixedRhs::default())
+    } else {
+        let zr_t = FixedRhs::new(2 * u, u, &transpose(&r_zr, u, 2 * u));
+        (FixedRhs::default(), zr_t, FixedRhs::new(u, u, &transpose(&r_h, u, u)))
+    };
     let actg = |x: f32, y: f32| activation::grad(a.activation, x, y);
     let ractg = |x: f32, y: f32| activation::grad(a.recurrent_activation, x, y);
 
@@ -397,7 +405,7 @@ pub fn backward(
             let rh_t = transpose(&rh, b, u);
             matmul(u, b, u, &rh_t, &d_rh, &mut dr_h, true);
             let mut d_rhp = vec![0.0f32; b * u];
-            matmul(b, u, u, &d_rh, &r_h_t, &mut d_rhp, false);
+            r_h_t.product(b, &d_rh, &mut d_rhp);
             for bi in 0..b {
                 if !tape.live[s * b + bi] {
                     continue;
@@ -422,12 +430,12 @@ pub fn backward(
                 }
             }
             let mut dhd = vec![0.0f32; b * u];
-            matmul(b, 2 * u, u, &dzr_rec, &r_zr_t, &mut dhd, false);
+            r_zr_t.product(b, &dzr_rec, &mut dhd);
             add_masked(&mut dhp, &dhd, rmask);
         } else {
             drec_steps[s * b * gu..][..b * gu].copy_from_slice(&drec);
             let mut dhd = vec![0.0f32; b * u];
-            matmul(b, gu, u, &drec, &rt, &mut dhd, false);
+            rt.product(b, &drec, &mut dhd);
             add_masked(&mut dhp, &dhd, rmask);
         }
         for bi in 0..b {
