@@ -1,5 +1,6 @@
-//! Times the runtime's `matmul` (gemm on the transposed product, no packing buffers) against
-//! a direct row-major `gemm` call on the products of the benchmark configs.
+//! Times the runtime's `matmul` (packing the right factor block by block), `matmul_prepacked`
+//! (packed ahead, as recurrent kernels are) and a direct row-major `gemm` call (the `gemm`
+//! crate, as a baseline) on the products of the benchmark configs.
 //! `cargo run --release -p seqmodel-bench --example gemm_layouts [threads]`
 
 use std::time::Instant;

@@ -53,20 +53,12 @@ impl PackedB {
     /// # Panics
     /// If `b` is shorter than `k · n`.
     pub fn pack(&mut self, k: usize, n: usize, b: &[f32]) {
-        self.pack_in_panels(k, n, b, panel_width());
+        pulp::Arch::new().dispatch(Pack { packed: self, k, n, b });
     }
 
-    /// [`PackedB::pack`] with panels for the instruction set `S` (for tests).
-    pub fn pack_for<S: Simd>(&mut self, _: S, k: usize, n: usize, b: &[f32]) {
-        self.pack_in_panels(k, n, b, 2 * lanes::<S>());
-    }
-
-    fn pack_in_panels(&mut self, k: usize, n: usize, b: &[f32], width: usize) {
-        assert!(b.len() >= k * n, "PackedB::pack: {} elements for a {k}×{n} matrix", b.len());
-        self.data.clear();
-        self.data.resize(n.div_ceil(width) * k * width, 0.0);
-        pack_block(b, n, 0, k, width, &mut self.data);
-        (self.k, self.n, self.width) = (k, n, width);
+    /// [`PackedB::pack`] with panels for the instruction set `s` (for tests).
+    pub fn pack_for<S: Simd>(&mut self, s: S, k: usize, n: usize, b: &[f32]) {
+        s.vectorize(Pack { packed: self, k, n, b });
     }
 
     /// Rows of the packed matrix.
@@ -77,6 +69,27 @@ impl PackedB {
     /// Columns of the packed matrix.
     pub fn n(&self) -> usize {
         self.n
+    }
+}
+
+struct Pack<'a> {
+    packed: &'a mut PackedB,
+    k: usize,
+    n: usize,
+    b: &'a [f32],
+}
+
+impl WithSimd for Pack<'_> {
+    type Output = ();
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, s: S) {
+        let Pack { packed, k, n, b } = self;
+        assert!(b.len() >= k * n, "PackedB::pack: {} elements for a {k}×{n} matrix", b.len());
+        let width = 2 * lanes::<S>();
+        packed.data.clear();
+        packed.data.resize(n.div_ceil(width) * k * width, 0.0);
+        pack_block(s, b, n, 0, k, &mut packed.data);
+        (packed.k, packed.n, packed.width) = (k, n, width);
     }
 }
 
@@ -195,7 +208,7 @@ impl WithSimd for Product<'_> {
             let (panels, stride, offset) = match &mut b {
                 Rhs::Packed(p) => (&p.data[..], p.k * width, p0 * width),
                 Rhs::RowMajor { b, n, buf, .. } => {
-                    pack_block(b, *n, p0, kc, width, buf);
+                    pack_block(s, b, *n, p0, kc, buf);
                     (&buf[..], kc * width, 0)
                 }
             };
@@ -225,10 +238,11 @@ impl WithSimd for Product<'_> {
 }
 
 /// Packs rows `p0 .. p0 + kc` of the row-major `b` (`n` columns) into `buf` as panels of
-/// `width` columns, `kc · width` floats each. The padding columns of the last panel keep
+/// two vectors' width, `kc · width` floats each. The padding columns of the last panel keep
 /// whatever they held: the kernel computes them but never stores them.
 #[inline(always)]
-fn pack_block(b: &[f32], n: usize, p0: usize, kc: usize, width: usize, buf: &mut Vec<f32>) {
+fn pack_block<S: Simd>(_: S, b: &[f32], n: usize, p0: usize, kc: usize, buf: &mut Vec<f32>) {
+    let width = 2 * lanes::<S>();
     let panels = n.div_ceil(width);
     if kc == 0 {
         return;
@@ -236,11 +250,19 @@ fn pack_block(b: &[f32], n: usize, p0: usize, kc: usize, width: usize, buf: &mut
     if buf.len() < panels * kc * width {
         buf.resize(panels * kc * width, 0.0);
     }
+    let full = n / width;
     for (j, panel) in buf.chunks_exact_mut(kc * width).take(panels).enumerate() {
         let (col, cols) = (j * width, width.min(n - j * width));
         for (p, row) in panel.chunks_exact_mut(width).enumerate() {
-            let src = (p0 + p) * n + col;
-            row[..cols].copy_from_slice(&b[src..src + cols]);
+            let src = &b[(p0 + p) * n + col..][..cols];
+            if j < full {
+                // Two whole vectors: register moves, not a call to memcpy.
+                let (from, _) = S::as_simd_f32s(src);
+                let (to, _) = S::as_mut_simd_f32s(row);
+                to[..2].copy_from_slice(&from[..2]);
+            } else {
+                row[..cols].copy_from_slice(src);
+            }
         }
     }
 }
