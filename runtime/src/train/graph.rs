@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use ndarray::{Array2, ArrayD, Axis, IxDyn};
+use ndarray::{Array2, ArrayD, ArrayViewD, Axis, IxDyn};
 use seqmodel_ir::{MergeKind, MergeMode, NodeIndex, Op, Program, RnnAttrs};
 
 use super::rnn::{self, RnnParams, RnnTape};
@@ -20,13 +20,35 @@ pub(crate) struct Val {
 
 enum Cache {
     None,
-    Dense { x: ArrayD<f32>, pre: ArrayD<f32>, y: ArrayD<f32> },
-    Act { pre: ArrayD<f32>, y: ArrayD<f32> },
-    Dropout { keep: ArrayD<f32> },
-    Rnn { tape: Box<RnnTape>, dims: (usize, usize, usize), in_mask: Option<Vec<f32>> },
-    Bidi { f: Box<RnnTape>, b: Box<RnnTape>, dims: (usize, usize, usize) },
-    Embedding { ids: ArrayD<i32> },
-    Masking { mask: Array2<bool> },
+    /// The input, and the pre-activation when the activation's gradient needs it (the
+    /// output is read from the pass's values).
+    Dense {
+        x: ArrayD<f32>,
+        pre: Option<ArrayD<f32>>,
+    },
+    /// The input when the activation's gradient needs it.
+    Act {
+        pre: Option<ArrayD<f32>>,
+    },
+    Dropout {
+        keep: ArrayD<f32>,
+    },
+    Rnn {
+        tape: Box<RnnTape>,
+        dims: (usize, usize, usize),
+        in_mask: Option<Vec<f32>>,
+    },
+    Bidi {
+        f: Box<RnnTape>,
+        b: Box<RnnTape>,
+        dims: (usize, usize, usize),
+    },
+    Embedding {
+        ids: ArrayD<i32>,
+    },
+    Masking {
+        mask: Array2<bool>,
+    },
 }
 
 /// One forward pass with everything the backward pass needs.
@@ -74,17 +96,24 @@ fn unsupported(what: &str) -> RuntimeError {
     RuntimeError::Shape(format!("training through {what} is not supported yet"))
 }
 
-fn apply_act(a: seqmodel_ir::Activation, pre: &ArrayD<f32>) -> ArrayD<f32> {
+fn apply_act(a: seqmodel_ir::Activation, pre: ArrayViewD<'_, f32>) -> ArrayD<f32> {
     let mut y = pre.as_standard_layout().to_owned();
     let width = *y.shape().last().unwrap_or(&1);
     activation::apply(a, y.as_slice_mut().expect("standard layout"), width);
     y
 }
 
-/// Gradient through an activation given the pre-activation, the output and `dy`.
+/// Whether the gradient of `a` needs its input (softmax's and log-softmax's need only the
+/// output).
+fn grad_needs_input(a: seqmodel_ir::Activation) -> bool {
+    !matches!(a, seqmodel_ir::Activation::Softmax | seqmodel_ir::Activation::LogSoftmax)
+}
+
+/// Gradient through an activation given the pre-activation (when [`grad_needs_input`]),
+/// the output and `dy`.
 fn act_backward(
     a: seqmodel_ir::Activation,
-    pre: &ArrayD<f32>,
+    pre: Option<&ArrayD<f32>>,
     y: &ArrayD<f32>,
     dy: &ArrayD<f32>,
 ) -> ArrayD<f32> {
@@ -116,6 +145,7 @@ fn act_backward(
         }
         _ => {
             let mut dx = dy.as_standard_layout().to_owned();
+            let pre = pre.expect("kept when the gradient needs it");
             ndarray::Zip::from(&mut dx).and(pre).and(y).for_each(|d, p, y| *d *= activation::grad(a, *p, *y));
             dx
         }
@@ -153,13 +183,22 @@ pub(crate) fn forward(
                     *units,
                     seqmodel_ir::Activation::Linear,
                 );
-                let y = apply_act(*act, &pre);
-                (plain(y.clone(), ins[0].mask.clone()), Cache::Dense { x, pre, y })
+                // A linear Dense's output is its pre-activation; otherwise the pre-activation
+                // is kept only if the activation's gradient needs it.
+                let (y, pre) = match act {
+                    seqmodel_ir::Activation::Linear => (pre, None),
+                    a => (apply_act(*a, pre.view()), grad_needs_input(*a).then_some(pre)),
+                };
+                (plain(y, ins[0].mask.clone()), Cache::Dense { x, pre })
             }
             Op::Activation(a) => {
-                let pre = f32_of(ins[0], &node.layer)?;
-                let y = apply_act(*a, &pre);
-                (plain(y.clone(), ins[0].mask.clone()), Cache::Act { pre, y })
+                let x = ins[0]
+                    .t
+                    .as_f32()
+                    .ok_or_else(|| RuntimeError::Shape(format!("layer `{}` got integer data", node.layer)))?;
+                let y = apply_act(*a, x.view());
+                let pre = grad_needs_input(*a).then(|| x.as_standard_layout().to_owned());
+                (plain(y, ins[0].mask.clone()), Cache::Act { pre })
             }
             Op::Dropout { rate } => {
                 let x = f32_of(ins[0], &node.layer)?;
@@ -432,12 +471,22 @@ pub(crate) fn backward(
         let in_val = |i: usize| &pass.vals[&ins[i].node][ins[i].port];
         let out_shape = |i: usize| pass.vals[&n][i].t.shape().to_vec();
         let dout = |i: usize| douts[i].clone().unwrap_or_else(|| ArrayD::zeros(IxDyn(&out_shape(i))));
+        // Output `i`'s gradient, borrowed when there is one.
+        let dout_ref = |i: usize| match &douts[i] {
+            Some(d) => std::borrow::Cow::Borrowed(d),
+            None => std::borrow::Cow::Owned(ArrayD::zeros(IxDyn(&out_shape(i)))),
+        };
+        let out_f32 = |i: usize| pass.vals[&n][i].t.as_f32().expect("float output");
         let prefix = node.weights.clone().unwrap_or_default();
         let cache = &pass.caches[&n];
         match (&node.op, cache) {
             (Op::Input { .. }, _) => {}
-            (Op::Dense { units, input_dim, activation: act, use_bias }, Cache::Dense { x, pre, y }) => {
-                let dpre = act_backward(*act, pre, y, &dout(0));
+            (Op::Dense { units, input_dim, activation: act, use_bias }, Cache::Dense { x, pre }) => {
+                let dpre = match act {
+                    seqmodel_ir::Activation::Linear => dout_ref(0),
+                    a => std::borrow::Cow::Owned(act_backward(*a, pre.as_ref(), out_f32(0), &dout_ref(0))),
+                };
+                let dpre = dpre.as_standard_layout();
                 let rows = x.len() / input_dim;
                 let xs = x.as_slice().expect("standard");
                 let ds = dpre.as_slice().expect("standard");
@@ -462,8 +511,9 @@ pub(crate) fn backward(
                     ArrayD::from_shape_vec(x.raw_dim(), dx).expect("shape"),
                 );
             }
-            (Op::Activation(a), Cache::Act { pre, y }) => {
-                add_grad(&mut grads, (ins[0].node, ins[0].port), act_backward(*a, pre, y, &dout(0)));
+            (Op::Activation(a), Cache::Act { pre }) => {
+                let dx = act_backward(*a, pre.as_ref(), out_f32(0), &dout_ref(0));
+                add_grad(&mut grads, (ins[0].node, ins[0].port), dx);
             }
             (Op::Dropout { .. }, Cache::Dropout { keep }) => {
                 add_grad(&mut grads, (ins[0].node, ins[0].port), dout(0) * keep);

@@ -4,6 +4,7 @@
 mod graph;
 mod loss;
 mod optimizer;
+mod pool;
 mod rnn;
 
 use std::collections::HashMap;

@@ -6,6 +6,7 @@
 
 use seqmodel_ir::{CellKind, RnnAttrs};
 
+use super::pool;
 use crate::kernels::{FixedRhs, activation, matmul, transpose};
 
 /// The weights of one recurrent layer in Keras's layout.
@@ -39,6 +40,24 @@ pub struct RnnTape {
     /// Recurrent dropout: `[B, U]` keep mask (scaled), applied to `h_prev` in the recurrent
     /// products only, as Keras does.
     rec_mask: Option<Vec<f32>>,
+}
+
+impl Drop for RnnTape {
+    /// Gives the tape's arrays back to the training pool for the next step.
+    fn drop(&mut self) {
+        for v in [
+            &mut self.x,
+            &mut self.pre,
+            &mut self.gates,
+            &mut self.rec,
+            &mut self.h_prev,
+            &mut self.c_prev,
+            &mut self.c_new,
+            &mut self.c_act,
+        ] {
+            pool::recycle(std::mem::take(v));
+        }
+    }
 }
 
 fn dropped(h: &[f32], mask: Option<&[f32]>) -> Vec<f32> {
@@ -103,7 +122,7 @@ pub fn forward(
     let u = a.units;
     let gu = a.cell.gates() * u;
     let reset_after = matches!(a.cell, CellKind::Gru { reset_after: true });
-    let mut xp = vec![0.0f32; b * t * gu];
+    let mut xp = pool::zeros(b * t * gu);
     if let Some(bias) = p.bias {
         for row in xp.chunks_mut(gu) {
             row.copy_from_slice(&bias[..gu]);
@@ -125,14 +144,14 @@ pub fn forward(
     let mut tape = RnnTape {
         a: *a,
         dims,
-        x: x.to_vec(),
-        pre: vec![0.0; t * b * gu],
-        gates: vec![0.0; t * b * gu],
-        rec: vec![0.0; t * b * gu],
-        h_prev: vec![0.0; t * b * u],
-        c_prev: vec![0.0; t * b * u],
-        c_new: vec![0.0; t * b * u],
-        c_act: if a.cell == CellKind::Lstm { vec![0.0; t * b * u] } else { Vec::new() },
+        x: pool::copied(x),
+        pre: pool::zeros(t * b * gu),
+        gates: pool::zeros(t * b * gu),
+        rec: pool::zeros(t * b * gu),
+        h_prev: pool::zeros(t * b * u),
+        c_prev: pool::zeros(t * b * u),
+        c_new: pool::zeros(t * b * u),
+        c_act: if a.cell == CellKind::Lstm { pool::zeros(t * b * u) } else { Vec::new() },
         live: vec![true; t * b],
         rec_mask,
     };
@@ -266,6 +285,7 @@ pub fn forward(
             tape.c_new[s * b * u..][..b * u].copy_from_slice(&states[1]);
         }
     }
+    pool::recycle(xp);
     (RnnForward { sequence, last: out_prev, states }, tape)
 }
 
@@ -300,7 +320,7 @@ pub fn backward(
     let mut dh = d_states.first().cloned().flatten().unwrap_or_else(|| vec![0.0; b * u]);
     let mut dc = d_states.get(1).cloned().flatten().unwrap_or_else(|| vec![0.0; b * u]);
     let mut dout_carry = vec![0.0f32; b * u];
-    let mut dxp = vec![0.0f32; b * t * gu];
+    let mut dxp = pool::zeros(b * t * gu);
     let mut drec_all = vec![0.0f32; u * gu];
     let mut dr_h = vec![0.0f32; u * u];
     let mut dbias_rec = vec![0.0f32; gu];
@@ -310,7 +330,7 @@ pub fn backward(
     // Except for GRU without reset_after, the recurrent kernel's gradient is one product
     // over all steps at the end: h_prevᵀ (U × T·B) · drec (T·B × G·U).
     let batched = !matches!(a.cell, CellKind::Gru { reset_after: false });
-    let mut drec_steps = if batched { vec![0.0f32; t * b * gu] } else { Vec::new() };
+    let mut drec_steps = if batched { pool::zeros(t * b * gu) } else { Vec::new() };
     for s in (0..t).rev() {
         let ti = if a.go_backwards { t - 1 - s } else { s };
         let pre = &tape.pre[s * b * gu..][..b * gu];
@@ -452,12 +472,15 @@ pub fn backward(
         }
     }
     if batched {
-        let hd_all = match tape.rec_mask.as_deref() {
-            Some(m) => tape.h_prev.iter().zip(m.iter().cycle()).map(|(h, k)| h * k).collect::<Vec<f32>>(),
-            None => tape.h_prev.clone(),
+        let hd_t = match tape.rec_mask.as_deref() {
+            Some(m) => {
+                let hd_all: Vec<f32> = tape.h_prev.iter().zip(m.iter().cycle()).map(|(h, k)| h * k).collect();
+                pool::transposed(&hd_all, t * b, u)
+            }
+            None => pool::transposed(&tape.h_prev, t * b, u),
         };
-        let hd_t = transpose(&hd_all, t * b, u);
         matmul(u, t * b, gu, &hd_t, &drec_steps, &mut drec_all, false);
+        pool::recycle(hd_t);
         if reset_after {
             for row in drec_steps.chunks(gu) {
                 for (db, v) in dbias_rec.iter_mut().zip(row) {
@@ -467,8 +490,9 @@ pub fn backward(
         }
     }
     let mut dkernel = vec![0.0f32; d * gu];
-    let xt = transpose(&tape.x, b * t, d);
+    let xt = pool::transposed(&tape.x, b * t, d);
     matmul(d, b * t, gu, &xt, &dxp, &mut dkernel, false);
+    pool::recycle(xt);
     let mut dx = vec![0.0f32; b * t * d];
     let kt = transpose(p.kernel, d, gu);
     matmul(b * t, gu, d, &dxp, &kt, &mut dx, false);
@@ -485,6 +509,8 @@ pub fn backward(
     } else {
         dbias.clear();
     }
+    pool::recycle(dxp);
+    pool::recycle(drec_steps);
     let mut dinitial = vec![dh];
     if a.cell == CellKind::Lstm {
         dinitial.push(dc);
