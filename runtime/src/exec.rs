@@ -6,7 +6,7 @@ use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewD, Axis, Dimension, Ix2, Ix3,
 use seqmodel_ir::{DType, Dim, MergeMode, Op, RnnAttrs};
 
 use crate::error::{Result, RuntimeError};
-use crate::kernels::activation;
+use crate::kernels::{FixedRhs, activation};
 use crate::ops::{basic, rnn, time};
 use crate::{Tensor, TensorView, WeightStore};
 
@@ -43,8 +43,8 @@ pub type States = Vec<Option<Vec<Array2<f32>>>>;
 pub enum Prepared {
     /// Dense kernel `[D, U]` and bias.
     Dense {
-        /// Row-major kernel.
-        kernel: Vec<f32>,
+        /// The kernel, packed for the matrix-product kernel.
+        kernel: FixedRhs,
         /// Bias, if any.
         bias: Option<Vec<f32>>,
     },
@@ -69,8 +69,19 @@ fn weight<'a>(w: &'a WeightStore, key: &str) -> Result<&'a [f32]> {
 pub fn prepare(op: &Op, w: &WeightStore, prefix: &str) -> Result<Option<Prepared>> {
     let key = |v: &str| format!("{prefix}/{v}");
     Ok(Some(match op {
-        Op::Dense { use_bias, .. } => Prepared::Dense {
-            kernel: weight(w, &key("kernel"))?.to_vec(),
+        Op::Dense { use_bias, units, input_dim, .. } => Prepared::Dense {
+            kernel: {
+                let k = weight(w, &key("kernel"))?;
+                if k.len() != input_dim * units {
+                    return Err(RuntimeError::WeightShape {
+                        key: key("kernel"),
+                        expected: vec![*input_dim, *units],
+                        found: vec![k.len()],
+                        layer: prefix.into(),
+                    });
+                }
+                FixedRhs::new(*input_dim, *units, k)
+            },
             bias: if *use_bias { Some(weight(w, &key("bias"))?.to_vec()) } else { None },
         },
         Op::Rnn(a) | Op::RepeatRnn { rnn: a, .. } => Prepared::Rnn(pack(a, w, prefix)?),

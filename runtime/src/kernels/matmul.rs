@@ -24,7 +24,19 @@ pub fn matmul(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32],
         super::simd::gemv(&a[..k], &b[..k * n], &mut c[..n], accumulate);
         return;
     }
-    split_rows(m, k, n, a, c, &|r, a_rows, c_rows| matmul_row_major(r, k, n, a_rows, b, c_rows, accumulate));
+    if threads_for(m, k, n) <= 1 {
+        matmul_row_major(m, k, n, a, b, c, accumulate);
+        return;
+    }
+    // Split across threads: `b` is packed once, here, and shared, rather than block by
+    // block in every thread.
+    thread_local! {
+        static SHARED: std::cell::RefCell<PackedB> = std::cell::RefCell::new(PackedB::default());
+    }
+    SHARED.with_borrow_mut(|packed| {
+        packed.pack(k, n, b);
+        matmul_prepacked(m, a, packed, c, accumulate);
+    });
 }
 
 /// [`matmul`] with `b` already packed: for a matrix multiplied many times, such as a
@@ -46,8 +58,8 @@ type RowsProduct<'a> = dyn Fn(usize, &[f32], &mut [f32]) + Sync + 'a;
 /// serial parts of the model need.
 fn split_rows(m: usize, k: usize, n: usize, a: &[f32], c: &mut [f32], product: &RowsProduct<'_>) {
     assert!(a.len() >= m * k && c.len() >= m * n, "matmul: slices too short");
-    let threads = crate::num_threads().min(m / MIN_ROWS_PER_THREAD);
-    if threads <= 1 || m * n * k < PARALLEL_MIN_MACS {
+    let threads = threads_for(m, k, n);
+    if threads <= 1 {
         product(m, a, c);
         return;
     }
@@ -103,13 +115,36 @@ impl FixedRhs {
     /// # Panics
     /// If `a` or `c` is shorter than its matrix.
     pub fn product(&self, m: usize, a: &[f32], c: &mut [f32]) {
+        self.product_into(m, a, c, false);
+    }
+
+    /// `c = a · self`, or `c += a · self` with `accumulate`.
+    ///
+    /// # Panics
+    /// If `a` or `c` is shorter than its matrix.
+    pub fn product_into(&self, m: usize, a: &[f32], c: &mut [f32], accumulate: bool) {
         let (k, n) = (self.packed.k(), self.packed.n());
         if m == 1 {
-            matmul(1, k, n, a, &self.matrix, c, false);
+            matmul(1, k, n, a, &self.matrix, c, accumulate);
         } else {
-            matmul_prepacked(m, a, &self.packed, c, false);
+            matmul_prepacked(m, a, &self.packed, c, accumulate);
         }
     }
+
+    /// Rows of the matrix.
+    pub fn k(&self) -> usize {
+        self.packed.k()
+    }
+
+    /// Columns of the matrix.
+    pub fn n(&self) -> usize {
+        self.packed.n()
+    }
+}
+
+/// How many threads an `m × k` by `k × n` product is split across.
+fn threads_for(m: usize, k: usize, n: usize) -> usize {
+    if m * n * k < PARALLEL_MIN_MACS { 1 } else { crate::num_threads().min(m / MIN_ROWS_PER_THREAD).max(1) }
 }
 
 /// Each thread gets at least this many rows.

@@ -20,6 +20,9 @@ pub const MR: usize = 6;
 /// 16-column panels, 256 with AVX-512's 32.
 const PANEL_BLOCK: usize = 8 * 1024;
 
+/// Floats of `B` per block of columns (256 KiB, half an L2 cache).
+const B_BLOCK: usize = 64 * 1024;
+
 /// Rows of `A` per block (at most 96 KiB of `A` at 512 elements of `k`, in L2). A multiple of
 /// [`MR`]. Measured on the benchmark configs' shapes: from 24 to 96 rows perform alike, 240
 /// and more lose up to a third on products with 10⁴ rows.
@@ -88,7 +91,7 @@ impl WithSimd for Pack<'_> {
         let width = 2 * lanes::<S>();
         packed.data.clear();
         packed.data.resize(n.div_ceil(width) * k * width, 0.0);
-        pack_block(s, b, n, 0, k, &mut packed.data);
+        pack_block(s, b, n, (0, k), (0, n), &mut packed.data);
         (packed.k, packed.n, packed.width) = (k, n, width);
     }
 }
@@ -202,34 +205,42 @@ impl WithSimd for Product<'_> {
         }
         let width = 2 * lanes::<S>();
         let kc_block = PANEL_BLOCK / width;
-        for p0 in (0..k).step_by(kc_block) {
-            let kc = kc_block.min(k - p0);
-            // Panel j of this block of k starts at `j · stride + offset` of `panels`.
-            let (panels, stride, offset) = match &mut b {
-                Rhs::Packed(p) => (&p.data[..], p.k * width, p0 * width),
-                Rhs::RowMajor { b, n, buf, .. } => {
-                    pack_block(s, b, *n, p0, kc, buf);
-                    (&buf[..], kc * width, 0)
-                }
-            };
-            // The first block of k overwrites C unless asked to accumulate.
-            let add = accumulate || p0 > 0;
-            for i0 in (0..m).step_by(MC) {
-                let end = (i0 + MC).min(m);
-                for j in 0..n.div_ceil(width) {
-                    let panel = &panels[j * stride + offset..][..kc * width];
-                    let (col, cols) = (j * width, width.min(n - j * width));
-                    let mut i = i0;
-                    while i < end {
-                        let t = Tile { a, lda: k, p0, kc, panel, c, ldc: n, row: i, col, cols, add };
-                        i += match end - i {
-                            1 => tile::<S, 1>(s, t),
-                            2 => tile::<S, 2>(s, t),
-                            3 => tile::<S, 3>(s, t),
-                            4 => tile::<S, 4>(s, t),
-                            5 => tile::<S, 5>(s, t),
-                            _ => tile::<S, MR>(s, t),
-                        };
+        // Columns per block: a block of B (kc × nc) stays in L2 while every block of rows of
+        // A passes over it.
+        let nc_block = (B_BLOCK / kc_block / width).max(1) * width;
+        for c0 in (0..n).step_by(nc_block) {
+            let nc = nc_block.min(n - c0);
+            for p0 in (0..k).step_by(kc_block) {
+                let kc = kc_block.min(k - p0);
+                // Panel j of this block (j counted from column c0) starts at
+                // `j · stride + offset` of `panels`.
+                let (panels, stride, offset) = match &mut b {
+                    Rhs::Packed(p) => (&p.data[..], p.k * width, (c0 / width * p.k + p0) * width),
+                    Rhs::RowMajor { b, n, buf, .. } => {
+                        pack_block(s, b, *n, (p0, kc), (c0, nc), buf);
+                        (&buf[..], kc * width, 0)
+                    }
+                };
+                // The first block of k overwrites C unless asked to accumulate.
+                let add = accumulate || p0 > 0;
+                for i0 in (0..m).step_by(MC) {
+                    let end = (i0 + MC).min(m);
+                    for j in 0..nc.div_ceil(width) {
+                        let panel = &panels[j * stride + offset..][..kc * width];
+                        let col = c0 + j * width;
+                        let cols = width.min(n - col);
+                        let mut i = i0;
+                        while i < end {
+                            let t = Tile { a, lda: k, p0, kc, panel, c, ldc: n, row: i, col, cols, add };
+                            i += match end - i {
+                                1 => tile::<S, 1>(s, t),
+                                2 => tile::<S, 2>(s, t),
+                                3 => tile::<S, 3>(s, t),
+                                4 => tile::<S, 4>(s, t),
+                                5 => tile::<S, 5>(s, t),
+                                _ => tile::<S, MR>(s, t),
+                            };
+                        }
                     }
                 }
             }
@@ -237,25 +248,33 @@ impl WithSimd for Product<'_> {
     }
 }
 
-/// Packs rows `p0 .. p0 + kc` of the row-major `b` (`n` columns) into `buf` as panels of
-/// two vectors' width, `kc · width` floats each. The padding columns of the last panel keep
-/// whatever they held: the kernel computes them but never stores them.
+/// Packs rows `p0 .. p0 + kc` and columns `c0 .. c0 + nc` of the row-major `b` (`n`
+/// columns) into `buf` as panels of two vectors' width, `kc · width` floats each. The padding
+/// columns of a last, partial panel keep whatever they held: the kernel computes them but
+/// never stores them.
 #[inline(always)]
-fn pack_block<S: Simd>(_: S, b: &[f32], n: usize, p0: usize, kc: usize, buf: &mut Vec<f32>) {
+fn pack_block<S: Simd>(
+    _: S,
+    b: &[f32],
+    n: usize,
+    (p0, kc): (usize, usize),
+    (c0, nc): (usize, usize),
+    buf: &mut Vec<f32>,
+) {
     let width = 2 * lanes::<S>();
-    let panels = n.div_ceil(width);
+    let panels = nc.div_ceil(width);
     if kc == 0 {
         return;
     }
     if buf.len() < panels * kc * width {
         buf.resize(panels * kc * width, 0.0);
     }
-    let full = n / width;
     for (j, panel) in buf.chunks_exact_mut(kc * width).take(panels).enumerate() {
-        let (col, cols) = (j * width, width.min(n - j * width));
+        let col = c0 + j * width;
+        let cols = width.min(c0 + nc - col);
         for (p, row) in panel.chunks_exact_mut(width).enumerate() {
             let src = &b[(p0 + p) * n + col..][..cols];
-            if j < full {
+            if cols == width {
                 // Two whole vectors: register moves, not a call to memcpy.
                 let (from, _) = S::as_simd_f32s(src);
                 let (to, _) = S::as_mut_simd_f32s(row);

@@ -4,7 +4,7 @@ use ndarray::{Array2, ArrayD, ArrayViewD, Axis, IxDyn, Slice};
 use seqmodel_ir::{Activation, MergeKind};
 
 use crate::error::{Result, RuntimeError};
-use crate::kernels::{activation, matmul};
+use crate::kernels::{FixedRhs, activation, matmul};
 
 /// `Dense` over the last axis: `act(x · W + b)`.
 pub fn dense(
@@ -19,18 +19,34 @@ pub fn dense(
         *l = units;
     }
     let mut out = ArrayD::zeros(IxDyn(&shape));
-    dense_into(x.view(), kernel, bias, units, act, out.as_slice_mut().expect("fresh array"));
+    let d = *x.shape().last().unwrap_or(&1);
+    dense_with(x.view(), bias, units, act, out.as_slice_mut().expect("fresh array"), |rows, xs, out, acc| {
+        matmul(rows, d, units, xs, kernel, out, acc)
+    });
     out
 }
 
-/// [`dense`] writing into `out` (`rows × units`, row-major).
+/// [`dense`] writing into `out` (`rows × units`, row-major), with the kernel packed at load
+/// time.
 pub fn dense_into(
     x: ArrayViewD<'_, f32>,
-    kernel: &[f32],
+    kernel: &FixedRhs,
     bias: Option<&[f32]>,
     units: usize,
     act: Activation,
     out: &mut [f32],
+) {
+    dense_with(x, bias, units, act, out, |rows, xs, out, acc| kernel.product_into(rows, xs, out, acc));
+}
+
+/// A Dense layer around `product(rows, x, out, accumulate)`, which adds `x · kernel` to `out`.
+fn dense_with(
+    x: ArrayViewD<'_, f32>,
+    bias: Option<&[f32]>,
+    units: usize,
+    act: Activation,
+    out: &mut [f32],
+    product: impl FnOnce(usize, &[f32], &mut [f32], bool),
 ) {
     let d = *x.shape().last().unwrap_or(&1);
     let rows = x.len() / d.max(1);
@@ -41,7 +57,7 @@ pub fn dense_into(
             row.copy_from_slice(b);
         }
     }
-    matmul(rows, d, units, xs, kernel, out, bias.is_some());
+    product(rows, xs, out, bias.is_some());
     activation::apply(act, out, units);
 }
 
