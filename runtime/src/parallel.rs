@@ -18,10 +18,32 @@ pub fn set_num_threads(n: usize) {
     THREADS.store(n, Ordering::Relaxed);
 }
 
-/// The number of threads the kernels may use.
+/// The number of threads the kernels may use (1 inside work that already runs on its own
+/// share of the threads, see [`on_one_thread`]).
 pub fn num_threads() -> usize {
+    if ON_ONE_THREAD.get() {
+        return 1;
+    }
     match THREADS.load(Ordering::Relaxed) {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
     }
+}
+
+thread_local! {
+    static ON_ONE_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with [`num_threads`] at 1 on this thread: for one share of work that is already
+/// split across threads, so that its products do not split again and oversubscribe the cores.
+pub(crate) fn on_one_thread<R>(f: impl FnOnce() -> R) -> R {
+    /// Restores the previous setting even if `f` unwinds.
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            ON_ONE_THREAD.set(self.0);
+        }
+    }
+    let _restore = Restore(ON_ONE_THREAD.replace(true));
+    f()
 }

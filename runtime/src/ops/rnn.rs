@@ -6,6 +6,7 @@ use ndarray::{Array2, Array3, ArrayView2, ArrayView3};
 use seqmodel_ir::{Activation, CellKind, RnnAttrs};
 
 use crate::kernels::{FixedRhs, activation, matmul, simd};
+use crate::parallel::on_one_thread;
 
 /// Weights of one recurrent layer, repacked once at load time by [`RnnWeights::pack`].
 #[derive(Debug, Clone)]
@@ -78,6 +79,8 @@ pub struct RnnScratch {
     new_h: Vec<f32>,
     new_c: Vec<f32>,
     cand: Vec<f32>,
+    /// The work buffers of the helper threads that run shares of a batch.
+    shares: Vec<RnnScratch>,
 }
 
 /// Resizes `v` to `n` elements (allocating only when it grows past its capacity).
@@ -194,6 +197,9 @@ pub fn forward_repeated_into(
 }
 
 /// The recurrence given the input projection `xp` `[B·T, G·U]` (row `b·T + t`).
+///
+/// Batch rows are independent, so a large enough layer runs on shares of the batch in
+/// parallel (each share its whole sequence), on up to [`crate::num_threads`] threads.
 #[allow(clippy::too_many_arguments)] // the recurrence's full context, passed explicitly
 pub fn forward_projected(
     a: &RnnAttrs,
@@ -207,7 +213,100 @@ pub fn forward_projected(
 ) {
     let u = a.units;
     let gu = a.cell.gates() * u;
-    let RnnOut { mut sequence, last: out_prev, states } = out;
+    let RnnOut { sequence, last, states } = out;
+    let (h, c) = match states {
+        [h, c, ..] => (&mut h[..b * u], &mut c[..b * u]),
+        [h] => (&mut h[..b * u], &mut [][..]),
+        [] => unreachable!("a recurrent layer has a state"),
+    };
+    let threads = crate::num_threads().min(b / MIN_ROWS_PER_THREAD);
+    if threads <= 1 || b * t * gu * u < PARALLEL_MIN_MACS {
+        let rows = Rows { xp, b, mask, sequence, last, h, c };
+        return recur(a, w, t, zero_masked, scratch, rows);
+    }
+    // Shares of `per` batch rows: every buffer is batch-major, so each share is one slice.
+    let per = b.div_ceil(threads);
+    let shares = b.div_ceil(per);
+    if scratch.shares.len() < shares - 1 {
+        scratch.shares.resize_with(shares - 1, RnnScratch::default);
+    }
+    let lstm_c = !c.is_empty();
+    let mut helper_scratch = std::mem::take(&mut scratch.shares);
+    std::thread::scope(|scope| {
+        let mut h_rest = h;
+        let mut c_rest = c;
+        let mut last_rest = last;
+        let mut seq_rest = sequence;
+        let mut helpers = helper_scratch.iter_mut();
+        for i in 0..shares {
+            let b0 = i * per;
+            let rows_here = per.min(b - b0);
+            let (h_i, h_next) = std::mem::take(&mut h_rest).split_at_mut(rows_here * u);
+            h_rest = h_next;
+            let (c_i, c_next) = if lstm_c {
+                std::mem::take(&mut c_rest).split_at_mut(rows_here * u)
+            } else {
+                (&mut [][..], &mut [][..])
+            };
+            c_rest = c_next;
+            let (last_i, last_next) = std::mem::take(&mut last_rest).split_at_mut(rows_here * u);
+            last_rest = last_next;
+            let seq_i = seq_rest.take().map(|sq| {
+                let (mine, next) = sq.split_at_mut(rows_here * t * u);
+                seq_rest = Some(next);
+                mine
+            });
+            let rows = Rows {
+                xp: &xp[b0 * t * gu..(b0 + rows_here) * t * gu],
+                b: rows_here,
+                mask: mask.map(|m| m.slice_move(ndarray::s![b0..b0 + rows_here, ..])),
+                sequence: seq_i,
+                last: last_i,
+                h: h_i,
+                c: c_i,
+            };
+            if i + 1 < shares {
+                let helper = helpers.next().expect("one work buffer per helper share");
+                scope.spawn(move || on_one_thread(|| recur(a, w, t, zero_masked, helper, rows)));
+            } else {
+                // The calling thread takes the last share.
+                on_one_thread(|| recur(a, w, t, zero_masked, &mut *scratch, rows));
+            }
+        }
+    });
+    scratch.shares = helper_scratch;
+}
+
+/// Each thread's share of a batch has at least this many rows.
+const MIN_ROWS_PER_THREAD: usize = 8;
+
+/// Layers with at least this many multiply-adds in their recurrent products run their batch
+/// shares in parallel.
+const PARALLEL_MIN_MACS: usize = 1 << 22;
+
+/// One share of a batch: `b` rows of every buffer.
+struct Rows<'a> {
+    xp: &'a [f32],
+    b: usize,
+    mask: Option<ArrayView2<'a, bool>>,
+    sequence: Option<&'a mut [f32]>,
+    last: &'a mut [f32],
+    h: &'a mut [f32],
+    c: &'a mut [f32],
+}
+
+/// The recurrence over all `t` steps of one share of the batch.
+fn recur(
+    a: &RnnAttrs,
+    w: &RnnWeights,
+    t: usize,
+    zero_masked: bool,
+    scratch: &mut RnnScratch,
+    rows: Rows<'_>,
+) {
+    let u = a.units;
+    let gu = a.cell.gates() * u;
+    let Rows { xp, b, mask, mut sequence, last: out_prev, h: state_h, c: state_c } = rows;
     out_prev.fill(0.0);
     let rec = sized(&mut scratch.rec, b * gu);
     let rh = sized(&mut scratch.rh, b * u);
@@ -222,7 +321,7 @@ pub fn forward_projected(
 
     for step in 0..t {
         let ti = if a.go_backwards { t - 1 - step } else { step };
-        let h = &states[0][..b * u];
+        let h = &state_h[..];
         match a.cell {
             CellKind::Gru { reset_after: false } => w.recurrent.product(b, h, &mut rec[..b * 2 * u]),
             _ => w.recurrent.product(b, h, rec),
@@ -233,7 +332,7 @@ pub fn forward_projected(
                 xp: &xp[ti * gu..],
                 xp_stride: t * gu,
                 rec,
-                c_prev: &states[1][..b * u],
+                c_prev: state_c,
                 c_new: &mut new_c[..],
                 h_new: &mut new_h[..],
             }),
@@ -255,7 +354,7 @@ pub fn forward_projected(
                 });
             }
             CellKind::Lstm => {
-                let c = &states[1];
+                let c = &state_c[..];
                 for bi in 0..b {
                     let z = &xp[(bi * t + ti) * gu..][..gu];
                     let r = &rec[bi * gu..][..gu];
@@ -324,10 +423,10 @@ pub fn forward_projected(
         // Commit the step: whole blocks without a mask, else row by row.
         let lstm = a.cell == CellKind::Lstm;
         if mask.is_none() {
-            states[0][..b * u].copy_from_slice(new_h);
+            state_h.copy_from_slice(new_h);
             out_prev.copy_from_slice(new_h);
             if lstm {
-                states[1][..b * u].copy_from_slice(new_c);
+                state_c.copy_from_slice(new_c);
             }
             if let Some(seq) = sequence.as_deref_mut() {
                 for bi in 0..b {
@@ -340,10 +439,10 @@ pub fn forward_projected(
             let live = mask.is_none_or(|m| m[[bi, ti]]);
             let row = bi * u..bi * u + u;
             if live {
-                states[0][row.clone()].copy_from_slice(&new_h[row.clone()]);
+                state_h[row.clone()].copy_from_slice(&new_h[row.clone()]);
                 out_prev[row.clone()].copy_from_slice(&new_h[row.clone()]);
                 if lstm {
-                    states[1][row.clone()].copy_from_slice(&new_c[row.clone()]);
+                    state_c[row.clone()].copy_from_slice(&new_c[row.clone()]);
                 }
             }
             if let Some(seq) = sequence.as_deref_mut() {
@@ -362,6 +461,70 @@ pub fn forward_projected(
         for bi in 0..b {
             if t > 0 && !m[[bi, last_t]] {
                 out_prev[bi * u..bi * u + u].fill(0.0);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::{Array2, Array3};
+    use seqmodel_ir::CellKind;
+
+    fn attrs(cell: CellKind, units: usize, input_dim: usize, go_backwards: bool) -> RnnAttrs {
+        RnnAttrs {
+            cell,
+            units,
+            input_dim,
+            activation: Activation::Tanh,
+            recurrent_activation: Activation::Sigmoid,
+            use_bias: true,
+            return_sequences: true,
+            return_state: false,
+            go_backwards,
+            stateful: false,
+            unroll: false,
+            dropout: 0.0,
+            recurrent_dropout: 0.0,
+        }
+    }
+
+    fn values(n: usize, seed: usize) -> Vec<f32> {
+        (0..n).map(|i| (((i * 7919 + seed * 104_729) % 1000) as f32 / 1000.0 - 0.5) * 0.4).collect()
+    }
+
+    /// Batch shares run on two threads give exactly what one thread gives (each row's
+    /// arithmetic is the same), with masks, both masking modes, backwards, and every cell.
+    #[test]
+    fn batch_shares_on_two_threads_equal_one_thread() {
+        let (b, t, d, u) = (19, 20, 12, 64);
+        for cell in
+            [CellKind::Lstm, CellKind::Gru { reset_after: true }, CellKind::Gru { reset_after: false }]
+        {
+            for (go_backwards, zero_masked) in [(false, false), (true, true)] {
+                let a = attrs(cell, u, d, go_backwards);
+                let gu = cell.gates() * u;
+                assert!(b * t * gu * u >= PARALLEL_MIN_MACS, "large enough to split");
+                let bias = values(if cell == (CellKind::Gru { reset_after: true }) { 2 * gu } else { gu }, 3);
+                let w = RnnWeights::pack(&a, &values(d * gu, 1), &values(u * gu, 2), Some(&bias));
+                let x = Array3::from_shape_vec((b, t, d), values(b * t * d, 4)).unwrap();
+                let mask = Array2::from_shape_fn((b, t), |(i, j)| (i * 3 + j) % 7 != 0);
+                let initial: Vec<Array2<f32>> = (0..cell.states())
+                    .map(|k| Array2::from_shape_vec((b, u), values(b * u, 5 + k)).unwrap())
+                    .collect();
+                let run = |threads: usize| {
+                    crate::set_num_threads(threads);
+                    let out =
+                        forward(&a, &w, x.view(), Some(mask.view()), Some(initial.clone()), zero_masked);
+                    crate::set_num_threads(0);
+                    out
+                };
+                let (one, two) = (run(1), run(2));
+                assert_eq!(one.sequence, two.sequence, "{cell:?}");
+                assert_eq!(one.last, two.last, "{cell:?}");
+                assert_eq!(one.states, two.states, "{cell:?}");
+                assert!(one.last.iter().any(|v| *v != 0.0));
             }
         }
     }
