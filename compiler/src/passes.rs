@@ -3,8 +3,9 @@
 //! numbers; the equivalence tests compare optimised generated code with the interpreter.
 
 use petgraph::Direction;
-use petgraph::visit::EdgeRef;
-use seqmodel_ir::{Activation, Edge, NodeIndex, Op, Port, Program};
+use seqmodel_ir::rewrite::bypass;
+pub use seqmodel_ir::rewrite::{fuse_dense_activation, unwrap_row_wise_time_distributed};
+use seqmodel_ir::{Activation, Edge, NodeIndex, Op, Program};
 
 /// Runs every pass: identity removal, RepeatVector → RNN fusion, TimeDistributed removal
 /// around row-wise layers, then activation fusion into Dense.
@@ -15,84 +16,6 @@ pub fn optimize(p: &Program) -> Program {
     unwrap_row_wise_time_distributed(&mut p);
     fuse_dense_activation(&mut p);
     p
-}
-
-fn uses(p: &Program, n: NodeIndex) -> usize {
-    p.graph.edges_directed(n, Direction::Outgoing).count() + p.outputs.iter().filter(|o| o.node == n).count()
-}
-
-/// `TimeDistributed(Dense)` and `TimeDistributed(Activation)` compute the same as the layer
-/// applied to the last axis of the whole sequence: drop the fold/unfold pair (two copies of
-/// the sequence) and run the layer on `[B, T, F]` directly (the mask passes through as before).
-pub fn unwrap_row_wise_time_distributed(p: &mut Program) {
-    let unfolds: Vec<NodeIndex> =
-        p.graph.node_indices().filter(|n| matches!(p.graph[*n].op, Op::UnfoldTime)).collect();
-    for u in unfolds {
-        let ins = p.node_inputs(u);
-        let [inner, outer] = ins.as_slice() else { continue };
-        let layer = inner.node;
-        if inner.port != 0
-            || !matches!(p.graph[layer].op, Op::Dense { .. } | Op::Activation(_))
-            || uses(p, layer) != 1
-        {
-            continue;
-        }
-        let layer_ins = p.node_inputs(layer);
-        let [folded] = layer_ins.as_slice() else { continue };
-        let fold = folded.node;
-        if !matches!(p.graph[fold].op, Op::FoldTime)
-            || uses(p, fold) != 1
-            || p.node_inputs(fold).first() != Some(outer)
-        {
-            continue;
-        }
-        let unfolded_types = p.types[&u].clone();
-        // layer reads the sequence itself, and replaces the unfold for its consumers.
-        p.graph.add_edge(outer.node, layer, Edge { src_port: outer.port, dst_port: 0 });
-        p.graph.remove_node(fold);
-        p.types.remove(&fold);
-        p.spans.remove(&fold);
-        p.types.insert(layer, unfolded_types);
-        bypass(p, u, Port { node: layer, port: 0 });
-    }
-}
-
-/// `Dense` (linear) followed by an `Activation` it alone feeds: apply the activation inside
-/// the Dense, on its output rows (softmax fuses into the Dense, as DESIGN.md plans).
-pub fn fuse_dense_activation(p: &mut Program) {
-    let acts: Vec<NodeIndex> =
-        p.graph.node_indices().filter(|n| matches!(p.graph[*n].op, Op::Activation(_))).collect();
-    for a in acts {
-        let Op::Activation(act) = p.graph[a].op else { continue };
-        let ins = p.node_inputs(a);
-        let [src] = ins.as_slice() else { continue };
-        if src.port != 0 || uses(p, src.node) != 1 {
-            continue;
-        }
-        let Op::Dense { activation, .. } = &mut p.graph[src.node].op else { continue };
-        if *activation != Activation::Linear {
-            continue;
-        }
-        *activation = act;
-        bypass(p, a, *src);
-    }
-}
-
-/// Replaces every use of `(node, 0)` by `to` and deletes `node`.
-fn bypass(p: &mut Program, node: NodeIndex, to: Port) {
-    let outgoing: Vec<(NodeIndex, Edge)> =
-        p.graph.edges_directed(node, Direction::Outgoing).map(|e| (e.target(), *e.weight())).collect();
-    for (target, e) in outgoing {
-        p.graph.add_edge(to.node, target, Edge { src_port: to.port, dst_port: e.dst_port });
-    }
-    for o in &mut p.outputs {
-        if o.node == node {
-            *o = to;
-        }
-    }
-    p.graph.remove_node(node);
-    p.types.remove(&node);
-    p.spans.remove(&node);
 }
 
 /// `Activation("linear")` and (at inference) `Dropout` compute the identity: remove them.

@@ -5,6 +5,7 @@
 mod dump;
 mod ops;
 mod program;
+pub mod rewrite;
 mod types;
 
 pub use ops::{Activation, CellKind, MergeKind, MergeMode, Op, RnnAttrs};

@@ -90,9 +90,13 @@ fn pick_rows(t: &Tensor, idx: &[usize]) -> Tensor {
 }
 
 impl Trainer {
-    /// Starts training `program` from `weights` (checked like [`Model::new`]).
-    pub fn new(program: Program, weights: WeightStore, loss: Loss, optimizer: Optimizer) -> Result<Self> {
+    /// Starts training `program` from `weights` (checked like [`Model::new`]). The program
+    /// is first rewritten by [`seqmodel_ir::rewrite::for_training`] (row-wise
+    /// `TimeDistributed` layers run on the whole sequence, activations fuse into Dense), which
+    /// changes no number and no gradient and saves copies of whole sequences.
+    pub fn new(mut program: Program, weights: WeightStore, loss: Loss, optimizer: Optimizer) -> Result<Self> {
         weights.check(&program)?;
+        seqmodel_ir::rewrite::for_training(&mut program);
         let weights = {
             let mut s = WeightStore::new();
             for k in weights.keys() {
