@@ -71,7 +71,9 @@ fn main() {
         let ours = best(|| seqmodel::kernels::matmul(m, k, n, &a, &b, &mut c, false));
         let mut packed = seqmodel::kernels::PackedB::default();
         packed.pack(k, n, &b);
-        let prepacked = best(|| seqmodel::kernels::matmul_prepacked(m, &a, &packed, &mut c, false));
+        let prepacked = best(|| {
+            seqmodel::kernels::matmul_prepacked(m, &a, &packed, &mut c, seqmodel::kernels::Start::Zero)
+        });
         let plain = best(|| direct(m, k, n, &a, &b, &mut c));
         println!(
             "{m:>6}x{k:>4}x{n:>6}  matmul {:>6.1}  prepacked {:>6.1}  gemm crate {:>6.1} GFLOP/s",

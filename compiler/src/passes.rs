@@ -1,6 +1,7 @@
 //! Inference-time optimisation passes over a checked program (the generated code runs the
-//! optimised program; training uses the program as written). Each pass preserves the
-//! numbers; the equivalence tests compare optimised generated code with the interpreter.
+//! optimised program; training runs only the rewrites of [`seqmodel_ir::rewrite`], which hold
+//! for gradients too). Each pass preserves the numbers; the equivalence tests compare
+//! optimised generated code with the interpreter.
 
 use petgraph::Direction;
 use seqmodel_ir::rewrite::bypass;

@@ -3,7 +3,7 @@
 //! same numbers by construction.
 
 use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewD, Axis, Dimension, Ix2, Ix3, IxDyn};
-use seqmodel_ir::{DType, Dim, MergeMode, Op, RnnAttrs};
+use seqmodel_ir::{CellKind, DType, Dim, MergeMode, Op, RnnAttrs};
 
 use crate::error::{Result, RuntimeError};
 use crate::kernels::{FixedRhs, activation};
@@ -717,11 +717,26 @@ pub fn node(
 }
 
 fn pack(a: &RnnAttrs, w: &WeightStore, prefix: &str) -> Result<rnn::RnnWeights> {
-    let bias = if a.use_bias { Some(weight(w, &format!("{prefix}/bias"))?) } else { None };
+    let gu = a.cell.gates() * a.units;
+    let sized = |name: &str, rows: usize, cols: usize| -> Result<&[f32]> {
+        let key = format!("{prefix}/{name}");
+        let v = weight(w, &key)?;
+        if v.len() != rows * cols {
+            return Err(RuntimeError::WeightShape {
+                key,
+                expected: vec![rows, cols],
+                found: vec![v.len()],
+                layer: prefix.into(),
+            });
+        }
+        Ok(v)
+    };
+    let bias_rows = if a.cell == (CellKind::Gru { reset_after: true }) { 2 } else { 1 };
+    let bias = if a.use_bias { Some(sized("bias", bias_rows, gu)?) } else { None };
     Ok(rnn::RnnWeights::pack(
         a,
-        weight(w, &format!("{prefix}/kernel"))?,
-        weight(w, &format!("{prefix}/recurrent_kernel"))?,
+        sized("kernel", a.input_dim, gu)?,
+        sized("recurrent_kernel", a.units, gu)?,
         bias,
     ))
 }

@@ -1,7 +1,7 @@
 //! Row-major single-precision matrix products on the packed micro-kernel of
 //! [`super::packed`], split across threads when large.
 
-use super::packed::{PackedB, matmul_packed, matmul_row_major};
+use super::packed::{PackedB, Start, matmul_packed, matmul_row_major};
 
 /// `c = a · b` (or `c += a · b` with `accumulate`) for row-major `a` (m×k), `b` (k×n) and
 /// `c` (m×n). `b` is packed block by block into a buffer of this thread's that is kept for the
@@ -35,18 +35,18 @@ pub fn matmul(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32],
     }
     SHARED.with_borrow_mut(|packed| {
         packed.pack(k, n, b);
-        matmul_prepacked(m, a, packed, c, accumulate);
+        matmul_prepacked(m, a, packed, c, Start::accumulate(accumulate));
     });
 }
 
-/// [`matmul`] with `b` already packed: for a matrix multiplied many times, such as a
-/// recurrent kernel at every time step.
+/// `c = start + a · b` with `b` already packed: for a matrix multiplied many times, such as
+/// a recurrent kernel at every time step; split across threads like [`matmul`].
 ///
 /// # Panics
 /// If `a` or `c` is shorter than its matrix.
-pub fn matmul_prepacked(m: usize, a: &[f32], b: &PackedB, c: &mut [f32], accumulate: bool) {
+pub fn matmul_prepacked(m: usize, a: &[f32], b: &PackedB, c: &mut [f32], start: Start<'_>) {
     let (k, n) = (b.k(), b.n());
-    split_rows(m, k, n, a, c, &|r, a_rows, c_rows| matmul_packed(r, a_rows, b, c_rows, accumulate));
+    split_rows(m, k, n, a, c, &|r, a_rows, c_rows| matmul_packed(r, a_rows, b, c_rows, start));
 }
 
 /// The product of some rows: `(rows, a_rows, c_rows)`.
@@ -123,11 +123,27 @@ impl FixedRhs {
     /// # Panics
     /// If `a` or `c` is shorter than its matrix.
     pub fn product_into(&self, m: usize, a: &[f32], c: &mut [f32], accumulate: bool) {
+        self.product_from(m, a, c, Start::accumulate(accumulate));
+    }
+
+    /// `c = start + a · self`.
+    ///
+    /// # Panics
+    /// If `a` or `c` is shorter than its matrix, or a bias shorter than a row.
+    pub fn product_from(&self, m: usize, a: &[f32], c: &mut [f32], start: Start<'_>) {
         let (k, n) = (self.packed.k(), self.packed.n());
         if m == 1 {
+            let accumulate = match start {
+                Start::Zero => false,
+                Start::Current => true,
+                Start::Bias(bias) => {
+                    c[..n].copy_from_slice(&bias[..n]);
+                    true
+                }
+            };
             matmul(1, k, n, a, &self.matrix, c, accumulate);
         } else {
-            matmul_prepacked(m, a, &self.packed, c, accumulate);
+            matmul_prepacked(m, a, &self.packed, c, start);
         }
     }
 

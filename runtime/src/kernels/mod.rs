@@ -8,7 +8,8 @@ pub mod simd;
 
 pub use matmul::{FixedRhs, matmul, matmul_prepacked, matmul_reference};
 pub use packed::{
-    MR, PackedB, matmul_packed, matmul_packed_with, matmul_row_major, matmul_row_major_with, panel_width,
+    MR, PackedB, Start, matmul_packed, matmul_packed_with, matmul_row_major, matmul_row_major_with,
+    panel_width,
 };
 
 /// The transpose of a row-major `rows × cols` matrix.

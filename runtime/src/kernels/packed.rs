@@ -33,14 +33,16 @@ const MC: usize = 48;
 /// nothing.
 ///
 /// ```
-/// use seqmodel_runtime::kernels::{matmul_packed, PackedB};
+/// use seqmodel_runtime::kernels::{matmul_packed, PackedB, Start};
 /// let b = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]; // 2×3
 /// let mut packed = PackedB::default();
 /// packed.pack(2, 3, &b);
 /// let a = [1.0, 1.0, 0.0, 1.0]; // 2×2
 /// let mut c = [0.0; 6];
-/// matmul_packed(2, &a, &packed, &mut c, false);
+/// matmul_packed(2, &a, &packed, &mut c, Start::Zero);
 /// assert_eq!(c, [5.0, 7.0, 9.0, 4.0, 5.0, 6.0]);
+/// matmul_packed(2, &a, &packed, &mut c, Start::Bias(&[0.5, 0.0, -1.0]));
+/// assert_eq!(c, [5.5, 7.0, 8.0, 4.5, 5.0, 5.0]);
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct PackedB {
@@ -109,21 +111,40 @@ pub fn panel_width() -> usize {
     pulp::Arch::new().dispatch(Width)
 }
 
-/// `c = a · b` (or `c += a · b` with `accumulate`) for row-major `a` (m×k) and `c` (m×n),
-/// where `b` (k×n) was packed by [`PackedB::pack`]; single-threaded.
+/// What a product's result starts from.
+#[derive(Debug, Clone, Copy)]
+pub enum Start<'a> {
+    /// Zero: `c = a · b`.
+    Zero,
+    /// `c`'s current values: `c += a · b`.
+    Current,
+    /// A bias row (`n` values) on every row: `c = a · b + bias`, added as each register tile
+    /// is stored, so `c` is written once instead of being filled with the bias first.
+    Bias(&'a [f32]),
+}
+
+impl Start<'_> {
+    /// [`Start::Current`] when `accumulate`, else [`Start::Zero`].
+    pub fn accumulate(accumulate: bool) -> Self {
+        if accumulate { Start::Current } else { Start::Zero }
+    }
+}
+
+/// `c = start + a · b` for row-major `a` (m×k) and `c` (m×n), where `b` (k×n) was packed by
+/// [`PackedB::pack`]; single-threaded.
 ///
 /// # Panics
-/// If `a` or `c` is shorter than its matrix.
-pub fn matmul_packed(m: usize, a: &[f32], b: &PackedB, c: &mut [f32], accumulate: bool) {
+/// If `a` or `c` is shorter than its matrix, or a bias shorter than a row.
+pub fn matmul_packed(m: usize, a: &[f32], b: &PackedB, c: &mut [f32], start: Start<'_>) {
     assert_eq!(b.width, panel_width(), "PackedB packed for another instruction set");
-    pulp::Arch::new().dispatch(Product::new(m, a, Rhs::Packed(b), c, accumulate));
+    pulp::Arch::new().dispatch(Product::new(m, a, Rhs::Packed(b), c, start));
 }
 
 /// [`matmul_packed`] on a given instruction set (for tests); `b` must have been packed with
 /// panels of `2 · lanes` columns of that set, which [`PackedB::pack_for`] does.
-pub fn matmul_packed_with<S: Simd>(s: S, m: usize, a: &[f32], b: &PackedB, c: &mut [f32], accumulate: bool) {
+pub fn matmul_packed_with<S: Simd>(s: S, m: usize, a: &[f32], b: &PackedB, c: &mut [f32], start: Start<'_>) {
     assert_eq!(b.width, 2 * lanes::<S>(), "PackedB packed for another instruction set");
-    s.vectorize(Product::new(m, a, Rhs::Packed(b), c, accumulate));
+    s.vectorize(Product::new(m, a, Rhs::Packed(b), c, start));
 }
 
 /// `c = a · b` (or `c += a · b`) for row-major `a` (m×k), `b` (k×n) and `c` (m×n);
@@ -138,7 +159,7 @@ pub fn matmul_row_major(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &
     }
     BLOCK.with_borrow_mut(|buf| {
         let rhs = Rhs::RowMajor { b, k, n, buf };
-        pulp::Arch::new().dispatch(Product::new(m, a, rhs, c, accumulate));
+        pulp::Arch::new().dispatch(Product::new(m, a, rhs, c, Start::accumulate(accumulate)));
     });
 }
 
@@ -155,7 +176,13 @@ pub fn matmul_row_major_with<S: Simd>(
     accumulate: bool,
 ) {
     let mut buf = Vec::new();
-    s.vectorize(Product::new(m, a, Rhs::RowMajor { b, k, n, buf: &mut buf }, c, accumulate));
+    s.vectorize(Product::new(
+        m,
+        a,
+        Rhs::RowMajor { b, k, n, buf: &mut buf },
+        c,
+        Start::accumulate(accumulate),
+    ));
 }
 
 /// Where the kernel finds `B`.
@@ -180,17 +207,20 @@ struct Product<'a> {
     a: &'a [f32],
     b: Rhs<'a>,
     c: &'a mut [f32],
-    accumulate: bool,
+    start: Start<'a>,
 }
 
 impl<'a> Product<'a> {
-    fn new(m: usize, a: &'a [f32], b: Rhs<'a>, c: &'a mut [f32], accumulate: bool) -> Self {
+    fn new(m: usize, a: &'a [f32], b: Rhs<'a>, c: &'a mut [f32], start: Start<'a>) -> Self {
         let (k, n) = b.dims();
         assert!(a.len() >= m * k && c.len() >= m * n, "matrix product: slices too short for {m}×{k}·{k}×{n}");
         if let Rhs::RowMajor { b, .. } = &b {
             assert!(b.len() >= k * n, "matrix product: right factor too short for {k}×{n}");
         }
-        Product { m, a: &a[..m * k], b, c: &mut c[..m * n], accumulate }
+        if let Start::Bias(bias) = start {
+            assert!(bias.len() >= n, "matrix product: bias of {} for {n} columns", bias.len());
+        }
+        Product { m, a: &a[..m * k], b, c: &mut c[..m * n], start }
     }
 }
 
@@ -198,10 +228,16 @@ impl WithSimd for Product<'_> {
     type Output = ();
     #[inline(always)]
     fn with_simd<S: Simd>(self, s: S) {
-        let Product { m, a, mut b, c, accumulate } = self;
+        let Product { m, a, mut b, c, start } = self;
         let (k, n) = b.dims();
-        if k == 0 && !accumulate {
-            c.fill(0.0);
+        if k == 0 {
+            match start {
+                Start::Zero => c.fill(0.0),
+                Start::Current => {}
+                Start::Bias(bias) => {
+                    c.chunks_exact_mut(n.max(1)).for_each(|row| row.copy_from_slice(&bias[..n]))
+                }
+            }
         }
         let width = 2 * lanes::<S>();
         let kc_block = PANEL_BLOCK / width;
@@ -221,8 +257,8 @@ impl WithSimd for Product<'_> {
                         (&buf[..], kc * width, 0)
                     }
                 };
-                // The first block of k overwrites C unless asked to accumulate.
-                let add = accumulate || p0 > 0;
+                // The first block of k starts from `start`, the others add to C.
+                let start = if p0 == 0 { start } else { Start::Current };
                 for i0 in (0..m).step_by(MC) {
                     let end = (i0 + MC).min(m);
                     for j in 0..nc.div_ceil(width) {
@@ -231,7 +267,7 @@ impl WithSimd for Product<'_> {
                         let cols = width.min(n - col);
                         let mut i = i0;
                         while i < end {
-                            let t = Tile { a, lda: k, p0, kc, panel, c, ldc: n, row: i, col, cols, add };
+                            let t = Tile { a, lda: k, p0, kc, panel, c, ldc: n, row: i, col, cols, start };
                             i += match end - i {
                                 1 => tile::<S, 1>(s, t),
                                 2 => tile::<S, 2>(s, t),
@@ -299,7 +335,7 @@ struct Tile<'a, 'c> {
     row: usize,
     col: usize,
     cols: usize,
-    add: bool,
+    start: Start<'a>,
 }
 
 /// `R` rows × one panel; returns `R`.
@@ -327,7 +363,11 @@ fn tile<S: Simd, const R: usize>(s: S, t: Tile<'_, '_>) -> usize {
                 break;
             }
             let dst = &mut out[lo..t.cols.min(lo + l)];
-            let sum = if t.add { s.add_f32s(load(s, dst), *acc) } else { *acc };
+            let sum = match t.start {
+                Start::Zero => *acc,
+                Start::Current => s.add_f32s(load(s, dst), *acc),
+                Start::Bias(bias) => s.add_f32s(load(s, &bias[t.col + lo..t.col + lo + dst.len()]), *acc),
+            };
             store(s, dst, sum);
         }
     }
@@ -358,7 +398,7 @@ mod tests {
                 let s = $simd;
                 packed.pack_for(s, k, n, b);
                 let mut c = c0.to_vec();
-                matmul_packed_with(s, m, a, &packed, &mut c, acc);
+                matmul_packed_with(s, m, a, &packed, &mut c, Start::accumulate(acc));
                 runs.push(($name, c));
                 let mut c = c0.to_vec();
                 matmul_row_major_with(s, m, k, n, a, b, &mut c, acc);
@@ -377,7 +417,7 @@ mod tests {
         }
         packed.pack(k, n, b);
         let mut c = c0.to_vec();
-        matmul_packed(m, a, &packed, &mut c, acc);
+        matmul_packed(m, a, &packed, &mut c, Start::accumulate(acc));
         runs.push(("dispatch", c));
         let mut c = c0.to_vec();
         matmul_row_major(m, k, n, a, b, &mut c, acc);
@@ -411,7 +451,7 @@ mod tests {
         packed.pack(3, 5, &[2.0; 15]);
         assert_eq!(packed.data.capacity(), capacity);
         let mut c = [0.0; 5];
-        matmul_packed(1, &[1.0, 1.0, 1.0], &packed, &mut c, false);
+        matmul_packed(1, &[1.0, 1.0, 1.0], &packed, &mut c, Start::Zero);
         assert_eq!(c, [6.0; 5]);
     }
 
@@ -434,6 +474,17 @@ mod tests {
                 for (g, w) in got.iter().zip(&want) {
                     prop_assert!((g - w).abs() <= 1e-5 * (1.0 + k as f32), "{isa}: {g} vs {w}");
                 }
+            }
+            // A bias row: the same as accumulating onto rows filled with it.
+            let bias: Vec<f32> = (0..n).map(|_| next()).collect();
+            let mut want: Vec<f32> = (0..m * n).map(|i| bias[i % n.max(1)]).collect();
+            matmul_reference(m, k, n, &a, &b, &mut want, true);
+            let mut packed = PackedB::default();
+            packed.pack(k, n, &b);
+            let mut got = c0.clone();
+            matmul_packed(m, &a, &packed, &mut got, Start::Bias(&bias));
+            for (g, w) in got.iter().zip(&want) {
+                prop_assert!((g - w).abs() <= 1e-5 * (1.0 + k as f32), "bias: {g} vs {w}");
             }
         }
     }

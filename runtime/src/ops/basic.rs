@@ -4,7 +4,7 @@ use ndarray::{Array2, ArrayD, ArrayViewD, Axis, IxDyn, Slice};
 use seqmodel_ir::{Activation, MergeKind};
 
 use crate::error::{Result, RuntimeError};
-use crate::kernels::{FixedRhs, activation, matmul};
+use crate::kernels::{FixedRhs, Start, activation, matmul};
 
 /// `Dense` over the last axis: `act(x · W + b)`.
 pub fn dense(
@@ -20,8 +20,13 @@ pub fn dense(
     }
     let mut out = ArrayD::zeros(IxDyn(&shape));
     let d = *x.shape().last().unwrap_or(&1);
-    dense_with(x.view(), bias, units, act, out.as_slice_mut().expect("fresh array"), |rows, xs, out, acc| {
-        matmul(rows, d, units, xs, kernel, out, acc)
+    dense_with(x.view(), units, act, out.as_slice_mut().expect("fresh array"), |rows, xs, out| {
+        if let Some(b) = bias {
+            for row in out.chunks_mut(units) {
+                row.copy_from_slice(b);
+            }
+        }
+        matmul(rows, d, units, xs, kernel, out, bias.is_some())
     });
     out
 }
@@ -36,28 +41,26 @@ pub fn dense_into(
     act: Activation,
     out: &mut [f32],
 ) {
-    dense_with(x, bias, units, act, out, |rows, xs, out, acc| kernel.product_into(rows, xs, out, acc));
+    dense_with(x, units, act, out, |rows, xs, out| {
+        // The bias is added as the product's tiles are stored: one pass over the output.
+        let start = bias.map_or(Start::Zero, Start::Bias);
+        kernel.product_from(rows, xs, out, start)
+    });
 }
 
-/// A Dense layer around `product(rows, x, out, accumulate)`, which adds `x · kernel` to `out`.
+/// A Dense layer around `product(rows, x, out)`, which writes `x · kernel + bias` to `out`.
 fn dense_with(
     x: ArrayViewD<'_, f32>,
-    bias: Option<&[f32]>,
     units: usize,
     act: Activation,
     out: &mut [f32],
-    product: impl FnOnce(usize, &[f32], &mut [f32], bool),
+    product: impl FnOnce(usize, &[f32], &mut [f32]),
 ) {
     let d = *x.shape().last().unwrap_or(&1);
     let rows = x.len() / d.max(1);
     let x = x.as_standard_layout();
     let xs = x.as_slice().expect("standard layout");
-    if let Some(b) = bias {
-        for row in out.chunks_mut(units) {
-            row.copy_from_slice(b);
-        }
-    }
-    product(rows, xs, out, bias.is_some());
+    product(rows, xs, out);
     activation::apply(act, out, units);
 }
 

@@ -5,14 +5,14 @@
 use ndarray::{Array2, Array3, ArrayView2, ArrayView3};
 use seqmodel_ir::{Activation, CellKind, RnnAttrs};
 
-use crate::kernels::{FixedRhs, activation, matmul, simd};
+use crate::kernels::{FixedRhs, Start, activation, simd};
 use crate::parallel::on_one_thread;
 
 /// Weights of one recurrent layer, repacked once at load time by [`RnnWeights::pack`].
 #[derive(Debug, Clone)]
 pub struct RnnWeights {
-    /// Input kernel `[D, G·U]`, row-major.
-    kernel: Vec<f32>,
+    /// Input kernel `[D, G·U]`.
+    kernel: FixedRhs,
     /// Recurrent kernel `[U, G·U]` (for GRU without `reset_after`: the z and r blocks only,
     /// `[U, 2U]`), multiplied at every step.
     recurrent: FixedRhs,
@@ -50,7 +50,7 @@ impl RnnWeights {
         };
         let columns = |m: &[f32]| m.len().checked_div(u).unwrap_or(0);
         RnnWeights {
-            kernel: kernel.to_vec(),
+            kernel: FixedRhs::new(a.input_dim, gu, kernel),
             recurrent: FixedRhs::new(u, columns(&recurrent), &recurrent),
             recurrent_h: FixedRhs::new(u, columns(&recurrent_h), &recurrent_h),
             bias_in,
@@ -156,10 +156,8 @@ pub fn forward_into(
     // Input projection of every step at once: [B·T, D] · [D, G·U] + bias.
     let mut xp = std::mem::take(&mut scratch.xp);
     let proj = sized(&mut xp, b * t * gu);
-    for row in proj.chunks_mut(gu) {
-        row.copy_from_slice(&w.bias_in);
-    }
-    matmul(b * t, d, gu, xs, &w.kernel, proj, true);
+    debug_assert_eq!(d, w.kernel.k());
+    w.kernel.product_from(b * t, xs, proj, Start::Bias(&w.bias_in));
     forward_projected(a, w, proj, (b, t), mask, zero_masked, scratch, out);
     scratch.xp = xp;
 }
@@ -181,10 +179,8 @@ pub fn forward_repeated_into(
     let proj = sized(&mut xp, b * steps * gu);
     // The projection of each row goes to its first step, then is copied to the others.
     let (once, _) = proj.split_at_mut(b * gu);
-    for row in once.chunks_mut(gu) {
-        row.copy_from_slice(&w.bias_in);
-    }
-    matmul(b, d, gu, x.as_slice().expect("standard layout"), &w.kernel, once, true);
+    debug_assert_eq!(d, w.kernel.k());
+    w.kernel.product_from(b, x.as_slice().expect("standard layout"), once, Start::Bias(&w.bias_in));
     // Spread from the back so that no row is overwritten before it is read.
     for bi in (0..b).rev() {
         proj.copy_within(bi * gu..bi * gu + gu, bi * steps * gu);
