@@ -20,8 +20,12 @@ pub const MR: usize = 6;
 /// 16-column panels, 256 with AVX-512's 32.
 const PANEL_BLOCK: usize = 8 * 1024;
 
-/// Floats of `B` per block of columns (256 KiB, half an L2 cache).
-const B_BLOCK: usize = 64 * 1024;
+/// Floats of `B` per block of columns (16 MiB, half the L3 cache). Measured: blocks sized
+/// for L2 (256 KiB) made the 12,800 × 256 × 1024 input projection slower (about 55 against
+/// 75 GFLOP/s: its rows of `A` then stream from memory once per column block) and did not
+/// help the 512 × 128 × 10,000 output layer, so a block of `k` rows of B is streamed from L3
+/// whole for each block of rows of `A`.
+const B_BLOCK: usize = 4 * 1024 * 1024;
 
 /// Rows of `A` per block (at most 96 KiB of `A` at 512 elements of `k`, in L2). A multiple of
 /// [`MR`]. Measured on the benchmark configs' shapes: from 24 to 96 rows perform alike, 240
@@ -241,7 +245,7 @@ impl WithSimd for Product<'_> {
         }
         let width = 2 * lanes::<S>();
         let kc_block = PANEL_BLOCK / width;
-        // Columns per block: a block of B (kc × nc) stays in L2 while every block of rows of
+        // Columns per block: a block of B (kc × nc) stays in L3 while every block of rows of
         // A passes over it.
         let nc_block = (B_BLOCK / kc_block / width).max(1) * width;
         for c0 in (0..n).step_by(nc_block) {
@@ -427,8 +431,14 @@ mod tests {
 
     #[test]
     fn blocks_of_rows_and_depth_and_ragged_panels_match_the_naive_loop() {
-        // More rows than one block, deeper than one block of k, a partial last panel.
-        let (m, k, n) = (MC + MR + 1, PANEL_BLOCK / panel_width() + 3, 37);
+        // More rows than one block, deeper than one block of k, a partial last panel; then
+        // more columns than one block of B on every instruction set.
+        for (m, k, n) in [(MC + MR + 1, PANEL_BLOCK / panel_width() + 3, 37), (MR + 1, 3, 16_384 + 37)] {
+            check_blocks(m, k, n);
+        }
+    }
+
+    fn check_blocks(m: usize, k: usize, n: usize) {
         let a: Vec<f32> = (0..m * k).map(|i| ((i * 7) % 13) as f32 / 13.0 - 0.5).collect();
         let b: Vec<f32> = (0..k * n).map(|i| ((i * 5) % 11) as f32 / 11.0 - 0.5).collect();
         let c0: Vec<f32> = (0..m * n).map(|i| ((i * 3) % 7) as f32 / 7.0).collect();
