@@ -14,11 +14,20 @@ pub use packed::{
 
 /// The transpose of a row-major `rows × cols` matrix.
 pub fn transpose(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    let mut t = vec![0.0; m.len()];
+    let mut t = vec![0.0; rows * cols];
+    transpose_into(m, rows, cols, &mut t);
+    t
+}
+
+/// Writes the transpose of the row-major `rows × cols` matrix `m` into `t` (`cols × rows`).
+///
+/// # Panics
+/// If `m` or `t` is shorter than `rows · cols`.
+pub fn transpose_into(m: &[f32], rows: usize, cols: usize, t: &mut [f32]) {
+    assert!(m.len() >= rows * cols && t.len() >= rows * cols, "transpose: slices too short");
     for i in 0..rows {
         for j in 0..cols {
             t[j * rows + i] = m[i * cols + j];
         }
     }
-    t
 }

@@ -5,9 +5,10 @@ use std::collections::HashMap;
 use ndarray::{Array2, ArrayD, ArrayViewD, Axis, IxDyn};
 use seqmodel_ir::{MergeKind, MergeMode, NodeIndex, Op, Program, RnnAttrs};
 
+use super::pool;
 use super::rnn::{self, RnnParams, RnnTape};
 use crate::error::{Result, RuntimeError};
-use crate::kernels::{activation, matmul, transpose};
+use crate::kernels::{activation, matmul};
 use crate::ops::{basic, time};
 use crate::{Tensor, WeightStore};
 
@@ -491,7 +492,7 @@ pub(crate) fn backward(
                 let xs = x.as_slice().expect("standard");
                 let ds = dpre.as_slice().expect("standard");
                 let mut dk = vec![0.0f32; input_dim * units];
-                matmul(*input_dim, rows, *units, &transpose(xs, rows, *input_dim), ds, &mut dk, false);
+                matmul(*input_dim, rows, *units, &pool::transposed(xs, rows, *input_dim), ds, &mut dk, false);
                 add_weight(&mut wg, format!("{prefix}/kernel"), &[*input_dim, *units], dk);
                 if *use_bias {
                     let mut db = vec![0.0f32; *units];
@@ -504,7 +505,15 @@ pub(crate) fn backward(
                 }
                 let k = w(store, &format!("{prefix}/kernel"))?;
                 let mut dx = vec![0.0f32; rows * input_dim];
-                matmul(rows, *units, *input_dim, ds, &transpose(k, *input_dim, *units), &mut dx, false);
+                matmul(
+                    rows,
+                    *units,
+                    *input_dim,
+                    ds,
+                    &pool::transposed(k, *input_dim, *units),
+                    &mut dx,
+                    false,
+                );
                 add_grad(
                     &mut grads,
                     (ins[0].node, ins[0].port),

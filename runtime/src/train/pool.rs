@@ -59,11 +59,7 @@ pub(crate) fn copied(src: &[f32]) -> Vec<f32> {
 /// The row-major `rows × cols` matrix `m`, transposed.
 pub(crate) fn transposed(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     let mut t = zeros(rows * cols);
-    for (i, row) in m.chunks_exact(cols.max(1)).take(rows).enumerate() {
-        for (j, v) in row.iter().enumerate() {
-            t[j * rows + i] = *v;
-        }
-    }
+    crate::kernels::transpose_into(m, rows, cols, &mut t);
     t
 }
 
