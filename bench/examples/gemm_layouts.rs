@@ -1,5 +1,5 @@
-//! Times the runtime's `matmul` (packing the right factor block by block), `matmul_prepacked`
-//! (packed ahead, as recurrent kernels are) and a direct row-major `gemm` call (the `gemm`
+//! Times the runtime's `matmul` (packing the right factor block by block), `FixedRhs`
+//! (laid out ahead, as recurrent and Dense kernels are) and a direct row-major `gemm` call (the `gemm`
 //! crate, as a baseline) on the products of the benchmark configs.
 //! `cargo run --release -p seqmodel-bench --example gemm_layouts [threads]`
 
@@ -69,11 +69,8 @@ fn main() {
         let mut c = vec![0.0f32; m * n];
         let flop = 2.0 * (m * k * n) as f64;
         let ours = best(|| seqmodel::kernels::matmul(m, k, n, &a, &b, &mut c, false));
-        let mut packed = seqmodel::kernels::PackedB::default();
-        packed.pack(k, n, &b);
-        let prepacked = best(|| {
-            seqmodel::kernels::matmul_prepacked(m, &a, &packed, &mut c, seqmodel::kernels::Start::Zero)
-        });
+        let fixed = seqmodel::kernels::FixedRhs::new(k, n, &b);
+        let prepacked = best(|| fixed.product(m, &a, &mut c));
         let plain = best(|| direct(m, k, n, &a, &b, &mut c));
         println!(
             "{m:>6}x{k:>4}x{n:>6}  matmul {:>6.1}  prepacked {:>6.1}  gemm crate {:>6.1} GFLOP/s",

@@ -77,9 +77,10 @@ fn split_rows(m: usize, k: usize, n: usize, a: &[f32], c: &mut [f32], product: &
     });
 }
 
-/// A right-hand factor multiplied many times, such as a recurrent kernel at every time step:
-/// kept as it is for batch-1 (vector–matrix) products, which read it once in order, and
-/// packed once for the matrix-product kernel.
+/// A right-hand factor multiplied many times, such as a recurrent kernel at every time step,
+/// laid out once for both kernels: in column blocks of the vector–matrix kernel's width, each
+/// stored whole (so a batch-1 product reads the matrix once, front to back), and packed for
+/// the matrix-product kernel.
 ///
 /// ```
 /// use seqmodel_runtime::kernels::FixedRhs;
@@ -90,7 +91,10 @@ fn split_rows(m: usize, k: usize, n: usize, a: &[f32], c: &mut [f32], product: &
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct FixedRhs {
-    matrix: Vec<f32>,
+    /// Column blocks of `gemv_width` columns (the last one narrower), each `k × width`
+    /// row-major, one after another.
+    blocks: Vec<f32>,
+    gemv_width: usize,
     packed: PackedB,
 }
 
@@ -102,12 +106,15 @@ impl FixedRhs {
     pub fn new(k: usize, n: usize, b: &[f32]) -> Self {
         let mut packed = PackedB::default();
         packed.pack(k, n, b);
-        FixedRhs { matrix: b[..k * n].to_vec(), packed }
-    }
-
-    /// The matrix, row-major.
-    pub fn matrix(&self) -> &[f32] {
-        &self.matrix
+        let gemv_width = super::simd::gemv_width();
+        let mut blocks = Vec::with_capacity(k * n);
+        for col in (0..n).step_by(gemv_width) {
+            let w = gemv_width.min(n - col);
+            for p in 0..k {
+                blocks.extend_from_slice(&b[p * n + col..p * n + col + w]);
+            }
+        }
+        FixedRhs { blocks, gemv_width, packed }
     }
 
     /// `c = a · self` for the `m` rows of `a` (`m × k`); `c` is `m × n`.
@@ -141,7 +148,14 @@ impl FixedRhs {
                     true
                 }
             };
-            matmul(1, k, n, a, &self.matrix, c, accumulate);
+            let (x, y, width) = (&a[..k], &mut c[..n], self.gemv_width);
+            pulp::Arch::new().dispatch(super::simd::GemvBlocks {
+                x,
+                blocks: &self.blocks,
+                y,
+                width,
+                accumulate,
+            });
         } else {
             matmul_prepacked(m, a, &self.packed, c, start);
         }
@@ -208,6 +222,25 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn fixed_factors_match_the_naive_loop(
+            m in 1usize..4, k in 0usize..40, n in 1usize..300, acc: bool, seed in 0u64..1000,
+        ) {
+            // Widths across several vector-matrix blocks (64 columns with AVX2), batch 1 and more.
+            let val = |i: usize| (((i as u64 * 2654435761 + seed) % 1000) as f32) / 1000.0 - 0.5;
+            let a: Vec<f32> = (0..m * k).map(val).collect();
+            let b: Vec<f32> = (0..k * n).map(|i| val(i + 7)).collect();
+            let c0: Vec<f32> = (0..m * n).map(|i| val(i + 13)).collect();
+            let fixed = FixedRhs::new(k, n, &b);
+            let mut got = c0.clone();
+            fixed.product_into(m, &a, &mut got, acc);
+            let mut want = c0.clone();
+            matmul_reference(m, k, n, &a, &b, &mut want, acc);
+            for (x, y) in got.iter().zip(&want) {
+                prop_assert!((x - y).abs() <= 1e-5 * (1.0 + k as f32), "{x} vs {y}");
+            }
+        }
+
         #[test]
         fn products_match_the_naive_loop(
             m in 1usize..20, k in 0usize..40, n in 1usize..40, acc: bool, seed in 0u64..1000,

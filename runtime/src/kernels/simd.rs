@@ -134,7 +134,7 @@ impl WithSimd for Gemv<'_> {
     type Output = ();
     #[inline(always)]
     fn with_simd<S: Simd>(self, s: S) -> Self::Output {
-        const BLOCK: usize = 8;
+        const BLOCK: usize = GEMV_BLOCK;
         let Gemv { x, b, y, accumulate } = self;
         let (k, n) = (x.len(), y.len());
         let l = lanes::<S>();
@@ -173,6 +173,53 @@ impl WithSimd for Gemv<'_> {
         }
     }
 }
+
+/// [`Gemv`] over a matrix stored in column blocks of [`gemv_width`] columns (the last one
+/// narrower), each block `k × width` row-major, one after another; one dispatch for all.
+pub struct GemvBlocks<'a> {
+    /// `[k]`.
+    pub x: &'a [f32],
+    /// The blocks.
+    pub blocks: &'a [f32],
+    /// `[n]`.
+    pub y: &'a mut [f32],
+    /// The block width the matrix was stored with.
+    pub width: usize,
+    /// Add to `y` instead of overwriting it.
+    pub accumulate: bool,
+}
+
+impl WithSimd for GemvBlocks<'_> {
+    type Output = ();
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, s: S) -> Self::Output {
+        let GemvBlocks { x, blocks, y, width, accumulate } = self;
+        let k = x.len();
+        let mut start = 0;
+        for y in y.chunks_mut(width.max(1)) {
+            let b = &blocks[start..start + k * y.len()];
+            Gemv { x, b, y, accumulate }.with_simd(s);
+            start += k * y.len();
+        }
+    }
+}
+
+/// Columns that [`Gemv`] takes at once on this CPU (its block of vectors): a matrix stored in
+/// column blocks of this width is read front to back.
+pub fn gemv_width() -> usize {
+    struct Width;
+    impl WithSimd for Width {
+        type Output = usize;
+        #[inline(always)]
+        fn with_simd<S: Simd>(self, _: S) -> usize {
+            GEMV_BLOCK * lanes::<S>()
+        }
+    }
+    pulp::Arch::new().dispatch(Width)
+}
+
+/// Vectors per block of [`Gemv`].
+const GEMV_BLOCK: usize = 8;
 
 /// [`Gemv`] on the best instruction set of this CPU.
 pub fn gemv(x: &[f32], b: &[f32], y: &mut [f32], accumulate: bool) {
