@@ -322,6 +322,9 @@ fn recur(
             CellKind::Gru { reset_after: false } => w.recurrent.product(b, h, &mut rec[..b * 2 * u]),
             _ => w.recurrent.product(b, h, rec),
         }
+        // The fused LSTM cell reads no `h`, so without a mask (every row commits) it writes
+        // the new `h` straight into the state.
+        let h_in_place = mask.is_none() && fused && a.cell == CellKind::Lstm;
         match a.cell {
             CellKind::Lstm if fused => arch.dispatch(simd::LstmRows {
                 units: u,
@@ -330,7 +333,7 @@ fn recur(
                 rec,
                 c_prev: state_c,
                 c_new: &mut new_c[..],
-                h_new: &mut new_h[..],
+                h_new: if h_in_place { &mut state_h[..] } else { &mut new_h[..] },
             }),
             CellKind::Gru { reset_after: true } if fused => {
                 if let Some(br) = w.bias_rec.as_deref() {
@@ -419,14 +422,16 @@ fn recur(
         // Commit the step: whole blocks without a mask, else row by row.
         let lstm = a.cell == CellKind::Lstm;
         if mask.is_none() {
-            state_h.copy_from_slice(new_h);
-            out_prev.copy_from_slice(new_h);
+            // The last output is the final `h`, copied once after the loop.
+            if !h_in_place {
+                state_h.copy_from_slice(new_h);
+            }
             if lstm {
                 state_c.copy_from_slice(new_c);
             }
             if let Some(seq) = sequence.as_deref_mut() {
                 for bi in 0..b {
-                    seq[(bi * t + step) * u..][..u].copy_from_slice(&new_h[bi * u..][..u]);
+                    seq[(bi * t + step) * u..][..u].copy_from_slice(&state_h[bi * u..][..u]);
                 }
             }
             continue;
@@ -450,6 +455,9 @@ fn recur(
                 }
             }
         }
+    }
+    if mask.is_none() && t > 0 {
+        out_prev.copy_from_slice(state_h);
     }
     if zero_masked && let Some(m) = mask {
         // Inside Bidirectional, the last output of a sequence whose last step is masked is 0.
@@ -509,18 +517,24 @@ mod tests {
                 let initial: Vec<Array2<f32>> = (0..cell.states())
                     .map(|k| Array2::from_shape_vec((b, u), values(b * u, 5 + k)).unwrap())
                     .collect();
-                let run = |threads: usize| {
-                    crate::set_num_threads(threads);
-                    let out =
-                        forward(&a, &w, x.view(), Some(mask.view()), Some(initial.clone()), zero_masked);
-                    crate::set_num_threads(0);
-                    out
-                };
-                let (one, two) = (run(1), run(2));
-                assert_eq!(one.sequence, two.sequence, "{cell:?}");
-                assert_eq!(one.last, two.last, "{cell:?}");
-                assert_eq!(one.states, two.states, "{cell:?}");
-                assert!(one.last.iter().any(|v| *v != 0.0));
+                for mask in [Some(mask.view()), None] {
+                    let run = |threads: usize| {
+                        crate::set_num_threads(threads);
+                        let out = forward(&a, &w, x.view(), mask, Some(initial.clone()), zero_masked);
+                        crate::set_num_threads(0);
+                        out
+                    };
+                    let (one, two) = (run(1), run(2));
+                    assert_eq!(one.sequence, two.sequence, "{cell:?}");
+                    assert_eq!(one.last, two.last, "{cell:?}");
+                    assert_eq!(one.states, two.states, "{cell:?}");
+                    assert!(one.last.iter().any(|v| *v != 0.0));
+                    // Without a mask, the last output is the last step of the sequence.
+                    if mask.is_none() {
+                        let seq = one.sequence.as_ref().expect("return_sequences");
+                        assert_eq!(seq.index_axis(ndarray::Axis(1), t - 1), one.last);
+                    }
+                }
             }
         }
     }
