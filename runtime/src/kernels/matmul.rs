@@ -197,6 +197,21 @@ pub fn matmul_reference(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &
     }
 }
 
+/// Operands of an `m × k` by `k × n` product and a starting `c`, uniform in [-0.5, 0.5),
+/// from a seeded generator (for the kernels' property tests).
+#[cfg(test)]
+pub(crate) fn random_operands(m: usize, k: usize, n: usize, seed: u64) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+    let mut next = move || {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        ((state >> 33) as f32 / (1u64 << 31) as f32) - 0.5
+    };
+    let a = (0..m * k).map(|_| next()).collect();
+    let b = (0..k * n).map(|_| next()).collect();
+    let c = (0..m * n).map(|_| next()).collect();
+    (a, b, c)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,10 +242,7 @@ mod tests {
             m in 1usize..4, k in 0usize..40, n in 1usize..300, acc: bool, seed in 0u64..1000,
         ) {
             // Widths across several vector-matrix blocks (64 columns with AVX2), batch 1 and more.
-            let val = |i: usize| (((i as u64 * 2654435761 + seed) % 1000) as f32) / 1000.0 - 0.5;
-            let a: Vec<f32> = (0..m * k).map(val).collect();
-            let b: Vec<f32> = (0..k * n).map(|i| val(i + 7)).collect();
-            let c0: Vec<f32> = (0..m * n).map(|i| val(i + 13)).collect();
+            let (a, b, c0) = random_operands(m, k, n, seed);
             let fixed = FixedRhs::new(k, n, &b);
             let mut got = c0.clone();
             fixed.product_into(m, &a, &mut got, acc);
@@ -245,14 +257,7 @@ mod tests {
         fn products_match_the_naive_loop(
             m in 1usize..20, k in 0usize..40, n in 1usize..40, acc: bool, seed in 0u64..1000,
         ) {
-            let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
-            let mut next = move || {
-                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                ((state >> 33) as f32 / (1u64 << 31) as f32) - 0.5
-            };
-            let a: Vec<f32> = (0..m * k).map(|_| next()).collect();
-            let b: Vec<f32> = (0..k * n).map(|_| next()).collect();
-            let c0: Vec<f32> = (0..m * n).map(|_| next()).collect();
+            let (a, b, c0) = random_operands(m, k, n, seed);
             let mut c1 = c0.clone();
             let mut c2 = c0.clone();
             matmul(m, k, n, &a, &b, &mut c1, acc);

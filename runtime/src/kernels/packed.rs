@@ -104,15 +104,7 @@ impl WithSimd for Pack<'_> {
 
 /// Columns per panel on this CPU: two vectors of the widest instruction set available.
 pub fn panel_width() -> usize {
-    struct Width;
-    impl WithSimd for Width {
-        type Output = usize;
-        #[inline(always)]
-        fn with_simd<S: Simd>(self, _: S) -> usize {
-            2 * lanes::<S>()
-        }
-    }
-    pulp::Arch::new().dispatch(Width)
+    2 * super::simd::dispatched_lanes()
 }
 
 /// What a product's result starts from.
@@ -470,14 +462,7 @@ mod tests {
         fn packed_products_match_the_naive_loop_on_every_isa(
             m in 0usize..20, k in 0usize..40, n in 0usize..70, acc: bool, seed in 0u64..1000,
         ) {
-            let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
-            let mut next = move || {
-                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                ((state >> 33) as f32 / (1u64 << 31) as f32) - 0.5
-            };
-            let a: Vec<f32> = (0..m * k).map(|_| next()).collect();
-            let b: Vec<f32> = (0..k * n).map(|_| next()).collect();
-            let c0: Vec<f32> = (0..m * n).map(|_| next()).collect();
+            let (a, b, c0) = super::super::matmul::random_operands(m, k, n, seed);
             let mut want = c0.clone();
             matmul_reference(m, k, n, &a, &b, &mut want, acc);
             for (isa, got) in on_every_isa(m, k, n, &a, &b, &c0, acc) {
@@ -486,7 +471,7 @@ mod tests {
                 }
             }
             // A bias row: the same as accumulating onto rows filled with it.
-            let bias: Vec<f32> = (0..n).map(|_| next()).collect();
+            let bias: Vec<f32> = (0..n).map(|j| c0.get(j).copied().unwrap_or(0.25) - 0.125).collect();
             let mut want: Vec<f32> = (0..m * n).map(|i| bias[i % n.max(1)]).collect();
             matmul_reference(m, k, n, &a, &b, &mut want, true);
             let mut packed = PackedB::default();

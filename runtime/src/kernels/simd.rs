@@ -207,15 +207,20 @@ impl WithSimd for GemvBlocks<'_> {
 /// Columns that [`Gemv`] takes at once on this CPU (its block of vectors): a matrix stored in
 /// column blocks of this width is read front to back.
 pub fn gemv_width() -> usize {
-    struct Width;
-    impl WithSimd for Width {
+    GEMV_BLOCK * dispatched_lanes()
+}
+
+/// `f32` lanes per vector of the instruction set that run-time dispatch picks on this CPU.
+pub(super) fn dispatched_lanes() -> usize {
+    struct Lanes;
+    impl WithSimd for Lanes {
         type Output = usize;
         #[inline(always)]
         fn with_simd<S: Simd>(self, _: S) -> usize {
-            GEMV_BLOCK * lanes::<S>()
+            lanes::<S>()
         }
     }
-    pulp::Arch::new().dispatch(Width)
+    pulp::Arch::new().dispatch(Lanes)
 }
 
 /// Vectors per block of [`Gemv`].
