@@ -122,15 +122,7 @@ impl FixedRhs {
     /// # Panics
     /// If `a` or `c` is shorter than its matrix.
     pub fn product(&self, m: usize, a: &[f32], c: &mut [f32]) {
-        self.product_into(m, a, c, false);
-    }
-
-    /// `c = a · self`, or `c += a · self` with `accumulate`.
-    ///
-    /// # Panics
-    /// If `a` or `c` is shorter than its matrix.
-    pub fn product_into(&self, m: usize, a: &[f32], c: &mut [f32], accumulate: bool) {
-        self.product_from(m, a, c, Start::accumulate(accumulate));
+        self.product_from(m, a, c, Start::Zero);
     }
 
     /// `c = start + a · self`.
@@ -245,7 +237,7 @@ mod tests {
             let (a, b, c0) = random_operands(m, k, n, seed);
             let fixed = FixedRhs::new(k, n, &b);
             let mut got = c0.clone();
-            fixed.product_into(m, &a, &mut got, acc);
+            fixed.product_from(m, &a, &mut got, Start::accumulate(acc));
             let mut want = c0.clone();
             matmul_reference(m, k, n, &a, &b, &mut want, acc);
             for (x, y) in got.iter().zip(&want) {

@@ -157,6 +157,9 @@ pub fn forward(
     };
     let mut rec = vec![0.0f32; b * gu];
     let mut cand = vec![0.0f32; b * u];
+    // Every step overwrites all of h_new (and c_new for LSTM), so they live across steps.
+    let mut h_new = vec![0.0f32; b * u];
+    let mut c_new = vec![0.0f32; b * u];
     for s in 0..t {
         let ti = if a.go_backwards { t - 1 - s } else { s };
         let h = states[0].clone();
@@ -168,8 +171,6 @@ pub fn forward(
         let pre = &mut tape.pre[s * b * gu..][..b * gu];
         let gates = &mut tape.gates[s * b * gu..][..b * gu];
         let trec = &mut tape.rec[s * b * gu..][..b * gu];
-        let mut h_new = vec![0.0f32; b * u];
-        let mut c_new = vec![0.0f32; b * u];
         match a.cell {
             CellKind::Lstm | CellKind::SimpleRnn => {
                 rec_m.product(b, &hd, &mut rec);
