@@ -107,7 +107,8 @@ fn f32_of(t: &Tensor) -> ArrayD<f32> {
 /// The interpreter for a config, with the same seeded weights as the generated type.
 pub fn interpreter(c: Config, weights: &WeightStore) -> Model {
     let compiled = seqmodel_compiler::compile(source(c)).expect("benchmark models check");
-    let program = seqmodel_compiler::passes::optimize(compiled.main().expect("a main model"));
+    // The interpreter runs the inference passes itself.
+    let program = compiled.main().expect("a main model").clone();
     Model::new(program, weights).expect("weights fit")
 }
 

@@ -185,7 +185,8 @@ fn graph_desc(p: &Program) -> TokenStream {
 pub fn model_tokens(p: &Program) -> TokenStream {
     let docs = doc_lines(p);
     let training = graph_desc(p);
-    let optimised = crate::passes::optimize(p);
+    let mut optimised = p.clone();
+    ir::passes::for_inference(&mut optimised);
     let p = &optimised;
     let ident = format_ident!("{}", p.name);
     let name = &p.name;

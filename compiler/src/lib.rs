@@ -21,7 +21,6 @@ mod dims;
 pub mod dot;
 pub mod layers;
 pub mod macro_support;
-pub mod passes;
 pub mod summary;
 
 pub use diagnostic::{Diagnostic, Label, Severity, closest, levenshtein};
@@ -85,6 +84,17 @@ pub fn compile_ast(file: &seqmodel_grammar::ast::File) -> Result<Compiled, Compi
         diags.extend(r.diags);
         pending.extend(r.call_errors);
         if let Some(p) = r.program {
+            if let Err(e) = p.validate() {
+                diags.push(
+                    Diagnostic::error(
+                        "E0999",
+                        file.models[i].name.span,
+                        format!("internal compiler error: the checked program breaks an invariant ({e})"),
+                    )
+                    .with_label("while compiling this model")
+                    .with_help("this is a bug in seqmodel; please report it with the model"),
+                );
+            }
             programs.push(p);
         }
     }

@@ -4,13 +4,14 @@
 
 mod dump;
 mod ops;
+pub mod passes;
 mod program;
-pub mod rewrite;
 mod types;
 
 pub use ops::{Activation, CellKind, MergeKind, MergeMode, Op, RnnAttrs};
 pub use petgraph::stable_graph::NodeIndex;
 pub use program::{
-    Edge, InputSpec, Node, NodeDesc, Port, Program, WeightSpec, node_weight_specs, rnn_weight_specs,
+    Edge, InputSpec, InvalidProgram, Node, NodeDesc, Port, Program, WeightSpec, node_weight_specs,
+    op_weight_specs, rnn_weight_specs,
 };
 pub use types::{DType, Dim, SymId, TensorType};

@@ -137,6 +137,78 @@ impl Program {
         self.weight_specs().iter().map(|w| w.shape.iter().product::<usize>()).sum()
     }
 
+    /// Removes `node`, its edges and its entries in the side tables (types, spans). The
+    /// program's outputs must no longer name it (see [`crate::passes::bypass`]).
+    pub fn remove_node(&mut self, node: NodeIndex) -> Option<Node> {
+        self.types.remove(&node);
+        self.spans.remove(&node);
+        self.graph.remove_node(node)
+    }
+
+    /// Checks the documented invariants: every node typed (and spanned, for a program built
+    /// from text), no side-table entry for a removed node, every edge from an existing
+    /// output port to an input port of a later node (insertion order stays a topological
+    /// order), input ports `0..n` filled once each, inputs and outputs naming live nodes.
+    ///
+    /// ```
+    /// # use seqmodel_ir::{Op, Program, NodeDesc, Dim, DType};
+    /// let nodes = [NodeDesc { op: Op::Input { index: 0 }, layer: "x", scope: "M", weights: None,
+    ///     inputs: &[], outputs: &[(&[Dim::Fixed(3)], DType::F32)] }];
+    /// let p = Program::from_descs("M", &nodes, &[("x", 0)], &[(0, 0)], &[], None);
+    /// assert!(p.validate().is_ok());
+    /// ```
+    pub fn validate(&self) -> Result<(), InvalidProgram> {
+        let bad = |node: Option<NodeIndex>, what: String| {
+            Err(InvalidProgram { node: node.map(|n| n.index()), what })
+        };
+        for n in self.graph.node_indices() {
+            let Some(types) = self.types.get(&n) else { return bad(Some(n), "has no type".into()) };
+            if types.is_empty() {
+                return bad(Some(n), "has no output".into());
+            }
+            if !self.spans.is_empty() && !self.spans.contains_key(&n) {
+                return bad(Some(n), "has no source span".into());
+            }
+            let mut ports: Vec<usize> = Vec::new();
+            for e in self.graph.edges_directed(n, Direction::Incoming) {
+                let src = e.source();
+                if src.index() >= n.index() {
+                    return bad(Some(n), format!("reads node {} which does not come before it", src.index()));
+                }
+                if e.weight().src_port >= self.types.get(&src).map_or(0, Vec::len) {
+                    return bad(
+                        Some(n),
+                        format!(
+                            "reads output {} of node {}, which has no such output",
+                            e.weight().src_port,
+                            src.index()
+                        ),
+                    );
+                }
+                ports.push(e.weight().dst_port);
+            }
+            ports.sort_unstable();
+            if ports.iter().enumerate().any(|(i, p)| *p != i) {
+                return bad(Some(n), format!("has input ports {ports:?}, not 0..{}", ports.len()));
+            }
+        }
+        if let Some(n) = self.types.keys().chain(self.spans.keys()).find(|n| !self.graph.contains_node(**n)) {
+            return bad(Some(*n), "is removed but still has a type or span".into());
+        }
+        for (i, spec) in self.inputs.iter().enumerate() {
+            if !matches!(self.graph.node_weight(spec.node), Some(Node { op: Op::Input { index }, .. }) if *index == i)
+            {
+                return bad(Some(spec.node), format!("is not input {i} (`{}`)", spec.name));
+            }
+        }
+        for o in &self.outputs {
+            if self.types.get(&o.node).is_none_or(|t| o.port >= t.len()) {
+                return bad(Some(o.node), format!("is a model output with no output {}", o.port));
+            }
+        }
+        Ok(())
+    }
+
     /// Whether any layer keeps state across calls.
     pub fn is_stateful(&self) -> bool {
         self.graph.node_weights().any(|n| match &n.op {
@@ -147,11 +219,39 @@ impl Program {
     }
 }
 
+/// A broken invariant of a [`Program`] (a compiler or pass bug, never a user error).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidProgram {
+    /// The node concerned (its index), if any.
+    pub node: Option<usize>,
+    /// What is wrong.
+    pub what: String,
+}
+
+impl std::fmt::Display for InvalidProgram {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.node {
+            Some(n) => write!(f, "node {n} {}", self.what),
+            None => f.write_str(&self.what),
+        }
+    }
+}
+
+impl std::error::Error for InvalidProgram {}
+
 /// The weights one node needs, Keras's variables in Keras's order.
 pub fn node_weight_specs(node: &Node) -> Vec<WeightSpec> {
-    let Some(prefix) = &node.weights else { return Vec::new() };
+    match &node.weights {
+        Some(prefix) => op_weight_specs(&node.op, prefix),
+        None => Vec::new(),
+    }
+}
+
+/// The weights of an operation stored under `prefix`, Keras's variables in Keras's order:
+/// the one place where weight keys are spelled.
+pub fn op_weight_specs(op: &Op, prefix: &str) -> Vec<WeightSpec> {
     let key = |v: &str| format!("{prefix}/{v}");
-    match &node.op {
+    match op {
         Op::Dense { units, input_dim, use_bias, .. } => {
             let mut v = vec![WeightSpec { key: key("kernel"), shape: vec![*input_dim, *units] }];
             if *use_bias {

@@ -61,6 +61,12 @@ pub enum RuntimeError {
     /// A run-time size does not fit what the model needs.
     #[error("{0}")]
     Shape(String),
+    /// The model asks for something this version cannot do yet (never a shape error).
+    #[error("not supported yet: {0}")]
+    Unsupported(String),
+    /// A program breaks the IR's invariants (a bug of whatever built it).
+    #[error("invalid program")]
+    Program(#[from] seqmodel_ir::InvalidProgram),
     /// A weight file could not be read or written.
     #[error("weight file: {0}")]
     WeightFile(String),

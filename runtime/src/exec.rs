@@ -3,11 +3,14 @@
 //! same numbers by construction.
 
 use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewD, Axis, Dimension, Ix2, Ix3, IxDyn};
-use seqmodel_ir::{CellKind, DType, Dim, MergeMode, Op, RnnAttrs};
+use seqmodel_ir::{DType, Dim, Op, RnnAttrs};
 
 use crate::error::{Result, RuntimeError};
 use crate::kernels::{FixedRhs, activation};
-use crate::ops::{basic, rnn, time};
+use crate::layers::bidirectional::{BidiTape, Bidirectional};
+use crate::layers::dropped_input;
+use crate::layers::recurrent::{self as rnn, Recording, RnnTape};
+use crate::ops::{basic, time};
 use crate::{Tensor, TensorView, WeightStore};
 
 /// A value flowing along an edge: a tensor and its optional step mask `[B, T]`.
@@ -56,7 +59,8 @@ pub enum Prepared {
     Embedding(Array2<f32>),
 }
 
-fn weight<'a>(w: &'a WeightStore, key: &str) -> Result<&'a [f32]> {
+/// The weight stored under `key`, as a contiguous slice.
+pub(crate) fn weight<'a>(w: &'a WeightStore, key: &str) -> Result<&'a [f32]> {
     w.get(key).and_then(|a| a.as_slice()).ok_or_else(|| RuntimeError::MissingWeight {
         key: key.into(),
         shape: vec![],
@@ -65,36 +69,37 @@ fn weight<'a>(w: &'a WeightStore, key: &str) -> Result<&'a [f32]> {
 }
 
 /// Prepares the weights of an operation stored under `prefix` (`None` for ops without
-/// weights). `w` must hold standard-layout arrays.
+/// weights): every weight of [`seqmodel_ir::op_weight_specs`] is looked up and its size
+/// checked, then packed for the kernels once. `w` must hold standard-layout arrays.
 pub fn prepare(op: &Op, w: &WeightStore, prefix: &str) -> Result<Option<Prepared>> {
-    let key = |v: &str| format!("{prefix}/{v}");
+    let specs = seqmodel_ir::op_weight_specs(op, prefix);
+    let mut ws = Vec::with_capacity(specs.len());
+    for spec in &specs {
+        let v = weight(w, &spec.key)?;
+        if v.len() != spec.shape.iter().product::<usize>() {
+            return Err(RuntimeError::WeightShape {
+                key: spec.key.clone(),
+                expected: spec.shape.clone(),
+                found: vec![v.len()],
+                layer: prefix.into(),
+            });
+        }
+        ws.push(v);
+    }
+    // The weights in Keras's order: kernel, bias / kernel, recurrent kernel, bias / table.
+    let rnn = |a: &RnnAttrs, ws: &[&[f32]]| rnn::RnnWeights::pack(a, ws[0], ws[1], a.use_bias.then(|| ws[2]));
     Ok(Some(match op {
         Op::Dense { use_bias, units, input_dim, .. } => Prepared::Dense {
-            kernel: {
-                let k = weight(w, &key("kernel"))?;
-                if k.len() != input_dim * units {
-                    return Err(RuntimeError::WeightShape {
-                        key: key("kernel"),
-                        expected: vec![*input_dim, *units],
-                        found: vec![k.len()],
-                        layer: prefix.into(),
-                    });
-                }
-                FixedRhs::new(*input_dim, *units, k)
-            },
-            bias: if *use_bias { Some(weight(w, &key("bias"))?.to_vec()) } else { None },
+            kernel: FixedRhs::new(*input_dim, *units, ws[0]),
+            bias: use_bias.then(|| ws[1].to_vec()),
         },
-        Op::Rnn(a) | Op::RepeatRnn { rnn: a, .. } => Prepared::Rnn(pack(a, w, prefix)?),
-        Op::Bidirectional { forward, backward, .. } => Prepared::Bidirectional(Box::new((
-            pack(forward, w, &format!("{prefix}/forward"))?,
-            pack(backward, w, &format!("{prefix}/backward"))?,
-        ))),
-        Op::Embedding { .. } => Prepared::Embedding(
-            w.get(&key("embeddings"))
-                .ok_or_else(|| RuntimeError::WeightFile(format!("missing {}", key("embeddings"))))?
-                .clone()
-                .into_dimensionality::<Ix2>()
-                .map_err(|e| RuntimeError::WeightFile(e.to_string()))?,
+        Op::Rnn(a) | Op::RepeatRnn { rnn: a, .. } => Prepared::Rnn(rnn(a, &ws)),
+        Op::Bidirectional { forward, backward, .. } => {
+            let (f, b) = ws.split_at(if forward.use_bias { 3 } else { 2 });
+            Prepared::Bidirectional(Box::new((rnn(forward, f), rnn(backward, b))))
+        }
+        Op::Embedding { input_dim, output_dim, .. } => Prepared::Embedding(
+            Array2::from_shape_vec((*input_dim, *output_dim), ws[0].to_vec()).expect("size checked above"),
         ),
         _ => return Ok(None),
     }))
@@ -161,13 +166,42 @@ impl Workspace {
 /// Work buffers of the recurrent layers.
 #[derive(Debug, Clone, Default)]
 pub struct Scratch {
-    rnn: rnn::RnnScratch,
-    states: Vec<Vec<f32>>,
-    states_b: Vec<Vec<f32>>,
-    last: Vec<f32>,
-    last_b: Vec<f32>,
-    seq: Vec<f32>,
-    seq_b: Vec<f32>,
+    pub(crate) rnn: rnn::RnnScratch,
+    pub(crate) states: Vec<Vec<f32>>,
+    pub(crate) states_b: Vec<Vec<f32>>,
+    pub(crate) last: Vec<f32>,
+    pub(crate) last_b: Vec<f32>,
+    pub(crate) seq: Vec<f32>,
+    pub(crate) seq_b: Vec<f32>,
+}
+
+/// Dropout keep masks of one recurrent layer in a training pass (scaled by `1 / (1 - rate)`).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RnnDropout {
+    /// On the input features, `[B·D]`, the same at every step.
+    pub input: Option<Vec<f32>>,
+    /// On the previous `h` in the recurrent products, `[B·U]`.
+    pub recurrent: Option<Vec<f32>>,
+}
+
+/// What a training pass asks of one node besides its outputs.
+#[derive(Debug, Default)]
+pub(crate) struct Training {
+    /// The recurrent layers' dropout masks (a Bidirectional's forward layer first).
+    pub dropout: [RnnDropout; 2],
+    /// Filled by the node: what its backward pass needs beyond its inputs and outputs.
+    pub tape: Option<NodeTape>,
+}
+
+/// What a node's backward pass needs beyond its inputs and outputs.
+#[derive(Debug)]
+pub(crate) enum NodeTape {
+    /// A Dense layer's output before its fused activation.
+    Dense(ArrayD<f32>),
+    /// A recurrent layer, and its input dropout's keep mask.
+    Rnn(Box<RnnTape>, Option<Vec<f32>>),
+    /// Both layers of a Bidirectional.
+    Bidirectional(Box<BidiTape>),
 }
 
 /// Output `port` of a node as an array of `T` shaped `shape`, reused when it already is one
@@ -190,7 +224,7 @@ fn slot<'o, T: Clone + Default>(
 }
 
 /// The float output `port` of a node (see [`slot`]).
-fn f32_slot<'o>(out: &'o mut Vec<Value>, port: usize, shape: &[usize]) -> &'o mut ArrayD<f32> {
+pub(crate) fn f32_slot<'o>(out: &'o mut Vec<Value>, port: usize, shape: &[usize]) -> &'o mut ArrayD<f32> {
     slot(out, port, shape, Tensor::F32, |t| match t {
         Tensor::F32(a) => Some(a),
         Tensor::I32(_) => None,
@@ -206,7 +240,7 @@ fn i32_slot<'o>(out: &'o mut Vec<Value>, port: usize, shape: &[usize]) -> &'o mu
 }
 
 /// Sets the mask of output `port` (copied into the existing buffer when the shapes agree).
-fn set_mask(out: &mut [Value], port: usize, mask: Option<ArrayView2<'_, bool>>) {
+pub(crate) fn set_mask(out: &mut [Value], port: usize, mask: Option<ArrayView2<'_, bool>>) {
     let dst = &mut out[port].mask;
     match (dst.as_mut(), mask) {
         (Some(d), Some(m)) if d.dim() == m.dim() => d.assign(&m),
@@ -236,12 +270,13 @@ fn joined(parts: &[&[usize]]) -> IxDyn {
     d
 }
 
-fn contiguous(a: &mut ArrayD<f32>) -> &mut [f32] {
+/// The elements of a slot (always standard layout).
+pub(crate) fn contiguous(a: &mut ArrayD<f32>) -> &mut [f32] {
     a.as_slice_mut().expect("slots are in standard layout")
 }
 
 /// Sizes `k` state vectors of `n` values and zeroes them.
-fn zero_states(dst: &mut Vec<Vec<f32>>, k: usize, n: usize) {
+pub(crate) fn zero_states(dst: &mut Vec<Vec<f32>>, k: usize, n: usize) {
     dst.resize_with(k, Vec::new);
     for d in dst.iter_mut() {
         rnn::sized(d, n).fill(0.0);
@@ -249,7 +284,7 @@ fn zero_states(dst: &mut Vec<Vec<f32>>, k: usize, n: usize) {
 }
 
 /// Copies one given state into `dst` (sized by [`zero_states`]).
-fn copy_state(dst: &mut [f32], m: ArrayView2<'_, f32>) -> Result<()> {
+pub(crate) fn copy_state(dst: &mut [f32], m: ArrayView2<'_, f32>) -> Result<()> {
     if m.len() != dst.len() {
         return Err(RuntimeError::Shape(format!(
             "an initial state has shape {:?}; the layer needs {} values",
@@ -269,7 +304,7 @@ fn copy_state(dst: &mut [f32], m: ArrayView2<'_, f32>) -> Result<()> {
 }
 
 /// Saves the final states of a stateful layer.
-fn save_states(state: &mut Option<Vec<Array2<f32>>>, states: &[Vec<f32>], b: usize, u: usize) {
+pub(crate) fn save_states(state: &mut Option<Vec<Array2<f32>>>, states: &[Vec<f32>], b: usize, u: usize) {
     let fits = state.as_ref().is_some_and(|s| s.len() == states.len() && s.iter().all(|m| m.dim() == (b, u)));
     if !fits {
         *state = Some(vec![Array2::zeros((b, u)); states.len()]);
@@ -294,6 +329,23 @@ pub fn node_into(
     scratch: &mut Scratch,
     out: &mut Vec<Value>,
 ) -> Result<()> {
+    node_into_training(op, layer, prepared, ins, state, out_time, scratch, out, None)
+}
+
+/// [`node_into`] for a training pass: with `train`, the node also records what its
+/// backward pass needs (and applies the recurrent layers' dropout masks).
+#[allow(clippy::too_many_arguments)] // the full context of one node, passed explicitly
+pub(crate) fn node_into_training(
+    op: &Op,
+    layer: &str,
+    prepared: Option<&Prepared>,
+    ins: &[ValueRef<'_>],
+    state: &mut Option<Vec<Array2<f32>>>,
+    out_time: Option<usize>,
+    scratch: &mut Scratch,
+    out: &mut Vec<Value>,
+    mut train: Option<&mut Training>,
+) -> Result<()> {
     let f32_in = |i: usize| -> Result<ArrayViewD<'_, f32>> {
         match &ins[i].t {
             TensorView::F32(a) => Ok(a.clone()),
@@ -313,7 +365,25 @@ pub fn node_into(
             let Some(Prepared::Dense { kernel, bias }) = prepared else { unreachable!("prepared at load") };
             let x = f32_in(0)?;
             let y = f32_slot(out, 0, with_last(x.shape(), *units).slice());
-            basic::dense_into(x, kernel, bias.as_deref(), *units, *activation, contiguous(y));
+            match train.as_deref_mut() {
+                // Training keeps the output before the activation when its gradient needs it.
+                Some(tr)
+                    if *activation != seqmodel_ir::Activation::Linear
+                        && activation::grad_needs_input(*activation) =>
+                {
+                    basic::dense_into(
+                        x,
+                        kernel,
+                        bias.as_deref(),
+                        *units,
+                        seqmodel_ir::Activation::Linear,
+                        contiguous(y),
+                    );
+                    tr.tape = Some(NodeTape::Dense(y.clone()));
+                    activation::apply(*activation, contiguous(y), *units);
+                }
+                _ => basic::dense_into(x, kernel, bias.as_deref(), *units, *activation, contiguous(y)),
+            }
             out.truncate(1);
             set_mask(out, 0, ins[0].mask);
         }
@@ -378,9 +448,23 @@ pub fn node_into(
             }
             let Some(Prepared::Rnn(w)) = prepared else { unreachable!("prepared at load") };
             let mask = ins[0].mask;
-            run_rnn(a, out, b, t, scratch, |sc, o| {
-                rnn::forward_into(a, w, x.view(), mask, false, &mut sc.rnn, o)
-            });
+            match train {
+                None => run_rnn(a, out, b, t, scratch, |sc, o| {
+                    rnn::forward_into(a, w, x.view(), mask, false, &mut sc.rnn, None, o)
+                }),
+                Some(tr) => {
+                    let RnnDropout { input, recurrent } = std::mem::take(&mut tr.dropout[0]);
+                    let xd = input.as_deref().map(|m| dropped_input(x.view(), m));
+                    let xv = xd.as_ref().map_or(x.view(), |a| a.view());
+                    let mut tape = RnnTape::new(a, xv.dim(), false, None);
+                    run_rnn(a, out, b, t, scratch, |sc, o| {
+                        let rec = Recording { rec_mask: recurrent.as_deref(), tape: &mut tape };
+                        rnn::forward_into(a, w, xv, mask, false, &mut sc.rnn, Some(rec), o)
+                    });
+                    tape.rec_mask = recurrent;
+                    tr.tape = Some(NodeTape::Rnn(Box::new(tape), input));
+                }
+            }
             if a.stateful {
                 save_states(state, &scratch.states, b, u);
             }
@@ -415,17 +499,18 @@ pub fn node_into(
             set_mask(out, 0, None);
         }
         Op::Bidirectional { forward, backward, merge } => {
-            bidirectional(
-                forward,
-                backward,
-                *merge,
-                prepared,
-                f32_in(0)?,
+            let x = f32_in(0)?.into_dimensionality::<Ix3>().map_err(|_| {
+                RuntimeError::Shape(format!("layer `{layer}` expects a [batch, T, features] sequence"))
+            })?;
+            let Some(Prepared::Bidirectional(pair)) = prepared else { unreachable!("prepared at load") };
+            Bidirectional { forward, backward, merge: *merge }.forward_into(
+                pair,
+                x,
                 ins[0].mask,
                 state,
                 scratch,
                 out,
-                layer,
+                train,
             )?;
         }
         Op::RepeatVector => {
@@ -577,128 +662,6 @@ fn run_rnn(
     scratch.last = last;
 }
 
-#[allow(clippy::too_many_arguments)] // one node's context, as in `node_into`
-fn bidirectional(
-    fa: &RnnAttrs,
-    ba: &RnnAttrs,
-    merge: MergeMode,
-    prepared: Option<&Prepared>,
-    x: ArrayViewD<'_, f32>,
-    mask: Option<ArrayView2<'_, bool>>,
-    state: &mut Option<Vec<Array2<f32>>>,
-    scratch: &mut Scratch,
-    out: &mut Vec<Value>,
-    layer: &str,
-) -> Result<()> {
-    let x = x.into_dimensionality::<Ix3>().map_err(|_| {
-        RuntimeError::Shape(format!("layer `{layer}` expects a [batch, T, features] sequence"))
-    })?;
-    let (b, t, _) = x.dim();
-    let u = fa.units;
-    let k = fa.cell.states();
-    let Some(Prepared::Bidirectional(pair)) = prepared else { unreachable!("prepared at load") };
-    let (fw, bw) = &**pair;
-    zero_states(&mut scratch.states, k, b * u);
-    zero_states(&mut scratch.states_b, k, b * u);
-    if fa.stateful
-        && let Some(s) = state.as_ref()
-    {
-        for (d, m) in scratch.states.iter_mut().chain(scratch.states_b.iter_mut()).zip(s) {
-            copy_state(d, m.view())?;
-        }
-    }
-    let zero = mask.is_some();
-    let seq_len = if fa.return_sequences { b * t * u } else { 0 };
-    let Scratch { rnn: sc, states, states_b, last, last_b, seq, seq_b } = scratch;
-    let (seq_f, seq_r) = (rnn::sized(seq, seq_len), rnn::sized(seq_b, seq_len));
-    let (last_f, last_r) = (rnn::sized(last, b * u), rnn::sized(last_b, b * u));
-    let rs = fa.return_sequences;
-    rnn::forward_into(
-        fa,
-        fw,
-        x.view(),
-        mask,
-        zero,
-        sc,
-        rnn::RnnOut { sequence: rs.then_some(&mut *seq_f), last: last_f, states },
-    );
-    rnn::forward_into(
-        ba,
-        bw,
-        x.view(),
-        mask,
-        zero,
-        sc,
-        rnn::RnnOut { sequence: rs.then_some(&mut *seq_r), last: last_r, states: states_b },
-    );
-    if fa.stateful {
-        let all: Vec<Vec<f32>> = states.iter().chain(states_b.iter()).cloned().collect();
-        save_states(state, &all, b, u);
-    }
-    // The backward layer's sequence comes out in processing order: flip it back.
-    let (f_main, b_main, shape): (&[f32], &[f32], Vec<usize>) =
-        if rs { (seq_f, seq_r, vec![b, t, u]) } else { (last_f, last_r, vec![b, u]) };
-    let at_b = |bi: usize, ti: usize, j: usize| {
-        if rs { b_main[(bi * t + (t - 1 - ti)) * u + j] } else { b_main[bi * u + j] }
-    };
-    let steps = if rs { t } else { 1 };
-    let mut ports = 0;
-    match merge {
-        MergeMode::None => {
-            let y = contiguous(f32_slot(out, 0, &shape));
-            y.copy_from_slice(f_main);
-            let y = contiguous(f32_slot(out, 1, &shape));
-            for bi in 0..b {
-                for ti in 0..steps {
-                    for j in 0..u {
-                        y[(bi * steps + ti) * u + j] = at_b(bi, ti, j);
-                    }
-                }
-            }
-            ports = 2;
-        }
-        m => {
-            let width = if m == MergeMode::Concat { 2 * u } else { u };
-            let mut mshape = shape.clone();
-            *mshape.last_mut().expect("rank ≥ 2") = width;
-            let y = contiguous(f32_slot(out, 0, &mshape));
-            for bi in 0..b {
-                for ti in 0..steps {
-                    let row = &mut y[(bi * steps + ti) * width..][..width];
-                    let f = &f_main[(bi * steps + ti) * u..][..u];
-                    for j in 0..u {
-                        let bv = at_b(bi, ti, j);
-                        match m {
-                            MergeMode::Concat => {
-                                row[j] = f[j];
-                                row[u + j] = bv;
-                            }
-                            MergeMode::Sum => row[j] = f[j] + bv,
-                            MergeMode::Mul => row[j] = f[j] * bv,
-                            MergeMode::Ave => row[j] = (f[j] + bv) * 0.5,
-                            MergeMode::None => unreachable!("handled above"),
-                        }
-                    }
-                }
-            }
-            ports += 1;
-        }
-    }
-    let main_ports = ports;
-    if fa.return_state {
-        for s in states.iter().chain(states_b.iter()) {
-            contiguous(f32_slot(out, ports, &[b, u])).copy_from_slice(&s[..b * u]);
-            ports += 1;
-        }
-    }
-    out.truncate(ports);
-    let out_mask = if rs { mask } else { None };
-    for p in 0..ports {
-        set_mask(out, p, if p < main_ports { out_mask } else { None });
-    }
-    Ok(())
-}
-
 /// Runs one operation on owned inputs and returns fresh outputs (a convenience over
 /// [`node_into`] for callers that do not keep a [`Workspace`]).
 #[allow(clippy::too_many_arguments)] // the full context of one node, passed explicitly
@@ -714,31 +677,6 @@ pub fn node(
     let mut out = Vec::new();
     node_into(op, layer, prepared, &views, state, out_time, &mut Scratch::default(), &mut out)?;
     Ok(out)
-}
-
-fn pack(a: &RnnAttrs, w: &WeightStore, prefix: &str) -> Result<rnn::RnnWeights> {
-    let gu = a.cell.gates() * a.units;
-    let sized = |name: &str, rows: usize, cols: usize| -> Result<&[f32]> {
-        let key = format!("{prefix}/{name}");
-        let v = weight(w, &key)?;
-        if v.len() != rows * cols {
-            return Err(RuntimeError::WeightShape {
-                key,
-                expected: vec![rows, cols],
-                found: vec![v.len()],
-                layer: prefix.into(),
-            });
-        }
-        Ok(v)
-    };
-    let bias_rows = if a.cell == (CellKind::Gru { reset_after: true }) { 2 } else { 1 };
-    let bias = if a.use_bias { Some(sized("bias", bias_rows, gu)?) } else { None };
-    Ok(rnn::RnnWeights::pack(
-        a,
-        sized("kernel", a.input_dim, gu)?,
-        sized("recurrent_kernel", a.units, gu)?,
-        bias,
-    ))
 }
 
 /// One declared model input.

@@ -42,18 +42,22 @@ impl Model {
     /// Checks `weights` against the program (every weight present, right shape, finite) and
     /// repacks them for the kernels.
     pub fn new(program: Program, weights: &WeightStore) -> Result<Self> {
+        program.validate()?;
         weights.check(&program)?;
+        // The interpreter runs the same inference pipeline as the generated code.
+        let mut optimised = program.clone();
+        seqmodel_ir::passes::for_inference(&mut optimised);
         // Standard layout for `as_slice`.
         let std = weights.standard_layout();
-        let order = program.topo_order();
+        let order = optimised.topo_order();
         let position: HashMap<NodeIndex, usize> = order.iter().enumerate().map(|(i, n)| (*n, i)).collect();
-        let source = |n: NodeIndex, port: usize| match program.graph[n].op {
+        let source = |n: NodeIndex, port: usize| match optimised.graph[n].op {
             Op::Input { index } => Source::Input(index),
             _ => Source::Node(position[&n], port),
         };
         let mut steps = Vec::with_capacity(order.len());
         for &n in &order {
-            let node = &program.graph[n];
+            let node = &optimised.graph[n];
             let prepared = match &node.weights {
                 Some(prefix) => exec::prepare(&node.op, &std, prefix)?,
                 None => None,
@@ -61,12 +65,12 @@ impl Model {
             steps.push(Step {
                 op: node.op.clone(),
                 layer: node.layer.clone(),
-                sources: program.node_inputs(n).into_iter().map(|p| source(p.node, p.port)).collect(),
-                first_dim: program.types[&n].first().and_then(|t| t.dims.first()).copied(),
+                sources: optimised.node_inputs(n).into_iter().map(|p| source(p.node, p.port)).collect(),
+                first_dim: optimised.types[&n].first().and_then(|t| t.dims.first()).copied(),
                 prepared,
             });
         }
-        let outputs = program.outputs.iter().map(|p| source(p.node, p.port)).collect();
+        let outputs = optimised.outputs.iter().map(|p| source(p.node, p.port)).collect();
         let states = vec![None; steps.len()];
         let workspace = Workspace::new(steps.len());
         Ok(Model { program, steps, outputs, states, workspace })

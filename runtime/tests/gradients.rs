@@ -221,3 +221,57 @@ fn dropout_layers_and_rnn_dropout_in_training() {
         Loss::MeanSquaredError,
     );
 }
+
+/// Padded rows of a `[3, 6, 2]` batch: row 1 ends with two masked steps, row 2 starts with one.
+fn padded(seed: u64) -> Tensor {
+    let mut x = data(&[3, 6, 2], seed);
+    for (b, t) in [(1, 4), (1, 5), (2, 0)] {
+        x[[b, t, 0]] = 0.0;
+        x[[b, t, 1]] = 0.0;
+    }
+    Tensor::F32(x)
+}
+
+#[test]
+fn bidirectional_on_masked_sequences_in_every_merge_mode() {
+    for mode in ["concat", "sum", "mul", "ave"] {
+        for cell in ["LSTM(3", "GRU(3, reset_after=false", "SimpleRNN(3"] {
+            let src = format!(
+                "model M(x: [6, 2]) -> [2] {{ x -> Masking(0.0) -> Bidirectional({cell}, return_sequences=true), merge_mode=\"{mode}\") -> Bidirectional(GRU(2), merge_mode=\"{mode}\") -> Dense(2) }}"
+            );
+            check(&src, vec![padded(26)], vec![f(&[3, 2], 27)], Loss::MeanSquaredError);
+        }
+    }
+}
+
+#[test]
+fn bidirectional_without_merge_with_states_and_dropout() {
+    check(
+        "model M(x: [6, 2]) -> ([6, 3], [6, 3]) { x -> Masking(0.0) -> Bidirectional(LSTM(3, return_sequences=true), merge_mode=None) }",
+        vec![padded(28)],
+        vec![f(&[3, 6, 3], 29), f(&[3, 6, 3], 30)],
+        Loss::MeanSquaredError,
+    );
+    check(
+        "model M(x: [6, 2]) -> [4] { o, hf, cf, hb, cb = Bidirectional(LSTM(2, return_sequences=true, return_state=true))(x); Concatenate()([Add()([hf, cb]), Multiply()([cf, hb])]) }",
+        vec![padded(31)],
+        vec![f(&[3, 4], 32)],
+        Loss::MeanSquaredError,
+    );
+    check(
+        "model M(x: [6, 2]) -> [2] { x -> Bidirectional(GRU(3, dropout=0.2, recurrent_dropout=0.3)) -> Dense(2) }",
+        vec![padded(33)],
+        vec![f(&[3, 2], 34)],
+        Loss::MeanSquaredError,
+    );
+}
+
+#[test]
+fn stateful_bidirectional() {
+    check(
+        "model M(x: [6, 2]) -> [2] where batch = 3 { x -> Bidirectional(LSTM(3, stateful=true), merge_mode=\"sum\") -> Dense(2) }",
+        vec![padded(35)],
+        vec![f(&[3, 2], 36)],
+        Loss::MeanSquaredError,
+    );
+}

@@ -152,6 +152,46 @@ pub fn map(a: Activation, data: &mut [f32]) {
     }
 }
 
+/// Whether the gradient of `a` needs its input (softmax's and log-softmax's need only the
+/// output; linear's neither).
+pub fn grad_needs_input(a: Activation) -> bool {
+    !matches!(a, Activation::Linear | Activation::Softmax | Activation::LogSoftmax)
+}
+
+/// The backward pass of [`apply`]: the gradient of the input from the output `y`, its
+/// gradient `dy` and (when [`grad_needs_input`]) the input `x`, all rows of length `width`.
+pub fn backward(a: Activation, x: Option<&[f32]>, y: &[f32], dy: &[f32], dx: &mut [f32], width: usize) {
+    dx.copy_from_slice(dy);
+    if width == 0 {
+        return;
+    }
+    match a {
+        Activation::Linear => {}
+        Activation::Softmax => {
+            for (row, yr) in dx.chunks_mut(width).zip(y.chunks(width)) {
+                let dot: f32 = row.iter().zip(yr).map(|(d, y)| d * y).sum();
+                for (d, y) in row.iter_mut().zip(yr) {
+                    *d = y * (*d - dot);
+                }
+            }
+        }
+        Activation::LogSoftmax => {
+            for (row, yr) in dx.chunks_mut(width).zip(y.chunks(width)) {
+                let sum: f32 = row.iter().sum();
+                for (d, y) in row.iter_mut().zip(yr) {
+                    *d -= y.exp() * sum;
+                }
+            }
+        }
+        _ => {
+            let x = x.expect("the input is kept when the gradient needs it");
+            for ((d, x), y) in dx.iter_mut().zip(x).zip(y) {
+                *d *= grad(a, *x, *y);
+            }
+        }
+    }
+}
+
 /// Applies `a` in place to rows of length `width` (softmax acts per row).
 pub fn apply(a: Activation, data: &mut [f32], width: usize) {
     match a {

@@ -1,38 +1,13 @@
 //! Dense, Embedding, Masking and the merge layers.
 
-use ndarray::{Array2, ArrayD, ArrayViewD, Axis, IxDyn, Slice};
+use ndarray::{Array2, ArrayD, ArrayViewD, Axis, Slice};
 use seqmodel_ir::{Activation, MergeKind};
 
 use crate::error::{Result, RuntimeError};
-use crate::kernels::{FixedRhs, Start, activation, matmul};
+use crate::kernels::{FixedRhs, Start, activation};
 
-/// `Dense` over the last axis: `act(x · W + b)`.
-pub fn dense(
-    x: &ArrayD<f32>,
-    kernel: &[f32],
-    bias: Option<&[f32]>,
-    units: usize,
-    act: Activation,
-) -> ArrayD<f32> {
-    let mut shape = x.shape().to_vec();
-    if let Some(l) = shape.last_mut() {
-        *l = units;
-    }
-    let mut out = ArrayD::zeros(IxDyn(&shape));
-    let d = *x.shape().last().unwrap_or(&1);
-    dense_with(x.view(), units, act, out.as_slice_mut().expect("fresh array"), |rows, xs, out| {
-        if let Some(b) = bias {
-            for row in out.chunks_mut(units) {
-                row.copy_from_slice(b);
-            }
-        }
-        matmul(rows, d, units, xs, kernel, out, bias.is_some())
-    });
-    out
-}
-
-/// [`dense`] writing into `out` (`rows × units`, row-major), with the kernel packed at load
-/// time.
+/// `Dense` over the last axis, `act(x · W + b)`, writing into `out` (`rows × units`,
+/// row-major), with the kernel packed at load time.
 pub fn dense_into(
     x: ArrayViewD<'_, f32>,
     kernel: &FixedRhs,
@@ -64,16 +39,8 @@ fn dense_with(
     activation::apply(act, out, units);
 }
 
-/// `Embedding`: gathers rows of `table` `[vocab, dim]`; ids out of range are an error.
-pub fn embedding(ids: &ArrayD<i32>, table: &Array2<f32>) -> Result<ArrayD<f32>> {
-    let mut shape = ids.shape().to_vec();
-    shape.push(table.ncols());
-    let mut out = ArrayD::zeros(IxDyn(&shape));
-    embedding_into(ids.view(), table, out.as_slice_mut().expect("fresh array"))?;
-    Ok(out)
-}
-
-/// [`embedding`] writing into `out` (`ids.len() × dim`).
+/// `Embedding`: gathers rows of `table` `[vocab, dim]` into `out` (`ids.len() × dim`); ids
+/// out of range are an error.
 pub fn embedding_into(ids: ArrayViewD<'_, i32>, table: &Array2<f32>, out: &mut [f32]) -> Result<()> {
     let (vocab, dim) = table.dim();
     for ((flat, &id), row) in ids.iter().enumerate().zip(out.chunks_mut(dim.max(1))) {
@@ -99,17 +66,8 @@ fn unravel(mut flat: usize, shape: &[usize]) -> Vec<usize> {
     idx
 }
 
-/// `Masking`: the mask `[B, T]` of steps not entirely equal to `value`, and the input with
-/// masked steps zeroed (as Keras does).
-pub fn masking(x: &ArrayD<f32>, value: f32) -> (ArrayD<f32>, Array2<bool>) {
-    let s = x.shape();
-    let mut mask = Array2::from_elem((s[0], s[1]), false);
-    let mut out = x.clone();
-    masking_into(x.view(), value, &mut out, &mut mask);
-    (out, mask)
-}
-
-/// [`masking`] writing into `out` (shaped like `x`) and `mask`.
+/// `Masking`: writes the mask `[B, T]` of steps not entirely equal to `value`, and the
+/// input with masked steps zeroed (as Keras does) into `out` (shaped like `x`).
 pub fn masking_into(x: ArrayViewD<'_, f32>, value: f32, out: &mut ArrayD<f32>, mask: &mut Array2<bool>) {
     out.assign(&x);
     let (b, t) = mask.dim();
@@ -124,14 +82,6 @@ pub fn masking_into(x: ArrayViewD<'_, f32>, value: f32, out: &mut ArrayD<f32>, m
             }
         }
     }
-}
-
-/// The merge layers over same-shaped inputs (Concatenate along `axis`, batch excluded).
-pub fn merge(kind: MergeKind, xs: &[&ArrayD<f32>]) -> Result<ArrayD<f32>> {
-    let views: Vec<ArrayViewD<'_, f32>> = xs.iter().map(|x| x.view()).collect();
-    let mut out = ArrayD::zeros(IxDyn(&merge_shape(kind, &views)?));
-    merge_into(kind, &views, &mut out);
-    Ok(out)
 }
 
 /// The output shape of a merge, or an error if the inputs do not fit together.

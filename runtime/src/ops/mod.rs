@@ -1,5 +1,5 @@
 //! Forward passes of the layers, on batch-first arrays.
 
 pub mod basic;
-pub mod rnn;
+
 pub mod time;

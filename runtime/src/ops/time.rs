@@ -37,26 +37,10 @@ pub fn step(x: ArrayViewD<'_, f32>, index: i64) -> Result<ArrayViewD<'_, f32>> {
     Ok(x.index_axis_move(Axis(1), i as usize))
 }
 
-/// Zero steps before and after.
-pub fn pad(x: &ArrayD<f32>, left: usize, right: usize) -> ArrayD<f32> {
-    let mut shape = x.shape().to_vec();
-    shape[1] += left + right;
-    let mut out = ArrayD::zeros(shape);
-    pad_into(x.view(), left, &mut out);
-    out
-}
-
-/// [`pad`] into `out` (shaped with the padded time axis).
+/// Zero steps before and after: `x` into `out` (shaped with the padded time axis) at step
+/// `left`.
 pub fn pad_into(x: ArrayViewD<'_, f32>, left: usize, out: &mut ArrayD<f32>) {
     let t = x.shape()[1];
     out.fill(0.0);
     out.slice_axis_mut(Axis(1), Slice::from(left..left + t)).assign(&x);
-}
-
-/// `[B, F]` → `[B, n, F]`.
-pub fn repeat(x: &ArrayD<f32>, n: usize) -> ArrayD<f32> {
-    let b = x.shape()[0];
-    let f = x.shape()[1];
-    let v = x.view().insert_axis(Axis(1));
-    v.broadcast(ndarray::IxDyn(&[b, n, f])).expect("broadcast over the new axis").to_owned()
 }

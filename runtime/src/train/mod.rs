@@ -4,13 +4,11 @@
 mod graph;
 mod loss;
 mod optimizer;
-mod pool;
-mod rnn;
 
 use std::collections::HashMap;
 
 use ndarray::{ArrayD, Axis};
-use seqmodel_ir::{NodeIndex, Program};
+use seqmodel_ir::Program;
 
 pub use loss::Loss;
 pub use optimizer::{Optimizer, Rule};
@@ -28,7 +26,7 @@ pub struct Trainer {
     pub loss: Loss,
     /// The optimizer and its state.
     pub optimizer: Optimizer,
-    states: HashMap<NodeIndex, Vec<Vec<f32>>>,
+    states: graph::States,
     seed: u64,
 }
 
@@ -91,12 +89,13 @@ fn pick_rows(t: &Tensor, idx: &[usize]) -> Tensor {
 
 impl Trainer {
     /// Starts training `program` from `weights` (checked like [`Model::new`]). The program
-    /// is first rewritten by [`seqmodel_ir::rewrite::for_training`] (row-wise
+    /// is first rewritten by [`seqmodel_ir::passes::for_training`] (row-wise
     /// `TimeDistributed` layers run on the whole sequence, activations fuse into Dense), which
     /// changes no number and no gradient and saves copies of whole sequences.
     pub fn new(mut program: Program, weights: WeightStore, loss: Loss, optimizer: Optimizer) -> Result<Self> {
         weights.check(&program)?;
-        seqmodel_ir::rewrite::for_training(&mut program);
+        program.validate()?;
+        seqmodel_ir::passes::for_training(&mut program);
         let weights = {
             let mut s = WeightStore::new();
             for k in weights.keys() {

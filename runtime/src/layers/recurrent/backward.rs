@@ -1,13 +1,14 @@
-//! Training forward and backward-through-time of LSTM, GRU (both modes) and SimpleRNN on
-//! Keras's weight layout, with masking, `go_backwards` and initial states. Written as plain
-//! loops over the fused gate math (matrix products through `kernels::matmul`) so that each line can be
-//! checked against the equations; the gradient checks in the tests hold it to finite
-//! differences.
+//! Backpropagation through time of LSTM, GRU (both modes) and SimpleRNN on Keras's weight
+//! layout, with masking (both behaviours), `go_backwards`, initial states and recurrent
+//! dropout, from the tape that the forward pass recorded. Written as plain loops over the
+//! gate math (matrix products through `kernels::matmul`) so that each line can be checked
+//! against the equations; the gradient checks in the tests hold it to finite differences.
 
-use seqmodel_ir::{CellKind, RnnAttrs};
+use seqmodel_ir::CellKind;
 
-use super::pool;
+use super::RnnTape;
 use crate::kernels::{FixedRhs, activation, matmul, transpose};
+use crate::pool;
 
 /// The weights of one recurrent layer in Keras's layout.
 pub struct RnnParams<'a> {
@@ -19,62 +20,11 @@ pub struct RnnParams<'a> {
     pub bias: Option<&'a [f32]>,
 }
 
-/// What the forward pass keeps for the backward pass.
-pub struct RnnTape {
-    a: RnnAttrs,
-    dims: (usize, usize, usize),
-    x: Vec<f32>,
-    /// Pre-activations per processing step, `[T][B][G·U]`.
-    pre: Vec<f32>,
-    /// Activated gates per step, `[T][B][G·U]`.
-    gates: Vec<f32>,
-    /// GRU: recurrent projection (with recurrent bias) per step; GRU without reset_after:
-    /// `r·h_prev` in the first `U` columns.
-    rec: Vec<f32>,
-    h_prev: Vec<f32>,
-    c_prev: Vec<f32>,
-    c_new: Vec<f32>,
-    /// LSTM: `act(c)` of each step's new cell state (reused by the backward pass).
-    c_act: Vec<f32>,
-    live: Vec<bool>,
-    /// Recurrent dropout: `[B, U]` keep mask (scaled), applied to `h_prev` in the recurrent
-    /// products only, as Keras does.
-    rec_mask: Option<Vec<f32>>,
-}
-
-impl Drop for RnnTape {
-    /// Gives the tape's arrays back to the training pool for the next step.
-    fn drop(&mut self) {
-        for v in [
-            &mut self.x,
-            &mut self.pre,
-            &mut self.gates,
-            &mut self.rec,
-            &mut self.h_prev,
-            &mut self.c_prev,
-            &mut self.c_new,
-            &mut self.c_act,
-        ] {
-            pool::recycle(std::mem::take(v));
-        }
-    }
-}
-
 fn dropped(h: &[f32], mask: Option<&[f32]>) -> Vec<f32> {
     match mask {
         Some(m) => h.iter().zip(m).map(|(a, b)| a * b).collect(),
         None => h.to_vec(),
     }
-}
-
-/// The outputs of the training forward pass.
-pub struct RnnForward {
-    /// `[B, T, U]` in processing order (with `return_sequences`).
-    pub sequence: Option<Vec<f32>>,
-    /// `[B, U]`.
-    pub last: Vec<f32>,
-    /// Final states, each `[B, U]`.
-    pub states: Vec<Vec<f32>>,
 }
 
 /// Gradients of one recurrent layer.
@@ -106,188 +56,6 @@ fn add_masked(acc: &mut [f32], v: &[f32], mask: Option<&[f32]>) {
     for (i, (a, x)) in acc.iter_mut().zip(v).enumerate() {
         *a += x * mask.map_or(1.0, |m| m[i]);
     }
-}
-
-/// Runs the layer over `x` `[B, T, D]` and records the tape.
-pub fn forward(
-    a: &RnnAttrs,
-    p: &RnnParams<'_>,
-    x: &[f32],
-    dims: (usize, usize, usize),
-    mask: Option<&[bool]>,
-    initial: Option<Vec<Vec<f32>>>,
-    rec_mask: Option<Vec<f32>>,
-) -> (RnnForward, RnnTape) {
-    let (b, t, d) = dims;
-    let u = a.units;
-    let gu = a.cell.gates() * u;
-    let reset_after = matches!(a.cell, CellKind::Gru { reset_after: true });
-    let mut xp = pool::zeros(b * t * gu);
-    if let Some(bias) = p.bias {
-        for row in xp.chunks_mut(gu) {
-            row.copy_from_slice(&bias[..gu]);
-        }
-    }
-    matmul(b * t, d, gu, x, p.kernel, &mut xp, true);
-    let bias_rec = if reset_after { p.bias.map(|bb| &bb[gu..2 * gu]) } else { None };
-    // The matrices multiplied at every step, packed once for the whole sequence.
-    let (rec_m, r_zr, r_h) = match a.cell {
-        CellKind::Gru { reset_after: false } => {
-            let (zr, h) = split_recurrent(p.recurrent, u);
-            (FixedRhs::default(), FixedRhs::new(u, 2 * u, &zr), FixedRhs::new(u, u, &h))
-        }
-        _ => (FixedRhs::new(u, gu, p.recurrent), FixedRhs::default(), FixedRhs::default()),
-    };
-    let mut states = initial.unwrap_or_else(|| vec![vec![0.0; b * u]; a.cell.states()]);
-    let mut out_prev = vec![0.0f32; b * u];
-    let mut sequence = a.return_sequences.then(|| vec![0.0f32; b * t * u]);
-    let mut tape = RnnTape {
-        a: *a,
-        dims,
-        x: pool::copied(x),
-        pre: pool::zeros(t * b * gu),
-        gates: pool::zeros(t * b * gu),
-        rec: pool::zeros(t * b * gu),
-        h_prev: pool::zeros(t * b * u),
-        c_prev: pool::zeros(t * b * u),
-        c_new: pool::zeros(t * b * u),
-        c_act: if a.cell == CellKind::Lstm { pool::zeros(t * b * u) } else { Vec::new() },
-        live: vec![true; t * b],
-        rec_mask,
-    };
-    let mut rec = vec![0.0f32; b * gu];
-    let mut cand = vec![0.0f32; b * u];
-    // Every step overwrites all of h_new (and c_new for LSTM), so they live across steps.
-    let mut h_new = vec![0.0f32; b * u];
-    let mut c_new = vec![0.0f32; b * u];
-    for s in 0..t {
-        let ti = if a.go_backwards { t - 1 - s } else { s };
-        let h = states[0].clone();
-        let hd = dropped(&h, tape.rec_mask.as_deref());
-        tape.h_prev[s * b * u..][..b * u].copy_from_slice(&h);
-        if a.cell == CellKind::Lstm {
-            tape.c_prev[s * b * u..][..b * u].copy_from_slice(&states[1]);
-        }
-        let pre = &mut tape.pre[s * b * gu..][..b * gu];
-        let gates = &mut tape.gates[s * b * gu..][..b * gu];
-        let trec = &mut tape.rec[s * b * gu..][..b * gu];
-        match a.cell {
-            CellKind::Lstm | CellKind::SimpleRnn => {
-                rec_m.product(b, &hd, &mut rec);
-                for bi in 0..b {
-                    let xr = &xp[(bi * t + ti) * gu..][..gu];
-                    for j in 0..gu {
-                        pre[bi * gu + j] = xr[j] + rec[bi * gu + j];
-                    }
-                }
-                gates.copy_from_slice(pre);
-                if a.cell == CellKind::Lstm {
-                    // Gates i, f (recurrent activation), c (activation), o (recurrent), each
-                    // activated as a block with the SIMD kernels.
-                    for gt in gates.chunks_mut(gu) {
-                        activation::map(a.recurrent_activation, &mut gt[..2 * u]);
-                        activation::map(a.activation, &mut gt[2 * u..3 * u]);
-                        activation::map(a.recurrent_activation, &mut gt[3 * u..]);
-                    }
-                    for bi in 0..b {
-                        let gt = &gates[bi * gu..][..gu];
-                        for j in 0..u {
-                            c_new[bi * u + j] = gt[u + j] * states[1][bi * u + j] + gt[j] * gt[2 * u + j];
-                        }
-                    }
-                    let c_act = &mut tape.c_act[s * b * u..][..b * u];
-                    c_act.copy_from_slice(&c_new);
-                    activation::map(a.activation, c_act);
-                    for bi in 0..b {
-                        for j in 0..u {
-                            h_new[bi * u + j] = gates[bi * gu + 3 * u + j] * c_act[bi * u + j];
-                        }
-                    }
-                } else {
-                    activation::map(a.activation, gates);
-                    h_new.copy_from_slice(gates);
-                }
-            }
-            CellKind::Gru { reset_after } => {
-                if reset_after {
-                    rec_m.product(b, &hd, &mut rec);
-                    if let Some(br) = bias_rec {
-                        for row in rec.chunks_mut(gu) {
-                            for (r, bb) in row.iter_mut().zip(br) {
-                                *r += bb;
-                            }
-                        }
-                    }
-                } else {
-                    let mut zr = vec![0.0f32; b * 2 * u];
-                    r_zr.product(b, &hd, &mut zr);
-                    for bi in 0..b {
-                        rec[bi * gu..][..2 * u].copy_from_slice(&zr[bi * 2 * u..][..2 * u]);
-                    }
-                }
-                for bi in 0..b {
-                    let xr = &xp[(bi * t + ti) * gu..][..gu];
-                    for j in 0..2 * u {
-                        pre[bi * gu + j] = xr[j] + rec[bi * gu + j];
-                    }
-                    gates[bi * gu..][..2 * u].copy_from_slice(&pre[bi * gu..][..2 * u]);
-                    activation::map(a.recurrent_activation, &mut gates[bi * gu..][..2 * u]);
-                }
-                if !reset_after {
-                    // r·h_prev, then its product with the candidate kernel.
-                    let mut rh = vec![0.0f32; b * u];
-                    for bi in 0..b {
-                        for j in 0..u {
-                            rh[bi * u + j] = gates[bi * gu + u + j] * hd[bi * u + j];
-                        }
-                    }
-                    r_h.product(b, &rh, &mut cand);
-                    for bi in 0..b {
-                        trec[bi * gu..][..u].copy_from_slice(&rh[bi * u..][..u]);
-                    }
-                }
-                for bi in 0..b {
-                    let xr = &xp[(bi * t + ti) * gu..][..gu];
-                    for j in 0..u {
-                        let inner = if reset_after {
-                            gates[bi * gu + u + j] * rec[bi * gu + 2 * u + j]
-                        } else {
-                            cand[bi * u + j]
-                        };
-                        pre[bi * gu + 2 * u + j] = xr[2 * u + j] + inner;
-                    }
-                    gates[bi * gu + 2 * u..][..u].copy_from_slice(&pre[bi * gu + 2 * u..][..u]);
-                    activation::map(a.activation, &mut gates[bi * gu + 2 * u..][..u]);
-                    for j in 0..u {
-                        let (z, hh) = (gates[bi * gu + j], gates[bi * gu + 2 * u + j]);
-                        h_new[bi * u + j] = z * h[bi * u + j] + (1.0 - z) * hh;
-                    }
-                }
-                if reset_after {
-                    trec.copy_from_slice(&rec);
-                }
-            }
-        }
-        for bi in 0..b {
-            let live = mask.is_none_or(|m| m[bi * t + ti]);
-            tape.live[s * b + bi] = live;
-            if live {
-                states[0][bi * u..][..u].copy_from_slice(&h_new[bi * u..][..u]);
-                out_prev[bi * u..][..u].copy_from_slice(&h_new[bi * u..][..u]);
-                if a.cell == CellKind::Lstm {
-                    states[1][bi * u..][..u].copy_from_slice(&c_new[bi * u..][..u]);
-                }
-            }
-            if let Some(seq) = sequence.as_mut() {
-                seq[(bi * t + s) * u..][..u].copy_from_slice(&out_prev[bi * u..][..u]);
-            }
-        }
-        if a.cell == CellKind::Lstm {
-            tape.c_new[s * b * u..][..b * u].copy_from_slice(&states[1]);
-        }
-    }
-    pool::recycle(xp);
-    (RnnForward { sequence, last: out_prev, states }, tape)
 }
 
 /// Backpropagation through time. `d_seq` is `[B, T, U]` (processing order), `d_last` and
@@ -332,10 +100,13 @@ pub fn backward(
     // over all steps at the end: h_prevᵀ (U × T·B) · drec (T·B × G·U).
     let batched = !matches!(a.cell, CellKind::Gru { reset_after: false });
     let mut drec_steps = if batched { pool::zeros(t * b * gu) } else { Vec::new() };
+    let mut pre = vec![0.0f32; b * gu];
+    let mut gates = vec![0.0f32; b * gu];
+    let mut c_act = vec![0.0f32; if a.cell == CellKind::Lstm { b * u } else { 0 }];
     for s in (0..t).rev() {
         let ti = if a.go_backwards { t - 1 - s } else { s };
-        let pre = &tape.pre[s * b * gu..][..b * gu];
-        let gates = &tape.gates[s * b * gu..][..b * gu];
+        step_gates(tape, s, &mut pre, &mut gates, &mut c_act);
+        let (pre, gates) = (&pre[..], &gates[..]);
         let hp = &tape.h_prev[s * b * u..][..b * u];
         let rmask = tape.rec_mask.as_deref();
         let hd = dropped(hp, rmask);
@@ -347,7 +118,10 @@ pub fn backward(
         for bi in 0..b {
             let dout = &mut dout_buf[..];
             dout.copy_from_slice(&dout_carry[bi * u..][..u]);
-            if let Some(ds) = d_seq {
+            let live = tape.live[s * b + bi];
+            // A masked step's sequence output is its previous output (repeated), or a
+            // constant zero inside Bidirectional, whose gradient goes nowhere.
+            if let Some(ds) = d_seq.filter(|_| live || !tape.zero_masked) {
                 for j in 0..u {
                     dout[j] += ds[(bi * t + s) * u + j];
                 }
@@ -357,8 +131,9 @@ pub fn backward(
                     dout[j] += dl[bi * u + j];
                 }
             }
-            if !tape.live[s * b + bi] {
-                // A masked step copies state and output: gradients pass through unchanged.
+            if !live {
+                // A masked step copies the states and the previous output (the last output
+                // too): their gradients pass through unchanged.
                 dout_carry[bi * u..][..u].copy_from_slice(dout);
                 dhp[bi * u..][..u].copy_from_slice(&dh[bi * u..][..u]);
                 dcp[bi * u..][..u].copy_from_slice(&dc[bi * u..][..u]);
@@ -372,7 +147,7 @@ pub fn backward(
                 CellKind::Lstm => {
                     let cp = &tape.c_prev[s * b * u..][bi * u..][..u];
                     let cn = &tape.c_new[s * b * u..][bi * u..][..u];
-                    let c_act = &tape.c_act[s * b * u..][bi * u..][..u];
+                    let c_act = &c_act[bi * u..][..u];
                     for j in 0..u {
                         let dht = dh[bi * u + j] + dout[j];
                         let tc = c_act[j];
@@ -421,8 +196,7 @@ pub fn backward(
         }
         if let CellKind::Gru { reset_after: false } = a.cell {
             // cand = (r·h_prev) · R_h: gradients of R_h and of r·h_prev.
-            let rh_all = &tape.rec[s * b * gu..][..b * gu];
-            let rh: Vec<f32> = (0..b).flat_map(|bi| rh_all[bi * gu..][..u].to_vec()).collect();
+            let rh: Vec<f32> = (0..b * u).map(|i| gates[(i / u) * gu + u + i % u] * hd[i]).collect();
             let rh_t = transpose(&rh, b, u);
             matmul(u, b, u, &rh_t, &d_rh, &mut dr_h, true);
             let mut d_rhp = vec![0.0f32; b * u];
@@ -517,4 +291,56 @@ pub fn backward(
         dinitial.push(dc);
     }
     RnnGrads { dx, dkernel, drecurrent: drec_all, dbias, dinitial }
+}
+
+/// The pre-activations and activated gates of processing step `s` for every row, and
+/// (LSTM) the activated new cell state, recomputed from the tape as the forward pass
+/// computed them.
+fn step_gates(tape: &RnnTape, s: usize, pre: &mut [f32], gates: &mut [f32], c_act: &mut [f32]) {
+    let a = &tape.a;
+    let (b, t, _) = tape.dims;
+    let u = a.units;
+    let gu = a.cell.gates() * u;
+    let ti = if a.go_backwards { t - 1 - s } else { s };
+    let rec = &tape.rec[s * b * gu..][..b * gu];
+    for bi in 0..b {
+        let xr = &tape.xp[(bi * t + ti) * gu..][..gu];
+        let r = &rec[bi * gu..][..gu];
+        let p = &mut pre[bi * gu..][..gu];
+        let g = &mut gates[bi * gu..][..gu];
+        match a.cell {
+            CellKind::Lstm | CellKind::SimpleRnn => {
+                for j in 0..gu {
+                    p[j] = xr[j] + r[j];
+                }
+                g.copy_from_slice(p);
+                if a.cell == CellKind::Lstm {
+                    activation::map(a.recurrent_activation, &mut g[..2 * u]);
+                    activation::map(a.activation, &mut g[2 * u..3 * u]);
+                    activation::map(a.recurrent_activation, &mut g[3 * u..]);
+                } else {
+                    activation::map(a.activation, g);
+                }
+            }
+            CellKind::Gru { reset_after } => {
+                for j in 0..2 * u {
+                    p[j] = xr[j] + r[j];
+                }
+                g[..2 * u].copy_from_slice(&p[..2 * u]);
+                activation::map(a.recurrent_activation, &mut g[..2 * u]);
+                for j in 0..u {
+                    // With reset_after the reset gate scales the recurrent candidate
+                    // projection; without, `r` holds the product (r·h)·R_h already.
+                    let inner = if reset_after { g[u + j] * r[2 * u + j] } else { r[2 * u + j] };
+                    p[2 * u + j] = xr[2 * u + j] + inner;
+                }
+                g[2 * u..].copy_from_slice(&p[2 * u..]);
+                activation::map(a.activation, &mut g[2 * u..]);
+            }
+        }
+    }
+    if a.cell == CellKind::Lstm {
+        c_act.copy_from_slice(&tape.c_new[s * b * u..][..b * u]);
+        activation::map(a.activation, c_act);
+    }
 }

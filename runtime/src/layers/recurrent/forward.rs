@@ -1,63 +1,16 @@
-//! Forward pass of LSTM, GRU (both `reset_after` modes) and SimpleRNN with Keras's
-//! semantics: masking, `go_backwards`, initial states. The input projection of all steps is
-//! one matrix product; each step does one `h · R` product and the fused gate update.
+//! The one forward pass of LSTM, GRU (both `reset_after` modes) and SimpleRNN with Keras's
+//! semantics: masking, `go_backwards`, initial states, recurrent dropout. The input
+//! projection of all steps is one matrix product; each step does one `h · R` product and
+//! the fused gate update. Inference, generated code and training all run it; training asks
+//! it to record an [`RnnTape`] for the backward pass.
 
 use ndarray::{Array2, Array3, ArrayView2, ArrayView3};
 use seqmodel_ir::{Activation, CellKind, RnnAttrs};
 
-use crate::kernels::{FixedRhs, Start, activation, simd};
+use super::{RnnTape, RnnWeights};
+use crate::kernels::{Start, activation, simd};
 use crate::parallel::on_one_thread;
-
-/// Weights of one recurrent layer, repacked once at load time by [`RnnWeights::pack`].
-#[derive(Debug, Clone)]
-pub struct RnnWeights {
-    /// Input kernel `[D, G·U]`.
-    kernel: FixedRhs,
-    /// Recurrent kernel `[U, G·U]` (for GRU without `reset_after`: the z and r blocks only,
-    /// `[U, 2U]`), multiplied at every step.
-    recurrent: FixedRhs,
-    /// GRU without `reset_after`: the candidate block of the recurrent kernel, `[U, U]`.
-    recurrent_h: FixedRhs,
-    /// Bias added to the input projection, `[G·U]` (zeros without bias).
-    bias_in: Vec<f32>,
-    /// GRU with `reset_after`: the recurrent bias, `[G·U]`.
-    bias_rec: Option<Vec<f32>>,
-}
-
-impl RnnWeights {
-    /// Repacks Keras's `kernel`, `recurrent_kernel` and `bias` arrays.
-    pub fn pack(a: &RnnAttrs, kernel: &[f32], recurrent: &[f32], bias: Option<&[f32]>) -> Self {
-        let u = a.units;
-        let gu = a.cell.gates() * u;
-        let (bias_in, bias_rec) = match (a.cell, bias) {
-            (_, None) => (vec![0.0; gu], None),
-            (CellKind::Gru { reset_after: true }, Some(b)) => {
-                (b[..gu].to_vec(), Some(b[gu..2 * gu].to_vec()))
-            }
-            (_, Some(b)) => (b[..gu].to_vec(), None),
-        };
-        let (recurrent, recurrent_h) = match a.cell {
-            CellKind::Gru { reset_after: false } => {
-                let mut zr = Vec::with_capacity(u * 2 * u);
-                let mut h = Vec::with_capacity(u * u);
-                for row in recurrent.chunks(gu) {
-                    zr.extend_from_slice(&row[..2 * u]);
-                    h.extend_from_slice(&row[2 * u..]);
-                }
-                (zr, h)
-            }
-            _ => (recurrent.to_vec(), Vec::new()),
-        };
-        let columns = |m: &[f32]| m.len().checked_div(u).unwrap_or(0);
-        RnnWeights {
-            kernel: FixedRhs::new(a.input_dim, gu, kernel),
-            recurrent: FixedRhs::new(u, columns(&recurrent), &recurrent),
-            recurrent_h: FixedRhs::new(u, columns(&recurrent_h), &recurrent_h),
-            bias_in,
-            bias_rec,
-        }
-    }
-}
+use crate::pool;
 
 /// What a recurrent layer computed.
 #[derive(Debug, Clone)]
@@ -79,6 +32,8 @@ pub struct RnnScratch {
     new_h: Vec<f32>,
     new_c: Vec<f32>,
     cand: Vec<f32>,
+    /// The previous `h` through recurrent dropout's mask (training only).
+    dropped_h: Vec<f32>,
     /// The work buffers of the helper threads that run shares of a batch.
     shares: Vec<RnnScratch>,
 }
@@ -129,6 +84,7 @@ pub fn forward(
         mask,
         zero_masked,
         &mut RnnScratch::default(),
+        None,
         RnnOut {
             sequence: sequence.as_mut().map(|s| s.as_slice_mut().expect("fresh array")),
             last: last.as_slice_mut().expect("fresh array"),
@@ -139,7 +95,19 @@ pub fn forward(
     RnnOutput { sequence, last, states }
 }
 
-/// [`forward`] writing into `out`, with reusable work buffers.
+/// What a training pass adds to a run of the recurrence: recurrent dropout and a tape.
+#[derive(Debug)]
+pub struct Recording<'a> {
+    /// Recurrent dropout's scaled keep mask `[B·U]`, applied to the previous `h` in the
+    /// recurrent products only (as Keras does).
+    pub rec_mask: Option<&'a [f32]>,
+    /// Where every step is recorded for the backward pass (sized by [`RnnTape::new`]).
+    pub tape: &'a mut RnnTape,
+}
+
+/// [`forward`] writing into `out`, with reusable work buffers; with `record`, the run also
+/// fills a tape for [`super::backward`] (and then stays on the calling thread).
+#[allow(clippy::too_many_arguments)] // the layer's full context, passed explicitly
 pub fn forward_into(
     a: &RnnAttrs,
     w: &RnnWeights,
@@ -147,19 +115,42 @@ pub fn forward_into(
     mask: Option<ArrayView2<'_, bool>>,
     zero_masked: bool,
     scratch: &mut RnnScratch,
+    record: Option<Recording<'_>>,
     out: RnnOut<'_>,
 ) {
     let (b, t, d) = x.dim();
     let gu = a.cell.gates() * a.units;
     let x = x.as_standard_layout();
     let xs = x.as_slice().expect("standard layout");
-    // Input projection of every step at once: [B·T, D] · [D, G·U] + bias.
-    let mut xp = std::mem::take(&mut scratch.xp);
+    // Input projection of every step at once: [B·T, D] · [D, G·U] + bias. A training run
+    // hands it to the tape, so it takes a pooled buffer instead of the kept one.
+    let mut xp = if record.is_some() { pool::zeros(b * t * gu) } else { std::mem::take(&mut scratch.xp) };
     let proj = sized(&mut xp, b * t * gu);
     debug_assert_eq!(d, w.kernel.k());
     w.kernel.product_from(b * t, xs, proj, Start::Bias(&w.bias_in));
-    forward_projected(a, w, proj, (b, t), mask, zero_masked, scratch, out);
-    scratch.xp = xp;
+    match record {
+        None => {
+            forward_projected(a, w, proj, (b, t), mask, zero_masked, scratch, out);
+            scratch.xp = xp;
+        }
+        Some(Recording { rec_mask, tape }) => {
+            let RnnOut { sequence, last, states } = out;
+            let (h, c) = split_states(states, b * a.units);
+            let rows = Rows { xp: proj, b, mask, sequence, last, h, c };
+            on_one_thread(|| recur(a, w, t, zero_masked, scratch, rows, Some(Step { rec_mask, tape })));
+            tape.x = pool::copied(xs);
+            tape.xp = xp;
+        }
+    }
+}
+
+/// The `h` and (LSTM) `c` states of `b·u` values each.
+fn split_states(states: &mut [Vec<f32>], n: usize) -> (&mut [f32], &mut [f32]) {
+    match states {
+        [h, c, ..] => (&mut h[..n], &mut c[..n]),
+        [h] => (&mut h[..n], &mut [][..]),
+        [] => unreachable!("a recurrent layer has a state"),
+    }
 }
 
 /// The layer applied to one vector `[B, D]` repeated `steps` times (`RepeatVector` → RNN):
@@ -210,15 +201,11 @@ pub fn forward_projected(
     let u = a.units;
     let gu = a.cell.gates() * u;
     let RnnOut { sequence, last, states } = out;
-    let (h, c) = match states {
-        [h, c, ..] => (&mut h[..b * u], &mut c[..b * u]),
-        [h] => (&mut h[..b * u], &mut [][..]),
-        [] => unreachable!("a recurrent layer has a state"),
-    };
+    let (h, c) = split_states(states, b * u);
     let threads = crate::num_threads().min(b / MIN_ROWS_PER_THREAD);
     if threads <= 1 || b * t * gu * u < PARALLEL_MIN_MACS {
         let rows = Rows { xp, b, mask, sequence, last, h, c };
-        return recur(a, w, t, zero_masked, scratch, rows);
+        return recur(a, w, t, zero_masked, scratch, rows, None);
     }
     // Shares of `per` batch rows: every buffer is batch-major, so each share is one slice.
     let per = b.div_ceil(threads);
@@ -263,10 +250,10 @@ pub fn forward_projected(
             };
             if i + 1 < shares {
                 let helper = helpers.next().expect("one work buffer per helper share");
-                scope.spawn(move || on_one_thread(|| recur(a, w, t, zero_masked, helper, rows)));
+                scope.spawn(move || on_one_thread(|| recur(a, w, t, zero_masked, helper, rows, None)));
             } else {
                 // The calling thread takes the last share.
-                on_one_thread(|| recur(a, w, t, zero_masked, &mut *scratch, rows));
+                on_one_thread(|| recur(a, w, t, zero_masked, &mut *scratch, rows, None));
             }
         }
     });
@@ -291,7 +278,14 @@ struct Rows<'a> {
     c: &'a mut [f32],
 }
 
-/// The recurrence over all `t` steps of one share of the batch.
+/// Recurrent dropout and the tape of a training run (see [`Recording`]).
+struct Step<'a> {
+    rec_mask: Option<&'a [f32]>,
+    tape: &'a mut RnnTape,
+}
+
+/// The recurrence over all `t` steps of one share of the batch; with `step`, each step's
+/// previous states, recurrent projection and committed rows go on its tape.
 fn recur(
     a: &RnnAttrs,
     w: &RnnWeights,
@@ -299,6 +293,7 @@ fn recur(
     zero_masked: bool,
     scratch: &mut RnnScratch,
     rows: Rows<'_>,
+    mut step_tape: Option<Step<'_>>,
 ) {
     let u = a.units;
     let gu = a.cell.gates() * u;
@@ -309,6 +304,10 @@ fn recur(
     let new_h = sized(&mut scratch.new_h, b * u);
     let new_c = sized(&mut scratch.new_c, b * u);
     let cand = sized(&mut scratch.cand, b * u);
+    let dropped_h = sized(
+        &mut scratch.dropped_h,
+        if step_tape.as_ref().is_some_and(|s| s.rec_mask.is_some()) { b * u } else { 0 },
+    );
     // Keras's default activations run through the fused SIMD cells; others use scalar code.
     let fused = a.activation == Activation::Tanh && a.recurrent_activation == Activation::Sigmoid;
     let arch = pulp::Arch::new();
@@ -317,11 +316,27 @@ fn recur(
 
     for step in 0..t {
         let ti = if a.go_backwards { t - 1 - step } else { step };
-        let h = &state_h[..];
-        match a.cell {
-            CellKind::Gru { reset_after: false } => w.recurrent.product(b, h, &mut rec[..b * 2 * u]),
-            _ => w.recurrent.product(b, h, rec),
+        if let Some(Step { tape, .. }) = step_tape.as_mut() {
+            tape.h_prev[step * b * u..][..b * u].copy_from_slice(state_h);
+            if a.cell == CellKind::Lstm {
+                tape.c_prev[step * b * u..][..b * u].copy_from_slice(state_c);
+            }
         }
+        // The recurrent products read `h` through recurrent dropout's mask, if any.
+        let hd: &[f32] = match step_tape.as_ref().and_then(|s| s.rec_mask) {
+            Some(m) => {
+                for ((d, h), k) in dropped_h.iter_mut().zip(&state_h[..]).zip(m) {
+                    *d = h * k;
+                }
+                &*dropped_h
+            }
+            None => &state_h[..],
+        };
+        match a.cell {
+            CellKind::Gru { reset_after: false } => w.recurrent.product(b, hd, &mut rec[..b * 2 * u]),
+            _ => w.recurrent.product(b, hd, rec),
+        }
+        let h = &state_h[..];
         // The fused LSTM cell reads no `h`, so without a mask (every row commits) it writes
         // the new `h` straight into the state.
         let h_in_place = mask.is_none() && fused && a.cell == CellKind::Lstm;
@@ -396,7 +411,7 @@ fn recur(
                     for j in 0..u {
                         zg_all[bi * u + j] = ract(z[j] + r[j]);
                         let rg = ract(z[u + j] + r[u + j]);
-                        rh[bi * u + j] = rg * h[bi * u + j];
+                        rh[bi * u + j] = rg * hd[bi * u + j];
                     }
                 }
                 w.recurrent_h.product(b, rh, cand);
@@ -419,6 +434,18 @@ fn recur(
                 }
             }
         }
+        if let Some(Step { tape, .. }) = step_tape.as_mut() {
+            let dst = &mut tape.rec[step * b * gu..][..b * gu];
+            match a.cell {
+                CellKind::Gru { reset_after: false } => {
+                    for bi in 0..b {
+                        dst[bi * gu..][..2 * u].copy_from_slice(&rec[bi * 2 * u..][..2 * u]);
+                        dst[bi * gu + 2 * u..][..u].copy_from_slice(&cand[bi * u..][..u]);
+                    }
+                }
+                _ => dst.copy_from_slice(rec),
+            }
+        }
         // Commit the step: whole blocks without a mask, else row by row.
         let lstm = a.cell == CellKind::Lstm;
         if mask.is_none() {
@@ -434,39 +461,38 @@ fn recur(
                     seq[(bi * t + step) * u..][..u].copy_from_slice(&state_h[bi * u..][..u]);
                 }
             }
-            continue;
-        }
-        for bi in 0..b {
-            let live = mask.is_none_or(|m| m[[bi, ti]]);
-            let row = bi * u..bi * u + u;
-            if live {
-                state_h[row.clone()].copy_from_slice(&new_h[row.clone()]);
-                out_prev[row.clone()].copy_from_slice(&new_h[row.clone()]);
-                if lstm {
-                    state_c[row.clone()].copy_from_slice(&new_c[row.clone()]);
+        } else {
+            for bi in 0..b {
+                let live = mask.is_none_or(|m| m[[bi, ti]]);
+                let row = bi * u..bi * u + u;
+                if live {
+                    state_h[row.clone()].copy_from_slice(&new_h[row.clone()]);
+                    out_prev[row.clone()].copy_from_slice(&new_h[row.clone()]);
+                    if lstm {
+                        state_c[row.clone()].copy_from_slice(&new_c[row.clone()]);
+                    }
+                }
+                if let Some(seq) = sequence.as_deref_mut() {
+                    let dst = &mut seq[(bi * t + step) * u..][..u];
+                    if live || !zero_masked {
+                        dst.copy_from_slice(&out_prev[row]);
+                    } else {
+                        dst.fill(0.0);
+                    }
                 }
             }
-            if let Some(seq) = sequence.as_deref_mut() {
-                let dst = &mut seq[(bi * t + step) * u..][..u];
-                if live || !zero_masked {
-                    dst.copy_from_slice(&out_prev[row]);
-                } else {
-                    dst.fill(0.0);
-                }
+        }
+        if let Some(Step { tape, .. }) = step_tape.as_mut() {
+            for bi in 0..b {
+                tape.live[step * b + bi] = mask.is_none_or(|m| m[[bi, ti]]);
+            }
+            if lstm {
+                tape.c_new[step * b * u..][..b * u].copy_from_slice(state_c);
             }
         }
     }
     if mask.is_none() && t > 0 {
         out_prev.copy_from_slice(state_h);
-    }
-    if zero_masked && let Some(m) = mask {
-        // Inside Bidirectional, the last output of a sequence whose last step is masked is 0.
-        let last_t = if a.go_backwards { 0 } else { t.saturating_sub(1) };
-        for bi in 0..b {
-            if t > 0 && !m[[bi, last_t]] {
-                out_prev[bi * u..bi * u + u].fill(0.0);
-            }
-        }
     }
 }
 

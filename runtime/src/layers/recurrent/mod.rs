@@ -1,0 +1,168 @@
+//! The recurrent layers (LSTM, GRU in both `reset_after` modes, SimpleRNN): their weights
+//! in Keras's order, packed once at load; the one forward pass ([`forward`]), which
+//! training runs too, recording an [`RnnTape`]; and backpropagation through time
+//! ([`backward`]).
+
+mod backward;
+mod forward;
+
+use seqmodel_ir::{CellKind, RnnAttrs};
+
+pub use backward::{RnnGrads, RnnParams, backward};
+pub(crate) use forward::sized;
+pub use forward::{
+    Recording, RnnOut, RnnOutput, RnnScratch, forward, forward_into, forward_projected, forward_repeated_into,
+};
+
+use crate::kernels::FixedRhs;
+use crate::pool;
+
+/// Weights of one recurrent layer, repacked once at load time by [`RnnWeights::pack`].
+#[derive(Debug, Clone)]
+pub struct RnnWeights {
+    /// Input kernel `[D, G·U]`.
+    kernel: FixedRhs,
+    /// Recurrent kernel `[U, G·U]` (for GRU without `reset_after`: the z and r blocks only,
+    /// `[U, 2U]`), multiplied at every step.
+    recurrent: FixedRhs,
+    /// GRU without `reset_after`: the candidate block of the recurrent kernel, `[U, U]`.
+    recurrent_h: FixedRhs,
+    /// Bias added to the input projection, `[G·U]` (zeros without bias).
+    bias_in: Vec<f32>,
+    /// GRU with `reset_after`: the recurrent bias, `[G·U]`.
+    bias_rec: Option<Vec<f32>>,
+}
+
+impl RnnWeights {
+    /// Repacks Keras's `kernel`, `recurrent_kernel` and `bias` arrays.
+    pub fn pack(a: &RnnAttrs, kernel: &[f32], recurrent: &[f32], bias: Option<&[f32]>) -> Self {
+        let u = a.units;
+        let gu = a.cell.gates() * u;
+        let (bias_in, bias_rec) = match (a.cell, bias) {
+            (_, None) => (vec![0.0; gu], None),
+            (CellKind::Gru { reset_after: true }, Some(b)) => {
+                (b[..gu].to_vec(), Some(b[gu..2 * gu].to_vec()))
+            }
+            (_, Some(b)) => (b[..gu].to_vec(), None),
+        };
+        let (recurrent, recurrent_h) = match a.cell {
+            CellKind::Gru { reset_after: false } => {
+                let mut zr = Vec::with_capacity(u * 2 * u);
+                let mut h = Vec::with_capacity(u * u);
+                for row in recurrent.chunks(gu) {
+                    zr.extend_from_slice(&row[..2 * u]);
+                    h.extend_from_slice(&row[2 * u..]);
+                }
+                (zr, h)
+            }
+            _ => (recurrent.to_vec(), Vec::new()),
+        };
+        let columns = |m: &[f32]| m.len().checked_div(u).unwrap_or(0);
+        RnnWeights {
+            kernel: FixedRhs::new(a.input_dim, gu, kernel),
+            recurrent: FixedRhs::new(u, columns(&recurrent), &recurrent),
+            recurrent_h: FixedRhs::new(u, columns(&recurrent_h), &recurrent_h),
+            bias_in,
+            bias_rec,
+        }
+    }
+}
+
+/// What the forward pass of a training step keeps for the backward pass, recorded by
+/// [`forward_into`] through a [`Recording`]. Per processing step `s` (rows of the batch
+/// within): the states before the step, the recurrent projection, which rows were real and
+/// (LSTM) the cell state after the step; once: the input and its projection. The backward
+/// pass recomputes the gate activations from these.
+#[derive(Debug)]
+pub struct RnnTape {
+    pub(crate) a: RnnAttrs,
+    /// Batch, steps, input features.
+    pub(crate) dims: (usize, usize, usize),
+    /// Masked steps output zeros (inside Bidirectional) instead of repeating the last output.
+    pub(crate) zero_masked: bool,
+    /// The input `[B·T, D]` (after input dropout).
+    pub(crate) x: Vec<f32>,
+    /// Its projection with the input bias, `[B·T, G·U]` (row `b·T + t`, input order).
+    pub(crate) xp: Vec<f32>,
+    /// `[T][B][G·U]`: the recurrent product of the step (GRU `reset_after`: with the
+    /// recurrent bias; GRU without: the z and r blocks, then the candidate's product
+    /// `(r·h)·R_h`).
+    pub(crate) rec: Vec<f32>,
+    /// `[T][B][U]` the `h` before each step.
+    pub(crate) h_prev: Vec<f32>,
+    /// `[T][B][U]` the `c` before each step (LSTM).
+    pub(crate) c_prev: Vec<f32>,
+    /// `[T][B][U]` the `c` after each step (LSTM).
+    pub(crate) c_new: Vec<f32>,
+    /// `[T][B]` whether the row's step was real.
+    pub(crate) live: Vec<bool>,
+    /// Recurrent dropout's keep mask `[B·U]`.
+    pub(crate) rec_mask: Option<Vec<f32>>,
+}
+
+impl RnnTape {
+    /// A tape sized for `dims = (batch, steps, features)`.
+    pub fn new(
+        a: &RnnAttrs,
+        dims: (usize, usize, usize),
+        zero_masked: bool,
+        rec_mask: Option<Vec<f32>>,
+    ) -> Self {
+        let (b, t, _) = dims;
+        let u = a.units;
+        let gu = a.cell.gates() * u;
+        let lstm = a.cell == CellKind::Lstm;
+        RnnTape {
+            a: *a,
+            dims,
+            zero_masked,
+            x: Vec::new(),
+            xp: Vec::new(),
+            rec: pool::zeros(t * b * gu),
+            h_prev: pool::zeros(t * b * u),
+            c_prev: if lstm { pool::zeros(t * b * u) } else { Vec::new() },
+            c_new: if lstm { pool::zeros(t * b * u) } else { Vec::new() },
+            live: vec![true; t * b],
+            rec_mask,
+        }
+    }
+}
+
+impl Drop for RnnTape {
+    /// Gives the tape's arrays back to the training pool for the next step.
+    fn drop(&mut self) {
+        for v in
+            [&mut self.x, &mut self.xp, &mut self.rec, &mut self.h_prev, &mut self.c_prev, &mut self.c_new]
+        {
+            pool::recycle(std::mem::take(v));
+        }
+    }
+}
+
+/// [`backward`] for the layer stored under `prefix`: reads its weights from `store` and adds
+/// their gradients to `wg`. `d_main` is the gradient of the main output (sequence in
+/// processing order, or last step), `d_states` those of the returned final states.
+pub(crate) fn backward_to(
+    tape: &RnnTape,
+    a: &RnnAttrs,
+    store: &crate::WeightStore,
+    prefix: &str,
+    d_main: Option<&ndarray::ArrayD<f32>>,
+    d_states: &[Option<Vec<f32>>],
+    wg: &mut super::WeightGrads,
+) -> crate::Result<RnnGrads> {
+    // Keras's order: kernel, recurrent kernel, bias (the one list of the layer's weights).
+    let specs = seqmodel_ir::rnn_weight_specs(prefix, a);
+    let w = |i: usize| crate::exec::weight(store, &specs[i].key);
+    let prm =
+        RnnParams { kernel: w(0)?, recurrent: w(1)?, bias: if a.use_bias { Some(w(2)?) } else { None } };
+    let main = d_main.map(|g| g.iter().copied().collect::<Vec<f32>>());
+    let (d_seq, d_last) = if a.return_sequences { (main.as_deref(), None) } else { (None, main.as_deref()) };
+    let mut g = backward(tape, &prm, d_seq, d_last, d_states);
+    let grads =
+        [std::mem::take(&mut g.dkernel), std::mem::take(&mut g.drecurrent), std::mem::take(&mut g.dbias)];
+    for (spec, grad) in specs.into_iter().zip(grads) {
+        super::add_weight(wg, spec.key, &spec.shape, grad);
+    }
+    Ok(g)
+}
