@@ -109,6 +109,37 @@ fn ident(name: &str) -> String {
     s
 }
 
+/// The identifiers of one imported model: each thing named (an input, a layer instance, a
+/// layer call's output tensor) gets one identifier, derived from its Keras name, and no two
+/// things get the same one. Keras names that differ only in characters the language does
+/// not allow (`p-q`, `p_q`), or that look like a generated suffix (`lstm_1` beside the
+/// second output of `lstm`), would otherwise become the same variable.
+#[derive(Debug, Default)]
+struct Idents {
+    by_key: HashMap<String, String>,
+    used: HashSet<String>,
+}
+
+impl Idents {
+    /// The identifier of `key`, made from `base` (sanitised, then `_2`, `_3`, ... until
+    /// unused) the first time it is asked for.
+    fn of(&mut self, key: &str, base: &str) -> String {
+        if let Some(v) = self.by_key.get(key) {
+            return v.clone();
+        }
+        let stem = ident(base);
+        let mut name = stem.clone();
+        let mut k = 1;
+        while self.used.contains(&name) {
+            k += 1;
+            name = format!("{stem}_{k}");
+        }
+        self.used.insert(name.clone());
+        self.by_key.insert(key.to_string(), name.clone());
+        name
+    }
+}
+
 fn camel(name: &str) -> String {
     name.split(|c: char| !c.is_ascii_alphanumeric())
         .filter(|p| !p.is_empty())
@@ -290,26 +321,32 @@ impl Cx {
         let mut symbols = Vec::new();
         let mut params = Vec::new();
         let mut batch = None;
+        // Keys: `in:NAME` an input, `out:LAYER#NODE#TENSOR` a call's output, `layer:NAME` a
+        // shared layer instance.
+        let names = std::cell::RefCell::new(Idents::default());
+        let input_var = |n: &str| names.borrow_mut().of(&format!("in:{n}"), n);
         for (iname, _, _) in &inputs {
             let l = by_name
                 .get(iname)
                 .ok_or_else(|| ImportError::Config(format!("unknown input layer `{iname}`")))?;
             let (ty, b) = self.input_type(cfg(l), iname, &mut symbols)?;
             batch = batch.or(b);
-            params.push(format!("{}: {ty}", ident(iname)));
+            params.push(format!("{}: {ty}", input_var(iname)));
         }
         // Output variable of (layer, node, tensor).
         let n_nodes = |l: &J| l["inbound_nodes"].as_array().map_or(0, Vec::len);
         let var = |lname: &str, node: usize, tensor: usize, multi_out: bool, multi_node: bool| {
-            let mut v = ident(lname);
+            let mut v = lname.to_string();
             if multi_node {
                 let _ = write!(v, "_call{node}");
             }
             if multi_out {
                 let _ = write!(v, "_{tensor}");
             }
-            v
+            names.borrow_mut().of(&format!("out:{lname}#{node}#{tensor}"), &v)
         };
+        let instance_var =
+            |lname: &str| names.borrow_mut().of(&format!("layer:{lname}"), &format!("layer_{lname}"));
         let mut outputs_count: HashMap<String, usize> = HashMap::new();
         for l in layers {
             let lname = layer_name(l)?;
@@ -359,7 +396,7 @@ impl Cx {
                             let multi_out = outputs_count.get(n).copied().unwrap_or(1) > 1;
                             let mn = by_name.get(n).is_some_and(|x| n_nodes(x) > 1);
                             if by_name.get(n).is_some_and(|x| class_of(x).ok() == Some("InputLayer")) {
-                                ident(n)
+                                input_var(n)
                             } else {
                                 var(n, *nn, *t, multi_out, mn)
                             }
@@ -384,10 +421,10 @@ impl Cx {
                     } else if multi_node {
                         if ctor_done.insert(lname.clone()) {
                             let lt = self.layer(l, name, &h5_of[&lname])?;
-                            body.push(format!("{} = {}", ident(&format!("layer_{lname}")), lt.ctor));
+                            body.push(format!("{} = {}", instance_var(&lname), lt.ctor));
                             weights_by_layer.insert(lname.clone(), lt.weights);
                         }
-                        ident(&format!("layer_{lname}"))
+                        instance_var(&lname)
                     } else {
                         let lt = self.layer(l, name, &h5_of[&lname])?;
                         weights_by_layer.insert(lname.clone(), lt.weights);
@@ -429,7 +466,7 @@ impl Cx {
             .map(|(n, nn, t)| {
                 let l = by_name.get(n).copied();
                 if l.is_some_and(|x| class_of(x).ok() == Some("InputLayer")) {
-                    return ident(n);
+                    return input_var(n);
                 }
                 let multi_out = outputs_count.get(n).copied().unwrap_or(1) > 1;
                 let mn = l.is_some_and(|x| n_nodes(x) > 1);
