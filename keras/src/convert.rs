@@ -343,6 +343,9 @@ impl Cx {
             if multi_out {
                 let _ = write!(v, "_{tensor}");
             }
+            // Keyed as named: a layer called once is its node whatever index Keras's
+            // history gives it (a nested model's call can be node 1).
+            let (node, tensor) = (if multi_node { node } else { 0 }, if multi_out { tensor } else { 0 });
             names.borrow_mut().of(&format!("out:{lname}#{node}#{tensor}"), &v)
         };
         let instance_var =
