@@ -1,5 +1,7 @@
 //! Every layer type the language knows, with Keras's constructor arguments.
 
+use seqmodel_ir::MergeKind;
+
 /// What kind of value an argument takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ArgKind {
@@ -38,11 +40,56 @@ pub struct ArgSpec {
     pub required: bool,
 }
 
+/// Which layer a class is: what its configuration is built from (matched exhaustively, so
+/// a class without a rule is a compile error here, not a silent fallback).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayerKind {
+    /// `Dense`.
+    Dense,
+    /// `Activation`.
+    Activation,
+    /// `LSTM`, `GRU`, `SimpleRNN`.
+    Rnn(RnnClass),
+    /// `Bidirectional`.
+    Bidirectional,
+    /// `RepeatVector`.
+    RepeatVector,
+    /// `TimeDistributed`.
+    TimeDistributed,
+    /// `Embedding`.
+    Embedding,
+    /// `Masking`.
+    Masking,
+    /// `Cropping1D`.
+    Cropping1D,
+    /// `ZeroPadding1D`.
+    ZeroPadding1D,
+    /// `Dropout`.
+    Dropout,
+    /// `Concatenate`.
+    Concatenate,
+    /// `Add`, `Subtract`, `Multiply`, `Average`, `Maximum`, `Minimum`.
+    Merge(MergeKind),
+}
+
+/// The recurrent classes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RnnClass {
+    /// `LSTM`.
+    Lstm,
+    /// `GRU`.
+    Gru,
+    /// `SimpleRNN`.
+    SimpleRnn,
+}
+
 /// A layer type.
 #[derive(Debug, PartialEq, Eq)]
 pub struct LayerClass {
     /// Keras's class name.
     pub name: &'static str,
+    /// Which layer it is.
+    pub kind: LayerKind,
     /// Keras's snake_case name, used for automatic layer names (`lstm`, `lstm_1`).
     pub snake: &'static str,
     /// The arguments in Keras's positional order (only the first `positional` may be given
@@ -110,6 +157,7 @@ macro_rules! rnn_args {
 pub static CLASSES: &[LayerClass] = &[
     LayerClass {
         name: "Dense",
+        kind: LayerKind::Dense,
         snake: "dense",
         args: &[
             req("units", PosInt),
@@ -121,43 +169,56 @@ pub static CLASSES: &[LayerClass] = &[
     },
     LayerClass {
         name: "Activation",
+        kind: LayerKind::Activation,
         snake: "activation",
         args: &[req("activation", Activation), opt("name", Ignored)],
         positional: 1,
     },
     LayerClass {
         name: "LSTM",
+        kind: LayerKind::Rnn(RnnClass::Lstm),
         snake: "lstm",
         args: rnn_args!(opt("recurrent_activation", Activation)),
         positional: 1,
     },
     LayerClass {
         name: "GRU",
+        kind: LayerKind::Rnn(RnnClass::Gru),
         snake: "gru",
         args: rnn_args!(opt("recurrent_activation", Activation), opt("reset_after", Bool)),
         positional: 1,
     },
-    LayerClass { name: "SimpleRNN", snake: "simple_rnn", args: rnn_args!(), positional: 1 },
+    LayerClass {
+        name: "SimpleRNN",
+        kind: LayerKind::Rnn(RnnClass::SimpleRnn),
+        snake: "simple_rnn",
+        args: rnn_args!(),
+        positional: 1,
+    },
     LayerClass {
         name: "Bidirectional",
+        kind: LayerKind::Bidirectional,
         snake: "bidirectional",
         args: &[req("layer", Layer), opt("merge_mode", MergeMode), opt("name", Ignored)],
         positional: 2,
     },
     LayerClass {
         name: "RepeatVector",
+        kind: LayerKind::RepeatVector,
         snake: "repeat_vector",
         args: &[req("n", Dim), opt("name", Ignored)],
         positional: 1,
     },
     LayerClass {
         name: "TimeDistributed",
+        kind: LayerKind::TimeDistributed,
         snake: "time_distributed",
         args: &[req("layer", Layer), opt("name", Ignored)],
         positional: 1,
     },
     LayerClass {
         name: "Embedding",
+        kind: LayerKind::Embedding,
         snake: "embedding",
         args: &[
             req("input_dim", PosInt),
@@ -170,40 +231,81 @@ pub static CLASSES: &[LayerClass] = &[
     },
     LayerClass {
         name: "Masking",
+        kind: LayerKind::Masking,
         snake: "masking",
         args: &[opt("mask_value", Float), opt("name", Ignored)],
         positional: 1,
     },
     LayerClass {
         name: "Cropping1D",
+        kind: LayerKind::Cropping1D,
         snake: "cropping1d",
         args: &[opt("cropping", Pair), opt("name", Ignored)],
         positional: 1,
     },
     LayerClass {
         name: "ZeroPadding1D",
+        kind: LayerKind::ZeroPadding1D,
         snake: "zero_padding1d",
         args: &[opt("padding", Pair), opt("name", Ignored)],
         positional: 1,
     },
     LayerClass {
         name: "Dropout",
+        kind: LayerKind::Dropout,
         snake: "dropout",
         args: &[req("rate", Rate), opt("noise_shape", Ignored), opt("name", Ignored)],
         positional: 1,
     },
     LayerClass {
         name: "Concatenate",
+        kind: LayerKind::Concatenate,
         snake: "concatenate",
         args: &[opt("axis", Int), opt("name", Ignored)],
         positional: 1,
     },
-    LayerClass { name: "Add", snake: "add", args: &[opt("name", Ignored)], positional: 0 },
-    LayerClass { name: "Subtract", snake: "subtract", args: &[opt("name", Ignored)], positional: 0 },
-    LayerClass { name: "Multiply", snake: "multiply", args: &[opt("name", Ignored)], positional: 0 },
-    LayerClass { name: "Average", snake: "average", args: &[opt("name", Ignored)], positional: 0 },
-    LayerClass { name: "Maximum", snake: "maximum", args: &[opt("name", Ignored)], positional: 0 },
-    LayerClass { name: "Minimum", snake: "minimum", args: &[opt("name", Ignored)], positional: 0 },
+    LayerClass {
+        name: "Add",
+        kind: LayerKind::Merge(MergeKind::Add),
+        snake: "add",
+        args: &[opt("name", Ignored)],
+        positional: 0,
+    },
+    LayerClass {
+        name: "Subtract",
+        kind: LayerKind::Merge(MergeKind::Subtract),
+        snake: "subtract",
+        args: &[opt("name", Ignored)],
+        positional: 0,
+    },
+    LayerClass {
+        name: "Multiply",
+        kind: LayerKind::Merge(MergeKind::Multiply),
+        snake: "multiply",
+        args: &[opt("name", Ignored)],
+        positional: 0,
+    },
+    LayerClass {
+        name: "Average",
+        kind: LayerKind::Merge(MergeKind::Average),
+        snake: "average",
+        args: &[opt("name", Ignored)],
+        positional: 0,
+    },
+    LayerClass {
+        name: "Maximum",
+        kind: LayerKind::Merge(MergeKind::Maximum),
+        snake: "maximum",
+        args: &[opt("name", Ignored)],
+        positional: 0,
+    },
+    LayerClass {
+        name: "Minimum",
+        kind: LayerKind::Merge(MergeKind::Minimum),
+        snake: "minimum",
+        args: &[opt("name", Ignored)],
+        positional: 0,
+    },
 ];
 
 /// Looks a layer type up by its Keras class name.

@@ -3,41 +3,12 @@
 use std::collections::HashMap;
 
 use seqmodel_grammar::Span;
-use seqmodel_ir::{Activation, CellKind, MergeMode};
+use seqmodel_ir::{Activation, CellKind, MergeKind, MergeMode, RnnAttrs};
 
-use super::catalog::{ArgKind, COMMON_IGNORED, LayerClass};
+use super::catalog::{ArgKind, COMMON_IGNORED, LayerClass, LayerKind, RnnClass};
 use crate::check::Value;
 use crate::diagnostic::{Diagnostic, closest};
 use crate::dims::D;
-
-/// Configuration of a recurrent layer, before its input size is known.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RnnCfg {
-    /// Cell type.
-    pub cell: CellKind,
-    /// Hidden units.
-    pub units: usize,
-    /// Candidate/output activation.
-    pub activation: Activation,
-    /// Gate activation.
-    pub recurrent_activation: Activation,
-    /// Bias present.
-    pub use_bias: bool,
-    /// Output all steps.
-    pub return_sequences: bool,
-    /// Output final states too.
-    pub return_state: bool,
-    /// Reverse processing order.
-    pub go_backwards: bool,
-    /// Keep state across calls.
-    pub stateful: bool,
-    /// Keras `unroll`.
-    pub unroll: bool,
-    /// Input dropout.
-    pub dropout: f32,
-    /// Recurrent dropout.
-    pub recurrent_dropout: f32,
-}
 
 /// The typed configuration of a layer instance.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,8 +24,8 @@ pub enum LayerCfg {
     },
     /// Activation.
     Activation(Activation),
-    /// LSTM / GRU / SimpleRNN.
-    Rnn(RnnCfg),
+    /// LSTM / GRU / SimpleRNN (`input_dim` is 0 until the layer sees its input).
+    Rnn(RnnAttrs),
     /// Bidirectional around a recurrent layer instance.
     Bidirectional {
         /// The wrapped layer instance.
@@ -85,8 +56,10 @@ pub enum LayerCfg {
     Dropout(f32),
     /// Merge layer; `axis` as written (Keras counts the batch axis).
     Merge {
-        /// Which merge.
+        /// The class name, for messages.
         class: &'static str,
+        /// The element-wise merge, or `None` for Concatenate.
+        kind: Option<MergeKind>,
         /// Concatenate's axis.
         axis: i64,
     },
@@ -313,9 +286,10 @@ fn check_kind(
 
 /// Builds the typed configuration of a layer from its bound arguments.
 pub fn build_cfg(class: &'static LayerClass, args: &Args) -> LayerCfg {
-    let rnn = |cell: CellKind| RnnCfg {
+    let rnn = |cell: CellKind| RnnAttrs {
         cell,
         units: args.int("units").unwrap_or(1) as usize,
+        input_dim: 0,
         activation: args.act("activation", Activation::Tanh),
         recurrent_activation: args.act("recurrent_activation", Activation::Sigmoid),
         use_bias: args.bool("use_bias", true),
@@ -327,17 +301,19 @@ pub fn build_cfg(class: &'static LayerClass, args: &Args) -> LayerCfg {
         dropout: args.float("dropout", 0.0) as f32,
         recurrent_dropout: args.float("recurrent_dropout", 0.0) as f32,
     };
-    match class.name {
-        "Dense" => LayerCfg::Dense {
+    match class.kind {
+        LayerKind::Dense => LayerCfg::Dense {
             units: args.int("units").unwrap_or(1) as usize,
             activation: args.act("activation", Activation::Linear),
             use_bias: args.bool("use_bias", true),
         },
-        "Activation" => LayerCfg::Activation(args.act("activation", Activation::Linear)),
-        "LSTM" => LayerCfg::Rnn(rnn(CellKind::Lstm)),
-        "GRU" => LayerCfg::Rnn(rnn(CellKind::Gru { reset_after: args.bool("reset_after", true) })),
-        "SimpleRNN" => LayerCfg::Rnn(rnn(CellKind::SimpleRnn)),
-        "Bidirectional" => {
+        LayerKind::Activation => LayerCfg::Activation(args.act("activation", Activation::Linear)),
+        LayerKind::Rnn(RnnClass::Lstm) => LayerCfg::Rnn(rnn(CellKind::Lstm)),
+        LayerKind::Rnn(RnnClass::Gru) => {
+            LayerCfg::Rnn(rnn(CellKind::Gru { reset_after: args.bool("reset_after", true) }))
+        }
+        LayerKind::Rnn(RnnClass::SimpleRnn) => LayerCfg::Rnn(rnn(CellKind::SimpleRnn)),
+        LayerKind::Bidirectional => {
             let inner = match args.get("layer") {
                 Some((Value::Layer(i), _)) => *i,
                 _ => usize::MAX,
@@ -354,33 +330,32 @@ pub fn build_cfg(class: &'static LayerClass, args: &Args) -> LayerCfg {
             };
             LayerCfg::Bidirectional { inner, merge }
         }
-        "RepeatVector" => LayerCfg::RepeatVector(match args.get("n") {
+        LayerKind::RepeatVector => LayerCfg::RepeatVector(match args.get("n") {
             Some((Value::Dim(d), _)) => *d,
             Some((Value::Int(i), _)) => D::Fixed(*i as usize),
             _ => D::Fixed(1),
         }),
-        "TimeDistributed" => {
+        LayerKind::TimeDistributed => {
             LayerCfg::TimeDistributed(Box::new(args.get("layer").map_or(Value::Poison, |(v, _)| v.clone())))
         }
-        "Embedding" => LayerCfg::Embedding {
+        LayerKind::Embedding => LayerCfg::Embedding {
             input_dim: args.int("input_dim").unwrap_or(1) as usize,
             output_dim: args.int("output_dim").unwrap_or(1) as usize,
             mask_zero: args.bool("mask_zero", false),
         },
-        "Masking" => LayerCfg::Masking(args.float("mask_value", 0.0) as f32),
-        "Cropping1D" => {
+        LayerKind::Masking => LayerCfg::Masking(args.float("mask_value", 0.0) as f32),
+        LayerKind::Cropping1D => {
             let (l, r) = args.pair("cropping", (1, 1));
             LayerCfg::Cropping(l, r)
         }
-        "ZeroPadding1D" => {
+        LayerKind::ZeroPadding1D => {
             let (l, r) = args.pair("padding", (1, 1));
             LayerCfg::Padding(l, r)
         }
-        "Dropout" => LayerCfg::Dropout(args.float("rate", 0.0) as f32),
-        other => LayerCfg::Merge { class: class_name(other), axis: args.int("axis").unwrap_or(-1) },
+        LayerKind::Dropout => LayerCfg::Dropout(args.float("rate", 0.0) as f32),
+        LayerKind::Concatenate => {
+            LayerCfg::Merge { class: class.name, kind: None, axis: args.int("axis").unwrap_or(-1) }
+        }
+        LayerKind::Merge(kind) => LayerCfg::Merge { class: class.name, kind: Some(kind), axis: -1 },
     }
-}
-
-fn class_name(name: &str) -> &'static str {
-    super::catalog::class(name).map_or("Add", |c| c.name)
 }

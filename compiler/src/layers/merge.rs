@@ -18,7 +18,7 @@ pub(crate) fn apply(
     _layer_span: Span,
     span: Span,
 ) -> Value {
-    let LayerCfg::Merge { class, axis } = inst.cfg else { return Value::Poison };
+    let LayerCfg::Merge { class, kind, axis } = inst.cfg else { return Value::Poison };
     let Some(ts) = flatten_tensors(&x) else {
         cx.emit(
             Diagnostic::error(
@@ -30,9 +30,10 @@ pub(crate) fn apply(
         );
         return Value::Poison;
     };
-    let arity_ok = if class == "Subtract" { ts.len() == 2 } else { ts.len() >= 2 };
+    let subtract = kind == Some(MergeKind::Subtract);
+    let arity_ok = if subtract { ts.len() == 2 } else { ts.len() >= 2 };
     if !arity_ok {
-        let want = if class == "Subtract" { "exactly 2" } else { "at least 2" };
+        let want = if subtract { "exactly 2" } else { "at least 2" };
         cx.emit(
             Diagnostic::error("E0307", span, format!("`{class}` merges {want} tensors, {} given", ts.len()))
                 .with_label("wrong number of inputs")
@@ -49,7 +50,27 @@ pub(crate) fn apply(
             return Value::Poison;
         }
     }
-    let (kind, ty) = if class == "Concatenate" {
+    let (kind, ty) = if let Some(kind) = kind {
+        let first = ts[0].ty.clone();
+        for t in &ts[1..] {
+            if !cx.unify_ty(&t.ty, &first) {
+                let a = cx.show(&first);
+                let b = cx.show(&t.ty);
+                cx.emit(
+                    Diagnostic::error(
+                        "E0307",
+                        span,
+                        format!("`{class}` needs inputs of one shape, found {a} and {b}"),
+                    )
+                    .with_label("shapes differ")
+                    .with_secondary(ts[0].origin.span, format!("{} is {a}", ts[0].origin.what))
+                    .with_secondary(t.origin.span, format!("{} is {b}", t.origin.what)),
+                );
+                return Value::Poison;
+            }
+        }
+        (kind, first)
+    } else {
         let rank = ts[0].ty.dims.len() as i64;
         let ax = if axis < 0 { rank + axis } else { axis - 1 };
         if axis == 0 || ax < 0 || ax >= rank {
@@ -72,34 +93,6 @@ pub(crate) fn apply(
             Some(ty) => (MergeKind::Concatenate { axis: ax }, ty),
             None => return Value::Poison,
         }
-    } else {
-        let first = ts[0].ty.clone();
-        for t in &ts[1..] {
-            if !cx.unify_ty(&t.ty, &first) {
-                let a = cx.show(&first);
-                let b = cx.show(&t.ty);
-                cx.emit(
-                    Diagnostic::error(
-                        "E0307",
-                        span,
-                        format!("`{class}` needs inputs of one shape, found {a} and {b}"),
-                    )
-                    .with_label("shapes differ")
-                    .with_secondary(ts[0].origin.span, format!("{} is {a}", ts[0].origin.what))
-                    .with_secondary(t.origin.span, format!("{} is {b}", t.origin.what)),
-                );
-                return Value::Poison;
-            }
-        }
-        let kind = match class {
-            "Add" => MergeKind::Add,
-            "Subtract" => MergeKind::Subtract,
-            "Multiply" => MergeKind::Multiply,
-            "Average" => MergeKind::Average,
-            "Maximum" => MergeKind::Maximum,
-            _ => MergeKind::Minimum,
-        };
-        (kind, first)
     };
     let ports: Vec<Port> = ts.iter().map(|t| t.port).collect();
     let n = cx.add_node(Op::Merge(kind), &inst.name, &scope.path, None, &ports, vec![ty.clone()], span);

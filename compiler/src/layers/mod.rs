@@ -11,7 +11,7 @@ pub mod rnn;
 pub mod time;
 
 pub use catalog::{ArgKind, ArgSpec, CLASSES, COMMON_IGNORED, LayerClass, class};
-pub use config::{Args, LayerCfg, RawArg, RnnCfg, bind_args, build_cfg};
+pub use config::{Args, LayerCfg, RawArg, bind_args, build_cfg};
 
 use seqmodel_grammar::Span;
 

@@ -3,27 +3,14 @@
 use seqmodel_grammar::Span;
 use seqmodel_ir::{MergeMode, Op, Port, RnnAttrs};
 
-use super::{LayerCfg, RnnCfg, build_input, fixed_features, need_float};
+use super::{LayerCfg, build_input, fixed_features, need_float};
 use crate::check::{Elab, ITy, Origin, Scope, Tensor, Value, flatten_tensors};
 use crate::diagnostic::Diagnostic;
 use crate::dims::D;
 
-fn attrs(cfg: RnnCfg, input_dim: usize) -> RnnAttrs {
-    RnnAttrs {
-        cell: cfg.cell,
-        units: cfg.units,
-        input_dim,
-        activation: cfg.activation,
-        recurrent_activation: cfg.recurrent_activation,
-        use_bias: cfg.use_bias,
-        return_sequences: cfg.return_sequences,
-        return_state: cfg.return_state,
-        go_backwards: cfg.go_backwards,
-        stateful: cfg.stateful,
-        unroll: cfg.unroll,
-        dropout: cfg.dropout,
-        recurrent_dropout: cfg.recurrent_dropout,
-    }
+/// The layer's attributes once its input size is known.
+fn attrs(cfg: RnnAttrs, input_dim: usize) -> RnnAttrs {
+    RnnAttrs { input_dim, ..cfg }
 }
 
 /// Checks that `t` is a float sequence `[T, D]` with fixed `D`; returns `(T, D)`.
@@ -62,7 +49,7 @@ pub(crate) fn apply_rnn(
     cx: &mut Elab<'_>,
     scope: &mut Scope,
     id: usize,
-    cfg: RnnCfg,
+    cfg: RnnAttrs,
     t: &Tensor,
     initial_state: Option<(Value, Span)>,
     span: Span,
