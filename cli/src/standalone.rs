@@ -44,11 +44,7 @@ pub fn write_crate(
             .iter()
             .flat_map(|i| i.ty.dims.iter())
             .all(|d| d.fixed().is_some() || matches!(d, Dim::Sym { .. }));
-        // Models whose symbols no input determines (e.g. `Decoder<T>` alone) need a caller.
-        let determined = (0..p.symbols.len()).all(|id| {
-            p.inputs.iter().any(|i| i.ty.dims.iter().any(|d| matches!(d, Dim::Sym { id: s, .. } if *s == id)))
-        });
-        if !free || !determined {
+        if !free {
             continue;
         }
         let batch = p.batch.unwrap_or(2);
@@ -64,6 +60,8 @@ pub fn write_crate(
                 let ty = if i.ty.dtype == DType::I32 { "i32" } else { "f32" };
                 format!("seqmodel::ndarray::ArrayD::<{ty}>::zeros(seqmodel::ndarray::IxDyn(&{shape:?}))")
             })
+            // A dimension no input determines (e.g. `Decoder<T>` alone) is an argument.
+            .chain(p.free_symbols().iter().map(|_| "4".to_string()))
             .collect();
         let check = if p.outputs.len() == 1 {
             "assert!(out.iter().all(|v| v.is_finite()));".to_string()

@@ -244,9 +244,30 @@ pub fn model_tokens(p: &Program) -> TokenStream {
             })
             .collect()
     };
-    let args = input_params(false);
-    let view_args = input_params(true);
+    // A dimension no input determines is a `usize` argument after the inputs, named after
+    // the dimension (`n` for `N`).
+    let free = p.free_symbols();
+    let dim_args: Vec<proc_macro2::Ident> = free
+        .iter()
+        .map(|&id| {
+            let mut name = p.symbols[id].to_lowercase();
+            while p.inputs.iter().any(|i| i.name == name) {
+                name.push_str("_dim");
+            }
+            format_ident!("{}", name)
+        })
+        .collect();
+    let dim_params: Vec<TokenStream> = dim_args.iter().map(|a| quote! { #a: usize }).collect();
+    let mut args = input_params(false);
+    args.extend(dim_params.iter().cloned());
+    let mut view_args = input_params(true);
+    view_args.extend(dim_params);
     let arg_names: Vec<_> = p.inputs.iter().map(|i| format_ident!("{}", i.name)).collect();
+    let bind_free: Vec<TokenStream> = free
+        .iter()
+        .zip(&dim_args)
+        .map(|(id, a)| quote! { bindings[#id] = ::core::option::Option::Some(#a); })
+        .collect();
     // One statement per node, writing into the node's reusable output buffers.
     let mut body = Vec::new();
     for (i, n) in order.iter().enumerate() {
@@ -331,7 +352,7 @@ pub fn model_tokens(p: &Program) -> TokenStream {
             quote! { ( #(out.#idx.to_owned()),* ) },
         )
     };
-    let predict_doc = format!(
+    let mut predict_doc = format!(
         " Runs the model on one batch. Inputs: {}.",
         p.inputs
             .iter()
@@ -339,6 +360,10 @@ pub fn model_tokens(p: &Program) -> TokenStream {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    for (id, a) in free.iter().zip(&dim_args) {
+        predict_doc
+            .push_str(&format!(" `{a}`: the size of `{}`, which no input determines.", p.symbols[*id]));
+    }
     let step = step_tokens(p);
     let reset = if p.is_stateful() {
         quote! {
@@ -425,7 +450,7 @@ pub fn model_tokens(p: &Program) -> TokenStream {
                 #[doc = #predict_doc]
                 #[allow(clippy::type_complexity)] // a tuple of the declared outputs
                 pub fn predict(&mut self, #(#args),*) -> ::core::result::Result<#ret_ty, ::seqmodel::RuntimeError> {
-                    let out = self.run(#(#arg_names.view()),*)?;
+                    let out = self.run(#(#arg_names.view(),)* #(#dim_args),*)?;
                     ::core::result::Result::Ok(#owned)
                 }
 
@@ -436,6 +461,7 @@ pub fn model_tokens(p: &Program) -> TokenStream {
                     let inputs = [#(::seqmodel::TensorView::from(#arg_names)),*];
                     let mut bindings = [::core::option::Option::None; #n_sym];
                     ::seqmodel::exec::bind_inputs(&SIGNATURE, &inputs, &mut bindings)?;
+                    #(#bind_free)*
                     let _ = &bindings;
                     let values = &mut self.workspace.values;
                     let scratch = &mut self.workspace.scratch;

@@ -1,5 +1,10 @@
 //! Dimension unification: a union-find over dimension variables where each variable may be
 //! an offset of another (`T - 2` after cropping) and each class may be bound to a number.
+//!
+//! A dimension the user *named* in the model being compiled (`x: [T, 4]`, `model M<N>`) is
+//! rigid: it means "any size", so unifying it with another named dimension or with a number
+//! is an error ([`DimMismatch::Merged`], [`DimMismatch::Pinned`]). The dimensions of a
+//! called model and the anonymous `_` are flexible: they take whatever the call gives.
 
 use seqmodel_grammar::Span;
 
@@ -24,7 +29,39 @@ impl D {
 
 /// Why two dimensions could not be unified.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DimMismatch;
+pub enum DimMismatch {
+    /// Two sizes that differ.
+    Sizes,
+    /// Two different named dimensions would become one.
+    Merged {
+        /// The one named first.
+        a: String,
+        /// The other.
+        b: String,
+    },
+    /// A named dimension would be fixed to a number.
+    Pinned {
+        /// Its name.
+        name: String,
+        /// The number.
+        value: i64,
+    },
+}
+
+impl DimMismatch {
+    /// The `help:` for a mismatch caused by a named dimension, if it was one.
+    pub fn help(&self) -> Option<String> {
+        match self {
+            DimMismatch::Sizes => None,
+            DimMismatch::Merged { a, b } => Some(format!(
+                "`{a}` and `{b}` are different dimensions; if they are always equal, use one name for both"
+            )),
+            DimMismatch::Pinned { name, value } => Some(format!(
+                "`{name}` is a named dimension (any size), but here it must be {value}; write {value} instead of `{name}`"
+            )),
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 struct Entry {
@@ -34,6 +71,8 @@ struct Entry {
     /// Bound value of a root.
     value: Option<i64>,
     name: String,
+    /// Named by the user in the model being compiled: never merged or bound.
+    rigid: bool,
 }
 
 /// The table of dimension variables.
@@ -43,11 +82,20 @@ pub struct DimTable {
 }
 
 impl DimTable {
-    /// A new unbound variable named `name` (the name shows in messages).
+    /// A new unbound flexible variable named `name` (the name shows in messages).
     pub fn fresh(&mut self, name: &str, span: Option<Span>) -> D {
+        self.new_var(name, span, false)
+    }
+
+    /// A new rigid variable: a dimension the user named in the model being compiled.
+    pub fn fresh_rigid(&mut self, name: &str, span: Option<Span>) -> D {
+        self.new_var(name, span, true)
+    }
+
+    fn new_var(&mut self, name: &str, span: Option<Span>, rigid: bool) -> D {
         let id = self.entries.len();
         let _ = span;
-        self.entries.push(Entry { parent: id, offset: 0, value: None, name: name.into() });
+        self.entries.push(Entry { parent: id, offset: 0, value: None, name: name.into(), rigid });
         D::Var(id, 0)
     }
 
@@ -85,28 +133,43 @@ impl DimTable {
                 if x == y {
                     Ok(())
                 } else {
-                    Err(DimMismatch)
+                    Err(DimMismatch::Sizes)
                 }
             }
             (D::Var(r, o), D::Fixed(n)) | (D::Fixed(n), D::Var(r, o)) => {
                 let val = n as i64 - o;
                 if val < 0 {
-                    return Err(DimMismatch);
+                    return Err(DimMismatch::Sizes);
+                }
+                if self.entries[r].rigid {
+                    return Err(DimMismatch::Pinned { name: self.entries[r].name.clone(), value: val });
                 }
                 self.entries[r].value = Some(val);
                 Ok(())
             }
             (D::Var(ra, oa), D::Var(rb, ob)) => {
                 if ra == rb {
-                    return if oa == ob { Ok(()) } else { Err(DimMismatch) };
+                    return if oa == ob { Ok(()) } else { Err(DimMismatch::Sizes) };
+                }
+                let (rigid_a, rigid_b) = (self.entries[ra].rigid, self.entries[rb].rigid);
+                if rigid_a && rigid_b {
+                    let (a, b) = (self.entries[ra].name.clone(), self.entries[rb].name.clone());
+                    return Err(DimMismatch::Merged { a, b });
+                }
+                if rigid_b {
+                    // A rigid root stays a root (value(ra) = value(rb) + ob - oa).
+                    return self.unify(D::Var(rb, ob), D::Var(ra, oa));
                 }
                 // value(rb) = value(ra) + oa - ob
                 self.entries[rb].parent = ra;
                 self.entries[rb].offset = oa - ob;
                 if let Some(vb) = self.entries[rb].value.take() {
                     let va = vb - (oa - ob);
+                    if rigid_a {
+                        return Err(DimMismatch::Pinned { name: self.entries[ra].name.clone(), value: va });
+                    }
                     match self.entries[ra].value {
-                        Some(x) if x != va => return Err(DimMismatch),
+                        Some(x) if x != va => return Err(DimMismatch::Sizes),
                         _ => self.entries[ra].value = Some(va),
                     }
                 }
@@ -164,9 +227,27 @@ mod tests {
         let mut t = DimTable::default();
         let a = t.fresh("T", None);
         t.unify(a, D::Fixed(3)).unwrap();
-        assert_eq!(t.unify(a, D::Fixed(4)), Err(DimMismatch));
+        assert_eq!(t.unify(a, D::Fixed(4)), Err(DimMismatch::Sizes));
         let D::Var(av, _) = a else { unreachable!() };
         assert_eq!(t.unify(D::Var(av, 1), D::Fixed(4)), Ok(()));
+    }
+
+    #[test]
+    fn named_dimensions_are_never_merged_or_pinned() {
+        let mut t = DimTable::default();
+        let (a, b) = (t.fresh_rigid("T", None), t.fresh_rigid("S", None));
+        assert_eq!(t.unify(a, b), Err(DimMismatch::Merged { a: "T".into(), b: "S".into() }));
+        assert_eq!(t.unify(a, D::Fixed(6)), Err(DimMismatch::Pinned { name: "T".into(), value: 6 }));
+        // A flexible variable (a callee's `T`) takes the named one, then cannot be bound.
+        let c = t.fresh("T", None);
+        t.unify(c, a).unwrap();
+        assert_eq!(t.resolve(c), t.resolve(a));
+        assert!(matches!(t.unify(c, D::Fixed(3)), Err(DimMismatch::Pinned { .. })));
+        let (d, e) = (t.fresh("U", None), t.fresh("V", None));
+        t.unify(d, D::Fixed(4)).unwrap();
+        assert!(matches!(t.unify(b, d), Err(DimMismatch::Pinned { .. })), "a bound flexible class pins S");
+        t.unify(e, b).unwrap();
+        assert!(t.unify(e, b).is_ok());
     }
 
     #[test]

@@ -209,6 +209,19 @@ impl Program {
         Ok(())
     }
 
+    /// The dimension symbols that no input determines (`N` of `OneToMany<N>(x: [8])`): a
+    /// caller must give their sizes.
+    pub fn free_symbols(&self) -> Vec<usize> {
+        (0..self.symbols.len())
+            .filter(|id| {
+                !self
+                    .inputs
+                    .iter()
+                    .any(|i| i.ty.dims.iter().any(|d| matches!(d, crate::Dim::Sym { id: s, .. } if s == id)))
+            })
+            .collect()
+    }
+
     /// Whether any layer keeps state across calls.
     pub fn is_stateful(&self) -> bool {
         self.graph.node_weights().any(|n| match &n.op {

@@ -15,7 +15,7 @@ use seqmodel_ir::{self as ir, DType, Edge, Node, Op, Port};
 pub use value::{ITy, Origin, Tensor, Value};
 
 use crate::diagnostic::Diagnostic;
-use crate::dims::{D, DimTable};
+use crate::dims::{D, DimMismatch, DimTable};
 use crate::layers::LayerCfg;
 
 /// A layer instance: a constructed layer that may be applied once or several times.
@@ -61,6 +61,8 @@ pub(crate) struct Elab<'a> {
     pub stateful: Option<Span>,
     /// Call sites whose callee failed to check with the caller's bindings.
     pub call_errors: Vec<(usize, Diagnostic)>,
+    /// Why the last failed [`Elab::unify_ty`] failed.
+    pub dim_conflict: Option<DimMismatch>,
 }
 
 impl<'a> Elab<'a> {
@@ -81,6 +83,17 @@ impl<'a> Elab<'a> {
             batch: None,
             stateful: None,
             call_errors: Vec::new(),
+            dim_conflict: None,
+        }
+    }
+
+    /// `d` with the `help:` of the last failed unification, when a named dimension caused
+    /// it (as a note if `d` has a help of its own).
+    pub(crate) fn with_dim_help(&mut self, d: Diagnostic) -> Diagnostic {
+        match self.dim_conflict.take().and_then(|c| c.help()) {
+            Some(h) if d.help.is_none() => d.with_help(h),
+            Some(h) => d.with_note(h),
+            None => d,
         }
     }
 
@@ -131,7 +144,8 @@ impl<'a> Elab<'a> {
         // Check on a copy first so a failed unification leaves no partial bindings.
         let mut trial = self.dims.clone();
         for (a, b) in found.dims.iter().zip(&expected.dims) {
-            if trial.unify(*a, *b).is_err() {
+            if let Err(e) = trial.unify(*a, *b) {
+                self.dim_conflict = Some(e);
                 return false;
             }
         }

@@ -29,11 +29,11 @@ pub(crate) fn compile_model(file: &ast::File, index: usize) -> ModelResult {
     // declared types, so an entry's inputs are exactly its declarations.
     let mut entry_dims: HashMap<String, D> = HashMap::new();
     for dp in &model.dim_params {
-        let d = cx.dims.fresh(&dp.name, Some(dp.span));
+        let d = cx.dims.fresh_rigid(&dp.name, Some(dp.span));
         entry_dims.insert(dp.name.clone(), d);
     }
     for (i, p) in model.params.iter().enumerate() {
-        let ty = declared_ty(&mut cx, &p.ty, &mut entry_dims);
+        let ty = declared_ty(&mut cx, &p.ty, &mut entry_dims, true);
         let node = cx.add_node(
             Op::Input { index: i },
             &p.name.name,
@@ -127,15 +127,30 @@ fn check_weight_conflicts(p: &ir::Program) -> Vec<Diagnostic> {
 }
 
 /// The inference type of a declared tensor type, creating symbols by name in `dims`.
-pub(crate) fn declared_ty(cx: &mut Elab<'_>, t: &ast::TensorType, dims: &mut HashMap<String, D>) -> ITy {
+///
+/// `rigid`: the names are the user's dimensions of the model being compiled (never merged
+/// with another name or bound to a number); otherwise they are a callee's, bound by the
+/// call. `_` is anonymous: a new flexible dimension at each use (Keras's `None`).
+pub(crate) fn declared_ty(
+    cx: &mut Elab<'_>,
+    t: &ast::TensorType,
+    dims: &mut HashMap<String, D>,
+    rigid: bool,
+) -> ITy {
     let ds = t
         .dims
         .iter()
         .map(|d| match d {
             ast::DimAst::Fixed(n, _) => D::Fixed(*n),
+            ast::DimAst::Sym(id, off) if id.name == "_" => cx.dims.fresh("_", Some(id.span)).plus(*off),
             ast::DimAst::Sym(id, off) => {
-                let base =
-                    *dims.entry(id.name.clone()).or_insert_with(|| cx.dims.fresh(&id.name, Some(id.span)));
+                let base = *dims.entry(id.name.clone()).or_insert_with(|| {
+                    if rigid {
+                        cx.dims.fresh_rigid(&id.name, Some(id.span))
+                    } else {
+                        cx.dims.fresh(&id.name, Some(id.span))
+                    }
+                });
                 base.plus(*off)
             }
         })
@@ -238,7 +253,7 @@ pub(crate) fn instantiate(
     };
     let mut ok = true;
     for (p, (arg, arg_span)) in model.params.iter().zip(args) {
-        let declared = declared_ty(cx, &p.ty, &mut dims);
+        let declared = declared_ty(cx, &p.ty, &mut dims, false);
         let value = match arg {
             Value::Tensor(t) => {
                 if cx.unify_ty(&t.ty, &declared) {
@@ -264,6 +279,7 @@ pub(crate) fn instantiate(
                             )
                             .with_help("add `return_sequences=true` to that layer");
                     }
+                    let d = cx.with_dim_help(d);
                     cx.emit(d);
                     ok = false;
                     Value::Poison
@@ -421,7 +437,7 @@ fn check_outputs(
     let mut ok = true;
     for (t, decl) in tensors.iter().zip(declared) {
         let mut dims = std::mem::take(&mut scope.dims);
-        let want = declared_ty(cx, decl, &mut dims);
+        let want = declared_ty(cx, decl, &mut dims, false);
         scope.dims = dims;
         if !cx.unify_ty(&t.ty, &want) {
             ok = false;
@@ -439,6 +455,7 @@ fn check_outputs(
             } else if t.origin.rnn_sequence && want.dims.len() + 1 == t.ty.dims.len() {
                 d = d.with_help("remove `return_sequences=true` to return only the last step");
             }
+            let d = cx.with_dim_help(d);
             cx.emit(d);
         }
     }

@@ -56,16 +56,16 @@ pub(crate) fn apply(
             if !cx.unify_ty(&t.ty, &first) {
                 let a = cx.show(&first);
                 let b = cx.show(&t.ty);
-                cx.emit(
-                    Diagnostic::error(
-                        "E0307",
-                        span,
-                        format!("`{class}` needs inputs of one shape, found {a} and {b}"),
-                    )
-                    .with_label("shapes differ")
-                    .with_secondary(ts[0].origin.span, format!("{} is {a}", ts[0].origin.what))
-                    .with_secondary(t.origin.span, format!("{} is {b}", t.origin.what)),
-                );
+                let d = Diagnostic::error(
+                    "E0307",
+                    span,
+                    format!("`{class}` needs inputs of one shape, found {a} and {b}"),
+                )
+                .with_label("shapes differ")
+                .with_secondary(ts[0].origin.span, format!("{} is {a}", ts[0].origin.what))
+                .with_secondary(t.origin.span, format!("{} is {b}", t.origin.what));
+                let d = cx.with_dim_help(d);
+                cx.emit(d);
                 return Value::Poison;
             }
         }
