@@ -115,6 +115,12 @@ enum Command {
         /// The folder holding the case folders.
         dir: PathBuf,
     },
+    /// Explain a diagnostic code (`seqc explain SM0302`), like `rustc --explain`; without a
+    /// code, list them all.
+    Explain {
+        /// The code.
+        code: Option<String>,
+    },
 }
 
 /// A failure with a message for the user; the process exits with code 1 (or 2 for usage).
@@ -148,6 +154,7 @@ fn main() -> ExitCode {
         Command::Run { file, model, weights, inputs, output_dir } => {
             commands::run(&file, model.as_deref(), &weights, &inputs, &output_dir, color)
         }
+        Command::Explain { code } => explain(code.as_deref()),
         Command::Conformance { dir } => conformance::run_all(&dir)
             .map(|(_, failed, _)| if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }),
     };
@@ -156,6 +163,26 @@ fn main() -> ExitCode {
         Err(Failure(msg)) => {
             eprintln!("error: {msg}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// `seqc explain [CODE]`.
+fn explain(code: Option<&str>) -> Result<ExitCode, Failure> {
+    use seqmodel_compiler::codes;
+    match code {
+        None => {
+            for c in codes::CODES {
+                println!("{}  {}", c.id, c.title);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(id) => {
+            let c = codes::explain(id).ok_or_else(|| {
+                Failure(format!("no diagnostic code `{id}`; `seqc explain` lists them (SM0001 ... SM0999)"))
+            })?;
+            println!("{}: {}\n\n{}", c.id, c.title, c.explanation);
+            Ok(ExitCode::SUCCESS)
         }
     }
 }

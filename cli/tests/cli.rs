@@ -38,7 +38,7 @@ fn check_reports_errors_with_exit_code_one() {
     let out = seqc().arg("check").arg(&f).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("E0302") && err.contains("return_sequences=true"), "{err}");
+    assert!(err.contains("SM0302") && err.contains("return_sequences=true"), "{err}");
 }
 
 #[test]
@@ -284,4 +284,16 @@ fn build_prints_code_and_writes_a_standalone_crate_that_passes_its_tests() {
         .output()
         .unwrap();
     assert_eq!(again.status.code(), Some(1));
+}
+
+#[test]
+fn explain_prints_a_code_s_long_explanation_like_rustc_explain() {
+    let out = seqc().args(["explain", "SM0302"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.starts_with("SM0302: a sequence is needed"), "{text}");
+    assert!(text.contains("Wrong:") && text.contains("return_sequences=true"), "{text}");
+    let list = seqc().arg("explain").output().unwrap();
+    assert!(String::from_utf8_lossy(&list.stdout).lines().count() > 40);
+    let unknown = seqc().args(["explain", "E9"]).output().unwrap();
+    assert_eq!(unknown.status.code(), Some(1));
 }

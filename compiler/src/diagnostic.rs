@@ -28,7 +28,7 @@ pub struct Label {
 pub struct Diagnostic {
     /// Error or warning.
     pub severity: Severity,
-    /// A stable code, `E0301`, for documentation and tests.
+    /// A stable code from [`crate::codes::CODES`], `SM0301` (`seqc explain SM0301`).
     pub code: &'static str,
     /// The headline.
     pub message: String,
@@ -123,7 +123,7 @@ impl Diagnostic {
         }
     }
 
-    /// A one-line form: `file:line:col: error[E0301]: message`.
+    /// A one-line form: `file:line:col: error[SM0301]: message`.
     pub fn render_plain(&self, file_name: &str, source: &str) -> String {
         let (line, col) = self.span.line_col(source);
         let sev = match self.severity {

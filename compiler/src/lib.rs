@@ -16,6 +16,7 @@
 pub mod build;
 mod check;
 pub mod codegen;
+pub mod codes;
 mod diagnostic;
 mod dims;
 pub mod dot;
@@ -62,7 +63,7 @@ impl CompileErrors {
 pub fn compile(source: &str) -> Result<Compiled, CompileErrors> {
     let file = seqmodel_grammar::parse(source).map_err(|e| {
         CompileErrors(vec![
-            Diagnostic::error("E0001", e.span, format!("syntax error: {}", e.message))
+            Diagnostic::error("SM0001", e.span, format!("syntax error: {}", e.message))
                 .with_label(e.message.clone()),
         ])
     })?;
@@ -87,7 +88,7 @@ pub fn compile_ast(file: &seqmodel_grammar::ast::File) -> Result<Compiled, Compi
             if let Err(e) = p.validate() {
                 diags.push(
                     Diagnostic::error(
-                        "E0999",
+                        "SM0999",
                         file.models[i].name.span,
                         format!("internal compiler error: the checked program breaks an invariant ({e})"),
                     )
@@ -116,7 +117,7 @@ fn declaration_errors(file: &seqmodel_grammar::ast::File) -> Vec<Diagnostic> {
     for m in &file.models {
         if let Some(prev) = models.get(m.name.name.as_str()) {
             diags.push(
-                Diagnostic::error("E0414", m.name.span, format!("model `{}` is defined twice", m.name.name))
+                Diagnostic::error("SM0414", m.name.span, format!("model `{}` is defined twice", m.name.name))
                     .with_label("second definition")
                     .with_secondary(*prev, "first defined here"),
             );
@@ -126,7 +127,7 @@ fn declaration_errors(file: &seqmodel_grammar::ast::File) -> Vec<Diagnostic> {
         if layers::class(&m.name.name).is_some() {
             diags.push(
                 Diagnostic::error(
-                    "E0415",
+                    "SM0415",
                     m.name.span,
                     format!("model name `{}` is a layer type", m.name.name),
                 )
@@ -138,7 +139,7 @@ fn declaration_errors(file: &seqmodel_grammar::ast::File) -> Vec<Diagnostic> {
             if let Some(prev) = params.insert(&p.name.name, p.name.span) {
                 diags.push(
                     Diagnostic::error(
-                        "E0416",
+                        "SM0416",
                         p.name.span,
                         format!("input `{}` is declared twice", p.name.name),
                     )
@@ -149,7 +150,7 @@ fn declaration_errors(file: &seqmodel_grammar::ast::File) -> Vec<Diagnostic> {
             for d in &p.ty.dims {
                 if let seqmodel_grammar::ast::DimAst::Fixed(0, s) = d {
                     diags.push(
-                        Diagnostic::error("E0417", *s, "a dimension cannot be 0")
+                        Diagnostic::error("SM0417", *s, "a dimension cannot be 0")
                             .with_label("zero-sized dimension"),
                     );
                 }

@@ -149,7 +149,7 @@ pub fn expand(input: TokenStream, manifest_dir: &Path) -> TokenStream {
     let ast = seqmodel_grammar::parse(&source);
     let result = ast.as_ref().map_err(|e| {
         CompileErrors(vec![
-            Diagnostic::error("E0001", e.span, format!("syntax error: {}", e.message))
+            Diagnostic::error("SM0001", e.span, format!("syntax error: {}", e.message))
                 .with_label(e.message.clone()),
         ])
     });

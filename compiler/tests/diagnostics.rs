@@ -38,7 +38,7 @@ fn independent_errors_are_all_reported() {
     .unwrap();
     let errs = seqmodel_compiler::compile(&src).unwrap_err();
     let codes: Vec<&str> = errs.0.iter().map(|d| d.code).collect();
-    assert_eq!(codes, ["E0408", "E0206", "E0202"]);
+    assert_eq!(codes, ["SM0408", "SM0206", "SM0202"]);
 }
 
 #[test]
@@ -46,7 +46,7 @@ fn missing_return_sequences_points_at_the_layer_and_helps() {
     let src = "model M(x: [T, 8]) -> [T, 4] {\n    x -> LSTM(16) -> LSTM(4, return_sequences=true)\n}\n";
     let errs = seqmodel_compiler::compile(src).unwrap_err();
     let d = &errs.0[0];
-    assert_eq!(d.code, "E0302");
+    assert_eq!(d.code, "SM0302");
     assert_eq!(&src[d.span.start..d.span.end], "LSTM(4, return_sequences=true)");
     assert_eq!(&src[d.secondary[0].span.start..d.secondary[0].span.end], "LSTM(16)");
     assert!(d.help.as_deref().unwrap().contains("return_sequences=true"));

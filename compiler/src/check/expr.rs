@@ -34,7 +34,7 @@ impl Elab<'_> {
                     other => {
                         self.emit(
                             Diagnostic::error(
-                                "E0107",
+                                "SM0107",
                                 base.span,
                                 format!("only tensors can be sliced, this is {}", other.describe()),
                             )
@@ -78,7 +78,7 @@ impl Elab<'_> {
                             Some(d) => gs.push((d.plus(*off), id.span)),
                             None => {
                                 self.emit(
-                                Diagnostic::error("E0102", id.span, format!("unknown dimension `{}`", id.name))
+                                Diagnostic::error("SM0102", id.span, format!("unknown dimension `{}`", id.name))
                                     .with_label("not a dimension of this model")
                                     .with_help("dimensions come from the model's input types or its `<...>` parameters"),
                             );
@@ -94,7 +94,7 @@ impl Elab<'_> {
             if !generics.is_empty() {
                 self.emit(
                     Diagnostic::error(
-                        "E0103",
+                        "SM0103",
                         ident.span,
                         format!("layer `{name}` takes no `<...>` arguments"),
                     )
@@ -106,7 +106,7 @@ impl Elab<'_> {
         let mut candidates: Vec<&str> = CLASSES.iter().map(|c| c.name).collect();
         candidates.extend(scope.vars.keys().map(String::as_str));
         candidates.extend(self.models.keys().copied());
-        let mut d = Diagnostic::error("E0101", ident.span, format!("cannot find `{name}`"))
+        let mut d = Diagnostic::error("SM0101", ident.span, format!("cannot find `{name}`"))
             .with_label("not a variable, a model or a layer type");
         if let Some(c) = closest(name, candidates.iter().copied()) {
             d = d.with_help(format!("did you mean `{c}`?"));
@@ -149,7 +149,7 @@ impl Elab<'_> {
                         Some(n) if n.name == "training" || n.name == "mask" => {}
                         Some(n) => {
                             self.emit(
-                                Diagnostic::error("E0104", n.span, format!("unexpected keyword `{}` when calling {}", n.name, f.describe()))
+                                Diagnostic::error("SM0104", n.span, format!("unexpected keyword `{}` when calling {}", n.name, f.describe()))
                                     .with_label("unexpected keyword")
                                     .with_note("a layer is called with its input tensor (and `initial_state=[...]` for RNNs); a model with its inputs"),
                             );
@@ -163,7 +163,7 @@ impl Elab<'_> {
                     1 => positional.pop().expect("one").0,
                     0 => {
                         self.emit(
-                            Diagnostic::error("E0106", args_span, "a layer must be called with its input")
+                            Diagnostic::error("SM0106", args_span, "a layer must be called with its input")
                                 .with_label("no input given"),
                         );
                         return Value::Poison;
@@ -176,7 +176,7 @@ impl Elab<'_> {
             Value::Poison => Value::Poison,
             other => {
                 self.emit(
-                    Diagnostic::error("E0105", callee_span, format!("{} cannot be called", other.describe()))
+                    Diagnostic::error("SM0105", callee_span, format!("{} cannot be called", other.describe()))
                         .with_label("not a layer or a model")
                         .with_help("a `(` after an expression continues it as a call; if a new statement starts here, end the previous one with `;`"),
                 );
@@ -215,7 +215,7 @@ impl Elab<'_> {
                 if let Some(prev) = scope.names.get(&n) {
                     let prev = *prev;
                     self.emit(
-                        Diagnostic::error("E0109", nspan, format!("two layers are named \"{n}\""))
+                        Diagnostic::error("SM0109", nspan, format!("two layers are named \"{n}\""))
                             .with_label("second use of the name")
                             .with_secondary(prev, "first used here")
                             .with_help("to share weights, assign the layer once and call it twice"),
@@ -266,7 +266,7 @@ impl Elab<'_> {
             Value::Class(c) => {
                 self.emit(
                     Diagnostic::error(
-                        "E0108",
+                        "SM0108",
                         f_span,
                         format!("`{}` must be constructed before it is applied", c.name),
                     )
@@ -278,7 +278,7 @@ impl Elab<'_> {
             other => {
                 self.emit(
                     Diagnostic::error(
-                        "E0108",
+                        "SM0108",
                         f_span,
                         format!("`->` needs a layer or a model on its right, found {}", other.describe()),
                     )
@@ -321,9 +321,13 @@ impl Elab<'_> {
         let callee = &self.file.models[index];
         if self.stack.contains(&index) {
             self.emit(
-                Diagnostic::error("E0409", callee_span, format!("model `{}` calls itself", callee.name.name))
-                    .with_label("recursive call")
-                    .with_note("models are inlined; recursion has no end"),
+                Diagnostic::error(
+                    "SM0409",
+                    callee_span,
+                    format!("model `{}` calls itself", callee.name.name),
+                )
+                .with_label("recursive call")
+                .with_note("models are inlined; recursion has no end"),
             );
             return Value::Poison;
         }
@@ -343,7 +347,7 @@ impl Elab<'_> {
                 if self.suppressed.len() > before {
                     let first = self.suppressed[before].clone();
                     let mut d = Diagnostic::error(
-                        "E0413",
+                        "SM0413",
                         callee_span,
                         format!("model `{}` does not check when called here", callee.name.name),
                     )
@@ -352,7 +356,7 @@ impl Elab<'_> {
                     if let Some(h) = first.help.clone() {
                         d = d.with_help(h);
                     }
-                    if first.code == "E0401" || first.code == "E0402" || first.code == "E0403" {
+                    if first.code == "SM0401" || first.code == "SM0402" || first.code == "SM0403" {
                         // Binding errors belong to the caller: report them directly.
                         self.emit(first);
                     } else {

@@ -64,7 +64,7 @@ pub(crate) fn compile_model(file: &ast::File, index: usize) -> ModelResult {
     std::mem::swap(&mut call_errors, &mut cx.call_errors);
     if let (None, Some(span)) = (cx.batch, cx.stateful) {
         cx.emit(
-            Diagnostic::error("E0410", span, "a stateful layer needs a fixed batch size")
+            Diagnostic::error("SM0410", span, "a stateful layer needs a fixed batch size")
                 .with_label("stateful layer here")
                 .with_secondary(
                     model.name.span,
@@ -105,7 +105,7 @@ fn check_weight_conflicts(p: &ir::Program) -> Vec<Diagnostic> {
                     let first_span = p.spans.get(first).map_or(Span::default(), |s| Span::new(s.0, s.1));
                     out.push(
                         Diagnostic::error(
-                            "E0308",
+                            "SM0308",
                             span,
                             format!(
                                 "shared layer `{}` needs weight `{}` of shape {:?} here but {:?} where it was first used",
@@ -186,7 +186,7 @@ pub(crate) fn instantiate(
         let span = generics[model.dim_params.len()].1;
         cx.emit(
             Diagnostic::error(
-                "E0403",
+                "SM0403",
                 span,
                 format!(
                     "model `{}` takes {} dimension argument{}, {} given",
@@ -204,7 +204,7 @@ pub(crate) fn instantiate(
     if args.len() != model.params.len() {
         cx.emit(
             Diagnostic::error(
-                "E0401",
+                "SM0401",
                 call_span,
                 format!(
                     "model `{}` takes {} input{}, {} given",
@@ -224,7 +224,7 @@ pub(crate) fn instantiate(
             Some((b, first)) if b != s.value => {
                 cx.emit(
                     Diagnostic::error(
-                        "E0411",
+                        "SM0411",
                         s.value_span,
                         format!("batch size {} conflicts with batch size {b}", s.value),
                     )
@@ -238,7 +238,7 @@ pub(crate) fn instantiate(
     }
     for s in model.settings.iter().filter(|s| s.name.name != "batch") {
         cx.emit(
-            Diagnostic::error("E0412", s.name.span, format!("unknown setting `{}`", s.name.name))
+            Diagnostic::error("SM0412", s.name.span, format!("unknown setting `{}`", s.name.name))
                 .with_label("unknown setting")
                 .with_help("the only setting is `batch = N`"),
         );
@@ -262,7 +262,7 @@ pub(crate) fn instantiate(
                     let found = cx.show(&t.ty);
                     let want = cx.show(&declared);
                     let mut d = Diagnostic::error(
-                        "E0402",
+                        "SM0402",
                         arg_span,
                         format!(
                             "model `{}` input `{}` expects {want}, found {found}",
@@ -292,7 +292,7 @@ pub(crate) fn instantiate(
             other => {
                 cx.emit(
                     Diagnostic::error(
-                        "E0402",
+                        "SM0402",
                         arg_span,
                         format!(
                             "model `{}` input `{}` expects a tensor, found {}",
@@ -341,7 +341,7 @@ fn run_body(cx: &mut Elab<'_>, model: &ast::ModelDef, scope: &mut Scope) -> Opti
             _ => model.name.span,
         };
         cx.emit(
-            Diagnostic::error("E0404", span, format!("model `{}` has no output", model.name.name))
+            Diagnostic::error("SM0404", span, format!("model `{}` has no output", model.name.name))
                 .with_label("the body must end with an expression: the model's output")
                 .with_help("end the body with the output, e.g. the name of the last tensor"),
         );
@@ -372,7 +372,7 @@ fn bind_targets(cx: &mut Elab<'_>, scope: &mut Scope, targets: &[ast::Ident], v:
             };
             cx.emit(
                 Diagnostic::error(
-                    "E0405",
+                    "SM0405",
                     span,
                     format!("{} names to assign but the value has {n} part{}", targets.len(), if n == 1 { "" } else { "s" }),
                 )
@@ -398,7 +398,7 @@ fn check_outputs(
     let Some(tensors) = flatten_tensors(&value) else {
         cx.emit(
             Diagnostic::error(
-                "E0406",
+                "SM0406",
                 span,
                 format!(
                     "the output of model `{}` must be tensors, found {}",
@@ -419,7 +419,7 @@ fn check_outputs(
             .join(declared.last().map_or(model.name.span, |d| d.span));
         cx.emit(
             Diagnostic::error(
-                "E0407",
+                "SM0407",
                 span,
                 format!(
                     "model `{}` declares {} output{} but its body gives {}",
@@ -444,7 +444,7 @@ fn check_outputs(
             let found = cx.show(&t.ty);
             let want_s = cx.show(&want);
             let mut d = Diagnostic::error(
-                "E0408",
+                "SM0408",
                 t.origin.span,
                 format!("model `{}` must return {want_s}, but this is {found}", model.name.name),
             )

@@ -45,7 +45,7 @@ pub(crate) fn apply(cx: &mut Elab<'_>, scope: &mut Scope, id: usize, t: &Tensor,
                 let shown = cx.show(&t.ty);
                 cx.emit(
                     Diagnostic::error(
-                        "E0302",
+                        "SM0302",
                         span,
                         format!("`Masking` needs a sequence [T, features], found {shown}"),
                     )
@@ -60,7 +60,7 @@ pub(crate) fn apply(cx: &mut Elab<'_>, scope: &mut Scope, id: usize, t: &Tensor,
             if t.ty.dtype != DType::I32 {
                 let shown = cx.show(&t.ty);
                 let mut d = Diagnostic::error(
-                    "E0304",
+                    "SM0304",
                     span,
                     format!("`Embedding` needs integer token ids, found float {shown}"),
                 )

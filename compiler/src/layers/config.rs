@@ -149,7 +149,7 @@ pub fn bind_args(
                         let names: Vec<&str> = class.args.iter().map(|a| a.name).collect();
                         errors.push(
                             Diagnostic::error(
-                                "E0201",
+                                "SM0201",
                                 span,
                                 format!(
                                     "`{}` takes at most {} positional argument{}",
@@ -175,7 +175,7 @@ pub fn bind_args(
                 None => {
                     let names: Vec<&str> = class.args.iter().map(|a| a.name).collect();
                     let mut d = Diagnostic::error(
-                        "E0202",
+                        "SM0202",
                         *name_span,
                         format!("`{}` has no argument `{name}`", class.name),
                     )
@@ -191,7 +191,7 @@ pub fn bind_args(
         };
         if map.contains_key(spec.name) {
             errors.push(
-                Diagnostic::error("E0203", span, format!("argument `{}` given twice", spec.name))
+                Diagnostic::error("SM0203", span, format!("argument `{}` given twice", spec.name))
                     .with_label("second value"),
             );
             continue;
@@ -203,10 +203,10 @@ pub fn bind_args(
         map.insert(spec.name, (value, span));
     }
     for spec in class.args.iter().filter(|s| s.required) {
-        if !map.contains_key(spec.name) && !errors.iter().any(|e| e.code == "E0202" || e.code == "E0204") {
+        if !map.contains_key(spec.name) && !errors.iter().any(|e| e.code == "SM0202" || e.code == "SM0204") {
             errors.push(
                 Diagnostic::error(
-                    "E0205",
+                    "SM0205",
                     call_span,
                     format!("`{}` needs the argument `{}`", class.name, spec.name),
                 )
@@ -226,7 +226,7 @@ fn check_kind(
 ) -> Result<(), Diagnostic> {
     let bad = |expected: &str| {
         Diagnostic::error(
-            "E0204",
+            "SM0204",
             span,
             format!("`{}` argument `{name}` must be {expected}, found {}", class.name, value.describe()),
         )
@@ -251,7 +251,7 @@ fn check_kind(
             Some(_) => Ok(()),
             None => {
                 let names: Vec<&str> = Activation::ALL.iter().flat_map(|(_, n)| n.iter().copied()).collect();
-                let mut d = Diagnostic::error("E0206", span, format!("unknown activation \"{s}\""))
+                let mut d = Diagnostic::error("SM0206", span, format!("unknown activation \"{s}\""))
                     .with_label("not a Keras activation")
                     .with_note(format!("known activations: {}", names.join(", ")));
                 if let Some(c) = closest(s, names.iter().copied()) {

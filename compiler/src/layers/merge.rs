@@ -22,7 +22,7 @@ pub(crate) fn apply(
     let Some(ts) = flatten_tensors(&x) else {
         cx.emit(
             Diagnostic::error(
-                "E0301",
+                "SM0301",
                 span,
                 format!("`{class}` merges a list of tensors, found {}", x.describe()),
             )
@@ -35,7 +35,7 @@ pub(crate) fn apply(
     if !arity_ok {
         let want = if subtract { "exactly 2" } else { "at least 2" };
         cx.emit(
-            Diagnostic::error("E0307", span, format!("`{class}` merges {want} tensors, {} given", ts.len()))
+            Diagnostic::error("SM0307", span, format!("`{class}` merges {want} tensors, {} given", ts.len()))
                 .with_label("wrong number of inputs")
                 .with_help(format!("call it on a list: `{class}()([a, b])`")),
         );
@@ -44,7 +44,7 @@ pub(crate) fn apply(
     for t in &ts {
         if t.ty.dtype != DType::F32 {
             cx.emit(
-                Diagnostic::error("E0304", span, format!("`{class}` needs float inputs"))
+                Diagnostic::error("SM0304", span, format!("`{class}` needs float inputs"))
                     .with_secondary(t.origin.span, "integer tensor"),
             );
             return Value::Poison;
@@ -57,7 +57,7 @@ pub(crate) fn apply(
                 let a = cx.show(&first);
                 let b = cx.show(&t.ty);
                 let d = Diagnostic::error(
-                    "E0307",
+                    "SM0309",
                     span,
                     format!("`{class}` needs inputs of one shape, found {a} and {b}"),
                 )
@@ -76,7 +76,7 @@ pub(crate) fn apply(
         if axis == 0 || ax < 0 || ax >= rank {
             cx.emit(
                 Diagnostic::error(
-                    "E0307",
+                    "SM0310",
                     span,
                     format!(
                         "`Concatenate` axis {axis} is out of range for rank {} tensors (plus batch)",
@@ -119,7 +119,7 @@ fn concat_type(cx: &mut Elab<'_>, ts: &[Tensor], ax: usize, span: Span) -> Optio
             let b = cx.show(&t.ty);
             cx.emit(
                 Diagnostic::error(
-                    "E0307",
+                    "SM0311",
                     span,
                     format!("`Concatenate` needs inputs of one rank, found {a} and {b}"),
                 )
@@ -137,7 +137,7 @@ fn concat_type(cx: &mut Elab<'_>, ts: &[Tensor], ax: usize, span: Span) -> Optio
                 let b = cx.show(&t.ty);
                 cx.emit(
                     Diagnostic::error(
-                        "E0307",
+                        "SM0311",
                         span,
                         format!(
                             "`Concatenate` along axis {} needs the other dimensions equal, found {a} and {b}",
@@ -157,7 +157,7 @@ fn concat_type(cx: &mut Elab<'_>, ts: &[Tensor], ax: usize, span: Span) -> Optio
             _ => {
                 cx.emit(
                     Diagnostic::error(
-                        "E0307",
+                        "SM0312",
                         span,
                         "`Concatenate` cannot add two sizes that are both known only at run time",
                     )

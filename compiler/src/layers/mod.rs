@@ -30,7 +30,7 @@ pub(crate) fn validate(
         LayerCfg::Bidirectional { inner, .. } => match cx.layers.get(*inner).map(|l| &l.cfg) {
             Some(LayerCfg::Rnn(_)) => Ok(()),
             _ => Err(Diagnostic::error(
-                "E0207",
+                "SM0207",
                 span,
                 "`Bidirectional` wraps a recurrent layer (LSTM, GRU or SimpleRNN)",
             )
@@ -38,7 +38,7 @@ pub(crate) fn validate(
         },
         LayerCfg::TimeDistributed(inner) => match inner.as_ref() {
             Value::Layer(_) | Value::Model { .. } => Ok(()),
-            _ => Err(Diagnostic::error("E0207", span, format!("`{}` wraps a layer or a model", class.name))
+            _ => Err(Diagnostic::error("SM0207", span, format!("`{}` wraps a layer or a model", class.name))
                 .with_label("nothing to wrap")),
         },
         _ => Ok(()),
@@ -58,7 +58,7 @@ pub(crate) fn apply(
     let inst = cx.layers[id].clone();
     if let (Some((_, s)), false) = (&initial_state, matches!(inst.cfg, LayerCfg::Rnn(_))) {
         cx.emit(
-            Diagnostic::error("E0104", *s, format!("`{}` takes no `initial_state`", inst.class))
+            Diagnostic::error("SM0104", *s, format!("`{}` takes no `initial_state`", inst.class))
                 .with_label("only recurrent layers take an initial state"),
         );
         return Value::Poison;
@@ -93,7 +93,7 @@ pub(crate) fn single(cx: &mut Elab<'_>, x: &Value, who: &str, span: Span) -> Opt
         Some(mut v) if v.len() == 1 => v.pop(),
         Some(v) => {
             cx.emit(
-                Diagnostic::error("E0301", span, format!("`{who}` takes one tensor, found {}", v.len()))
+                Diagnostic::error("SM0301", span, format!("`{who}` takes one tensor, found {}", v.len()))
                     .with_label("several tensors given")
                     .with_help("select one output, e.g. `out, h, c = LSTM(.., return_state=true)(x)`"),
             );
@@ -102,7 +102,7 @@ pub(crate) fn single(cx: &mut Elab<'_>, x: &Value, who: &str, span: Span) -> Opt
         None => {
             cx.emit(
                 Diagnostic::error(
-                    "E0301",
+                    "SM0301",
                     span,
                     format!("`{who}` needs a tensor input, found {}", x.describe()),
                 )
@@ -121,7 +121,7 @@ pub(crate) fn fixed_features(cx: &mut Elab<'_>, t: &Tensor, who: &str, span: Spa
         d => {
             let shown = cx.dims.show(d);
             let mut diag = Diagnostic::error(
-                "E0303",
+                "SM0303",
                 span,
                 format!(
                     "`{who}` needs a fixed number of input features, but the last dimension is `{shown}`"
@@ -147,7 +147,7 @@ pub(crate) fn need_float(cx: &mut Elab<'_>, t: &Tensor, who: &str, span: Span) -
     }
     let shown = cx.show(&t.ty);
     cx.emit(
-        Diagnostic::error("E0304", span, format!("`{who}` needs float input, found integer tokens {shown}"))
+        Diagnostic::error("SM0304", span, format!("`{who}` needs float input, found integer tokens {shown}"))
             .with_label("integer input")
             .with_secondary(t.origin.span, format!("{} is {shown}", t.origin.what))
             .with_help("map token ids to vectors first: `Embedding(vocab, dim)`"),
@@ -163,7 +163,7 @@ pub(crate) fn build_input(cx: &mut Elab<'_>, id: usize, features: usize, span: S
             let name = cx.layers[id].name.clone();
             cx.emit(
                 Diagnostic::error(
-                    "E0308",
+                    "SM0308",
                     span,
                     format!("layer `{name}` was built for {n} input features, this input has {features}"),
                 )

@@ -21,7 +21,7 @@ fn sequence_input(cx: &mut Elab<'_>, t: &Tensor, who: &str, span: Span) -> Optio
     if t.ty.dims.len() != 2 {
         let shown = cx.show(&t.ty);
         let mut d = Diagnostic::error(
-            "E0302",
+            "SM0302",
             span,
             format!("`{who}` expects a sequence [T, features], found {shown}"),
         )
@@ -68,7 +68,7 @@ pub(crate) fn apply_rnn(
             None => {
                 cx.emit(
                     Diagnostic::error(
-                        "E0306",
+                        "SM0306",
                         s,
                         format!("`initial_state` must be a list of tensors, found {}", v.describe()),
                     )
@@ -80,7 +80,7 @@ pub(crate) fn apply_rnn(
         if states.len() != n {
             cx.emit(
                 Diagnostic::error(
-                    "E0306",
+                    "SM0306",
                     s,
                     format!(
                         "`{}` takes {n} initial state{}, {} given",
@@ -108,7 +108,7 @@ pub(crate) fn apply_rnn(
                 let shown = cx.show(&st.ty);
                 cx.emit(
                     Diagnostic::error(
-                        "E0306",
+                        "SM0306",
                         s,
                         format!("initial state must be [{}] (the layer's units), found {shown}", cfg.units),
                     )

@@ -13,7 +13,7 @@ fn need_time(cx: &mut Elab<'_>, t: &Tensor, who: &str, span: Span) -> bool {
         return true;
     }
     let shown = cx.show(&t.ty);
-    let mut d = Diagnostic::error("E0302", span, format!("{who} needs a sequence [T, ...], found {shown}"))
+    let mut d = Diagnostic::error("SM0302", span, format!("{who} needs a sequence [T, ...], found {shown}"))
         .with_label("no time dimension")
         .with_secondary(t.origin.span, format!("{} is {shown}", t.origin.what));
     if t.origin.rnn_last_only {
@@ -41,7 +41,7 @@ pub(crate) fn repeat(
     if t.ty.dims.len() != 1 {
         let shown = cx.show(&t.ty);
         let mut d = Diagnostic::error(
-            "E0302",
+            "SM0313",
             span,
             format!("`RepeatVector` repeats a vector [features], found {shown}"),
         )
@@ -132,7 +132,7 @@ pub(crate) fn index(
             Err(msg) => {
                 let shown = cx.show(&t.ty);
                 cx.emit(
-                    Diagnostic::error("E0305", index_span, format!("invalid time slice: {msg}"))
+                    Diagnostic::error("SM0305", index_span, format!("invalid time slice: {msg}"))
                         .with_label("this slice")
                         .with_secondary(t.origin.span, format!("{} is {shown}", t.origin.what)),
                 );
@@ -145,7 +145,7 @@ pub(crate) fn index(
                 if i >= n || i < -n {
                     cx.emit(
                         Diagnostic::error(
-                            "E0305",
+                            "SM0305",
                             index_span,
                             format!("step {i} is out of range for {n} steps"),
                         )
@@ -206,7 +206,7 @@ fn resize_time(
         D::Fixed(n) if n as i64 + delta < 1 => {
             cx.emit(
                 Diagnostic::error(
-                    "E0305",
+                    "SM0305",
                     span,
                     format!("{who} removes {} steps, leaving nothing of {n} steps", -delta),
                 )
