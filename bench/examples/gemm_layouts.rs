@@ -68,8 +68,8 @@ fn main() {
         let b: Vec<f32> = (0..k * n).map(|i| (i % 5) as f32 * 0.1).collect();
         let mut c = vec![0.0f32; m * n];
         let flop = 2.0 * (m * k * n) as f64;
-        let ours = best(|| seqmodel::kernels::matmul(m, k, n, &a, &b, &mut c, false));
-        let fixed = seqmodel::kernels::FixedRhs::new(k, n, &b);
+        let ours = best(|| seqmodel::__private::kernels::matmul(m, k, n, &a, &b, &mut c, false));
+        let fixed = seqmodel::__private::kernels::FixedRhs::new(k, n, &b);
         let prepacked = best(|| fixed.product(m, &a, &mut c));
         let plain = best(|| direct(m, k, n, &a, &b, &mut c));
         println!(

@@ -207,7 +207,7 @@ pub fn model_tokens(p: &Program) -> TokenStream {
         .iter()
         .enumerate()
         .map(|(i, n)| match &p.graph[*n].weights {
-            Some(prefix) => quote! { ::seqmodel::exec::prepare(&OPS[#i], &std, #prefix)? },
+            Some(prefix) => quote! { ::seqmodel::__private::exec::prepare(&OPS[#i], &std, #prefix)? },
             None => quote! { ::core::option::Option::None },
         })
         .collect();
@@ -218,7 +218,7 @@ pub fn model_tokens(p: &Program) -> TokenStream {
             ir::DType::I32 => quote! { ::seqmodel::ir::DType::I32 },
         };
         let dims = i.ty.dims.iter().map(|d| dim_tokens(*d));
-        quote! { ::seqmodel::exec::InputSig { name: #n, dtype: #dt, dims: &[#(#dims),*] } }
+        quote! { ::seqmodel::__private::exec::InputSig { name: #n, dtype: #dt, dims: &[#(#dims),*] } }
     });
     let symbols = &p.symbols;
     let n_sym = p.symbols.len();
@@ -280,7 +280,7 @@ pub fn model_tokens(p: &Program) -> TokenStream {
             let port = q.port;
             match p.graph[q.node].op {
                 Op::Input { index } => {
-                    quote! { ::seqmodel::exec::ValueRef::input(inputs[#index].reborrow()) }
+                    quote! { ::seqmodel::__private::exec::ValueRef::input(inputs[#index].reborrow()) }
                 }
                 _ => {
                     let j = pos[&q.node];
@@ -301,7 +301,7 @@ pub fn model_tokens(p: &Program) -> TokenStream {
             Some(Dim::Fixed(k)) => quote! { ::core::option::Option::Some(#k) },
             Some(d) => {
                 let d = dim_tokens(*d);
-                quote! { ::seqmodel::exec::resolve(#d, &bindings) }
+                quote! { ::seqmodel::__private::exec::resolve(#d, &bindings) }
             }
             None => quote! { ::core::option::Option::None },
         };
@@ -309,7 +309,7 @@ pub fn model_tokens(p: &Program) -> TokenStream {
         body.push(quote! {
             {
                 let (#done, rest) = values.split_at_mut(#i);
-                ::seqmodel::exec::node_into(&OPS[#i], #layer, self.prepared[#i].as_ref(), &[#(#ins),*], &mut self.states[#i], #out_time, scratch, &mut rest[0])?;
+                ::seqmodel::__private::exec::node_into(&OPS[#i], #layer, self.prepared[#i].as_ref(), &[#(#ins),*], &mut self.states[#i], #out_time, scratch, &mut rest[0])?;
             }
         });
     }
@@ -322,7 +322,9 @@ pub fn model_tokens(p: &Program) -> TokenStream {
         .map(|o| match p.graph[o.node].op {
             Op::Input { index } => {
                 let j = n_nodes + passthrough.len();
-                passthrough.push(quote! { ::seqmodel::exec::copy_input(&inputs[#index], &mut values[#j]); });
+                passthrough.push(
+                    quote! { ::seqmodel::__private::exec::copy_input(&inputs[#index], &mut values[#j]); },
+                );
                 quote! { self.workspace.values[#j][0].view().f32()? }
             }
             _ => {
@@ -382,19 +384,19 @@ pub fn model_tokens(p: &Program) -> TokenStream {
     quote! {
         #(#[doc = #docs])*
         pub struct #ident {
-            prepared: ::std::vec::Vec<::core::option::Option<::seqmodel::exec::Prepared>>,
-            states: ::seqmodel::exec::States,
+            prepared: ::std::vec::Vec<::core::option::Option<::seqmodel::__private::exec::Prepared>>,
+            states: ::seqmodel::__private::exec::States,
             weights: ::seqmodel::WeightStore,
-            workspace: ::seqmodel::exec::Workspace,
+            workspace: ::seqmodel::__private::exec::Workspace,
         }
 
         const _: () = {
             const OPS: [::seqmodel::ir::Op; #n_nodes] = [#(#ops),*];
             const SPECS: &[(&str, &[usize])] = &[#(#specs),*];
-            const INPUTS: &[::seqmodel::exec::InputSig<'static>] = &[#(#inputs_sig),*];
+            const INPUTS: &[::seqmodel::__private::exec::InputSig<'static>] = &[#(#inputs_sig),*];
             const SYMBOLS: &[&str] = &[#(#symbols),*];
-            const SIGNATURE: ::seqmodel::exec::Signature<'static> =
-                ::seqmodel::exec::Signature { model: #name, inputs: INPUTS, symbols: SYMBOLS, batch: #batch };
+            const SIGNATURE: ::seqmodel::__private::exec::Signature<'static> =
+                ::seqmodel::__private::exec::Signature { model: #name, inputs: INPUTS, symbols: SYMBOLS, batch: #batch };
 
             impl #ident {
                 /// The model's name in its `.seq` source.
@@ -416,7 +418,7 @@ pub fn model_tokens(p: &Program) -> TokenStream {
                         prepared,
                         states: ::std::vec![::core::option::Option::None; #n_nodes],
                         weights: std,
-                        workspace: ::seqmodel::exec::Workspace::new(#n_slots),
+                        workspace: ::seqmodel::__private::exec::Workspace::new(#n_slots),
                     })
                 }
 
@@ -431,10 +433,13 @@ pub fn model_tokens(p: &Program) -> TokenStream {
                     Self::new(&::seqmodel::WeightStore::load(path.as_ref())?)
                 }
 
-                /// Loads the weights of a Keras `.keras` / `.h5` model with the same architecture
-                /// (matched in Keras's order, every shape checked; needs the `keras` feature).
-                pub fn from_keras(path: impl ::core::convert::AsRef<::std::path::Path>) -> ::core::result::Result<Self, ::seqmodel::RuntimeError> {
-                    Self::new(&::seqmodel::load_keras_weights(path.as_ref(), SPECS)?)
+                ::seqmodel::__private::if_keras! {
+                    /// Loads the weights of a Keras `.keras` / `.h5` model with the same architecture
+                    /// (matched in Keras's order, every shape checked; exists with seqmodel's
+                    /// `keras` feature).
+                    pub fn from_keras(path: impl ::core::convert::AsRef<::std::path::Path>) -> ::core::result::Result<Self, ::seqmodel::RuntimeError> {
+                        Self::new(&::seqmodel::__private::load_keras_weights(path.as_ref(), SPECS)?)
+                    }
                 }
 
                 /// One weight by key (see [`Self::weight_specs`]).
@@ -460,7 +465,7 @@ pub fn model_tokens(p: &Program) -> TokenStream {
                 pub fn run<'a>(&'a mut self, #(#view_args),*) -> ::core::result::Result<#view_ty, ::seqmodel::RuntimeError> {
                     let inputs = [#(::seqmodel::TensorView::from(#arg_names)),*];
                     let mut bindings = [::core::option::Option::None; #n_sym];
-                    ::seqmodel::exec::bind_inputs(&SIGNATURE, &inputs, &mut bindings)?;
+                    ::seqmodel::__private::exec::bind_inputs(&SIGNATURE, &inputs, &mut bindings)?;
                     #(#bind_free)*
                     let _ = &bindings;
                     let values = &mut self.workspace.values;

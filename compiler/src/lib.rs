@@ -20,7 +20,9 @@ pub mod codes;
 mod diagnostic;
 mod dims;
 pub mod dot;
+#[doc(hidden)] // the checking rules; used by the importer and the macro, not public API
 pub mod layers;
+#[doc(hidden)] // the proc-macro's logic, called only by `seqmodel-macros`
 pub mod macro_support;
 pub mod summary;
 

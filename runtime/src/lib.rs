@@ -3,10 +3,16 @@
 //! syn, quote nor pest, so it stays cheap in users' builds.
 
 pub mod error;
+// `exec`, `kernels`, `layers` and `ops` are what the `seqmodel` facade and generated code
+// build on (through `seqmodel::__private`), not public API: hidden from the docs.
+#[doc(hidden)]
 pub mod exec;
 mod interpreter;
+#[doc(hidden)]
 pub mod kernels;
+#[doc(hidden)]
 pub mod layers;
+#[doc(hidden)]
 pub mod ops;
 mod parallel;
 mod pool;

@@ -17,29 +17,49 @@
 
 pub use ndarray;
 pub use seqmodel_macros::seqmodel;
-pub use seqmodel_runtime::*;
+pub use seqmodel_runtime::{
+    Model, Result, RuntimeError, Tensor, TensorView, WeightStore, ir, num_threads, set_num_threads, train,
+};
 
-/// Loads a Keras `.keras` or `.h5` file's weights for a model with these `(key, shape)`
-/// specs, matched by Keras's weight order with every shape checked (generated types call this
-/// from `from_keras`). Needs the `keras` feature.
-pub fn load_keras_weights(
-    path: &std::path::Path,
-    specs: &[(&str, &[usize])],
-) -> Result<WeightStore, RuntimeError> {
+/// What generated code calls: not public API (no stability promise), hidden from the docs,
+/// as serde and thiserror do.
+#[doc(hidden)]
+pub mod __private {
+    pub use seqmodel_runtime::{exec, kernels};
+
+    /// Loads a Keras `.keras` or `.h5` file's weights for a model with these `(key, shape)`
+    /// specs, matched by Keras's weight order with every shape checked (generated types
+    /// call this from `from_keras`, which exists only with the `keras` feature).
     #[cfg(feature = "keras")]
-    {
+    pub fn load_keras_weights(
+        path: &std::path::Path,
+        specs: &[(&str, &[usize])],
+    ) -> crate::Result<crate::WeightStore> {
         let imported = seqmodel_keras::import_file(path)
-            .map_err(|e| RuntimeError::WeightFile(format!("{}: {e}", path.display())))?;
-        imported.weights_for(specs).map_err(|e| RuntimeError::WeightFile(format!("{}: {e}", path.display())))
+            .map_err(|e| crate::RuntimeError::WeightFile(format!("{}: {e}", path.display())))?;
+        imported
+            .weights_for(specs)
+            .map_err(|e| crate::RuntimeError::WeightFile(format!("{}: {e}", path.display())))
     }
+
+    /// Expands to its items when seqmodel has the `keras` feature, to nothing otherwise
+    /// (so a generated type's `from_keras` is a compile error without it, not a run-time one).
+    #[cfg(feature = "keras")]
+    #[macro_export]
+    #[doc(hidden)]
+    macro_rules! __if_keras {
+        ($($item:tt)*) => { $($item)* };
+    }
+
+    /// Expands to its items when seqmodel has the `keras` feature, to nothing otherwise.
     #[cfg(not(feature = "keras"))]
-    {
-        let _ = specs;
-        Err(RuntimeError::WeightFile(format!(
-            "{}: loading Keras files needs seqmodel's `keras` feature",
-            path.display()
-        )))
+    #[macro_export]
+    #[doc(hidden)]
+    macro_rules! __if_keras {
+        ($($item:tt)*) => {};
     }
+
+    pub use crate::__if_keras as if_keras;
 }
 
 /// Includes the code that `seqmodel_compiler::build::Builder` generated into `OUT_DIR` for
