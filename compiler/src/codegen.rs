@@ -411,8 +411,13 @@ pub fn model_tokens(p: &Program) -> TokenStream {
 
                 /// Loads weights (every key present, every shape right, every value finite).
                 pub fn new(weights: &::seqmodel::WeightStore) -> ::core::result::Result<Self, ::seqmodel::RuntimeError> {
+                    Self::from_weights(weights.clone())
+                }
+
+                /// [`Self::new`] taking the weights (checked, then packed once; not copied).
+                pub fn from_weights(weights: ::seqmodel::WeightStore) -> ::core::result::Result<Self, ::seqmodel::RuntimeError> {
                     weights.check_specs(#name, SPECS)?;
-                    let std = weights.standard_layout();
+                    let std = weights.into_standard_layout();
                     let prepared = ::std::vec![#(#prepare),*];
                     ::core::result::Result::Ok(Self {
                         prepared,
@@ -424,13 +429,13 @@ pub fn model_tokens(p: &Program) -> TokenStream {
 
                 /// Seeded random weights, uniform in ±0.1.
                 pub fn random(seed: u64) -> Self {
-                    Self::new(&::seqmodel::WeightStore::random_from_specs(SPECS, seed, 0.1))
+                    Self::from_weights(::seqmodel::WeightStore::random_from_specs(SPECS, seed, 0.1))
                         .expect("random weights have the model's shapes")
                 }
 
                 /// Loads weights from a safetensors file.
                 pub fn from_safetensors(path: impl ::core::convert::AsRef<::std::path::Path>) -> ::core::result::Result<Self, ::seqmodel::RuntimeError> {
-                    Self::new(&::seqmodel::WeightStore::load(path.as_ref())?)
+                    Self::from_weights(::seqmodel::WeightStore::load(path.as_ref())?)
                 }
 
                 ::seqmodel::__private::if_keras! {
@@ -438,7 +443,7 @@ pub fn model_tokens(p: &Program) -> TokenStream {
                     /// (matched in Keras's order, every shape checked; exists with seqmodel's
                     /// `keras` feature).
                     pub fn from_keras(path: impl ::core::convert::AsRef<::std::path::Path>) -> ::core::result::Result<Self, ::seqmodel::RuntimeError> {
-                        Self::new(&::seqmodel::__private::load_keras_weights(path.as_ref(), SPECS)?)
+                        Self::from_weights(::seqmodel::__private::load_keras_weights(path.as_ref(), SPECS)?)
                     }
                 }
 

@@ -180,6 +180,8 @@ impl Cx {
         if base.is_empty() || base.starts_with(|c: char| c.is_ascii_digit()) {
             base = format!("Model{base}");
         }
+        // A model may not take a layer type's name (only the `.seq` text has names).
+        #[cfg(feature = "import")]
         if seqmodel_compiler::layers::class(&base).is_some() {
             base.push_str("Model");
         }

@@ -16,16 +16,26 @@ use std::path::Path;
 pub use compile_config::{loss_from_config, optimizer_from_config};
 pub use convert::{Converted, WeightBinding, convert, snake_case};
 pub use error::{ImportError, Result};
-use seqmodel_compiler::ir::Program;
 use seqmodel_runtime::WeightStore;
 
+/// A Keras file read: its converted config and its weights under the converted keys.
+#[cfg_attr(not(feature = "import"), allow(dead_code))] // the `.seq` parts serve `import` only
+struct KerasFile {
+    converted: Converted,
+    weights: WeightStore,
+    keras_version: String,
+    /// The weight keys in Keras's order (`model.weights`).
+    order: Vec<String>,
+}
+
 /// A Keras model turned into seqmodel's terms.
+#[cfg(feature = "import")]
 #[derive(Debug, Clone)]
 pub struct Imported {
     /// The generated `.seq` source.
     pub source: String,
     /// The checked program of the top model.
-    pub program: Program,
+    pub program: seqmodel_compiler::ir::Program,
     /// The weights, keyed as the program needs them.
     pub weights: WeightStore,
     /// `keras_version` recorded in the file.
@@ -34,47 +44,81 @@ pub struct Imported {
     pub order: Vec<String>,
 }
 
+/// Binds weights read in Keras's `order` to a model's weight table `specs` (`(key, shape)`
+/// in Keras's order, as a generated type lists them), checking every shape; each array is
+/// moved, not copied.
+fn bind(mut weights: WeightStore, order: &[String], specs: &[(&str, &[usize])]) -> Result<WeightStore> {
+    if specs.len() != order.len() {
+        return Err(ImportError::Hdf5(format!(
+            "the Keras model has {} weight tensors, this model needs {}",
+            order.len(),
+            specs.len()
+        )));
+    }
+    let mut out = WeightStore::new();
+    for (key, (want_key, want_shape)) in order.iter().zip(specs) {
+        let w = weights.remove(key).ok_or_else(|| ImportError::Hdf5(format!("weight `{key}` missing")))?;
+        if w.shape() != *want_shape {
+            return Err(ImportError::Hdf5(format!(
+                "Keras weight `{key}` has shape {:?} but `{want_key}` needs {want_shape:?}; the architectures differ",
+                w.shape()
+            )));
+        }
+        out.insert(*want_key, w);
+    }
+    Ok(out)
+}
+
+#[cfg(feature = "import")]
 impl Imported {
     /// The weights renamed to another program's keys, matched by Keras's order and checked
     /// shape by shape (for a `.seq` written by hand with the same architecture as the Keras
     /// model; Keras's legacy loader matches weights by order too).
     pub fn weights_for(&self, specs: &[(&str, &[usize])]) -> Result<WeightStore> {
-        if specs.len() != self.order.len() {
-            return Err(ImportError::Hdf5(format!(
-                "the Keras model has {} weight tensors, this model needs {}",
-                self.order.len(),
-                specs.len()
-            )));
-        }
-        let mut out = WeightStore::new();
-        for (key, (want_key, want_shape)) in self.order.iter().zip(specs) {
-            let w =
-                self.weights.get(key).ok_or_else(|| ImportError::Hdf5(format!("weight `{key}` missing")))?;
-            if w.shape() != *want_shape {
-                return Err(ImportError::Hdf5(format!(
-                    "Keras weight `{key}` has shape {:?} but `{want_key}` needs {want_shape:?}; the architectures differ",
-                    w.shape()
-                )));
-            }
-            out.insert(*want_key, w.clone());
-        }
-        Ok(out)
+        bind(self.weights.clone(), &self.order, specs)
     }
 }
 
-/// Imports a `.keras` or legacy `.h5` file (chosen by its first bytes, not its name).
-pub fn import_file(path: &Path) -> Result<Imported> {
-    let bytes =
-        std::fs::read(path).map_err(|e| ImportError::Io { path: path.display().to_string(), source: e })?;
-    import_bytes(bytes)
+/// Reads a `.keras` or legacy `.h5` file's weights and binds them to a model's weight table
+/// `specs` (`(key, shape)` in Keras's order), checking every shape. Reads the Keras config
+/// to find the weights but parses no `.seq` and runs no compiler: this is what a generated
+/// type's `from_keras` calls.
+pub fn load_weights(path: &Path, specs: &[(&str, &[usize])]) -> Result<WeightStore> {
+    let r = read(read_bytes(path)?)?;
+    bind(r.weights, &r.order, specs)
 }
 
-/// Imports from the bytes of a `.keras` zip or a legacy `.h5` file.
+fn read_bytes(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| ImportError::Io { path: path.display().to_string(), source: e })
+}
+
+/// Imports a `.keras` or legacy `.h5` file (chosen by its first bytes, not its name).
+#[cfg(feature = "import")]
+pub fn import_file(path: &Path) -> Result<Imported> {
+    import_bytes(read_bytes(path)?)
+}
+
+/// Imports from the bytes of a `.keras` zip or a legacy `.h5` file: the `.seq` source, checked
+/// by the compiler, with the weights keyed as its program needs them.
+#[cfg(feature = "import")]
 pub fn import_bytes(bytes: Vec<u8>) -> Result<Imported> {
+    let KerasFile { converted, weights, keras_version, order } = read(bytes)?;
+    let compiled = seqmodel_compiler::compile(&converted.source)
+        .map_err(|e| ImportError::Compile(e.render("imported.seq", &converted.source, false)))?;
+    let program = compiled
+        .program(&converted.main)
+        .cloned()
+        .ok_or_else(|| ImportError::Compile(format!("model `{}` missing", converted.main)))?;
+    seqmodel_runtime::Model::new(program.clone(), &weights)?;
+    Ok(Imported { source: converted.source, program, weights, keras_version, order })
+}
+
+/// Reads the config and the weights of a `.keras` zip or a legacy `.h5` file.
+fn read(bytes: Vec<u8>) -> Result<KerasFile> {
     if bytes.starts_with(b"PK") {
-        import_keras_zip(bytes)
+        read_keras_zip(bytes)
     } else if bytes.starts_with(b"\x89HDF\r\n\x1a\n") {
-        import_legacy_h5(bytes)
+        read_legacy_h5(bytes)
     } else {
         Err(ImportError::Archive("neither a .keras zip nor an HDF5 file (unknown magic bytes)".into()))
     }
@@ -91,16 +135,7 @@ fn parse_json(bytes: &[u8], what: &str) -> Result<serde_json::Value> {
     serde_json::from_slice(bytes).map_err(|e| ImportError::Config(format!("{what} is not valid JSON: {e}")))
 }
 
-fn compile(converted: &Converted) -> Result<Program> {
-    let compiled = seqmodel_compiler::compile(&converted.source)
-        .map_err(|e| ImportError::Compile(e.render("imported.seq", &converted.source, false)))?;
-    compiled
-        .program(&converted.main)
-        .cloned()
-        .ok_or_else(|| ImportError::Compile(format!("model `{}` missing", converted.main)))
-}
-
-fn import_keras_zip(bytes: Vec<u8>) -> Result<Imported> {
+fn read_keras_zip(bytes: Vec<u8>) -> Result<KerasFile> {
     let mut archive =
         zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| ImportError::Archive(e.to_string()))?;
     let config = parse_json(&zip_member(&mut archive, "config.json")?, "config.json")?;
@@ -109,7 +144,6 @@ fn import_keras_zip(bytes: Vec<u8>) -> Result<Imported> {
         Err(_) => "3".to_string(),
     };
     let converted = convert(&config, &keras_version)?;
-    let program = compile(&converted)?;
     let file = h5::open(zip_member(&mut archive, "model.weights.h5")?)?;
     let mut weights = WeightStore::new();
     for b in &converted.weights {
@@ -125,18 +159,16 @@ fn import_keras_zip(bytes: Vec<u8>) -> Result<Imported> {
             extra.join(", ")
         )));
     }
-    seqmodel_runtime::Model::new(program.clone(), &weights)?;
     let order = converted.weights.iter().map(|b| b.key.clone()).collect();
-    Ok(Imported { source: converted.source, program, weights, keras_version, order })
+    Ok(KerasFile { converted, weights, keras_version, order })
 }
 
-fn import_legacy_h5(bytes: Vec<u8>) -> Result<Imported> {
+fn read_legacy_h5(bytes: Vec<u8>) -> Result<KerasFile> {
     let file = h5::open(bytes)?;
     let config_text = h5::group_attr_string(&file, "/", "model_config")?;
     let config = parse_json(config_text.as_bytes(), "model_config")?;
     let keras_version = h5::group_attr_string(&file, "/", "keras_version").unwrap_or_else(|_| "2".into());
     let converted = convert(&config, &keras_version)?;
-    let program = compile(&converted)?;
     let mut weights = WeightStore::new();
     for (layer, keys) in &converted.legacy_layers {
         let group = format!("model_weights/{layer}");
@@ -153,7 +185,6 @@ fn import_legacy_h5(bytes: Vec<u8>) -> Result<Imported> {
             weights.insert(key.clone(), h5::read_f32(&file, &format!("{group}/{name}"))?);
         }
     }
-    seqmodel_runtime::Model::new(program.clone(), &weights)?;
     let order = converted.legacy_layers.iter().flat_map(|(_, keys)| keys.iter().cloned()).collect();
-    Ok(Imported { source: converted.source, program, weights, keras_version, order })
+    Ok(KerasFile { converted, weights, keras_version, order })
 }

@@ -26,6 +26,11 @@ impl WeightStore {
         self.tensors.insert(key.into(), value);
     }
 
+    /// Takes the weight `key` out of the store.
+    pub fn remove(&mut self, key: &str) -> Option<ArrayD<f32>> {
+        self.tensors.remove(key)
+    }
+
     /// One tensor by key.
     pub fn get(&self, key: &str) -> Option<&ArrayD<f32>> {
         self.tensors.get(key)
@@ -128,6 +133,17 @@ impl WeightStore {
         let mut s = Self::new();
         for (k, v) in &self.tensors {
             s.insert(k.clone(), v.as_standard_layout().to_owned());
+        }
+        s
+    }
+
+    /// [`WeightStore::standard_layout`] taking the store: arrays already in standard layout
+    /// (all that were read from a file) are kept, not copied.
+    pub fn into_standard_layout(self) -> Self {
+        let mut s = Self::new();
+        for (k, v) in self.tensors {
+            let v = if v.is_standard_layout() { v } else { v.as_standard_layout().to_owned() };
+            s.insert(k, v);
         }
         s
     }

@@ -35,10 +35,7 @@ pub mod __private {
         path: &std::path::Path,
         specs: &[(&str, &[usize])],
     ) -> crate::Result<crate::WeightStore> {
-        let imported = seqmodel_keras::import_file(path)
-            .map_err(|e| crate::RuntimeError::WeightFile(format!("{}: {e}", path.display())))?;
-        imported
-            .weights_for(specs)
+        seqmodel_keras::load_weights(path, specs)
             .map_err(|e| crate::RuntimeError::WeightFile(format!("{}: {e}", path.display())))
     }
 

@@ -1,0 +1,30 @@
+//! What the `keras` feature costs a user's binary: the weight reader, not the compiler.
+
+use std::process::Command;
+
+#[test]
+fn the_keras_feature_links_no_compiler_parser_or_macro_crate() {
+    let out = Command::new(env!("CARGO"))
+        .args([
+            "tree",
+            "-p",
+            "seqmodel",
+            "--features",
+            "keras",
+            "-e",
+            "normal,no-proc-macro",
+            "--prefix",
+            "none",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let tree = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && tree.contains("seqmodel-keras"), "{tree}");
+    for name in ["seqmodel-compiler", "seqmodel-grammar", "pest", "syn", "quote", "prettyplease", "ariadne"] {
+        assert!(
+            !tree.lines().any(|l| l.split_whitespace().next() == Some(name)),
+            "{name} is linked:\n{tree}"
+        );
+    }
+}
