@@ -114,7 +114,9 @@ pub fn import(model: &Path, output: &Path, weights: Option<&Path>, force: bool) 
         imported.program.param_count()
     );
     if let Some(w) = weights {
-        imported.weights.save(w, true)?;
+        let mut store = imported.weights.clone();
+        store.tag(&imported.program);
+        store.save(w, true)?;
         eprintln!("wrote {} ({} tensors)", w.display(), imported.weights.len());
     }
     Ok(ExitCode::SUCCESS)
@@ -127,11 +129,15 @@ pub fn run(
     weights: &Path,
     inputs: &[std::path::PathBuf],
     output_dir: &Path,
+    any_architecture: bool,
     color: bool,
 ) -> Result<ExitCode, Failure> {
     let c = compile_file(file, color)?;
     let program = pick(&c, model)?.clone();
-    let store = seqmodel_runtime::WeightStore::load(weights)?;
+    let mut store = seqmodel_runtime::WeightStore::load(weights)?;
+    if any_architecture {
+        store.untag();
+    }
     let mut m = seqmodel_runtime::Model::new(program, &store)?;
     let xs = inputs.iter().map(|p| crate::npy::read(p)).collect::<Result<Vec<_>, _>>()?;
     let outs = m.predict(&xs)?;

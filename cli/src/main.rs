@@ -83,6 +83,9 @@ enum Command {
         /// Where to write the outputs.
         #[arg(long)]
         output_dir: PathBuf,
+        /// Load weights saved for another architecture (same keys and shapes) anyway.
+        #[arg(long)]
+        any_architecture: bool,
     },
     /// Print the Rust that `seqmodel!` and the build.rs API generate for a `.seq` file.
     Build {
@@ -151,8 +154,8 @@ fn main() -> ExitCode {
         Command::Import { model, output, weights, force } => {
             commands::import(&model, &output, weights.as_deref(), force)
         }
-        Command::Run { file, model, weights, inputs, output_dir } => {
-            commands::run(&file, model.as_deref(), &weights, &inputs, &output_dir, color)
+        Command::Run { file, model, weights, inputs, output_dir, any_architecture } => {
+            commands::run(&file, model.as_deref(), &weights, &inputs, &output_dir, any_architecture, color)
         }
         Command::Explain { code } => explain(code.as_deref()),
         Command::Conformance { dir } => conformance::run_all(&dir)

@@ -185,6 +185,8 @@ fn graph_desc(p: &Program) -> TokenStream {
 pub fn model_tokens(p: &Program) -> TokenStream {
     let docs = doc_lines(p);
     let training = graph_desc(p);
+    // Of the program as written (what weight files record), not the optimised one.
+    let fingerprint = p.fingerprint();
     let mut optimised = p.clone();
     ir::passes::for_inference(&mut optimised);
     let p = &optimised;
@@ -250,7 +252,10 @@ pub fn model_tokens(p: &Program) -> TokenStream {
     let dim_args: Vec<proc_macro2::Ident> = free
         .iter()
         .map(|&id| {
-            let mut name = p.symbols[id].to_lowercase();
+            let sym = &p.symbols[id];
+            let ok = sym.starts_with(|c: char| c.is_ascii_alphabetic())
+                && sym.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            let mut name = if ok { sym.to_lowercase() } else { format!("dim{id}") };
             while p.inputs.iter().any(|i| i.name == name) {
                 name.push_str("_dim");
             }
@@ -404,6 +409,10 @@ pub fn model_tokens(p: &Program) -> TokenStream {
                 /// Number of weight scalars (Keras's "Total params").
                 pub const PARAMS: usize = #params;
 
+                /// The architecture's fingerprint ([`seqmodel::ir::Program::fingerprint`]);
+                /// weights saved for another architecture do not load.
+                pub const FINGERPRINT: u64 = #fingerprint;
+
                 /// Every weight as `(key, shape)`, in Keras's order.
                 pub fn weight_specs() -> &'static [(&'static str, &'static [usize])] {
                     SPECS
@@ -417,6 +426,7 @@ pub fn model_tokens(p: &Program) -> TokenStream {
                 /// [`Self::new`] taking the weights (checked, then packed once; not copied).
                 pub fn from_weights(weights: ::seqmodel::WeightStore) -> ::core::result::Result<Self, ::seqmodel::RuntimeError> {
                     weights.check_specs(#name, SPECS)?;
+                    weights.check_architecture(#name, Self::FINGERPRINT)?;
                     let std = weights.into_standard_layout();
                     let prepared = ::std::vec![#(#prepare),*];
                     ::core::result::Result::Ok(Self {

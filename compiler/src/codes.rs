@@ -95,6 +95,8 @@ codes! {
     "The checker cannot name the sum of two sizes that are both known only at run time.\n\nWrong:\n    model M(a: [T, 2], b: [S, 2]) -> [_, 2] { Concatenate(axis=1)([a, b]) }\nRight:\n    model M(a: [T, 2], b: [5, 2]) -> [T+5, 2] { Concatenate(axis=1)([a, b]) }";
     "SM0313" => "RepeatVector needs a vector",
     "`RepeatVector(n)` repeats a vector `[features]` over `n` steps; a sequence has a time axis already.\n\nWrong:\n    x -> LSTM(4, return_sequences=true) -> RepeatVector(3)\nRight:\n    x -> LSTM(4) -> RepeatVector(3)";
+    "SM0314" => "size beyond the supported range",
+    "A dimension, a layer's size or a count is above 2^31 - 1, or a layer's weight would hold more than 2^32 values: sizes this large cannot be a real model, and arithmetic on them would wrap.\n\nWrong:\n    x -> Dense(4294967296)\nRight:\n    x -> Dense(4096)";
     "SM0401" => "wrong number of model inputs",
     "A model call gives one tensor per declared input.\n\nWrong:\n    Pair(x)   // model Pair(a: [4], b: [4])\nRight:\n    Pair(x, y)";
     "SM0402" => "model input of the wrong type",

@@ -136,6 +136,15 @@ fn declaration_errors(file: &seqmodel_grammar::ast::File) -> Vec<Diagnostic> {
                 .with_label("choose another name"),
             );
         }
+        for st in m.settings.iter().filter(|st| st.name.name == "batch" && st.value > layers::MAX_SIZE) {
+            diags.push(layers::too_large(st.value_span, st.value));
+        }
+        for st in m.settings.iter().filter(|st| st.name.name == "batch" && st.value == 0) {
+            diags.push(
+                Diagnostic::error("SM0417", st.value_span, "a batch size cannot be 0")
+                    .with_label("zero-sized batch"),
+            );
+        }
         let mut params: std::collections::HashMap<&str, Span> = std::collections::HashMap::new();
         for p in &m.params {
             if let Some(prev) = params.insert(&p.name.name, p.name.span) {
@@ -149,12 +158,24 @@ fn declaration_errors(file: &seqmodel_grammar::ast::File) -> Vec<Diagnostic> {
                     .with_secondary(prev, "first declared here"),
                 );
             }
-            for d in &p.ty.dims {
-                if let seqmodel_grammar::ast::DimAst::Fixed(0, s) = d {
-                    diags.push(
+        }
+        let inputs = m.params.iter().map(|p| (&p.ty, true));
+        for (ty, input) in inputs.chain(m.outputs.iter().flatten().map(|t| (t, false))) {
+            for d in &ty.dims {
+                match d {
+                    seqmodel_grammar::ast::DimAst::Fixed(0, s) if input => diags.push(
                         Diagnostic::error("SM0417", *s, "a dimension cannot be 0")
                             .with_label("zero-sized dimension"),
-                    );
+                    ),
+                    seqmodel_grammar::ast::DimAst::Fixed(n, s) if *n > layers::MAX_SIZE => {
+                        diags.push(layers::too_large(*s, n))
+                    }
+                    seqmodel_grammar::ast::DimAst::Sym(_, off)
+                        if off.unsigned_abs() > layers::MAX_SIZE as u64 =>
+                    {
+                        diags.push(layers::too_large(ty.span, off))
+                    }
+                    _ => {}
                 }
             }
         }

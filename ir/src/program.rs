@@ -209,6 +209,31 @@ impl Program {
         Ok(())
     }
 
+    /// A fingerprint of the architecture: FNV-1a (64 bits) of every node's operation with all
+    /// its attributes, weight key, inputs and output types, in order, and of the inputs,
+    /// outputs and batch size. Layout and comments of the source do not change it; a changed
+    /// activation, direction, size or wiring does. Weight files record it so that weights
+    /// of another architecture are not loaded by mistake.
+    pub fn fingerprint(&self) -> u64 {
+        let order = self.topo_order();
+        let pos: HashMap<NodeIndex, usize> = order.iter().enumerate().map(|(i, n)| (*n, i)).collect();
+        let mut text = format!("{:?}|", self.batch);
+        for n in &order {
+            let node = &self.graph[*n];
+            let ins: Vec<String> =
+                self.node_inputs(*n).iter().map(|p| format!("{}.{}", pos[&p.node], p.port)).collect();
+            let tys: Vec<String> = self.types[n].iter().map(|t| t.display(&self.symbols)).collect();
+            text.push_str(&format!("{:?}|{:?}|{}|{}\n", node.op, node.weights, ins.join(","), tys.join(",")));
+        }
+        for i in &self.inputs {
+            text.push_str(&format!("in {} {}\n", pos[&i.node], i.ty.display(&self.symbols)));
+        }
+        for o in &self.outputs {
+            text.push_str(&format!("out {}.{}\n", pos[&o.node], o.port));
+        }
+        text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+    }
+
     /// The dimension symbols that no input determines (`N` of `OneToMany<N>(x: [8])`): a
     /// caller must give their sizes.
     pub fn free_symbols(&self) -> Vec<usize> {

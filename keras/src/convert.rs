@@ -216,9 +216,15 @@ impl Cx {
             .as_array()
             .or_else(|| layer_cfg["batch_input_shape"].as_array())
             .ok_or_else(|| ImportError::Config(format!("input `{who}` has no batch_shape")))?;
-        let batch = shape.first().and_then(J::as_u64).map(|b| b as usize);
+        let Some((first, rest)) = shape.split_first() else {
+            return Err(ImportError::Config(format!("input `{who}` has an empty batch_shape")));
+        };
+        let batch = first.as_u64().map(|b| b as usize);
+        if batch == Some(0) {
+            return Err(ImportError::Config(format!("input `{who}` declares a batch of 0 rows")));
+        }
         let mut dims = Vec::new();
-        for d in &shape[1..] {
+        for d in rest {
             match d.as_u64() {
                 Some(n) => dims.push(n.to_string()),
                 None => {

@@ -64,6 +64,17 @@ pub enum RuntimeError {
     /// The model asks for something this version cannot do yet (never a shape error).
     #[error("not supported yet: {0}")]
     Unsupported(String),
+    /// The weights were saved for another architecture (same keys and shapes, different
+    /// model: another activation, direction or wiring).
+    #[error(
+        "these weights were made for model `{made_for}` with another architecture than `{model}`'s; load them anyway with `untag` (`seqc run --any-architecture`)"
+    )]
+    OtherArchitecture {
+        /// The model loading them.
+        model: String,
+        /// The model they were saved for.
+        made_for: String,
+    },
     /// A program breaks the IR's invariants (a bug of whatever built it).
     #[error("invalid program")]
     Program(#[from] seqmodel_ir::InvalidProgram),

@@ -791,7 +791,14 @@ pub fn bind_inputs(
             )));
         }
     }
-    batch.ok_or_else(|| RuntimeError::Shape("the model has no inputs to take a batch size from".into()))
+    match batch {
+        Some(0) => Err(RuntimeError::InvalidData(format!(
+            "model `{}`: the batch has no rows (every input has 0 rows)",
+            sig.model
+        ))),
+        Some(b) => Ok(b),
+        None => Err(RuntimeError::Shape("the model has no inputs to take a batch size from".into())),
+    }
 }
 
 /// The run-time size of a dimension given the bound symbols.

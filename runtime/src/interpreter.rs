@@ -44,6 +44,7 @@ impl Model {
     pub fn new(program: Program, weights: &WeightStore) -> Result<Self> {
         program.validate()?;
         weights.check(&program)?;
+        weights.check_architecture(&program.name, program.fingerprint())?;
         // The interpreter runs the same inference pipeline as the generated code.
         let mut optimised = program.clone();
         seqmodel_ir::passes::for_inference(&mut optimised);

@@ -25,4 +25,4 @@ pub use interpreter::Model;
 pub use parallel::{num_threads, set_num_threads};
 pub use seqmodel_ir as ir;
 pub use tensor::{Tensor, TensorView};
-pub use weights::WeightStore;
+pub use weights::{Architecture, WeightStore};

@@ -9,11 +9,33 @@ use seqmodel_ir::Program;
 
 use crate::error::{Result, RuntimeError};
 
-/// Weight tensors by key (`Model/layer/kernel`), as [`Program::weight_specs`] names them.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// Weight tensors by key (`Model/layer/kernel`), as [`Program::weight_specs`] names them,
+/// and the architecture they were made for, when known.
+#[derive(Debug, Clone, Default)]
 pub struct WeightStore {
     tensors: BTreeMap<String, ArrayD<f32>>,
+    architecture: Option<Architecture>,
 }
+
+impl PartialEq for WeightStore {
+    /// Two stores are equal when they hold the same tensors (whatever they are tagged with).
+    fn eq(&self, other: &Self) -> bool {
+        self.tensors == other.tensors
+    }
+}
+
+/// The model a set of weights was made for: its name and [`Program::fingerprint`], written
+/// into the metadata of weight files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Architecture {
+    /// The model's name.
+    pub model: String,
+    /// Its architecture's fingerprint.
+    pub fingerprint: u64,
+}
+
+const MODEL_KEY: &str = "seqmodel.model";
+const FINGERPRINT_KEY: &str = "seqmodel.architecture";
 
 impl WeightStore {
     /// An empty store.
@@ -148,6 +170,34 @@ impl WeightStore {
         s
     }
 
+    /// Records that these weights are `program`'s (saved with them).
+    pub fn tag(&mut self, program: &Program) {
+        self.architecture =
+            Some(Architecture { model: program.name.clone(), fingerprint: program.fingerprint() });
+    }
+
+    /// Forgets the architecture these weights were made for, so that they load into any
+    /// model with the same keys and shapes (`seqc run --any-architecture`).
+    pub fn untag(&mut self) {
+        self.architecture = None;
+    }
+
+    /// The architecture these weights were made for, if known.
+    pub fn architecture(&self) -> Option<&Architecture> {
+        self.architecture.as_ref()
+    }
+
+    /// An error when these weights are known to be another architecture's than `model`'s
+    /// with `fingerprint` (weights of unknown origin pass).
+    pub fn check_architecture(&self, model: &str, fingerprint: u64) -> Result<()> {
+        match &self.architecture {
+            Some(a) if a.fingerprint != fingerprint => {
+                Err(RuntimeError::OtherArchitecture { model: model.into(), made_for: a.model.clone() })
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Serialises to safetensors bytes (f32, little endian).
     pub fn to_safetensors(&self) -> Result<Vec<u8>> {
         let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = self
@@ -163,7 +213,13 @@ impl WeightStore {
                     .map_err(|e| RuntimeError::WeightFile(e.to_string()))
             })
             .collect::<Result<_>>()?;
-        safetensors::serialize(views, None).map_err(|e| RuntimeError::WeightFile(e.to_string()))
+        let meta = self.architecture.as_ref().map(|a| {
+            std::collections::HashMap::from([
+                (MODEL_KEY.to_string(), a.model.clone()),
+                (FINGERPRINT_KEY.to_string(), format!("{:016x}", a.fingerprint)),
+            ])
+        });
+        safetensors::serialize(views, meta).map_err(|e| RuntimeError::WeightFile(e.to_string()))
     }
 
     /// Parses safetensors bytes (f32 tensors only).
@@ -183,6 +239,18 @@ impl WeightStore {
             let arr = ArrayD::from_shape_vec(IxDyn(view.shape()), data)
                 .map_err(|e| RuntimeError::WeightFile(format!("tensor `{name}`: {e}")))?;
             store.insert(name, arr);
+        }
+        let (_, meta) = safetensors::SafeTensors::read_metadata(bytes)
+            .map_err(|e| RuntimeError::WeightFile(e.to_string()))?;
+        if let Some(m) = meta.metadata()
+            && let (Some(model), Some(fp)) = (m.get(MODEL_KEY), m.get(FINGERPRINT_KEY))
+        {
+            let fingerprint = u64::from_str_radix(fp, 16).map_err(|_| {
+                RuntimeError::WeightFile(format!(
+                    "metadata `{FINGERPRINT_KEY}` = `{fp}` is not a fingerprint"
+                ))
+            })?;
+            store.architecture = Some(Architecture { model: model.clone(), fingerprint });
         }
         Ok(store)
     }

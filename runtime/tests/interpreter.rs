@@ -156,3 +156,45 @@ fn safetensors_round_trip_and_no_silent_overwrite() {
     assert_eq!(WeightStore::load(&f).unwrap(), w);
     assert!(WeightStore::from_safetensors(b"garbage").is_err());
 }
+
+/// A batch of zero rows is an error for every recurrent layer (it panicked in the
+/// recurrence), in the interpreter as in generated code (both bind inputs the same way).
+#[test]
+fn a_batch_of_zero_rows_is_an_error() {
+    for layer in ["LSTM(3)", "GRU(3)", "SimpleRNN(3)", "Bidirectional(LSTM(3))"] {
+        let p = program(&format!("model M(x: [T, 2]) -> [_] {{ x -> {layer} }}"));
+        let w = WeightStore::random(&p, 1, 0.5);
+        let mut m = Model::new(p, &w).unwrap();
+        let empty = ndarray::ArrayD::<f32>::zeros(ndarray::IxDyn(&[0, 4, 2]));
+        let e = m.predict(&[Tensor::F32(empty)]).unwrap_err().to_string();
+        assert!(e.contains("no rows"), "{layer}: {e}");
+    }
+}
+
+/// Weights record the architecture they were made for: the same keys and shapes from a
+/// model with another activation or direction do not load unless untagged (they ran
+/// silently, 0.32 off); layout and comments of the source change nothing.
+#[test]
+fn weights_of_another_architecture_do_not_load_silently() {
+    let a = program("model M(x: [T, 2]) -> [3] { x -> LSTM(3) }");
+    let same = program(
+        "// the same model, laid out differently\nmodel M(x: [T, 2]) -> [3] {\n    x\n      -> LSTM(3)\n}",
+    );
+    let relu = program("model M(x: [T, 2]) -> [3] { x -> LSTM(3, activation=\"relu\") }");
+    let back = program("model M(x: [T, 2]) -> [3] { x -> LSTM(3, go_backwards=true) }");
+    assert_eq!(a.fingerprint(), same.fingerprint());
+    assert_ne!(a.fingerprint(), relu.fingerprint());
+    assert_ne!(a.fingerprint(), back.fingerprint());
+    let mut w = WeightStore::random(&a, 1, 0.5);
+    w.tag(&a);
+    let w = WeightStore::from_safetensors(&w.to_safetensors().unwrap()).unwrap();
+    assert_eq!(w.architecture().map(|x| x.fingerprint), Some(a.fingerprint()), "the tag is saved");
+    assert!(Model::new(same, &w).is_ok());
+    for other in [relu, back] {
+        let Err(e) = Model::new(other.clone(), &w) else { panic!("another architecture loaded") };
+        assert!(matches!(e, RuntimeError::OtherArchitecture { .. }), "{e}");
+        let mut forced = w.clone();
+        forced.untag();
+        assert!(Model::new(other, &forced).is_ok());
+    }
+}

@@ -86,3 +86,39 @@ fn evaluate_is_inference_mode() {
         "dropout is active in training"
     );
 }
+
+/// Careless training data and hyper-parameters are errors that say what is wrong, before
+/// anything trains (they panicked, silently dropped targets or trained to NaN).
+#[test]
+fn careless_data_and_hyper_parameters_are_errors() {
+    let src = "model M(x: [6, 1]) -> [1] { x -> LSTM(4) -> Dense(1) }";
+    let mut t = setup(src);
+    let (x, y) = series(10);
+    let (_, y5) = series(5);
+    let (_, y20) = series(20);
+    let fit = |t: &mut Trainer, y: &Tensor, opts: &FitOptions| {
+        t.fit(std::slice::from_ref(&x), std::slice::from_ref(y), opts, |_, _, _, _| {})
+            .map(|_| ())
+            .unwrap_err()
+            .to_string()
+    };
+    let opts = FitOptions { epochs: 1, batch_size: 4, ..FitOptions::default() };
+    assert!(fit(&mut t, &y5, &opts).contains("target 0 has 5 rows, input 0 has 10"));
+    assert!(fit(&mut t, &y20, &opts).contains("target 0 has 20 rows"));
+    let split = FitOptions { validation_split: 0.5, ..opts.clone() };
+    assert!(fit(&mut t, &y5, &split).contains("rows"));
+    assert!(fit(&mut t, &y, &FitOptions { epochs: 0, ..opts.clone() }).contains("at least one epoch"));
+    let (x0, y0) = series(0);
+    let e = t.fit(&[x0], &[y0], &opts, |_, _, _, _| {}).unwrap_err().to_string();
+    assert!(e.contains("no rows"), "{e}");
+    let e = t.train_on_batch(std::slice::from_ref(&x), std::slice::from_ref(&y5)).unwrap_err().to_string();
+    assert!(e.contains("5 rows"), "{e}");
+    for lr in [f32::NAN, f32::INFINITY, -0.1] {
+        let p = seqmodel_compiler::compile(src).unwrap().main().unwrap().clone();
+        let w = WeightStore::random(&p, 3, 0.3);
+        let e = Trainer::new(p, w, Loss::MeanSquaredError, Optimizer::adam(lr)).unwrap_err().to_string();
+        assert!(e.contains("learning_rate"), "{e}");
+    }
+    // Nothing trained: the weights are where they started.
+    assert_eq!(t.weights().get("M/dense/bias"), setup(src).weights().get("M/dense/bias"));
+}

@@ -18,7 +18,8 @@
 pub use ndarray;
 pub use seqmodel_macros::seqmodel;
 pub use seqmodel_runtime::{
-    Model, Result, RuntimeError, Tensor, TensorView, WeightStore, ir, num_threads, set_num_threads, train,
+    Architecture, Model, Result, RuntimeError, Tensor, TensorView, WeightStore, ir, num_threads,
+    set_num_threads, train,
 };
 
 /// What generated code calls: not public API (no stability promise), hidden from the docs,

@@ -94,11 +94,31 @@ pub(crate) fn compile_model(file: &ast::File, index: usize) -> ModelResult {
     }
 }
 
+/// The most values one weight tensor may hold (2³², 16 GiB of f32).
+const MAX_WEIGHT_VALUES: usize = 1 << 32;
+
+/// Weights that are too large, and shared layers whose weights would need two shapes.
 fn check_weight_conflicts(p: &ir::Program) -> Vec<Diagnostic> {
     let mut seen: HashMap<String, (Vec<usize>, ir::NodeIndex)> = HashMap::new();
     let mut out = Vec::new();
     for n in p.topo_order() {
         for w in ir::node_weight_specs(&p.graph[n]) {
+            let values = w.shape.iter().try_fold(1usize, |acc, d| acc.checked_mul(*d));
+            if values.is_none_or(|v| v > MAX_WEIGHT_VALUES) {
+                let span = p.spans.get(&n).map_or(Span::default(), |s| Span::new(s.0, s.1));
+                out.push(
+                    Diagnostic::error(
+                        "SM0314",
+                        span,
+                        format!(
+                            "layer `{}` needs a weight `{}` of shape {:?}, more than {MAX_WEIGHT_VALUES} values",
+                            p.graph[n].layer, w.key, w.shape
+                        ),
+                    )
+                    .with_label("too large a layer"),
+                );
+                continue;
+            }
             match seen.get(&w.key) {
                 Some((shape, first)) if *shape != w.shape => {
                     let span = p.spans.get(&n).map_or(Span::default(), |s| Span::new(s.0, s.1));

@@ -203,7 +203,9 @@ pub fn bind_args(
         map.insert(spec.name, (value, span));
     }
     for spec in class.args.iter().filter(|s| s.required) {
-        if !map.contains_key(spec.name) && !errors.iter().any(|e| e.code == "SM0202" || e.code == "SM0204") {
+        if !map.contains_key(spec.name)
+            && !errors.iter().any(|e| ["SM0202", "SM0204", "SM0314"].contains(&e.code))
+        {
             errors.push(
                 Diagnostic::error(
                     "SM0205",
@@ -235,6 +237,9 @@ fn check_kind(
     match (kind, value) {
         (_, Value::Poison) => Err(bad("a valid value")),
         (ArgKind::Ignored, _) => Ok(()),
+        (ArgKind::PosInt | ArgKind::Dim | ArgKind::Pair, Value::Int(i)) if *i > MAX_SIZE as i64 => {
+            Err(too_large(span, *i))
+        }
         (ArgKind::PosInt, Value::Int(i)) if *i > 0 => Ok(()),
         (ArgKind::PosInt, _) => Err(bad("a positive integer")),
         (ArgKind::Int, Value::Int(_)) => Ok(()),
@@ -266,7 +271,8 @@ fn check_kind(
         (ArgKind::Dim, _) => Err(bad("a positive integer or a dimension like `T`")),
         (ArgKind::Pair, Value::Int(i)) if *i >= 0 => Ok(()),
         (ArgKind::Pair, Value::Tuple(v) | Value::List(v))
-            if v.len() == 2 && v.iter().all(|x| matches!(x, Value::Int(i) if *i >= 0)) =>
+            if v.len() == 2
+                && v.iter().all(|x| matches!(x, Value::Int(i) if (0..=MAX_SIZE as i64).contains(i))) =>
         {
             Ok(())
         }
@@ -282,6 +288,16 @@ fn check_kind(
         }
         (ArgKind::MergeMode, _) => Err(bad("one of \"concat\", \"sum\", \"mul\", \"ave\" or None")),
     }
+}
+
+/// The largest size of any dimension, layer width or count (2³¹ - 1): every product of two
+/// of them fits in 64 bits, so shape arithmetic cannot wrap.
+pub const MAX_SIZE: usize = (1 << 31) - 1;
+
+/// The error for a size above [`MAX_SIZE`].
+pub(crate) fn too_large(span: Span, n: impl std::fmt::Display) -> Diagnostic {
+    Diagnostic::error("SM0314", span, format!("{n} is larger than any size seqmodel supports ({MAX_SIZE})"))
+        .with_label("too large")
 }
 
 /// Builds the typed configuration of a layer from its bound arguments.

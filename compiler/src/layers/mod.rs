@@ -11,7 +11,8 @@ pub mod rnn;
 pub mod time;
 
 pub use catalog::{ArgKind, ArgSpec, CLASSES, COMMON_IGNORED, LayerClass, class};
-pub use config::{Args, LayerCfg, RawArg, bind_args, build_cfg};
+pub(crate) use config::too_large;
+pub use config::{Args, LayerCfg, MAX_SIZE, RawArg, bind_args, build_cfg};
 
 use seqmodel_grammar::Span;
 

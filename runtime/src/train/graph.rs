@@ -401,7 +401,13 @@ pub(crate) fn backward(
                 add_grad(&mut grads, (ins[0].node, ins[0].port), g);
             }
             (Op::FoldTime | Op::UnfoldTime, _) => {}
-            (op, _) => return Err(unsupported(op.kind_name())),
+            // The training passes never fuse RepeatVector into an RNN, and every recurrent
+            // node records its tape: these arms are reached only by a program built
+            // otherwise.
+            (Op::RepeatRnn { .. }, _) => return Err(unsupported("a fused RepeatVector→RNN")),
+            (Op::Rnn(_) | Op::Bidirectional { .. }, _) => {
+                return Err(unsupported("a recurrent layer run without a tape"));
+            }
         }
     }
     Ok(WeightGrads { grads: wg, squares })

@@ -20,7 +20,10 @@ use crate::{Model, Tensor, WeightStore};
 /// A model being trained: its program, weights, loss, optimizer and carried states.
 #[derive(Debug, Clone)]
 pub struct Trainer {
+    /// The program as given (what the weights are tagged with, what `to_model` runs).
     program: Program,
+    /// The program after the training passes (what runs).
+    rewritten: Program,
     weights: WeightStore,
     /// The loss (applied to every output; the batch loss is their sum, as Keras).
     pub loss: Loss,
@@ -73,6 +76,27 @@ pub struct History {
     pub val_loss: Vec<f32>,
 }
 
+/// The common row count of every input `x` and target `y` (at least one), or an error
+/// naming the arrays that disagree.
+fn check_rows(x: &[Tensor], y: &[Tensor], what: &str) -> Result<usize> {
+    let row_count = |t: &Tensor| t.shape().first().copied().unwrap_or(0);
+    let n = x.first().map_or(0, row_count);
+    if n == 0 {
+        return Err(RuntimeError::InvalidData(format!("{what} has no rows")));
+    }
+    for (kind, ts) in [("input", x), ("target", y)] {
+        for (i, t) in ts.iter().enumerate() {
+            if row_count(t) != n {
+                return Err(RuntimeError::InvalidData(format!(
+                    "{what}: {kind} {i} has {} rows, input 0 has {n}; every input and target needs one row per sample",
+                    row_count(t)
+                )));
+            }
+        }
+    }
+    Ok(n)
+}
+
 fn rows(t: &Tensor, range: std::ops::Range<usize>) -> Tensor {
     match t {
         Tensor::F32(a) => Tensor::F32(a.slice_axis(Axis(0), range.into()).to_owned()),
@@ -95,15 +119,28 @@ impl Trainer {
     pub fn new(mut program: Program, weights: WeightStore, loss: Loss, optimizer: Optimizer) -> Result<Self> {
         weights.check(&program)?;
         program.validate()?;
+        optimizer.validate()?;
+        weights.check_architecture(&program.name, program.fingerprint())?;
+        let original = program.clone();
         seqmodel_ir::passes::for_training(&mut program);
         let weights = {
             let mut s = WeightStore::new();
             for k in weights.keys() {
                 s.insert(k, weights.get(k).expect("listed").as_standard_layout().to_owned());
             }
+            // Saved weights and checkpoints record the architecture they train.
+            s.tag(&original);
             s
         };
-        Ok(Trainer { program, weights, loss, optimizer, states: HashMap::new(), seed: 0x5EED_1234_ABCD_0001 })
+        Ok(Trainer {
+            program: original,
+            rewritten: program,
+            weights,
+            loss,
+            optimizer,
+            states: HashMap::new(),
+            seed: 0x5EED_1234_ABCD_0001,
+        })
     }
 
     /// The current weights.
@@ -138,18 +175,20 @@ impl Trainer {
         training: bool,
         grads: bool,
     ) -> Result<(f32, Option<graph::WeightGrads>)> {
-        let mut bindings = vec![None; self.program.symbols.len()];
+        self.optimizer.validate()?;
+        check_rows(x, y, "the batch")?;
+        let mut bindings = vec![None; self.rewritten.symbols.len()];
         let views: Vec<crate::TensorView<'_>> = x.iter().map(Tensor::view).collect();
-        check_inputs(&self.program, &views, &mut bindings)?;
-        if y.len() != self.program.outputs.len() {
+        check_inputs(&self.rewritten, &views, &mut bindings)?;
+        if y.len() != self.rewritten.outputs.len() {
             return Err(RuntimeError::Shape(format!(
                 "{} target arrays given, the model has {} outputs",
                 y.len(),
-                self.program.outputs.len()
+                self.rewritten.outputs.len()
             )));
         }
         let pass = graph::forward(
-            &self.program,
+            &self.rewritten,
             &self.weights,
             x,
             &bindings,
@@ -159,7 +198,7 @@ impl Trainer {
         )?;
         let mut total = 0.0;
         let mut out_grads = Vec::new();
-        for (o, t) in self.program.outputs.iter().zip(y) {
+        for (o, t) in self.rewritten.outputs.iter().zip(y) {
             let pred = pass.vals[&o.node][o.port]
                 .t
                 .as_f32()
@@ -172,7 +211,7 @@ impl Trainer {
         if !grads {
             return Ok((total, None));
         }
-        let g = graph::backward(&self.program, &self.weights, &pass, out_grads)?;
+        let g = graph::backward(&self.rewritten, &self.weights, &pass, out_grads)?;
         Ok((total, Some(g)))
     }
 
@@ -231,7 +270,16 @@ impl Trainer {
                 p.display()
             )));
         }
-        let total = x.first().map_or(0, |t| t.shape()[0]);
+        if opts.epochs == 0 || opts.batch_size == 0 {
+            return Err(RuntimeError::InvalidData(format!(
+                "fit needs at least one epoch and one row per batch (epochs = {}, batch_size = {})",
+                opts.epochs, opts.batch_size
+            )));
+        }
+        let total = check_rows(x, y, "the training data")?;
+        if let Some((vx, vy)) = &opts.validation_data {
+            check_rows(vx, vy, "the validation data")?;
+        }
         let (x, y, val) = match (&opts.validation_data, opts.validation_split) {
             (Some((vx, vy)), _) => (x.to_vec(), y.to_vec(), Some((vx.clone(), vy.clone()))),
             (None, s) if s > 0.0 => {
@@ -239,6 +287,12 @@ impl Trainer {
                     return Err(RuntimeError::InvalidData(format!("validation_split {s} is not in [0, 1)")));
                 }
                 let n_train = total - ((total as f32 * s) as usize).min(total);
+                if n_train == 0 || n_train == total {
+                    return Err(RuntimeError::InvalidData(format!(
+                        "validation_split {s} of {total} rows leaves {n_train} to train on and {} to validate",
+                        total - n_train
+                    )));
+                }
                 let split = |ts: &[Tensor], r: std::ops::Range<usize>| {
                     ts.iter().map(|t| rows(t, r.clone())).collect::<Vec<_>>()
                 };
@@ -281,7 +335,14 @@ impl Trainer {
                         y.iter().map(|t| rows(t, r.clone())).collect(),
                     )
                 };
-                let l = self.train_on_batch(&bx, &by)?;
+                // A non-finite loss stops training here, before its update (Keras's
+                // TerminateOnNaN): the weights are the last good ones.
+                let l = self.train_on_batch(&bx, &by).map_err(|e| match e {
+                    RuntimeError::InvalidData(m) => {
+                        RuntimeError::InvalidData(format!("epoch {}, step {}: {m}", epoch + 1, s + 1))
+                    }
+                    other => other,
+                })?;
                 sum += l;
                 on_step(epoch, s, steps, l);
             }

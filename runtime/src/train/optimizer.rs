@@ -67,6 +67,47 @@ pub struct Optimizer {
 }
 
 impl Optimizer {
+    /// Checks the hyper-parameters: a finite, non-negative learning rate and decay, positive
+    /// clip thresholds, decay rates in `[0, 1)` (momentum in `[0, 1]`), non-negative epsilons.
+    pub fn validate(&self) -> crate::Result<()> {
+        let bad = |what: &str, v: f32| {
+            Err(crate::RuntimeError::InvalidData(format!("optimizer: {what} = {v} is not allowed")))
+        };
+        let unit = |v: f32| (0.0..1.0).contains(&v);
+        if !self.learning_rate.is_finite() || self.learning_rate < 0.0 {
+            return bad("learning_rate", self.learning_rate);
+        }
+        if !self.decay.is_finite() || self.decay < 0.0 {
+            return bad("decay", self.decay);
+        }
+        for (name, c) in [
+            ("clipnorm", self.clipnorm),
+            ("clipvalue", self.clipvalue),
+            ("global_clipnorm", self.global_clipnorm),
+        ] {
+            if let Some(v) = c.filter(|v| !v.is_finite() || *v <= 0.0) {
+                return bad(name, v);
+            }
+        }
+        let eps_ok = |e: f32| e.is_finite() && e >= 0.0;
+        match self.rule {
+            Rule::Sgd { momentum, .. } if !(0.0..=1.0).contains(&momentum) => bad("momentum", momentum),
+            Rule::Adam { beta_1, .. } if !unit(beta_1) => bad("beta_1", beta_1),
+            Rule::Adam { beta_2, .. } if !unit(beta_2) => bad("beta_2", beta_2),
+            Rule::Adam { epsilon, .. } | Rule::RmsProp { epsilon, .. } | Rule::Adagrad { epsilon, .. }
+                if !eps_ok(epsilon) =>
+            {
+                bad("epsilon", epsilon)
+            }
+            Rule::RmsProp { rho, .. } if !unit(rho) => bad("rho", rho),
+            Rule::RmsProp { momentum, .. } if !(0.0..=1.0).contains(&momentum) => bad("momentum", momentum),
+            Rule::Adagrad { initial_accumulator_value: v, .. } if !v.is_finite() || v < 0.0 => {
+                bad("initial_accumulator_value", v)
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// `SGD(learning_rate)` with Keras's defaults (0.01, no momentum).
     pub fn sgd(learning_rate: f32) -> Self {
         Self::new(Rule::Sgd { momentum: 0.0, nesterov: false }, learning_rate)

@@ -142,3 +142,16 @@ fn generated_type_trains_and_reloads() {
     let d = out.iter().zip(interp.iter()).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
     assert!(d <= 1e-6, "{d}");
 }
+
+/// The generated type's fingerprint is its program's, as the compiler computes it from the
+/// source (so weights saved by `seqc train` load into it, and others' do not).
+#[test]
+fn generated_fingerprint_matches_the_compiled_program() {
+    use seqmodel_generated_tests::ex_encoder_decoder::EncoderDecoder;
+    assert_eq!(EncoderDecoder::program().fingerprint(), EncoderDecoder::FINGERPRINT);
+    let src =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/encoder_decoder.seq"))
+            .unwrap();
+    let compiled = seqmodel_compiler::compile(&src).unwrap();
+    assert_eq!(compiled.program("EncoderDecoder").unwrap().fingerprint(), EncoderDecoder::FINGERPRINT);
+}
