@@ -6,7 +6,7 @@
 
 use seqmodel_ir::CellKind;
 
-use super::RnnTape;
+use super::{RnnTape, split_recurrent};
 use crate::kernels::{FixedRhs, activation, matmul, transpose};
 use crate::pool;
 
@@ -39,17 +39,6 @@ pub struct RnnGrads {
     pub dbias: Vec<f32>,
     /// Gradients of the initial states.
     pub dinitial: Vec<Vec<f32>>,
-}
-
-fn split_recurrent(r: &[f32], u: usize) -> (Vec<f32>, Vec<f32>) {
-    let gu = 3 * u;
-    let mut zr = Vec::with_capacity(u * 2 * u);
-    let mut h = Vec::with_capacity(u * u);
-    for row in r.chunks(gu) {
-        zr.extend_from_slice(&row[..2 * u]);
-        h.extend_from_slice(&row[2 * u..]);
-    }
-    (zr, h)
 }
 
 fn add_masked(acc: &mut [f32], v: &[f32], mask: Option<&[f32]>) {

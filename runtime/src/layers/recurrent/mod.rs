@@ -46,15 +46,7 @@ impl RnnWeights {
             (_, Some(b)) => (b[..gu].to_vec(), None),
         };
         let (recurrent, recurrent_h) = match a.cell {
-            CellKind::Gru { reset_after: false } => {
-                let mut zr = Vec::with_capacity(u * 2 * u);
-                let mut h = Vec::with_capacity(u * u);
-                for row in recurrent.chunks(gu) {
-                    zr.extend_from_slice(&row[..2 * u]);
-                    h.extend_from_slice(&row[2 * u..]);
-                }
-                (zr, h)
-            }
+            CellKind::Gru { reset_after: false } => split_recurrent(recurrent, u),
             _ => (recurrent.to_vec(), Vec::new()),
         };
         let columns = |m: &[f32]| m.len().checked_div(u).unwrap_or(0);
@@ -66,6 +58,19 @@ impl RnnWeights {
             bias_rec,
         }
     }
+}
+
+/// A GRU recurrent kernel `[U, 3U]` split into its z and r blocks `[U, 2U]` and its
+/// candidate block `[U, U]` (without `reset_after`, `r` multiplies `h` before the candidate
+/// block does).
+pub(crate) fn split_recurrent(r: &[f32], u: usize) -> (Vec<f32>, Vec<f32>) {
+    let mut zr = Vec::with_capacity(u * 2 * u);
+    let mut h = Vec::with_capacity(u * u);
+    for row in r.chunks(3 * u) {
+        zr.extend_from_slice(&row[..2 * u]);
+        h.extend_from_slice(&row[2 * u..]);
+    }
+    (zr, h)
 }
 
 /// What the forward pass of a training step keeps for the backward pass, recorded by
