@@ -8,9 +8,67 @@ use seqmodel_runtime::Tensor;
 
 use crate::Failure;
 
+/// Checks an `.npy` header against the bytes that follow it before anything is allocated:
+/// a header that declares more (or fewer) values than the file holds is an error, never an
+/// allocation of what it claims.
+fn check_header(bytes: &[u8]) -> Result<(), String> {
+    let magic = b"\x93NUMPY";
+    if bytes.len() < 10 || &bytes[..6] != magic {
+        return Err("not an .npy file (no \\x93NUMPY magic)".into());
+    }
+    let (len, start): (usize, usize) = match bytes[6] {
+        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
+        2 | 3 if bytes.len() >= 12 => {
+            (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12)
+        }
+        v => return Err(format!("unknown .npy format version {v}")),
+    };
+    let header = bytes
+        .get(start..start.saturating_add(len))
+        .and_then(|h| std::str::from_utf8(h).ok())
+        .ok_or("the header is truncated or not text")?;
+    let descr = header
+        .split("'descr':")
+        .nth(1)
+        .and_then(|r| r.split('\'').nth(1))
+        .ok_or("the header has no 'descr'")?;
+    let item: usize = descr
+        .trim_start_matches(|c: char| !c.is_ascii_digit())
+        .parse()
+        .map_err(|_| format!("unknown dtype '{descr}'"))?;
+    let shape = header
+        .split("'shape':")
+        .nth(1)
+        .and_then(|r| r.split('(').nth(1))
+        .and_then(|r| r.split(')').next())
+        .ok_or("the header has no 'shape'")?;
+    // The product of the non-zero lengths must fit in an `isize` even when another length
+    // is 0 (ndarray's own rule; it panicked on such shapes).
+    let too_many = || format!("shape ({shape}) has more values than any file can hold");
+    let (mut nonzero, mut empty) = (1usize, false);
+    for d in shape.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        let d: usize = d.parse().map_err(|_| format!("shape entry `{d}` is not a size"))?;
+        if d == 0 {
+            empty = true;
+        } else {
+            nonzero = nonzero.checked_mul(d).filter(|n| *n <= isize::MAX as usize).ok_or_else(too_many)?;
+        }
+    }
+    let values = if empty { 0 } else { nonzero };
+    let data = bytes.len() - (start + len);
+    match values.checked_mul(item) {
+        Some(need) if need == data => Ok(()),
+        Some(need) => Err(format!(
+            "the header declares shape ({shape}) of {descr}, {need} bytes of data, but the file holds {data}"
+        )),
+        None => Err(too_many()),
+    }
+}
+
 /// Reads a float32 or int32 `.npy` file (int64 token ids are narrowed when they fit).
 pub fn read(path: &Path) -> Result<Tensor, Failure> {
     let bytes = std::fs::read(path).map_err(|e| Failure(format!("cannot read {}: {e}", path.display())))?;
+    check_header(&bytes).map_err(|e| Failure(format!("{}: {e}", path.display())))?;
     if let Ok(a) = ArrayD::<f32>::read_npy(&bytes[..]) {
         return Ok(Tensor::F32(a));
     }
@@ -33,4 +91,44 @@ pub fn write(path: &Path, a: &ArrayD<f32>) -> Result<(), Failure> {
     let mut buf = Vec::new();
     a.write_npy(&mut buf).map_err(|e| Failure(format!("{}: {e}", path.display())))?;
     crate::commands::write_new(path, &buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn npy(header: &str, data: usize) -> Vec<u8> {
+        let mut h = header.to_string();
+        while !(10 + h.len() + 1).is_multiple_of(64) {
+            h.push(' ');
+        }
+        h.push('\n');
+        let mut b = b"\x93NUMPY\x01\x00".to_vec();
+        b.extend_from_slice(&(h.len() as u16).to_le_bytes());
+        b.extend_from_slice(h.as_bytes());
+        b.extend(std::iter::repeat_n(0u8, data));
+        b
+    }
+
+    /// Headers that lie about their size are errors before any allocation (a 64-byte file
+    /// declaring (10^12, 10^6) aborted on the allocation; (0, 2^32, 2^32, 2^32) panicked).
+    #[test]
+    fn lying_headers_are_errors() {
+        let ok = npy("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", 24);
+        assert!(check_header(&ok).is_ok());
+        let e = check_header(&npy(
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (1000000000000, 1000000), }",
+            0,
+        ));
+        assert!(e.unwrap_err().contains("4000000000000000000 bytes of data, but the file holds 0"));
+        let e = check_header(&npy(
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (0, 4294967296, 4294967296, 4294967296), }",
+            0,
+        ));
+        assert!(e.unwrap_err().contains("more values"));
+        let e = check_header(&npy("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", 20))
+            .unwrap_err();
+        assert!(e.contains("24 bytes of data, but the file holds 20"), "{e}");
+        assert!(check_header(b"\x93NUMPY").is_err());
+    }
 }
