@@ -10,7 +10,7 @@ use crate::kernels::{FixedRhs, activation};
 use crate::layers::bidirectional::{BidiTape, Bidirectional};
 use crate::layers::dropped_input;
 use crate::layers::recurrent::{self as rnn, Recording, RnnTape};
-use crate::ops::{basic, time};
+use crate::layers::{basic, merge, time};
 use crate::{Tensor, TensorView, WeightStore};
 
 /// A value flowing along an edge: a tensor and its optional step mask `[B, T]`.
@@ -553,8 +553,8 @@ pub(crate) fn node_into_training(
         }
         Op::Merge(kind) => {
             let xs: Vec<ArrayViewD<'_, f32>> = (0..ins.len()).map(&f32_in).collect::<Result<_>>()?;
-            let shape = basic::merge_shape(*kind, &xs)?;
-            basic::merge_into(*kind, &xs, f32_slot(out, 0, &shape));
+            let shape = merge::merge_shape(*kind, &xs)?;
+            merge::merge_into(*kind, &xs, f32_slot(out, 0, &shape));
             out.truncate(1);
             let masks: Vec<ArrayView2<'_, bool>> = ins.iter().filter_map(|v| v.mask).collect();
             if !masks.is_empty() && masks.iter().all(|m| m.dim() == masks[0].dim()) {

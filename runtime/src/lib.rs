@@ -3,7 +3,7 @@
 //! syn, quote nor pest, so it stays cheap in users' builds.
 
 pub mod error;
-// `exec`, `kernels`, `layers` and `ops` are what the `seqmodel` facade and generated code
+// `exec`, `kernels` and `layers` are what the `seqmodel` facade and generated code
 // build on (through `seqmodel::__private`), not public API: hidden from the docs.
 #[doc(hidden)]
 pub mod exec;
@@ -12,8 +12,6 @@ mod interpreter;
 pub mod kernels;
 #[doc(hidden)]
 pub mod layers;
-#[doc(hidden)]
-pub mod ops;
 mod parallel;
 mod pool;
 mod tensor;

@@ -2,8 +2,11 @@
 //! weights in Keras's order, their packing at load, its forward pass into reusable buffers
 //! (which training runs too, recording a tape) and its backward pass.
 
+pub mod basic;
 pub mod bidirectional;
+pub mod merge;
 pub mod recurrent;
+pub mod time;
 
 use std::collections::HashMap;
 

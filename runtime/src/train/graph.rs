@@ -3,15 +3,14 @@
 
 use std::collections::HashMap;
 
-use ndarray::{Array2, ArrayD, ArrayViewD, Axis, IxDyn};
-use seqmodel_ir::{MergeKind, NodeIndex, Op, Program};
+use ndarray::{Array2, ArrayD, ArrayViewD, IxDyn};
+use seqmodel_ir::{NodeIndex, Op, Program};
 
 use crate::error::{Result, RuntimeError};
 use crate::exec::{self, NodeTape, RnnDropout, Scratch, Training, Value, ValueRef};
-use crate::kernels::{activation, matmul};
+use crate::kernels::activation;
 use crate::layers::bidirectional::Bidirectional;
-use crate::layers::{add_weight, mask_input_grad, recurrent};
-use crate::pool;
+use crate::layers::{add_weight, basic, mask_input_grad, merge, recurrent, time};
 use crate::{Tensor, WeightStore};
 
 /// The carried states of stateful layers, by node.
@@ -218,32 +217,15 @@ pub(crate) fn backward(
                     )),
                 };
                 let dpre = dpre.as_standard_layout();
-                let rows = x.len() / input_dim;
-                let xs = x.as_slice().expect("standard");
-                let ds = dpre.as_slice().expect("standard");
-                let mut dk = vec![0.0f32; input_dim * units];
-                matmul(*input_dim, rows, *units, &pool::transposed(xs, rows, *input_dim), ds, &mut dk, false);
-                add_weight(&mut wg, format!("{prefix}/kernel"), &[*input_dim, *units], dk);
-                if *use_bias {
-                    let mut db = vec![0.0f32; *units];
-                    for row in ds.chunks(*units) {
-                        for (b, v) in db.iter_mut().zip(row) {
-                            *b += v;
-                        }
-                    }
-                    add_weight(&mut wg, format!("{prefix}/bias"), &[*units], db);
+                let specs = seqmodel_ir::op_weight_specs(&node.op, &prefix);
+                let kernel = exec::weight(store, &specs[0].key)?;
+                let (x_s, d_s) = (x.as_slice().expect("standard"), dpre.as_slice().expect("standard"));
+                let (dx, dk, db) = basic::dense_backward(x_s, kernel, d_s, (*input_dim, *units), *use_bias);
+                let mut specs = specs.into_iter();
+                for g in std::iter::once(dk).chain(db) {
+                    let spec = specs.next().expect("a weight per gradient");
+                    add_weight(&mut wg, spec.key, &spec.shape, g);
                 }
-                let k = exec::weight(store, &format!("{prefix}/kernel"))?;
-                let mut dx = vec![0.0f32; rows * input_dim];
-                matmul(
-                    rows,
-                    *units,
-                    *input_dim,
-                    ds,
-                    &pool::transposed(k, *input_dim, *units),
-                    &mut dx,
-                    false,
-                );
                 add_grad(
                     &mut grads,
                     (ins[0].node, ins[0].port),
@@ -260,31 +242,23 @@ pub(crate) fn backward(
             }
             (Op::Masking { .. }, _) => {
                 let mask = pass.vals[&n][0].mask.as_ref().expect("Masking sets a mask");
-                let mut d = dout(0);
-                for ((b, t), live) in mask.indexed_iter() {
-                    if !live {
-                        d.index_axis_mut(Axis(0), b).index_axis_mut(Axis(0), t).fill(0.0);
-                    }
-                }
-                add_grad(&mut grads, (ins[0].node, ins[0].port), d);
+                add_grad(&mut grads, (ins[0].node, ins[0].port), basic::masking_backward(mask, dout(0)));
             }
             (Op::Embedding { input_dim, output_dim, .. }, _) => {
                 let Tensor::I32(ids) = &in_val(0).t else {
                     return Err(RuntimeError::Shape(format!("Embedding `{}` needs integer ids", node.layer)));
                 };
                 let d = dout(0).as_standard_layout().to_owned();
-                let ds = d.as_slice().expect("standard");
-                let mut dt = vec![0.0f32; input_dim * output_dim];
-                let mut sq = vec![0.0f32; input_dim * output_dim];
-                for (r, &id) in ids.iter().enumerate() {
-                    for j in 0..*output_dim {
-                        let v = ds[r * output_dim + j];
-                        dt[id as usize * output_dim + j] += v;
-                        sq[id as usize * output_dim + j] += v * v;
-                    }
-                }
-                add_weight(&mut wg, format!("{prefix}/embeddings"), &[*input_dim, *output_dim], dt);
-                add_weight(&mut squares, format!("{prefix}/embeddings"), &[*input_dim, *output_dim], sq);
+                let (dt, sq) = basic::embedding_backward(
+                    ids.view(),
+                    d.as_slice().expect("standard"),
+                    (*input_dim, *output_dim),
+                );
+                let [spec] = &seqmodel_ir::op_weight_specs(&node.op, &prefix)[..] else {
+                    unreachable!("an embedding has one table")
+                };
+                add_weight(&mut wg, spec.key.clone(), &spec.shape, dt);
+                add_weight(&mut squares, spec.key.clone(), &spec.shape, sq);
             }
             (Op::Rnn(a), Some(NodeTape::Rnn(tape, in_keep))) => {
                 let d_states: Vec<Option<Vec<f32>>> =
@@ -317,75 +291,24 @@ pub(crate) fn backward(
                 add_grad(&mut grads, (ins[0].node, ins[0].port), dx);
             }
             (Op::RepeatVector, _) => {
-                add_grad(&mut grads, (ins[0].node, ins[0].port), dout(0).sum_axis(Axis(1)));
+                add_grad(&mut grads, (ins[0].node, ins[0].port), time::repeat_backward(&dout(0)));
             }
             (Op::TimeSlice { start, end }, _) => {
-                let x_shape = in_val(0).t.shape().to_vec();
-                let t = x_shape[1] as i64;
-                let norm = |i: i64| if i < 0 { (t + i).max(0) } else { i.min(t) };
-                let (s, e) = (norm(*start) as usize, end.map_or(t, norm) as usize);
-                let mut dx = ArrayD::zeros(IxDyn(&x_shape));
-                dx.slice_axis_mut(Axis(1), (s..e).into()).assign(&dout(0));
+                let dx = time::slice_backward(in_val(0).t.shape(), *start, *end, &dout(0));
                 add_grad(&mut grads, (ins[0].node, ins[0].port), dx);
             }
             (Op::TimeStep { index }, _) => {
-                let x_shape = in_val(0).t.shape().to_vec();
-                let t = x_shape[1] as i64;
-                let i = if *index < 0 { t + index } else { *index } as usize;
-                let mut dx = ArrayD::zeros(IxDyn(&x_shape));
-                dx.index_axis_mut(Axis(1), i).assign(&dout(0));
+                let dx = time::step_backward(in_val(0).t.shape(), *index, &dout(0));
                 add_grad(&mut grads, (ins[0].node, ins[0].port), dx);
             }
             (Op::ZeroPad { left, .. }, _) => {
-                let t = in_val(0).t.shape()[1];
-                add_grad(
-                    &mut grads,
-                    (ins[0].node, ins[0].port),
-                    dout(0).slice_axis(Axis(1), (*left..left + t).into()).to_owned(),
-                );
+                let dx = time::pad_backward(in_val(0).t.shape()[1], *left, &dout(0));
+                add_grad(&mut grads, (ins[0].node, ins[0].port), dx);
             }
             (Op::Merge(kind), _) => {
-                let d = dout(0);
-                let xs: Vec<ArrayD<f32>> = (0..ins.len())
-                    .map(|i| in_f32(i).map(|a| a.as_standard_layout().to_owned()))
-                    .collect::<Result<_>>()?;
-                let k = ins.len() as f32;
-                for (i, q) in ins.iter().enumerate() {
-                    let g = match kind {
-                        MergeKind::Add => d.clone(),
-                        MergeKind::Average => &d / k,
-                        MergeKind::Subtract => {
-                            if i == 0 {
-                                d.clone()
-                            } else {
-                                -&d
-                            }
-                        }
-                        MergeKind::Multiply => {
-                            let mut g = d.clone();
-                            for (j, x) in xs.iter().enumerate() {
-                                if j != i {
-                                    g *= x;
-                                }
-                            }
-                            g
-                        }
-                        MergeKind::Maximum | MergeKind::Minimum => {
-                            let y = out_f32(0);
-                            let mut g = d.clone();
-                            ndarray::Zip::from(&mut g).and(&xs[i]).and(y).for_each(|g, x, y| {
-                                if x != y {
-                                    *g = 0.0
-                                }
-                            });
-                            g
-                        }
-                        MergeKind::Concatenate { axis } => {
-                            let offset: usize = xs[..i].iter().map(|x| x.shape()[axis + 1]).sum();
-                            let w = xs[i].shape()[axis + 1];
-                            d.slice_axis(Axis(axis + 1), (offset..offset + w).into()).to_owned()
-                        }
-                    };
+                let xs: Vec<ArrayViewD<'_, f32>> =
+                    (0..ins.len()).map(|i| in_f32(i).map(|a| a.view())).collect::<Result<_>>()?;
+                for (q, g) in ins.iter().zip(merge::backward(*kind, &xs, out_f32(0).view(), &dout(0))) {
                     add_grad(&mut grads, (q.node, q.port), g);
                 }
             }

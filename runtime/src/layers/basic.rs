@@ -1,10 +1,11 @@
-//! Dense, Embedding, Masking and the merge layers.
+//! Dense, Embedding and Masking: forward passes into reusable buffers and backward passes.
 
-use ndarray::{Array2, ArrayD, ArrayViewD, Axis, Slice};
-use seqmodel_ir::{Activation, MergeKind};
+use ndarray::{Array2, ArrayD, ArrayViewD, Axis};
+use seqmodel_ir::Activation;
 
 use crate::error::{Result, RuntimeError};
-use crate::kernels::{FixedRhs, Start, activation};
+use crate::kernels::{FixedRhs, Start, activation, matmul};
+use crate::pool;
 
 /// `Dense` over the last axis, `act(x · W + b)`, writing into `out` (`rows × units`,
 /// row-major), with the kernel packed at load time.
@@ -84,61 +85,59 @@ pub fn masking_into(x: ArrayViewD<'_, f32>, value: f32, out: &mut ArrayD<f32>, m
     }
 }
 
-/// The output shape of a merge, or an error if the inputs do not fit together.
-pub fn merge_shape(kind: MergeKind, xs: &[ArrayViewD<'_, f32>]) -> Result<Vec<usize>> {
-    let first = xs[0].shape();
-    if let MergeKind::Concatenate { axis } = kind {
-        let axis = axis + 1;
-        let mut shape = first.to_vec();
-        shape[axis] = 0;
-        for x in xs {
-            let ok = x.ndim() == first.len()
-                && x.shape().iter().zip(first).enumerate().all(|(i, (a, b))| i == axis || a == b);
-            if !ok {
-                return Err(RuntimeError::Shape(format!(
-                    "Concatenate: shapes {first:?} and {:?} do not fit together along axis {}",
-                    x.shape(),
-                    axis - 1
-                )));
+/// Dense's backward pass for `rows` rows: from the input `x` `[rows, D]`, the kernel
+/// `[D, U]` and the gradient before the activation `dpre` `[rows, U]`, the gradients of the
+/// input, the kernel and (with `bias`) the bias.
+pub(crate) fn dense_backward(
+    x: &[f32],
+    kernel: &[f32],
+    dpre: &[f32],
+    (d, u): (usize, usize),
+    bias: bool,
+) -> (Vec<f32>, Vec<f32>, Option<Vec<f32>>) {
+    let rows = x.len() / d.max(1);
+    let mut dk = vec![0.0f32; d * u];
+    matmul(d, rows, u, &pool::transposed(x, rows, d), dpre, &mut dk, false);
+    let db = bias.then(|| {
+        let mut db = vec![0.0f32; u];
+        for row in dpre.chunks(u) {
+            for (b, v) in db.iter_mut().zip(row) {
+                *b += v;
             }
-            shape[axis] += x.shape()[axis];
         }
-        return Ok(shape);
-    }
-    for x in &xs[1..] {
-        if x.shape() != first {
-            return Err(RuntimeError::Shape(format!(
-                "{kind:?}: shapes {first:?} and {:?} differ",
-                x.shape()
-            )));
-        }
-    }
-    Ok(first.to_vec())
+        db
+    });
+    let mut dx = vec![0.0f32; rows * d];
+    matmul(rows, u, d, dpre, &pool::transposed(kernel, d, u), &mut dx, false);
+    (dx, dk, db)
 }
 
-/// The merge written into `out`, shaped by [`merge_shape`].
-pub fn merge_into(kind: MergeKind, xs: &[ArrayViewD<'_, f32>], out: &mut ArrayD<f32>) {
-    if let MergeKind::Concatenate { axis } = kind {
-        let mut at = 0;
-        for x in xs {
-            let n = x.shape()[axis + 1];
-            out.slice_axis_mut(Axis(axis + 1), Slice::from(at..at + n)).assign(x);
-            at += n;
-        }
-        return;
-    }
-    out.assign(&xs[0]);
-    for x in &xs[1..] {
-        match kind {
-            MergeKind::Add | MergeKind::Average => *out += x,
-            MergeKind::Subtract => *out -= x,
-            MergeKind::Multiply => *out *= x,
-            MergeKind::Maximum => out.zip_mut_with(x, |a, b| *a = a.max(*b)),
-            MergeKind::Minimum => out.zip_mut_with(x, |a, b| *a = a.min(*b)),
-            MergeKind::Concatenate { .. } => unreachable!("handled above"),
+/// Embedding's backward pass: the table's gradient `[vocab, dim]` from the output's `dy`
+/// (row `r` for token `ids[r]`), and the sum of each gathered slice's square (the sparse
+/// gradient's second moment, see `Optimizer::apply_sparse_aware`).
+pub(crate) fn embedding_backward(
+    ids: ArrayViewD<'_, i32>,
+    dy: &[f32],
+    (vocab, dim): (usize, usize),
+) -> (Vec<f32>, Vec<f32>) {
+    let mut dt = vec![0.0f32; vocab * dim];
+    let mut sq = vec![0.0f32; vocab * dim];
+    for (r, &id) in ids.iter().enumerate() {
+        for j in 0..dim {
+            let v = dy[r * dim + j];
+            dt[id as usize * dim + j] += v;
+            sq[id as usize * dim + j] += v * v;
         }
     }
-    if kind == MergeKind::Average {
-        *out /= xs.len() as f32;
+    (dt, sq)
+}
+
+/// Masking's backward pass: `dy` with the masked steps zeroed (their output was zeros).
+pub(crate) fn masking_backward(mask: &Array2<bool>, mut dy: ArrayD<f32>) -> ArrayD<f32> {
+    for ((b, t), live) in mask.indexed_iter() {
+        if !live {
+            dy.index_axis_mut(Axis(0), b).index_axis_mut(Axis(0), t).fill(0.0);
+        }
     }
+    dy
 }
