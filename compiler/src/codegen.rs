@@ -388,6 +388,7 @@ pub fn model_tokens(p: &Program) -> TokenStream {
     };
     quote! {
         #(#[doc = #docs])*
+        #[derive(Debug, Clone)]
         pub struct #ident {
             prepared: ::std::vec::Vec<::core::option::Option<::seqmodel::__private::exec::Prepared>>,
             states: ::seqmodel::__private::exec::States,

@@ -1,0 +1,42 @@
+//! Models cross threads: the interpreter's and a generated type are `Send + Sync`, and one
+//! model cloned onto several threads gives every thread the same numbers as one thread.
+
+use seqmodel::ndarray::{ArrayD, IxDyn};
+use seqmodel::{Model, Tensor, WeightStore};
+use seqmodel_generated_tests::ex_encoder_decoder::EncoderDecoder;
+
+fn assert_send_sync<T: Send + Sync>() {}
+
+#[test]
+fn models_are_send_and_sync() {
+    assert_send_sync::<Model>();
+    assert_send_sync::<EncoderDecoder>();
+    assert_send_sync::<WeightStore>();
+    assert_send_sync::<seqmodel::train::Trainer>();
+}
+
+#[test]
+fn clones_on_several_threads_agree_with_one_thread() {
+    let m = EncoderDecoder::random(5);
+    let x =
+        ArrayD::from_shape_fn(IxDyn(&[3, 12, 4]), |ix| ((ix[0] * 7 + ix[1] * 3 + ix[2]) as f32 * 0.05).sin());
+    let want = m.clone().predict(x.clone()).unwrap();
+    let program = EncoderDecoder::program();
+    let interp = Model::new(program, m.weights()).unwrap();
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                let (mut g, mut i, x) = (m.clone(), interp.clone(), x.clone());
+                s.spawn(move || {
+                    (g.predict(x.clone()).unwrap(), i.predict(&[Tensor::F32(x)]).unwrap().remove(0))
+                })
+            })
+            .collect();
+        for h in handles {
+            let (g, i) = h.join().unwrap();
+            assert_eq!(g, want, "a generated clone on another thread");
+            let d = i.iter().zip(want.iter()).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+            assert!(d <= 1e-6, "the interpreter on another thread: {d}");
+        }
+    });
+}
