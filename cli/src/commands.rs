@@ -141,7 +141,8 @@ pub fn run(
     let mut m = seqmodel_runtime::Model::new(program, &store)?;
     let xs = inputs.iter().map(|p| crate::npy::read(p)).collect::<Result<Vec<_>, _>>()?;
     let outs = m.predict(&xs)?;
-    std::fs::create_dir_all(output_dir)?;
+    std::fs::create_dir_all(output_dir)
+        .map_err(|e| Failure(format!("cannot create the output folder {}: {e}", output_dir.display())))?;
     for (i, o) in outs.iter().enumerate() {
         let path = output_dir.join(format!("output_{i}.npy"));
         if path.exists() {

@@ -259,8 +259,11 @@ impl WeightStore {
     pub fn load(path: &Path) -> Result<Self> {
         let bytes =
             std::fs::read(path).map_err(|e| RuntimeError::WeightFile(format!("{}: {e}", path.display())))?;
-        Self::from_safetensors(&bytes)
-            .map_err(|e| RuntimeError::WeightFile(format!("{}: {e}", path.display())))
+        // Name the file once: "weight file: w.safetensors: tensor `k` is ...".
+        Self::from_safetensors(&bytes).map_err(|e| match e {
+            RuntimeError::WeightFile(m) => RuntimeError::WeightFile(format!("{}: {m}", path.display())),
+            other => other,
+        })
     }
 
     /// Writes a safetensors file atomically; refuses to replace an existing file unless

@@ -198,3 +198,17 @@ fn weights_of_another_architecture_do_not_load_silently() {
         assert!(Model::new(other, &forced).is_ok());
     }
 }
+
+/// A corrupt weight file is named once in its error ("weight file: X: weight file: ..."
+/// repeated itself).
+#[test]
+fn a_corrupt_weight_file_is_named_once() {
+    let dir = std::env::temp_dir().join(format!("seqmodel-corrupt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("w.safetensors");
+    std::fs::write(&f, b"\x08\x00\x00\x00\x00\x00\x00\x00{garbage").unwrap();
+    let e = WeightStore::load(&f).unwrap_err().to_string();
+    assert_eq!(e.matches("weight file").count(), 1, "{e}");
+    assert_eq!(e.matches("w.safetensors").count(), 1, "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
