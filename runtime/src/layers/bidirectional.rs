@@ -22,7 +22,8 @@ pub struct BidiTape {
     pub(crate) forward: RnnTape,
     /// The backward layer's tape.
     pub(crate) backward: RnnTape,
-    /// Each layer's main output (sequence in processing order, or last step), for `mul`.
+    /// Each layer's main output (sequence in processing order, or last step); kept for
+    /// `mul` only, empty otherwise.
     pub(crate) outputs: (Vec<f32>, Vec<f32>),
     /// Each layer's input dropout keep mask `[B·D]`.
     pub(crate) input_keep: [Option<Vec<f32>>; 2],
@@ -177,7 +178,12 @@ impl Bidirectional<'_> {
             tr.tape = Some(NodeTape::Bidirectional(Box::new(BidiTape {
                 forward: tf,
                 backward: tb,
-                outputs: (f_main.to_vec(), b_main.to_vec()),
+                // Only `mul`'s gradient reads the layers' own outputs.
+                outputs: if self.merge == MergeMode::Mul {
+                    (f_main.to_vec(), b_main.to_vec())
+                } else {
+                    (Vec::new(), Vec::new())
+                },
                 input_keep,
             })));
         }

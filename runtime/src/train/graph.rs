@@ -134,14 +134,14 @@ fn add_grad(grads: &mut HashMap<(NodeIndex, usize), ArrayD<f32>>, key: (NodeInde
 /// output `y` and `dy`.
 fn act_backward(
     a: seqmodel_ir::Activation,
-    x: Option<ArrayViewD<'_, f32>>,
+    x: Option<&ArrayD<f32>>,
     y: &ArrayD<f32>,
     dy: &ArrayD<f32>,
 ) -> ArrayD<f32> {
     let width = *y.shape().last().unwrap_or(&1);
     let y = y.as_standard_layout();
     let dy = dy.as_standard_layout();
-    let x = x.map(|x| x.as_standard_layout().into_owned());
+    let x = x.map(|x| x.as_standard_layout());
     let mut dx = ArrayD::zeros(y.raw_dim());
     activation::backward(
         a,
@@ -209,12 +209,7 @@ pub(crate) fn backward(
                 };
                 let dpre = match act {
                     seqmodel_ir::Activation::Linear => dout_ref(0),
-                    a => std::borrow::Cow::Owned(act_backward(
-                        *a,
-                        pre.map(|p| p.view()),
-                        out_f32(0),
-                        &dout_ref(0),
-                    )),
+                    a => std::borrow::Cow::Owned(act_backward(*a, pre, out_f32(0), &dout_ref(0))),
                 };
                 let dpre = dpre.as_standard_layout();
                 let specs = seqmodel_ir::op_weight_specs(&node.op, &prefix);
@@ -233,8 +228,9 @@ pub(crate) fn backward(
                 );
             }
             (Op::Activation(a), _) => {
-                let x = in_f32(0)?.as_standard_layout();
-                let dx = act_backward(*a, Some(x.view()), out_f32(0), &dout_ref(0));
+                // The input only where the gradient reads it (not for softmax).
+                let x = activation::grad_needs_input(*a).then(|| in_f32(0)).transpose()?;
+                let dx = act_backward(*a, x, out_f32(0), &dout_ref(0));
                 add_grad(&mut grads, (ins[0].node, ins[0].port), dx);
             }
             (Op::Dropout { .. }, _) => {
