@@ -23,6 +23,22 @@ fn conformance_passes_every_visible_inference_case() {
     assert!(last.contains(" 0 failed"), "{last}");
 }
 
+/// The layers suite: every case whose layers seqmodel has passes; the others fail only
+/// by naming what is not supported (attention and Keras operations, for now), never by a
+/// wrong number.
+#[test]
+fn conformance_on_the_layers_suite() {
+    let dir = root().join("../shared/conformance-layers");
+    let out = seqc().arg("conformance").arg(&dir).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last = stdout.lines().last().unwrap();
+    let passed: usize = last.split(' ').next().unwrap().parse().unwrap();
+    assert!(passed >= 13, "{stdout}");
+    for line in stdout.lines().filter(|l| l.contains(" FAIL ")) {
+        assert!(line.contains("is not supported"), "{line}");
+    }
+}
+
 #[test]
 fn check_accepts_every_example() {
     let mut files: Vec<PathBuf> =

@@ -98,6 +98,10 @@ pub fn op_tokens(op: &Op) -> TokenStream {
         }
         Op::FoldTime => quote! { #ir::Op::FoldTime },
         Op::UnfoldTime => quote! { #ir::Op::UnfoldTime },
+        Op::Layer(l) => {
+            let l: TokenStream = ir::RustLiteral::rust(l).parse().expect("a layer's literal is Rust");
+            quote! { #ir::Op::Layer(#l) }
+        }
     }
 }
 
@@ -438,9 +442,10 @@ pub fn model_tokens(p: &Program) -> TokenStream {
                     })
                 }
 
-                /// Seeded random weights, uniform in ±0.1.
+                /// Seeded random weights, uniform in ±0.1 (statistics a layer keeps, such as
+                /// BatchNormalization's moving variance, start where Keras starts them).
                 pub fn random(seed: u64) -> Self {
-                    Self::from_weights(::seqmodel::WeightStore::random_from_specs(SPECS, seed, 0.1))
+                    Self::from_weights(::seqmodel::WeightStore::random(&Self::program(), seed, 0.1))
                         .expect("random weights have the model's shapes")
                 }
 

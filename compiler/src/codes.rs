@@ -69,6 +69,8 @@ codes! {
     "The activation is not one of Keras's (the message lists them).\n\nWrong:\n    Dense(4, activation=\"rel\")\nRight:\n    Dense(4, activation=\"relu\")";
     "SM0207" => "wrapper around the wrong layer",
     "`Bidirectional` wraps a recurrent layer; `TimeDistributed` wraps a layer or a model.\n\nWrong:\n    Bidirectional(Dense(4))\nRight:\n    Bidirectional(LSTM(4))";
+    "SM0208" => "argument values that do not fit together",
+    "Each value fits its argument, but not the others: the channels must split into the groups, a permutation must name every axis once, a target shape may hold one `-1`.\n\nWrong:\n    Conv1D(6, 3, groups=4)\nRight:\n    Conv1D(8, 3, groups=4)";
     "SM0301" => "not a tensor where a tensor is needed",
     "A layer got something other than one tensor (a list where one tensor is expected, or the reverse for merge layers).\n\nWrong:\n    Add()(a)\nRight:\n    Add()([a, b])";
     "SM0302" => "a sequence is needed",
@@ -97,6 +99,14 @@ codes! {
     "`RepeatVector(n)` repeats a vector `[features]` over `n` steps; a sequence has a time axis already.\n\nWrong:\n    x -> LSTM(4, return_sequences=true) -> RepeatVector(3)\nRight:\n    x -> LSTM(4) -> RepeatVector(3)";
     "SM0314" => "size beyond the supported range",
     "A dimension, a layer's size or a count is above 2^31 - 1, or a layer's weight would hold more than 2^32 values: sizes this large cannot be a real model, and arithmetic on them would wrap.\n\nWrong:\n    x -> Dense(4294967296)\nRight:\n    x -> Dense(4096)";
+    "SM0315" => "sequence shorter than a window",
+    "A convolution or pooling window with `padding=\"valid\"` must fit in the sequence.\n\nWrong:\n    model M(x: [2, 3]) -> [1, 4] { x -> Conv1D(4, 3) }\nRight:\n    model M(x: [3, 3]) -> [1, 4] { x -> Conv1D(4, 3) }";
+    "SM0316" => "strided window over a run-time length",
+    "After a stride the length is a rounded quotient of the input's, which the checker cannot name for a length known only at run time yet: give the time dimension as a number, or use strides=1.\n\nWrong:\n    model M(x: [T, 3]) -> [_, 4] { x -> Conv1D(4, 3, strides=2) }\nRight:\n    model M(x: [12, 3]) -> [5, 4] { x -> Conv1D(4, 3, strides=2) }";
+    "SM0317" => "dimension needed at compile time",
+    "The layer's output shape depends on the exact size of every input dimension (Reshape, Flatten), so none may be known only at run time.\n\nWrong:\n    model M(x: [T, 3]) -> [_] { x -> Flatten() }\nRight:\n    model M(x: [4, 3]) -> [12] { x -> Flatten() }";
+    "SM0318" => "reshape to a different number of values",
+    "The target shape must hold exactly the values of the input (one `-1` takes whatever is left).\n\nWrong:\n    model M(x: [4, 6]) -> [5, 5] { x -> Reshape((5, 5)) }\nRight:\n    model M(x: [4, 6]) -> [12, 2] { x -> Reshape((-1, 2)) }";
     "SM0401" => "wrong number of model inputs",
     "A model call gives one tensor per declared input.\n\nWrong:\n    Pair(x)   // model Pair(a: [4], b: [4])\nRight:\n    Pair(x, y)";
     "SM0402" => "model input of the wrong type",

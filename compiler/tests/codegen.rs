@@ -35,6 +35,13 @@ fn embedding_bidirectional_merges_and_time_distributed() {
 }
 
 #[test]
+fn described_layers_convolution_normalisation_reshaping() {
+    insta::assert_snapshot!(generated(
+        "model C(x: [12, 4]) -> [3] { x -> Conv1D(6, 3, padding=\"causal\", dilation_rate=2, activation=\"relu\") -> BatchNormalization() -> MaxPooling1D(2) -> LayerNormalization(epsilon=1e-5) -> Permute((2, 1)) -> Flatten() -> LeakyReLU() -> GaussianNoise(0.1) -> Dense(3) }"
+    ));
+}
+
+#[test]
 fn every_example_generates_valid_rust() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
     for e in std::fs::read_dir(dir).unwrap() {

@@ -3,11 +3,17 @@
 //! with inferred types and source spans in side tables.
 
 mod dump;
+mod layers;
 mod ops;
 pub mod passes;
 mod program;
 mod types;
 
+pub use layers::{
+    ActivationLayer, BatchNormAttrs, Conv1dAttrs, FlattenAttrs, GlobalPoolAttrs, LayerAttrs, LayerNormAttrs,
+    LayerOp, MAX_RANK, NoiseAttrs, NoiseKind, Padding, ParamActivation, PermuteAttrs, PoolAttrs, PoolKind,
+    PreluAttrs, ReshapeAttrs, RustLiteral, WeightVar, keras_weight_vars,
+};
 pub use ops::{Activation, CellKind, MergeKind, MergeMode, Op, RnnAttrs};
 pub use petgraph::stable_graph::NodeIndex;
 pub use program::{

@@ -291,6 +291,10 @@ pub enum Op {
     /// End of `TimeDistributed`: `B*T` items back to `[T, ...]`. Input 0: the folded result;
     /// input 1: the tensor that was folded (for B and T at run time).
     UnfoldTime,
+    /// A described layer (convolution, pooling, normalisation, reshaping, parametrised
+    /// activations, noise): its attributes, Keras classes and weights in [`crate::LayerOp`].
+    /// Input 0: x (the doc of each attribute type names any further inputs).
+    Layer(crate::LayerOp),
 }
 
 impl Op {
@@ -320,6 +324,7 @@ impl Op {
             },
             Op::FoldTime => "TimeDistributed",
             Op::UnfoldTime => "TimeDistributed(end)",
+            Op::Layer(l) => l.class_name(),
         }
     }
 }

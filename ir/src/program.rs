@@ -51,12 +51,18 @@ pub struct InputSpec {
 }
 
 /// One weight tensor the program needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct WeightSpec {
     /// Full key, `<layer key>/<variable>` (e.g. `Encoder/lstm/kernel`).
     pub key: String,
     /// Its shape.
     pub shape: Vec<usize>,
+    /// Whether the optimizer updates it (false for statistics training sets itself, as
+    /// BatchNormalization's moving mean and variance).
+    pub trainable: bool,
+    /// The value every element starts at when it is not random (see
+    /// [`crate::WeightVar::initial`]).
+    pub initial: Option<f32>,
 }
 
 /// A checked model: every node typed, every input port filled, no cycles.
@@ -135,6 +141,11 @@ impl Program {
     /// Total number of weight scalars (Keras's "Total params").
     pub fn param_count(&self) -> usize {
         self.weight_specs().iter().map(|w| w.shape.iter().product::<usize>()).sum()
+    }
+
+    /// Number of weight scalars the optimizer updates (Keras's "Trainable params").
+    pub fn trainable_param_count(&self) -> usize {
+        self.weight_specs().iter().filter(|w| w.trainable).map(|w| w.shape.iter().product::<usize>()).sum()
     }
 
     /// Removes `node`, its edges and its entries in the side tables (types, spans). The
@@ -291,14 +302,24 @@ pub fn op_weight_specs(op: &Op, prefix: &str) -> Vec<WeightSpec> {
     let key = |v: &str| format!("{prefix}/{v}");
     match op {
         Op::Dense { units, input_dim, use_bias, .. } => {
-            let mut v = vec![WeightSpec { key: key("kernel"), shape: vec![*input_dim, *units] }];
+            let mut v = vec![WeightSpec {
+                key: key("kernel"),
+                shape: vec![*input_dim, *units],
+                trainable: true,
+                initial: None,
+            }];
             if *use_bias {
-                v.push(WeightSpec { key: key("bias"), shape: vec![*units] });
+                v.push(WeightSpec { key: key("bias"), shape: vec![*units], trainable: true, initial: None });
             }
             v
         }
         Op::Embedding { input_dim, output_dim, .. } => {
-            vec![WeightSpec { key: key("embeddings"), shape: vec![*input_dim, *output_dim] }]
+            vec![WeightSpec {
+                key: key("embeddings"),
+                shape: vec![*input_dim, *output_dim],
+                trainable: true,
+                initial: None,
+            }]
         }
         Op::Rnn(a) | Op::RepeatRnn { rnn: a, .. } => rnn_weight_specs(prefix, a),
         Op::Bidirectional { forward, backward, .. } => {
@@ -306,6 +327,16 @@ pub fn op_weight_specs(op: &Op, prefix: &str) -> Vec<WeightSpec> {
             v.extend(rnn_weight_specs(&format!("{prefix}/backward"), backward));
             v
         }
+        Op::Layer(l) => l
+            .weights()
+            .into_iter()
+            .map(|(var, shape)| WeightSpec {
+                key: key(var.name),
+                shape,
+                trainable: var.trainable,
+                initial: var.initial,
+            })
+            .collect(),
         _ => Vec::new(),
     }
 }
@@ -314,15 +345,25 @@ pub fn op_weight_specs(op: &Op, prefix: &str) -> Vec<WeightSpec> {
 pub fn rnn_weight_specs(prefix: &str, a: &crate::RnnAttrs) -> Vec<WeightSpec> {
     let g = a.cell.gates() * a.units;
     let mut v = vec![
-        WeightSpec { key: format!("{prefix}/kernel"), shape: vec![a.input_dim, g] },
-        WeightSpec { key: format!("{prefix}/recurrent_kernel"), shape: vec![a.units, g] },
+        WeightSpec {
+            key: format!("{prefix}/kernel"),
+            shape: vec![a.input_dim, g],
+            trainable: true,
+            initial: None,
+        },
+        WeightSpec {
+            key: format!("{prefix}/recurrent_kernel"),
+            shape: vec![a.units, g],
+            trainable: true,
+            initial: None,
+        },
     ];
     if a.use_bias {
         let shape = match a.cell {
             CellKind::Gru { reset_after: true } => vec![2, g],
             _ => vec![g],
         };
-        v.push(WeightSpec { key: format!("{prefix}/bias"), shape });
+        v.push(WeightSpec { key: format!("{prefix}/bias"), shape, trainable: true, initial: None });
     }
     v
 }

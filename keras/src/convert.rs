@@ -639,6 +639,14 @@ impl Cx {
                 "Concatenate"
             }
             "Add" | "Subtract" | "Multiply" | "Average" | "Maximum" | "Minimum" => class,
+            other if crate::described::weights(other, c).is_some() => {
+                for (var, i) in crate::described::weights(other, c).unwrap_or_default() {
+                    weights.push(w(var.name, format!("{h5}/vars/{i}")));
+                }
+                #[cfg(feature = "import")]
+                args.extend(crate::described::args(other, c, &lname, |a| self.activation(a, &lname))?);
+                other
+            }
             other => {
                 return Err(unsupported(format!("the Keras layer class `{other}`")));
             }

@@ -7,6 +7,7 @@
 
 mod compile_config;
 mod convert;
+mod described;
 mod error;
 mod h5;
 

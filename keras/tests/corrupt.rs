@@ -59,11 +59,30 @@ fn unsupported_layers_are_named() {
         "class_name": "Sequential",
         "config": {"name": "s", "layers": [
             {"class_name": "InputLayer", "config": {"name": "in", "batch_shape": [null, 4, 3]}},
-            {"class_name": "Conv1D", "config": {"name": "conv", "filters": 2}}
+            {"class_name": "Conv2D", "config": {"name": "conv", "filters": 2}}
         ]}
     });
     let e = seqmodel_keras::convert(&cfg, "3.15.1").unwrap_err();
-    assert_eq!(e.to_string(), "layer `conv`: the Keras layer class `Conv1D` is not supported");
+    assert_eq!(e.to_string(), "layer `conv`: the Keras layer class `Conv2D` is not supported");
+}
+
+#[test]
+fn unknown_options_of_described_layers_are_named() {
+    let cfg = serde_json::json!({
+        "class_name": "Sequential",
+        "config": {"name": "s", "layers": [
+            {"class_name": "InputLayer", "config": {"name": "in", "batch_shape": [null, 4, 3]}},
+            {"class_name": "Conv1D", "config": {"name": "conv", "filters": 2, "kernel_size": [2], "lora_alpha": 3}}
+        ]}
+    });
+    let e = seqmodel_keras::convert(&cfg, "3.15.1").unwrap_err();
+    assert_eq!(e.to_string(), "layer `conv`: `lora_alpha=3` of `Conv1D` is not supported");
+    // An option seqmodel knows but with a value it does not support fails in the checker.
+    let mut cfg = cfg;
+    cfg["config"]["layers"][1]["config"] = serde_json::json!({"name": "conv", "filters": 2, "kernel_size": [2], "data_format": "channels_first"});
+    let converted = seqmodel_keras::convert(&cfg, "3.15.1").unwrap();
+    let e = seqmodel_compiler::compile(&converted.source).unwrap_err();
+    assert!(e.render("i.seq", &converted.source, false).contains("channels_last"));
 }
 
 #[test]

@@ -57,6 +57,8 @@ pub enum Prepared {
     Bidirectional(Box<(rnn::RnnWeights, rnn::RnnWeights)>),
     /// The embedding table.
     Embedding(Array2<f32>),
+    /// A described layer's weights.
+    Layer(crate::layers::Params),
 }
 
 /// The weight stored under `key`, as a contiguous slice.
@@ -101,6 +103,7 @@ pub fn prepare(op: &Op, w: &WeightStore, prefix: &str) -> Result<Option<Prepared
         Op::Embedding { input_dim, output_dim, .. } => Prepared::Embedding(
             Array2::from_shape_vec((*input_dim, *output_dim), ws[0].to_vec()).expect("size checked above"),
         ),
+        Op::Layer(l) => Prepared::Layer(crate::layers::layer_of(l).prepare(&ws)),
         _ => return Ok(None),
     }))
 }
@@ -191,6 +194,13 @@ pub(crate) struct Training {
     pub dropout: [RnnDropout; 2],
     /// Filled by the node: what its backward pass needs beyond its inputs and outputs.
     pub tape: Option<NodeTape>,
+    /// Whether this is a training pass (noise on, batch statistics) rather than an
+    /// evaluation through the trainer.
+    pub training: bool,
+    /// The state of the pass's random numbers (noise layers draw from it and advance it).
+    pub seed: u64,
+    /// Added to the loss by the node (ActivityRegularization's penalty).
+    pub penalty: f32,
 }
 
 /// What a node's backward pass needs beyond its inputs and outputs.
@@ -202,6 +212,8 @@ pub(crate) enum NodeTape {
     Rnn(Box<RnnTape>, Option<Vec<f32>>),
     /// Both layers of a Bidirectional.
     Bidirectional(Box<BidiTape>),
+    /// An array a described layer saved for its backward pass.
+    Saved(ArrayD<f32>),
 }
 
 /// Output `port` of a node as an array of `T` shaped `shape`, reused when it already is one
@@ -582,6 +594,14 @@ pub(crate) fn node_into_training(
             }
             out.truncate(1);
             set_mask(out, 0, None);
+        }
+        Op::Layer(l) => {
+            let empty = crate::layers::Params::default();
+            let params = match prepared {
+                Some(Prepared::Layer(p)) => p,
+                _ => &empty,
+            };
+            crate::layers::layer_of(l).forward(layer, ins, params, out, train)?;
         }
         Op::UnfoldTime => {
             let outer = ins[1].t.shape();

@@ -78,12 +78,19 @@ impl WeightStore {
         self.tensors.is_empty()
     }
 
-    /// Deterministic pseudo-random weights for `program`, uniform in `[-scale, scale]`.
+    /// Deterministic pseudo-random weights for `program`, uniform in `[-scale, scale]`; the
+    /// statistics a layer keeps (BatchNormalization's moving mean and variance) start at
+    /// Keras's initial values instead.
     pub fn random(program: &Program, seed: u64, scale: f32) -> Self {
-        let specs: Vec<(String, Vec<usize>)> =
-            program.weight_specs().into_iter().map(|w| (w.key, w.shape)).collect();
-        let refs: Vec<(&str, &[usize])> = specs.iter().map(|(k, s)| (k.as_str(), s.as_slice())).collect();
-        Self::random_from_specs(&refs, seed, scale)
+        let specs = program.weight_specs();
+        let refs: Vec<(&str, &[usize])> =
+            specs.iter().map(|w| (w.key.as_str(), w.shape.as_slice())).collect();
+        let mut store = Self::random_from_specs(&refs, seed, scale);
+        for spec in specs.iter().filter(|s| s.initial.is_some()) {
+            let v = spec.initial.unwrap_or_default();
+            store.insert(spec.key.clone(), ArrayD::from_elem(IxDyn(&spec.shape), v));
+        }
+        store
     }
 
     /// Deterministic pseudo-random weights for a list of `(key, shape)`.

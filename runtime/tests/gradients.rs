@@ -31,7 +31,9 @@ fn check(src: &str, x: Vec<Tensor>, y: Vec<Tensor>, loss: Loss) {
     let (_, grads) = t.gradients(&x, &y).unwrap();
     let h = 3e-3f32;
     let mut checked = 0;
-    for key in weights.keys().map(String::from).collect::<Vec<_>>() {
+    let trainable: Vec<String> =
+        t.program().weight_specs().into_iter().filter(|s| s.trainable).map(|s| s.key).collect();
+    for key in weights.keys().map(String::from).filter(|k| trainable.contains(k)).collect::<Vec<_>>() {
         let w0 = weights.get(&key).unwrap().clone();
         let g = grads.get(&key).unwrap_or_else(|| panic!("{src}: no gradient for {key}"));
         assert_eq!(g.shape(), w0.shape(), "{key}");
@@ -274,4 +276,99 @@ fn stateful_bidirectional() {
         vec![f(&[3, 2], 36)],
         Loss::MeanSquaredError,
     );
+}
+
+#[test]
+fn convolution_and_pooling() {
+    for src in [
+        "model M(x: [9, 3]) -> [2] { x -> Conv1D(4, 3, activation=\"tanh\") -> MaxPooling1D(2) -> LSTM(3) -> Dense(2) }",
+        "model M(x: [10, 4]) -> [5, 2] { x -> Conv1D(4, 3, strides=2, padding=\"same\", groups=2, activation=\"sigmoid\") -> AveragePooling1D(3, strides=1, padding=\"same\") -> TimeDistributed(Dense(2)) }",
+        "model M(x: [8, 3]) -> [2] { x -> Conv1D(5, 2, padding=\"causal\", dilation_rate=2, use_bias=false) -> Conv1D(3, 2, activation=\"gelu\") -> GlobalAveragePooling1D() -> Dense(2) }",
+        "model M(x: [7, 2]) -> [1, 2] { x -> Conv1D(3, 2, padding=\"same\") -> GlobalMaxPooling1D(keepdims=true) -> Dense(2) }",
+    ] {
+        let out: Vec<usize> = if src.contains("[5, 2]") {
+            vec![4, 5, 2]
+        } else if src.contains("[1, 2]") {
+            vec![4, 1, 2]
+        } else {
+            vec![4, 2]
+        };
+        let t = src.split("x: [").nth(1).unwrap().split(']').next().unwrap();
+        let dims: Vec<usize> = t.split(", ").map(|d| d.parse().unwrap()).collect();
+        check(src, vec![f(&[4, dims[0], dims[1]], 1)], vec![f(&out, 2)], Loss::MeanSquaredError);
+    }
+}
+
+#[test]
+fn masked_global_average_pooling() {
+    check(
+        "model M(x: [6, 2]) -> [2] { x -> Masking() -> LSTM(4, return_sequences=true) -> GlobalAveragePooling1D() -> Dense(2) }",
+        vec![padded(3)],
+        vec![f(&[3, 2], 2)],
+        Loss::MeanSquaredError,
+    );
+}
+
+#[test]
+fn layer_and_batch_normalisation() {
+    for src in [
+        "model M(x: [5, 3]) -> [2] { x -> LSTM(4, return_sequences=true) -> LayerNormalization() -> GRU(3) -> LayerNormalization(center=false) -> Dense(2) }",
+        "model M(x: [4]) -> [2] { x -> Dense(6) -> BatchNormalization(momentum=0.9) -> Activation(\"relu\") -> LayerNormalization(scale=false) -> Dense(2) }",
+        "model M(x: [4]) -> [2] { x -> Dense(5) -> BatchNormalization(center=false, scale=false) -> Dense(2) }",
+    ] {
+        let x = if src.contains("[5, 3]") { f(&[4, 5, 3], 1) } else { f(&[6, 4], 1) };
+        let rows = x.shape()[0];
+        check(src, vec![x], vec![f(&[rows, 2], 2)], Loss::MeanSquaredError);
+    }
+}
+
+#[test]
+fn permute_reshape_flatten() {
+    check(
+        "model M(x: [4, 6]) -> [2] { x -> Permute((2, 1)) -> LSTM(4, return_sequences=true) -> Reshape((12, 2)) -> GRU(3, return_sequences=true) -> Flatten() -> Dense(2) }",
+        vec![f(&[3, 4, 6], 1)],
+        vec![f(&[3, 2], 2)],
+        Loss::MeanSquaredError,
+    );
+    check(
+        "model M(x: [3, 4]) -> [2] { x -> Dense(4) -> Reshape((-1, 2)) -> Permute((2, 1)) -> Flatten() -> Dense(2) }",
+        vec![f(&[3, 3, 4], 1)],
+        vec![f(&[3, 2], 2)],
+        Loss::MeanSquaredError,
+    );
+}
+
+#[test]
+fn parametrised_activation_layers() {
+    for layer in [
+        "LeakyReLU(negative_slope=0.2)",
+        "ELU(alpha=0.7)",
+        "ReLU(max_value=0.3, negative_slope=0.1, threshold=0.05)",
+        "ReLU(max_value=6)",
+        "Softmax()",
+        "PReLU()",
+    ] {
+        let src = format!("model M(x: [4]) -> [3] {{ x -> Dense(6) -> {layer} -> Dense(3) }}");
+        check(&src, vec![f(&[5, 4], 1)], vec![f(&[5, 3], 2)], Loss::MeanSquaredError);
+    }
+    check(
+        "model M(x: [5, 3]) -> [2] { x -> Dense(4) -> PReLU(shared_axes=[1]) -> LSTM(3) -> Dense(2) }",
+        vec![f(&[4, 5, 3], 1)],
+        vec![f(&[4, 2], 2)],
+        Loss::MeanSquaredError,
+    );
+}
+
+#[test]
+fn noise_layers_in_training() {
+    for layer in [
+        "GaussianNoise(0.3)",
+        "GaussianDropout(0.2)",
+        "SpatialDropout1D(0.4)",
+        "AlphaDropout(0.1)",
+        "ActivityRegularization(l1=0.01, l2=0.02)",
+    ] {
+        let src = format!("model M(x: [5, 3]) -> [2] {{ x -> Dense(4) -> {layer} -> LSTM(3) -> Dense(2) }}");
+        check(&src, vec![f(&[4, 5, 3], 1)], vec![f(&[4, 2], 2)], Loss::MeanSquaredError);
+    }
 }

@@ -8,7 +8,7 @@ use super::model::instantiate;
 use super::{Elab, LayerInst, Scope, Tensor, Value};
 use crate::diagnostic::{Diagnostic, closest};
 use crate::dims::D;
-use crate::layers::{self, CLASSES};
+use crate::layers::{self, classes};
 
 impl Elab<'_> {
     /// Evaluates `e` in `scope`. Errors are emitted and give [`Value::Poison`].
@@ -103,7 +103,7 @@ impl Elab<'_> {
             }
             return Value::Class(class);
         }
-        let mut candidates: Vec<&str> = CLASSES.iter().map(|c| c.name).collect();
+        let mut candidates: Vec<&str> = classes().map(|c| c.name).collect();
         candidates.extend(scope.vars.keys().map(String::as_str));
         candidates.extend(self.models.keys().copied());
         let mut d = Diagnostic::error("SM0101", ident.span, format!("cannot find `{name}`"))
@@ -111,7 +111,7 @@ impl Elab<'_> {
         if let Some(c) = closest(name, candidates.iter().copied()) {
             d = d.with_help(format!("did you mean `{c}`?"));
         } else if name.chars().next().is_some_and(char::is_uppercase) {
-            let layer_names: Vec<&str> = CLASSES.iter().map(|c| c.name).collect();
+            let layer_names: Vec<&str> = classes().map(|c| c.name).collect();
             d = d.with_note(format!("known layers: {}", layer_names.join(", ")));
         }
         self.emit(d);
@@ -205,7 +205,13 @@ impl Elab<'_> {
                 return Value::Poison;
             }
         };
-        let cfg = layers::build_cfg(class, &bound);
+        let cfg = match layers::build_cfg(class, &bound, span) {
+            Ok(cfg) => cfg,
+            Err(d) => {
+                self.emit(d);
+                return Value::Poison;
+            }
+        };
         if let Err(d) = layers::validate(self, &cfg, class, span) {
             self.emit(d);
             return Value::Poison;

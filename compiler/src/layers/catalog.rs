@@ -27,6 +27,14 @@ pub enum ArgKind {
     MergeMode,
     /// Accepted for Keras compatibility; does not change the forward computation.
     Ignored,
+    /// One of the listed strings.
+    Choice(&'static [&'static str]),
+    /// A tuple or list of integers, `(2, 1)`.
+    Ints,
+    /// A number or `None`.
+    OptFloat,
+    /// An integer, or a tuple or list of integers, or `None` (PReLU's `shared_axes`).
+    OptInts,
 }
 
 /// One constructor argument.
@@ -70,6 +78,9 @@ pub enum LayerKind {
     Concatenate,
     /// `Add`, `Subtract`, `Multiply`, `Average`, `Maximum`, `Minimum`.
     Merge(MergeKind),
+    /// A layer described in the IR (`seqmodel_ir::LayerOp`), whose rule is in
+    /// [`super::described`].
+    Described,
 }
 
 /// The recurrent classes.
@@ -99,10 +110,12 @@ pub struct LayerClass {
     pub positional: usize,
 }
 
-const fn req(name: &'static str, kind: ArgKind) -> ArgSpec {
+/// A required argument.
+pub(crate) const fn req(name: &'static str, kind: ArgKind) -> ArgSpec {
     ArgSpec { name, kind, required: true }
 }
-const fn opt(name: &'static str, kind: ArgKind) -> ArgSpec {
+/// An optional argument.
+pub(crate) const fn opt(name: &'static str, kind: ArgKind) -> ArgSpec {
     ArgSpec { name, kind, required: false }
 }
 
@@ -308,9 +321,14 @@ pub static CLASSES: &[LayerClass] = &[
     },
 ];
 
+/// Every layer type: those of the table above and the described layers'.
+pub fn classes() -> impl Iterator<Item = &'static LayerClass> {
+    CLASSES.iter().chain(super::described::CLASSES.iter().flat_map(|c| c.iter()))
+}
+
 /// Looks a layer type up by its Keras class name.
 pub fn class(name: &str) -> Option<&'static LayerClass> {
-    CLASSES.iter().find(|c| c.name == name)
+    classes().find(|c| c.name == name)
 }
 
 impl LayerClass {

@@ -63,6 +63,8 @@ pub enum LayerCfg {
         /// Concatenate's axis.
         axis: i64,
     },
+    /// A described layer (its input-dependent attributes are 0 until it sees its input).
+    Layer(seqmodel_ir::LayerOp),
 }
 
 /// One evaluated constructor argument: keyword (with its span), value, span of the argument.
@@ -74,25 +76,25 @@ pub struct Args {
 }
 
 impl Args {
-    fn get(&self, name: &str) -> Option<&(Value, Span)> {
+    pub(crate) fn get(&self, name: &str) -> Option<&(Value, Span)> {
         self.map.get(name)
     }
 
-    fn bool(&self, name: &str, default: bool) -> bool {
+    pub(crate) fn bool(&self, name: &str, default: bool) -> bool {
         match self.get(name) {
             Some((Value::Bool(b), _)) => *b,
             _ => default,
         }
     }
 
-    fn int(&self, name: &str) -> Option<i64> {
+    pub(crate) fn int(&self, name: &str) -> Option<i64> {
         match self.get(name) {
             Some((Value::Int(i), _)) => Some(*i),
             _ => None,
         }
     }
 
-    fn float(&self, name: &str, default: f64) -> f64 {
+    pub(crate) fn float(&self, name: &str, default: f64) -> f64 {
         match self.get(name) {
             Some((Value::Float(f), _)) => *f,
             Some((Value::Int(i), _)) => *i as f64,
@@ -100,7 +102,7 @@ impl Args {
         }
     }
 
-    fn act(&self, name: &str, default: Activation) -> Activation {
+    pub(crate) fn act(&self, name: &str, default: Activation) -> Activation {
         match self.get(name) {
             Some((Value::Str(s), _)) => Activation::from_name(s).unwrap_or(default),
             Some((Value::None, _)) => Activation::Linear,
@@ -108,7 +110,7 @@ impl Args {
         }
     }
 
-    fn pair(&self, name: &str, default: (usize, usize)) -> (usize, usize) {
+    pub(crate) fn pair(&self, name: &str, default: (usize, usize)) -> (usize, usize) {
         match self.get(name) {
             Some((Value::Int(i), _)) => (*i as usize, *i as usize),
             Some((Value::Tuple(v) | Value::List(v), _)) => match v.as_slice() {
@@ -117,6 +119,39 @@ impl Args {
             },
             _ => default,
         }
+    }
+
+    /// A string argument.
+    pub(crate) fn str(&self, name: &str) -> Option<&str> {
+        match self.get(name) {
+            Some((Value::Str(s), _)) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// An integer, or the integers of a tuple or list (`None` when absent or `None`).
+    pub(crate) fn ints(&self, name: &str) -> Option<Vec<i64>> {
+        match self.get(name) {
+            Some((Value::Int(i), _)) => Some(vec![*i]),
+            Some((Value::Tuple(v) | Value::List(v), _)) => {
+                Some(v.iter().filter_map(|x| if let Value::Int(i) = x { Some(*i) } else { None }).collect())
+            }
+            _ => None,
+        }
+    }
+
+    /// A number, `None` when absent or `None`.
+    pub(crate) fn opt_float(&self, name: &str) -> Option<f64> {
+        match self.get(name) {
+            Some((Value::Float(f), _)) => Some(*f),
+            Some((Value::Int(i), _)) => Some(*i as f64),
+            _ => None,
+        }
+    }
+
+    /// The span of argument `name`, if given.
+    pub(crate) fn span(&self, name: &str) -> Option<Span> {
+        self.get(name).map(|(_, s)| *s)
     }
 
     /// The layer's explicit `name=`, with its span.
@@ -287,6 +322,29 @@ fn check_kind(
             Ok(())
         }
         (ArgKind::MergeMode, _) => Err(bad("one of \"concat\", \"sum\", \"mul\", \"ave\" or None")),
+        (ArgKind::Choice(options), Value::Str(s)) if options.contains(&s.as_str()) => Ok(()),
+        (ArgKind::Choice(options), _) => {
+            let quoted: Vec<String> = options.iter().map(|o| format!("\"{o}\"")).collect();
+            let d = bad(&format!("one of {}", quoted.join(", ")));
+            match value {
+                Value::Str(s) => Err(match closest(s, options.iter().copied()) {
+                    Some(c) => d.with_help(format!("did you mean \"{c}\"?")),
+                    None => d,
+                }),
+                _ => Err(d),
+            }
+        }
+        (ArgKind::Ints | ArgKind::OptInts, Value::Tuple(v) | Value::List(v))
+            if v.iter().all(|x| matches!(x, Value::Int(i) if i.unsigned_abs() <= MAX_SIZE as u64)) =>
+        {
+            Ok(())
+        }
+        (ArgKind::OptInts, Value::None) => Ok(()),
+        (ArgKind::OptInts, Value::Int(i)) if i.unsigned_abs() <= MAX_SIZE as u64 => Ok(()),
+        (ArgKind::Ints, _) => Err(bad("a tuple of integers such as `(2, 1)`")),
+        (ArgKind::OptInts, _) => Err(bad("an integer, a tuple of integers or None")),
+        (ArgKind::OptFloat, Value::None | Value::Int(_) | Value::Float(_)) => Ok(()),
+        (ArgKind::OptFloat, _) => Err(bad("a number or None")),
     }
 }
 
@@ -300,8 +358,9 @@ pub(crate) fn too_large(span: Span, n: impl std::fmt::Display) -> Diagnostic {
         .with_label("too large")
 }
 
-/// Builds the typed configuration of a layer from its bound arguments.
-pub fn build_cfg(class: &'static LayerClass, args: &Args) -> LayerCfg {
+/// Builds the typed configuration of a layer from its bound arguments; an error when values
+/// that each fit their argument do not fit together (a described layer's check).
+pub fn build_cfg(class: &'static LayerClass, args: &Args, span: Span) -> Result<LayerCfg, Diagnostic> {
     let rnn = |cell: CellKind| RnnAttrs {
         cell,
         units: args.int("units").unwrap_or(1) as usize,
@@ -317,7 +376,7 @@ pub fn build_cfg(class: &'static LayerClass, args: &Args) -> LayerCfg {
         dropout: args.float("dropout", 0.0) as f32,
         recurrent_dropout: args.float("recurrent_dropout", 0.0) as f32,
     };
-    match class.kind {
+    Ok(match class.kind {
         LayerKind::Dense => LayerCfg::Dense {
             units: args.int("units").unwrap_or(1) as usize,
             activation: args.act("activation", Activation::Linear),
@@ -373,5 +432,6 @@ pub fn build_cfg(class: &'static LayerClass, args: &Args) -> LayerCfg {
             LayerCfg::Merge { class: class.name, kind: None, axis: args.int("axis").unwrap_or(-1) }
         }
         LayerKind::Merge(kind) => LayerCfg::Merge { class: class.name, kind: Some(kind), axis: -1 },
-    }
+        LayerKind::Described => LayerCfg::Layer(super::described::configure(class, args, span)?),
+    })
 }

@@ -1,16 +1,24 @@
 //! The layer catalogue and each layer's shape rule. One file per family:
 //! [`basic`] (Dense, Activation, Dropout, Masking, Embedding), [`rnn`] (LSTM, GRU,
 //! SimpleRNN, Bidirectional), [`time`] (RepeatVector, Cropping1D, ZeroPadding1D, slicing,
-//! TimeDistributed), [`merge`] (Concatenate, Add, ...).
+//! TimeDistributed), [`merge`] (Concatenate, Add, ...); and the layers described in the IR
+//! (`seqmodel_ir::LayerOp`), each family's classes, configuration and rule in one file
+//! (`conv`, `norm`, `reshape`, `pointwise`, `noise`) dispatched by `described`.
 
 pub mod basic;
 mod catalog;
 mod config;
+mod conv;
+mod described;
 pub mod merge;
+mod noise;
+mod norm;
+mod pointwise;
+mod reshape;
 pub mod rnn;
 pub mod time;
 
-pub use catalog::{ArgKind, ArgSpec, CLASSES, COMMON_IGNORED, LayerClass, class};
+pub use catalog::{ArgKind, ArgSpec, CLASSES, COMMON_IGNORED, LayerClass, class, classes};
 pub(crate) use config::too_large;
 pub use config::{Args, LayerCfg, MAX_SIZE, RawArg, bind_args, build_cfg};
 
@@ -85,6 +93,7 @@ pub(crate) fn apply(
             time::distribute(cx, scope, &inst, (**inner).clone(), layer_span, &t, span)
         }
         LayerCfg::Merge { .. } => unreachable!("handled above"),
+        LayerCfg::Layer(op) => described::apply(cx, scope, id, op.clone(), &t, span),
     }
 }
 

@@ -4,13 +4,128 @@
 
 pub mod basic;
 pub mod bidirectional;
+mod conv;
 pub mod merge;
+mod noise;
+mod norm;
+mod pointwise;
 pub mod recurrent;
+mod reshape;
 pub mod time;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use ndarray::{Array3, ArrayD, ArrayView3, IxDyn};
+use seqmodel_ir::LayerOp;
+
+use crate::error::Result;
+use crate::exec::{Training, Value, ValueRef};
+use crate::kernels::FixedRhs;
+
+/// A described layer's weights as prepared once at load: matrices packed for the product
+/// kernel and plain vectors, each in the order the layer's `prepare` chose.
+#[derive(Debug, Clone, Default)]
+pub struct Params {
+    /// Packed matrices.
+    pub(crate) mats: Vec<FixedRhs>,
+    /// Plain vectors (by default every weight as stored, in Keras's order).
+    pub(crate) vecs: Vec<Vec<f32>>,
+}
+
+/// What the backward pass of a described layer gets: its inputs and outputs as the forward
+/// pass left them, the gradient of every output (zeros where none flowed), its weights as
+/// stored (in the order of [`seqmodel_ir::op_weight_specs`]) and its tape.
+pub(crate) struct Backward<'a> {
+    /// The layer's name, for errors.
+    pub layer: &'a str,
+    /// The inputs.
+    pub xs: Vec<&'a Value>,
+    /// The outputs.
+    pub ys: &'a [Value],
+    /// The gradient of each output.
+    pub dys: Vec<Cow<'a, ArrayD<f32>>>,
+    /// The weights as stored.
+    pub weights: Vec<&'a [f32]>,
+    /// What the forward pass recorded ([`crate::exec::NodeTape::Saved`]).
+    pub tape: Option<&'a ArrayD<f32>>,
+}
+
+impl Backward<'_> {
+    /// Input `i` as floats.
+    pub fn x(&self, i: usize) -> Result<&ArrayD<f32>> {
+        self.xs[i]
+            .t
+            .as_f32()
+            .ok_or_else(|| crate::RuntimeError::Shape(format!("layer `{}` got integer data", self.layer)))
+    }
+}
+
+/// What a described layer's backward pass returns.
+#[derive(Debug, Default)]
+pub(crate) struct Grads {
+    /// The gradient of each input (`None`: no gradient flows there).
+    pub dxs: Vec<Option<ArrayD<f32>>>,
+    /// The gradient of each weight, in the order of `op_weight_specs` (`None` for weights
+    /// the optimizer does not train).
+    pub dws: Vec<Option<Vec<f32>>>,
+    /// New values of non-trainable weights (index into `op_weight_specs`), applied with the
+    /// optimizer's step (BatchNormalization's moving statistics).
+    pub updates: Vec<(usize, Vec<f32>)>,
+}
+
+/// The runtime side of a described layer (see [`seqmodel_ir::LayerAttrs`]): preparation,
+/// forward pass (the one pass inference, generated code and training all run) and backward
+/// pass.
+pub(crate) trait Layer {
+    /// Prepares the weights (`ws`, as stored, in `op_weight_specs` order) once at load; by
+    /// default keeps them as plain vectors.
+    fn prepare(&self, ws: &[&[f32]]) -> Params {
+        Params { mats: Vec::new(), vecs: ws.iter().map(|w| w.to_vec()).collect() }
+    }
+
+    /// Computes the outputs into `out` (reusing its buffers). With `train`, the pass is a
+    /// training pass: the layer may draw noise from `train.seed` and record a tape.
+    fn forward(
+        &self,
+        layer: &str,
+        ins: &[ValueRef<'_>],
+        params: &Params,
+        out: &mut Vec<Value>,
+        train: Option<&mut Training>,
+    ) -> Result<()>;
+
+    /// The gradients of the inputs and weights.
+    fn backward(&self, b: &Backward<'_>) -> Result<Grads>;
+}
+
+macro_rules! dispatch {
+    ($($variant:ident($attrs:ty)),* $(,)?) => {
+        /// The runtime layer of a described op (generated from the IR's list, so a layer
+        /// without a runtime module does not compile).
+        pub(crate) fn layer_of(op: &LayerOp) -> &dyn Layer {
+            match op {
+                $(LayerOp::$variant(a) => a,)*
+            }
+        }
+    };
+}
+seqmodel_ir::for_each_layer_op!(dispatch);
+
+/// A seeded uniform number in `[0, 1)` (xorshift, as the dropout masks).
+pub(crate) fn uniform(seed: &mut u64) -> f32 {
+    *seed ^= *seed << 13;
+    *seed ^= *seed >> 7;
+    *seed ^= *seed << 17;
+    (*seed >> 40) as f32 / (1u64 << 24) as f32
+}
+
+/// A seeded standard normal number (Box-Muller).
+pub(crate) fn normal(seed: &mut u64) -> f32 {
+    let u1 = uniform(seed).max(1e-7);
+    let u2 = uniform(seed);
+    (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
+}
 
 /// Weight gradients by weight key (`Model/layer/kernel`), summed over every use of a key.
 pub(crate) type WeightGrads = HashMap<String, ArrayD<f32>>;

@@ -10,7 +10,7 @@ use crate::error::{Result, RuntimeError};
 use crate::exec::{self, NodeTape, RnnDropout, Scratch, Training, Value, ValueRef};
 use crate::kernels::activation;
 use crate::layers::bidirectional::Bidirectional;
-use crate::layers::{add_weight, basic, mask_input_grad, merge, recurrent, time};
+use crate::layers::{self, add_weight, basic, mask_input_grad, merge, recurrent, time};
 use crate::{Tensor, WeightStore};
 
 /// The carried states of stateful layers, by node.
@@ -22,19 +22,13 @@ pub(crate) struct Pass {
     tapes: HashMap<NodeIndex, NodeTape>,
     /// Dropout layers' scaled keep masks.
     keeps: HashMap<NodeIndex, ArrayD<f32>>,
+    /// What the layers add to the loss (activity penalties).
+    pub penalty: f32,
 }
 
 /// Inverted-dropout keep mask: 0 with probability `rate`, else `1 / (1 - rate)`.
 fn keep_mask(n: usize, rate: f32, seed: &mut u64) -> Vec<f32> {
-    (0..n)
-        .map(|_| {
-            *seed ^= *seed << 13;
-            *seed ^= *seed >> 7;
-            *seed ^= *seed << 17;
-            let r = (*seed >> 40) as f32 / (1u64 << 24) as f32;
-            if r < rate { 0.0 } else { 1.0 / (1.0 - rate) }
-        })
-        .collect()
+    (0..n).map(|_| if layers::uniform(seed) < rate { 0.0 } else { 1.0 / (1.0 - rate) }).collect()
 }
 
 fn unsupported(what: &str) -> RuntimeError {
@@ -66,6 +60,7 @@ pub(crate) fn forward(
     let mut tapes = HashMap::new();
     let mut keeps = HashMap::new();
     let mut scratch = Scratch::default();
+    let mut penalty = 0.0;
     for n in p.topo_order() {
         let node = &p.graph[n];
         let sources = p.node_inputs(n);
@@ -87,7 +82,7 @@ pub(crate) fn forward(
                     Some(prefix) => exec::prepare(op, store, prefix)?,
                     None => None,
                 };
-                let mut train = Training::default();
+                let mut train = Training { training, seed: *seed, ..Training::default() };
                 if training {
                     let shape = ins[0].t.shape();
                     match op {
@@ -110,6 +105,8 @@ pub(crate) fn forward(
                     &mut out,
                     Some(&mut train),
                 )?;
+                *seed = train.seed.max(1);
+                penalty += train.penalty;
                 if let Some(tape) = train.tape {
                     tapes.insert(n, tape);
                 }
@@ -118,7 +115,7 @@ pub(crate) fn forward(
         drop(ins);
         vals.insert(n, out);
     }
-    Ok(Pass { vals, tapes, keeps })
+    Ok(Pass { vals, tapes, keeps, penalty })
 }
 
 fn add_grad(grads: &mut HashMap<(NodeIndex, usize), ArrayD<f32>>, key: (NodeIndex, usize), g: ArrayD<f32>) {
@@ -159,6 +156,8 @@ fn act_backward(
 pub(crate) struct WeightGrads {
     pub grads: HashMap<String, ArrayD<f32>>,
     pub squares: HashMap<String, ArrayD<f32>>,
+    /// New values of non-trainable weights, set with the optimizer's step.
+    pub updates: Vec<(String, ArrayD<f32>)>,
 }
 
 /// Backpropagates `output_grads` (one per program output) and returns the weight gradients.
@@ -174,6 +173,7 @@ pub(crate) fn backward(
         add_grad(&mut grads, (o.node, o.port), g);
     }
     let mut wg: HashMap<String, ArrayD<f32>> = HashMap::new();
+    let mut updates = Vec::new();
     for n in p.topo_order().into_iter().rev() {
         let node = &p.graph[n];
         let n_out = p.types[&n].len();
@@ -320,6 +320,41 @@ pub(crate) fn backward(
                 add_grad(&mut grads, (ins[0].node, ins[0].port), g);
             }
             (Op::FoldTime | Op::UnfoldTime, _) => {}
+            (Op::Layer(l), _) => {
+                let specs = seqmodel_ir::op_weight_specs(&node.op, &prefix);
+                let weights =
+                    specs.iter().map(|s| exec::weight(store, &s.key)).collect::<Result<Vec<_>>>()?;
+                let saved = match tape {
+                    Some(NodeTape::Saved(a)) => Some(a),
+                    _ => None,
+                };
+                let bw = layers::Backward {
+                    layer: &node.layer,
+                    xs: (0..ins.len()).map(in_val).collect(),
+                    ys: &pass.vals[&n],
+                    dys: (0..n_out).map(dout_ref).collect(),
+                    weights,
+                    tape: saved,
+                };
+                let g = layers::layer_of(l).backward(&bw)?;
+                for (q, dx) in ins.iter().zip(g.dxs) {
+                    if let Some(dx) = dx {
+                        add_grad(&mut grads, (q.node, q.port), dx);
+                    }
+                }
+                for (spec, dw) in specs.iter().zip(g.dws) {
+                    if let Some(dw) = dw {
+                        add_weight(&mut wg, spec.key.clone(), &spec.shape, dw);
+                    }
+                }
+                for (i, v) in g.updates {
+                    let spec = &specs[i];
+                    updates.push((
+                        spec.key.clone(),
+                        ArrayD::from_shape_vec(IxDyn(&spec.shape), v).expect("shape"),
+                    ));
+                }
+            }
             // The training passes never fuse RepeatVector into an RNN, and every recurrent
             // node records its tape: these arms are reached only by a program built
             // otherwise.
@@ -329,5 +364,5 @@ pub(crate) fn backward(
             }
         }
     }
-    Ok(WeightGrads { grads: wg, squares })
+    Ok(WeightGrads { grads: wg, squares, updates })
 }

@@ -196,7 +196,7 @@ impl Trainer {
             &mut self.seed,
             training,
         )?;
-        let mut total = 0.0;
+        let mut total = pass.penalty;
         let mut out_grads = Vec::new();
         for (o, t) in self.rewritten.outputs.iter().zip(y) {
             let pred = pass.vals[&o.node][o.port]
@@ -225,6 +225,9 @@ impl Trainer {
             )));
         }
         self.optimizer.apply_sparse_aware(&mut self.weights, &mut g.grads, &g.squares);
+        for (key, value) in g.updates {
+            self.weights.insert(key, value);
+        }
         Ok(loss)
     }
 

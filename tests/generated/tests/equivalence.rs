@@ -17,7 +17,19 @@ fn npy(path: &Path) -> Tensor {
 
 #[test]
 fn generated_code_matches_interpreter_and_keras() {
-    let conf = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance");
+    assert!(check_suite("conformance") >= 25);
+}
+
+/// The inference cases of the layers suite that seqmodel imports (attention is not there
+/// yet); a case that stops importing lowers the count and fails this.
+#[test]
+fn generated_code_matches_on_the_layers_suite() {
+    assert!(check_suite("conformance-layers") >= 10);
+}
+
+/// Checks every inference case of `suite` that has a generated model; returns how many.
+fn check_suite(suite: &str) -> usize {
+    let conf = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared").join(suite);
     let mut dirs: Vec<_> = std::fs::read_dir(&conf).unwrap().map(|e| e.unwrap().path()).collect();
     dirs.sort();
     let mut checked = 0;
@@ -29,7 +41,10 @@ fn generated_code_matches_interpreter_and_keras() {
         }
         let name = dir.file_name().unwrap().to_string_lossy().into_owned();
         let tol = case["tolerance"]["max_abs"].as_f64().unwrap() as f32;
-        let imported = seqmodel_keras::import_file(&dir.join("model.keras")).unwrap();
+        let Ok(imported) = seqmodel_keras::import_file(&dir.join("model.keras")) else {
+            assert_ne!(suite, "conformance", "{name} does not import");
+            continue;
+        };
         let mut interp = Model::new(imported.program.clone(), &imported.weights).unwrap();
         let mut generated = seqmodel_generated_tests::generated(&name, &imported.weights).unwrap();
         for call in case["calls"].as_array().unwrap() {
@@ -58,7 +73,7 @@ fn generated_code_matches_interpreter_and_keras() {
         }
         checked += 1;
     }
-    assert!(checked >= 25, "only {checked} cases");
+    checked
 }
 
 #[test]

@@ -1,0 +1,155 @@
+//! The compiler side of the layers described in the IR (`seqmodel_ir::LayerOp`): each
+//! family file implements [`Rule`] (its classes with Keras's arguments, its configuration
+//! and its shape rule) for its attribute types, and the dispatch below is generated from
+//! the IR's list, so a described layer without a rule does not compile.
+
+use seqmodel_grammar::Span;
+use seqmodel_ir::{LayerOp, Op, Padding};
+
+use super::{Args, LayerClass, build_input, fixed_features, need_float};
+use crate::check::{Elab, ITy, Scope, Tensor, Value, expr_unary};
+use crate::diagnostic::Diagnostic;
+use crate::dims::D;
+
+/// The checking side of one described layer.
+pub(crate) trait Rule: Sized {
+    /// The classes this attribute type serves, with Keras's arguments.
+    const CLASSES: &'static [LayerClass];
+
+    /// The attributes from the bound constructor arguments of `class` (input-dependent
+    /// attributes 0), or an error (see [`conflict`]) when the values do not fit together.
+    fn configure(class: &'static LayerClass, args: &Args, span: Span) -> Result<Self, Diagnostic>;
+
+    /// Checks the input `t`, fills the input-dependent attributes and returns the output
+    /// type; `None` after emitting an error at `span`.
+    fn infer(&mut self, cx: &mut Elab<'_>, t: &Tensor, span: Span) -> Option<ITy>;
+}
+
+macro_rules! dispatch {
+    ($($variant:ident($attrs:ty)),* $(,)?) => {
+        /// The described classes, one list per attribute type.
+        pub(crate) static CLASSES: &[&[LayerClass]] = &[$(<$attrs as Rule>::CLASSES),*];
+
+        /// The attributes of a described class from its arguments.
+        pub(crate) fn configure(class: &'static LayerClass, args: &Args, span: Span) -> Result<LayerOp, Diagnostic> {
+            $(if <$attrs as Rule>::CLASSES.iter().any(|c| c.name == class.name) {
+                return <$attrs as Rule>::configure(class, args, span).map(LayerOp::$variant);
+            })*
+            unreachable!("`{}` is not a described class", class.name)
+        }
+
+        fn infer(op: &mut LayerOp, cx: &mut Elab<'_>, t: &Tensor, span: Span) -> Option<ITy> {
+            match op {
+                $(LayerOp::$variant(a) => a.infer(cx, t, span),)*
+            }
+        }
+    };
+}
+seqmodel_ir::for_each_layer_op!(dispatch);
+
+/// Applies described layer instance `id` (configured as `op`) to `t`.
+pub(crate) fn apply(
+    cx: &mut Elab<'_>,
+    scope: &mut Scope,
+    id: usize,
+    mut op: LayerOp,
+    t: &Tensor,
+    span: Span,
+) -> Value {
+    let inst = cx.layers[id].clone();
+    let Some(ty) = infer(&mut op, cx, t, span) else { return Value::Poison };
+    let weighted = !op.weights().is_empty();
+    if weighted {
+        // Shared weights: a second application must see the same input features.
+        let features = t.ty.dims.last().map(|d| cx.dims.resolve(*d));
+        if let Some(D::Fixed(n)) = features
+            && !build_input(cx, id, n, span)
+        {
+            return Value::Poison;
+        }
+    }
+    let what = format!("{} `{}`", inst.class, inst.name);
+    let weights = weighted.then(|| inst.key.clone());
+    expr_unary(cx, scope, Op::Layer(op), &inst.name, weights, t, ty, span, what)
+}
+
+/// The fixed feature count of a float input, or an error.
+pub(crate) fn float_features(cx: &mut Elab<'_>, t: &Tensor, who: &str, span: Span) -> Option<usize> {
+    if !need_float(cx, t, who, span) || t.ty.dims.is_empty() {
+        return None;
+    }
+    fixed_features(cx, t, who, span)
+}
+
+/// Requires a sequence `[T, C]` (exactly two axes besides the batch).
+pub(crate) fn need_sequence(cx: &mut Elab<'_>, t: &Tensor, who: &str, span: Span) -> bool {
+    if t.ty.dims.len() == 2 {
+        return true;
+    }
+    let shown = cx.show(&t.ty);
+    let mut d =
+        Diagnostic::error("SM0302", span, format!("`{who}` needs a sequence [T, channels], found {shown}"))
+            .with_label(format!("this gets {shown}"))
+            .with_secondary(t.origin.span, format!("{} is {shown}", t.origin.what));
+    if t.origin.rnn_last_only {
+        d = d.with_help("add `return_sequences=true` to that layer to pass on every step");
+    }
+    cx.emit(d);
+    false
+}
+
+/// The output length of windows spanning `span_len` steps every `strides` steps over the
+/// time dimension `steps`, or an error: a fixed length too short for the window, or a
+/// strided window over a length known only at run time (whose result has no exact name yet).
+pub(crate) fn windowed(
+    cx: &mut Elab<'_>,
+    t: &Tensor,
+    (span_len, strides, padding): (usize, usize, Padding),
+    who: &str,
+    span: Span,
+) -> Option<D> {
+    match cx.dims.resolve(t.ty.dims[0]) {
+        D::Fixed(n) => match padding.window(n, span_len, strides) {
+            Some((out, _)) => Some(D::Fixed(out)),
+            None => {
+                let shown = cx.show(&t.ty);
+                cx.emit(
+                    Diagnostic::error(
+                        "SM0315",
+                        span,
+                        format!("`{who}` needs at least {span_len} steps, the input has {n}"),
+                    )
+                    .with_label(format!("a window of {span_len} steps"))
+                    .with_secondary(t.origin.span, format!("{} is {shown}", t.origin.what))
+                    .with_help("use `padding=\"same\"` or `\"causal\"`, a smaller window, or a longer input"),
+                );
+                None
+            }
+        },
+        d if strides == 1 => Some(match padding {
+            Padding::Valid => d.plus(-(span_len as i64 - 1)),
+            Padding::Same | Padding::Causal => d,
+        }),
+        _ => {
+            let shown = cx.show(&t.ty);
+            cx.emit(
+                Diagnostic::error(
+                    "SM0316",
+                    span,
+                    format!("`{who}` with strides {strides} over a length known only at run time"),
+                )
+                .with_label("strided window")
+                .with_secondary(t.origin.span, format!("{} is {shown}", t.origin.what))
+                .with_note("the length after a stride is a rounded quotient, which seqmodel cannot name yet")
+                .with_help("give the time dimension as a number, or use strides=1"),
+            );
+            None
+        }
+    }
+}
+
+/// The error for argument values that do not fit together, at argument `name` (or at the
+/// call when it was not written).
+pub(crate) fn conflict(args: &Args, name: &str, call: Span, msg: String, label: &str) -> Diagnostic {
+    Diagnostic::error("SM0208", args.span(name).unwrap_or(call), msg).with_label(label.to_string())
+}

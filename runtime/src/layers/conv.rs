@@ -1,0 +1,375 @@
+//! Conv1D (as one matrix product per channel group over the unfolded windows), the pooling
+//! layers over time and the global poolings: forward into reusable buffers and backward.
+
+use std::borrow::Cow;
+
+use ndarray::{ArrayD, ArrayViewD, IxDyn};
+use seqmodel_ir::{Activation, Conv1dAttrs, GlobalPoolAttrs, PoolAttrs, PoolKind};
+
+use super::{Backward, Grads, Layer, Params};
+use crate::error::{Result, RuntimeError};
+use crate::exec::{NodeTape, Training, Value, ValueRef, contiguous, f32_slot, set_mask};
+use crate::kernels::{FixedRhs, Start, activation, matmul};
+use crate::pool;
+
+/// The input of a layer over time as `[B, T, C]` in standard layout.
+/// `[B, T, C]`.
+type Dims3 = (usize, usize, usize);
+
+fn sequence<'a>(layer: &str, x: &'a ArrayViewD<'_, f32>) -> Result<(Cow<'a, [f32]>, Dims3)> {
+    let &[b, t, c] = x.shape() else {
+        return Err(RuntimeError::Shape(format!(
+            "layer `{layer}` needs a sequence [batch, steps, channels], got {:?}",
+            x.shape()
+        )));
+    };
+    let data = match x.as_slice() {
+        Some(s) => Cow::Borrowed(s),
+        None => Cow::Owned(x.iter().copied().collect()),
+    };
+    Ok((data, (b, t, c)))
+}
+
+/// The output length, or an error saying the sequence is too short for the window.
+fn out_len(layer: &str, window: Option<(usize, usize)>, t: usize, span: usize) -> Result<(usize, usize)> {
+    window.ok_or_else(|| {
+        RuntimeError::Shape(format!("layer `{layer}` needs at least {span} steps, the input has {t}"))
+    })
+}
+
+/// Unfolds the windows of group `g`: row `(b, o)` holds taps `k = 0..K` of channels
+/// `g*cg..(g+1)*cg` at step `o*s + k*d - left` (zeros outside the sequence).
+fn unfold(a: &Conv1dAttrs, x: &[f32], (b, t, c): Dims3, g: usize, t_out: usize, left: usize) -> Vec<f32> {
+    let cg = c / a.groups;
+    let width = a.kernel_size * cg;
+    let mut cols = vec![0.0f32; b * t_out * width];
+    for bi in 0..b {
+        for o in 0..t_out {
+            let row = &mut cols[(bi * t_out + o) * width..][..width];
+            for k in 0..a.kernel_size {
+                let step = (o * a.strides + k * a.dilation_rate) as isize - left as isize;
+                if step < 0 || step as usize >= t {
+                    continue;
+                }
+                let src = &x[(bi * t + step as usize) * c + g * cg..][..cg];
+                row[k * cg..][..cg].copy_from_slice(src);
+            }
+        }
+    }
+    cols
+}
+
+/// The kernel of group `g` as a `[K·cg, fg]` matrix (Keras stores `[K, cg, filters]`).
+fn group_kernel(a: &Conv1dAttrs, kernel: &[f32], g: usize) -> Vec<f32> {
+    let (cg, fg) = (a.in_channels / a.groups, a.filters / a.groups);
+    let mut m = Vec::with_capacity(a.kernel_size * cg * fg);
+    for row in kernel.chunks(a.filters) {
+        m.extend_from_slice(&row[g * fg..][..fg]);
+    }
+    m
+}
+
+impl Layer for Conv1dAttrs {
+    fn prepare(&self, ws: &[&[f32]]) -> Params {
+        let (cg, fg) = (self.in_channels / self.groups, self.filters / self.groups);
+        let mats = (0..self.groups)
+            .map(|g| FixedRhs::new(self.kernel_size * cg, fg, &group_kernel(self, ws[0], g)))
+            .collect();
+        Params { mats, vecs: ws.get(1).map(|b| vec![b.to_vec()]).unwrap_or_default() }
+    }
+
+    fn forward(
+        &self,
+        layer: &str,
+        ins: &[ValueRef<'_>],
+        params: &Params,
+        out: &mut Vec<Value>,
+        train: Option<&mut Training>,
+    ) -> Result<()> {
+        let x = ins[0].f32()?;
+        let (xs, dims @ (b, t, c)) = sequence(layer, &x)?;
+        if c != self.in_channels {
+            return Err(RuntimeError::Shape(format!(
+                "layer `{layer}` was built for {} channels, the input has {c}",
+                self.in_channels
+            )));
+        }
+        let (t_out, left) = out_len(layer, self.window(t), t, self.span())?;
+        let fg = self.filters / self.groups;
+        let y = contiguous(f32_slot(out, 0, &[b, t_out, self.filters]));
+        let bias = params.vecs.first();
+        for (g, kernel) in params.mats.iter().enumerate() {
+            let cols = unfold(self, &xs, dims, g, t_out, left);
+            if self.groups == 1 {
+                kernel.product_from(b * t_out, &cols, y, bias.map_or(Start::Zero, |v| Start::Bias(v)));
+                continue;
+            }
+            let mut part = vec![0.0f32; b * t_out * fg];
+            let start = bias.map_or(Start::Zero, |v| Start::Bias(&v[g * fg..][..fg]));
+            kernel.product_from(b * t_out, &cols, &mut part, start);
+            for (dst, src) in y.chunks_mut(self.filters).zip(part.chunks(fg)) {
+                dst[g * fg..][..fg].copy_from_slice(src);
+            }
+        }
+        // Training keeps the output before the activation when its gradient needs it.
+        if let Some(tr) = train
+            && self.activation != Activation::Linear
+            && activation::grad_needs_input(self.activation)
+        {
+            let pre = ArrayD::from_shape_vec(IxDyn(&[b, t_out, self.filters]), y.to_vec()).expect("shape");
+            tr.tape = Some(NodeTape::Saved(pre));
+        }
+        activation::apply(self.activation, y, self.filters);
+        out.truncate(1);
+        set_mask(out, 0, None);
+        Ok(())
+    }
+
+    fn backward(&self, bw: &Backward<'_>) -> Result<Grads> {
+        let x = bw.x(0)?.view();
+        let (xs, dims @ (b, t, c)) = sequence(bw.layer, &x)?;
+        let (t_out, left) = out_len(bw.layer, self.window(t), t, self.span())?;
+        let y = bw.ys[0].t.as_f32().expect("float output");
+        let dy = bw.dys[0].as_standard_layout();
+        let dpre = activation_grad(self.activation, bw.tape, y, &dy.to_owned());
+        let (cg, fg, f) = (c / self.groups, self.filters / self.groups, self.filters);
+        let (rows, width) = (b * t_out, self.kernel_size * cg);
+        let mut dk = vec![0.0f32; self.kernel_size * cg * f];
+        let mut dx = vec![0.0f32; b * t * c];
+        for g in 0..self.groups {
+            let dg: Vec<f32> = dpre.chunks(f).flat_map(|r| r[g * fg..][..fg].iter().copied()).collect();
+            let cols = unfold(self, &xs, dims, g, t_out, left);
+            let mut dkg = vec![0.0f32; width * fg];
+            matmul(width, rows, fg, &pool::transposed(&cols, rows, width), &dg, &mut dkg, false);
+            for (dst, src) in dk.chunks_mut(f).zip(dkg.chunks(fg)) {
+                dst[g * fg..][..fg].copy_from_slice(src);
+            }
+            let kg = group_kernel(self, bw.weights[0], g);
+            let mut dcols = vec![0.0f32; rows * width];
+            matmul(rows, fg, width, &dg, &pool::transposed(&kg, width, fg), &mut dcols, false);
+            // Fold the windows back: each tap's gradient goes to the step it read.
+            for bi in 0..b {
+                for o in 0..t_out {
+                    let row = &dcols[(bi * t_out + o) * width..][..width];
+                    for k in 0..self.kernel_size {
+                        let step = (o * self.strides + k * self.dilation_rate) as isize - left as isize;
+                        if step < 0 || step as usize >= t {
+                            continue;
+                        }
+                        let dst = &mut dx[(bi * t + step as usize) * c + g * cg..][..cg];
+                        for (d, v) in dst.iter_mut().zip(&row[k * cg..][..cg]) {
+                            *d += v;
+                        }
+                    }
+                }
+            }
+        }
+        let mut dws = vec![Some(dk)];
+        if self.use_bias {
+            dws.push(Some(column_sums(&dpre, f)));
+        }
+        let dx = ArrayD::from_shape_vec(IxDyn(&[b, t, c]), dx).expect("shape");
+        Ok(Grads { dxs: vec![Some(dx)], dws, updates: Vec::new() })
+    }
+}
+
+/// The gradient before a fused activation, from the pre-activation saved on the tape (when
+/// the activation's gradient needs it) or from the output.
+pub(crate) fn activation_grad(
+    a: Activation,
+    pre: Option<&ArrayD<f32>>,
+    y: &ArrayD<f32>,
+    dy: &ArrayD<f32>,
+) -> Vec<f32> {
+    let dy = dy.as_standard_layout();
+    let dys = dy.as_slice().expect("standard layout");
+    if a == Activation::Linear {
+        return dys.to_vec();
+    }
+    let y = y.as_standard_layout();
+    let pre = pre.map(|p| p.as_standard_layout());
+    let mut d = vec![0.0f32; dys.len()];
+    let width = *y.shape().last().unwrap_or(&1);
+    activation::backward(
+        a,
+        pre.as_ref().map(|p| p.as_slice().expect("standard layout")),
+        y.as_slice().expect("standard layout"),
+        dys,
+        &mut d,
+        width,
+    );
+    d
+}
+
+/// The sum of the rows of `m` (`width` columns).
+pub(crate) fn column_sums(m: &[f32], width: usize) -> Vec<f32> {
+    let mut s = vec![0.0f32; width];
+    for row in m.chunks(width) {
+        for (a, v) in s.iter_mut().zip(row) {
+            *a += v;
+        }
+    }
+    s
+}
+
+/// The input steps window `o` of a pooling layer covers (inside the sequence).
+fn pool_window(a: &PoolAttrs, o: usize, left: usize, t: usize) -> std::ops::Range<usize> {
+    let start = (o * a.strides) as isize - left as isize;
+    let end = (start + a.pool_size as isize).min(t as isize);
+    start.max(0) as usize..end.max(0) as usize
+}
+
+impl Layer for PoolAttrs {
+    fn forward(
+        &self,
+        layer: &str,
+        ins: &[ValueRef<'_>],
+        _: &Params,
+        out: &mut Vec<Value>,
+        _: Option<&mut Training>,
+    ) -> Result<()> {
+        let x = ins[0].f32()?;
+        let (xs, (b, t, c)) = sequence(layer, &x)?;
+        let (t_out, left) = out_len(layer, self.window(t), t, self.pool_size)?;
+        let y = contiguous(f32_slot(out, 0, &[b, t_out, c]));
+        for bi in 0..b {
+            for o in 0..t_out {
+                let w = pool_window(self, o, left, t);
+                let n = w.len().max(1) as f32;
+                let dst = &mut y[(bi * t_out + o) * c..][..c];
+                dst.fill(if self.kind == PoolKind::Max { f32::NEG_INFINITY } else { 0.0 });
+                for step in w {
+                    for (d, v) in dst.iter_mut().zip(&xs[(bi * t + step) * c..][..c]) {
+                        *d = if self.kind == PoolKind::Max { d.max(*v) } else { *d + v };
+                    }
+                }
+                if self.kind == PoolKind::Average {
+                    dst.iter_mut().for_each(|d| *d /= n);
+                }
+            }
+        }
+        out.truncate(1);
+        set_mask(out, 0, None);
+        Ok(())
+    }
+
+    fn backward(&self, bw: &Backward<'_>) -> Result<Grads> {
+        let x = bw.x(0)?.view();
+        let (xs, (b, t, c)) = sequence(bw.layer, &x)?;
+        let (t_out, left) = out_len(bw.layer, self.window(t), t, self.pool_size)?;
+        let y = bw.ys[0].t.as_f32().expect("float output").as_standard_layout();
+        let dy = bw.dys[0].as_standard_layout();
+        let (ys, dys) = (y.as_slice().expect("standard"), dy.as_slice().expect("standard"));
+        let mut dx = vec![0.0f32; b * t * c];
+        for bi in 0..b {
+            for o in 0..t_out {
+                let w = pool_window(self, o, left, t);
+                let n = w.len().max(1) as f32;
+                let at = (bi * t_out + o) * c;
+                for j in 0..c {
+                    match self.kind {
+                        // The gradient goes to the first step that holds the maximum.
+                        PoolKind::Max => {
+                            if let Some(step) = w.clone().find(|s| xs[(bi * t + s) * c + j] == ys[at + j]) {
+                                dx[(bi * t + step) * c + j] += dys[at + j];
+                            }
+                        }
+                        PoolKind::Average => {
+                            for step in w.clone() {
+                                dx[(bi * t + step) * c + j] += dys[at + j] / n;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let dx = ArrayD::from_shape_vec(IxDyn(&[b, t, c]), dx).expect("shape");
+        Ok(Grads { dxs: vec![Some(dx)], ..Grads::default() })
+    }
+}
+
+/// Whether step `s` of row `b` counts: the average skips masked steps, the maximum (as
+/// Keras's) takes every step.
+fn counts(a: &GlobalPoolAttrs, mask: Option<&ndarray::Array2<bool>>, b: usize, s: usize) -> bool {
+    a.kind == PoolKind::Max || mask.is_none_or(|m| m[[b, s]])
+}
+
+fn out_shape(a: &GlobalPoolAttrs, b: usize, c: usize) -> Vec<usize> {
+    if a.keepdims { vec![b, 1, c] } else { vec![b, c] }
+}
+impl Layer for GlobalPoolAttrs {
+    fn forward(
+        &self,
+        layer: &str,
+        ins: &[ValueRef<'_>],
+        _: &Params,
+        out: &mut Vec<Value>,
+        _: Option<&mut Training>,
+    ) -> Result<()> {
+        let x = ins[0].f32()?;
+        let (xs, (b, t, c)) = sequence(layer, &x)?;
+        let mask = ins[0].mask.map(|m| m.to_owned());
+        let y = contiguous(f32_slot(out, 0, &out_shape(self, b, c)));
+        for bi in 0..b {
+            let dst = &mut y[bi * c..][..c];
+            let steps: Vec<usize> = (0..t).filter(|s| counts(self, mask.as_ref(), bi, *s)).collect();
+            match self.kind {
+                PoolKind::Max => {
+                    dst.fill(f32::NEG_INFINITY);
+                    for s in &steps {
+                        for (d, v) in dst.iter_mut().zip(&xs[(bi * t + s) * c..][..c]) {
+                            *d = d.max(*v);
+                        }
+                    }
+                    if steps.is_empty() {
+                        dst.fill(0.0);
+                    }
+                }
+                PoolKind::Average => {
+                    dst.fill(0.0);
+                    for s in &steps {
+                        for (d, v) in dst.iter_mut().zip(&xs[(bi * t + s) * c..][..c]) {
+                            *d += v;
+                        }
+                    }
+                    let n = steps.len().max(1) as f32;
+                    dst.iter_mut().for_each(|d| *d /= n);
+                }
+            }
+        }
+        out.truncate(1);
+        set_mask(out, 0, None);
+        Ok(())
+    }
+
+    fn backward(&self, bw: &Backward<'_>) -> Result<Grads> {
+        let x = bw.x(0)?.view();
+        let (xs, (b, t, c)) = sequence(bw.layer, &x)?;
+        let mask = bw.xs[0].mask.as_ref();
+        let y = bw.ys[0].t.as_f32().expect("float output").as_standard_layout();
+        let dy = bw.dys[0].as_standard_layout();
+        let (ys, dys) = (y.as_slice().expect("standard"), dy.as_slice().expect("standard"));
+        let mut dx = vec![0.0f32; b * t * c];
+        for bi in 0..b {
+            let steps: Vec<usize> = (0..t).filter(|s| counts(self, mask, bi, *s)).collect();
+            for j in 0..c {
+                let g = dys[bi * c + j];
+                match self.kind {
+                    PoolKind::Max => {
+                        if let Some(s) = steps.iter().find(|s| xs[(bi * t + **s) * c + j] == ys[bi * c + j]) {
+                            dx[(bi * t + s) * c + j] += g;
+                        }
+                    }
+                    PoolKind::Average => {
+                        let n = steps.len().max(1) as f32;
+                        for s in &steps {
+                            dx[(bi * t + s) * c + j] += g / n;
+                        }
+                    }
+                }
+            }
+        }
+        let dx = ArrayD::from_shape_vec(IxDyn(&[b, t, c]), dx).expect("shape");
+        Ok(Grads { dxs: vec![Some(dx)], ..Grads::default() })
+    }
+}

@@ -1,0 +1,212 @@
+//! LayerNormalization (each vector of the last axis) and BatchNormalization (each feature
+//! over the batch): forward and backward.
+
+use ndarray::{ArrayD, IxDyn};
+use seqmodel_ir::{BatchNormAttrs, LayerNormAttrs};
+
+use super::{Backward, Grads, Layer, Params};
+use crate::error::{Result, RuntimeError};
+use crate::exec::{Training, Value, ValueRef, contiguous, f32_slot, set_mask};
+
+/// The input as rows of `features` values, checked.
+fn rows_of(layer: &str, x: &ArrayD<f32>, features: usize) -> Result<Vec<f32>> {
+    if x.shape().last() != Some(&features) {
+        return Err(RuntimeError::Shape(format!(
+            "layer `{layer}` was built for {features} features, the input is {:?}",
+            x.shape()
+        )));
+    }
+    Ok(x.as_standard_layout().iter().copied().collect())
+}
+
+/// The indices of gamma and beta among the weights (present ones only, in Keras's order).
+fn affine_indices(scale: bool, center: bool) -> (Option<usize>, Option<usize>) {
+    (scale.then_some(0), center.then_some(scale as usize))
+}
+
+/// `x̂ · gamma + beta` for one row.
+fn affine(xhat: &mut [f32], gamma: Option<&[f32]>, beta: Option<&[f32]>) {
+    if let Some(g) = gamma {
+        xhat.iter_mut().zip(g).for_each(|(v, g)| *v *= g);
+    }
+    if let Some(b) = beta {
+        xhat.iter_mut().zip(b).for_each(|(v, b)| *v += b);
+    }
+}
+
+/// Mean and (biased) variance of `v`, in f64.
+fn moments(v: impl Iterator<Item = f32> + Clone) -> (f64, f64) {
+    let n = v.clone().count().max(1) as f64;
+    let mean = v.clone().map(f64::from).sum::<f64>() / n;
+    let var = v.map(|x| (f64::from(x) - mean).powi(2)).sum::<f64>() / n;
+    (mean, var)
+}
+
+impl Layer for LayerNormAttrs {
+    fn forward(
+        &self,
+        layer: &str,
+        ins: &[ValueRef<'_>],
+        params: &Params,
+        out: &mut Vec<Value>,
+        _: Option<&mut Training>,
+    ) -> Result<()> {
+        let x = ins[0].f32()?.to_owned();
+        let xs = rows_of(layer, &x, self.features)?;
+        let (gi, bi) = affine_indices(self.scale, self.center);
+        let (gamma, beta) = (gi.map(|i| &params.vecs[i][..]), bi.map(|i| &params.vecs[i][..]));
+        let y = contiguous(f32_slot(out, 0, x.shape()));
+        for (src, dst) in xs.chunks(self.features).zip(y.chunks_mut(self.features)) {
+            let (mean, var) = moments(src.iter().copied());
+            let inv = 1.0 / (var + f64::from(self.epsilon)).sqrt();
+            for (d, v) in dst.iter_mut().zip(src) {
+                *d = ((f64::from(*v) - mean) * inv) as f32;
+            }
+            affine(dst, gamma, beta);
+        }
+        out.truncate(1);
+        set_mask(out, 0, ins[0].mask);
+        Ok(())
+    }
+
+    fn backward(&self, bw: &Backward<'_>) -> Result<Grads> {
+        let x = bw.x(0)?;
+        let xs = rows_of(bw.layer, x, self.features)?;
+        let dy: Vec<f32> = bw.dys[0].as_standard_layout().iter().copied().collect();
+        let f = self.features;
+        let (gi, _) = affine_indices(self.scale, self.center);
+        let gamma = gi.map(|i| bw.weights[i]);
+        let (mut dg, mut db) = (vec![0.0f32; f], vec![0.0f32; f]);
+        let mut dx = vec![0.0f32; xs.len()];
+        for ((src, g), d) in xs.chunks(f).zip(dy.chunks(f)).zip(dx.chunks_mut(f)) {
+            let (mean, var) = moments(src.iter().copied());
+            let inv = 1.0 / (var + f64::from(self.epsilon)).sqrt();
+            let xhat: Vec<f64> = src.iter().map(|v| (f64::from(*v) - mean) * inv).collect();
+            let dxhat: Vec<f64> = g
+                .iter()
+                .enumerate()
+                .map(|(j, g)| f64::from(*g) * gamma.map_or(1.0, |w| f64::from(w[j])))
+                .collect();
+            let m1 = dxhat.iter().sum::<f64>() / f as f64;
+            let m2 = dxhat.iter().zip(&xhat).map(|(a, b)| a * b).sum::<f64>() / f as f64;
+            for j in 0..f {
+                d[j] = (inv * (dxhat[j] - m1 - xhat[j] * m2)) as f32;
+                dg[j] += g[j] * xhat[j] as f32;
+                db[j] += g[j];
+            }
+        }
+        let mut dws = Vec::new();
+        if self.scale {
+            dws.push(Some(dg));
+        }
+        if self.center {
+            dws.push(Some(db));
+        }
+        let dx = ArrayD::from_shape_vec(IxDyn(x.shape()), dx).expect("shape");
+        Ok(Grads { dxs: vec![Some(dx)], dws, updates: Vec::new() })
+    }
+}
+
+/// The indices of gamma, beta, the moving mean and the moving variance among the weights.
+fn indices(a: &BatchNormAttrs) -> (Option<usize>, Option<usize>, usize, usize) {
+    let (g, b) = affine_indices(a.scale, a.center);
+    let mm = a.scale as usize + a.center as usize;
+    (g, b, mm, mm + 1)
+}
+
+/// Per-feature mean and biased variance over every row of `xs`.
+fn batch_moments(a: &BatchNormAttrs, xs: &[f32]) -> Vec<(f64, f64)> {
+    let f = a.features;
+    (0..f).map(|j| moments(xs.iter().skip(j).step_by(f).copied())).collect()
+}
+impl Layer for BatchNormAttrs {
+    fn forward(
+        &self,
+        layer: &str,
+        ins: &[ValueRef<'_>],
+        params: &Params,
+        out: &mut Vec<Value>,
+        train: Option<&mut Training>,
+    ) -> Result<()> {
+        let x = ins[0].f32()?.to_owned();
+        let xs = rows_of(layer, &x, self.features)?;
+        let (gi, bi, mi, vi) = indices(self);
+        let training = train.is_some_and(|t| t.training);
+        if training && ins[0].mask.is_some() {
+            return Err(RuntimeError::Unsupported(format!(
+                "training BatchNormalization `{layer}` on masked sequences (its statistics would skip masked steps)"
+            )));
+        }
+        let stats: Vec<(f64, f64)> = if training {
+            batch_moments(self, &xs)
+        } else {
+            params.vecs[mi]
+                .iter()
+                .zip(&params.vecs[vi])
+                .map(|(m, v)| (f64::from(*m), f64::from(*v)))
+                .collect()
+        };
+        let (gamma, beta) = (gi.map(|i| &params.vecs[i][..]), bi.map(|i| &params.vecs[i][..]));
+        let y = contiguous(f32_slot(out, 0, x.shape()));
+        for (src, dst) in xs.chunks(self.features).zip(y.chunks_mut(self.features)) {
+            for ((d, v), (mean, var)) in dst.iter_mut().zip(src).zip(&stats) {
+                *d = ((f64::from(*v) - mean) / (var + f64::from(self.epsilon)).sqrt()) as f32;
+            }
+            affine(dst, gamma, beta);
+        }
+        out.truncate(1);
+        set_mask(out, 0, ins[0].mask);
+        Ok(())
+    }
+
+    /// The backward pass of a training pass (batch statistics), with the moving statistics'
+    /// updates.
+    fn backward(&self, bw: &Backward<'_>) -> Result<Grads> {
+        let x = bw.x(0)?;
+        let xs = rows_of(bw.layer, x, self.features)?;
+        let f = self.features;
+        let rows = xs.len() / f.max(1);
+        let (gi, _, mi, vi) = indices(self);
+        let stats = batch_moments(self, &xs);
+        let dy: Vec<f32> = bw.dys[0].as_standard_layout().iter().copied().collect();
+        let (mut dg, mut db) = (vec![0.0f32; f], vec![0.0f32; f]);
+        let mut dx = vec![0.0f32; xs.len()];
+        for j in 0..f {
+            let (mean, var) = stats[j];
+            let inv = 1.0 / (var + f64::from(self.epsilon)).sqrt();
+            let gamma = gi.map_or(1.0, |i| f64::from(bw.weights[i][j]));
+            let (mut m1, mut m2) = (0.0f64, 0.0f64);
+            for r in 0..rows {
+                let (xhat, g) = ((f64::from(xs[r * f + j]) - mean) * inv, f64::from(dy[r * f + j]));
+                m1 += g * gamma;
+                m2 += g * gamma * xhat;
+                dg[j] += (g * xhat) as f32;
+                db[j] += g as f32;
+            }
+            let (m1, m2) = (m1 / rows as f64, m2 / rows as f64);
+            for r in 0..rows {
+                let xhat = (f64::from(xs[r * f + j]) - mean) * inv;
+                dx[r * f + j] = (inv * (f64::from(dy[r * f + j]) * gamma - m1 - xhat * m2)) as f32;
+            }
+        }
+        let mut dws = Vec::new();
+        if self.scale {
+            dws.push(Some(dg));
+        }
+        if self.center {
+            dws.push(Some(db));
+        }
+        dws.extend([None, None]);
+        let m = f64::from(self.momentum);
+        let moved = |i: usize, k: fn(&(f64, f64)) -> f64| -> Vec<f32> {
+            bw.weights[i]
+                .iter()
+                .zip(&stats)
+                .map(|(old, s)| (f64::from(*old) * m + k(s) * (1.0 - m)) as f32)
+                .collect()
+        };
+        let updates = vec![(mi, moved(mi, |s| s.0)), (vi, moved(vi, |s| s.1))];
+        let dx = ArrayD::from_shape_vec(IxDyn(x.shape()), dx).expect("shape");
+        Ok(Grads { dxs: vec![Some(dx)], dws, updates })
+    }
+}
