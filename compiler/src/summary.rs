@@ -94,6 +94,10 @@ pub fn render(p: &Program) -> String {
         }
     }
     s += &format!("{}\n", "━".repeat(width));
-    s += &format!(" Total params: {total}\n Trainable params: {total}\n Non-trainable params: 0\n");
+    let trainable = p.trainable_param_count();
+    s += &format!(
+        " Total params: {total}\n Trainable params: {trainable}\n Non-trainable params: {}\n",
+        total - trainable
+    );
     s
 }
