@@ -9,11 +9,7 @@ pub mod passes;
 mod program;
 mod types;
 
-pub use layers::{
-    ActivationLayer, BatchNormAttrs, Conv1dAttrs, FlattenAttrs, GlobalPoolAttrs, LayerAttrs, LayerNormAttrs,
-    LayerOp, MAX_RANK, NoiseAttrs, NoiseKind, Padding, ParamActivation, PermuteAttrs, PoolAttrs, PoolKind,
-    PreluAttrs, ReshapeAttrs, RustLiteral, WeightVar, keras_weight_vars,
-};
+pub use layers::*;
 pub use ops::{Activation, CellKind, MergeKind, MergeMode, Op, RnnAttrs};
 pub use petgraph::stable_graph::NodeIndex;
 pub use program::{

@@ -12,12 +12,12 @@ mod noise;
 mod norm;
 mod reshape;
 
-pub use act::{ActivationLayer, ParamActivation, PreluAttrs};
-pub use conv::{Conv1dAttrs, GlobalPoolAttrs, Padding, PoolAttrs, PoolKind};
+pub use act::*;
+pub use conv::*;
 pub use literal::RustLiteral;
-pub use noise::{NoiseAttrs, NoiseKind};
-pub use norm::{BatchNormAttrs, LayerNormAttrs};
-pub use reshape::{FlattenAttrs, MAX_RANK, PermuteAttrs, ReshapeAttrs};
+pub use noise::*;
+pub use norm::*;
+pub use reshape::*;
 
 /// One weight variable of a layer, as Keras stores it (`vars/N` in Keras's order).
 #[derive(Debug, Clone, Copy, PartialEq)]
