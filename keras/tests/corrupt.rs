@@ -97,3 +97,35 @@ fn imported_source_is_readable_seq() {
     // The source compiles on its own.
     seqmodel_compiler::compile(&imported.source).unwrap();
 }
+
+/// A described layer needs no code in the importer: its arguments come from the compiler's
+/// catalogue, its weights from the IR's description.
+#[test]
+fn described_layers_import_generically() {
+    let cfg = serde_json::json!({
+        "class_name": "Sequential",
+        "config": {"name": "s", "layers": [
+            {"class_name": "InputLayer", "config": {"name": "in", "batch_shape": [null, 4, 3]}},
+            {"class_name": "Conv1D", "config": {"name": "conv", "filters": 2, "kernel_size": [2], "strides": [1],
+                "padding": "causal", "data_format": "channels_last", "dilation_rate": [1], "groups": 1,
+                "activation": "relu", "use_bias": false, "kernel_initializer": {"class_name": "GlorotUniform"}}},
+            {"class_name": "UpSampling1D", "config": {"name": "up", "size": 3, "trainable": true}},
+            {"class_name": "LayerNormalization", "config": {"name": "ln", "axis": [-1], "epsilon": 0.001,
+                "center": false, "scale": true, "rms_scaling": false}}
+        ]}
+    });
+    let converted = seqmodel_keras::convert(&cfg, "3.15.1").unwrap();
+    assert!(converted.source.contains("UpSampling1D(size=3"), "{}", converted.source);
+    let paths: Vec<(&str, &str)> =
+        converted.weights.iter().map(|w| (w.key.as_str(), w.keras_path.as_str())).collect();
+    assert_eq!(
+        paths,
+        [("S/conv/kernel", "layers/conv1d/vars/0"), ("S/ln/gamma", "layers/layer_normalization/vars/0")]
+    );
+    let compiled = seqmodel_compiler::compile(&converted.source).unwrap();
+    let p = compiled.program(&converted.main).unwrap();
+    assert_eq!(
+        p.types[&p.outputs[0].node][0].dims,
+        [seqmodel_compiler::ir::Dim::Fixed(12), seqmodel_compiler::ir::Dim::Fixed(2)]
+    );
+}

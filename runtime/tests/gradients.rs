@@ -372,3 +372,13 @@ fn noise_layers_in_training() {
         check(&src, vec![f(&[4, 5, 3], 1)], vec![f(&[4, 2], 2)], Loss::MeanSquaredError);
     }
 }
+
+#[test]
+fn up_sampling() {
+    check(
+        "model M(x: [4, 3]) -> [8, 2] { x -> Conv1D(4, 2, padding=\"same\") -> UpSampling1D(2) -> LSTM(3, return_sequences=true) -> TimeDistributed(Dense(2)) }",
+        vec![f(&[3, 4, 3], 1)],
+        vec![f(&[3, 8, 2], 2)],
+        Loss::MeanSquaredError,
+    );
+}

@@ -1,10 +1,10 @@
 //! Rules of Permute, Reshape and Flatten.
 
 use seqmodel_grammar::Span;
-use seqmodel_ir::{FlattenAttrs, MAX_RANK, PermuteAttrs, ReshapeAttrs};
+use seqmodel_ir::{FlattenAttrs, MAX_RANK, PermuteAttrs, ReshapeAttrs, UpSamplingAttrs};
 
 use super::catalog::{ArgKind::*, LayerKind, opt, req};
-use super::described::{Rule, conflict};
+use super::described::{Rule, conflict, need_sequence};
 use super::{Args, LayerClass};
 use crate::check::{Elab, ITy, Tensor};
 use crate::diagnostic::Diagnostic;
@@ -167,5 +167,40 @@ impl Rule for FlattenAttrs {
     fn infer(&mut self, cx: &mut Elab<'_>, t: &Tensor, span: Span) -> Option<ITy> {
         let dims = fixed_dims(cx, t, "Flatten", span)?;
         Some(ITy { dims: vec![D::Fixed(dims.iter().product())], dtype: t.ty.dtype })
+    }
+}
+
+impl Rule for UpSamplingAttrs {
+    const CLASSES: &'static [LayerClass] = &[LayerClass {
+        name: "UpSampling1D",
+        kind: LayerKind::Described,
+        snake: "up_sampling1d",
+        args: &[opt("size", PosInt), opt("name", Ignored)],
+        positional: 1,
+    }];
+
+    fn configure(_: &'static LayerClass, args: &Args, _: Span) -> Result<Self, Diagnostic> {
+        Ok(UpSamplingAttrs { size: args.int("size").unwrap_or(2) as usize })
+    }
+
+    fn infer(&mut self, cx: &mut Elab<'_>, t: &Tensor, span: Span) -> Option<ITy> {
+        if !need_sequence(cx, t, "UpSampling1D", span) {
+            return None;
+        }
+        let steps = match cx.dims.resolve(t.ty.dims[0]) {
+            D::Fixed(n) => match n.checked_mul(self.size).filter(|n| *n <= super::MAX_SIZE) {
+                Some(steps) => D::Fixed(steps),
+                None => {
+                    cx.emit(super::too_large(span, format!("{n} × {}", self.size)));
+                    return None;
+                }
+            },
+            _ if self.size == 1 => t.ty.dims[0],
+            _ => {
+                fixed_dims(cx, t, "UpSampling1D", span)?;
+                return None;
+            }
+        };
+        Some(ITy { dims: vec![steps, t.ty.dims[1]], dtype: t.ty.dtype })
     }
 }

@@ -101,6 +101,7 @@ macro_rules! for_each_layer_op {
             Permute($crate::PermuteAttrs),
             Reshape($crate::ReshapeAttrs),
             Flatten($crate::FlattenAttrs),
+            UpSampling1D($crate::UpSamplingAttrs),
             Activation($crate::ActivationLayer),
             PRelu($crate::PreluAttrs),
             Noise($crate::NoiseAttrs),

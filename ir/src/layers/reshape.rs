@@ -71,4 +71,17 @@ macro_rules! weightless {
         }
     )*};
 }
-weightless!(PermuteAttrs => "Permute", ReshapeAttrs => "Reshape", FlattenAttrs => "Flatten");
+/// `UpSampling1D(size)`: each step repeated `size` times, `[T, C]` → `[T·size, C]`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct UpSamplingAttrs {
+    /// How many times each step is repeated.
+    pub size: usize,
+}
+literal_struct!(UpSamplingAttrs { size });
+
+weightless!(
+    PermuteAttrs => "Permute",
+    ReshapeAttrs => "Reshape",
+    FlattenAttrs => "Flatten",
+    UpSamplingAttrs => "UpSampling1D"
+);

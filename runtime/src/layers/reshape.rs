@@ -1,7 +1,7 @@
 //! Permute, Reshape and Flatten: the batch axis stays first, the values move.
 
 use ndarray::{ArrayD, IxDyn};
-use seqmodel_ir::{FlattenAttrs, PermuteAttrs, ReshapeAttrs};
+use seqmodel_ir::{FlattenAttrs, PermuteAttrs, ReshapeAttrs, UpSamplingAttrs};
 
 use super::{Backward, Grads, Layer, Params};
 use crate::error::{Result, RuntimeError};
@@ -105,5 +105,56 @@ impl Layer for FlattenAttrs {
     fn backward(&self, bw: &Backward<'_>) -> Result<Grads> {
         let dx = reshaped(&bw.dys[0], bw.xs[0].t.shape());
         Ok(Grads { dxs: vec![Some(dx)], ..Grads::default() })
+    }
+}
+
+impl Layer for UpSamplingAttrs {
+    fn forward(
+        &self,
+        layer: &str,
+        ins: &[ValueRef<'_>],
+        _: &Params,
+        out: &mut Vec<Value>,
+        _: Option<&mut Training>,
+    ) -> Result<()> {
+        let x = ins[0].f32()?;
+        let &[b, t, c] = x.shape() else {
+            return Err(RuntimeError::Shape(format!(
+                "layer `{layer}` needs [batch, steps, channels], got {:?}",
+                x.shape()
+            )));
+        };
+        let x = x.as_standard_layout();
+        let xs = x.as_slice().expect("standard layout");
+        let y = f32_slot(out, 0, &[b, t * self.size, c]);
+        let ys = y.as_slice_mut().expect("standard layout");
+        for (r, step) in xs.chunks(c.max(1)).enumerate() {
+            for k in 0..self.size {
+                ys[(r * self.size + k) * c..][..c].copy_from_slice(step);
+            }
+        }
+        out.truncate(1);
+        set_mask(out, 0, None);
+        Ok(())
+    }
+
+    fn backward(&self, bw: &Backward<'_>) -> Result<Grads> {
+        let shape = bw.xs[0].t.shape().to_vec();
+        let c = shape[2];
+        let dy = bw.dys[0].as_standard_layout();
+        let mut dx = vec![0.0f32; shape.iter().product()];
+        for (r, d) in dx.chunks_mut(c.max(1)).enumerate() {
+            for k in 0..self.size {
+                for (a, g) in
+                    d.iter_mut().zip(&dy.as_slice().expect("standard layout")[(r * self.size + k) * c..][..c])
+                {
+                    *a += g;
+                }
+            }
+        }
+        Ok(Grads {
+            dxs: vec![Some(ArrayD::from_shape_vec(IxDyn(&shape), dx).expect("shape"))],
+            ..Grads::default()
+        })
     }
 }
