@@ -130,9 +130,19 @@ enum Command {
 #[derive(Debug)]
 pub struct Failure(pub String);
 
-impl<E: std::fmt::Display> From<E> for Failure {
+impl<E: std::error::Error> From<E> for Failure {
+    /// The error with its causes, `what: why: why` (each cause once).
     fn from(e: E) -> Self {
-        Failure(e.to_string())
+        let mut msg = e.to_string();
+        let mut cause = e.source();
+        while let Some(c) = cause {
+            let text = c.to_string();
+            if !msg.contains(&text) {
+                msg = format!("{msg}: {text}");
+            }
+            cause = c.source();
+        }
+        Failure(msg)
     }
 }
 

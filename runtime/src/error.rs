@@ -78,9 +78,31 @@ pub enum RuntimeError {
     /// A program breaks the IR's invariants (a bug of whatever built it).
     #[error("invalid program")]
     Program(#[from] seqmodel_ir::InvalidProgram),
-    /// A weight file could not be read or written.
-    #[error("weight file: {0}")]
-    WeightFile(String),
+    /// A weight file could not be read or written: what went wrong (naming the file), and
+    /// the underlying error when there is one.
+    #[error("weight file: {what}")]
+    WeightFile {
+        /// What went wrong, with the file's path where it is known.
+        what: String,
+        /// The I/O, safetensors or Keras error behind it.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+}
+
+impl RuntimeError {
+    /// A weight file error without an underlying cause.
+    pub fn weight_file(what: impl Into<String>) -> Self {
+        RuntimeError::WeightFile { what: what.into(), source: None }
+    }
+
+    /// A weight file error caused by `source`.
+    pub fn weight_file_from(
+        what: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        RuntimeError::WeightFile { what: what.into(), source: Some(Box::new(source)) }
+    }
 }
 
 /// Result alias of the runtime.

@@ -217,7 +217,7 @@ impl WeightStore {
             .map(|(k, shape, data)| {
                 safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), data)
                     .map(|v| (k.clone(), v))
-                    .map_err(|e| RuntimeError::WeightFile(e.to_string()))
+                    .map_err(|e| RuntimeError::weight_file_from(format!("tensor `{k}` cannot be written"), e))
             })
             .collect::<Result<_>>()?;
         let meta = self.architecture.as_ref().map(|a| {
@@ -226,34 +226,35 @@ impl WeightStore {
                 (FINGERPRINT_KEY.to_string(), format!("{:016x}", a.fingerprint)),
             ])
         });
-        safetensors::serialize(views, meta).map_err(|e| RuntimeError::WeightFile(e.to_string()))
+        safetensors::serialize(views, meta).map_err(|e| RuntimeError::weight_file_from("cannot serialise", e))
     }
 
     /// Parses safetensors bytes (f32 tensors only).
     pub fn from_safetensors(bytes: &[u8]) -> Result<Self> {
         let st = safetensors::SafeTensors::deserialize(bytes)
-            .map_err(|e| RuntimeError::WeightFile(e.to_string()))?;
+            .map_err(|e| RuntimeError::weight_file_from("not a valid safetensors file", e))?;
         let mut store = Self::new();
         for (name, view) in st.tensors() {
             if view.dtype() != safetensors::Dtype::F32 {
-                return Err(RuntimeError::WeightFile(format!(
+                return Err(RuntimeError::weight_file(format!(
                     "tensor `{name}` is {:?}, expected F32",
                     view.dtype()
                 )));
             }
             let data: Vec<f32> =
                 view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
-            let arr = ArrayD::from_shape_vec(IxDyn(view.shape()), data)
-                .map_err(|e| RuntimeError::WeightFile(format!("tensor `{name}`: {e}")))?;
+            let arr = ArrayD::from_shape_vec(IxDyn(view.shape()), data).map_err(|e| {
+                RuntimeError::weight_file_from(format!("tensor `{name}` does not fit its shape"), e)
+            })?;
             store.insert(name, arr);
         }
         let (_, meta) = safetensors::SafeTensors::read_metadata(bytes)
-            .map_err(|e| RuntimeError::WeightFile(e.to_string()))?;
+            .map_err(|e| RuntimeError::weight_file_from("unreadable header", e))?;
         if let Some(m) = meta.metadata()
             && let (Some(model), Some(fp)) = (m.get(MODEL_KEY), m.get(FINGERPRINT_KEY))
         {
             let fingerprint = u64::from_str_radix(fp, 16).map_err(|_| {
-                RuntimeError::WeightFile(format!(
+                RuntimeError::weight_file(format!(
                     "metadata `{FINGERPRINT_KEY}` = `{fp}` is not a fingerprint"
                 ))
             })?;
@@ -264,11 +265,13 @@ impl WeightStore {
 
     /// Reads a safetensors file.
     pub fn load(path: &Path) -> Result<Self> {
-        let bytes =
-            std::fs::read(path).map_err(|e| RuntimeError::WeightFile(format!("{}: {e}", path.display())))?;
+        let bytes = std::fs::read(path)
+            .map_err(|e| RuntimeError::weight_file_from(format!("{}: cannot read", path.display()), e))?;
         // Name the file once: "weight file: w.safetensors: tensor `k` is ...".
         Self::from_safetensors(&bytes).map_err(|e| match e {
-            RuntimeError::WeightFile(m) => RuntimeError::WeightFile(format!("{}: {m}", path.display())),
+            RuntimeError::WeightFile { what, source } => {
+                RuntimeError::WeightFile { what: format!("{}: {what}", path.display()), source }
+            }
             other => other,
         })
     }
@@ -277,7 +280,7 @@ impl WeightStore {
     /// `overwrite`.
     pub fn save(&self, path: &Path, overwrite: bool) -> Result<()> {
         if path.exists() && !overwrite {
-            return Err(RuntimeError::WeightFile(format!(
+            return Err(RuntimeError::weight_file(format!(
                 "{} exists; refusing to overwrite it",
                 path.display()
             )));
@@ -285,7 +288,8 @@ impl WeightStore {
         let bytes = self.to_safetensors()?;
         let tmp = path.with_extension("safetensors.tmp");
         std::fs::write(&tmp, bytes)
-            .map_err(|e| RuntimeError::WeightFile(format!("{}: {e}", tmp.display())))?;
-        std::fs::rename(&tmp, path).map_err(|e| RuntimeError::WeightFile(format!("{}: {e}", path.display())))
+            .map_err(|e| RuntimeError::weight_file_from(format!("{}: cannot write", tmp.display()), e))?;
+        std::fs::rename(&tmp, path)
+            .map_err(|e| RuntimeError::weight_file_from(format!("{}: cannot replace", path.display()), e))
     }
 }

@@ -36,8 +36,12 @@ pub mod __private {
         path: &std::path::Path,
         specs: &[(&str, &[usize])],
     ) -> crate::Result<crate::WeightStore> {
-        seqmodel_keras::load_weights(path, specs)
-            .map_err(|e| crate::RuntimeError::WeightFile(format!("{}: {e}", path.display())))
+        seqmodel_keras::load_weights(path, specs).map_err(|e| {
+            crate::RuntimeError::weight_file_from(
+                format!("{}: cannot load its Keras weights", path.display()),
+                e,
+            )
+        })
     }
 
     /// Expands to its items when seqmodel has the `keras` feature, to nothing otherwise

@@ -268,7 +268,7 @@ impl Trainer {
         mut on_step: impl FnMut(usize, usize, usize, f32),
     ) -> Result<History> {
         if let Some(p) = opts.checkpoint.as_ref().filter(|p| p.exists()) {
-            return Err(RuntimeError::WeightFile(format!(
+            return Err(RuntimeError::weight_file(format!(
                 "checkpoint {} exists; refusing to overwrite it",
                 p.display()
             )));

@@ -133,8 +133,11 @@ fn hand_written_model_loads_keras_weights() {
     }
     let other = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../../shared/conformance/many_to_one_lstm/model.keras");
-    let e = Autoencoder::from_keras(other).err().unwrap().to_string();
-    assert!(e.contains("weight tensors") || e.contains("architectures differ"), "{e}");
+    let e = Autoencoder::from_keras(other).err().unwrap();
+    assert!(e.to_string().contains("many_to_one_lstm/model.keras"), "{e}");
+    // The reason is the error's source, as Rust errors keep their cause.
+    let why = std::error::Error::source(&e).unwrap().to_string();
+    assert!(why.contains("weight tensors") || why.contains("architectures differ"), "{why}");
 }
 
 /// A generated type trains through `trainer()` (its program as written, before the
