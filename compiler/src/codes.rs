@@ -107,6 +107,8 @@ codes! {
     "The layer's output shape depends on the exact size of every input dimension (Reshape, Flatten), so none may be known only at run time.\n\nWrong:\n    model M(x: [T, 3]) -> [_] { x -> Flatten() }\nRight:\n    model M(x: [4, 3]) -> [12] { x -> Flatten() }";
     "SM0318" => "reshape to a different number of values",
     "The target shape must hold exactly the values of the input (one `-1` takes whatever is left).\n\nWrong:\n    model M(x: [4, 6]) -> [5, 5] { x -> Reshape((5, 5)) }\nRight:\n    model M(x: [4, 6]) -> [12, 2] { x -> Reshape((-1, 2)) }";
+    "SM0319" => "attention inputs that do not line up",
+    "An attention layer scores each query step against each key step: the query and the key need the same features, the key and the value the same steps.\n\nWrong:\n    Attention()([q, v])   // q: [T, 4], v: [S, 6]\nRight:\n    Attention()([Dense(6)(q), v])";
     "SM0401" => "wrong number of model inputs",
     "A model call gives one tensor per declared input.\n\nWrong:\n    Pair(x)   // model Pair(a: [4], b: [4])\nRight:\n    Pair(x, y)";
     "SM0402" => "model input of the wrong type",

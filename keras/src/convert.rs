@@ -432,14 +432,15 @@ impl Cx {
                     } else if multi_node {
                         if ctor_done.insert(lname.clone()) {
                             let lt = self.layer(l, name, &h5_of[&lname])?;
-                            body.push(format!("{} = {}", instance_var(&lname), lt.ctor));
+                            let ctor = with_call_options(node, lt.ctor);
+                            body.push(format!("{} = {}", instance_var(&lname), ctor));
                             weights_by_layer.insert(lname.clone(), lt.weights);
                         }
                         instance_var(&lname)
                     } else {
                         let lt = self.layer(l, name, &h5_of[&lname])?;
                         weights_by_layer.insert(lname.clone(), lt.weights);
-                        lt.ctor
+                        with_call_options(node, lt.ctor)
                     };
                     let n_out = outputs_count.get(&lname).copied().unwrap_or(1);
                     let targets: Vec<String> =
@@ -640,8 +641,8 @@ impl Cx {
             }
             "Add" | "Subtract" | "Multiply" | "Average" | "Maximum" | "Minimum" => class,
             other if crate::described::weights(other, c).is_some() => {
-                for (var, i) in crate::described::weights(other, c).unwrap_or_default() {
-                    weights.push(w(var.name, format!("{h5}/vars/{i}")));
+                for (var, path) in crate::described::weights(other, c).unwrap_or_default() {
+                    weights.push(w(var.name, format!("{h5}/{path}")));
                 }
                 #[cfg(feature = "import")]
                 args.extend(crate::described::args(other, c, &lname, |a| self.activation(a, &lname))?);
@@ -694,6 +695,18 @@ impl Cx {
             }
         }
         Ok(())
+    }
+}
+
+/// Keras call options that change the computation, moved into the constructor where the
+/// language has them (attention's `use_causal_mask`).
+fn with_call_options(node: &J, ctor: String) -> String {
+    if node["kwargs"]["use_causal_mask"].as_bool() != Some(true) {
+        return ctor;
+    }
+    match ctor.split_once('(') {
+        Some((class, rest)) => format!("{class}(use_causal_mask=true, {rest}"),
+        None => ctor,
     }
 }
 

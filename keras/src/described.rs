@@ -10,12 +10,33 @@ use crate::error::{ImportError, Result};
 use seqmodel_runtime::ir::{WeightVar, keras_weight_vars};
 use serde_json::Value as J;
 
-/// The weight variables present in a described layer's config, with their `vars/N` index;
-/// `None` when the class is not a described layer.
-pub(crate) fn weights(class: &str, c: &J) -> Option<Vec<(&'static WeightVar, usize)>> {
+/// The weight variables present in a described layer's config, each with its path inside
+/// the layer's group of the weights file (`vars/N`, or `query_dense/vars/N` for a variable
+/// of a sub-layer, numbered within it); `None` when the class is not a described layer.
+pub(crate) fn weights(class: &str, c: &J) -> Option<Vec<(&'static WeightVar, String)>> {
     let vars = keras_weight_vars(class)?;
-    let present = vars.iter().filter(|v| v.when.is_none_or(|flag| c[flag].as_bool().unwrap_or(true)));
-    Some(present.enumerate().map(|(i, v)| (v, i)).collect())
+    let exists = |when: &str| match when.split_once('=') {
+        Some((key, value)) => c[key].as_str() == Some(value),
+        None => c[when].as_bool().unwrap_or(true),
+    };
+    let mut numbered: Vec<(&str, usize)> = Vec::new();
+    let mut out = Vec::new();
+    for v in vars.iter().filter(|v| v.when.is_none_or(exists)) {
+        let group = v.name.rsplit_once('/').map_or("", |(g, _)| g);
+        let n = match numbered.iter_mut().find(|(g, _)| *g == group) {
+            Some((_, n)) => {
+                *n += 1;
+                *n
+            }
+            None => {
+                numbered.push((group, 0));
+                0
+            }
+        };
+        let path = if group.is_empty() { format!("vars/{n}") } else { format!("{group}/vars/{n}") };
+        out.push((v, path));
+    }
+    Some(out)
 }
 
 /// Config keys that never change the forward computation of a described layer.

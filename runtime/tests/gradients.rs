@@ -382,3 +382,69 @@ fn up_sampling() {
         Loss::MeanSquaredError,
     );
 }
+
+#[test]
+fn attention_scores_masks_and_keys() {
+    for layer in [
+        "Attention()",
+        "Attention(use_scale=true)",
+        "Attention(score_mode=\"concat\")",
+        "Attention(score_mode=\"concat\", use_scale=true, use_causal_mask=true)",
+        "AdditiveAttention()",
+        "AdditiveAttention(use_scale=false, use_causal_mask=true)",
+    ] {
+        let src = format!(
+            "model M(q: [4, 3], v: [5, 2]) -> [4, 2] {{ a = LSTM(3, return_sequences=true)(v); h = {layer}([Dense(3)(q), a]); Concatenate()([h, q]) -> TimeDistributed(Dense(2)) }}"
+        );
+        check(&src, vec![f(&[3, 4, 3], 1), f(&[3, 5, 2], 3)], vec![f(&[3, 4, 2], 2)], Loss::MeanSquaredError);
+    }
+    // A key apart from the value, and a masked value.
+    check(
+        "model M(q: [4, 3], v: [6, 2]) -> [4, 2] { m = Masking()(v); a = LSTM(3, return_sequences=true)(m); k = TimeDistributed(Dense(3))(a); Attention(use_scale=true)([Dense(3)(q), a, k]) -> TimeDistributed(Dense(2)) }",
+        vec![f(&[3, 4, 3], 1), padded(4)],
+        vec![f(&[3, 4, 2], 2)],
+        Loss::MeanSquaredError,
+    );
+}
+
+#[test]
+fn multi_head_attention_self_and_cross() {
+    for layer in [
+        "MultiHeadAttention(2, 4)([h, h])",
+        "MultiHeadAttention(num_heads=3, key_dim=2, value_dim=3, use_bias=false, use_causal_mask=true)([h, h])",
+    ] {
+        let src = format!(
+            "model M(x: [4, 3]) -> [4, 2] {{ h = Dense(6)(x); a = {layer}; LayerNormalization()(a) -> TimeDistributed(Dense(2)) }}"
+        );
+        check(&src, vec![f(&[3, 4, 3], 1)], vec![f(&[3, 4, 2], 2)], Loss::MeanSquaredError);
+    }
+    // Cross-attention with a key apart from the value and another output size.
+    check(
+        "model M(x: [4, 3], y: [6, 2]) -> [4, 2] { h = Dense(6)(x); e = LSTM(4, return_sequences=true)(y); k = TimeDistributed(Dense(3))(e); MultiHeadAttention(2, 3, output_shape=5)([h, e, k]) -> TimeDistributed(Dense(2)) }",
+        vec![f(&[3, 4, 3], 1), f(&[3, 6, 2], 3)],
+        vec![f(&[3, 4, 2], 2)],
+        Loss::MeanSquaredError,
+    );
+    check(
+        "model M(x: [6, 2]) -> [2] { m = Masking()(x); h = LSTM(4, return_sequences=true)(m); MultiHeadAttention(2, 2)([h, h]) -> GlobalAveragePooling1D() -> Dense(2) }",
+        vec![padded(5)],
+        vec![f(&[3, 2], 2)],
+        Loss::MeanSquaredError,
+    );
+}
+
+/// The score weights alone, where their gradients are largest.
+#[test]
+fn attention_score_weights() {
+    for layer in [
+        "Attention(use_scale=true)",
+        "Attention(score_mode=\"concat\")",
+        "Attention(score_mode=\"concat\", use_scale=true)",
+        "AdditiveAttention()",
+    ] {
+        let src = format!("model M(q: [4, 3], v: [5, 3]) -> [4, 3] {{ {layer}([q, v]) }}");
+        let q = Tensor::F32(data(&[3, 4, 3], 1).mapv(|v| 4.0 * v));
+        let v = Tensor::F32(data(&[3, 5, 3], 3).mapv(|v| 4.0 * v));
+        check(&src, vec![q, v], vec![f(&[3, 4, 3], 2)], Loss::MeanSquaredError);
+    }
+}

@@ -4,10 +4,10 @@
 //! the IR's list, so a described layer without a rule does not compile.
 
 use seqmodel_grammar::Span;
-use seqmodel_ir::{LayerOp, Op, Padding};
+use seqmodel_ir::{LayerOp, Op, Padding, Port};
 
 use super::{Args, LayerClass, build_input, fixed_features, need_float};
-use crate::check::{Elab, ITy, Scope, Tensor, Value, expr_unary};
+use crate::check::{Elab, ITy, Origin, Scope, Tensor, Value, expr_unary, flatten_tensors};
 use crate::diagnostic::Diagnostic;
 use crate::dims::D;
 
@@ -23,6 +23,20 @@ pub(crate) trait Rule: Sized {
     /// Checks the input `t`, fills the input-dependent attributes and returns the output
     /// type; `None` after emitting an error at `span`.
     fn infer(&mut self, cx: &mut Elab<'_>, t: &Tensor, span: Span) -> Option<ITy>;
+
+    /// [`Rule::infer`] for a layer called on a list of tensors (attention's query, value and
+    /// key); by default the layer takes exactly one.
+    fn infer_many(&mut self, cx: &mut Elab<'_>, ts: &[Tensor], span: Span) -> Option<ITy> {
+        let [t] = ts else {
+            let who = <Self as Rule>::CLASSES.first().map_or("layer", |c| c.name);
+            cx.emit(
+                Diagnostic::error("SM0301", span, format!("`{who}` takes one tensor, found {}", ts.len()))
+                    .with_label("several tensors given"),
+            );
+            return None;
+        };
+        self.infer(cx, t, span)
+    }
 }
 
 macro_rules! dispatch {
@@ -38,26 +52,38 @@ macro_rules! dispatch {
             unreachable!("`{}` is not a described class", class.name)
         }
 
-        fn infer(op: &mut LayerOp, cx: &mut Elab<'_>, t: &Tensor, span: Span) -> Option<ITy> {
+        fn infer(op: &mut LayerOp, cx: &mut Elab<'_>, ts: &[Tensor], span: Span) -> Option<ITy> {
             match op {
-                $(LayerOp::$variant(a) => a.infer(cx, t, span),)*
+                $(LayerOp::$variant(a) => a.infer_many(cx, ts, span),)*
             }
         }
     };
 }
 seqmodel_ir::for_each_layer_op!(dispatch);
 
-/// Applies described layer instance `id` (configured as `op`) to `t`.
+/// Applies described layer instance `id` (configured as `op`) to `x`: one tensor, or a list
+/// for the layers that take several.
 pub(crate) fn apply(
     cx: &mut Elab<'_>,
     scope: &mut Scope,
     id: usize,
     mut op: LayerOp,
-    t: &Tensor,
+    x: Value,
     span: Span,
 ) -> Value {
     let inst = cx.layers[id].clone();
-    let Some(ty) = infer(&mut op, cx, t, span) else { return Value::Poison };
+    let Some(ts) = flatten_tensors(&x) else {
+        let msg = format!("`{}` needs a tensor input, found {}", inst.class, x.describe());
+        cx.emit(Diagnostic::error("SM0301", span, msg).with_label("not a tensor"));
+        return Value::Poison;
+    };
+    if ts.is_empty() {
+        let msg = format!("`{}` needs a tensor input, found an empty list", inst.class);
+        cx.emit(Diagnostic::error("SM0301", span, msg).with_label("no tensor"));
+        return Value::Poison;
+    }
+    let Some(ty) = infer(&mut op, cx, &ts, span) else { return Value::Poison };
+    let t = &ts[0];
     let weighted = !op.weights().is_empty();
     if weighted {
         // Shared weights: a second application must see the same input features.
@@ -70,7 +96,13 @@ pub(crate) fn apply(
     }
     let what = format!("{} `{}`", inst.class, inst.name);
     let weights = weighted.then(|| inst.key.clone());
-    expr_unary(cx, scope, Op::Layer(op), &inst.name, weights, t, ty, span, what)
+    if ts.len() == 1 {
+        return expr_unary(cx, scope, Op::Layer(op), &inst.name, weights, t, ty, span, what);
+    }
+    let ports: Vec<Port> = ts.iter().map(|t| t.port).collect();
+    let n = cx.add_node(Op::Layer(op), &inst.name, &scope.path, weights, &ports, vec![ty.clone()], span);
+    let origin = Origin { span, what, rnn_last_only: false, rnn_sequence: false, declared: None };
+    Value::Tensor(Tensor { port: Port { node: n, port: 0 }, ty, origin })
 }
 
 /// The fixed feature count of a float input, or an error.

@@ -5,6 +5,7 @@
 //! (`seqmodel_ir::LayerOp`), each family's classes, configuration and rule in one file
 //! (`conv`, `norm`, `reshape`, `pointwise`, `noise`) dispatched by `described`.
 
+mod attention;
 pub mod basic;
 mod catalog;
 mod config;
@@ -75,6 +76,9 @@ pub(crate) fn apply(
     if let LayerCfg::Merge { .. } = inst.cfg {
         return merge::apply(cx, scope, &inst, x, layer_span, span);
     }
+    if let LayerCfg::Layer(op) = &inst.cfg {
+        return described::apply(cx, scope, id, op.clone(), x, span);
+    }
     let Some(t) = single(cx, &x, inst.class, span) else { return Value::Poison };
     match &inst.cfg {
         LayerCfg::Dense { .. }
@@ -93,7 +97,7 @@ pub(crate) fn apply(
             time::distribute(cx, scope, &inst, (**inner).clone(), layer_span, &t, span)
         }
         LayerCfg::Merge { .. } => unreachable!("handled above"),
-        LayerCfg::Layer(op) => described::apply(cx, scope, id, op.clone(), &t, span),
+        LayerCfg::Layer(_) => unreachable!("handled above"),
     }
 }
 

@@ -6,6 +6,7 @@
 //! missing on one side is a compile error there).
 
 mod act;
+mod attention;
 mod conv;
 mod literal;
 mod noise;
@@ -13,6 +14,7 @@ mod norm;
 mod reshape;
 
 pub use act::*;
+pub use attention::*;
 pub use conv::*;
 pub use literal::RustLiteral;
 pub use noise::*;
@@ -24,8 +26,8 @@ pub use reshape::*;
 pub struct WeightVar {
     /// The variable's name (`kernel`, `gamma`), the last part of its key.
     pub name: &'static str,
-    /// The boolean constructor argument that must be true for the variable to exist
-    /// (`use_bias`, `center`), if any.
+    /// The constructor argument that must be true for the variable to exist (`use_bias`,
+    /// `center`), or `key=value` for a string argument (`score_mode=concat`), if any.
     pub when: Option<&'static str>,
     /// Whether the optimizer updates it (BatchNormalization's moving statistics are not
     /// trainable: training sets them itself).
@@ -105,6 +107,8 @@ macro_rules! for_each_layer_op {
             Activation($crate::ActivationLayer),
             PRelu($crate::PreluAttrs),
             Noise($crate::NoiseAttrs),
+            Attention($crate::AttentionAttrs),
+            MultiHeadAttention($crate::MhaAttrs),
         }
     };
 }

@@ -2,6 +2,7 @@
 //! weights in Keras's order, their packing at load, its forward pass into reusable buffers
 //! (which training runs too, recording a tape) and its backward pass.
 
+mod attention;
 pub mod basic;
 pub mod bidirectional;
 mod conv;
