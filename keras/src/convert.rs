@@ -421,6 +421,17 @@ impl Cx {
                             var(n, *nn, *t, multi_out, mn)
                         })
                         .collect();
+                    if crate::ops::is_op(l) {
+                        let target = var(&lname, ni, 0, false, multi_node);
+                        body.push(format!(
+                            "{target} = {}",
+                            crate::ops::expr(class, &lname, cfg(l), node, &arg_vars)?
+                        ));
+                        defined.insert(format!("{lname}#{ni}#0"));
+                        done.insert((lname.clone(), ni));
+                        progressed = true;
+                        continue;
+                    }
                     let callee = if is_model_class(class) {
                         if !model_calls.contains_key(&lname) {
                             let h5 = format!("{}/", h5_of[&lname]);

@@ -10,6 +10,7 @@ mod convert;
 mod described;
 mod error;
 mod h5;
+mod ops;
 
 use std::io::Read;
 use std::path::Path;

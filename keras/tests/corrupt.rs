@@ -129,3 +129,51 @@ fn described_layers_import_generically() {
         [seqmodel_compiler::ir::Dim::Fixed(12), seqmodel_compiler::ir::Dim::Fixed(2)]
     );
 }
+
+/// Keras 3 operations between layers become the language's own forms; others are named.
+#[test]
+fn keras_operations_import_as_language_forms() {
+    let t = |name: &str| serde_json::json!({"class_name": "__keras_tensor__", "config": {"keras_history": [name, 0, 0]}});
+    let full =
+        serde_json::json!({"class_name": "__slice__", "config": {"start": null, "stop": null, "step": null}});
+    let op = |class: &str, name: &str, args: serde_json::Value| {
+        serde_json::json!({"module": "keras.src.ops.numpy", "class_name": class, "name": name,
+            "config": {"name": name}, "inbound_nodes": [{"args": args, "kwargs": {}}]})
+    };
+    let model = |ops: Vec<serde_json::Value>, out: &str| {
+        let mut layers = vec![serde_json::json!({"class_name": "InputLayer", "name": "x",
+            "config": {"name": "x", "batch_shape": [null, 6, 3]}, "inbound_nodes": []})];
+        layers.extend(ops);
+        serde_json::json!({"class_name": "Functional", "config": {"name": "f", "layers": layers,
+            "input_layers": [["x", 0, 0]], "output_layers": [[out, 0, 0]]}})
+    };
+    let cfg = model(
+        vec![
+            op("GetItem", "last", serde_json::json!([t("x"), [full, -1, full]])),
+            op("Subtract", "flip", serde_json::json!([1.5, t("last")])),
+            op("Divide", "half", serde_json::json!([t("flip"), 2.0])),
+            op("Sigmoid", "squash", serde_json::json!([t("half")])),
+        ],
+        "squash",
+    );
+    let converted = seqmodel_keras::convert(&cfg, "3.15.1").unwrap();
+    let src = &converted.source;
+    for want in [
+        "x[-1]",
+        "Rescaling(scale=-1.0, offset=1.5",
+        "Rescaling(scale=0.5, offset=0.0",
+        "Activation(\"sigmoid\"",
+    ] {
+        assert!(src.contains(want), "{want} missing in\n{src}");
+    }
+    seqmodel_compiler::compile(src).unwrap_or_else(|e| panic!("{}", e.render("i.seq", src, false)));
+    let bad = model(vec![op("Mean", "m", serde_json::json!([t("x")]))], "m");
+    let e = seqmodel_keras::convert(&bad, "3.15.1").unwrap_err();
+    assert_eq!(e.to_string(), "layer `m`: the Keras operation `Mean` is not supported");
+    let strided =
+        serde_json::json!({"class_name": "__slice__", "config": {"start": null, "stop": null, "step": 2}});
+    let bad = model(vec![op("GetItem", "g", serde_json::json!([t("x"), [full, strided]]))], "g");
+    assert!(
+        seqmodel_keras::convert(&bad, "3.15.1").unwrap_err().to_string().contains("only a slice or an index")
+    );
+}

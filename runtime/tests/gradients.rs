@@ -448,3 +448,13 @@ fn attention_score_weights() {
         check(&src, vec![q, v], vec![f(&[3, 4, 3], 2)], Loss::MeanSquaredError);
     }
 }
+
+#[test]
+fn rescaling() {
+    check(
+        "model M(x: [5, 3]) -> [2] { x -> Dense(4) -> Rescaling(scale=-1.5, offset=0.25) -> LSTM(3) -> Dense(2) }",
+        vec![f(&[4, 5, 3], 1)],
+        vec![f(&[4, 2], 2)],
+        Loss::MeanSquaredError,
+    );
+}

@@ -1,9 +1,10 @@
-//! Rules of the activation layers with parameters: LeakyReLU, ELU, ReLU, Softmax, PReLU.
+//! Rules of the element-wise layers with parameters: LeakyReLU, ELU, ReLU, Softmax, PReLU,
+//! Rescaling.
 
 use seqmodel_grammar::Span;
-use seqmodel_ir::{ActivationLayer, MAX_RANK, ParamActivation, PreluAttrs};
+use seqmodel_ir::{ActivationLayer, MAX_RANK, ParamActivation, PreluAttrs, RescalingAttrs};
 
-use super::catalog::{ArgKind::*, LayerKind, opt};
+use super::catalog::{ArgKind::*, LayerKind, opt, req};
 use super::described::{Rule, conflict};
 use super::{Args, LayerClass, need_float};
 use crate::check::{Elab, ITy, Tensor};
@@ -163,5 +164,26 @@ impl Rule for PreluAttrs {
         }
         self.rank = rank;
         Some(t.ty.clone())
+    }
+}
+
+impl Rule for RescalingAttrs {
+    const CLASSES: &'static [LayerClass] = &[LayerClass {
+        name: "Rescaling",
+        kind: LayerKind::Described,
+        snake: "rescaling",
+        args: &[req("scale", Float), opt("offset", Float), opt("name", Ignored)],
+        positional: 2,
+    }];
+
+    fn configure(_: &'static LayerClass, args: &Args, _: Span) -> Result<Self, Diagnostic> {
+        Ok(RescalingAttrs {
+            scale: args.float("scale", 1.0) as f32,
+            offset: args.float("offset", 0.0) as f32,
+        })
+    }
+
+    fn infer(&mut self, cx: &mut Elab<'_>, t: &Tensor, span: Span) -> Option<ITy> {
+        need_float(cx, t, "Rescaling", span).then(|| t.ty.clone())
     }
 }

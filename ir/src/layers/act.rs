@@ -1,5 +1,5 @@
-//! The activation layers with parameters: `LeakyReLU`, `ELU`, `ReLU`, `Softmax` and
-//! `PReLU` (whose slopes are weights).
+//! The element-wise layers with parameters: `LeakyReLU`, `ELU`, `ReLU`, `Softmax`, `PReLU`
+//! (whose slopes are weights) and `Rescaling`.
 
 use super::literal::{literal_struct, literal_unit_enum};
 use super::reshape::MAX_RANK;
@@ -73,5 +73,28 @@ impl LayerAttrs for PreluAttrs {
 
     fn weight_shape(&self, _: &WeightVar) -> Option<Vec<usize>> {
         Some(self.alpha_shape[..self.rank.min(MAX_RANK)].to_vec())
+    }
+}
+
+/// `Rescaling(scale, offset)`: `x * scale + offset` (also what the importer makes of Keras 3
+/// scalar arithmetic between layers, `x * 2.0 + 1.0`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RescalingAttrs {
+    /// The factor.
+    pub scale: f32,
+    /// The offset added after.
+    pub offset: f32,
+}
+literal_struct!(RescalingAttrs { scale, offset });
+
+impl LayerAttrs for RescalingAttrs {
+    const KERAS: &'static [(&'static str, &'static [WeightVar])] = &[("Rescaling", &[])];
+
+    fn class_name(&self) -> &'static str {
+        "Rescaling"
+    }
+
+    fn weight_shape(&self, _: &WeightVar) -> Option<Vec<usize>> {
+        None
     }
 }

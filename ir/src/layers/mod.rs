@@ -106,6 +106,7 @@ macro_rules! for_each_layer_op {
             UpSampling1D($crate::UpSamplingAttrs),
             Activation($crate::ActivationLayer),
             PRelu($crate::PreluAttrs),
+            Rescaling($crate::RescalingAttrs),
             Noise($crate::NoiseAttrs),
             Attention($crate::AttentionAttrs),
             MultiHeadAttention($crate::MhaAttrs),

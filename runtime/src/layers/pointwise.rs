@@ -2,7 +2,7 @@
 //! slopes are weights.
 
 use ndarray::{ArrayD, IxDyn};
-use seqmodel_ir::{Activation, ActivationLayer, MAX_RANK, ParamActivation, PreluAttrs};
+use seqmodel_ir::{Activation, ActivationLayer, MAX_RANK, ParamActivation, PreluAttrs, RescalingAttrs};
 
 use super::{Backward, Grads, Layer, Params};
 use crate::error::{Result, RuntimeError};
@@ -163,5 +163,27 @@ impl Layer for PreluAttrs {
         }
         let dx = ArrayD::from_shape_vec(IxDyn(x.shape()), dx).expect("shape");
         Ok(Grads { dxs: vec![Some(dx)], dws: vec![Some(da)], updates: Vec::new() })
+    }
+}
+
+impl Layer for RescalingAttrs {
+    fn forward(
+        &self,
+        _: &str,
+        ins: &[ValueRef<'_>],
+        _: &Params,
+        out: &mut Vec<Value>,
+        _: Option<&mut Training>,
+    ) -> Result<()> {
+        let x = ins[0].f32()?;
+        let y = f32_slot(out, 0, x.shape());
+        y.zip_mut_with(&x, |d, v| *d = v * self.scale + self.offset);
+        out.truncate(1);
+        set_mask(out, 0, ins[0].mask);
+        Ok(())
+    }
+
+    fn backward(&self, bw: &Backward<'_>) -> Result<Grads> {
+        Ok(Grads { dxs: vec![Some(bw.dys[0].mapv(|g| g * self.scale))], ..Grads::default() })
     }
 }
