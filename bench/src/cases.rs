@@ -83,6 +83,7 @@ pub fn input(c: Config) -> Tensor {
         Config::LmGru => Tensor::I32(ids(&[b, t], 10_000, 1)),
         Config::BigLstm => Tensor::F32(floats(&[b, t, 256], 1)),
         Config::GenStateful => Tensor::F32(floats(&[b, 8], 1)),
+        Config::ConvLstm => Tensor::F32(floats(&[b, t, 16], 1)),
     }
 }
 
@@ -94,6 +95,7 @@ pub fn source(c: Config) -> &'static str {
         Config::LmGru => include_str!("../models/lm_gru.seq"),
         Config::BigLstm => include_str!("../models/big_lstm.seq"),
         Config::GenStateful => include_str!("../models/gen_stateful.seq"),
+        Config::ConvLstm => include_str!("../models/conv_lstm.seq"),
     }
 }
 
@@ -135,6 +137,10 @@ fn trainer(c: Config) -> (Trainer, Vec<Tensor>, Vec<Tensor>) {
             let tr = models::BigLstm::random(7).trainer(mse, adam).expect("trainer");
             (tr, vec![x], vec![Tensor::F32(ArrayD::zeros(IxDyn(&[b, t, 256])))])
         }
+        Config::ConvLstm => {
+            let tr = models::ConvLstm::random(7).trainer(mse, adam).expect("trainer");
+            (tr, vec![x], vec![Tensor::F32(ArrayD::zeros(IxDyn(&[b, 1])))])
+        }
         Config::GenStateful => unreachable!("generation is not trained"),
     }
 }
@@ -161,6 +167,7 @@ pub fn build(c: Config, mode: Mode, imp: Implementation) -> Option<Call> {
                 Config::LmGru => models::LmGru::random(7).weights().clone(),
                 Config::BigLstm => models::BigLstm::random(7).weights().clone(),
                 Config::GenStateful => models::GenStateful::random(7).weights().clone(),
+                Config::ConvLstm => models::ConvLstm::random(7).weights().clone(),
             };
             let mut m = interpreter(c, &weights);
             if c == Config::GenStateful {
@@ -203,6 +210,7 @@ fn generated_predict(c: Config, x: Tensor) -> Call {
             run!(models::LmGru, ids)
         }
         Config::BigLstm => run!(models::BigLstm, f32_of(&x)),
+        Config::ConvLstm => run!(models::ConvLstm, f32_of(&x)),
         Config::GenStateful => {
             let mut m = models::GenStateful::random(7);
             let x0 = f32_of(&x);

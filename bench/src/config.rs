@@ -1,4 +1,4 @@
-//! The five benchmark configs of DESIGN.md, with the FLOP counts `peers.py` uses.
+//! The six benchmark configs of DESIGN.md, with the FLOP counts `peers.py` uses.
 
 /// One benchmark config.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -13,12 +13,21 @@ pub enum Config {
     BigLstm,
     /// Stateful LSTM(64) → Dense(8), one step per call, output fed back, 200 calls.
     GenStateful,
+    /// Conv1D(64, 5, relu) → MaxPooling1D(2) → LSTM(64) → Dense(1) on 16 features; batch
+    /// 32, 200 steps.
+    ConvLstm,
 }
 
 impl Config {
     /// Every config, in DESIGN.md's order.
-    pub const ALL: [Config; 5] =
-        [Config::StreamLstm, Config::AeSeed, Config::LmGru, Config::BigLstm, Config::GenStateful];
+    pub const ALL: [Config; 6] = [
+        Config::StreamLstm,
+        Config::AeSeed,
+        Config::LmGru,
+        Config::BigLstm,
+        Config::GenStateful,
+        Config::ConvLstm,
+    ];
 
     /// The name used by DESIGN.md and `peers.py`.
     pub fn name(self) -> &'static str {
@@ -28,6 +37,7 @@ impl Config {
             Config::LmGru => "lm-gru",
             Config::BigLstm => "big-lstm",
             Config::GenStateful => "gen-stateful",
+            Config::ConvLstm => "conv-lstm",
         }
     }
 
@@ -44,6 +54,7 @@ impl Config {
             Config::LmGru => (16, 32),
             Config::BigLstm => (256, 50),
             Config::GenStateful => (1, 200),
+            Config::ConvLstm => (32, 200),
         }
     }
 
@@ -64,6 +75,12 @@ impl Config {
             Config::LmGru => gru(128, 512) + gru(512, 128) + 2.0 * (b * t * 128 * 10000) as f64,
             Config::BigLstm => lstm(256, 256),
             Config::GenStateful => lstm(8, 64) + 2.0 * (b * t * 64 * 8) as f64,
+            Config::ConvLstm => {
+                let lstm_steps = (t - 4) / 2;
+                2.0 * (b * (t - 4) * 64 * 16 * 5) as f64
+                    + 2.0 * (b * lstm_steps * 4 * 64 * (64 + 64)) as f64
+                    + 2.0 * (b * 64) as f64
+            }
         };
         f / 1e9
     }

@@ -1,4 +1,4 @@
-//! seqmodel's benchmarks: the five configs of DESIGN.md, run through the generated code and
+//! seqmodel's benchmarks: the six configs of DESIGN.md, run through the generated code and
 //! the interpreter, inference and one training step, timed with `peers.py`'s protocol and
 //! printed in its JSON schema so the two can be tabulated side by side
 //! (`bench/compare.py`). `benches/configs.rs` runs the same cases under criterion.
@@ -16,6 +16,7 @@ pub mod models {
     seqmodel::include_model!("lm_gru");
     seqmodel::include_model!("big_lstm");
     seqmodel::include_model!("gen_stateful");
+    seqmodel::include_model!("conv_lstm");
 }
 
 pub use cases::{Implementation, Mode};

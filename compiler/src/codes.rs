@@ -101,8 +101,6 @@ codes! {
     "A dimension, a layer's size or a count is above 2^31 - 1, or a layer's weight would hold more than 2^32 values: sizes this large cannot be a real model, and arithmetic on them would wrap.\n\nWrong:\n    x -> Dense(4294967296)\nRight:\n    x -> Dense(4096)";
     "SM0315" => "sequence shorter than a window",
     "A convolution or pooling window with `padding=\"valid\"` must fit in the sequence.\n\nWrong:\n    model M(x: [2, 3]) -> [1, 4] { x -> Conv1D(4, 3) }\nRight:\n    model M(x: [3, 3]) -> [1, 4] { x -> Conv1D(4, 3) }";
-    "SM0316" => "strided window over a run-time length",
-    "After a stride the length is a rounded quotient of the input's, which the checker cannot name for a length known only at run time yet: give the time dimension as a number, or use strides=1.\n\nWrong:\n    model M(x: [T, 3]) -> [_, 4] { x -> Conv1D(4, 3, strides=2) }\nRight:\n    model M(x: [12, 3]) -> [5, 4] { x -> Conv1D(4, 3, strides=2) }";
     "SM0317" => "dimension needed at compile time",
     "The layer's output shape depends on the exact size of every input dimension (Reshape, Flatten), so none may be known only at run time.\n\nWrong:\n    model M(x: [T, 3]) -> [_] { x -> Flatten() }\nRight:\n    model M(x: [4, 3]) -> [12] { x -> Flatten() }";
     "SM0318" => "reshape to a different number of values",

@@ -53,9 +53,19 @@ impl DimMismatch {
     pub fn help(&self) -> Option<String> {
         match self {
             DimMismatch::Sizes => None,
-            DimMismatch::Merged { a, b } => Some(format!(
-                "`{a}` and `{b}` are different dimensions; if they are always equal, use one name for both"
-            )),
+            DimMismatch::Merged { a, b } => {
+                let derived =
+                    [a, b].into_iter().find(|n| !n.chars().all(|c| c.is_alphanumeric() || c == '_'));
+                Some(match derived {
+                    Some(d) => format!(
+                        "`{d}` is the length a strided window computes, not `{}`; write `_` for it where a type is declared",
+                        if d == a { b } else { a }
+                    ),
+                    None => format!(
+                        "`{a}` and `{b}` are different dimensions; if they are always equal, use one name for both"
+                    ),
+                })
+            }
             DimMismatch::Pinned { name, value } => Some(format!(
                 "`{name}` is a named dimension (any size), but here it must be {value}; write {value} instead of `{name}`"
             )),
@@ -79,6 +89,9 @@ struct Entry {
 #[derive(Debug, Clone, Default)]
 pub struct DimTable {
     entries: Vec<Entry>,
+    /// Lengths derived from another by a rounded division (a strided window), by
+    /// `(root, offset, formula)`: the same derivation of the same length is one dimension.
+    derived: std::collections::HashMap<(usize, i64, String), D>,
 }
 
 impl DimTable {
@@ -90,6 +103,31 @@ impl DimTable {
     /// A new rigid variable: a dimension the user named in the model being compiled.
     pub fn fresh_rigid(&mut self, name: &str, span: Option<Span>) -> D {
         self.new_var(name, span, true)
+    }
+
+    /// The length `⌊(d + add) / div⌋` of a dimension `d` known only at run time (after a
+    /// strided window), as a rigid variable named by its formula (`(T-4)/2`): it unifies
+    /// with itself (the same derivation of the same length gives the same variable), never
+    /// with another dimension or a number, and no input binds it (the runtime computes it).
+    pub fn derived(&mut self, d: D, add: i64, div: usize) -> D {
+        let D::Var(r, off) = self.resolve(d) else {
+            let D::Fixed(n) = d else { unreachable!() };
+            return D::Fixed(((n as i64 + add).max(0) as usize) / div.max(1));
+        };
+        let inner = self.show(D::Var(r, off + add));
+        let bare = inner.chars().all(|c| c.is_alphanumeric() || c == '_');
+        let name = match (div, bare) {
+            (1, _) => inner,
+            (_, true) => format!("{inner}/{div}"),
+            _ => format!("({inner})/{div}"),
+        };
+        let key = (r, off + add, name.clone());
+        if let Some(d) = self.derived.get(&key) {
+            return *d;
+        }
+        let v = self.fresh_rigid(&name, None);
+        self.derived.insert(key, v);
+        v
     }
 
     fn new_var(&mut self, name: &str, span: Option<Span>, rigid: bool) -> D {

@@ -249,6 +249,7 @@ impl Program {
     /// caller must give their sizes.
     pub fn free_symbols(&self) -> Vec<usize> {
         (0..self.symbols.len())
+            .filter(|id| !self.is_derived_symbol(*id))
             .filter(|id| {
                 !self
                     .inputs
@@ -256,6 +257,13 @@ impl Program {
                     .any(|i| i.ty.dims.iter().any(|d| matches!(d, crate::Dim::Sym { id: s, .. } if s == id)))
             })
             .collect()
+    }
+
+    /// Whether symbol `id` is a length the checker derived from another (after a strided
+    /// window): its name is the formula (`(T-4)/2`), not an identifier, and the runtime
+    /// computes it from the data, so it is never an argument.
+    pub fn is_derived_symbol(&self, id: usize) -> bool {
+        self.symbols.get(id).is_some_and(|s| !s.chars().all(|c| c.is_alphanumeric() || c == '_'))
     }
 
     /// Whether any layer keeps state across calls.

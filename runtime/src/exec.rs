@@ -108,6 +108,46 @@ pub fn prepare(op: &Op, w: &WeightStore, prefix: &str) -> Result<Option<Prepared
     }))
 }
 
+/// [`prepare`] into `slot`, reusing the buffers of what it holds when it was prepared for
+/// the same operation (a trainer repacks every weight after each step; allocating them
+/// afresh cost page faults on every step).
+pub fn prepare_into(op: &Op, w: &WeightStore, prefix: &str, slot: &mut Option<Prepared>) -> Result<()> {
+    let Some(old) = slot.as_mut() else {
+        *slot = prepare(op, w, prefix)?;
+        return Ok(());
+    };
+    let specs = seqmodel_ir::op_weight_specs(op, prefix);
+    let ws = specs.iter().map(|s| weight(w, &s.key)).collect::<Result<Vec<_>>>()?;
+    if specs.iter().zip(&ws).any(|(s, v)| v.len() != s.shape.iter().product::<usize>()) {
+        *slot = prepare(op, w, prefix)?;
+        return Ok(());
+    }
+    fn bias<'w>(a: &RnnAttrs, ws: &[&'w [f32]]) -> Option<&'w [f32]> {
+        a.use_bias.then(|| ws[2])
+    }
+    match (op, old) {
+        (Op::Dense { input_dim, units, .. }, Prepared::Dense { kernel, bias: b }) => {
+            kernel.refill(*input_dim, *units, ws[0]);
+            if let (Some(b), Some(v)) = (b.as_mut(), ws.get(1)) {
+                b.copy_from_slice(v);
+            }
+        }
+        (Op::Rnn(a) | Op::RepeatRnn { rnn: a, .. }, Prepared::Rnn(r)) => {
+            r.repack(a, ws[0], ws[1], bias(a, &ws))
+        }
+        (Op::Bidirectional { forward, backward, .. }, Prepared::Bidirectional(pair)) => {
+            let (f, b) = ws.split_at(if forward.use_bias { 3 } else { 2 });
+            pair.0.repack(forward, f[0], f[1], bias(forward, f));
+            pair.1.repack(backward, b[0], b[1], bias(backward, b));
+        }
+        (Op::Embedding { .. }, Prepared::Embedding(table)) => {
+            table.as_slice_mut().expect("standard layout").copy_from_slice(ws[0]);
+        }
+        _ => *slot = prepare(op, w, prefix)?,
+    }
+    Ok(())
+}
+
 /// A borrowed value: what a node reads from its inputs.
 #[derive(Debug, Clone)]
 pub struct ValueRef<'a> {

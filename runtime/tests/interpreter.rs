@@ -212,3 +212,48 @@ fn a_corrupt_weight_file_is_named_once() {
     assert_eq!(e.matches("w.safetensors").count(), 1, "{e}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A strided convolution and a pooling over a length known only at run time: the checker
+/// names the lengths `(T+1)/2` and `(T+1)/2/2`, the interpreter computes them from the data,
+/// and the numbers match a naive scalar convolution (TensorFlow's `same` padding: the extra
+/// zero at the end).
+#[test]
+fn strided_layers_over_run_time_lengths_match_a_naive_reference() {
+    let p = program(
+        "model M(x: [T, 2]) -> [_, 3] { x -> Conv1D(3, 3, strides=2, padding=\"same\") -> MaxPooling1D(2) }",
+    );
+    assert_eq!(p.symbols, ["T", "(T+1)/2", "((T+1)/2)/2"]);
+    assert!(p.free_symbols().is_empty(), "derived lengths are not arguments");
+    let w = WeightStore::random(&p, 5, 0.5);
+    let mut m = Model::new(p, &w).unwrap();
+    let (k, bias) = (w.get("M/conv1d/kernel").unwrap(), w.get("M/conv1d/bias").unwrap());
+    for t in [7usize, 8, 9, 12] {
+        let x = ArrayD::from_shape_fn(IxDyn(&[2, t, 2]), |i| {
+            ((i[0] * 31 + i[1] * 7 + i[2] * 3) % 11) as f32 / 5.0 - 1.0
+        });
+        let y = m.predict(&[Tensor::F32(x.clone())]).unwrap().remove(0);
+        let conv_len = t.div_ceil(2);
+        let left = ((conv_len - 1) * 2 + 3).saturating_sub(t) / 2;
+        assert_eq!(y.shape(), &[2, conv_len / 2, 3], "T = {t}");
+        for b in 0..2 {
+            let conv = |o: usize, f: usize| {
+                let mut s = bias[[f]] as f64;
+                for tap in 0..3 {
+                    let step = (o * 2 + tap) as isize - left as isize;
+                    if (0..t as isize).contains(&step) {
+                        for c in 0..2 {
+                            s += x[[b, step as usize, c]] as f64 * k[[tap, c, f]] as f64;
+                        }
+                    }
+                }
+                s
+            };
+            for o in 0..conv_len / 2 {
+                for f in 0..3 {
+                    let want = conv(2 * o, f).max(conv(2 * o + 1, f));
+                    assert!((y[[b, o, f]] as f64 - want).abs() < 1e-5, "T = {t}, step {o}");
+                }
+            }
+        }
+    }
+}

@@ -131,8 +131,9 @@ pub(crate) fn need_sequence(cx: &mut Elab<'_>, t: &Tensor, who: &str, span: Span
 }
 
 /// The output length of windows spanning `span_len` steps every `strides` steps over the
-/// time dimension `steps`, or an error: a fixed length too short for the window, or a
-/// strided window over a length known only at run time (whose result has no exact name yet).
+/// time dimension of `t`, or an error for a fixed length too short for the window. Over a
+/// length known only at run time, a stride gives a derived dimension named by its formula
+/// (`(T-4)/2`), which no later layer can take for another length.
 pub(crate) fn windowed(
     cx: &mut Elab<'_>,
     t: &Tensor,
@@ -162,20 +163,15 @@ pub(crate) fn windowed(
             Padding::Valid => d.plus(-(span_len as i64 - 1)),
             Padding::Same | Padding::Causal => d,
         }),
-        _ => {
-            let shown = cx.show(&t.ty);
-            cx.emit(
-                Diagnostic::error(
-                    "SM0316",
-                    span,
-                    format!("`{who}` with strides {strides} over a length known only at run time"),
-                )
-                .with_label("strided window")
-                .with_secondary(t.origin.span, format!("{} is {shown}", t.origin.what))
-                .with_note("the length after a stride is a rounded quotient, which seqmodel cannot name yet")
-                .with_help("give the time dimension as a number, or use strides=1"),
-            );
-            None
+        // ⌊(L - span) / s⌋ + 1 = ⌊(L - span + s) / s⌋ (valid); ⌈L / s⌉ = ⌊(L + s - 1) / s⌋
+        // (same, and causal, whose front padding is span - 1).
+        d => {
+            let s = strides as i64;
+            let add = match padding {
+                Padding::Valid => s - span_len as i64,
+                Padding::Same | Padding::Causal => s - 1,
+            };
+            Some(cx.dims.derived(d, add, strides))
         }
     }
 }

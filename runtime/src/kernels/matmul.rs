@@ -104,17 +104,27 @@ impl FixedRhs {
     /// # Panics
     /// If `b` is shorter than `k · n`.
     pub fn new(k: usize, n: usize, b: &[f32]) -> Self {
-        let mut packed = PackedB::default();
-        packed.pack(k, n, b);
-        let gemv_width = super::simd::gemv_width();
-        let mut blocks = Vec::with_capacity(k * n);
-        for col in (0..n).step_by(gemv_width) {
-            let w = gemv_width.min(n - col);
+        let mut m = FixedRhs::default();
+        m.refill(k, n, b);
+        m
+    }
+
+    /// Replaces the matrix with the row-major `k × n` matrix `b`, reusing the buffers (a
+    /// trainer repacks every weight after each step without allocating).
+    ///
+    /// # Panics
+    /// If `b` is shorter than `k · n`.
+    pub fn refill(&mut self, k: usize, n: usize, b: &[f32]) {
+        self.packed.pack(k, n, b);
+        self.gemv_width = super::simd::gemv_width();
+        self.blocks.clear();
+        self.blocks.reserve(k * n);
+        for col in (0..n).step_by(self.gemv_width) {
+            let w = self.gemv_width.min(n - col);
             for p in 0..k {
-                blocks.extend_from_slice(&b[p * n + col..p * n + col + w]);
+                self.blocks.extend_from_slice(&b[p * n + col..p * n + col + w]);
             }
         }
-        FixedRhs { blocks, gemv_width, packed }
     }
 
     /// `c = a · self` for the `m` rows of `a` (`m × k`); `c` is `m × n`.

@@ -47,6 +47,7 @@ fn rnn_dropout(a: &seqmodel_ir::RnnAttrs, x_shape: &[usize], seed: &mut u64) -> 
 
 /// Runs the forward pass. `states` holds stateful layers' carried states (no gradient flows
 /// into them); `seed` drives Dropout.
+#[allow(clippy::too_many_arguments)] // the pass's whole context, passed explicitly
 pub(crate) fn forward(
     p: &Program,
     store: &WeightStore,
@@ -55,6 +56,7 @@ pub(crate) fn forward(
     states: &mut States,
     seed: &mut u64,
     training: bool,
+    prepared_cache: &mut HashMap<NodeIndex, Option<exec::Prepared>>,
 ) -> Result<Pass> {
     let mut vals: HashMap<NodeIndex, Vec<Value>> = HashMap::new();
     let mut tapes = HashMap::new();
@@ -78,10 +80,10 @@ pub(crate) fn forward(
                 keeps.insert(n, keep);
             }
             op => {
-                let prepared = match &node.weights {
-                    Some(prefix) => exec::prepare(op, store, prefix)?,
-                    None => None,
-                };
+                let prepared = prepared_cache.entry(n).or_default();
+                if let Some(prefix) = &node.weights {
+                    exec::prepare_into(op, store, prefix, prepared)?;
+                }
                 let mut train = Training { training, seed: *seed, ..Training::default() };
                 if training {
                     let shape = ins[0].t.shape();

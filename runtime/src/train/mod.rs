@@ -31,6 +31,8 @@ pub struct Trainer {
     pub optimizer: Optimizer,
     states: graph::States,
     seed: u64,
+    /// Each node's weights packed for the kernels, repacked in place before every pass.
+    prepared: std::collections::HashMap<seqmodel_ir::NodeIndex, Option<crate::exec::Prepared>>,
 }
 
 /// Options of [`Trainer::fit`].
@@ -140,6 +142,7 @@ impl Trainer {
             optimizer,
             states: HashMap::new(),
             seed: 0x5EED_1234_ABCD_0001,
+            prepared: HashMap::new(),
         })
     }
 
@@ -195,6 +198,7 @@ impl Trainer {
             &mut self.states,
             &mut self.seed,
             training,
+            &mut self.prepared,
         )?;
         let mut total = pass.penalty;
         let mut out_grads = Vec::new();

@@ -34,6 +34,31 @@ pub struct RnnWeights {
 }
 
 impl RnnWeights {
+    /// [`RnnWeights::pack`] into `self`, reusing its buffers.
+    pub fn repack(&mut self, a: &RnnAttrs, kernel: &[f32], recurrent: &[f32], bias: Option<&[f32]>) {
+        let u = a.units;
+        let gu = a.cell.gates() * u;
+        self.kernel.refill(a.input_dim, gu, kernel);
+        match a.cell {
+            CellKind::Gru { reset_after: false } => {
+                let (zr, h) = split_recurrent(recurrent, u);
+                self.recurrent.refill(u, 2 * u, &zr);
+                self.recurrent_h.refill(u, u, &h);
+            }
+            _ => self.recurrent.refill(u, gu, recurrent),
+        }
+        self.bias_in.clear();
+        match bias {
+            Some(b) => self.bias_in.extend_from_slice(&b[..gu]),
+            None => self.bias_in.resize(gu, 0.0),
+        }
+        if let (Some(dst), Some(b), CellKind::Gru { reset_after: true }) =
+            (self.bias_rec.as_mut(), bias, a.cell)
+        {
+            dst.copy_from_slice(&b[gu..2 * gu]);
+        }
+    }
+
     /// Repacks Keras's `kernel`, `recurrent_kernel` and `bias` arrays.
     pub fn pack(a: &RnnAttrs, kernel: &[f32], recurrent: &[f32], bias: Option<&[f32]>) -> Self {
         let u = a.units;
