@@ -89,22 +89,22 @@ pub fn graph(
     Ok(ExitCode::SUCCESS)
 }
 
-/// Writes a file atomically (temporary file + rename).
+/// Writes a file atomically (a fresh temporary beside it, fsynced, renamed over it).
 pub fn write_new(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(".{}.tmp", path.file_name().map_or("out".into(), |n| n.to_string_lossy())));
-    std::fs::write(&tmp, bytes).map_err(|e| Failure(format!("cannot write {}: {e}", tmp.display())))?;
-    std::fs::rename(&tmp, path).map_err(|e| Failure(format!("cannot write {}: {e}", path.display())))?;
-    Ok(())
+    seqmodel_runtime::files::write_atomic(path, bytes)
+        .map_err(|e| Failure(format!("cannot write {}: {e}", path.display())))
+}
+
+/// Checks a command's outputs before any is written (distinct, and new unless `force`).
+pub fn check_outputs(outputs: &[(&str, &Path)], force: bool) -> Result<(), Failure> {
+    seqmodel_runtime::files::check_outputs(outputs, force).map_err(Failure)
 }
 
 /// `seqc import`: Keras file → `.seq` (+ safetensors weights). Never overwrites unasked.
 pub fn import(model: &Path, output: &Path, weights: Option<&Path>, force: bool) -> Result<ExitCode, Failure> {
-    for p in std::iter::once(output).chain(weights) {
-        if p.exists() && !force {
-            return Err(Failure(format!("{} exists; pass --force to overwrite it", p.display())));
-        }
-    }
+    let mut outputs = vec![("-o", output)];
+    outputs.extend(weights.map(|w| ("--weights", w)));
+    check_outputs(&outputs, force)?;
     let imported = seqmodel_keras::import_file(model)?;
     write_new(output, imported.source.as_bytes())?;
     eprintln!(
@@ -138,17 +138,19 @@ pub fn run(
     if any_architecture {
         store.untag();
     }
+    // Every output is checked before any is written (one existing file wrote the others first).
+    let paths: Vec<std::path::PathBuf> =
+        (0..program.outputs.len()).map(|i| output_dir.join(format!("output_{i}.npy"))).collect();
+    if let Some(p) = paths.iter().find(|p| p.symlink_metadata().is_ok()) {
+        return Err(Failure(format!("{} exists; choose an empty --output-dir", p.display())));
+    }
     let mut m = seqmodel_runtime::Model::new(program, &store)?;
     let xs = inputs.iter().map(|p| crate::npy::read(p)).collect::<Result<Vec<_>, _>>()?;
     let outs = m.predict(&xs)?;
     std::fs::create_dir_all(output_dir)
         .map_err(|e| Failure(format!("cannot create the output folder {}: {e}", output_dir.display())))?;
-    for (i, o) in outs.iter().enumerate() {
-        let path = output_dir.join(format!("output_{i}.npy"));
-        if path.exists() {
-            return Err(Failure(format!("{} exists; choose an empty --output-dir", path.display())));
-        }
-        crate::npy::write(&path, o)?;
+    for (path, o) in paths.iter().zip(&outs) {
+        crate::npy::write(path, o)?;
         println!("{} {:?}", path.display(), o.shape());
     }
     Ok(ExitCode::SUCCESS)

@@ -98,11 +98,10 @@ pub struct TrainArgs {
 
 /// `seqc train`.
 pub fn train(a: TrainArgs, color: bool) -> Result<ExitCode, Failure> {
-    for p in std::iter::once(&a.save).chain(a.plot.as_ref()) {
-        if p.exists() && !a.force {
-            return Err(Failure(format!("{} exists; pass --force to overwrite it", p.display())));
-        }
-    }
+    let mut outputs = vec![("--save", a.save.as_path())];
+    outputs.extend(a.plot.as_deref().map(|p| ("--plot", p)));
+    outputs.extend(a.checkpoint.as_deref().map(|p| ("--checkpoint", p)));
+    crate::commands::check_outputs(&outputs, a.force)?;
     let c = crate::commands::compile_file(&a.file, color)?;
     let program = crate::commands::pick(&c, a.model.as_deref())?.clone();
     let loss = Loss::from_name(&a.loss).ok_or_else(|| Failure(format!("unknown loss `{}`", a.loss)))?;

@@ -311,3 +311,54 @@ fn explain_prints_a_code_s_long_explanation_like_rustc_explain() {
     let unknown = seqc().args(["explain", "E9"]).output().unwrap();
     assert_eq!(unknown.status.code(), Some(1));
 }
+
+/// The outputs of one command are checked before any is written: two flags naming one file
+/// are refused (the weights used to replace the `.seq`), and a `run` whose second output
+/// exists writes nothing.
+#[test]
+fn outputs_are_distinct_and_checked_before_writing() {
+    let case = root().join("../shared/conformance/many_to_one_lstm");
+    let dir = std::env::temp_dir().join(format!("seqc-outputs-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let same = dir.join("m.seq");
+    let out = seqc()
+        .arg("import")
+        .arg(case.join("model.keras"))
+        .arg("-o")
+        .arg(&same)
+        .arg("--weights")
+        .arg(dir.join(".").join("m.seq"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("-o and --weights are the same file"), "{err}");
+    assert!(!same.exists(), "nothing was written");
+
+    // A model with two outputs, whose second output file exists already.
+    let seq = dir.join("two.seq");
+    std::fs::write(&seq, "model Two(x: [T, 3]) -> ([2], [2]) { h = LSTM(2)(x); (h, h) }").unwrap();
+    let w = dir.join("two.safetensors");
+    let program =
+        seqmodel_compiler::compile(&std::fs::read_to_string(&seq).unwrap()).unwrap().main().unwrap().clone();
+    seqmodel_runtime::WeightStore::random(&program, 1, 0.1).save(&w, false).unwrap();
+    let outdir = dir.join("out");
+    std::fs::create_dir_all(&outdir).unwrap();
+    std::fs::write(outdir.join("output_1.npy"), b"keep").unwrap();
+    let run = seqc()
+        .arg("run")
+        .arg(&seq)
+        .arg("--weights")
+        .arg(&w)
+        .arg("--input")
+        .arg(case.join("input.npy"))
+        .arg("--output-dir")
+        .arg(&outdir)
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(1), "{}", String::from_utf8_lossy(&run.stdout));
+    assert!(!outdir.join("output_0.npy").exists(), "no output written before the check");
+    assert_eq!(std::fs::read(outdir.join("output_1.npy")).unwrap(), b"keep");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -7,6 +7,7 @@ pub mod error;
 // build on (through `seqmodel::__private`), not public API: hidden from the docs.
 #[doc(hidden)]
 pub mod exec;
+pub mod files;
 mod interpreter;
 #[doc(hidden)]
 pub mod kernels;

@@ -286,10 +286,7 @@ impl WeightStore {
             )));
         }
         let bytes = self.to_safetensors()?;
-        let tmp = path.with_extension("safetensors.tmp");
-        std::fs::write(&tmp, bytes)
-            .map_err(|e| RuntimeError::weight_file_from(format!("{}: cannot write", tmp.display()), e))?;
-        std::fs::rename(&tmp, path)
-            .map_err(|e| RuntimeError::weight_file_from(format!("{}: cannot replace", path.display()), e))
+        crate::files::write_atomic(path, &bytes)
+            .map_err(|e| RuntimeError::weight_file_from(format!("{}: cannot write", path.display()), e))
     }
 }
