@@ -141,6 +141,8 @@ codes! {
     "Input names are unique within a model.\n\nWrong:\n    model M(x: [4], x: [4]) -> [4] { x }\nRight:\n    model M(x: [4], y: [4]) -> [4] { Add()([x, y]) }";
     "SM0417" => "zero-sized dimension",
     "A declared dimension is at least 1.\n\nWrong:\n    model M(x: [0, 4]) -> [4] { x -> LSTM(4) }\nRight:\n    model M(x: [T, 4]) -> [4] { x -> LSTM(4) }";
+    "SM0418" => "model calls nested too deep",
+    "Each model call is inlined into its caller, so a chain of models each calling the next is checked once per level; more than 256 levels is refused rather than left to exhaust time or stack.\n\nWrong:\n    model M300(x: [T, 3]) -> [T, 3] { M299(x) }   // ... down to M0\nRight:\n    model Deep(x: [T, 3]) -> [T, 3] { x -> Dense(3) -> Dense(3) }";
     "SM0999" => "internal compiler error",
     "The checked program breaks one of the IR's invariants: a bug in seqmodel, not in the model. Please report it with the model that triggers it.";
 }

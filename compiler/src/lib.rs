@@ -63,6 +63,29 @@ impl CompileErrors {
 
 /// Parses and checks `source`; every independent error is reported.
 pub fn compile(source: &str) -> Result<Compiled, CompileErrors> {
+    on_compile_stack(|| compile_here(source))
+}
+
+/// Runs `f` on a thread with a known, ample stack. Parsing and checking recurse over nested
+/// expressions (at most `seqmodel_grammar::limits::MAX_NESTING` deep); there they cannot
+/// overflow whatever thread calls (a proc-macro inside rustc, an editor, a test thread).
+pub(crate) fn on_compile_stack<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| {
+        match std::thread::Builder::new()
+            .name("seqmodel-compile".into())
+            .stack_size(COMPILE_STACK)
+            .spawn_scoped(s, f)
+        {
+            Ok(h) => h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+            Err(e) => panic!("cannot start the compiling thread: {e}"),
+        }
+    })
+}
+
+/// The stack of the compiling thread: ample for the nesting limits in a debug build.
+const COMPILE_STACK: usize = 64 << 20;
+
+fn compile_here(source: &str) -> Result<Compiled, CompileErrors> {
     let file = seqmodel_grammar::parse(source).map_err(|e| {
         CompileErrors(vec![
             Diagnostic::error("SM0001", e.span, format!("syntax error: {}", e.message))
@@ -81,8 +104,10 @@ pub fn compile_ast(file: &seqmodel_grammar::ast::File) -> Result<Compiled, Compi
     let mut programs = Vec::new();
     let mut clean = vec![true; file.models.len()];
     let mut pending = Vec::new();
+    let names: std::collections::HashMap<&str, usize> =
+        file.models.iter().enumerate().map(|(i, m)| (m.name.name.as_str(), i)).collect();
     for (i, ok) in clean.iter_mut().enumerate() {
-        let r = check::compile_model(file, i);
+        let r = check::compile_model(file, &names, i);
         *ok = r.diags.is_empty();
         diags.extend(r.diags);
         pending.extend(r.call_errors);

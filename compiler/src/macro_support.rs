@@ -146,18 +146,21 @@ pub fn expand(input: TokenStream, manifest_dir: &Path) -> TokenStream {
         }
         Origin::Inline(_) => quote! {},
     };
-    let ast = seqmodel_grammar::parse(&source);
-    let result = ast.as_ref().map_err(|e| {
-        CompileErrors(vec![
-            Diagnostic::error("SM0001", e.span, format!("syntax error: {}", e.message))
-                .with_label(e.message.clone()),
-        ])
+    let (compiled, models) = crate::on_compile_stack(|| {
+        let ast = seqmodel_grammar::parse(&source);
+        let result = ast.as_ref().map_err(|e| {
+            CompileErrors(vec![
+                Diagnostic::error("SM0001", e.span, format!("syntax error: {}", e.message))
+                    .with_label(e.message.clone()),
+            ])
+        });
+        let compiled = result.and_then(crate::compile_ast);
+        let models: Vec<String> = match &ast {
+            Ok(f) => f.models.iter().map(|m| m.name.name.clone()).collect(),
+            Err(_) => Vec::new(),
+        };
+        (compiled, models)
     });
-    let compiled = result.and_then(crate::compile_ast);
-    let models: Vec<String> = match &ast {
-        Ok(f) => f.models.iter().map(|m| m.name.name.clone()).collect(),
-        Err(_) => Vec::new(),
-    };
     match compiled {
         Ok(c) => {
             let items = c.programs.iter().map(crate::codegen::model_tokens);

@@ -10,6 +10,7 @@
 //! ```
 
 pub mod ast;
+pub mod limits;
 mod parser;
 mod span;
 

@@ -17,6 +17,7 @@ struct SeqParser;
 /// assert_eq!(file.models[0].name.name, "M");
 /// ```
 pub fn parse(source: &str) -> Result<File, ParseError> {
+    crate::limits::check(source)?;
     let mut pairs = SeqParser::parse(Rule::file, source).map_err(convert_error)?;
     let file = pairs.next().expect("the file rule always yields one pair");
     let mut models = Vec::new();

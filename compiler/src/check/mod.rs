@@ -46,7 +46,7 @@ pub(crate) struct Scope {
 /// One compilation of one entry model.
 pub(crate) struct Elab<'a> {
     pub file: &'a ast::File,
-    pub models: HashMap<&'a str, usize>,
+    pub models: &'a HashMap<&'a str, usize>,
     pub dims: DimTable,
     pub graph: StableDiGraph<Node, Edge>,
     pub types: HashMap<NodeIndex, Vec<ITy>>,
@@ -66,8 +66,9 @@ pub(crate) struct Elab<'a> {
 }
 
 impl<'a> Elab<'a> {
-    pub(crate) fn new(file: &'a ast::File) -> Self {
-        let models = file.models.iter().enumerate().map(|(i, m)| (m.name.name.as_str(), i)).collect();
+    /// An elaboration of `file`, whose models are found by name in `models` (built once per
+    /// file: rebuilding it for every model made checking quadratic in the models).
+    pub(crate) fn new(file: &'a ast::File, models: &'a HashMap<&'a str, usize>) -> Self {
         Elab {
             file,
             models,

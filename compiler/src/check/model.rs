@@ -20,8 +20,12 @@ pub(crate) struct ModelResult {
 }
 
 /// Compiles model `index` of `file` as an entry point.
-pub(crate) fn compile_model(file: &ast::File, index: usize) -> ModelResult {
-    let mut cx = Elab::new(file);
+pub(crate) fn compile_model<'a>(
+    file: &'a ast::File,
+    models: &'a HashMap<&'a str, usize>,
+    index: usize,
+) -> ModelResult {
+    let mut cx = Elab::new(file, models);
     let model = &file.models[index];
     let mut inputs = Vec::new();
     let mut args = Vec::new();

@@ -1,0 +1,115 @@
+//! Limits checked on the text before parsing, so that no input can overflow the stack of the
+//! parser or of the checker (which recurse over nested expressions): brackets and block
+//! comments nested at most [`MAX_NESTING`] deep, at most [`MAX_CHAIN`] calls or indexes in a
+//! row (`x[-1:][-1:]…` nests in the syntax tree). Real models stay far below both.
+
+use crate::{ParseError, Span};
+
+/// The deepest nesting of brackets or block comments.
+pub const MAX_NESTING: usize = 256;
+
+/// The most calls and indexes applied one after another to one value.
+pub const MAX_CHAIN: usize = 1024;
+
+/// Checks the limits; the error points at the token that goes past one.
+pub fn check(source: &str) -> Result<(), ParseError> {
+    let b = source.as_bytes();
+    let mut i = 0;
+    // Per open bracket: the length of the call/index chain it continues.
+    let mut chains: Vec<usize> = Vec::new();
+    let mut top_chain = 0usize;
+    let mut last = b' ';
+    let error = |at: usize, message: String| ParseError { message, span: Span::new(at, at + 1) };
+    while i < b.len() {
+        let c = b[i];
+        match c {
+            b'"' | b'\'' => {
+                i += 1;
+                while i < b.len() && b[i] != c {
+                    i += if b[i] == b'\\' { 2 } else { 1 };
+                }
+                last = c;
+            }
+            b'/' if b.get(i + 1) == Some(&b'/') => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+                continue;
+            }
+            b'/' if b.get(i + 1) == Some(&b'*') => {
+                let start = i;
+                let mut depth = 0usize;
+                while i < b.len() {
+                    if b[i..].starts_with(b"/*") {
+                        depth += 1;
+                        if depth > MAX_NESTING {
+                            return Err(error(i, format!("comments nested more than {MAX_NESTING} deep")));
+                        }
+                        i += 2;
+                    } else if b[i..].starts_with(b"*/") {
+                        depth -= 1;
+                        i += 2;
+                        if depth == 0 {
+                            break;
+                        }
+                    } else {
+                        i += 1;
+                    }
+                }
+                let _ = start;
+                continue;
+            }
+            b'(' | b'[' | b'{' => {
+                if chains.len() >= MAX_NESTING {
+                    return Err(error(i, format!("brackets nested more than {MAX_NESTING} deep")));
+                }
+                let chain = if c != b'{' && (last == b')' || last == b']') {
+                    top_chain + 1
+                } else {
+                    usize::from(c != b'{' && (last.is_ascii_alphanumeric() || last == b'_' || last == b'>'))
+                };
+                if chain > MAX_CHAIN {
+                    return Err(error(
+                        i,
+                        format!(
+                            "more than {MAX_CHAIN} calls or indexes in a row; split the chain with assignments"
+                        ),
+                    ));
+                }
+                chains.push(chain);
+                top_chain = 0;
+                last = c;
+            }
+            b')' | b']' | b'}' => {
+                top_chain = chains.pop().unwrap_or(0);
+                last = c;
+            }
+            c if c.is_ascii_whitespace() => {}
+            _ => last = c,
+        }
+        i += 1;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deep_nesting_and_long_chains_are_errors_not_crashes() {
+        let parens = format!("model M(x: [3]) -> [3] {{ {}x{} }}", "(".repeat(5000), ")".repeat(5000));
+        let e = check(&parens).unwrap_err();
+        assert!(e.message.contains("nested more than 256"), "{}", e.message);
+        let chain = format!("model M(x: [T, 3]) -> [_, 3] {{ x{} }}", "[-1:]".repeat(100_000));
+        let e = check(&chain).unwrap_err();
+        assert!(e.message.contains("calls or indexes in a row"), "{}", e.message);
+        let comments = format!("{}{}", "/*".repeat(1000), "*/".repeat(1000));
+        assert!(check(&comments).is_err());
+        // Ordinary chains and strings with brackets are fine.
+        assert!(check("model M(x: [T, 3]) -> [1] { x -> LSTM(4)(x)[-1:] -> Dense(1) } // ((((").is_ok());
+        assert!(check("model M(x: [3]) -> [3] { Activation(\"(((\")(x) }").is_ok());
+        let ok_chain = format!("model M(x: [T, 3]) -> [_, 3] {{ x{} }}", "[-1:]".repeat(1000));
+        assert!(check(&ok_chain).is_ok());
+    }
+}
