@@ -9,9 +9,13 @@ fn h5err(what: &str, e: impl std::fmt::Display) -> ImportError {
     ImportError::Hdf5(format!("{what}: {e}"))
 }
 
-/// Opens HDF5 bytes.
+/// Opens HDF5 bytes. No dataset may decode to more than 16 times the file's size (Keras
+/// stores weights uncompressed; a few bytes declaring a huge chunked kernel made the reader
+/// allocate gigabytes before any shape was checked).
 pub fn open(bytes: Vec<u8>) -> Result<Hdf5File> {
-    Hdf5File::from_vec(bytes).map_err(|e| h5err("cannot open the HDF5 data", e))
+    let budget = bytes.len().saturating_mul(16).saturating_add(1 << 20);
+    let options = hdf5_reader::OpenOptions::default().with_max_read_bytes(budget);
+    Hdf5File::from_vec_with_options(bytes, options).map_err(|e| h5err("cannot open the HDF5 data", e))
 }
 
 /// Reads a float dataset.

@@ -126,10 +126,32 @@ fn read(bytes: Vec<u8>) -> Result<KerasFile> {
     }
 }
 
-fn zip_member(archive: &mut zip::ZipArchive<std::io::Cursor<Vec<u8>>>, name: &str) -> Result<Vec<u8>> {
-    let mut f = archive.by_name(name).map_err(|e| ImportError::Archive(format!("member `{name}`: {e}")))?;
+/// The largest `config.json` or `metadata.json` read (real ones are kilobytes).
+const MAX_JSON_BYTES: u64 = 64 << 20;
+
+/// The largest ratio of a zip member's size to its compressed size (Keras stores its
+/// weights uncompressed; text compresses about 10×).
+const MAX_ZIP_RATIO: u64 = 200;
+
+/// Reads member `name`, refusing one that declares more than `max` bytes or an implausible
+/// compression ratio, and never reading more than it declares (a lying header cannot make
+/// it allocate more).
+fn zip_member(
+    archive: &mut zip::ZipArchive<std::io::Cursor<Vec<u8>>>,
+    name: &str,
+    max: u64,
+) -> Result<Vec<u8>> {
+    let f = archive.by_name(name).map_err(|e| ImportError::Archive(format!("member `{name}`: {e}")))?;
+    let (size, packed) = (f.size(), f.compressed_size());
+    if size > max || size > packed.saturating_mul(MAX_ZIP_RATIO).max(1 << 20) {
+        return Err(ImportError::Archive(format!(
+            "member `{name}` declares {size} bytes from {packed} compressed, more than this reader accepts (a zip bomb?)"
+        )));
+    }
     let mut out = Vec::new();
-    f.read_to_end(&mut out).map_err(|e| ImportError::Archive(format!("member `{name}`: {e}")))?;
+    out.try_reserve_exact(size as usize)
+        .map_err(|_| ImportError::Archive(format!("member `{name}`: cannot allocate its {size} bytes")))?;
+    f.take(size).read_to_end(&mut out).map_err(|e| ImportError::Archive(format!("member `{name}`: {e}")))?;
     Ok(out)
 }
 
@@ -140,13 +162,13 @@ fn parse_json(bytes: &[u8], what: &str) -> Result<serde_json::Value> {
 fn read_keras_zip(bytes: Vec<u8>) -> Result<KerasFile> {
     let mut archive =
         zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| ImportError::Archive(e.to_string()))?;
-    let config = parse_json(&zip_member(&mut archive, "config.json")?, "config.json")?;
-    let keras_version = match zip_member(&mut archive, "metadata.json") {
+    let config = parse_json(&zip_member(&mut archive, "config.json", MAX_JSON_BYTES)?, "config.json")?;
+    let keras_version = match zip_member(&mut archive, "metadata.json", MAX_JSON_BYTES) {
         Ok(m) => parse_json(&m, "metadata.json")?["keras_version"].as_str().unwrap_or("3").to_string(),
         Err(_) => "3".to_string(),
     };
     let converted = convert(&config, &keras_version)?;
-    let file = h5::open(zip_member(&mut archive, "model.weights.h5")?)?;
+    let file = h5::open(zip_member(&mut archive, "model.weights.h5", u64::MAX)?)?;
     let mut weights = WeightStore::new();
     for b in &converted.weights {
         weights.insert(b.key.clone(), h5::read_f32(&file, &b.keras_path)?);

@@ -177,3 +177,25 @@ fn keras_operations_import_as_language_forms() {
         seqmodel_keras::convert(&bad, "3.15.1").unwrap_err().to_string().contains("only a slice or an index")
     );
 }
+
+/// A `.keras` whose config inflates far beyond its compressed size is refused before it is
+/// read whole (a 6 MB file inflating to 6 GB was read into memory).
+#[test]
+fn zip_bombs_are_refused() {
+    use std::io::Write;
+    let mut buf = std::io::Cursor::new(Vec::new());
+    {
+        let mut z = zip::ZipWriter::new(&mut buf);
+        let opts =
+            zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+        z.start_file("config.json", opts).unwrap();
+        let mut text = vec![b' '; 8 << 20];
+        text.extend_from_slice(b"{}");
+        z.write_all(&text).unwrap();
+        z.finish().unwrap();
+    }
+    let bytes = buf.into_inner();
+    assert!(bytes.len() < 100_000, "{}", bytes.len());
+    let e = seqmodel_keras::import_bytes(bytes).unwrap_err();
+    assert!(e.to_string().contains("zip bomb"), "{e}");
+}
