@@ -105,6 +105,15 @@ pub(crate) fn apply(
     Value::Tensor(Tensor { port: Port { node: n, port: 0 }, ty, origin })
 }
 
+/// A described class taking at most one positional argument.
+pub(crate) const fn class1(
+    name: &'static str,
+    snake: &'static str,
+    args: &'static [super::ArgSpec],
+) -> LayerClass {
+    LayerClass { name, kind: super::catalog::LayerKind::Described, snake, args, positional: 1 }
+}
+
 /// The fixed feature count of a float input, or an error.
 pub(crate) fn float_features(cx: &mut Elab<'_>, t: &Tensor, who: &str, span: Span) -> Option<usize> {
     if !need_float(cx, t, who, span) || t.ty.dims.is_empty() {

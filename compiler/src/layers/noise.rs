@@ -4,43 +4,35 @@
 use seqmodel_grammar::Span;
 use seqmodel_ir::{NoiseAttrs, NoiseKind};
 
-use super::catalog::{ArgKind::*, LayerKind, opt, req};
-use super::described::{Rule, need_sequence};
+use super::catalog::{ArgKind::*, opt, req};
+use super::described::{Rule, class1, need_sequence};
 use super::{Args, LayerClass, need_float};
 use crate::check::{Elab, ITy, Tensor};
 use crate::diagnostic::Diagnostic;
 
-const fn class(
-    name: &'static str,
-    snake: &'static str,
-    args: &'static [crate::layers::ArgSpec],
-) -> LayerClass {
-    LayerClass { name, kind: LayerKind::Described, snake, args, positional: 1 }
-}
-
 impl Rule for NoiseAttrs {
     const CLASSES: &'static [LayerClass] = &[
-        class(
+        class1(
             "GaussianNoise",
             "gaussian_noise",
             &[req("stddev", Float), opt("seed", Ignored), opt("name", Ignored)],
         ),
-        class(
+        class1(
             "GaussianDropout",
             "gaussian_dropout",
             &[req("rate", Rate), opt("seed", Ignored), opt("name", Ignored)],
         ),
-        class(
+        class1(
             "SpatialDropout1D",
             "spatial_dropout1d",
             &[req("rate", Rate), opt("seed", Ignored), opt("name", Ignored)],
         ),
-        class(
+        class1(
             "AlphaDropout",
             "alpha_dropout",
             &[req("rate", Rate), opt("noise_shape", Ignored), opt("seed", Ignored), opt("name", Ignored)],
         ),
-        class(
+        class1(
             "ActivityRegularization",
             "activity_regularization",
             &[opt("l1", Float), opt("l2", Float), opt("name", Ignored)],

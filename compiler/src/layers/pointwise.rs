@@ -5,29 +5,21 @@ use seqmodel_grammar::Span;
 use seqmodel_ir::{ActivationLayer, MAX_RANK, ParamActivation, PreluAttrs, RescalingAttrs};
 
 use super::catalog::{ArgKind::*, LayerKind, opt, req};
-use super::described::{Rule, conflict};
+use super::described::{Rule, class1, conflict};
 use super::{Args, LayerClass, need_float};
 use crate::check::{Elab, ITy, Tensor};
 use crate::diagnostic::Diagnostic;
 use crate::dims::D;
 
-const fn class(
-    name: &'static str,
-    snake: &'static str,
-    args: &'static [crate::layers::ArgSpec],
-) -> LayerClass {
-    LayerClass { name, kind: LayerKind::Described, snake, args, positional: 1 }
-}
-
 impl Rule for ActivationLayer {
     const CLASSES: &'static [LayerClass] = &[
-        class(
+        class1(
             "LeakyReLU",
             "leaky_re_lu",
             &[opt("negative_slope", Float), opt("alpha", Float), opt("name", Ignored)],
         ),
-        class("ELU", "elu", &[opt("alpha", Float), opt("name", Ignored)]),
-        class(
+        class1("ELU", "elu", &[opt("alpha", Float), opt("name", Ignored)]),
+        class1(
             "ReLU",
             "re_lu",
             &[
@@ -37,7 +29,7 @@ impl Rule for ActivationLayer {
                 opt("name", Ignored),
             ],
         ),
-        class("Softmax", "softmax", &[opt("axis", OptInts), opt("name", Ignored)]),
+        class1("Softmax", "softmax", &[opt("axis", OptInts), opt("name", Ignored)]),
     ];
 
     fn configure(class: &'static LayerClass, args: &Args, span: Span) -> Result<Self, Diagnostic> {
@@ -92,7 +84,7 @@ impl Rule for ActivationLayer {
 }
 
 impl Rule for PreluAttrs {
-    const CLASSES: &'static [LayerClass] = &[class(
+    const CLASSES: &'static [LayerClass] = &[class1(
         "PReLU",
         "p_re_lu",
         &[

@@ -125,6 +125,26 @@ impl Inputs {
     fn key(&self) -> &Seq {
         self.k.as_ref().unwrap_or(&self.v)
     }
+
+    /// The gradients of the inputs from those of the query, the value and the key (the
+    /// value's own when no key was given).
+    fn input_grads(&self, dq: Vec<f32>, mut dv: Vec<f32>, dk: Vec<f32>) -> Vec<Option<ArrayD<f32>>> {
+        let shaped = |data: Vec<f32>, s: &Seq| {
+            ArrayD::from_shape_vec(IxDyn(&[self.b, s.t, s.d]), data).expect("shape")
+        };
+        let mut dxs = vec![Some(shaped(dq, &self.q))];
+        match &self.k {
+            Some(ks) => {
+                dxs.push(Some(shaped(dv, &self.v)));
+                dxs.push(Some(shaped(dk, ks)));
+            }
+            None => {
+                dv.iter_mut().zip(&dk).for_each(|(a, g)| *a += g);
+                dxs.push(Some(shaped(dv, &self.v)));
+            }
+        }
+        dxs
+    }
 }
 
 /// One batch row of Attention: the raw scores before the scale (for Dot) and the weights.
@@ -275,19 +295,7 @@ impl Layer for AttentionAttrs {
                 }
             }
         }
-        let shaped =
-            |data: Vec<f32>, s: &Seq| ArrayD::from_shape_vec(IxDyn(&[x.b, s.t, s.d]), data).expect("shape");
-        let mut dxs = vec![Some(shaped(dq, &x.q))];
-        match &x.k {
-            Some(ks) => {
-                dxs.push(Some(shaped(dvv, &x.v)));
-                dxs.push(Some(shaped(dk, ks)));
-            }
-            None => {
-                dvv.iter_mut().zip(&dk).for_each(|(a, g)| *a += g);
-                dxs.push(Some(shaped(dvv, &x.v)));
-            }
-        }
+        let dxs = x.input_grads(dq, dvv, dk);
         let mut dws = Vec::new();
         if self.use_scale {
             dws.push(Some(dscale));
@@ -445,7 +453,7 @@ impl Layer for MhaAttrs {
         };
         let (dwq, dbq, dq) = through(&x.q, &dqp, wq, h * kd);
         let (dwk, dbk, dk) = through(x.key(), &dkp, wk, h * kd);
-        let (dwv, dbv, mut dv) = through(&x.v, &dvp, wv, h * vd);
+        let (dwv, dbv, dv) = through(&x.v, &dvp, wv, h * vd);
         let mut dws = Vec::new();
         for (k, bias) in [(dwq, dbq), (dwk, dbk), (dwv, dbv), (dwo, column_sums(&dy, od))] {
             dws.push(Some(k));
@@ -453,19 +461,7 @@ impl Layer for MhaAttrs {
                 dws.push(Some(bias));
             }
         }
-        let shaped =
-            |data: Vec<f32>, s: &Seq| ArrayD::from_shape_vec(IxDyn(&[b, s.t, s.d]), data).expect("shape");
-        let mut dxs = vec![Some(shaped(dq, &x.q))];
-        match &x.k {
-            Some(ks) => {
-                dxs.push(Some(shaped(dv, &x.v)));
-                dxs.push(Some(shaped(dk, ks)));
-            }
-            None => {
-                dv.iter_mut().zip(&dk).for_each(|(a, g)| *a += g);
-                dxs.push(Some(shaped(dv, &x.v)));
-            }
-        }
+        let dxs = x.input_grads(dq, dv, dk);
         Ok(Grads { dxs, dws, updates: Vec::new() })
     }
 }

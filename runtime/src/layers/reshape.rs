@@ -7,6 +7,14 @@ use super::{Backward, Grads, Layer, Params};
 use crate::error::{Result, RuntimeError};
 use crate::exec::{Training, Value, ValueRef, f32_slot, set_mask};
 
+/// Writes `x`'s values in row-major order as the single, unmasked output of `shape`.
+fn copy_as(x: &ndarray::ArrayViewD<'_, f32>, shape: &[usize], out: &mut Vec<Value>) {
+    let y = f32_slot(out, 0, shape);
+    y.as_slice_mut().expect("standard layout").iter_mut().zip(x.iter()).for_each(|(d, v)| *d = *v);
+    out.truncate(1);
+    set_mask(out, 0, None);
+}
+
 /// `x` (any layout) reshaped to `shape` in row-major order.
 fn reshaped(x: &ArrayD<f32>, shape: &[usize]) -> ArrayD<f32> {
     x.as_standard_layout().to_owned().into_shape_with_order(IxDyn(shape)).expect("sizes agree")
@@ -71,10 +79,7 @@ impl Layer for ReshapeAttrs {
             ))
         })?;
         let shape: Vec<usize> = std::iter::once(b).chain(target).collect();
-        let y = f32_slot(out, 0, &shape);
-        y.as_slice_mut().expect("standard layout").iter_mut().zip(x.iter()).for_each(|(d, v)| *d = *v);
-        out.truncate(1);
-        set_mask(out, 0, None);
+        copy_as(&x, &shape, out);
         Ok(())
     }
 
@@ -95,10 +100,7 @@ impl Layer for FlattenAttrs {
     ) -> Result<()> {
         let x = ins[0].f32()?;
         let b = x.shape()[0];
-        let y = f32_slot(out, 0, &[b, x.len() / b.max(1)]);
-        y.as_slice_mut().expect("standard layout").iter_mut().zip(x.iter()).for_each(|(d, v)| *d = *v);
-        out.truncate(1);
-        set_mask(out, 0, None);
+        copy_as(&x, &[b, x.len() / b.max(1)], out);
         Ok(())
     }
 
