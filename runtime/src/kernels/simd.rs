@@ -334,12 +334,24 @@ impl WithSimd for LstmCell<'_> {
     type Output = ();
     #[inline(always)]
     fn with_simd<S: Simd>(self, s: S) -> Self::Output {
-        lstm_row(s, self.xp, self.rec, self.c_prev, self.c_new, self.h_new);
+        lstm_row(s, self.xp, self.rec, self.c_prev, self.c_new, self.h_new, None);
     }
 }
 
+/// Where a training step's LSTM cell also writes its activated gates `[4u]` (i, f, c, o)
+/// and `tanh(c_new)` `[u]`, which the backward pass reads instead of recomputing them.
+pub type LstmRecord<'a> = Option<(&'a mut [f32], &'a mut [f32])>;
+
 #[inline(always)]
-fn lstm_row<S: Simd>(s: S, xp: &[f32], rec: &[f32], c_prev: &[f32], c_new: &mut [f32], h_new: &mut [f32]) {
+fn lstm_row<S: Simd>(
+    s: S,
+    xp: &[f32],
+    rec: &[f32],
+    c_prev: &[f32],
+    c_new: &mut [f32],
+    h_new: &mut [f32],
+    mut record: LstmRecord<'_>,
+) {
     let u = c_prev.len();
     let l = lanes::<S>();
     let mut j = 0;
@@ -355,7 +367,14 @@ fn lstm_row<S: Simd>(s: S, xp: &[f32], rec: &[f32], c_prev: &[f32], c_new: &mut 
         );
         let c = s.mul_add_f32s(f, load(s, &c_prev[j..end]), s.mul_f32s(i, g));
         store(s, &mut c_new[j..end], c);
-        store(s, &mut h_new[j..end], s.mul_f32s(o, tanh(s, c)));
+        let tc = tanh(s, c);
+        store(s, &mut h_new[j..end], s.mul_f32s(o, tc));
+        if let Some((gates, c_act)) = record.as_mut() {
+            for (k, v) in [i, f, g, o].into_iter().enumerate() {
+                store(s, &mut gates[k * u + j..k * u + end], v);
+            }
+            store(s, &mut c_act[j..end], tc);
+        }
         j = end;
     }
 }
@@ -378,14 +397,18 @@ pub struct LstmRows<'a> {
     pub c_new: &'a mut [f32],
     /// New hidden states `[B, u]`.
     pub h_new: &'a mut [f32],
+    /// In training: the activated gates `[B, 4u]` and `tanh(c_new)` `[B, u]`, written too.
+    pub record: LstmRecord<'a>,
 }
 
 impl WithSimd for LstmRows<'_> {
     type Output = ();
     #[inline(always)]
-    fn with_simd<S: Simd>(self, s: S) -> Self::Output {
+    fn with_simd<S: Simd>(mut self, s: S) -> Self::Output {
         let u = self.units;
         for r in 0..self.c_prev.len() / u.max(1) {
+            let record =
+                self.record.as_mut().map(|(g, c)| (&mut g[r * 4 * u..][..4 * u], &mut c[r * u..][..u]));
             lstm_row(
                 s,
                 &self.xp[r * self.xp_stride..][..4 * u],
@@ -393,6 +416,7 @@ impl WithSimd for LstmRows<'_> {
                 &self.c_prev[r * u..][..u],
                 &mut self.c_new[r * u..][..u],
                 &mut self.h_new[r * u..][..u],
+                record,
             );
         }
     }
@@ -628,6 +652,75 @@ mod tests {
             {
                 if let Some(v3) = pulp::x86::V3::try_new() { run("avx2", &|a, b| { Simd::vectorize(v3, a); Simd::vectorize(v3, b); }); }
                 if let Some(v4) = pulp::x86::V4::try_new() { run("avx512", &|a, b| { Simd::vectorize(v4, a); Simd::vectorize(v4, b); }); }
+            }
+        }
+    }
+
+    /// The gates the fused LSTM cell records for the backward pass are the f64 sigmoid and
+    /// tanh of its pre-activations, and recording changes neither `h` nor `c`.
+    #[test]
+    fn recorded_lstm_gates_match_f64_references() {
+        let (b, u) = (3, 13);
+        let mut st = 0x9E37_79B9u64;
+        let mut next = || {
+            st ^= st << 13;
+            st ^= st >> 7;
+            st ^= st << 17;
+            ((st >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 6.0
+        };
+        let xp: Vec<f32> = (0..b * 4 * u).map(|_| next()).collect();
+        let rec: Vec<f32> = (0..b * 4 * u).map(|_| next()).collect();
+        let prev: Vec<f32> = (0..b * u).map(|_| next()).collect();
+        let run = |isa: &str, go: &dyn Fn(LstmRows<'_>)| {
+            let (mut c0, mut h0, mut c1, mut h1) =
+                (vec![0.0; b * u], vec![0.0; b * u], vec![0.0; b * u], vec![0.0; b * u]);
+            let (mut gates, mut tc) = (vec![0.0; b * 4 * u], vec![0.0; b * u]);
+            go(LstmRows {
+                units: u,
+                xp: &xp,
+                xp_stride: 4 * u,
+                rec: &rec,
+                c_prev: &prev,
+                c_new: &mut c0,
+                h_new: &mut h0,
+                record: None,
+            });
+            go(LstmRows {
+                units: u,
+                xp: &xp,
+                xp_stride: 4 * u,
+                rec: &rec,
+                c_prev: &prev,
+                c_new: &mut c1,
+                h_new: &mut h1,
+                record: Some((&mut gates, &mut tc)),
+            });
+            assert_eq!((&c0, &h0), (&c1, &h1), "{isa}: recording changed the step");
+            let sig = |v: f32| 1.0 / (1.0 + (-(v as f64)).exp());
+            for r in 0..b {
+                for k in 0..4 {
+                    for j in 0..u {
+                        let z = xp[r * 4 * u + k * u + j] + rec[r * 4 * u + k * u + j];
+                        let want = if k == 2 { (z as f64).tanh() } else { sig(z) };
+                        assert!((gates[r * 4 * u + k * u + j] as f64 - want).abs() < 1e-6, "{isa} gate {k}");
+                    }
+                }
+                for j in 0..u {
+                    assert!(
+                        (tc[r * u + j] as f64 - (c1[r * u + j] as f64).tanh()).abs() < 1e-6,
+                        "{isa} tanh(c)"
+                    );
+                }
+            }
+        };
+        run("scalar", &|k| Simd::vectorize(pulp::Scalar::new(), k));
+        #[cfg(target_arch = "x86_64")]
+        {
+            if let Some(v3) = pulp::x86::V3::try_new() {
+                run("avx2", &|k| Simd::vectorize(v3, k));
+            }
+            if let Some(v4) = pulp::x86::V4::try_new() {
+                run("avx512", &|k| Simd::vectorize(v4, k));
             }
         }
     }

@@ -92,18 +92,32 @@ pub fn backward(
     let mut pre = vec![0.0f32; b * gu];
     let mut gates = vec![0.0f32; b * gu];
     let mut c_act = vec![0.0f32; if a.cell == CellKind::Lstm { b * u } else { 0 }];
+    // Per-step buffers, allocated once: the gradients of the previous states (swapped with
+    // `dh`/`dc` after each step), of `r·h_prev` and of the dropped `h_prev`.
+    let (mut dhp, mut dcp) = (vec![0.0f32; b * u], vec![0.0f32; b * u]);
+    let (mut d_rh, mut dhd) = (vec![0.0f32; b * u], vec![0.0f32; b * u]);
     for s in (0..t).rev() {
         let ti = if a.go_backwards { t - 1 - s } else { s };
-        step_gates(tape, s, &mut pre, &mut gates, &mut c_act);
-        let (pre, gates) = (&pre[..], &gates[..]);
+        // The fused LSTM cell recorded its gates; other cells are recomputed (`pre` is read
+        // only by activations whose gradient needs their input, never by sigmoid and tanh).
+        let (pre, gates, c_act): (&[f32], &[f32], &[f32]) = match &tape.gates {
+            Some((g, c)) => (&pre[..], &g[s * b * gu..][..b * gu], &c[s * b * u..][..b * u]),
+            None => {
+                step_gates(tape, s, &mut pre, &mut gates, &mut c_act);
+                (&pre[..], &gates[..], &c_act[..])
+            }
+        };
         let hp = &tape.h_prev[s * b * u..][..b * u];
         let rmask = tape.rec_mask.as_deref();
-        let hd = dropped(hp, rmask);
+        let hd: std::borrow::Cow<'_, [f32]> = match rmask {
+            Some(_) => dropped(hp, rmask).into(),
+            None => hp.into(),
+        };
         dz.fill(0.0);
         drec.fill(0.0);
-        let mut dhp = vec![0.0f32; b * u];
-        let mut dcp = vec![0.0f32; b * u];
-        let mut d_rh = vec![0.0f32; b * u];
+        dhp.fill(0.0);
+        dcp.fill(0.0);
+        d_rh.fill(0.0);
         for bi in 0..b {
             let dout = &mut dout_buf[..];
             dout.copy_from_slice(&dout_carry[bi * u..][..u]);
@@ -213,20 +227,18 @@ pub fn backward(
                     drec_all[i * gu + j] += dr_zr[i * 2 * u + j];
                 }
             }
-            let mut dhd = vec![0.0f32; b * u];
             r_zr_t.product(b, &dzr_rec, &mut dhd);
             add_masked(&mut dhp, &dhd, rmask);
         } else {
             drec_steps[s * b * gu..][..b * gu].copy_from_slice(&drec);
-            let mut dhd = vec![0.0f32; b * u];
             rt.product(b, &drec, &mut dhd);
             add_masked(&mut dhp, &dhd, rmask);
         }
         for bi in 0..b {
             dxp[(bi * t + ti) * gu..][..gu].copy_from_slice(&dz[bi * gu..][..gu]);
         }
-        dh = dhp;
-        dc = dcp;
+        std::mem::swap(&mut dh, &mut dhp);
+        std::mem::swap(&mut dc, &mut dcp);
     }
     if let CellKind::Gru { reset_after: false } = a.cell {
         for i in 0..u {

@@ -341,15 +341,22 @@ fn recur(
         // the new `h` straight into the state.
         let h_in_place = mask.is_none() && fused && a.cell == CellKind::Lstm;
         match a.cell {
-            CellKind::Lstm if fused => arch.dispatch(simd::LstmRows {
-                units: u,
-                xp: &xp[ti * gu..],
-                xp_stride: t * gu,
-                rec,
-                c_prev: state_c,
-                c_new: &mut new_c[..],
-                h_new: if h_in_place { &mut state_h[..] } else { &mut new_h[..] },
-            }),
+            CellKind::Lstm if fused => {
+                let record = step_tape
+                    .as_mut()
+                    .and_then(|st| st.tape.gates.as_mut())
+                    .map(|(g, c)| (&mut g[step * b * gu..][..b * gu], &mut c[step * b * u..][..b * u]));
+                arch.dispatch(simd::LstmRows {
+                    units: u,
+                    xp: &xp[ti * gu..],
+                    xp_stride: t * gu,
+                    rec,
+                    c_prev: state_c,
+                    c_new: &mut new_c[..],
+                    h_new: if h_in_place { &mut state_h[..] } else { &mut new_h[..] },
+                    record,
+                })
+            }
             CellKind::Gru { reset_after: true } if fused => {
                 if let Some(br) = w.bias_rec.as_deref() {
                     for r in rec.chunks_mut(gu) {

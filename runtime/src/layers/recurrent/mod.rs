@@ -128,6 +128,10 @@ pub struct RnnTape {
     pub(crate) live: Vec<bool>,
     /// Recurrent dropout's keep mask `[B·U]`.
     pub(crate) rec_mask: Option<Vec<f32>>,
+    /// LSTM with Keras's default activations: `[T][B][4U]` the activated gates and
+    /// `[T][B][U]` `tanh(c_new)`, written by the fused cell as it runs (else recomputed by
+    /// the backward pass from the rest of the tape).
+    pub(crate) gates: Option<(Vec<f32>, Vec<f32>)>,
 }
 
 impl RnnTape {
@@ -154,6 +158,10 @@ impl RnnTape {
             c_new: if lstm { pool::zeros(t * b * u) } else { Vec::new() },
             live: vec![true; t * b],
             rec_mask,
+            gates: (lstm
+                && a.activation == seqmodel_ir::Activation::Tanh
+                && a.recurrent_activation == seqmodel_ir::Activation::Sigmoid)
+                .then(|| (pool::zeros(t * b * gu), pool::zeros(t * b * u))),
         }
     }
 }
