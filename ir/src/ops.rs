@@ -17,6 +17,9 @@ pub enum Activation {
     Selu,
     /// `gelu` (exact erf form, Keras's default `approximate=False`).
     Gelu,
+    /// `gelu` with `approximate=True`: `0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³)))`; named
+    /// `gelu_approximate` here, as Keras's names cannot choose it.
+    GeluApproximate,
     /// `sigmoid`.
     Sigmoid,
     /// `hard_sigmoid` as in Keras 3: `relu6(x + 3) / 6`.
@@ -53,6 +56,7 @@ impl Activation {
         (Activation::Elu, &["elu"]),
         (Activation::Selu, &["selu"]),
         (Activation::Gelu, &["gelu"]),
+        (Activation::GeluApproximate, &["gelu_approximate"]),
         (Activation::Sigmoid, &["sigmoid"]),
         (Activation::HardSigmoid, &["hard_sigmoid"]),
         (Activation::HardSigmoidKeras2, &["hard_sigmoid_keras2"]),

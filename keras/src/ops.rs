@@ -50,12 +50,17 @@ pub(crate) fn expr(class: &str, lname: &str, config: &J, node: &J, tensors: &[St
                 .unwrap_or(0);
             Ok(format!("Concatenate(axis={axis}, {name})([{}])", tensors.join(", ")))
         }
+        ("Gelu", 1, []) if node["kwargs"]["approximate"].as_bool() == Some(true) => {
+            Ok(format!("Activation(\"gelu_approximate\", {name})({})", tensors[0]))
+        }
         (_, 1, []) => {
             let act = crate::convert::snake_case(class);
             let act = if act == "exp" { "exponential".to_string() } else { act };
             match seqmodel_runtime::ir::Activation::from_name(&act) {
                 Some(a)
-                    if node["kwargs"].as_object().is_none_or(|k| k.is_empty())
+                    if node["kwargs"]
+                        .as_object()
+                        .is_none_or(|k| k.iter().all(|(k, v)| k == "approximate" && v == false))
                         && config.as_object().is_none_or(|c| c.keys().all(|k| k == "name")) =>
                 {
                     Ok(format!("Activation(\"{}\", {name})({})", a.name(), tensors[0]))

@@ -153,8 +153,13 @@ fn keras_operations_import_as_language_forms() {
             op("Subtract", "flip", serde_json::json!([1.5, t("last")])),
             op("Divide", "half", serde_json::json!([t("flip"), 2.0])),
             op("Sigmoid", "squash", serde_json::json!([t("half")])),
+            {
+                let mut g = op("Gelu", "g", serde_json::json!([t("squash")]));
+                g["inbound_nodes"][0]["kwargs"] = serde_json::json!({"approximate": true});
+                g
+            },
         ],
-        "squash",
+        "g",
     );
     let converted = seqmodel_keras::convert(&cfg, "3.15.1").unwrap();
     let src = &converted.source;
@@ -163,6 +168,7 @@ fn keras_operations_import_as_language_forms() {
         "Rescaling(scale=-1.0, offset=1.5",
         "Rescaling(scale=0.5, offset=0.0",
         "Activation(\"sigmoid\"",
+        "Activation(\"gelu_approximate\"",
     ] {
         assert!(src.contains(want), "{want} missing in\n{src}");
     }

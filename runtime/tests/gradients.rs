@@ -70,7 +70,18 @@ fn f(shape: &[usize], seed: u64) -> Tensor {
 
 #[test]
 fn dense_and_activations() {
-    for act in ["tanh", "sigmoid", "relu", "elu", "softplus", "swish", "gelu", "softsign", "selu"] {
+    for act in [
+        "tanh",
+        "sigmoid",
+        "relu",
+        "elu",
+        "softplus",
+        "swish",
+        "gelu",
+        "gelu_approximate",
+        "softsign",
+        "selu",
+    ] {
         let src = format!("model M(x: [5]) -> [3] {{ x -> Dense(4, activation=\"{act}\") -> Dense(3) }}");
         check(&src, vec![f(&[4, 5], 1)], vec![f(&[4, 3], 2)], Loss::MeanSquaredError);
     }

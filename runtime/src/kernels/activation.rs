@@ -31,6 +31,10 @@ pub fn scalar(a: Activation, x: f32) -> f32 {
             if x > 0.0 { SCALE * x } else { SCALE * ALPHA * x.exp_m1() }
         }
         Activation::Gelu => (0.5 * x as f64 * (1.0 + erf(x as f64 / std::f64::consts::SQRT_2))) as f32,
+        Activation::GeluApproximate => {
+            let xf = x as f64;
+            (0.5 * xf * (1.0 + (GELU_C * (xf + 0.044_715 * xf * xf * xf)).tanh())) as f32
+        }
         Activation::Sigmoid => sigmoid(x),
         Activation::HardSigmoid => hard_sigmoid(x),
         Activation::HardSigmoidKeras2 => (0.2 * x + 0.5).clamp(0.0, 1.0),
@@ -43,6 +47,9 @@ pub fn scalar(a: Activation, x: f32) -> f32 {
         Activation::Exponential => x.exp(),
     }
 }
+
+/// `√(2/π)`, of the tanh approximation of gelu.
+const GELU_C: f64 = 0.797_884_560_802_865_4;
 
 /// The derivative of an element-wise activation at pre-activation `x` with output `y`.
 /// (Softmax and log-softmax mix a row; their backward is done per row by the caller.)
@@ -70,6 +77,12 @@ pub fn grad(a: Activation, x: f32, y: f32) -> f32 {
             const ALPHA: f32 = 1.673_263_2;
             const SCALE: f32 = 1.050_701;
             if x > 0.0 { SCALE } else { y + SCALE * ALPHA }
+        }
+        Activation::GeluApproximate => {
+            let xf = x as f64;
+            let th = (GELU_C * (xf + 0.044_715 * xf * xf * xf)).tanh();
+            (0.5 * (1.0 + th) + 0.5 * xf * (1.0 - th * th) * GELU_C * (1.0 + 3.0 * 0.044_715 * xf * xf))
+                as f32
         }
         Activation::Gelu => {
             let xf = x as f64;
@@ -238,6 +251,8 @@ mod tests {
             (Activation::Softplus, 2.0, (1.0 + 2.0f64.exp()).ln()),
             (Activation::Gelu, 1.0, 0.841_344_746),
             (Activation::Gelu, -0.5, -0.154_268_776_040_4),
+            // 0.5 (1 + tanh(√(2/π) · 1.044715)), computed by hand in f64.
+            (Activation::GeluApproximate, 1.0, 0.841_191_990_608_3),
             (Activation::Mish, 1.0, 1.0 * (1.0 + 1.0f64.exp()).ln().tanh()),
             (Activation::LeakyRelu, -2.0, -0.4),
             (Activation::Softsign, 3.0, 0.75),
