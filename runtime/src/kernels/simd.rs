@@ -334,7 +334,7 @@ impl WithSimd for LstmCell<'_> {
     type Output = ();
     #[inline(always)]
     fn with_simd<S: Simd>(self, s: S) -> Self::Output {
-        lstm_row(s, self.xp, self.rec, self.c_prev, self.c_new, self.h_new, None);
+        lstm_row::<S, false>(s, self.xp, self.rec, self.c_prev, self.c_new, self.h_new, None);
     }
 }
 
@@ -342,8 +342,10 @@ impl WithSimd for LstmCell<'_> {
 /// and `tanh(c_new)` `[u]`, which the backward pass reads instead of recomputing them.
 pub type LstmRecord<'a> = Option<(&'a mut [f32], &'a mut [f32])>;
 
+/// One row of the LSTM step; with `RECORD` (a constant, so inference compiles without it)
+/// the activated gates and `tanh(c_new)` are also written to `record`.
 #[inline(always)]
-fn lstm_row<S: Simd>(
+fn lstm_row<S: Simd, const RECORD: bool>(
     s: S,
     xp: &[f32],
     rec: &[f32],
@@ -369,7 +371,7 @@ fn lstm_row<S: Simd>(
         store(s, &mut c_new[j..end], c);
         let tc = tanh(s, c);
         store(s, &mut h_new[j..end], s.mul_f32s(o, tc));
-        if let Some((gates, c_act)) = record.as_mut() {
+        if RECORD && let Some((gates, c_act)) = record.as_mut() {
             for (k, v) in [i, f, g, o].into_iter().enumerate() {
                 store(s, &mut gates[k * u + j..k * u + end], v);
             }
@@ -407,17 +409,16 @@ impl WithSimd for LstmRows<'_> {
     fn with_simd<S: Simd>(mut self, s: S) -> Self::Output {
         let u = self.units;
         for r in 0..self.c_prev.len() / u.max(1) {
-            let record =
-                self.record.as_mut().map(|(g, c)| (&mut g[r * 4 * u..][..4 * u], &mut c[r * u..][..u]));
-            lstm_row(
-                s,
-                &self.xp[r * self.xp_stride..][..4 * u],
-                &self.rec[r * 4 * u..][..4 * u],
-                &self.c_prev[r * u..][..u],
-                &mut self.c_new[r * u..][..u],
-                &mut self.h_new[r * u..][..u],
-                record,
-            );
+            let (xp, rec) = (&self.xp[r * self.xp_stride..][..4 * u], &self.rec[r * 4 * u..][..4 * u]);
+            let (c_prev, c_new, h_new) =
+                (&self.c_prev[r * u..][..u], &mut self.c_new[r * u..][..u], &mut self.h_new[r * u..][..u]);
+            match self.record.as_mut() {
+                None => lstm_row::<S, false>(s, xp, rec, c_prev, c_new, h_new, None),
+                Some((g, c)) => {
+                    let record = Some((&mut g[r * 4 * u..][..4 * u], &mut c[r * u..][..u]));
+                    lstm_row::<S, true>(s, xp, rec, c_prev, c_new, h_new, record)
+                }
+            }
         }
     }
 }
