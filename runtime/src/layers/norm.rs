@@ -9,7 +9,7 @@ use crate::error::{Result, RuntimeError};
 use crate::exec::{Training, Value, ValueRef, contiguous, f32_slot, set_mask};
 
 /// The input as rows of `features` values, checked.
-fn rows_of(layer: &str, x: &ArrayD<f32>, features: usize) -> Result<Vec<f32>> {
+fn rows_of(layer: &str, x: &ndarray::ArrayViewD<'_, f32>, features: usize) -> Result<Vec<f32>> {
     if x.shape().last() != Some(&features) {
         return Err(RuntimeError::Shape(format!(
             "layer `{layer}` was built for {features} features, the input is {:?}",
@@ -51,7 +51,7 @@ impl Layer for LayerNormAttrs {
         out: &mut Vec<Value>,
         _: Option<&mut Training>,
     ) -> Result<()> {
-        let x = ins[0].f32()?.to_owned();
+        let x = ins[0].f32()?;
         let xs = rows_of(layer, &x, self.features)?;
         let (gi, bi) = affine_indices(self.scale, self.center);
         let (gamma, beta) = (gi.map(|i| &params.vecs[i][..]), bi.map(|i| &params.vecs[i][..]));
@@ -71,7 +71,7 @@ impl Layer for LayerNormAttrs {
 
     fn backward(&self, bw: &Backward<'_>) -> Result<Grads> {
         let x = bw.x(0)?;
-        let xs = rows_of(bw.layer, x, self.features)?;
+        let xs = rows_of(bw.layer, &x.view(), self.features)?;
         let dy: Vec<f32> = bw.dys[0].as_standard_layout().iter().copied().collect();
         let f = self.features;
         let (gi, _) = affine_indices(self.scale, self.center);
@@ -128,7 +128,7 @@ impl Layer for BatchNormAttrs {
         out: &mut Vec<Value>,
         train: Option<&mut Training>,
     ) -> Result<()> {
-        let x = ins[0].f32()?.to_owned();
+        let x = ins[0].f32()?;
         let xs = rows_of(layer, &x, self.features)?;
         let (gi, bi, mi, vi) = indices(self);
         let training = train.is_some_and(|t| t.training);
@@ -163,7 +163,7 @@ impl Layer for BatchNormAttrs {
     /// updates.
     fn backward(&self, bw: &Backward<'_>) -> Result<Grads> {
         let x = bw.x(0)?;
-        let xs = rows_of(bw.layer, x, self.features)?;
+        let xs = rows_of(bw.layer, &x.view(), self.features)?;
         let f = self.features;
         let rows = xs.len() / f.max(1);
         let (gi, _, mi, vi) = indices(self);
