@@ -234,38 +234,13 @@ pub fn model_tokens(p: &Program) -> TokenStream {
     };
     // Each input as a typed parameter, owned (`predict`) or borrowed (`run`).
     let input_params = |borrowed: bool| -> Vec<TokenStream> {
-        p.inputs
-            .iter()
-            .map(|i| {
-                let a = format_ident!("{}", i.name);
-                let elem = match i.ty.dtype {
-                    ir::DType::F32 => quote! { f32 },
-                    ir::DType::I32 => quote! { i32 },
-                };
-                if borrowed {
-                    quote! { #a: ::seqmodel::ndarray::ArrayViewD<'_, #elem> }
-                } else {
-                    quote! { #a: ::seqmodel::ndarray::ArrayD<#elem> }
-                }
-            })
-            .collect()
+        p.inputs.iter().map(|i| input_arg(&i.name, i.ty.dtype, borrowed)).collect()
     };
-    // A dimension no input determines is a `usize` argument after the inputs, named after
-    // the dimension (`n` for `N`).
+    // A dimension no input determines is a `usize` argument after the inputs.
     let free = p.free_symbols();
-    let dim_args: Vec<proc_macro2::Ident> = free
-        .iter()
-        .map(|&id| {
-            let sym = &p.symbols[id];
-            let ok = sym.starts_with(|c: char| c.is_ascii_alphabetic())
-                && sym.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-            let mut name = if ok { sym.to_lowercase() } else { format!("dim{id}") };
-            while p.inputs.iter().any(|i| i.name == name) {
-                name.push_str("_dim");
-            }
-            format_ident!("{}", name)
-        })
-        .collect();
+    let input_names: Vec<&str> = p.inputs.iter().map(|i| i.name.as_str()).collect();
+    let dim_args: Vec<proc_macro2::Ident> =
+        free.iter().map(|&id| dim_arg(&p.symbols[id], id, &input_names)).collect();
     let dim_params: Vec<TokenStream> = dim_args.iter().map(|a| quote! { #a: usize }).collect();
     let mut args = input_params(false);
     args.extend(dim_params.iter().cloned());
@@ -345,23 +320,12 @@ pub fn model_tokens(p: &Program) -> TokenStream {
         .collect();
     let n_out = outs.len();
     let n_slots = n_nodes + passthrough.len();
-    let (ret_ty, view_ty, ret, owned) = if n_out == 1 {
-        (
-            quote! { ::seqmodel::ndarray::ArrayD<f32> },
-            quote! { ::seqmodel::ndarray::ArrayViewD<'a, f32> },
-            quote! { #(#outs)* },
-            quote! { out.to_owned() },
-        )
+    let (ret_ty, view_ty) = output_types(n_out);
+    let (ret, owned) = if n_out == 1 {
+        (quote! { #(#outs)* }, quote! { out.to_owned() })
     } else {
-        let tys = outs.iter().map(|_| quote! { ::seqmodel::ndarray::ArrayD<f32> });
-        let vtys = outs.iter().map(|_| quote! { ::seqmodel::ndarray::ArrayViewD<'a, f32> });
         let idx = (0..n_out).map(proc_macro2::Literal::usize_unsuffixed);
-        (
-            quote! { ( #(#tys),* ) },
-            quote! { ( #(#vtys),* ) },
-            quote! { ( #(#outs),* ) },
-            quote! { ( #(out.#idx.to_owned()),* ) },
-        )
+        (quote! { ( #(#outs),* ) }, quote! { ( #(out.#idx.to_owned()),* ) })
     };
     let mut predict_doc = format!(
         " Runs the model on one batch. Inputs: {}.",
@@ -545,13 +509,7 @@ fn step_tokens(p: &Program) -> TokenStream {
     } else {
         (quote! { ( #(#squeeze),* ) }, quote! { ( #(#owned),* ) })
     };
-    let (ret_ty, view_ty) = if single {
-        (quote! { ::seqmodel::ndarray::ArrayD<f32> }, quote! { ::seqmodel::ndarray::ArrayViewD<'a, f32> })
-    } else {
-        let tys = outs.iter().map(|_| quote! { ::seqmodel::ndarray::ArrayD<f32> });
-        let vtys = outs.iter().map(|_| quote! { ::seqmodel::ndarray::ArrayViewD<'a, f32> });
-        (quote! { ( #(#tys),* ) }, quote! { ( #(#vtys),* ) })
-    };
+    let (ret_ty, view_ty) = output_types(outs.len());
     quote! {
         /// One step of a stateful model: input `[batch, features]`, the state carried over.
         #[allow(clippy::type_complexity)]
@@ -567,6 +525,43 @@ fn step_tokens(p: &Program) -> TokenStream {
             let out = self.run(x.insert_axis(::seqmodel::ndarray::Axis(1)))?;
             ::core::result::Result::Ok(#ret)
         }
+    }
+}
+
+/// One input of `predict` (owned) or `run` (borrowed).
+pub(crate) fn input_arg(name: &str, dtype: ir::DType, borrowed: bool) -> TokenStream {
+    let a = format_ident!("{}", name);
+    let elem = match dtype {
+        ir::DType::F32 => quote! { f32 },
+        ir::DType::I32 => quote! { i32 },
+    };
+    if borrowed {
+        quote! { #a: ::seqmodel::ndarray::ArrayViewD<'_, #elem> }
+    } else {
+        quote! { #a: ::seqmodel::ndarray::ArrayD<#elem> }
+    }
+}
+
+/// The argument of `predict` for a dimension no input determines: named after the dimension
+/// (`n` for `N`), never like an input.
+pub(crate) fn dim_arg(sym: &str, id: usize, inputs: &[&str]) -> proc_macro2::Ident {
+    let ok = sym.starts_with(|c: char| c.is_ascii_alphabetic())
+        && sym.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    let mut name = if ok { sym.to_lowercase() } else { format!("dim{id}") };
+    while inputs.contains(&name.as_str()) {
+        name.push_str("_dim");
+    }
+    format_ident!("{}", name)
+}
+
+/// The result types of `predict` and `run` (or `step` and `run_step`) for `n` outputs.
+pub(crate) fn output_types(n: usize) -> (TokenStream, TokenStream) {
+    if n == 1 {
+        (quote! { ::seqmodel::ndarray::ArrayD<f32> }, quote! { ::seqmodel::ndarray::ArrayViewD<'a, f32> })
+    } else {
+        let tys = (0..n).map(|_| quote! { ::seqmodel::ndarray::ArrayD<f32> });
+        let vtys = (0..n).map(|_| quote! { ::seqmodel::ndarray::ArrayViewD<'a, f32> });
+        (quote! { ( #(#tys),* ) }, quote! { ( #(#vtys),* ) })
     }
 }
 

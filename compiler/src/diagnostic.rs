@@ -104,10 +104,14 @@ impl Diagnostic {
         let mut report = Report::build(kind, (file_name, clamp(self.span)))
             .with_config(config)
             .with_code(self.code)
-            .with_message(&self.message)
-            .with_label(ALabel::new((file_name, clamp(self.span))).with_message(&self.label));
-        for l in &self.secondary {
-            report = report.with_label(ALabel::new((file_name, clamp(l.span))).with_message(&l.message));
+            .with_message(&self.message);
+        // In source order: ariadne starts a new snippet (headed by the primary location,
+        // so with the wrong line number) at every label that comes before the previous one.
+        let mut labels: Vec<(Span, &str)> = vec![(self.span, &self.label)];
+        labels.extend(self.secondary.iter().map(|l| (l.span, l.message.as_str())));
+        labels.sort_by_key(|(s, _)| (s.start, s.end));
+        for (span, message) in labels {
+            report = report.with_label(ALabel::new((file_name, clamp(span))).with_message(message));
         }
         for n in &self.notes {
             report = report.with_note(n);

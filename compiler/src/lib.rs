@@ -24,6 +24,7 @@ pub mod dot;
 pub mod layers;
 #[doc(hidden)] // the proc-macro's logic, called only by `seqmodel-macros`
 pub mod macro_support;
+mod stub;
 pub mod summary;
 
 pub use diagnostic::{Diagnostic, Label, Severity, closest, levenshtein};
@@ -97,9 +98,30 @@ fn compile_here(source: &str) -> Result<Compiled, CompileErrors> {
 
 /// Checks an already parsed file.
 pub fn compile_ast(file: &seqmodel_grammar::ast::File) -> Result<Compiled, CompileErrors> {
+    let checked = check_each(file);
+    if checked.diags.is_empty() {
+        Ok(Compiled { programs: checked.programs.into_iter().flatten().collect() })
+    } else {
+        Err(CompileErrors(checked.diags))
+    }
+}
+
+/// Every model of a file checked on its own (see [`check_each`]).
+#[derive(Debug, Clone)]
+pub struct Checked {
+    /// Per model, in source order: its program if the model and every model it calls
+    /// check, else `None`.
+    pub programs: Vec<Option<ir::Program>>,
+    /// Every diagnostic of the file, in source order, each once.
+    pub diags: Vec<Diagnostic>,
+}
+
+/// Checks every model of a file, keeping the programs of the models that check even when
+/// others do not (so the macro replaces only the broken ones).
+pub fn check_each(file: &seqmodel_grammar::ast::File) -> Checked {
     let mut diags = declaration_errors(file);
     if !diags.is_empty() {
-        return Err(CompileErrors(diags));
+        return Checked { programs: vec![None; file.models.len()], diags };
     }
     let mut programs = Vec::new();
     let mut clean = vec![true; file.models.len()];
@@ -109,10 +131,12 @@ pub fn compile_ast(file: &seqmodel_grammar::ast::File) -> Result<Compiled, Compi
     for (i, ok) in clean.iter_mut().enumerate() {
         let r = check::compile_model(file, &names, i);
         *ok = r.diags.is_empty();
+        let calls_fine = r.call_errors.is_empty();
         diags.extend(r.diags);
         pending.extend(r.call_errors);
-        if let Some(p) = r.program {
-            if let Err(e) = p.validate() {
+        let program = r.program.filter(|p| match p.validate() {
+            Ok(()) => true,
+            Err(e) => {
                 diags.push(
                     Diagnostic::error(
                         "SM0999",
@@ -122,9 +146,10 @@ pub fn compile_ast(file: &seqmodel_grammar::ast::File) -> Result<Compiled, Compi
                     .with_label("while compiling this model")
                     .with_help("this is a bug in seqmodel; please report it with the model"),
                 );
+                false
             }
-            programs.push(p);
-        }
+        });
+        programs.push(program.filter(|_| *ok && calls_fine));
     }
     for (callee, d) in pending {
         if clean[callee] {
@@ -135,7 +160,7 @@ pub fn compile_ast(file: &seqmodel_grammar::ast::File) -> Result<Compiled, Compi
     let mut seen = std::collections::HashSet::new();
     diags.retain(|d| seen.insert((d.code, d.span, d.message.clone())));
     diags.sort_by_key(|d| d.span.start);
-    if diags.is_empty() { Ok(Compiled { programs }) } else { Err(CompileErrors(diags)) }
+    Checked { programs, diags }
 }
 
 fn declaration_errors(file: &seqmodel_grammar::ast::File) -> Vec<Diagnostic> {

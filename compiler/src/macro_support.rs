@@ -6,35 +6,67 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use proc_macro2::{Delimiter, Spacing, Span, TokenStream, TokenTree};
-use quote::{format_ident, quote};
+use quote::quote;
 
-use crate::{CompileErrors, Diagnostic};
+use crate::Diagnostic;
+pub use crate::stub::stub_tokens;
 
-/// `.seq` text re-stringified from tokens, with the byte range and span of every token.
+/// `.seq` text rebuilt from tokens, with the byte range and span of every token.
+///
+/// Where the compiler reports token positions (rustc 1.88 and later, and any span outside a
+/// macro), the text keeps the user's layout: each token at its line and column, so a message
+/// that quotes the source quotes what the user wrote (`[T, 4]`, not `[ T , 4 ]`). Tokens
+/// whose position is unknown or out of order (the tokens of a `///` comment share one span)
+/// are separated by one space.
 pub struct SourceMap {
     /// The text.
     pub text: String,
     tokens: Vec<(Range<usize>, Span)>,
+    /// Line and column (both from 1 and 0, as rustc counts) where the text ends, when the
+    /// last token's position was known.
+    at: Option<(usize, usize)>,
 }
 
 impl SourceMap {
     /// Stringifies `ts` (the grammar does not depend on layout).
     pub fn from_tokens(ts: TokenStream) -> Self {
-        let mut map = SourceMap { text: String::new(), tokens: Vec::new() };
+        let mut map = SourceMap { text: String::new(), tokens: Vec::new(), at: None };
         map.push_stream(ts);
         map
     }
 
-    fn push(&mut self, s: &str, span: Span, space_after: bool) {
-        let start = self.text.len();
-        self.text.push_str(s);
-        self.tokens.push((start..self.text.len(), span));
-        if space_after {
-            self.text.push(' ');
+    /// The separator before a token starting at `span`: the user's own line breaks and
+    /// spaces when positions are known and in order, else one space (none at the start).
+    fn separate(&mut self, span: Span, glued: bool) {
+        let start = span.start();
+        match self.at {
+            Some((line, _)) if start.line > line => {
+                self.text.push_str(&"\n".repeat(start.line - line));
+                self.text.push_str(&" ".repeat(start.column));
+            }
+            Some((line, col)) if start.line == line && start.column >= col => {
+                self.text.push_str(&" ".repeat(start.column - col));
+            }
+            _ if glued || self.text.is_empty() => {}
+            _ => self.text.push(' '),
         }
     }
 
+    fn push(&mut self, s: &str, span: Span, glued: bool) {
+        self.separate(span, glued);
+        let start = self.text.len();
+        self.text.push_str(s);
+        self.tokens.push((start..self.text.len(), span));
+        // Only a token that spans exactly its own text gives a trustworthy end (the tokens
+        // of a `///` comment all span the whole comment).
+        let (begin, end) = (span.start(), span.end());
+        let exact =
+            begin.line > 0 && end.line == begin.line && end.column == begin.column + s.chars().count();
+        self.at = exact.then_some((end.line, end.column));
+    }
+
     fn push_stream(&mut self, ts: TokenStream) {
+        let mut glue_next = false;
         for tt in ts {
             match tt {
                 TokenTree::Group(g) => {
@@ -44,17 +76,24 @@ impl SourceMap {
                         Delimiter::Bracket => ("[", "]"),
                         Delimiter::None => ("", ""),
                     };
-                    self.push(open, g.span_open(), true);
+                    self.push(open, g.span_open(), glue_next);
                     self.push_stream(g.stream());
-                    self.push(close, g.span_close(), true);
+                    self.push(close, g.span_close(), false);
+                    glue_next = false;
                 }
-                TokenTree::Ident(i) => self.push(&i.to_string(), i.span(), true),
+                TokenTree::Ident(i) => {
+                    self.push(&i.to_string(), i.span(), glue_next);
+                    glue_next = false;
+                }
                 TokenTree::Punct(p) => {
+                    self.push(&p.as_char().to_string(), p.span(), glue_next);
                     // `->` arrives as two puncts; `-3` as a punct and a literal.
-                    let glue = p.spacing() == Spacing::Joint || p.as_char() == '-';
-                    self.push(&p.as_char().to_string(), p.span(), !glue);
+                    glue_next = p.spacing() == Spacing::Joint || p.as_char() == '-';
                 }
-                TokenTree::Literal(l) => self.push(&l.to_string(), l.span(), true),
+                TokenTree::Literal(l) => {
+                    self.push(&l.to_string(), l.span(), glue_next);
+                    glue_next = false;
+                }
             }
         }
     }
@@ -146,62 +185,71 @@ pub fn expand(input: TokenStream, manifest_dir: &Path) -> TokenStream {
         }
         Origin::Inline(_) => quote! {},
     };
-    let (compiled, models) = crate::on_compile_stack(|| {
-        let ast = seqmodel_grammar::parse(&source);
-        let result = ast.as_ref().map_err(|e| {
-            CompileErrors(vec![
-                Diagnostic::error("SM0001", e.span, format!("syntax error: {}", e.message))
-                    .with_label(e.message.clone()),
-            ])
-        });
-        let compiled = result.and_then(crate::compile_ast);
-        let models: Vec<String> = match &ast {
-            Ok(f) => f.models.iter().map(|m| m.name.name.clone()).collect(),
-            Err(_) => Vec::new(),
-        };
-        (compiled, models)
-    });
-    match compiled {
-        Ok(c) => {
-            let items = c.programs.iter().map(crate::codegen::model_tokens);
-            quote! { #rebuild #(#items)* }
+    // Every model that checks is generated; each one that does not is replaced by a stand-in
+    // with its declared API, so that only its own errors are reported.
+    let (parsed, diags) = crate::on_compile_stack(|| match seqmodel_grammar::parse(&source) {
+        Err(e) => {
+            let d = Diagnostic::error("SM0001", e.span, format!("syntax error: {}", e.message))
+                .with_label(e.message.clone());
+            (None, vec![d])
         }
-        Err(errs) => {
-            let mut combined: Option<syn::Error> = None;
-            for d in &errs.0 {
-                let e = match &origin {
-                    Origin::Inline(map) => {
-                        let (a, b) = map.spans(d.span.start..d.span.end);
-                        error_between(a, b, &macro_message(d, &source))
-                    }
-                    Origin::File { lit, .. } => {
-                        // Name the file as written, so messages do not depend on the machine.
-                        let shown = lit.value();
-                        let rendered = d.render(&shown, &source, false);
-                        syn::Error::new(
-                            lit.span(),
-                            format!("{}\n{rendered}", d.render_plain(&shown, &source)),
-                        )
-                    }
-                };
-                match combined.as_mut() {
-                    Some(c) => c.combine(e),
-                    None => combined = Some(e),
-                }
+        Ok(file) => {
+            let checked = crate::check_each(&file);
+            (Some((file, checked.programs)), checked.diags)
+        }
+    });
+    // Tokens cannot leave the macro's thread: generate here.
+    let items: Vec<TokenStream> = match &parsed {
+        None => Vec::new(),
+        Some((file, programs)) => programs
+            .iter()
+            .enumerate()
+            .map(|(i, p)| match p {
+                Some(p) => crate::codegen::model_tokens(p),
+                None => crate::stub::stub_tokens(file, i),
+            })
+            .collect(),
+    };
+    let mut combined: Option<syn::Error> = None;
+    for d in &diags {
+        let e = match &origin {
+            Origin::Inline(map) => {
+                let (a, b) = map.spans(d.span.start..d.span.end);
+                error_between(a, b, &macro_message(d, &source))
             }
-            let errors = combined.map(|e| e.to_compile_error()).unwrap_or_default();
-            // Still declare the model types so code using them does not cascade into
-            // "cannot find type" errors.
-            let stubs = models.iter().map(|name| stub(name));
-            quote! { #rebuild #errors #(#stubs)* }
+            // Name the file as written, so messages do not depend on the machine.
+            Origin::File { lit, .. } => syn::Error::new(lit.span(), d.render(&lit.value(), &source, false)),
+        };
+        match combined.as_mut() {
+            Some(c) => c.combine(e),
+            None => combined = Some(e),
         }
     }
+    let errors = combined.map(|e| e.to_compile_error()).unwrap_or_default();
+    quote! { #rebuild #errors #(#items)* }
 }
 
-fn stub(name: &str) -> TokenStream {
-    let ident = format_ident!("{}", name);
-    quote! {
-        /// This model did not compile; see the errors above.
-        pub struct #ident;
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rebuilt_text_keeps_the_users_layout() {
+        let src =
+            "model M(x: [T, 4]) -> [T, 2] {\n    x -> LSTM(8, return_sequences=true)\n      -> Dense(-2)\n}";
+        let map = SourceMap::from_tokens(src.parse().unwrap());
+        assert_eq!(map.text, src);
+        // Each token's recorded range is its own text.
+        let (a, b) = map.spans(src.find("LSTM").unwrap()..src.find("LSTM").unwrap() + 4);
+        assert_eq!(a.source_text().as_deref(), Some("LSTM"));
+        assert_eq!(b.source_text().as_deref(), Some("LSTM"));
+    }
+
+    #[test]
+    fn doc_comments_fall_back_to_single_spaces() {
+        let src = "/// Doc.\nmodel M(x: [4]) -> [4] { x }";
+        let map = SourceMap::from_tokens(src.parse().unwrap());
+        assert!(map.text.contains("model M(x: [4]) -> [4] { x }"), "{}", map.text);
+        assert!(seqmodel_grammar::parse(&map.text).is_ok(), "{}", map.text);
     }
 }

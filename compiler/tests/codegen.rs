@@ -51,3 +51,75 @@ fn every_example_generates_valid_rust() {
             .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
     }
 }
+
+/// The public associated items of every `impl` in `file`, as `name: signature` (bodies and
+/// docs left out), with the macros they sit in expanded by name.
+fn api(tokens: proc_macro2::TokenStream) -> std::collections::BTreeMap<String, String> {
+    use quote::ToTokens;
+    fn items(list: &[syn::Item], out: &mut std::collections::BTreeMap<String, String>) {
+        for item in list {
+            match item {
+                syn::Item::Impl(i) => impl_items(&i.items, out),
+                syn::Item::Const(c) => {
+                    if let syn::Expr::Block(b) = &*c.expr {
+                        let inner: Vec<syn::Item> = b
+                            .block
+                            .stmts
+                            .iter()
+                            .filter_map(|s| if let syn::Stmt::Item(i) = s { Some(i.clone()) } else { None })
+                            .collect();
+                        items(&inner, out);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    fn impl_items(items: &[syn::ImplItem], out: &mut std::collections::BTreeMap<String, String>) {
+        for item in items {
+            match item {
+                syn::ImplItem::Fn(f) => {
+                    out.insert(
+                        f.sig.ident.to_string(),
+                        f.sig.to_token_stream().to_string().replace(" ,)", ")"),
+                    );
+                }
+                syn::ImplItem::Const(c) => {
+                    out.insert(c.ident.to_string(), c.ty.to_token_stream().to_string());
+                }
+                syn::ImplItem::Macro(m) => {
+                    // `if_keras! { fn from_keras ... }`: the items inside.
+                    let inner: syn::ItemImpl =
+                        syn::parse_str(&format!("impl X {{ {} }}", m.mac.tokens)).unwrap();
+                    impl_items(&inner.items, out);
+                }
+                _ => {}
+            }
+        }
+    }
+    let file: syn::File = syn::parse2(tokens).unwrap();
+    let mut out = std::collections::BTreeMap::new();
+    items(&file.items, &mut out);
+    out
+}
+
+#[test]
+fn a_broken_models_stand_in_declares_the_api_it_would_have_had() {
+    // For every model of the examples, the stand-in the macro emits when the model does not
+    // check has the same public items, with the same signatures, as its generated code.
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let mut compared = 0;
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        let src = std::fs::read_to_string(&p).unwrap();
+        let file = seqmodel_grammar::parse(&src).unwrap();
+        let c = seqmodel_compiler::compile_ast(&file).unwrap();
+        for (i, program) in c.programs.iter().enumerate() {
+            let real = api(seqmodel_compiler::codegen::model_tokens(program));
+            let stand_in = api(seqmodel_compiler::macro_support::stub_tokens(&file, i));
+            assert_eq!(stand_in, real, "{} model {}", p.display(), program.name);
+            compared += 1;
+        }
+    }
+    assert!(compared >= 20, "{compared}");
+}

@@ -51,3 +51,33 @@ fn missing_return_sequences_points_at_the_layer_and_helps() {
     assert_eq!(&src[d.secondary[0].span.start..d.secondary[0].span.end], "LSTM(16)");
     assert!(d.help.as_deref().unwrap().contains("return_sequences=true"));
 }
+
+#[test]
+fn rendered_headers_and_quoted_lines_are_where_the_spans_are() {
+    // For every wrong program: one header per diagnostic, naming the primary span's line and
+    // column, and every numbered line of the snippet is that line of the source.
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/models/errors");
+    for e in std::fs::read_dir(dir).unwrap() {
+        let path = e.unwrap().path();
+        if path.extension().is_none_or(|x| x != "seq") {
+            continue;
+        }
+        let src = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = src.lines().collect();
+        let Err(errs) = seqmodel_compiler::compile(&src) else { panic!("{} compiled", path.display()) };
+        for d in &errs.0 {
+            let shown = d.render("f.seq", &src, false);
+            let headers: Vec<&str> = shown.lines().filter(|l| l.contains("─[ f.seq:")).collect();
+            let (line, col) = d.span.line_col(&src);
+            assert_eq!(headers.len(), 1, "{}:\n{shown}", path.display());
+            assert!(headers[0].contains(&format!("─[ f.seq:{line}:{col} ]")), "{}:\n{shown}", path.display());
+            for l in shown.lines() {
+                let Some((number, text)) = l.split_once(" │ ") else { continue };
+                let Ok(n) = number.trim().parse::<usize>() else { continue };
+                // (A label spanning lines draws its bracket before the text.)
+                let want = lines[n - 1].trim();
+                assert!(text.trim_end().ends_with(want), "{}: line {n}:\n{shown}", path.display());
+            }
+        }
+    }
+}

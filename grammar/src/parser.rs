@@ -18,7 +18,9 @@ struct SeqParser;
 /// ```
 pub fn parse(source: &str) -> Result<File, ParseError> {
     crate::limits::check(source)?;
-    let mut pairs = SeqParser::parse(Rule::file, source).map_err(convert_error)?;
+    // Record the tokens tried at the failure point, so messages can name `,` and `)`.
+    pest::set_error_detail(true);
+    let mut pairs = SeqParser::parse(Rule::file, source).map_err(|e| convert_error(e, source))?;
     let file = pairs.next().expect("the file rule always yields one pair");
     let mut models = Vec::new();
     for pair in file.into_inner() {
@@ -29,11 +31,17 @@ pub fn parse(source: &str) -> Result<File, ParseError> {
     Ok(File { models })
 }
 
-fn convert_error(e: pest::error::Error<Rule>) -> ParseError {
+fn convert_error(e: pest::error::Error<Rule>, source: &str) -> ParseError {
     let span = match e.location {
         pest::error::InputLocation::Pos(p) => Span::new(p, p),
         pest::error::InputLocation::Span((a, b)) => Span::new(a, b),
     };
+    let attempts = e.parse_attempts();
+    let tried =
+        attempts.map(|a| (a.max_position, a.expected_tokens().iter().map(|t| t.to_string()).collect()));
+    if let Some(err) = tried.and_then(|(at, tokens)| list_error(at, tokens, source)) {
+        return err;
+    }
     let message = match &e.variant {
         pest::error::ErrorVariant::ParsingError { positives, negatives } => {
             let mut names: Vec<&str> = positives.iter().map(|r| rule_name(*r)).collect();
@@ -49,6 +57,69 @@ fn convert_error(e: pest::error::Error<Rule>) -> ParseError {
         pest::error::ErrorVariant::CustomError { message } => message.clone(),
     };
     ParseError { message, span }
+}
+
+/// Inside brackets, where the parser wanted a `,` or the closing bracket (a missing comma,
+/// an unclosed call), the message names those two and what they follow: "expected `,` or
+/// `)` after an argument".
+fn list_error(at: usize, tokens: Vec<String>, source: &str) -> Option<ParseError> {
+    let (open, open_at) = innermost_open(source.get(..at)?)?;
+    let (close, what) = match open {
+        '(' if is_call(&source[..open_at]) => (")", "an argument"),
+        '(' => (")", "an item"),
+        '[' if source[..open_at].trim_end().ends_with(':') => ("]", "a dimension"),
+        '[' => ("]", "an item"),
+        _ => return None,
+    };
+    if !tokens.iter().any(|t| t == close) || !tokens.iter().any(|t| t == ",") {
+        return None;
+    }
+    let span = Span::new(at, at + next_token_len(&source[at..]));
+    Some(ParseError { message: format!("expected `,` or `{close}` after {what}"), span })
+}
+
+/// The innermost bracket still open at the end of `text` and where it is (strings and
+/// comments skipped).
+fn innermost_open(text: &str) -> Option<(char, usize)> {
+    let mut stack = Vec::new();
+    let mut chars = text.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '"' | '\'' => {
+                while let Some((_, d)) = chars.next() {
+                    if d == '\\' {
+                        chars.next();
+                    } else if d == c {
+                        break;
+                    }
+                }
+            }
+            '/' if matches!(chars.peek(), Some((_, '/'))) => {
+                for (_, d) in chars.by_ref() {
+                    if d == '\n' {
+                        break;
+                    }
+                }
+            }
+            '(' | '[' | '{' => stack.push((c, i)),
+            ')' | ']' | '}' => {
+                stack.pop();
+            }
+            _ => {}
+        }
+    }
+    stack.pop()
+}
+
+/// Whether a `(` after `before` opens a call's arguments (it follows a name or a call).
+fn is_call(before: &str) -> bool {
+    before.trim_end().ends_with(|c: char| c.is_alphanumeric() || c == '_' || c == ')' || c == '>')
+}
+
+/// The length of the token at the start of `rest` (to underline it), at least one byte.
+fn next_token_len(rest: &str) -> usize {
+    let word = rest.find(|c: char| !(c.is_alphanumeric() || c == '_')).unwrap_or(rest.len());
+    if word > 0 { word } else { rest.chars().next().map_or(0, char::len_utf8) }
 }
 
 fn join_or(names: &[&str]) -> String {

@@ -65,3 +65,26 @@ fn syntax_errors_say_what_was_expected_and_where() {
     let e = parse("model 3(x: [4]) { x }").unwrap_err();
     assert!(e.message.contains("a name"), "{}", e.message);
 }
+
+#[test]
+fn a_missing_comma_or_closer_names_both_and_what_it_follows() {
+    let cases = [
+        (
+            "model M(x: [T, 3]) -> [4] { x -> LSTM(50 return_sequences=true) }",
+            "expected `,` or `)` after an argument",
+            "return_sequences",
+        ),
+        ("model M(x: [T, 8]) { x -> Dense(4 }", "expected `,` or `)` after an argument", "}"),
+        ("model M(x: [T 8]) { x }", "expected `,` or `]` after a dimension", "8"),
+        ("model M(x: [T, 8]) { Add()([x x]) }", "expected `,` or `]` after an item", "x"),
+        ("model M(x: [T, 8], y: [T, 8]) { (x y) }", "expected `,` or `)` after an item", "y"),
+    ];
+    for (src, message, at) in cases {
+        let e = parse(src).unwrap_err();
+        assert_eq!(e.message, message, "{src}");
+        assert_eq!(&src[e.span.start..e.span.end], at, "{src}");
+    }
+    // Elsewhere the message names the construct that was expected.
+    let e = parse("model M(x: [T, 8]) { x -> LSTM(4) -> -> Dense(2) }").unwrap_err();
+    assert_eq!(e.message, "expected an expression");
+}
