@@ -63,10 +63,14 @@ pub fn run(epochs: usize, color: bool) -> Result<ExitCode, Failure> {
     let test_x = x.slice(ndarray::s![80.., .., ..]).to_owned().into_dyn();
     let weights = WeightStore::random(&program, 7, 0.15);
     let mut trainer = Trainer::new(program, weights, Loss::MeanSquaredError, Optimizer::adam(0.01))?;
-    let opts = FitOptions { epochs, batch_size: 16, ..FitOptions::default() };
+    let opts = FitOptions {
+        epochs,
+        batch_size: 16,
+        verbose: crate::train_cmd::auto_verbosity(),
+        ..FitOptions::default()
+    };
     let start = Instant::now();
-    let input = [Tensor::F32(train_x.clone())];
-    let history = crate::train_cmd::fit_with_progress(&mut trainer, &input, &input, &opts)?;
+    let history = trainer.fit(&train_x, &train_x, &opts)?;
     let secs = start.elapsed().as_secs_f64();
     let mut model = trainer.to_model()?;
     let recon = model.predict(&[Tensor::F32(test_x.clone())])?.remove(0);

@@ -1,48 +1,12 @@
 //! `seqc train` and the progress display shared with the demo.
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use indicatif::{ProgressBar, ProgressStyle};
-use seqmodel_runtime::train::{FitOptions, History, Loss, Optimizer, Trainer};
-use seqmodel_runtime::{Tensor, WeightStore};
+use seqmodel_runtime::WeightStore;
+use seqmodel_runtime::train::{FitOptions, Loss, Optimizer, Trainer};
 
 use crate::{Failure, npy};
-
-/// A Keras-style progress display: a bar on a terminal, one line per epoch otherwise.
-pub fn fit_with_progress(
-    trainer: &mut Trainer,
-    x: &[Tensor],
-    y: &[Tensor],
-    opts: &FitOptions,
-) -> Result<History, Failure> {
-    let tty = std::io::stderr().is_terminal();
-    let bar = if tty { ProgressBar::new(0) } else { ProgressBar::hidden() };
-    bar.set_style(
-        ProgressStyle::with_template("Epoch {prefix} [{bar:30}] {pos}/{len} - ETA {eta} - loss: {msg}")
-            .expect("valid template")
-            .progress_chars("=> "),
-    );
-    let mut epoch_sum = 0.0;
-    let epochs = opts.epochs;
-    let history = trainer.fit(x, y, opts, |epoch, step, steps, loss| {
-        if step == 0 {
-            bar.set_length(steps as u64);
-            bar.set_position(0);
-            bar.set_prefix(format!("{}/{epochs}", epoch + 1));
-            epoch_sum = 0.0;
-        }
-        epoch_sum += loss;
-        bar.set_message(format!("{:.4}", epoch_sum / (step + 1) as f32));
-        bar.inc(1);
-        if step + 1 == steps && !tty {
-            eprintln!("Epoch {}/{epochs} - {steps} steps - loss: {:.4}", epoch + 1, epoch_sum / steps as f32);
-        }
-    })?;
-    bar.finish_and_clear();
-    Ok(history)
-}
 
 /// Options of `seqc train`.
 #[derive(clap::Args)]
@@ -94,6 +58,15 @@ pub struct TrainArgs {
     /// Save the best weights so far to this file (must not exist).
     #[arg(long)]
     pub checkpoint: Option<PathBuf>,
+    /// Progress as Keras's `verbose`: 0 silent, 1 a bar, 2 one line per epoch (default: 1
+    /// on a terminal, 2 otherwise).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=2))]
+    pub verbose: Option<u8>,
+}
+
+/// Keras's `verbose="auto"`: a bar on a terminal, one line per epoch in a log.
+pub fn auto_verbosity() -> u8 {
+    if std::io::IsTerminal::is_terminal(&std::io::stderr()) { 1 } else { 2 }
 }
 
 /// `seqc train`.
@@ -127,8 +100,9 @@ pub fn train(a: TrainArgs, color: bool) -> Result<ExitCode, Failure> {
         validation_split: a.validation_split,
         validation_data: None,
         checkpoint: a.checkpoint.clone(),
+        verbose: a.verbose.unwrap_or_else(auto_verbosity),
     };
-    let history = fit_with_progress(&mut trainer, &x, &y, &opts)?;
+    let history = trainer.fit(&x, &y, &opts)?;
     trainer.weights().save(&a.save, a.force)?;
     eprintln!("saved {}", a.save.display());
     if let Some(p) = &a.plot {

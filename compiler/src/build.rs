@@ -1,15 +1,19 @@
 //! The build.rs API: compile `.seq` files into Rust modules in `OUT_DIR`, like prost-build.
 //!
 //! ```no_run
-//! // build.rs
-//! seqmodel_compiler::build::Builder::new().file("models/autoencoder.seq").compile().unwrap();
+//! // build.rs, in `fn main`: on a mistake, prints the diagnostics as `seqc check` does and
+//! // fails `cargo build`.
+//! seqmodel_compiler::build::Builder::new().file("models/autoencoder.seq").build();
 //! // src/lib.rs: seqmodel::include_model!("autoencoder");
 //! ```
+//!
+//! [`Builder::compile`] returns the error instead; its `Debug` is the rendered diagnostics,
+//! so `.compile().unwrap()` and `fn main() -> Result<(), BuildError>` print them readably.
 
 use std::path::{Path, PathBuf};
 
 /// Why a build failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 pub enum BuildError {
     /// A file could not be read or written.
     #[error("{path}: {source}")]
@@ -25,6 +29,14 @@ pub enum BuildError {
     /// `OUT_DIR` is not set and no output directory was given.
     #[error("OUT_DIR is not set (not running inside build.rs?) and no out_dir was given")]
     NoOutDir,
+}
+
+/// The rendered message, not an escaped dump: `unwrap()` and a `main` returning this error
+/// print it with `Debug`.
+impl std::fmt::Debug for BuildError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 /// Compiles a list of `.seq` files (or sources) to `<out_dir>/<name>.rs`.
@@ -67,6 +79,19 @@ impl Builder {
         self
     }
 
+    /// [`Builder::compile`] for a build script: on failure, prints the error (every
+    /// diagnostic rendered as `seqc check` renders it) and exits with status 1, which makes
+    /// `cargo build` fail and show it.
+    pub fn build(self) -> Vec<PathBuf> {
+        match self.compile() {
+            Ok(written) => written,
+            Err(e) => {
+                eprintln!("{e}");
+                std::process::exit(1)
+            }
+        }
+    }
+
     /// Checks every input and writes the generated code; returns the written files.
     pub fn compile(self) -> Result<Vec<PathBuf>, BuildError> {
         let out = match self.out_dir {
@@ -103,5 +128,28 @@ impl Builder {
             }
         }
         if failures.is_empty() { Ok(written) } else { Err(BuildError::Compile(failures.join("\n"))) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_build_prints_the_rendered_diagnostics_not_a_dump() {
+        let dir = std::env::temp_dir().join(format!("seqmodel-build-{}", std::process::id()));
+        let src = "model M(x: [T, 3]) -> [T, 2] {\n    x -> LSTM(4) -> Dense(2)\n}\n";
+        let good = "model G(x: [T, 3]) -> [2] { x -> LSTM(4) -> Dense(2) }";
+        let e = Builder { emit_rerun: false, ..Builder::default() }
+            .out_dir(&dir)
+            .source("good", good)
+            .source("bad", src)
+            .compile()
+            .unwrap_err();
+        let shown = format!("{e:?}");
+        let want = crate::compile(src).unwrap_err().render("bad.seq", src, false);
+        assert_eq!(shown, want, "Debug is the same rendering as `seqc check`");
+        assert!(shown.contains("╭─[ bad.seq:2:21 ]") && !shown.contains("\\n"), "{shown}");
+        std::fs::remove_dir_all(&dir).ok();
     }
 }

@@ -418,6 +418,28 @@ pub fn model_tokens(p: &Program) -> TokenStream {
                     Self::from_weights(::seqmodel::WeightStore::load(path.as_ref())?)
                 }
 
+                /// Loads weights saved by [`Self::save`] (or `seqc train`): the same as
+                /// [`Self::from_safetensors`].
+                pub fn load(path: impl ::core::convert::AsRef<::std::path::Path>) -> ::core::result::Result<Self, ::seqmodel::RuntimeError> {
+                    Self::from_safetensors(path)
+                }
+
+                /// Saves the weights as safetensors, tagged with this architecture; an
+                /// existing file is an error, never overwritten (see [`Self::save_overwriting`]).
+                pub fn save(&self, path: impl ::core::convert::AsRef<::std::path::Path>) -> ::core::result::Result<(), ::seqmodel::RuntimeError> {
+                    let mut w = self.weights.clone();
+                    w.tag(&Self::program());
+                    w.save(path.as_ref(), false)
+                }
+
+                /// Like [`Self::save`], replacing an existing file (written beside it, then
+                /// renamed over it, so a crash leaves the old file or the new one).
+                pub fn save_overwriting(&self, path: impl ::core::convert::AsRef<::std::path::Path>) -> ::core::result::Result<(), ::seqmodel::RuntimeError> {
+                    let mut w = self.weights.clone();
+                    w.tag(&Self::program());
+                    w.save(path.as_ref(), true)
+                }
+
                 ::seqmodel::__private::if_keras! {
                     /// Loads the weights of a Keras `.keras` / `.h5` model with the same architecture
                     /// (matched in Keras's order, every shape checked; exists with seqmodel's

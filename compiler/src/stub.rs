@@ -110,6 +110,12 @@ pub fn stub_tokens(file: &ast::File, index: usize) -> TokenStream {
             pub fn random(seed: u64) -> Self { #dead }
             /// Loads weights from a safetensors file.
             pub fn from_safetensors(path: impl ::core::convert::AsRef<::std::path::Path>) -> ::core::result::Result<Self, ::seqmodel::RuntimeError> { #dead }
+            /// Loads saved weights.
+            pub fn load(path: impl ::core::convert::AsRef<::std::path::Path>) -> ::core::result::Result<Self, ::seqmodel::RuntimeError> { #dead }
+            /// Saves the weights.
+            pub fn save(&self, path: impl ::core::convert::AsRef<::std::path::Path>) -> ::core::result::Result<(), ::seqmodel::RuntimeError> { #dead }
+            /// Saves the weights over an existing file.
+            pub fn save_overwriting(&self, path: impl ::core::convert::AsRef<::std::path::Path>) -> ::core::result::Result<(), ::seqmodel::RuntimeError> { #dead }
             ::seqmodel::__private::if_keras! {
                 /// Loads Keras weights.
                 pub fn from_keras(path: impl ::core::convert::AsRef<::std::path::Path>) -> ::core::result::Result<Self, ::seqmodel::RuntimeError> { #dead }

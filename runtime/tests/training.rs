@@ -31,7 +31,8 @@ fn fit_lowers_the_loss_and_reports_validation() {
         checkpoint: Some(ckpt.clone()),
         ..FitOptions::default()
     };
-    let h = t.fit(std::slice::from_ref(&x), std::slice::from_ref(&y), &opts, |_, _, _, _| {}).unwrap();
+    let h =
+        t.fit_with(std::slice::from_ref(&x), std::slice::from_ref(&y), &opts, &mut |_, _, _, _| {}).unwrap();
     assert_eq!(h.loss.len(), 40);
     assert_eq!(h.val_loss.len(), 40);
     assert!(h.loss[39] < 0.5 * h.loss[0], "{:?}", h.loss);
@@ -50,7 +51,7 @@ fn fit_lowers_the_loss_and_reports_validation() {
     };
     assert!((t2.evaluate(&[xv], &[yv]).unwrap() - best).abs() < 1e-6);
     // An existing checkpoint is not overwritten.
-    assert!(t.fit(&[x], &[y], &opts, |_, _, _, _| {}).is_err());
+    assert!(t.fit_with(&[x], &[y], &opts, &mut |_, _, _, _| {}).is_err());
 }
 
 #[test]
@@ -65,7 +66,7 @@ fn early_stopping_stops() {
         shuffle: false,
         ..FitOptions::default()
     };
-    let h = t.fit(&[x], &[y], &opts, |_, _, _, _| {}).unwrap();
+    let h = t.fit_with(&[x], &[y], &opts, &mut |_, _, _, _| {}).unwrap();
     assert_eq!(h.loss.len(), 3, "a learning rate of 0 never improves: stop after 1 + 2 epochs");
 }
 
@@ -97,7 +98,7 @@ fn careless_data_and_hyper_parameters_are_errors() {
     let (_, y5) = series(5);
     let (_, y20) = series(20);
     let fit = |t: &mut Trainer, y: &Tensor, opts: &FitOptions| {
-        t.fit(std::slice::from_ref(&x), std::slice::from_ref(y), opts, |_, _, _, _| {})
+        t.fit_with(std::slice::from_ref(&x), std::slice::from_ref(y), opts, &mut |_, _, _, _| {})
             .map(|_| ())
             .unwrap_err()
             .to_string()
@@ -109,7 +110,7 @@ fn careless_data_and_hyper_parameters_are_errors() {
     assert!(fit(&mut t, &y5, &split).contains("rows"));
     assert!(fit(&mut t, &y, &FitOptions { epochs: 0, ..opts.clone() }).contains("at least one epoch"));
     let (x0, y0) = series(0);
-    let e = t.fit(&[x0], &[y0], &opts, |_, _, _, _| {}).unwrap_err().to_string();
+    let e = t.fit_with(&[x0], &[y0], &opts, &mut |_, _, _, _| {}).unwrap_err().to_string();
     assert!(e.contains("no rows"), "{e}");
     let e = t.train_on_batch(std::slice::from_ref(&x), std::slice::from_ref(&y5)).unwrap_err().to_string();
     assert!(e.contains("5 rows"), "{e}");

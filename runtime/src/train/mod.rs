@@ -1,17 +1,21 @@
 //! Training: backpropagation through time over the IR, Keras's losses and optimizers, and
 //! the `train_on_batch` / `evaluate` / `fit` loop with stateful carry-over.
 
+mod data;
 mod graph;
 mod loss;
 mod optimizer;
+mod progress;
 
 use std::collections::HashMap;
 
 use ndarray::{ArrayD, Axis};
 use seqmodel_ir::Program;
 
+pub use data::{Element, IntoTensor, IntoTensors};
 pub use loss::Loss;
 pub use optimizer::{Optimizer, Rule};
+pub use progress::{Callback, EpochLogs, Progress};
 
 use crate::error::{Result, RuntimeError};
 use crate::interpreter::check_inputs;
@@ -49,10 +53,14 @@ pub struct FitOptions {
     pub early_stopping_patience: Option<usize>,
     /// Hold out this fraction of the rows (the last ones, before shuffling, as Keras).
     pub validation_split: f32,
-    /// Explicit validation inputs and targets (take precedence over the split).
+    /// Explicit validation inputs and targets (take precedence over the split); see
+    /// [`FitOptions::with_validation`] to give arrays.
     pub validation_data: Option<(Vec<Tensor>, Vec<Tensor>)>,
     /// Save the best weights so far here (safetensors); the file must not exist yet.
     pub checkpoint: Option<std::path::PathBuf>,
+    /// Keras's `verbose`: 0 silent, 1 a progress bar (on a terminal; elsewhere each epoch's
+    /// final line), 2 one line per epoch. Written to standard error by [`Progress`].
+    pub verbose: u8,
 }
 
 impl Default for FitOptions {
@@ -65,11 +73,20 @@ impl Default for FitOptions {
             validation_split: 0.0,
             validation_data: None,
             checkpoint: None,
+            verbose: 1,
         }
     }
 }
 
-/// Per-epoch mean losses.
+impl FitOptions {
+    /// These options with explicit validation inputs and targets (arrays or tensors).
+    pub fn with_validation<'a>(mut self, x: impl IntoTensors<'a>, y: impl IntoTensors<'a>) -> Self {
+        self.validation_data = Some((x.into_tensors().into_owned(), y.into_tensors().into_owned()));
+        self
+    }
+}
+
+/// Per-epoch mean losses (Keras's `History.history`).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct History {
     /// Mean training loss of each epoch.
@@ -221,7 +238,11 @@ impl Trainer {
 
     /// One optimizer step on one batch; returns the batch loss before the update (Keras's
     /// `train_on_batch`). Stateful layers carry their final states to the next call.
-    pub fn train_on_batch(&mut self, x: &[Tensor], y: &[Tensor]) -> Result<f32> {
+    pub fn train_on_batch<'a>(&mut self, x: impl IntoTensors<'a>, y: impl IntoTensors<'a>) -> Result<f32> {
+        self.step(&x.into_tensors(), &y.into_tensors())
+    }
+
+    fn step(&mut self, x: &[Tensor], y: &[Tensor]) -> Result<f32> {
         let (loss, mut g) = self.loss_and_grads(x, y)?;
         if !loss.is_finite() {
             return Err(RuntimeError::InvalidData(format!(
@@ -237,18 +258,22 @@ impl Trainer {
 
     /// The loss on a batch in inference mode (no dropout), updating nothing but the states
     /// of stateful layers (as Keras's `evaluate`).
-    pub fn evaluate(&mut self, x: &[Tensor], y: &[Tensor]) -> Result<f32> {
-        Ok(self.run(x, y, false, false)?.0)
+    pub fn evaluate<'a>(&mut self, x: impl IntoTensors<'a>, y: impl IntoTensors<'a>) -> Result<f32> {
+        Ok(self.run(&x.into_tensors(), &y.into_tensors(), false, false)?.0)
     }
 
     /// The loss on a batch in training mode (dropout active), without an update.
-    pub fn training_loss(&mut self, x: &[Tensor], y: &[Tensor]) -> Result<f32> {
-        Ok(self.run(x, y, true, false)?.0)
+    pub fn training_loss<'a>(&mut self, x: impl IntoTensors<'a>, y: impl IntoTensors<'a>) -> Result<f32> {
+        Ok(self.run(&x.into_tensors(), &y.into_tensors(), true, false)?.0)
     }
 
     /// The gradients of the loss on a batch with respect to every weight (for checks).
-    pub fn gradients(&mut self, x: &[Tensor], y: &[Tensor]) -> Result<(f32, HashMap<String, ArrayD<f32>>)> {
-        self.loss_and_grads(x, y).map(|(l, g)| (l, g.grads))
+    pub fn gradients<'a>(
+        &mut self,
+        x: impl IntoTensors<'a>,
+        y: impl IntoTensors<'a>,
+    ) -> Result<(f32, HashMap<String, ArrayD<f32>>)> {
+        self.loss_and_grads(&x.into_tensors(), &y.into_tensors()).map(|(l, g)| (l, g.grads))
     }
 
     /// Sets the seed of the dropout masks (the same seed gives the same masks).
@@ -262,14 +287,37 @@ impl Trainer {
     }
 
     /// Keras's `fit`: epochs of mini-batches, optional validation, early stopping and a
-    /// best-weights checkpoint; `on_step(epoch, step, steps, loss)` is called after each step
-    /// (progress bars hook in here).
-    pub fn fit(
+    /// best-weights checkpoint, with Keras's progress display at `opts.verbose`.
+    ///
+    /// `x` and `y` are one array per model input and output (ndarrays, owned or views, a
+    /// tuple for several; see [`IntoTensors`]).
+    pub fn fit<'a>(
+        &mut self,
+        x: impl IntoTensors<'a>,
+        y: impl IntoTensors<'a>,
+        opts: &FitOptions,
+    ) -> Result<History> {
+        self.fit_with(x, y, opts, &mut Progress::new(opts.verbose))
+    }
+
+    /// [`Trainer::fit`] reporting to `callback` instead of the display (a closure
+    /// `|epoch, step, steps, loss|` is called after every step).
+    pub fn fit_with<'a>(
+        &mut self,
+        x: impl IntoTensors<'a>,
+        y: impl IntoTensors<'a>,
+        opts: &FitOptions,
+        callback: &mut impl Callback,
+    ) -> Result<History> {
+        self.fit_tensors(&x.into_tensors(), &y.into_tensors(), opts, callback)
+    }
+
+    fn fit_tensors(
         &mut self,
         x: &[Tensor],
         y: &[Tensor],
         opts: &FitOptions,
-        mut on_step: impl FnMut(usize, usize, usize, f32),
+        callback: &mut impl Callback,
     ) -> Result<History> {
         if let Some(p) = opts.checkpoint.as_ref().filter(|p| p.exists()) {
             return Err(RuntimeError::weight_file(format!(
@@ -327,6 +375,8 @@ impl Trainer {
                     order.swap(i, (self.seed % (i as u64 + 1)) as usize);
                 }
             }
+            let started = std::time::Instant::now();
+            callback.on_epoch_begin(epoch, opts.epochs, steps);
             let mut sum = 0.0;
             for s in 0..steps {
                 let r = s * bs..((s + 1) * bs).min(n);
@@ -344,25 +394,25 @@ impl Trainer {
                 };
                 // A non-finite loss stops training here, before its update (Keras's
                 // TerminateOnNaN): the weights are the last good ones.
-                let l = self.train_on_batch(&bx, &by).map_err(|e| match e {
+                let l = self.step(&bx, &by).map_err(|e| match e {
                     RuntimeError::InvalidData(m) => {
                         RuntimeError::InvalidData(format!("epoch {}, step {}: {m}", epoch + 1, s + 1))
                     }
                     other => other,
                 })?;
                 sum += l;
-                on_step(epoch, s, steps, l);
+                callback.on_batch_end(epoch, s, steps, l);
             }
             let mean = sum / steps.max(1) as f32;
             history.loss.push(mean);
-            let monitored = match &val {
-                Some((vx, vy)) => {
-                    let v = self.evaluate(vx, vy)?;
-                    history.val_loss.push(v);
-                    v
-                }
-                None => mean,
+            let val_loss = match &val {
+                Some((vx, vy)) => Some(self.evaluate(vx, vy)?),
+                None => None,
             };
+            history.val_loss.extend(val_loss);
+            callback
+                .on_epoch_end(epoch, &EpochLogs { loss: mean, val_loss, steps, elapsed: started.elapsed() });
+            let monitored = val_loss.unwrap_or(mean);
             if monitored < best {
                 best = monitored;
                 since_best = 0;

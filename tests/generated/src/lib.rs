@@ -19,3 +19,9 @@ fn i32s(t: &Tensor) -> ArrayD<i32> {
 }
 
 include!(concat!(env!("OUT_DIR"), "/registry.rs"));
+
+/// The README's snippets, run as doc tests of a crate that uses seqmodel as a user would
+/// (with the `keras` feature, beside `models/`).
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;

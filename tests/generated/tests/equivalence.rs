@@ -151,14 +151,38 @@ fn generated_type_trains_and_reloads() {
     let x =
         ArrayD::from_shape_fn(ndarray::IxDyn(&[8, 12, 4]), |ix| ((ix[0] + ix[1] * ix[2]) as f32 * 0.1).sin());
     let y = ArrayD::from_shape_fn(ndarray::IxDyn(&[8, 6, 1]), |ix| ((ix[0] + ix[1]) as f32 * 0.2).cos());
-    let opts = FitOptions { epochs: 20, batch_size: 4, ..FitOptions::default() };
-    let h = t.fit(&[Tensor::F32(x.clone())], &[Tensor::F32(y.clone())], &opts, |_, _, _, _| {}).unwrap();
+    let opts = FitOptions { epochs: 20, batch_size: 4, verbose: 0, ..FitOptions::default() };
+    // Arrays go in as they are (views here), with no `Tensor` in sight.
+    let before = t.evaluate(x.view(), y.view()).unwrap();
+    let h = t.fit(x.view(), y.view(), &opts).unwrap();
     assert!(h.loss[19] < h.loss[0], "{:?}", h.loss);
+    assert!(t.evaluate(&x, &y).unwrap() < before);
     let mut trained = EncoderDecoder::new(t.weights()).unwrap();
     let out = trained.predict(x.clone()).unwrap();
-    let interp = t.to_model().unwrap().predict(&[Tensor::F32(x)]).unwrap().remove(0);
+    let interp = t.to_model().unwrap().predict(&[Tensor::F32(x.clone())]).unwrap().remove(0);
     let d = out.iter().zip(interp.iter()).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
     assert!(d <= 1e-6, "{d}");
+    // `save` and `load` round-trip; `save` never overwrites, `save_overwriting` does.
+    let dir = std::env::temp_dir().join(format!("seqmodel-save-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("ed.safetensors");
+    let _ = std::fs::remove_file(&path);
+    trained.save(&path).unwrap();
+    let mut loaded = EncoderDecoder::load(&path).unwrap();
+    assert_eq!(loaded.predict(x.clone()).unwrap(), out);
+    let e = EncoderDecoder::random(4).save(&path).unwrap_err().to_string();
+    assert!(e.contains("exists"), "{e}");
+    assert_eq!(
+        EncoderDecoder::load(&path).unwrap().predict(x.clone()).unwrap(),
+        out,
+        "the refused save changed the file"
+    );
+    EncoderDecoder::random(4).save_overwriting(&path).unwrap();
+    assert_ne!(EncoderDecoder::load(&path).unwrap().predict(x).unwrap(), out);
+    // The file records its architecture: another model refuses it.
+    let other = seqmodel_generated_tests::ex_encoder_decoder_states::Seq2Seq::load(&path);
+    assert!(other.is_err());
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// The generated type's fingerprint is its program's, as the compiler computes it from the
