@@ -10,6 +10,7 @@ mod commands;
 mod conformance;
 mod conformance_train;
 mod demo;
+mod fmt;
 mod npy;
 mod plot;
 mod standalone;
@@ -30,6 +31,15 @@ enum Command {
         /// The files to check.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+    },
+    /// Rewrite `.seq` files in the canonical layout (comments kept), like `cargo fmt`.
+    Fmt {
+        /// The files to format.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Change nothing; list the files that are not formatted and exit 1 if any.
+        #[arg(long)]
+        check: bool,
     },
     /// Print a Keras-like summary table: layers, output shapes, parameter counts.
     Summary {
@@ -151,6 +161,7 @@ fn main() -> ExitCode {
     let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let result = match cli.command {
         Command::Check { files } => commands::check(&files, color),
+        Command::Fmt { files, check } => fmt::run(&files, check, color),
         Command::Summary { file, model } => commands::summary(&file, model.as_deref(), color),
         Command::Graph { file, model, output, force } => {
             commands::graph(&file, model.as_deref(), output.as_deref(), force, color)

@@ -362,3 +362,36 @@ fn outputs_are_distinct_and_checked_before_writing() {
     assert_eq!(std::fs::read(outdir.join("output_1.npy")).unwrap(), b"keep");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn fmt_rewrites_in_place_checks_and_leaves_broken_files_alone() {
+    let dir = std::env::temp_dir().join(format!("seqc-fmt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // Every example is already in the canonical layout.
+    let examples: Vec<PathBuf> = std::fs::read_dir(root().join("examples"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "seq"))
+        .collect();
+    let out = seqc().arg("fmt").arg("--check").args(&examples).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let messy = dir.join("messy.seq");
+    let src = "model M(x:[T,3])->[2]{x->LSTM(4) // enc\n->Dense(2)}";
+    std::fs::write(&messy, src).unwrap();
+    let out = seqc().arg("fmt").arg("--check").arg(&messy).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("messy.seq: not formatted"));
+    assert_eq!(std::fs::read_to_string(&messy).unwrap(), src, "--check changed the file");
+    let out = seqc().arg("fmt").arg(&messy).output().unwrap();
+    assert!(out.status.success());
+    let tidy = std::fs::read_to_string(&messy).unwrap();
+    assert_eq!(tidy, "model M(x: [T, 3]) -> [2] {\n    x -> LSTM(4) // enc\n      -> Dense(2)\n}\n");
+    assert!(seqc().arg("fmt").arg("--check").arg(&messy).output().unwrap().status.success());
+    let broken = dir.join("broken.seq");
+    std::fs::write(&broken, "model M(x: [4]) { x -> Dense(4 }").unwrap();
+    let out = seqc().arg("fmt").arg(&broken).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("expected `,` or `)` after an argument"));
+    assert_eq!(std::fs::read_to_string(&broken).unwrap(), "model M(x: [4]) { x -> Dense(4 }");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -12,9 +12,11 @@
 pub mod ast;
 pub mod limits;
 mod parser;
+pub mod printer;
 mod span;
 
 pub use parser::parse;
+pub use printer::{format, print};
 pub use span::Span;
 
 /// A syntax error: what was expected, and where.
