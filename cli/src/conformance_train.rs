@@ -77,9 +77,19 @@ pub fn run(dir: &Path, case: &J) -> Result<Outcome, Failure> {
     let trained =
         seqmodel_keras::import_file(&dir.join(train["trained_model"].as_str().unwrap_or("trained.keras")))
             .map_err(|e| Failure(format!("trained model: {e}")))?;
+    // Matched in Keras's order: the two files may name their models differently.
     let mut worst_w = 0.0f32;
-    for key in trained.weights.keys() {
-        let want = trained.weights.get(key).expect("listed");
+    let (mine, theirs) = (trainer.program().weight_specs(), trained.program.weight_specs());
+    if mine.len() != theirs.len() {
+        return Err(Failure(format!(
+            "the trained model has {} weights, this one {}",
+            theirs.len(),
+            mine.len()
+        )));
+    }
+    for (m, t) in mine.iter().zip(&theirs) {
+        let key = &m.key;
+        let want = trained.weights.get(&t.key).ok_or_else(|| Failure(format!("no weight {}", t.key)))?;
         let got = trainer.weights().get(key).ok_or_else(|| Failure(format!("no trained weight {key}")))?;
         let err = max_abs(got, want);
         worst_w = worst_w.max(err);

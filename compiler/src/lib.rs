@@ -28,6 +28,7 @@ mod stub;
 pub mod summary;
 
 pub use diagnostic::{Diagnostic, Label, Severity, closest, levenshtein};
+pub use seqmodel_grammar as grammar;
 pub use seqmodel_grammar::Span;
 pub use seqmodel_ir as ir;
 

@@ -162,8 +162,49 @@ fn rule_name(rule: Rule) -> &'static str {
     }
 }
 
+/// The span of a pair without the whitespace and comments pest's implicit skipping leaves
+/// at its end (a rule ending in an absent `x?` or `x*` has consumed the layout after it),
+/// so that spans end at the last token: underlines stop there, and what follows on the
+/// line (an end-of-line comment) is not part of the node.
 fn sp(pair: &Pair<'_, Rule>) -> Span {
-    pair.as_span().into()
+    let span = pair.as_span();
+    Span::new(span.start(), span.start() + without_trailing_layout(span.as_str()).len())
+}
+
+/// `text` without trailing whitespace, `//` comments and `/* */` comments.
+fn without_trailing_layout(mut text: &str) -> &str {
+    loop {
+        let trimmed = text.trim_end();
+        let line_start = trimmed.rfind('\n').map_or(0, |i| i + 1);
+        if let Some(at) = line_comment_start(&trimmed[line_start..]) {
+            text = &trimmed[..line_start + at];
+        } else if trimmed.ends_with("*/") && trimmed.len() > 2 {
+            match trimmed[..trimmed.len() - 2].rfind("/*") {
+                Some(at) => text = &trimmed[..at],
+                None => return trimmed,
+            }
+        } else {
+            return trimmed;
+        }
+    }
+}
+
+/// Where a `//` comment starts in one line, outside strings.
+fn line_comment_start(line: &str) -> Option<usize> {
+    let bytes = line.as_bytes();
+    let mut quote = None;
+    let mut i = 0;
+    while i < bytes.len() {
+        match (quote, bytes[i]) {
+            (Some(_), b'\\') => i += 1,
+            (Some(q), c) if c == q => quote = None,
+            (None, b'"' | b'\'') => quote = Some(bytes[i]),
+            (None, b'/') if bytes.get(i + 1) == Some(&b'/') => return Some(i),
+            _ => {}
+        }
+        i += 1;
+    }
+    None
 }
 
 fn ident(pair: Pair<'_, Rule>) -> Ident {

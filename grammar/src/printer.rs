@@ -258,7 +258,11 @@ impl Printer<'_> {
         self.blank_line_before(span.start);
         let flat = self.stmt_flat(s);
         let stages = match &value.kind {
-            ExprKind::Chain(stages) if stages.len() > 2 => stages,
+            ExprKind::Chain(stages)
+                if stages.len() > 2 && (self.text(value.span).contains('\n') || 4 + flat.len() > MAX_WIDTH) =>
+            {
+                stages
+            }
             _ => {
                 self.comments_before(span.end, 4);
                 let _ = write!(self.out, "    {flat}{semi}");
@@ -268,15 +272,6 @@ impl Printer<'_> {
                 return;
             }
         };
-        let broken_in_source = self.text(value.span).contains('\n');
-        if !broken_in_source && 4 + flat.len() <= MAX_WIDTH {
-            self.comments_before(span.end, 4);
-            let _ = write!(self.out, "    {flat}{semi}");
-            self.trailing_comment(span.end);
-            self.out.push('\n');
-            self.last_end = self.last_end.max(span.end);
-            return;
-        }
         let first = self.stage(&stages[0]);
         let align = 4 + prefix.len() + first.len() + 1;
         self.comments_before(stages[1].span.end, 4);

@@ -32,7 +32,18 @@ pub struct Converted {
 
 /// Converts a Keras model config (`config.json`, or `model_config` of a legacy `.h5`).
 pub fn convert(config: &J, keras_version: &str) -> Result<Converted> {
-    let mut cx = Cx { defs: Vec::new(), model_names: HashSet::new(), keras2: keras_version.starts_with('2') };
+    convert_named(config, keras_version, None)
+}
+
+/// [`convert`], naming the top model `name_hint` (camel-cased) when Keras's name for it is
+/// one Keras generated (`functional`, `sequential_2`, `model`).
+pub fn convert_named(config: &J, keras_version: &str, name_hint: Option<&str>) -> Result<Converted> {
+    let mut cx = Cx {
+        defs: Vec::new(),
+        model_names: HashSet::new(),
+        keras2: keras_version.starts_with('2'),
+        name_hint: name_hint.map(str::to_string),
+    };
     let built = cx.model(config, "")?;
     let mut source = String::from("// Imported from a Keras model by `seqc import`.\n");
     for d in &cx.defs {
@@ -46,6 +57,8 @@ struct Cx {
     defs: Vec<String>,
     model_names: HashSet<String>,
     keras2: bool,
+    /// The top model's name when Keras generated its own (taken by the first model built).
+    name_hint: Option<String>,
 }
 
 struct BuiltModel {
@@ -90,6 +103,18 @@ pub fn snake_case(name: &str) -> String {
         s2.push(c[i]);
     }
     s2.to_lowercase()
+}
+
+/// Whether `name` is one Keras generates (`base`, or `base_` and digits) for one of `bases`.
+fn is_generated_name(name: &str, bases: &[&str]) -> bool {
+    bases.iter().any(|b| {
+        name.strip_prefix(b).is_some_and(|rest| {
+            rest.is_empty()
+                || rest
+                    .strip_prefix('_')
+                    .is_some_and(|d| !d.is_empty() && d.bytes().all(|c| c.is_ascii_digit()))
+        })
+    })
 }
 
 fn is_model_class(class: &str) -> bool {
@@ -197,7 +222,15 @@ impl Cx {
     /// Converts a Functional or Sequential model into a `.seq` model definition.
     fn model(&mut self, m: &J, h5_prefix: &str) -> Result<BuiltModel> {
         let class = class_of(m)?;
-        let keras_name = cfg(m)["name"].as_str().unwrap_or("model").to_string();
+        let mut keras_name = cfg(m)["name"].as_str().unwrap_or("model").to_string();
+        // A name Keras made up (`functional_3`) gives way to the file's, for the top model.
+        if let Some(hint) = self
+            .name_hint
+            .take()
+            .filter(|_| is_generated_name(&keras_name, &["functional", "sequential", "model"]))
+        {
+            keras_name = hint;
+        }
         let name = self.unique_model_name(&keras_name);
         match class {
             "Sequential" => self.sequential(m, &name, h5_prefix),
@@ -332,7 +365,18 @@ impl Cx {
         // Keys: `in:NAME` an input, `out:LAYER#NODE#TENSOR` a call's output, `layer:NAME` a
         // shared layer instance.
         let names = std::cell::RefCell::new(Idents::default());
-        let input_var = |n: &str| names.borrow_mut().of(&format!("in:{n}"), n);
+        // Inputs Keras named itself (`input_layer_3`) read as `x` (`x1`, `x2`, ... for several).
+        let auto: Vec<&str> = inputs
+            .iter()
+            .map(|(n, _, _)| n.as_str())
+            .filter(|n| is_generated_name(n, &["input_layer", "input"]))
+            .collect();
+        let input_base = |n: &str| match auto.iter().position(|a| *a == n) {
+            Some(_) if auto.len() == 1 => "x".to_string(),
+            Some(k) => format!("x{}", k + 1),
+            None => n.to_string(),
+        };
+        let input_var = |n: &str| names.borrow_mut().of(&format!("in:{n}"), &input_base(n));
         for (iname, _, _) in &inputs {
             let l = by_name
                 .get(iname)

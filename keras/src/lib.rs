@@ -11,6 +11,8 @@ mod described;
 mod error;
 mod h5;
 mod ops;
+#[cfg(feature = "import")]
+mod tidy;
 
 use std::io::Read;
 use std::path::Path;
@@ -86,7 +88,7 @@ impl Imported {
 /// to find the weights but parses no `.seq` and runs no compiler: this is what a generated
 /// type's `from_keras` calls.
 pub fn load_weights(path: &Path, specs: &[(&str, &[usize])]) -> Result<WeightStore> {
-    let r = read(read_bytes(path)?)?;
+    let r = read(read_bytes(path)?, None)?;
     bind(r.weights, &r.order, specs)
 }
 
@@ -97,14 +99,31 @@ fn read_bytes(path: &Path) -> Result<Vec<u8>> {
 /// Imports a `.keras` or legacy `.h5` file (chosen by its first bytes, not its name).
 #[cfg(feature = "import")]
 pub fn import_file(path: &Path) -> Result<Imported> {
-    import_bytes(read_bytes(path)?)
+    import_bytes_named(read_bytes(path)?, name_hint(path).as_deref())
+}
+
+/// The name a file suggests for its model: its stem, or its folder's name when the stem says
+/// nothing (`model.keras`).
+fn name_hint(path: &Path) -> Option<String> {
+    let stem = path.file_stem()?.to_string_lossy().into_owned();
+    if matches!(stem.as_str(), "model" | "weights" | "saved_model") {
+        let dir = path.canonicalize().ok()?.parent()?.file_name()?.to_string_lossy().into_owned();
+        return Some(dir);
+    }
+    Some(stem)
 }
 
 /// Imports from the bytes of a `.keras` zip or a legacy `.h5` file: the `.seq` source, checked
 /// by the compiler, with the weights keyed as its program needs them.
 #[cfg(feature = "import")]
 pub fn import_bytes(bytes: Vec<u8>) -> Result<Imported> {
-    let KerasFile { converted, weights, keras_version, order } = read(bytes)?;
+    import_bytes_named(bytes, None)
+}
+
+/// [`import_bytes`], naming the top model `name_hint` when Keras generated its name.
+#[cfg(feature = "import")]
+pub fn import_bytes_named(bytes: Vec<u8>, name_hint: Option<&str>) -> Result<Imported> {
+    let KerasFile { converted, weights, keras_version, order } = read(bytes, name_hint)?;
     let compiled = seqmodel_compiler::compile(&converted.source)
         .map_err(|e| ImportError::Compile(e.render("imported.seq", &converted.source, false)))?;
     let program = compiled
@@ -112,15 +131,16 @@ pub fn import_bytes(bytes: Vec<u8>) -> Result<Imported> {
         .cloned()
         .ok_or_else(|| ImportError::Compile(format!("model `{}` missing", converted.main)))?;
     seqmodel_runtime::Model::new(program.clone(), &weights)?;
-    Ok(Imported { source: converted.source, program, weights, keras_version, order })
+    let source = tidy::tidy(&converted.source, &compiled);
+    Ok(Imported { source, program, weights, keras_version, order })
 }
 
 /// Reads the config and the weights of a `.keras` zip or a legacy `.h5` file.
-fn read(bytes: Vec<u8>) -> Result<KerasFile> {
+fn read(bytes: Vec<u8>, name_hint: Option<&str>) -> Result<KerasFile> {
     if bytes.starts_with(b"PK") {
-        read_keras_zip(bytes)
+        read_keras_zip(bytes, name_hint)
     } else if bytes.starts_with(b"\x89HDF\r\n\x1a\n") {
-        read_legacy_h5(bytes)
+        read_legacy_h5(bytes, name_hint)
     } else {
         Err(ImportError::Archive("neither a .keras zip nor an HDF5 file (unknown magic bytes)".into()))
     }
@@ -159,7 +179,7 @@ fn parse_json(bytes: &[u8], what: &str) -> Result<serde_json::Value> {
     serde_json::from_slice(bytes).map_err(|e| ImportError::Config(format!("{what} is not valid JSON: {e}")))
 }
 
-fn read_keras_zip(bytes: Vec<u8>) -> Result<KerasFile> {
+fn read_keras_zip(bytes: Vec<u8>, name_hint: Option<&str>) -> Result<KerasFile> {
     let mut archive =
         zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| ImportError::Archive(e.to_string()))?;
     let config = parse_json(&zip_member(&mut archive, "config.json", MAX_JSON_BYTES)?, "config.json")?;
@@ -167,7 +187,7 @@ fn read_keras_zip(bytes: Vec<u8>) -> Result<KerasFile> {
         Ok(m) => parse_json(&m, "metadata.json")?["keras_version"].as_str().unwrap_or("3").to_string(),
         Err(_) => "3".to_string(),
     };
-    let converted = convert(&config, &keras_version)?;
+    let converted = convert::convert_named(&config, &keras_version, name_hint)?;
     let file = h5::open(zip_member(&mut archive, "model.weights.h5", u64::MAX)?)?;
     let mut weights = WeightStore::new();
     for b in &converted.weights {
@@ -187,12 +207,12 @@ fn read_keras_zip(bytes: Vec<u8>) -> Result<KerasFile> {
     Ok(KerasFile { converted, weights, keras_version, order })
 }
 
-fn read_legacy_h5(bytes: Vec<u8>) -> Result<KerasFile> {
+fn read_legacy_h5(bytes: Vec<u8>, name_hint: Option<&str>) -> Result<KerasFile> {
     let file = h5::open(bytes)?;
     let config_text = h5::group_attr_string(&file, "/", "model_config")?;
     let config = parse_json(config_text.as_bytes(), "model_config")?;
     let keras_version = h5::group_attr_string(&file, "/", "keras_version").unwrap_or_else(|_| "2".into());
-    let converted = convert(&config, &keras_version)?;
+    let converted = convert::convert_named(&config, &keras_version, name_hint)?;
     let mut weights = WeightStore::new();
     for (layer, keys) in &converted.legacy_layers {
         let group = format!("model_weights/{layer}");

@@ -8,6 +8,11 @@
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
+/// Said before training when the runtime was compiled at `opt-level = 0` (a debug build
+/// of the user's crate without an optimised-dependencies profile).
+pub const UNOPTIMIZED: &str = "note: seqmodel's runtime was compiled without optimisations, so training runs about 50x slower \
+than in a release build; to keep your debug builds, add to your Cargo.toml:\n    [profile.dev.package.\"*\"]\n    opt-level = 3";
+
 /// What one epoch gave.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct EpochLogs {
@@ -95,6 +100,9 @@ impl Callback for Progress {
         self.started = Instant::now();
         self.drawn = None;
         self.sum = 0.0;
+        if self.verbose > 0 && epoch == 0 && cfg!(seqmodel_unoptimized) {
+            eprintln!("{UNOPTIMIZED}");
+        }
         if self.verbose > 0 {
             eprintln!("Epoch {}/{epochs}", epoch + 1);
         }
