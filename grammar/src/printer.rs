@@ -259,7 +259,8 @@ impl Printer<'_> {
         let flat = self.stmt_flat(s);
         let stages = match &value.kind {
             ExprKind::Chain(stages)
-                if stages.len() > 2 && (self.text(value.span).contains('\n') || 4 + flat.len() > MAX_WIDTH) =>
+                if stages.len() > 2
+                    && (self.text(value.span).contains('\n') || 4 + flat.len() > MAX_WIDTH) =>
             {
                 stages
             }

@@ -89,11 +89,7 @@ fn unknown_options_of_described_layers_are_named() {
 fn imported_source_is_readable_seq() {
     let imported = seqmodel_keras::import_bytes(case("autoencoder_nested", "model.keras")).unwrap();
     assert!(imported.source.contains("model Encoder("), "{}", imported.source);
-    assert!(
-        imported.source.contains("x -> Encoder -> Decoder"),
-        "{}",
-        imported.source
-    );
+    assert!(imported.source.contains("x -> Encoder -> Decoder"), "{}", imported.source);
     // The source compiles on its own.
     seqmodel_compiler::compile(&imported.source).unwrap();
 }
