@@ -13,6 +13,7 @@
 // error, never on a hot path, so boxing them would only add noise.
 #![allow(clippy::result_large_err)]
 
+pub mod analysis;
 pub mod build;
 mod check;
 pub mod codegen;
@@ -115,6 +116,8 @@ pub struct Checked {
     pub programs: Vec<Option<ir::Program>>,
     /// Every diagnostic of the file, in source order, each once.
     pub diags: Vec<Diagnostic>,
+    /// What each model's check learned about its source (see [`analysis`]).
+    pub facts: Vec<analysis::SpanFact>,
 }
 
 /// Checks every model of a file, keeping the programs of the models that check even when
@@ -122,9 +125,10 @@ pub struct Checked {
 pub fn check_each(file: &seqmodel_grammar::ast::File) -> Checked {
     let mut diags = declaration_errors(file);
     if !diags.is_empty() {
-        return Checked { programs: vec![None; file.models.len()], diags };
+        return Checked { programs: vec![None; file.models.len()], diags, facts: Vec::new() };
     }
     let mut programs = Vec::new();
+    let mut facts = Vec::new();
     let mut clean = vec![true; file.models.len()];
     let mut pending = Vec::new();
     let names: std::collections::HashMap<&str, usize> =
@@ -134,6 +138,7 @@ pub fn check_each(file: &seqmodel_grammar::ast::File) -> Checked {
         *ok = r.diags.is_empty();
         let calls_fine = r.call_errors.is_empty();
         diags.extend(r.diags);
+        facts.extend(r.facts);
         pending.extend(r.call_errors);
         let program = r.program.filter(|p| match p.validate() {
             Ok(()) => true,
@@ -161,7 +166,7 @@ pub fn check_each(file: &seqmodel_grammar::ast::File) -> Checked {
     let mut seen = std::collections::HashSet::new();
     diags.retain(|d| seen.insert((d.code, d.span, d.message.clone())));
     diags.sort_by_key(|d| d.span.start);
-    Checked { programs, diags }
+    Checked { programs, diags, facts }
 }
 
 fn declaration_errors(file: &seqmodel_grammar::ast::File) -> Vec<Diagnostic> {

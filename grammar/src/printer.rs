@@ -181,29 +181,7 @@ impl Printer<'_> {
                 let _ = writeln!(self.out, "///{}", line.trim_end());
             }
         }
-        let mut head = format!("model {}", m.name.name);
-        if !m.dim_params.is_empty() {
-            let ds: Vec<&str> = m.dim_params.iter().map(|d| d.name.as_str()).collect();
-            let _ = write!(head, "<{}>", ds.join(", "));
-        }
-        let params: Vec<String> =
-            m.params.iter().map(|p| format!("{}: {}", p.name.name, tensor_type(&p.ty))).collect();
-        let _ = write!(head, "({})", params.join(", "));
-        match m.outputs.as_deref() {
-            None => {}
-            Some([one]) => {
-                let _ = write!(head, " -> {}", tensor_type(one));
-            }
-            Some(many) => {
-                let ts: Vec<String> = many.iter().map(tensor_type).collect();
-                let _ = write!(head, " -> ({})", ts.join(", "));
-            }
-        }
-        if !m.settings.is_empty() {
-            let ss: Vec<String> =
-                m.settings.iter().map(|s| format!("{} = {}", s.name.name, s.value)).collect();
-            let _ = write!(head, " where {}", ss.join(", "));
-        }
+        let head = header(m);
         let _ = writeln!(self.out, "{head} {{");
         self.last_end = brace + 1;
         let starts: Vec<bool> = m.body.iter().map(|s| self.stmt_flat(s).starts_with(['(', '['])).collect();
@@ -341,6 +319,34 @@ impl Printer<'_> {
     fn items(&self, items: &[Expr]) -> String {
         items.iter().map(|i| self.expr(i)).collect::<Vec<_>>().join(", ")
     }
+}
+
+/// A model's header as the printer writes it: `model Name<N>(x: [T, 3]) -> [N, 2] where
+/// batch = 1` (editors show it as the model's signature).
+pub fn header(m: &ModelDef) -> String {
+    let mut head = format!("model {}", m.name.name);
+    if !m.dim_params.is_empty() {
+        let ds: Vec<&str> = m.dim_params.iter().map(|d| d.name.as_str()).collect();
+        let _ = write!(head, "<{}>", ds.join(", "));
+    }
+    let params: Vec<String> =
+        m.params.iter().map(|p| format!("{}: {}", p.name.name, tensor_type(&p.ty))).collect();
+    let _ = write!(head, "({})", params.join(", "));
+    match m.outputs.as_deref() {
+        None => {}
+        Some([one]) => {
+            let _ = write!(head, " -> {}", tensor_type(one));
+        }
+        Some(many) => {
+            let ts: Vec<String> = many.iter().map(tensor_type).collect();
+            let _ = write!(head, " -> ({})", ts.join(", "));
+        }
+    }
+    if !m.settings.is_empty() {
+        let ss: Vec<String> = m.settings.iter().map(|s| format!("{} = {}", s.name.name, s.value)).collect();
+        let _ = write!(head, " where {}", ss.join(", "));
+    }
+    head
 }
 
 fn lhs(targets: &[Ident]) -> String {

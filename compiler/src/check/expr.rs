@@ -15,8 +15,17 @@ use crate::layers::{self, classes};
 pub(crate) const MAX_CALL_DEPTH: usize = 256;
 
 impl Elab<'_> {
-    /// Evaluates `e` in `scope`. Errors are emitted and give [`Value::Poison`].
+    /// Evaluates `e` in `scope`. Errors are emitted and give [`Value::Poison`]. What it gives
+    /// is noted for editors.
     pub(crate) fn eval(&mut self, scope: &mut Scope, e: &ast::Expr) -> Value {
+        let v = self.eval_here(scope, e);
+        if !matches!(e.kind, ast::ExprKind::Chain(_)) {
+            self.note(e.span, &v);
+        }
+        v
+    }
+
+    fn eval_here(&mut self, scope: &mut Scope, e: &ast::Expr) -> Value {
         match &e.kind {
             ast::ExprKind::Int(i) => Value::Int(*i),
             ast::ExprKind::Float(f) => Value::Float(*f),
@@ -55,6 +64,8 @@ impl Elab<'_> {
                     let f = self.eval(scope, stage);
                     // Errors and origins point at the stage (`LSTM(16)`), not the whole chain.
                     v = self.apply(scope, f, stage.span, v, span, stage.span);
+                    // What the chain carries after this step (an inlay hint's shape).
+                    self.note(stage.span, &v);
                     span = span.join(stage.span);
                 }
                 v

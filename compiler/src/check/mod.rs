@@ -63,6 +63,17 @@ pub(crate) struct Elab<'a> {
     pub call_errors: Vec<(usize, Diagnostic)>,
     /// Why the last failed [`Elab::unify_ty`] failed.
     pub dim_conflict: Option<DimMismatch>,
+    /// What each expression of the entry model evaluated to (for editors).
+    pub facts: Vec<(Span, Fact)>,
+}
+
+/// What the checker learned about one expression of the model being checked.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Fact {
+    /// It is a tensor, or several (a tuple of outputs).
+    Shape(Vec<ITy>),
+    /// It is a layer instance (index into [`Elab::layers`]).
+    Layer(usize),
 }
 
 impl<'a> Elab<'a> {
@@ -85,6 +96,7 @@ impl<'a> Elab<'a> {
             stateful: None,
             call_errors: Vec::new(),
             dim_conflict: None,
+            facts: Vec::new(),
         }
     }
 
@@ -96,6 +108,23 @@ impl<'a> Elab<'a> {
             Some(h) => d.with_note(h),
             None => d,
         }
+    }
+
+    /// Records what the expression at `span` evaluated to (not inside an inlined callee,
+    /// whose own body is recorded when it is checked as an entry).
+    pub(crate) fn note(&mut self, span: Span, v: &Value) {
+        if self.quiet > 0 {
+            return;
+        }
+        let fact = match v {
+            Value::Layer(i) => Fact::Layer(*i),
+            Value::Tensor(_) | Value::Tuple(_) | Value::List(_) => match flatten_tensors(v) {
+                Some(ts) if !ts.is_empty() => Fact::Shape(ts.into_iter().map(|t| t.ty).collect()),
+                _ => return,
+            },
+            _ => return,
+        };
+        self.facts.push((span, fact));
     }
 
     /// Reports a diagnostic (or keeps it aside while inlining a callee).

@@ -17,6 +17,8 @@ pub(crate) struct ModelResult {
     /// Errors found inside callees that only show with this caller's bindings:
     /// (callee index, diagnostic at the call site).
     pub call_errors: Vec<(usize, Diagnostic)>,
+    /// What each expression of the model evaluated to, for editors.
+    pub facts: Vec<crate::analysis::SpanFact>,
 }
 
 /// Compiles model `index` of `file` as an entry point.
@@ -60,6 +62,7 @@ pub(crate) fn compile_model<'a>(
             declared: Some(p.ty.span),
         };
         args.push((Value::Tensor(Tensor { port: Port { node, port: 0 }, ty, origin }), p.name.span));
+        cx.note(p.name.span, &args[args.len() - 1].0);
     }
     let generics: Vec<(D, Span)> =
         model.dim_params.iter().map(|dp| (entry_dims[&dp.name], dp.span)).collect();
@@ -86,15 +89,18 @@ pub(crate) fn compile_model<'a>(
     };
     if !cx.diags.is_empty() || result.is_none() {
         let diags = std::mem::take(&mut cx.diags);
-        return ModelResult { program: None, diags, call_errors };
+        let facts = crate::analysis::render(&mut cx);
+        return ModelResult { program: None, diags, call_errors, facts };
     }
+    let mut facts = crate::analysis::render(&mut cx);
     let outs: Vec<Port> = outputs.iter().map(|t| t.port).collect();
     let program = cx.finish(model, inputs, outs);
+    crate::analysis::count_params(&mut facts, &program);
     let diags = check_weight_conflicts(&program);
     if diags.is_empty() {
-        ModelResult { program: Some(program), diags, call_errors }
+        ModelResult { program: Some(program), diags, call_errors, facts }
     } else {
-        ModelResult { program: None, diags, call_errors }
+        ModelResult { program: None, diags, call_errors, facts }
     }
 }
 
@@ -375,12 +381,14 @@ fn run_body(cx: &mut Elab<'_>, model: &ast::ModelDef, scope: &mut Scope) -> Opti
 
 fn bind_targets(cx: &mut Elab<'_>, scope: &mut Scope, targets: &[ast::Ident], v: Value, span: Span) {
     if targets.len() == 1 {
+        cx.note(targets[0].span, &v);
         scope.vars.insert(targets[0].name.clone(), v);
         return;
     }
     match v {
         Value::Tuple(items) | Value::List(items) if items.len() == targets.len() => {
             for (t, item) in targets.iter().zip(items) {
+                cx.note(t.span, &item);
                 scope.vars.insert(t.name.clone(), item);
             }
         }
