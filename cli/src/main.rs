@@ -41,6 +41,9 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
+    /// Serve the Language Server Protocol on stdin/stdout (diagnostics, shapes on hover and as
+    /// inlay hints, navigation, completion, formatting) for editors.
+    Lsp,
     /// Print a Keras-like summary table: layers, output shapes, parameter counts.
     Summary {
         /// The `.seq` file.
@@ -162,6 +165,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Check { files } => commands::check(&files, color),
         Command::Fmt { files, check } => fmt::run(&files, check, color),
+        Command::Lsp => seqmodel_lsp::run_stdio()
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(|e| Failure(format!("language server: {e}"))),
         Command::Summary { file, model } => commands::summary(&file, model.as_deref(), color),
         Command::Graph { file, model, output, force } => {
             commands::graph(&file, model.as_deref(), output.as_deref(), force, color)
