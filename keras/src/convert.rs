@@ -417,116 +417,84 @@ impl Cx {
             let p = paths.next(if is_model_class(class) && class == "Model" { "Functional" } else { class });
             h5_of.insert(layer_name(l)?, format!("{h5_prefix}layers/{p}"));
         }
-        let mut defined: HashSet<String> = inputs.iter().map(|(n, _, _)| format!("{n}#0#0")).collect();
-        let mut done: HashSet<(String, usize)> = HashSet::new();
         let mut ctor_done: HashSet<String> = HashSet::new();
         let mut model_calls: HashMap<String, String> = HashMap::new();
-        loop {
-            let mut progressed = false;
-            let mut pending = false;
-            for l in layers {
-                let class = class_of(l)?;
-                if class == "InputLayer" {
-                    continue;
-                }
-                let lname = layer_name(l)?;
-                let nodes = l["inbound_nodes"].as_array().cloned().unwrap_or_default();
-                let multi_node = nodes.len() > 1;
-                for (ni, node) in nodes.iter().enumerate() {
-                    if done.contains(&(lname.clone(), ni)) {
-                        continue;
-                    }
-                    let (args, init) = node_inputs(node)?;
-                    let ready = args
-                        .iter()
-                        .chain(init.iter())
-                        .all(|(n, nn, t)| defined.contains(&format!("{n}#{nn}#{t}")));
-                    if !ready {
-                        pending = true;
-                        continue;
-                    }
-                    let arg_vars: Vec<String> = args
-                        .iter()
-                        .map(|(n, nn, t)| {
-                            let multi_out = outputs_count.get(n).copied().unwrap_or(1) > 1;
-                            let mn = by_name.get(n).is_some_and(|x| n_nodes(x) > 1);
-                            if by_name.get(n).is_some_and(|x| class_of(x).ok() == Some("InputLayer")) {
-                                input_var(n)
-                            } else {
-                                var(n, *nn, *t, multi_out, mn)
-                            }
-                        })
-                        .collect();
-                    let init_vars: Vec<String> = init
-                        .iter()
-                        .map(|(n, nn, t)| {
-                            let multi_out = outputs_count.get(n).copied().unwrap_or(1) > 1;
-                            let mn = by_name.get(n).is_some_and(|x| n_nodes(x) > 1);
-                            var(n, *nn, *t, multi_out, mn)
-                        })
-                        .collect();
-                    if crate::ops::is_op(l) {
-                        let target = var(&lname, ni, 0, false, multi_node);
-                        body.push(format!(
-                            "{target} = {}",
-                            crate::ops::expr(class, &lname, cfg(l), node, &arg_vars)?
-                        ));
-                        defined.insert(format!("{lname}#{ni}#0"));
-                        done.insert((lname.clone(), ni));
-                        progressed = true;
-                        continue;
-                    }
-                    let callee = if is_model_class(class) {
-                        if !model_calls.contains_key(&lname) {
-                            let h5 = format!("{}/", h5_of[&lname]);
-                            let built = self.model(l, &h5)?;
-                            weights_by_layer.insert(lname.clone(), built.weights);
-                            model_calls.insert(lname.clone(), built.name);
-                        }
-                        model_calls[&lname].clone()
-                    } else if multi_node {
-                        if ctor_done.insert(lname.clone()) {
-                            let lt = self.layer(l, name, &h5_of[&lname])?;
-                            let ctor = with_call_options(node, lt.ctor);
-                            body.push(format!("{} = {}", instance_var(&lname), ctor));
-                            weights_by_layer.insert(lname.clone(), lt.weights);
-                        }
-                        instance_var(&lname)
+        // Each layer call once, every call after the calls it reads (Kahn's algorithm, in
+        // the config's order where it allows): linear in the calls whatever order the
+        // config lists its layers in.
+        let order = call_order(layers)?;
+        for (li, ni) in order {
+            let l = &layers[li];
+            let class = class_of(l)?;
+            let lname = layer_name(l)?;
+            let nodes = l["inbound_nodes"].as_array().map(Vec::as_slice).unwrap_or_default();
+            let multi_node = nodes.len() > 1;
+            let node = &nodes[ni];
+            let (args, init) = node_inputs(node)?;
+            let arg_vars: Vec<String> = args
+                .iter()
+                .map(|(n, nn, t)| {
+                    let multi_out = outputs_count.get(n).copied().unwrap_or(1) > 1;
+                    let mn = by_name.get(n).is_some_and(|x| n_nodes(x) > 1);
+                    if by_name.get(n).is_some_and(|x| class_of(x).ok() == Some("InputLayer")) {
+                        input_var(n)
                     } else {
-                        let lt = self.layer(l, name, &h5_of[&lname])?;
-                        weights_by_layer.insert(lname.clone(), lt.weights);
-                        with_call_options(node, lt.ctor)
-                    };
-                    let n_out = outputs_count.get(&lname).copied().unwrap_or(1);
-                    let targets: Vec<String> =
-                        (0..n_out).map(|t| var(&lname, ni, t, n_out > 1, multi_node)).collect();
-                    let input_expr = if arg_vars.len() == 1 && !is_merge(class) {
-                        arg_vars[0].clone()
-                    } else {
-                        format!("[{}]", arg_vars.join(", "))
-                    };
-                    let init_expr = if init_vars.is_empty() {
-                        String::new()
-                    } else {
-                        format!(", initial_state=[{}]", init_vars.join(", "))
-                    };
-                    let lhs = if targets.len() == 1 { targets[0].clone() } else { targets.join(", ") };
-                    body.push(format!("{lhs} = {callee}({input_expr}{init_expr})"));
-                    for t in 0..n_out {
-                        defined.insert(format!("{lname}#{ni}#{t}"));
+                        var(n, *nn, *t, multi_out, mn)
                     }
-                    done.insert((lname.clone(), ni));
-                    progressed = true;
-                }
-            }
-            if !pending {
-                break;
-            }
-            if !progressed {
-                return Err(ImportError::Config(
-                    "the functional graph has inputs that are never produced".into(),
+                })
+                .collect();
+            let init_vars: Vec<String> = init
+                .iter()
+                .map(|(n, nn, t)| {
+                    let multi_out = outputs_count.get(n).copied().unwrap_or(1) > 1;
+                    let mn = by_name.get(n).is_some_and(|x| n_nodes(x) > 1);
+                    var(n, *nn, *t, multi_out, mn)
+                })
+                .collect();
+            if crate::ops::is_op(l) {
+                let target = var(&lname, ni, 0, false, multi_node);
+                body.push(format!(
+                    "{target} = {}",
+                    crate::ops::expr(class, &lname, cfg(l), node, &arg_vars)?
                 ));
+                continue;
             }
+            let callee = if is_model_class(class) {
+                if !model_calls.contains_key(&lname) {
+                    let h5 = format!("{}/", h5_of[&lname]);
+                    let built = self.model(l, &h5)?;
+                    weights_by_layer.insert(lname.clone(), built.weights);
+                    model_calls.insert(lname.clone(), built.name);
+                }
+                model_calls[&lname].clone()
+            } else if multi_node {
+                if ctor_done.insert(lname.clone()) {
+                    let lt = self.layer(l, name, &h5_of[&lname])?;
+                    let ctor = with_call_options(node, lt.ctor);
+                    body.push(format!("{} = {}", instance_var(&lname), ctor));
+                    weights_by_layer.insert(lname.clone(), lt.weights);
+                }
+                instance_var(&lname)
+            } else {
+                let lt = self.layer(l, name, &h5_of[&lname])?;
+                weights_by_layer.insert(lname.clone(), lt.weights);
+                with_call_options(node, lt.ctor)
+            };
+            let n_out = outputs_count.get(&lname).copied().unwrap_or(1);
+            let targets: Vec<String> =
+                (0..n_out).map(|t| var(&lname, ni, t, n_out > 1, multi_node)).collect();
+            let input_expr = if arg_vars.len() == 1 && !is_merge(class) {
+                arg_vars[0].clone()
+            } else {
+                format!("[{}]", arg_vars.join(", "))
+            };
+            let init_expr = if init_vars.is_empty() {
+                String::new()
+            } else {
+                format!(", initial_state=[{}]", init_vars.join(", "))
+            };
+            let lhs = if targets.len() == 1 { targets[0].clone() } else { targets.join(", ") };
+            body.push(format!("{lhs} = {callee}({input_expr}{init_expr})"));
         }
         let out_vars: Vec<String> = outputs
             .iter()
@@ -799,6 +767,66 @@ fn rnn_weights(key_prefix: &str, cell: &str, c: &J) -> Vec<WeightBinding> {
         v.push(WeightBinding { key: format!("{key_prefix}bias"), keras_path: format!("{cell}/vars/2") });
     }
     v
+}
+
+/// The order to convert a functional model's layer calls in: `(layer index, node index)`,
+/// each call after every call whose output it reads, ties in the config's order. A call
+/// whose inputs no layer produces is an error.
+fn call_order(layers: &[J]) -> Result<Vec<(usize, usize)>> {
+    let mut index: HashMap<(String, usize), usize> = HashMap::new();
+    let mut calls = Vec::new();
+    let mut inputs: HashSet<String> = HashSet::new();
+    for (li, l) in layers.iter().enumerate() {
+        let name = layer_name(l)?;
+        if class_of(l)? == "InputLayer" {
+            inputs.insert(name);
+            continue;
+        }
+        for ni in 0..l["inbound_nodes"].as_array().map_or(0, Vec::len) {
+            index.insert((name.clone(), ni), calls.len());
+            calls.push((li, ni));
+        }
+    }
+    let mut waiting = vec![0usize; calls.len()];
+    let mut readers: Vec<Vec<usize>> = vec![Vec::new(); calls.len()];
+    for (c, &(li, ni)) in calls.iter().enumerate() {
+        let (args, init) = node_inputs(&layers[li]["inbound_nodes"][ni])?;
+        let mut deps: Vec<usize> = Vec::new();
+        for (n, nn, _) in args.iter().chain(&init) {
+            match index.get(&(n.clone(), *nn)) {
+                Some(&d) => deps.push(d),
+                None if inputs.contains(n) && *nn == 0 => {}
+                None => {
+                    return Err(ImportError::Config(format!(
+                        "layer `{}` reads `{n}` (call {nn}), which no layer produces",
+                        layer_name(&layers[li])?
+                    )));
+                }
+            }
+        }
+        deps.sort_unstable();
+        deps.dedup();
+        waiting[c] = deps.len();
+        for d in deps {
+            readers[d].push(c);
+        }
+    }
+    let mut ready: std::collections::BinaryHeap<std::cmp::Reverse<usize>> =
+        (0..calls.len()).filter(|&c| waiting[c] == 0).map(std::cmp::Reverse).collect();
+    let mut order = Vec::with_capacity(calls.len());
+    while let Some(std::cmp::Reverse(c)) = ready.pop() {
+        order.push(calls[c]);
+        for &r in &readers[c] {
+            waiting[r] -= 1;
+            if waiting[r] == 0 {
+                ready.push(std::cmp::Reverse(r));
+            }
+        }
+    }
+    if order.len() < calls.len() {
+        return Err(ImportError::Config("the functional graph has a cycle: some layers read each other".into()));
+    }
+    Ok(order)
 }
 
 fn output_count(l: &J) -> usize {

@@ -43,25 +43,31 @@ pub fn group_attr_strings(file: &Hdf5File, group: &str, name: &str) -> Result<Ve
     a.read_strings().map_err(|e| h5err(&format!("attribute `{name}` of `{group}`"), e))
 }
 
-/// Every dataset path below `group` (recursively).
+/// Every dataset path below `group` (recursively). Each group is visited once, by its
+/// object address, so a hard-link cycle (a group linked inside itself) or a shared group
+/// costs nothing; children are opened from their parent, never re-resolved from the root.
 pub fn dataset_paths(file: &Hdf5File, group: &str) -> Result<Vec<String>> {
     let mut out = Vec::new();
-    let mut stack = vec![group.trim_end_matches('/').to_string()];
-    let mut guard = 0;
-    while let Some(path) = stack.pop() {
-        guard += 1;
-        if guard > 100_000 {
-            return Err(ImportError::Hdf5("too many groups (a cycle?)".into()));
+    let start = group.trim_end_matches('/');
+    let root = if start.is_empty() { file.root_group() } else { file.group(start) };
+    let Ok(root) = root else { return Ok(out) };
+    let mut seen = std::collections::HashSet::new();
+    let mut stack = vec![(start.to_string(), root)];
+    while let Some((path, g)) = stack.pop() {
+        if !seen.insert(g.address()) {
+            continue;
         }
-        let g = if path.is_empty() { file.root_group() } else { file.group(&path) };
-        let g = match g {
-            Ok(g) => g,
-            Err(_) => continue,
-        };
+        if seen.len() > 100_000 {
+            return Err(ImportError::Hdf5("more than 100000 groups".into()));
+        }
         let (groups, datasets) = g.member_names().map_err(|e| h5err(&format!("listing `{path}`"), e))?;
         let join = |n: &str| if path.is_empty() { n.to_string() } else { format!("{path}/{n}") };
         out.extend(datasets.iter().map(|d| join(d)));
-        stack.extend(groups.iter().map(|g| join(g)));
+        for name in &groups {
+            if let Ok(child) = g.group(name) {
+                stack.push((join(name), child));
+            }
+        }
     }
     Ok(out)
 }

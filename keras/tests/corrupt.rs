@@ -201,3 +201,54 @@ fn zip_bombs_are_refused() {
     let e = seqmodel_keras::import_bytes(bytes).unwrap_err();
     assert!(e.to_string().contains("zip bomb"), "{e}");
 }
+
+/// A `.keras` whose weights file links a group inside itself (an HDF5 hard-link cycle)
+/// imports at once: each group is listed once (it took 551 s before, walking ever longer
+/// paths from the root).
+#[test]
+fn a_hard_link_cycle_in_the_weights_is_walked_once() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/hard_link_cycle.keras");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(seqmodel_keras::import_file(&path).map(|i| i.program.param_count()).map_err(|e| e.to_string()));
+    });
+    let got = rx.recv_timeout(std::time::Duration::from_secs(60)).expect("the import hangs on a link cycle");
+    assert_eq!(got, Ok(66));
+}
+
+/// A functional config that lists 10,000 chained layers last-first converts in linear time
+/// (a pass per layer made it quadratic: over a minute), to the same text as in order.
+#[test]
+fn a_functional_config_in_reverse_order_converts_in_linear_time() {
+    let n = 10_000;
+    let mut layers = vec![serde_json::json!({
+        "class_name": "InputLayer", "name": "in",
+        "config": { "name": "in", "batch_shape": [null, 4], "dtype": "float32" }, "inbound_nodes": []
+    })];
+    for i in 0..n {
+        let from = if i == 0 { "in".to_string() } else { format!("d{}", i - 1) };
+        layers.push(serde_json::json!({
+            "class_name": "Dense", "name": format!("d{i}"),
+            "config": { "name": format!("d{i}"), "units": 4, "activation": "linear", "use_bias": true },
+            "inbound_nodes": [{ "args": [{ "class_name": "__keras_tensor__", "config": { "keras_history": [from, 0, 0] } }], "kwargs": {} }]
+        }));
+    }
+    let config = |layers: Vec<serde_json::Value>| {
+        serde_json::json!({ "class_name": "Functional", "config": {
+            "name": "deep", "layers": layers,
+            "input_layers": [["in", 0, 0]], "output_layers": [[format!("d{}", n - 1), 0, 0]]
+        }})
+    };
+    let forward = config(layers.clone());
+    layers.reverse();
+    let backward = config(layers);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let a = seqmodel_keras::convert(&forward, "3.15.1").map(|c| c.source).map_err(|e| e.to_string());
+        let b = seqmodel_keras::convert(&backward, "3.15.1").map(|c| c.source).map_err(|e| e.to_string());
+        let _ = tx.send((a, b));
+    });
+    let (a, b) = rx.recv_timeout(std::time::Duration::from_secs(60)).expect("quadratic in the layers");
+    assert_eq!(a, b);
+    assert_eq!(a.unwrap().matches("Dense(4").count(), n);
+}
