@@ -87,7 +87,7 @@ pub fn train(a: TrainArgs, color: bool) -> Result<ExitCode, Failure> {
     };
     let weights = match &a.weights {
         Some(p) => WeightStore::load(p)?,
-        None => WeightStore::random(&program, 1, 0.1),
+        None => WeightStore::try_random(&program, 1, 0.1)?,
     };
     let x = a.x.iter().map(|p| npy::read(p)).collect::<Result<Vec<_>, _>>()?;
     let y = a.y.iter().map(|p| npy::read(p)).collect::<Result<Vec<_>, _>>()?;

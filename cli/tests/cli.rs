@@ -395,3 +395,48 @@ fn fmt_rewrites_in_place_checks_and_leaves_broken_files_alone() {
     assert_eq!(std::fs::read_to_string(&broken).unwrap(), "model M(x: [4]) { x -> Dense(4 }");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A `.npy` of zeros (float32, C order) of `shape`.
+fn zeros_npy(path: &Path, shape: &[usize]) {
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({},), }}", dims.join(", "));
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    bytes.extend_from_slice(header.as_bytes());
+    bytes.resize(bytes.len() + 4 * shape.iter().product::<usize>(), 0);
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// A model whose weights do not fit in the memory the process may use is an error that
+/// names the model and the bytes, with exit code 1, not an allocation abort.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_model_too_large_for_memory_is_an_error_not_an_abort() {
+    let dir = std::env::temp_dir().join(format!("seqc-oom-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("big.seq"), "model Big(x: [T, 20000]) -> [20000] { x -> LSTM(20000) }").unwrap();
+    zeros_npy(&dir.join("x.npy"), &[1, 2, 20000]);
+    zeros_npy(&dir.join("y.npy"), &[1, 20000]);
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -v 3000000 && exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_seqc"))
+        .args(["train", "big.seq", "--x", "x.npy", "--y", "y.npy", "--save", "w.safetensors"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("model `Big`")
+            && stderr.contains("12.8 GB")
+            && stderr.contains("cannot be allocated"),
+        "{stderr}"
+    );
+    assert!(!dir.join("w.safetensors").exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}

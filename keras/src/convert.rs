@@ -824,7 +824,9 @@ fn call_order(layers: &[J]) -> Result<Vec<(usize, usize)>> {
         }
     }
     if order.len() < calls.len() {
-        return Err(ImportError::Config("the functional graph has a cycle: some layers read each other".into()));
+        return Err(ImportError::Config(
+            "the functional graph has a cycle: some layers read each other".into(),
+        ));
     }
     Ok(order)
 }

@@ -210,7 +210,9 @@ fn a_hard_link_cycle_in_the_weights_is_walked_once() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/hard_link_cycle.keras");
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let _ = tx.send(seqmodel_keras::import_file(&path).map(|i| i.program.param_count()).map_err(|e| e.to_string()));
+        let _ = tx.send(
+            seqmodel_keras::import_file(&path).map(|i| i.program.param_count()).map_err(|e| e.to_string()),
+        );
     });
     let got = rx.recv_timeout(std::time::Duration::from_secs(60)).expect("the import hangs on a link cycle");
     assert_eq!(got, Ok(66));

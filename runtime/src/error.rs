@@ -55,6 +55,14 @@ pub enum RuntimeError {
         /// The unused keys.
         keys: Vec<String>,
     },
+    /// Memory for a model's weights or buffers cannot be allocated.
+    #[error("{what} needs {} of memory, which cannot be allocated", human_bytes(*.bytes))]
+    OutOfMemory {
+        /// What needed it ("the weights of layer `lstm`").
+        what: String,
+        /// How many bytes.
+        bytes: usize,
+    },
     /// A value inside the data is invalid (a token id out of range, NaN, ...).
     #[error("{0}")]
     InvalidData(String),
@@ -107,3 +115,12 @@ impl RuntimeError {
 
 /// Result alias of the runtime.
 pub type Result<T, E = RuntimeError> = std::result::Result<T, E>;
+
+/// `6.4 GB (6400000000 bytes)`.
+fn human_bytes(b: usize) -> String {
+    match b {
+        b if b >= 1 << 30 => format!("{:.1} GB ({b} bytes)", b as f64 / 1e9),
+        b if b >= 1 << 20 => format!("{:.1} MB ({b} bytes)", b as f64 / 1e6),
+        b => format!("{b} bytes"),
+    }
+}

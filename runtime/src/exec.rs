@@ -75,6 +75,12 @@ pub(crate) fn weight<'a>(w: &'a WeightStore, key: &str) -> Result<&'a [f32]> {
 /// checked, then packed for the kernels once. `w` must hold standard-layout arrays.
 pub fn prepare(op: &Op, w: &WeightStore, prefix: &str) -> Result<Option<Prepared>> {
     let specs = seqmodel_ir::op_weight_specs(op, prefix);
+    // Packing copies the weights once more: say so before it aborts half-way.
+    let values: usize =
+        specs.iter().map(|s| s.shape.iter().product::<usize>()).fold(0, usize::saturating_add);
+    crate::memory::ensure_allocatable(values.saturating_mul(4), || {
+        format!("packing the weights of layer `{prefix}`")
+    })?;
     let mut ws = Vec::with_capacity(specs.len());
     for spec in &specs {
         let v = weight(w, &spec.key)?;

@@ -13,6 +13,7 @@ mod interpreter;
 pub mod kernels;
 #[doc(hidden)]
 pub mod layers;
+mod memory;
 mod parallel;
 mod pool;
 mod tensor;

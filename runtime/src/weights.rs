@@ -82,19 +82,39 @@ impl WeightStore {
     /// statistics a layer keeps (BatchNormalization's moving mean and variance) start at
     /// Keras's initial values instead.
     pub fn random(program: &Program, seed: u64, scale: f32) -> Self {
+        Self::try_random(program, seed, scale).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`WeightStore::random`], or [`RuntimeError::OutOfMemory`] naming the layer whose
+    /// weights cannot be allocated.
+    pub fn try_random(program: &Program, seed: u64, scale: f32) -> Result<Self> {
         let specs = program.weight_specs();
+        let total: usize =
+            specs.iter().map(|w| w.shape.iter().product::<usize>()).fold(0, usize::saturating_add);
+        crate::memory::ensure_allocatable(total.saturating_mul(4), || {
+            format!("model `{}` ({total} weights)", program.name)
+        })?;
         let refs: Vec<(&str, &[usize])> =
             specs.iter().map(|w| (w.key.as_str(), w.shape.as_slice())).collect();
-        let mut store = Self::random_from_specs(&refs, seed, scale);
+        let mut store = Self::try_random_from_specs(&refs, seed, scale)?;
         for spec in specs.iter().filter(|s| s.initial.is_some()) {
             let v = spec.initial.unwrap_or_default();
             store.insert(spec.key.clone(), ArrayD::from_elem(IxDyn(&spec.shape), v));
         }
-        store
+        Ok(store)
     }
 
     /// Deterministic pseudo-random weights for a list of `(key, shape)`.
+    ///
+    /// # Panics
+    /// If a weight cannot be allocated (see [`WeightStore::try_random_from_specs`]).
     pub fn random_from_specs(specs: &[(&str, &[usize])], seed: u64, scale: f32) -> Self {
+        Self::try_random_from_specs(specs, seed, scale).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`WeightStore::random_from_specs`], or [`RuntimeError::OutOfMemory`] naming the
+    /// weight that cannot be allocated.
+    pub fn try_random_from_specs(specs: &[(&str, &[usize])], seed: u64, scale: f32) -> Result<Self> {
         let mut state = seed ^ 0x9E37_79B9_7F4A_7C15;
         let mut next = move || {
             state ^= state << 13;
@@ -105,10 +125,11 @@ impl WeightStore {
         let mut store = Self::new();
         for (key, shape) in specs {
             let n: usize = shape.iter().product();
-            let data: Vec<f32> = (0..n).map(|_| next() * scale).collect();
+            let mut data = crate::memory::try_zeroed(n, || format!("weight `{key}` {shape:?}"))?;
+            data.iter_mut().for_each(|x| *x = next() * scale);
             store.insert(*key, ArrayD::from_shape_vec(IxDyn(shape), data).expect("shape matches length"));
         }
-        store
+        Ok(store)
     }
 
     /// Checks that the store has exactly the weights `program` needs, with their shapes.

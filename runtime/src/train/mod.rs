@@ -140,6 +140,12 @@ impl Trainer {
         program.validate()?;
         optimizer.validate()?;
         weights.check_architecture(&program.name, program.fingerprint())?;
+        // Gradients and the optimizer's moments: about three more copies of the weights.
+        let values: usize =
+            weights.keys().filter_map(|k| weights.get(k)).map(|a| a.len()).fold(0, usize::saturating_add);
+        crate::memory::ensure_allocatable(values.saturating_mul(12), || {
+            format!("training model `{}` (gradients and optimizer state for {values} weights)", program.name)
+        })?;
         let original = program.clone();
         seqmodel_ir::passes::for_training(&mut program);
         let weights = {

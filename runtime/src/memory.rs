@@ -1,0 +1,37 @@
+//! Fallible allocation for the large buffers of a model (weights, their packed forms, the
+//! optimizer's state), so that a model too large for the machine is an error naming what
+//! needed the memory, not an abort.
+
+use crate::error::{Result, RuntimeError};
+
+/// A zeroed vector of `n` floats, or [`RuntimeError::OutOfMemory`] naming `what`.
+pub fn try_zeroed(n: usize, what: impl FnOnce() -> String) -> Result<Vec<f32>> {
+    let bytes = n.saturating_mul(4);
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| RuntimeError::OutOfMemory { what: what(), bytes })?;
+    v.resize(n, 0.0);
+    Ok(v)
+}
+
+/// Checks that `bytes` can be allocated now (reserved and released at once), before work
+/// that allocates about that much in several pieces would abort half-way.
+pub fn ensure_allocatable(bytes: usize, what: impl FnOnce() -> String) -> Result<()> {
+    let mut probe: Vec<u8> = Vec::new();
+    probe.try_reserve_exact(bytes).map_err(|_| RuntimeError::OutOfMemory { what: what(), bytes })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_impossible_size_is_an_error_naming_what_needed_it() {
+        let e = try_zeroed(usize::MAX / 8, || "the weights of layer `lstm`".into()).unwrap_err().to_string();
+        assert!(
+            e.starts_with("the weights of layer `lstm` needs ") && e.contains("cannot be allocated"),
+            "{e}"
+        );
+        assert!(ensure_allocatable(usize::MAX / 2, || "x".into()).is_err());
+        assert_eq!(try_zeroed(3, || unreachable!()).unwrap(), vec![0.0; 3]);
+    }
+}
