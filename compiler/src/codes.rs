@@ -27,6 +27,31 @@ pub fn explain(id: &str) -> Option<&'static Code> {
     CODES.iter().find(|c| c.id[2..] == *digits)
 }
 
+/// Every code's explanation as one Markdown page (`docs/codes.md`, which editors link to from
+/// each diagnostic; a test keeps the file equal to this).
+pub fn markdown() -> String {
+    let mut out = String::from(
+        "# Diagnostic codes\n\nEvery error seqmodel reports has a code; `seqc explain CODE` prints the same text.\n",
+    );
+    for c in CODES {
+        out.push_str(&format!("\n## {}\n\n**{}**\n\n", c.id.to_ascii_lowercase(), c.title));
+        for para in c.explanation.split("\n\n") {
+            if para.lines().any(|l| l.starts_with("    ")) {
+                out.push_str(&format!("```text\n{}\n```\n\n", para));
+            } else {
+                out.push_str(&format!("{para}\n\n"));
+            }
+        }
+    }
+    out.trim_end().to_string() + "\n"
+}
+
+/// Where a code's explanation is on the web: `docs/codes.md` of the repository, at its
+/// heading.
+pub fn url(id: &str) -> String {
+    format!("{}/blob/main/docs/codes.md#{}", env!("CARGO_PKG_REPOSITORY"), id.to_ascii_lowercase())
+}
+
 macro_rules! codes {
     ($($id:literal => $title:literal, $text:literal;)*) => {
         /// Every code, in order.

@@ -81,3 +81,16 @@ fn rendered_headers_and_quoted_lines_are_where_the_spans_are() {
         }
     }
 }
+
+#[test]
+fn docs_codes_md_is_the_registry() {
+    // `SEQMODEL_WRITE_DOCS=1 cargo test -p seqmodel-compiler --test diagnostics docs_codes`
+    // rewrites it after a code changes.
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/codes.md");
+    let want = seqmodel_compiler::codes::markdown();
+    if std::env::var_os("SEQMODEL_WRITE_DOCS").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &want).unwrap();
+    }
+    assert_eq!(std::fs::read_to_string(&path).unwrap_or_default(), want, "docs/codes.md is out of date");
+}

@@ -222,7 +222,7 @@ fn diagnostic(doc: &Doc, uri: &str, d: &Diagnostic) -> Value {
         "range": range(d.span),
         "severity": severity,
         "code": d.code,
-        "codeDescription": { "href": format!("https://example.invalid/seqmodel/explain/{}", d.code) },
+        "codeDescription": { "href": seqmodel_compiler::codes::url(d.code) },
         "source": "seqmodel",
         "message": message,
         "relatedInformation": related,
