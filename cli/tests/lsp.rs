@@ -166,6 +166,11 @@ fn an_editor_session_from_initialize_to_exit() {
     let labels: Vec<&str> =
         items["items"].as_array().unwrap().iter().map(|i| i["label"].as_str().unwrap()).collect();
     assert!(labels.contains(&"return_sequences=") && labels.contains(&"recurrent_activation="), "{labels:?}");
+    let detail = |label: &str| {
+        items["items"].as_array().unwrap().iter().find(|i| i["label"] == label).unwrap()["detail"].clone()
+    };
+    assert_eq!(detail("return_sequences="), "true / false, Keras default false");
+    assert_eq!(detail("units="), "positive integer (required)");
     // The half-typed file keeps the last good version's hover.
     let h = c.request(
         "textDocument/hover",

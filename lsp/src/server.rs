@@ -376,7 +376,11 @@ fn completion(doc: &Doc, pos: lt::Position) -> Value {
             items.push(json!({
                 "label": format!("{}=", a.name),
                 "kind": 5,
-                "detail": format!("{}{}", kind_name(a.kind), if a.required { " (required)" } else { "" }),
+                "detail": match (a.required, a.default) {
+                    (true, _) => format!("{} (required)", kind_name(a.kind)),
+                    (false, Some(d)) => format!("{}, Keras default {d}", kind_name(a.kind)),
+                    (false, None) => kind_name(a.kind).to_string(),
+                },
                 "insertText": format!("{}=", a.name),
                 "sortText": format!("0{}", a.name),
             }));

@@ -46,6 +46,16 @@ pub struct ArgSpec {
     pub kind: ArgKind,
     /// Whether it must be given.
     pub required: bool,
+    /// Keras's default, as `.seq` source (`"tanh"`, `false`), where the catalogue records
+    /// it (completion shows it; a test checks that writing it changes nothing).
+    pub default: Option<&'static str>,
+}
+
+impl ArgSpec {
+    /// This argument with Keras's default `value` (as `.seq` source).
+    pub(crate) const fn or(self, value: &'static str) -> ArgSpec {
+        ArgSpec { default: Some(value), ..self }
+    }
 }
 
 /// Which layer a class is: what its configuration is built from (matched exhaustively, so
@@ -112,11 +122,11 @@ pub struct LayerClass {
 
 /// A required argument.
 pub(crate) const fn req(name: &'static str, kind: ArgKind) -> ArgSpec {
-    ArgSpec { name, kind, required: true }
+    ArgSpec { name, kind, required: true, default: None }
 }
 /// An optional argument.
 pub(crate) const fn opt(name: &'static str, kind: ArgKind) -> ArgSpec {
-    ArgSpec { name, kind, required: false }
+    ArgSpec { name, kind, required: false, default: None }
 }
 
 use ArgKind::*;
@@ -143,14 +153,14 @@ pub const COMMON_IGNORED: &[&str] = &[
 ];
 
 const RNN_COMMON: [ArgSpec; 9] = [
-    opt("use_bias", Bool),
-    opt("return_sequences", Bool),
-    opt("return_state", Bool),
-    opt("go_backwards", Bool),
-    opt("stateful", Bool),
-    opt("unroll", Bool),
-    opt("dropout", Rate),
-    opt("recurrent_dropout", Rate),
+    opt("use_bias", Bool).or("true"),
+    opt("return_sequences", Bool).or("false"),
+    opt("return_state", Bool).or("false"),
+    opt("go_backwards", Bool).or("false"),
+    opt("stateful", Bool).or("false"),
+    opt("unroll", Bool).or("false"),
+    opt("dropout", Rate).or("0.0"),
+    opt("recurrent_dropout", Rate).or("0.0"),
     opt("name", Ignored),
 ];
 
@@ -158,7 +168,7 @@ macro_rules! rnn_args {
     ($($extra:expr),*) => {
         &[
             req("units", PosInt),
-            opt("activation", Activation),
+            opt("activation", Activation).or("\"tanh\""),
             $($extra,)*
             RNN_COMMON[0], RNN_COMMON[1], RNN_COMMON[2], RNN_COMMON[3], RNN_COMMON[4],
             RNN_COMMON[5], RNN_COMMON[6], RNN_COMMON[7], RNN_COMMON[8],
@@ -174,8 +184,8 @@ pub static CLASSES: &[LayerClass] = &[
         snake: "dense",
         args: &[
             req("units", PosInt),
-            opt("activation", Activation),
-            opt("use_bias", Bool),
+            opt("activation", Activation).or("\"linear\""),
+            opt("use_bias", Bool).or("true"),
             opt("name", Ignored),
         ],
         positional: 2,
@@ -191,14 +201,17 @@ pub static CLASSES: &[LayerClass] = &[
         name: "LSTM",
         kind: LayerKind::Rnn(RnnClass::Lstm),
         snake: "lstm",
-        args: rnn_args!(opt("recurrent_activation", Activation)),
+        args: rnn_args!(opt("recurrent_activation", Activation).or("\"sigmoid\"")),
         positional: 1,
     },
     LayerClass {
         name: "GRU",
         kind: LayerKind::Rnn(RnnClass::Gru),
         snake: "gru",
-        args: rnn_args!(opt("recurrent_activation", Activation), opt("reset_after", Bool)),
+        args: rnn_args!(
+            opt("recurrent_activation", Activation).or("\"sigmoid\""),
+            opt("reset_after", Bool).or("true")
+        ),
         positional: 1,
     },
     LayerClass {
@@ -212,7 +225,7 @@ pub static CLASSES: &[LayerClass] = &[
         name: "Bidirectional",
         kind: LayerKind::Bidirectional,
         snake: "bidirectional",
-        args: &[req("layer", Layer), opt("merge_mode", MergeMode), opt("name", Ignored)],
+        args: &[req("layer", Layer), opt("merge_mode", MergeMode).or("\"concat\""), opt("name", Ignored)],
         positional: 2,
     },
     LayerClass {
@@ -236,7 +249,7 @@ pub static CLASSES: &[LayerClass] = &[
         args: &[
             req("input_dim", PosInt),
             req("output_dim", PosInt),
-            opt("mask_zero", Bool),
+            opt("mask_zero", Bool).or("false"),
             opt("input_length", Ignored),
             opt("name", Ignored),
         ],
@@ -246,21 +259,21 @@ pub static CLASSES: &[LayerClass] = &[
         name: "Masking",
         kind: LayerKind::Masking,
         snake: "masking",
-        args: &[opt("mask_value", Float), opt("name", Ignored)],
+        args: &[opt("mask_value", Float).or("0.0"), opt("name", Ignored)],
         positional: 1,
     },
     LayerClass {
         name: "Cropping1D",
         kind: LayerKind::Cropping1D,
         snake: "cropping1d",
-        args: &[opt("cropping", Pair), opt("name", Ignored)],
+        args: &[opt("cropping", Pair).or("(1, 1)"), opt("name", Ignored)],
         positional: 1,
     },
     LayerClass {
         name: "ZeroPadding1D",
         kind: LayerKind::ZeroPadding1D,
         snake: "zero_padding1d",
-        args: &[opt("padding", Pair), opt("name", Ignored)],
+        args: &[opt("padding", Pair).or("1"), opt("name", Ignored)],
         positional: 1,
     },
     LayerClass {
@@ -274,7 +287,7 @@ pub static CLASSES: &[LayerClass] = &[
         name: "Concatenate",
         kind: LayerKind::Concatenate,
         snake: "concatenate",
-        args: &[opt("axis", Int), opt("name", Ignored)],
+        args: &[opt("axis", Int).or("-1"), opt("name", Ignored)],
         positional: 1,
     },
     LayerClass {
