@@ -125,7 +125,7 @@ fn an_editor_session_from_initialize_to_exit() {
         json!({ "textDocument": { "uri": uri }, "position": at(good, "h ->") }),
     );
     let text = h["contents"]["value"].as_str().unwrap();
-    assert!(text.contains("[T, 8]"), "{text}");
+    assert!(text.contains("[T, 8]") && text.contains("with the batch: `(None, T, 8)`"), "{text}");
     let h = c.request(
         "textDocument/hover",
         json!({ "textDocument": { "uri": uri }, "position": at(good, "LSTM") }),

@@ -238,7 +238,23 @@ fn hover(doc: &Doc, pos: lt::Position) -> Value {
     if let Some(f) = analysis.at(offset).find(|f| f.shape().is_some()) {
         let shapes = f.shape().unwrap_or_default();
         let shown = if shapes.len() == 1 { shapes[0].clone() } else { format!("({})", shapes.join(", ")) };
-        parts.push(format!("```\n{shown}\n```\n(batch first, implicit)"));
+        // With the batch, as Keras prints shapes: `(None, T, 32)`, or the declared batch.
+        let batch = analysis
+            .file
+            .as_ref()
+            .and_then(|file| file.models.iter().find(|m| m.span.start <= offset && offset <= m.span.end))
+            .and_then(|m| m.settings.iter().find(|s| s.name.name == "batch"))
+            .map_or("None".to_string(), |s| s.value.to_string());
+        let keras: Vec<String> = shapes
+            .iter()
+            .map(|s| {
+                let (dims, dtype) = s.split_once(" of ").map_or((s.as_str(), ""), |(d, t)| (d, t));
+                let inner = dims.trim_start_matches('[').trim_end_matches(']');
+                let t = if dtype.is_empty() { String::new() } else { format!(" of {dtype}") };
+                if inner.is_empty() { format!("({batch},){t}") } else { format!("({batch}, {inner}){t}") }
+            })
+            .collect();
+        parts.push(format!("```\n{shown}\n```\nwith the batch: `{}`", keras.join(", ")));
         range = Some(f.span);
     }
     if let Some(FactKind::Layer { class, name, params, .. }) =
@@ -442,7 +458,11 @@ fn enclosing_call(before: &str) -> Option<&str> {
             '(' | '[' if depth > 0 => depth -= 1,
             '(' => {
                 let head = before[..i].trim_end();
-                let start = head.rfind(|c: char| !(c.is_alphanumeric() || c == '_')).map_or(0, |j| j + 1);
+                let start = head
+                    .char_indices()
+                    .rev()
+                    .find(|(_, c)| !(c.is_alphanumeric() || *c == '_'))
+                    .map_or(0, |(j, c)| j + c.len_utf8());
                 return Some(&head[start..]).filter(|n| !n.is_empty());
             }
             '[' | '{' => return None,
@@ -470,6 +490,9 @@ mod tests {
         assert_eq!(enclosing_call("x -> LSTM(8, return_"), Some("LSTM"));
         assert_eq!(enclosing_call("x -> Bidirectional(LSTM(4), "), Some("Bidirectional"));
         assert_eq!(enclosing_call("x -> LSTM(8) -> "), None);
+        // A multi-byte character before the name is stepped over whole.
+        assert_eq!(enclosing_call("é�LSTM("), Some("LSTM"));
+        assert_eq!(enclosing_call("x -> �("), None);
         assert_eq!(open_string_after("Dense(4, activation=\"re", "activation"), Some("re"));
         assert_eq!(open_string_after("Dense(4, activation=\"relu\", ", "activation"), None);
     }
