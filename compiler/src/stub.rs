@@ -149,7 +149,7 @@ fn is_stateful(file: &ast::File, index: usize, seen: &mut HashSet<usize>) -> boo
             ast::Stmt::Assign { value, .. } => value,
             ast::Stmt::Expr(e) => e,
         };
-        walk(e, &mut |e| match &e.kind {
+        e.walk(&mut |e| match &e.kind {
             ExprKind::Call { args, .. } => {
                 found |= args.iter().any(|a| {
                     a.name.as_ref().is_some_and(|n| n.name == "stateful")
@@ -164,20 +164,4 @@ fn is_stateful(file: &ast::File, index: usize, seen: &mut HashSet<usize>) -> boo
         || callees.iter().any(|c| {
             file.models.iter().position(|m| &m.name.name == c).is_some_and(|i| is_stateful(file, i, seen))
         })
-}
-
-/// Calls `f` on `e` and every expression inside it.
-fn walk(e: &ast::Expr, f: &mut impl FnMut(&ast::Expr)) {
-    f(e);
-    match &e.kind {
-        ExprKind::List(items) | ExprKind::Tuple(items) | ExprKind::Chain(items) => {
-            items.iter().for_each(|i| walk(i, f))
-        }
-        ExprKind::Call { callee, args, .. } => {
-            walk(callee, f);
-            args.iter().for_each(|a| walk(&a.value, f));
-        }
-        ExprKind::Index { base, .. } => walk(base, f),
-        _ => {}
-    }
 }

@@ -169,6 +169,24 @@ pub enum ExprKind {
     Chain(Vec<Expr>),
 }
 
+impl Expr {
+    /// Calls `f` on this expression and on every expression inside it, outer first.
+    pub fn walk(&self, f: &mut impl FnMut(&Expr)) {
+        f(self);
+        match &self.kind {
+            ExprKind::List(items) | ExprKind::Tuple(items) | ExprKind::Chain(items) => {
+                items.iter().for_each(|i| i.walk(f))
+            }
+            ExprKind::Call { callee, args, .. } => {
+                callee.walk(f);
+                args.iter().for_each(|a| a.value.walk(f));
+            }
+            ExprKind::Index { base, .. } => base.walk(f),
+            _ => {}
+        }
+    }
+}
+
 /// The selection inside `x[...]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IndexKind {

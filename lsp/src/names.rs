@@ -2,7 +2,7 @@
 //! named layer instances) and dimensions, each reference linked to its definition.
 
 use seqmodel_compiler::Span;
-use seqmodel_compiler::grammar::ast::{DimAst, Expr, ExprKind, File, ModelDef, Stmt};
+use seqmodel_compiler::grammar::ast::{DimAst, ExprKind, File, ModelDef, Stmt};
 
 /// The kind of a defined name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,7 +60,7 @@ fn model_links(file: &File, m: &ModelDef, out: &mut Vec<Link>) {
         let value = match s {
             Stmt::Assign { value, .. } | Stmt::Expr(value) => value,
         };
-        walk(value, &mut |e| {
+        value.walk(&mut |e| {
             let ExprKind::Name { ident, generics } = &e.kind else { return };
             if let Some((_, def)) = vars.iter().rev().find(|(n, _)| *n == ident.name) {
                 out.push(Link { at: ident.span, def: *def, kind: NameKind::Variable });
@@ -98,22 +98,6 @@ fn dim_use(name: &str, at: Span, dims: &mut Vec<(String, Span)>, out: &mut Vec<L
         }
     };
     out.push(Link { at, def, kind: NameKind::Dimension });
-}
-
-/// Calls `f` on `e` and on every expression inside it.
-pub fn walk(e: &Expr, f: &mut impl FnMut(&Expr)) {
-    f(e);
-    match &e.kind {
-        ExprKind::List(items) | ExprKind::Tuple(items) | ExprKind::Chain(items) => {
-            items.iter().for_each(|i| walk(i, f))
-        }
-        ExprKind::Call { callee, args, .. } => {
-            walk(callee, f);
-            args.iter().for_each(|a| walk(&a.value, f));
-        }
-        ExprKind::Index { base, .. } => walk(base, f),
-        _ => {}
-    }
 }
 
 /// The link at byte `offset`, if a name is there.

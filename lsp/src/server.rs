@@ -294,7 +294,7 @@ fn inlay_hints(doc: &Doc) -> Value {
                 }
                 Stmt::Expr(e) => e,
             };
-            names::walk(value, &mut |e| {
+            value.walk(&mut |e| {
                 if let ExprKind::Chain(stages) = &e.kind {
                     places.extend(stages[1..].iter().map(|s| (s.span, false)));
                 }
