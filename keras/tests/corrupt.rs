@@ -254,3 +254,15 @@ fn a_functional_config_in_reverse_order_converts_in_linear_time() {
     assert_eq!(a, b);
     assert_eq!(a.unwrap().matches("Dense(4").count(), n);
 }
+
+/// A 17 KB legacy `.h5` whose Dense kernel is declared as a chunked 10^6 x 10^3 dataset with no
+/// chunk written (HDF5 fills it with zeros on reading) is refused before any of the 4 GB is
+/// allocated, naming the dataset (import allocated 7.8 GB before the shape check).
+#[test]
+fn a_dataset_declaring_more_than_the_file_holds_is_refused_before_reading() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/lying_kernel.h5");
+    assert!(std::fs::metadata(&path).unwrap().len() < 20_000);
+    let e = seqmodel_keras::import_file(&path).map(|_| ()).unwrap_err().to_string();
+    assert!(e.contains("model_weights/dense/sequential/dense/kernel"), "{e}");
+    assert!(e.contains("4000000000 bytes") && e.contains("limit"), "{e}");
+}
