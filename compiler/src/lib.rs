@@ -28,7 +28,7 @@ pub mod macro_support;
 mod stub;
 pub mod summary;
 
-pub use diagnostic::{Diagnostic, Label, Severity, closest, levenshtein};
+pub use diagnostic::{Diagnostic, Label, Renderer, Severity, closest, levenshtein};
 pub use seqmodel_grammar as grammar;
 pub use seqmodel_grammar::Span;
 pub use seqmodel_ir as ir;
@@ -60,7 +60,8 @@ pub struct CompileErrors(pub Vec<Diagnostic>);
 impl CompileErrors {
     /// Renders every diagnostic rustc-style.
     pub fn render(&self, file_name: &str, source: &str, color: bool) -> String {
-        self.0.iter().map(|d| d.render(file_name, source, color)).collect::<Vec<_>>().join("\n")
+        let renderer = Renderer::new(file_name, source, color);
+        self.0.iter().map(|d| renderer.render(d)).collect::<Vec<_>>().join("\n")
     }
 }
 
@@ -131,8 +132,7 @@ pub fn check_each(file: &seqmodel_grammar::ast::File) -> Checked {
     let mut facts = Vec::new();
     let mut clean = vec![true; file.models.len()];
     let mut pending = Vec::new();
-    let names: std::collections::HashMap<&str, usize> =
-        file.models.iter().enumerate().map(|(i, m)| (m.name.name.as_str(), i)).collect();
+    let names = check::FileModels::new(file);
     for (i, ok) in clean.iter_mut().enumerate() {
         let r = check::compile_model(file, &names, i);
         *ok = r.diags.is_empty();

@@ -211,6 +211,11 @@ pub fn expand(input: TokenStream, manifest_dir: &Path) -> TokenStream {
             .collect(),
     };
     let mut combined: Option<syn::Error> = None;
+    let file_name = match &origin {
+        Origin::File { lit, .. } => lit.value(),
+        Origin::Inline(_) => String::new(),
+    };
+    let renderer = crate::Renderer::new(&file_name, &source, false);
     for d in &diags {
         let e = match &origin {
             Origin::Inline(map) => {
@@ -218,7 +223,7 @@ pub fn expand(input: TokenStream, manifest_dir: &Path) -> TokenStream {
                 error_between(a, b, &macro_message(d, &source))
             }
             // Name the file as written, so messages do not depend on the machine.
-            Origin::File { lit, .. } => syn::Error::new(lit.span(), d.render(&lit.value(), &source, false)),
+            Origin::File { lit, .. } => syn::Error::new(lit.span(), renderer.render(d)),
         };
         match combined.as_mut() {
             Some(c) => c.combine(e),

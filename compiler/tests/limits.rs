@@ -35,3 +35,30 @@ fn model_calls_nested_past_the_limit_are_an_error() {
     let e = compile_on_small_stack(models(300)).unwrap_err();
     assert!(e.iter().all(|c| c == "SM0413" || c == "SM0418"), "{e:?}");
 }
+
+/// Of equally close names the first in the file is suggested, whatever the hashing.
+#[test]
+fn the_suggestion_among_equally_close_models_is_the_first() {
+    let src = "model M1(x: [T, 3]) -> [T, 3] { x }\nmodel M2(x: [T, 3]) -> [T, 3] { x }\n\
+               model Top(x: [T, 3]) -> [T, 3] { Mz(x) }";
+    let e = seqmodel_compiler::compile(src).unwrap_err();
+    assert_eq!(e.0.len(), 1);
+    assert_eq!(e.0[0].help.as_deref(), Some("did you mean `M1`?"));
+}
+
+/// Each of many models misspelling a model's name is an error; "did you mean" searches share
+/// one budget per file (each scans every model's name, which made such a file quadratic), so
+/// the first errors have a suggestion and the last, past the budget, only the error.
+#[test]
+fn every_misspelt_name_is_an_error_and_suggestions_stop_at_the_budget() {
+    let n = 2_100;
+    let mut src = String::from("model M0(x: [T, 3]) -> [T, 3] { x }\n");
+    for i in 1..n {
+        src.push_str(&format!("model M{i}(x: [T, 3]) -> [T, 3] {{ M_0(x) }}\n"));
+    }
+    let e = seqmodel_compiler::compile(&src).unwrap_err();
+    assert_eq!(e.0.len(), n - 1);
+    assert!(e.0.iter().all(|d| d.code == "SM0101"));
+    assert_eq!(e.0[0].help.as_deref(), Some("did you mean `M0`?"));
+    assert_eq!(e.0.last().unwrap().help, None);
+}

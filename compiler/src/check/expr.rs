@@ -6,7 +6,7 @@ use seqmodel_ir::Op;
 
 use super::model::instantiate;
 use super::{Elab, LayerInst, Scope, Tensor, Value};
-use crate::diagnostic::{Diagnostic, closest};
+use crate::diagnostic::Diagnostic;
 use crate::dims::D;
 use crate::layers::{self, classes};
 
@@ -83,7 +83,7 @@ impl Elab<'_> {
                 return Value::Dim(*d);
             }
         }
-        if let Some(&index) = self.models.get(name) {
+        if let Some(index) = self.models.get(name) {
             let mut gs = Vec::new();
             for g in generics {
                 match g {
@@ -118,15 +118,14 @@ impl Elab<'_> {
             }
             return Value::Class(class);
         }
-        let mut candidates: Vec<&str> = classes().map(|c| c.name).collect();
-        candidates.extend(scope.vars.keys().map(String::as_str));
-        candidates.extend(self.models.keys().copied());
+        let layer_names: Vec<&str> = classes().map(|c| c.name).collect();
+        let mut variables: Vec<&str> = scope.vars.keys().map(String::as_str).collect();
+        variables.sort_unstable();
         let mut d = Diagnostic::error("SM0101", ident.span, format!("cannot find `{name}`"))
             .with_label("not a variable, a model or a layer type");
-        if let Some(c) = closest(name, candidates.iter().copied()) {
+        if let Some(c) = self.models.suggest(name, &layer_names, &variables) {
             d = d.with_help(format!("did you mean `{c}`?"));
         } else if name.chars().next().is_some_and(char::is_uppercase) {
-            let layer_names: Vec<&str> = classes().map(|c| c.name).collect();
             d = d.with_note(format!("known layers: {}", layer_names.join(", ")));
         }
         self.emit(d);

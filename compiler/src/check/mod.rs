@@ -43,10 +43,60 @@ pub(crate) struct Scope {
     pub path: String,
 }
 
+/// The models of a file by name, built once per file (rebuilding it for every model made
+/// checking quadratic in the models), with the budget of "did you mean" comparisons that all
+/// the file's models share: a suggestion scans every name in view, so without a bound a file
+/// of many models that each misspell a name took time quadratic in the models (2,000 took
+/// 6 s). Past the budget, unknown names are still errors, only without a suggestion.
+pub(crate) struct FileModels<'a> {
+    by_name: HashMap<&'a str, usize>,
+    /// In source order, so that of equally close names the first is suggested.
+    in_order: Vec<&'a str>,
+    suggestion_budget: std::cell::Cell<usize>,
+}
+
+impl<'a> FileModels<'a> {
+    /// Comparisons of names that suggestions may make in one file.
+    const SUGGESTION_BUDGET: usize = 4_000_000;
+
+    /// The models of `file`.
+    pub(crate) fn new(file: &'a ast::File) -> Self {
+        FileModels {
+            by_name: file.models.iter().enumerate().map(|(i, m)| (m.name.name.as_str(), i)).collect(),
+            in_order: file.models.iter().map(|m| m.name.name.as_str()).collect(),
+            suggestion_budget: std::cell::Cell::new(Self::SUGGESTION_BUDGET),
+        }
+    }
+
+    /// The index of the model called `name`.
+    pub(crate) fn get(&self, name: &str) -> Option<usize> {
+        self.by_name.get(name).copied()
+    }
+
+    /// The layer class, variable or model name closest to `name`. Variables and models are
+    /// searched while the budget lasts; the layer classes (a fixed few) always are.
+    pub(crate) fn suggest<'b>(
+        &'b self,
+        name: &str,
+        classes: &[&'b str],
+        variables: &[&'b str],
+    ) -> Option<&'b str> {
+        let cost = variables.len() + self.in_order.len();
+        let left = self.suggestion_budget.get();
+        let classes = classes.iter().copied();
+        if cost > left {
+            return crate::diagnostic::closest(name, classes);
+        }
+        self.suggestion_budget.set(left - cost);
+        let names = variables.iter().chain(&self.in_order).copied();
+        crate::diagnostic::closest(name, classes.chain(names))
+    }
+}
+
 /// One compilation of one entry model.
 pub(crate) struct Elab<'a> {
     pub file: &'a ast::File,
-    pub models: &'a HashMap<&'a str, usize>,
+    pub models: &'a FileModels<'a>,
     pub dims: DimTable,
     pub graph: StableDiGraph<Node, Edge>,
     pub types: HashMap<NodeIndex, Vec<ITy>>,
@@ -77,9 +127,8 @@ pub(crate) enum Fact {
 }
 
 impl<'a> Elab<'a> {
-    /// An elaboration of `file`, whose models are found by name in `models` (built once per
-    /// file: rebuilding it for every model made checking quadratic in the models).
-    pub(crate) fn new(file: &'a ast::File, models: &'a HashMap<&'a str, usize>) -> Self {
+    /// An elaboration of `file`, whose models are found by name in `models`.
+    pub(crate) fn new(file: &'a ast::File, models: &'a FileModels<'a>) -> Self {
         Elab {
             file,
             models,

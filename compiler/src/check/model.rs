@@ -24,7 +24,7 @@ pub(crate) struct ModelResult {
 /// Compiles model `index` of `file` as an entry point.
 pub(crate) fn compile_model<'a>(
     file: &'a ast::File,
-    models: &'a HashMap<&'a str, usize>,
+    models: &'a super::FileModels<'a>,
     index: usize,
 ) -> ModelResult {
     let mut cx = Elab::new(file, models);
