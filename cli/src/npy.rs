@@ -10,8 +10,8 @@ use crate::Failure;
 
 /// Checks an `.npy` header against the bytes that follow it before anything is allocated:
 /// a header that declares more (or fewer) values than the file holds is an error, never an
-/// allocation of what it claims.
-fn check_header(bytes: &[u8]) -> Result<(), String> {
+/// allocation of what it claims. Returns the size of the data in bytes.
+fn check_header(bytes: &[u8]) -> Result<usize, String> {
     let magic = b"\x93NUMPY";
     if bytes.len() < 10 || &bytes[..6] != magic {
         return Err("not an .npy file (no \\x93NUMPY magic)".into());
@@ -57,7 +57,7 @@ fn check_header(bytes: &[u8]) -> Result<(), String> {
     let values = if empty { 0 } else { nonzero };
     let data = bytes.len() - (start + len);
     match values.checked_mul(item) {
-        Some(need) if need == data => Ok(()),
+        Some(need) if need == data => Ok(data),
         Some(need) => Err(format!(
             "the header declares shape ({shape}) of {descr}, {need} bytes of data, but the file holds {data}"
         )),
@@ -68,7 +68,15 @@ fn check_header(bytes: &[u8]) -> Result<(), String> {
 /// Reads a float32 or int32 `.npy` file (int64 token ids are narrowed when they fit).
 pub fn read(path: &Path) -> Result<Tensor, Failure> {
     let bytes = std::fs::read(path).map_err(|e| Failure(format!("cannot read {}: {e}", path.display())))?;
-    check_header(&bytes).map_err(|e| Failure(format!("{}: {e}", path.display())))?;
+    let data = check_header(&bytes).map_err(|e| Failure(format!("{}: {e}", path.display())))?;
+    // Decoding copies the data into an array: say so if that cannot be allocated, rather
+    // than abort in the middle.
+    if Vec::<u8>::new().try_reserve_exact(data).is_err() {
+        return Err(Failure(format!(
+            "{}: its {data} bytes of data cannot be allocated a second time to decode them",
+            path.display()
+        )));
+    }
     if let Ok(a) = ArrayD::<f32>::read_npy(&bytes[..]) {
         return Ok(Tensor::F32(a));
     }

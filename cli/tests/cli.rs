@@ -440,3 +440,38 @@ fn a_model_too_large_for_memory_is_an_error_not_an_abort() {
     assert!(!dir.join("w.safetensors").exists());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A layer whose output does not fit in the memory the process may use (here 1.6 GB from
+/// 1.6 KB of input) is an error naming the layer, the shape and the bytes, with exit code 1,
+/// not an allocation abort: the interpreter's and the trainer's buffers are allocated
+/// fallibly.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_layer_output_too_large_for_memory_is_an_error_naming_the_layer() {
+    let dir = std::env::temp_dir().join(format!("seqc-oom-out-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("up.seq"),
+        "model Up(x: [100, 4]) -> [1] { x -> UpSampling1D(1000000) -> GlobalAveragePooling1D() -> Dense(1) }",
+    )
+    .unwrap();
+    zeros_npy(&dir.join("x.npy"), &[1, 100, 4]);
+    zeros_npy(&dir.join("y.npy"), &[1, 1]);
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -v 1000000 && exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_seqc"))
+        .args(["train", "up.seq", "--x", "x.npy", "--y", "y.npy", "--save", "w.safetensors"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("layer `up_sampling1d`: an output of shape [1, 100000000, 4] needs 1.6 GB")
+            && stderr.contains("cannot be allocated"),
+        "{stderr}"
+    );
+    assert!(!dir.join("w.safetensors").exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -307,7 +307,7 @@ pub fn model_tokens(p: &Program) -> TokenStream {
             Op::Input { index } => {
                 let j = n_nodes + passthrough.len();
                 passthrough.push(
-                    quote! { ::seqmodel::__private::exec::copy_input(&inputs[#index], &mut values[#j]); },
+                    quote! { ::seqmodel::__private::exec::copy_input(&inputs[#index], &mut values[#j])?; },
                 );
                 quote! { self.workspace.values[#j][0].view().f32()? }
             }

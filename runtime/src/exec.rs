@@ -149,6 +149,7 @@ pub fn prepare_into(op: &Op, w: &WeightStore, prefix: &str, slot: &mut Option<Pr
         (Op::Embedding { .. }, Prepared::Embedding(table)) => {
             table.as_slice_mut().expect("standard layout").copy_from_slice(ws[0]);
         }
+        (Op::Layer(l), Prepared::Layer(params)) => crate::layers::layer_of(l).prepare_into(&ws, params),
         _ => *slot = prepare(op, w, prefix)?,
     }
     Ok(())
@@ -263,26 +264,34 @@ pub(crate) enum NodeTape {
 }
 
 /// Output `port` of a node as an array of `T` shaped `shape`, reused when it already is one
-/// (else replaced by zeros, the types' default). `wrap` and `get` move between the array and its `Tensor` variant.
+/// (else replaced by zeros, the types' default, allocated fallibly: an output too large for
+/// memory is [`RuntimeError::OutOfMemory`], which [`node_into`] names the layer in). `wrap`
+/// and `get` move between the array and its `Tensor` variant.
 fn slot<'o, T: Clone + Default>(
     out: &'o mut Vec<Value>,
     port: usize,
     shape: &[usize],
     wrap: fn(ArrayD<T>) -> Tensor,
     get: fn(&mut Tensor) -> Option<&mut ArrayD<T>>,
-) -> &'o mut ArrayD<T> {
+) -> Result<&'o mut ArrayD<T>> {
     while out.len() <= port {
         out.push(Value { t: wrap(ArrayD::default(IxDyn(&[0]))), mask: None });
     }
     let v = &mut out[port].t;
     if get(v).is_none_or(|a| a.shape() != shape) {
-        *v = wrap(ArrayD::default(IxDyn(shape)));
+        let what = || format!("an output of shape {shape:?}");
+        let data = crate::memory::try_filled(shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d)), what)?;
+        *v = wrap(ArrayD::from_shape_vec(IxDyn(shape), data).expect("sized from the shape"));
     }
-    get(v).expect("made above")
+    Ok(get(v).expect("made above"))
 }
 
 /// The float output `port` of a node (see [`slot`]).
-pub(crate) fn f32_slot<'o>(out: &'o mut Vec<Value>, port: usize, shape: &[usize]) -> &'o mut ArrayD<f32> {
+pub(crate) fn f32_slot<'o>(
+    out: &'o mut Vec<Value>,
+    port: usize,
+    shape: &[usize],
+) -> Result<&'o mut ArrayD<f32>> {
     slot(out, port, shape, Tensor::F32, |t| match t {
         Tensor::F32(a) => Some(a),
         Tensor::I32(_) => None,
@@ -290,7 +299,7 @@ pub(crate) fn f32_slot<'o>(out: &'o mut Vec<Value>, port: usize, shape: &[usize]
 }
 
 /// The integer output `port` of a node (see [`slot`]).
-fn i32_slot<'o>(out: &'o mut Vec<Value>, port: usize, shape: &[usize]) -> &'o mut ArrayD<i32> {
+fn i32_slot<'o>(out: &'o mut Vec<Value>, port: usize, shape: &[usize]) -> Result<&'o mut ArrayD<i32>> {
     slot(out, port, shape, Tensor::I32, |t| match t {
         Tensor::I32(a) => Some(a),
         Tensor::F32(_) => None,
@@ -402,6 +411,27 @@ pub(crate) fn node_into_training(
     out_time: Option<usize>,
     scratch: &mut Scratch,
     out: &mut Vec<Value>,
+    train: Option<&mut Training>,
+) -> Result<()> {
+    run_node(op, layer, prepared, ins, state, out_time, scratch, out, train).map_err(|e| match e {
+        RuntimeError::OutOfMemory { what, bytes } => {
+            RuntimeError::OutOfMemory { what: format!("layer `{layer}`: {what}"), bytes }
+        }
+        e => e,
+    })
+}
+
+/// [`node_into_training`] without the layer's name on running out of memory.
+#[allow(clippy::too_many_arguments)] // the full context of one node, passed explicitly
+fn run_node(
+    op: &Op,
+    layer: &str,
+    prepared: Option<&Prepared>,
+    ins: &[ValueRef<'_>],
+    state: &mut Option<Vec<Array2<f32>>>,
+    out_time: Option<usize>,
+    scratch: &mut Scratch,
+    out: &mut Vec<Value>,
     mut train: Option<&mut Training>,
 ) -> Result<()> {
     let f32_in = |i: usize| -> Result<ArrayViewD<'_, f32>> {
@@ -422,7 +452,7 @@ pub(crate) fn node_into_training(
         Op::Dense { units, activation, .. } => {
             let Some(Prepared::Dense { kernel, bias }) = prepared else { unreachable!("prepared at load") };
             let x = f32_in(0)?;
-            let y = f32_slot(out, 0, with_last(x.shape(), *units).slice());
+            let y = f32_slot(out, 0, with_last(x.shape(), *units).slice())?;
             match train.as_deref_mut() {
                 // Training keeps the output before the activation when its gradient needs it.
                 Some(tr)
@@ -447,7 +477,7 @@ pub(crate) fn node_into_training(
         }
         Op::Activation(_) | Op::Dropout { .. } => {
             let x = f32_in(0)?;
-            let y = f32_slot(out, 0, x.shape());
+            let y = f32_slot(out, 0, x.shape())?;
             y.assign(&x);
             if let Op::Activation(a) = op {
                 let width = *x.shape().last().unwrap_or(&1);
@@ -459,7 +489,7 @@ pub(crate) fn node_into_training(
         Op::Masking { mask_value } => {
             let x = f32_in(0)?;
             let (b, t) = (x.shape()[0], x.shape()[1]);
-            f32_slot(out, 0, x.shape());
+            f32_slot(out, 0, x.shape())?;
             out.truncate(1);
             mask_slot(out, 0, b, t);
             let Value { t: Tensor::F32(y), mask: Some(m) } = &mut out[0] else { unreachable!("set above") };
@@ -471,7 +501,7 @@ pub(crate) fn node_into_training(
             };
             let Some(Prepared::Embedding(table)) = prepared else { unreachable!("prepared at load") };
             let shape = joined(&[ids.shape(), &[table.ncols()]]);
-            basic::embedding_into(ids.view(), table, contiguous(f32_slot(out, 0, shape.slice())))?;
+            basic::embedding_into(ids.view(), table, contiguous(f32_slot(out, 0, shape.slice())?))?;
             out.truncate(1);
             if *mask_zero && ids.ndim() == 2 {
                 let m = mask_slot(out, 0, ids.shape()[0], ids.shape()[1]);
@@ -509,7 +539,7 @@ pub(crate) fn node_into_training(
             match train {
                 None => run_rnn(a, out, b, t, scratch, |sc, o| {
                     rnn::forward_into(a, w, x.view(), mask, false, &mut sc.rnn, None, o)
-                }),
+                })?,
                 Some(tr) => {
                     let RnnDropout { input, recurrent } = std::mem::take(&mut tr.dropout[0]);
                     let xd = input.as_deref().map(|m| dropped_input(x.view(), m));
@@ -518,7 +548,7 @@ pub(crate) fn node_into_training(
                     run_rnn(a, out, b, t, scratch, |sc, o| {
                         let rec = Recording { rec_mask: recurrent.as_deref(), tape: &mut tape };
                         rnn::forward_into(a, w, xv, mask, false, &mut sc.rnn, Some(rec), o)
-                    });
+                    })?;
                     tape.rec_mask = recurrent;
                     tr.tape = Some(NodeTape::Rnn(Box::new(tape), input));
                 }
@@ -550,7 +580,7 @@ pub(crate) fn node_into_training(
             let Some(Prepared::Rnn(w)) = prepared else { unreachable!("prepared at load") };
             run_rnn(a, out, b, steps, scratch, |sc, o| {
                 rnn::forward_repeated_into(a, w, x.view(), steps, &mut sc.rnn, o)
-            });
+            })?;
             if a.stateful {
                 save_states(state, &scratch.states, b, a.units);
             }
@@ -579,7 +609,7 @@ pub(crate) fn node_into_training(
             })?;
             let x = f32_in(0)?;
             let (b, f) = (x.shape()[0], x.shape()[1]);
-            let y = f32_slot(out, 0, &[b, count, f]);
+            let y = f32_slot(out, 0, &[b, count, f])?;
             y.assign(
                 &x.insert_axis(Axis(1))
                     .broadcast(IxDyn(&[b, count, f]))
@@ -590,13 +620,13 @@ pub(crate) fn node_into_training(
         }
         Op::TimeSlice { start, end } => {
             let v = time::slice(f32_in(0)?, *start, *end, out_time)?;
-            f32_slot(out, 0, v.shape()).assign(&v);
+            f32_slot(out, 0, v.shape())?.assign(&v);
             out.truncate(1);
             set_mask(out, 0, None);
         }
         Op::TimeStep { index } => {
             let v = time::step(f32_in(0)?, *index)?;
-            f32_slot(out, 0, v.shape()).assign(&v);
+            f32_slot(out, 0, v.shape())?.assign(&v);
             out.truncate(1);
             set_mask(out, 0, None);
         }
@@ -604,7 +634,7 @@ pub(crate) fn node_into_training(
             let x = f32_in(0)?;
             let mut shape = joined(&[x.shape()]);
             shape[1] += left + right;
-            let y = f32_slot(out, 0, shape.slice());
+            let y = f32_slot(out, 0, shape.slice())?;
             time::pad_into(x, *left, y);
             out.truncate(1);
             set_mask(out, 0, None);
@@ -612,7 +642,7 @@ pub(crate) fn node_into_training(
         Op::Merge(kind) => {
             let xs: Vec<ArrayViewD<'_, f32>> = (0..ins.len()).map(&f32_in).collect::<Result<_>>()?;
             let shape = merge::merge_shape(*kind, &xs)?;
-            merge::merge_into(*kind, &xs, f32_slot(out, 0, &shape));
+            merge::merge_into(*kind, &xs, f32_slot(out, 0, &shape)?);
             out.truncate(1);
             let masks: Vec<ArrayView2<'_, bool>> = ins.iter().filter_map(|v| v.mask).collect();
             if !masks.is_empty() && masks.iter().all(|m| m.dim() == masks[0].dim()) {
@@ -630,11 +660,11 @@ pub(crate) fn node_into_training(
             let fold = |shape: &[usize]| joined(&[&[shape[0] * shape[1]], &shape[2..]]);
             match &ins[0].t {
                 TensorView::F32(a) => {
-                    let y = f32_slot(out, 0, fold(a.shape()).slice());
+                    let y = f32_slot(out, 0, fold(a.shape()).slice())?;
                     copy_flat(a.iter().copied(), y.as_slice_mut().expect("standard layout"), a.as_slice());
                 }
                 TensorView::I32(a) => {
-                    let y = i32_slot(out, 0, fold(a.shape()).slice());
+                    let y = i32_slot(out, 0, fold(a.shape()).slice())?;
                     copy_flat(a.iter().copied(), y.as_slice_mut().expect("standard layout"), a.as_slice());
                 }
             }
@@ -654,7 +684,7 @@ pub(crate) fn node_into_training(
             let (b, t) = (outer[0], outer[1]);
             let inner = f32_in(0)?;
             let s = joined(&[&[b, t], &inner.shape()[1..]]);
-            let y = f32_slot(out, 0, s.slice());
+            let y = f32_slot(out, 0, s.slice())?;
             copy_flat(inner.iter().copied(), y.as_slice_mut().expect("standard layout"), inner.as_slice());
             out.truncate(1);
             set_mask(out, 0, ins[1].mask);
@@ -665,12 +695,13 @@ pub(crate) fn node_into_training(
 
 /// Copies a model input into `out` as a float value (a model that returns an input unchanged
 /// returns this copy).
-pub fn copy_input(input: &TensorView<'_>, out: &mut Vec<Value>) {
-    let y = f32_slot(out, 0, input.shape());
+pub fn copy_input(input: &TensorView<'_>, out: &mut Vec<Value>) -> Result<()> {
+    let y = f32_slot(out, 0, input.shape())?;
     match input {
         TensorView::F32(a) => y.assign(a),
         TensorView::I32(a) => y.zip_mut_with(a, |d, v| *d = *v as f32),
     }
+    Ok(())
 }
 
 /// Copies row-major elements (a plain `memcpy` when the source is contiguous).
@@ -694,23 +725,23 @@ fn run_rnn(
     b: usize,
     t: usize,
     scratch: &mut Scratch,
-    f: impl FnOnce(&mut Scratch, rnn::RnnOut<'_>),
-) {
+    f: impl FnOnce(&mut Scratch, rnn::RnnOut<'_>) -> Result<()>,
+) -> Result<()> {
     let u = a.units;
     let k = a.cell.states();
     if a.return_sequences {
-        f32_slot(out, 0, &[b, t, u]);
+        f32_slot(out, 0, &[b, t, u])?;
     } else {
-        f32_slot(out, 0, &[b, u]);
+        f32_slot(out, 0, &[b, u])?;
     }
     let ports = if a.return_state { 1 + k } else { 1 };
     for p in 1..ports {
-        f32_slot(out, p, &[b, u]);
+        f32_slot(out, p, &[b, u])?;
     }
     out.truncate(ports);
     let mut states = std::mem::take(&mut scratch.states);
     let mut last = std::mem::take(&mut scratch.last);
-    {
+    let ran = {
         let Tensor::F32(main) = &mut out[0].t else { unreachable!("float slot") };
         let main = contiguous(main);
         let o = if a.return_sequences {
@@ -718,14 +749,17 @@ fn run_rnn(
         } else {
             rnn::RnnOut { sequence: None, last: main, states: &mut states }
         };
-        f(scratch, o);
-    }
-    for (p, s) in (1..ports).zip(&states) {
-        let Tensor::F32(y) = &mut out[p].t else { unreachable!("float slot") };
-        contiguous(y).copy_from_slice(&s[..b * u]);
+        f(scratch, o)
+    };
+    if ran.is_ok() {
+        for (p, s) in (1..ports).zip(&states) {
+            let Tensor::F32(y) = &mut out[p].t else { unreachable!("float slot") };
+            contiguous(y).copy_from_slice(&s[..b * u]);
+        }
     }
     scratch.states = states;
     scratch.last = last;
+    ran
 }
 
 /// Runs one operation on owned inputs and returns fresh outputs (a convenience over
@@ -878,5 +912,27 @@ pub fn out_time(op: &Op, first_output_dim: Option<Dim>, bindings: &[Option<usize
     match op {
         Op::RepeatRnn { steps, .. } => steps.resolve(bindings),
         _ => first_output_dim.and_then(|d| d.resolve(bindings)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An output whose size overflows, or exceeds what any allocation may hold, is an error
+    /// (these sizes never reach the allocator, so the test cannot exhaust the machine).
+    #[test]
+    fn an_output_larger_than_memory_is_an_error_not_an_abort() {
+        let mut out = Vec::new();
+        for shape in [vec![1usize << 40, 1 << 40], vec![1 << 61]] {
+            match f32_slot(&mut out, 0, &shape) {
+                Err(RuntimeError::OutOfMemory { what, bytes }) => {
+                    assert_eq!(what, format!("an output of shape {shape:?}"));
+                    assert!(bytes >= 1 << 63, "{bytes}");
+                }
+                other => panic!("{shape:?}: {other:?}"),
+            }
+        }
+        assert_eq!(f32_slot(&mut out, 0, &[2, 3]).unwrap().shape(), &[2, 3]);
     }
 }

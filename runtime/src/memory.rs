@@ -6,10 +6,21 @@ use crate::error::{Result, RuntimeError};
 
 /// A zeroed vector of `n` floats, or [`RuntimeError::OutOfMemory`] naming `what`.
 pub fn try_zeroed(n: usize, what: impl FnOnce() -> String) -> Result<Vec<f32>> {
-    let bytes = n.saturating_mul(4);
+    try_filled(Some(n), what)
+}
+
+/// A vector of `n` default values (zeros), or [`RuntimeError::OutOfMemory`] naming `what`;
+/// `None` (a size that overflowed) is out of memory too.
+pub fn try_filled<T: Clone + Default>(n: Option<usize>, what: impl FnOnce() -> String) -> Result<Vec<T>> {
+    let size = std::mem::size_of::<T>();
+    let oom = |what: String| RuntimeError::OutOfMemory {
+        what,
+        bytes: n.map_or(usize::MAX, |n| n.saturating_mul(size)),
+    };
+    let Some(n) = n else { return Err(oom(what())) };
     let mut v = Vec::new();
-    v.try_reserve_exact(n).map_err(|_| RuntimeError::OutOfMemory { what: what(), bytes })?;
-    v.resize(n, 0.0);
+    v.try_reserve_exact(n).map_err(|_| oom(what()))?;
+    v.resize(n, T::default());
     Ok(v)
 }
 

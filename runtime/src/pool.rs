@@ -20,6 +20,25 @@ thread_local! {
 
 /// An empty buffer with room for `n` floats: the smallest pooled one that fits, or a new one.
 fn take(n: usize) -> Vec<f32> {
+    pooled(n).unwrap_or_else(|| Vec::with_capacity(n))
+}
+
+/// `n` zeros, or an error if no pooled buffer fits and the allocator has no room.
+pub(crate) fn try_zeros(n: usize) -> Result<Vec<f32>, std::collections::TryReserveError> {
+    let mut v = match pooled(n) {
+        Some(v) => v,
+        None => {
+            let mut v = Vec::new();
+            v.try_reserve_exact(n)?;
+            v
+        }
+    };
+    v.resize(n, 0.0);
+    Ok(v)
+}
+
+/// The smallest pooled buffer with room for `n` floats, emptied.
+fn pooled(n: usize) -> Option<Vec<f32>> {
     let pooled = if n < MIN_POOLED {
         None
     } else {
@@ -33,13 +52,10 @@ fn take(n: usize) -> Vec<f32> {
             best.map(|i| free.swap_remove(i))
         })
     };
-    match pooled {
-        Some(mut v) => {
-            v.clear();
-            v
-        }
-        None => Vec::with_capacity(n),
-    }
+    pooled.map(|mut v| {
+        v.clear();
+        v
+    })
 }
 
 /// `n` zeros.

@@ -219,7 +219,7 @@ impl Layer for AttentionAttrs {
         let p: Vec<&[f32]> = params.vecs.iter().map(Vec::as_slice).collect();
         let mask = ins.get(1).and_then(|v| v.mask).map(|m| m.to_owned());
         let (tq, tv, dv) = (x.q.t, x.v.t, x.v.d);
-        let y = contiguous(f32_slot(out, 0, &[x.b, tq, dv]));
+        let y = contiguous(f32_slot(out, 0, &[x.b, tq, dv])?);
         for b in 0..x.b {
             let s = score(self, &x, b, &p, mask.as_ref());
             y[b * tq * dv..][..tq * dv].copy_from_slice(&times(&s.weights, x.v.row(b), (tq, tv, dv)));
@@ -406,7 +406,7 @@ impl Layer for MhaAttrs {
         let hv = self.num_heads * self.value_dim;
         let heads = Seq { data: pass.heads, t: x.q.t, d: hv };
         let o = project(&heads, x.b, wo, self.output_dim);
-        contiguous(f32_slot(out, 0, &[x.b, x.q.t, self.output_dim])).copy_from_slice(&o);
+        contiguous(f32_slot(out, 0, &[x.b, x.q.t, self.output_dim])?).copy_from_slice(&o);
         out.truncate(1);
         set_mask(out, 0, ins[0].mask);
         Ok(())

@@ -106,7 +106,7 @@ impl Bidirectional<'_> {
                 sc,
                 rec,
                 RnnOut { sequence: rs.then_some(&mut *seq_o), last: last_o, states: st },
-            );
+            )?;
             if let Some(tp) = tapes.as_mut() {
                 tp[dir].rec_mask = rec_mask;
             }
@@ -125,9 +125,9 @@ impl Bidirectional<'_> {
         let main_ports = if self.merge == MergeMode::None { 2 } else { 1 };
         match self.merge {
             MergeMode::None => {
-                let y = contiguous(f32_slot(out, 0, &shape));
+                let y = contiguous(f32_slot(out, 0, &shape)?);
                 y.copy_from_slice(f_main);
-                let y = contiguous(f32_slot(out, 1, &shape));
+                let y = contiguous(f32_slot(out, 1, &shape)?);
                 for bi in 0..b {
                     for ti in 0..steps {
                         for j in 0..u {
@@ -140,7 +140,7 @@ impl Bidirectional<'_> {
                 let width = if m == MergeMode::Concat { 2 * u } else { u };
                 let mut mshape = shape.clone();
                 *mshape.last_mut().expect("rank ≥ 2") = width;
-                let y = contiguous(f32_slot(out, 0, &mshape));
+                let y = contiguous(f32_slot(out, 0, &mshape)?);
                 for bi in 0..b {
                     for ti in 0..steps {
                         let row = &mut y[(bi * steps + ti) * width..][..width];
@@ -165,7 +165,7 @@ impl Bidirectional<'_> {
         let mut ports = main_ports;
         if fa.return_state {
             for s in states.iter().chain(states_b.iter()) {
-                contiguous(f32_slot(out, ports, &[b, u])).copy_from_slice(&s[..b * u]);
+                contiguous(f32_slot(out, ports, &[b, u])?).copy_from_slice(&s[..b * u]);
                 ports += 1;
             }
         }

@@ -78,6 +78,20 @@ impl Layer for Conv1dAttrs {
         Params { mats, vecs: ws.get(1).map(|b| vec![b.to_vec()]).unwrap_or_default() }
     }
 
+    fn prepare_into(&self, ws: &[&[f32]], params: &mut Params) {
+        if params.mats.len() != self.groups || params.vecs.len() != ws.len() - 1 {
+            *params = self.prepare(ws);
+            return;
+        }
+        let (cg, fg) = (self.in_channels / self.groups, self.filters / self.groups);
+        for (g, m) in params.mats.iter_mut().enumerate() {
+            m.refill(self.kernel_size * cg, fg, &group_kernel(self, ws[0], g));
+        }
+        if let (Some(v), Some(b)) = (params.vecs.first_mut(), ws.get(1)) {
+            v.copy_from_slice(b);
+        }
+    }
+
     fn forward(
         &self,
         layer: &str,
@@ -96,7 +110,7 @@ impl Layer for Conv1dAttrs {
         }
         let (t_out, left) = out_len(layer, self.window(t), t, self.span())?;
         let fg = self.filters / self.groups;
-        let y = contiguous(f32_slot(out, 0, &[b, t_out, self.filters]));
+        let y = contiguous(f32_slot(out, 0, &[b, t_out, self.filters])?);
         let bias = params.vecs.first();
         for (g, kernel) in params.mats.iter().enumerate() {
             let cols = unfold(self, &xs, dims, g, t_out, left);
@@ -231,7 +245,7 @@ impl Layer for PoolAttrs {
         let x = ins[0].f32()?;
         let (xs, (b, t, c)) = sequence(layer, &x)?;
         let (t_out, left) = out_len(layer, self.window(t), t, self.pool_size)?;
-        let y = contiguous(f32_slot(out, 0, &[b, t_out, c]));
+        let y = contiguous(f32_slot(out, 0, &[b, t_out, c])?);
         for bi in 0..b {
             for o in 0..t_out {
                 let w = pool_window(self, o, left, t);
@@ -309,7 +323,7 @@ impl Layer for GlobalPoolAttrs {
         let x = ins[0].f32()?;
         let (xs, (b, t, c)) = sequence(layer, &x)?;
         let mask = ins[0].mask.map(|m| m.to_owned());
-        let y = contiguous(f32_slot(out, 0, &out_shape(self, b, c)));
+        let y = contiguous(f32_slot(out, 0, &out_shape(self, b, c))?);
         for bi in 0..b {
             let dst = &mut y[bi * c..][..c];
             let steps: Vec<usize> = (0..t).filter(|s| counts(self, mask.as_ref(), bi, *s)).collect();

@@ -85,6 +85,20 @@ pub(crate) trait Layer {
         Params { mats: Vec::new(), vecs: ws.iter().map(|w| w.to_vec()).collect() }
     }
 
+    /// Refills `params`, which [`Layer::prepare`] made for this layer, from new values of its
+    /// weights in place (a trainer does this after every step; preparing afresh allocated).
+    /// The default suits layers whose parameters are their weights as stored.
+    fn prepare_into(&self, ws: &[&[f32]], params: &mut Params) {
+        let same = params.mats.is_empty()
+            && params.vecs.len() == ws.len()
+            && params.vecs.iter().zip(ws).all(|(v, w)| v.len() == w.len());
+        if same {
+            params.vecs.iter_mut().zip(ws).for_each(|(v, w)| v.copy_from_slice(w));
+        } else {
+            *params = self.prepare(ws);
+        }
+    }
+
     /// Computes the outputs into `out` (reusing its buffers). With `train`, the pass is a
     /// training pass: the layer may draw noise from `train.seed` and record a tape.
     fn forward(

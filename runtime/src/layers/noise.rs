@@ -56,7 +56,7 @@ impl Layer for NoiseAttrs {
         train: Option<&mut Training>,
     ) -> Result<()> {
         let x = ins[0].f32()?;
-        let y = f32_slot(out, 0, x.shape());
+        let y = f32_slot(out, 0, x.shape())?;
         y.assign(&x);
         if let Some(tr) = train {
             if self.kind == NoiseKind::ActivityRegularization {

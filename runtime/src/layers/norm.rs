@@ -55,7 +55,7 @@ impl Layer for LayerNormAttrs {
         let xs = rows_of(layer, &x, self.features)?;
         let (gi, bi) = affine_indices(self.scale, self.center);
         let (gamma, beta) = (gi.map(|i| &params.vecs[i][..]), bi.map(|i| &params.vecs[i][..]));
-        let y = contiguous(f32_slot(out, 0, x.shape()));
+        let y = contiguous(f32_slot(out, 0, x.shape())?);
         for (src, dst) in xs.chunks(self.features).zip(y.chunks_mut(self.features)) {
             let (mean, var) = moments(src.iter().copied());
             let inv = 1.0 / (var + f64::from(self.epsilon)).sqrt();
@@ -147,7 +147,7 @@ impl Layer for BatchNormAttrs {
                 .collect()
         };
         let (gamma, beta) = (gi.map(|i| &params.vecs[i][..]), bi.map(|i| &params.vecs[i][..]));
-        let y = contiguous(f32_slot(out, 0, x.shape()));
+        let y = contiguous(f32_slot(out, 0, x.shape())?);
         for (src, dst) in xs.chunks(self.features).zip(y.chunks_mut(self.features)) {
             for ((d, v), (mean, var)) in dst.iter_mut().zip(src).zip(&stats) {
                 *d = ((f64::from(*v) - mean) / (var + f64::from(self.epsilon)).sqrt()) as f32;

@@ -55,7 +55,7 @@ impl Layer for ActivationLayer {
         _: Option<&mut Training>,
     ) -> Result<()> {
         let x = ins[0].f32()?;
-        let y = f32_slot(out, 0, x.shape());
+        let y = f32_slot(out, 0, x.shape())?;
         y.assign(&x);
         let width = *x.shape().last().unwrap_or(&1);
         let y = contiguous(y);
@@ -136,7 +136,7 @@ impl Layer for PreluAttrs {
         check(self, layer, x.shape())?;
         let index = slope_index(self, &x.shape()[1..]);
         let alpha = &params.vecs[0];
-        let y = f32_slot(out, 0, x.shape());
+        let y = f32_slot(out, 0, x.shape())?;
         let y = contiguous(y);
         for ((d, v), i) in y.iter_mut().zip(x.iter()).zip(index.iter().cycle()) {
             *d = v.max(0.0) + alpha[*i] * v.min(0.0);
@@ -176,7 +176,7 @@ impl Layer for RescalingAttrs {
         _: Option<&mut Training>,
     ) -> Result<()> {
         let x = ins[0].f32()?;
-        let y = f32_slot(out, 0, x.shape());
+        let y = f32_slot(out, 0, x.shape())?;
         y.zip_mut_with(&x, |d, v| *d = v * self.scale + self.offset);
         out.truncate(1);
         set_mask(out, 0, ins[0].mask);

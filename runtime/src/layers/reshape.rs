@@ -8,11 +8,12 @@ use crate::error::{Result, RuntimeError};
 use crate::exec::{Training, Value, ValueRef, f32_slot, set_mask};
 
 /// Writes `x`'s values in row-major order as the single, unmasked output of `shape`.
-fn copy_as(x: &ndarray::ArrayViewD<'_, f32>, shape: &[usize], out: &mut Vec<Value>) {
-    let y = f32_slot(out, 0, shape);
+fn copy_as(x: &ndarray::ArrayViewD<'_, f32>, shape: &[usize], out: &mut Vec<Value>) -> Result<()> {
+    let y = f32_slot(out, 0, shape)?;
     y.as_slice_mut().expect("standard layout").iter_mut().zip(x.iter()).for_each(|(d, v)| *d = *v);
     out.truncate(1);
     set_mask(out, 0, None);
+    Ok(())
 }
 
 /// `x` (any layout) reshaped to `shape` in row-major order.
@@ -42,7 +43,7 @@ impl Layer for PermuteAttrs {
             )));
         }
         let p = x.permuted_axes(IxDyn(&axes(self)));
-        f32_slot(out, 0, p.shape()).assign(&p);
+        f32_slot(out, 0, p.shape())?.assign(&p);
         out.truncate(1);
         set_mask(out, 0, None);
         Ok(())
@@ -79,7 +80,7 @@ impl Layer for ReshapeAttrs {
             ))
         })?;
         let shape: Vec<usize> = std::iter::once(b).chain(target).collect();
-        copy_as(&x, &shape, out);
+        copy_as(&x, &shape, out)?;
         Ok(())
     }
 
@@ -100,7 +101,7 @@ impl Layer for FlattenAttrs {
     ) -> Result<()> {
         let x = ins[0].f32()?;
         let b = x.shape()[0];
-        copy_as(&x, &[b, x.len() / b.max(1)], out);
+        copy_as(&x, &[b, x.len() / b.max(1)], out)?;
         Ok(())
     }
 
@@ -128,7 +129,7 @@ impl Layer for UpSamplingAttrs {
         };
         let x = x.as_standard_layout();
         let xs = x.as_slice().expect("standard layout");
-        let y = f32_slot(out, 0, &[b, t * self.size, c]);
+        let y = f32_slot(out, 0, &[b, t * self.size, c])?;
         let ys = y.as_slice_mut().expect("standard layout");
         for (r, step) in xs.chunks(c.max(1)).enumerate() {
             for k in 0..self.size {

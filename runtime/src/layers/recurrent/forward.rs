@@ -44,6 +44,22 @@ pub(crate) fn sized(v: &mut Vec<f32>, n: usize) -> &mut [f32] {
     &mut v[..n]
 }
 
+/// [`sized`] for the largest buffer of a run, allocated fallibly (the input projection of
+/// every step, `G` times the layer's output sequence).
+fn try_sized(v: &mut Vec<f32>, n: usize) -> crate::Result<&mut [f32]> {
+    if n > v.len() {
+        v.try_reserve_exact(n - v.len()).map_err(|_| projection_oom(n))?;
+    }
+    Ok(sized(v, n))
+}
+
+fn projection_oom(n: usize) -> crate::RuntimeError {
+    crate::RuntimeError::OutOfMemory {
+        what: "the input projection of every step".into(),
+        bytes: n.saturating_mul(4),
+    }
+}
+
 /// Where a run of the recurrence writes.
 #[derive(Debug)]
 pub struct RnnOut<'a> {
@@ -77,7 +93,7 @@ pub fn forward(
     };
     let mut sequence = a.return_sequences.then(|| Array3::<f32>::zeros((b, t, u)));
     let mut last = Array2::<f32>::zeros((b, u));
-    forward_into(
+    let ran = forward_into(
         a,
         w,
         x,
@@ -91,6 +107,7 @@ pub fn forward(
             states: &mut states,
         },
     );
+    ran.expect("memory for a test-sized run");
     let states = states.into_iter().map(|s| Array2::from_shape_vec((b, u), s).expect("b·u states")).collect();
     RnnOutput { sequence, last, states }
 }
@@ -117,15 +134,18 @@ pub fn forward_into(
     scratch: &mut RnnScratch,
     record: Option<Recording<'_>>,
     out: RnnOut<'_>,
-) {
+) -> crate::Result<()> {
     let (b, t, d) = x.dim();
     let gu = a.cell.gates() * a.units;
     let x = x.as_standard_layout();
     let xs = x.as_slice().expect("standard layout");
     // Input projection of every step at once: [B·T, D] · [D, G·U] + bias. A training run
     // hands it to the tape, so it takes a pooled buffer instead of the kept one.
-    let mut xp = if record.is_some() { pool::zeros(b * t * gu) } else { std::mem::take(&mut scratch.xp) };
-    let proj = sized(&mut xp, b * t * gu);
+    let mut xp = match record {
+        Some(_) => pool::try_zeros(b * t * gu).map_err(|_| projection_oom(b * t * gu))?,
+        None => std::mem::take(&mut scratch.xp),
+    };
+    let proj = try_sized(&mut xp, b * t * gu)?;
     debug_assert_eq!(d, w.kernel.k());
     w.kernel.product_from(b * t, xs, proj, Start::Bias(&w.bias_in));
     match record {
@@ -142,6 +162,7 @@ pub fn forward_into(
             tape.xp = xp;
         }
     }
+    Ok(())
 }
 
 /// The `h` and (LSTM) `c` states of `b·u` values each.
@@ -162,12 +183,12 @@ pub fn forward_repeated_into(
     steps: usize,
     scratch: &mut RnnScratch,
     out: RnnOut<'_>,
-) {
+) -> crate::Result<()> {
     let (b, d) = x.dim();
     let gu = a.cell.gates() * a.units;
     let x = x.as_standard_layout();
     let mut xp = std::mem::take(&mut scratch.xp);
-    let proj = sized(&mut xp, b * steps * gu);
+    let proj = try_sized(&mut xp, b * steps * gu)?;
     // The projection of each row goes to its first step, then is copied to the others.
     let (once, _) = proj.split_at_mut(b * gu);
     debug_assert_eq!(d, w.kernel.k());
@@ -181,6 +202,7 @@ pub fn forward_repeated_into(
     }
     forward_projected(a, w, proj, (b, steps), None, false, scratch, out);
     scratch.xp = xp;
+    Ok(())
 }
 
 /// The recurrence given the input projection `xp` `[B·T, G·U]` (row `b·T + t`).
