@@ -492,12 +492,43 @@ pub fn model_tokens(p: &Program) -> TokenStream {
 
 /// `step`: one time step of a stateful model with one sequence input `[T, F]` (the seed's
 /// generation loop), `[B, F]` in, each output's time axis dropped.
+/// Whether a stateful model whose one input is `[time, features]` of `dtype` gets `step` and
+/// `run_step`: a float sequence whose length is symbolic or fixed at 1 (the stand-in of a
+/// broken model asks the same of its declaration).
+pub(crate) fn steps_one_at_a_time(rank: usize, time: Option<usize>, dtype: ir::DType) -> bool {
+    dtype == ir::DType::F32 && rank == 2 && time.is_none_or(|n| n == 1)
+}
+
+/// The signatures of `step` and `run_step` for `n_out` outputs, with their doc comments, each
+/// followed by `body` (the real one, or the stand-in's).
+pub(crate) fn step_signatures(
+    n_out: usize,
+    step_body: TokenStream,
+    run_step_body: TokenStream,
+) -> TokenStream {
+    let (ret_ty, view_ty) = output_types(n_out);
+    quote! {
+        /// One step of a stateful model: input `[batch, features]`, the state carried over.
+        #[allow(clippy::type_complexity)]
+        pub fn step(&mut self, x: ::seqmodel::ndarray::ArrayD<f32>) -> ::core::result::Result<#ret_ty, ::seqmodel::RuntimeError> {
+            #step_body
+        }
+
+        /// Like `step`, on a borrowed input, returning views into the model's buffers: after
+        /// the first call it allocates nothing (the generation loop's fast path).
+        #[allow(clippy::type_complexity)]
+        pub fn run_step<'a>(&'a mut self, x: ::seqmodel::ndarray::ArrayViewD<'_, f32>) -> ::core::result::Result<#view_ty, ::seqmodel::RuntimeError> {
+            #run_step_body
+        }
+    }
+}
+
 fn step_tokens(p: &Program) -> TokenStream {
     let [input] = p.inputs.as_slice() else { return quote! {} };
-    if input.ty.dtype != ir::DType::F32 || input.ty.dims.len() != 2 || input.ty.dims[0].fixed().is_some() {
+    let Some(&t) = input.ty.dims.first() else { return quote! {} };
+    if !steps_one_at_a_time(input.ty.dims.len(), t.fixed(), input.ty.dtype) {
         return quote! {};
     }
-    let t = input.ty.dims[0];
     let outs = p.output_types();
     let single = outs.len() == 1;
     let pick = |k: usize| {
@@ -513,7 +544,9 @@ fn step_tokens(p: &Program) -> TokenStream {
         .enumerate()
         .map(|(k, ty)| {
             let v = pick(k);
-            if ty.dims.first() == Some(&t) {
+            // The step's own output: the time axis goes (a fixed length of 1 is the time
+            // axis only in front of features, so a `[1]` vector stays).
+            if ty.dims.first() == Some(&t) && (t.fixed().is_none() || ty.dims.len() >= 2) {
                 quote! { #v.index_axis_move(::seqmodel::ndarray::Axis(1), 0) }
             } else {
                 quote! { #v }
@@ -531,23 +564,17 @@ fn step_tokens(p: &Program) -> TokenStream {
     } else {
         (quote! { ( #(#squeeze),* ) }, quote! { ( #(#owned),* ) })
     };
-    let (ret_ty, view_ty) = output_types(outs.len());
-    quote! {
-        /// One step of a stateful model: input `[batch, features]`, the state carried over.
-        #[allow(clippy::type_complexity)]
-        pub fn step(&mut self, x: ::seqmodel::ndarray::ArrayD<f32>) -> ::core::result::Result<#ret_ty, ::seqmodel::RuntimeError> {
+    step_signatures(
+        outs.len(),
+        quote! {
             let out = self.run_step(x.view())?;
             ::core::result::Result::Ok(#own)
-        }
-
-        /// Like `step`, on a borrowed input, returning views into the model's buffers: after
-        /// the first call it allocates nothing (the generation loop's fast path).
-        #[allow(clippy::type_complexity)]
-        pub fn run_step<'a>(&'a mut self, x: ::seqmodel::ndarray::ArrayViewD<'_, f32>) -> ::core::result::Result<#view_ty, ::seqmodel::RuntimeError> {
+        },
+        quote! {
             let out = self.run(x.insert_axis(::seqmodel::ndarray::Axis(1)))?;
             ::core::result::Result::Ok(#ret)
-        }
-    }
+        },
+    )
 }
 
 /// One input of `predict` (owned) or `run` (borrowed).

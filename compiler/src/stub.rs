@@ -9,7 +9,7 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 use seqmodel_grammar::ast::{self, DTypeAst, DimAst, ExprKind};
 
-use crate::codegen::{dim_arg, input_arg, output_types};
+use crate::codegen::{dim_arg, input_arg, output_types, step_signatures, steps_one_at_a_time};
 use crate::ir::DType;
 
 /// The stand-in type of model `index` of `file`.
@@ -58,21 +58,18 @@ pub fn stub_tokens(file: &ast::File, index: usize) -> TokenStream {
     let stateful = if is_stateful(file, index, &mut HashSet::new()) {
         let one_sequence = match model.params.as_slice() {
             [p] => {
-                p.ty.dims.len() == 2
-                    && matches!(p.ty.dims[0], DimAst::Sym(..))
-                    && p.ty.dtype.is_none_or(|d| d.0 == DTypeAst::F32)
+                let time = match p.ty.dims.first() {
+                    Some(DimAst::Fixed(n, _)) => Some(*n),
+                    _ => None,
+                };
+                let (_, dtype) = inputs[0];
+                steps_one_at_a_time(p.ty.dims.len(), time, dtype)
             }
             _ => false,
         };
         let step = if one_sequence {
-            quote! {
-                /// One step (stand-in: the model did not compile).
-                #[allow(clippy::type_complexity, unused_variables)]
-                pub fn step(&mut self, x: ::seqmodel::ndarray::ArrayD<f32>) -> ::core::result::Result<#ret_ty, ::seqmodel::RuntimeError> { #dead }
-                /// One step on a view (stand-in: the model did not compile).
-                #[allow(clippy::type_complexity, unused_variables)]
-                pub fn run_step<'a>(&'a mut self, x: ::seqmodel::ndarray::ArrayViewD<'_, f32>) -> ::core::result::Result<#view_ty, ::seqmodel::RuntimeError> { #dead }
-            }
+            let dead_step = quote! { let _ = x; #dead };
+            step_signatures(n_out, dead_step.clone(), dead_step)
         } else {
             quote! {}
         };

@@ -17,6 +17,8 @@ fn main() {
         writeln!(registry, "/// Generated from `examples/{stem}.seq`.\npub mod ex_{stem} {{ seqmodel::include_model!(\"{stem}\"); }}").unwrap();
     }
     builder = builder.file(Path::new(env!("CARGO_MANIFEST_DIR")).join("models/conformance_autoencoder.seq"));
+    builder = builder.file(Path::new(env!("CARGO_MANIFEST_DIR")).join("models/one_step.seq"));
+    writeln!(registry, "/// A stateful model of fixed length 1 beside the same layers over any length.\npub mod one_step {{ seqmodel::include_model!(\"one_step\"); }}").unwrap();
     writeln!(registry, "/// Written by hand to match a Keras model.\npub mod conformance_autoencoder {{ seqmodel::include_model!(\"conformance_autoencoder\"); }}").unwrap();
     let mut cases = Vec::new();
     // Every case of the recurrent suite must import; of the layers suite, those whose

@@ -197,3 +197,34 @@ fn generated_fingerprint_matches_the_compiled_program() {
     let compiled = seqmodel_compiler::compile(&src).unwrap();
     assert_eq!(compiled.program("EncoderDecoder").unwrap().fingerprint(), EncoderDecoder::FINGERPRINT);
 }
+
+/// A stateful model whose time length is fixed at 1 has `step` too: stepping it through a
+/// sequence equals the same layers and weights run over the whole sequence at once.
+#[test]
+fn a_model_of_one_step_steps_like_the_same_layers_over_a_sequence() {
+    use seqmodel_generated_tests::one_step::{AnyLength, OneStep};
+    let store = seqmodel::WeightStore::random_from_specs(AnyLength::weight_specs(), 7, 0.4);
+    let mut renamed = seqmodel::WeightStore::new();
+    for key in store.keys() {
+        renamed.insert(key.replacen("AnyLength/", "OneStep/", 1), store.get(key).unwrap().clone());
+    }
+    let mut one = OneStep::from_weights(renamed).unwrap();
+    let mut any = AnyLength::from_weights(store).unwrap();
+    let steps = 6;
+    let seq =
+        ArrayD::from_shape_fn(ndarray::IxDyn(&[1, steps, 8]), |i| ((i[1] * 8 + i[2]) as f32 * 0.37).sin());
+    let whole = any.predict(seq.clone()).unwrap();
+    for t in 0..steps {
+        let x = seq.index_axis(ndarray::Axis(1), t).to_owned();
+        let y = one.step(x).unwrap();
+        assert_eq!(y.shape(), &[1, 8]);
+        let want = whole.index_axis(ndarray::Axis(1), t);
+        let d = y.iter().zip(want.iter()).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        assert!(d < 1e-6, "step {t}: {d}");
+    }
+    one.reset_states();
+    let first = one.step(seq.index_axis(ndarray::Axis(1), 0).to_owned()).unwrap();
+    assert!(
+        first.iter().zip(whole.index_axis(ndarray::Axis(1), 0).iter()).all(|(a, b)| (a - b).abs() < 1e-6)
+    );
+}
