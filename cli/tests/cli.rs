@@ -411,6 +411,19 @@ fn zeros_npy(path: &Path, shape: &[usize]) {
     std::fs::write(path, bytes).unwrap();
 }
 
+/// `seqc args` run in `dir` with at most `kib` KiB of address space (`ulimit -v`).
+#[cfg(target_os = "linux")]
+fn seqc_with_memory_limit(dir: &Path, kib: usize, args: &[&str]) -> std::process::Output {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("ulimit -v {kib} && exec \"$0\" \"$@\""))
+        .arg(env!("CARGO_BIN_EXE_seqc"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
 /// A model whose weights do not fit in the memory the process may use is an error that
 /// names the model and the bytes, with exit code 1, not an allocation abort.
 #[cfg(target_os = "linux")]
@@ -421,14 +434,11 @@ fn a_model_too_large_for_memory_is_an_error_not_an_abort() {
     std::fs::write(dir.join("big.seq"), "model Big(x: [T, 20000]) -> [20000] { x -> LSTM(20000) }").unwrap();
     zeros_npy(&dir.join("x.npy"), &[1, 2, 20000]);
     zeros_npy(&dir.join("y.npy"), &[1, 20000]);
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg("ulimit -v 3000000 && exec \"$0\" \"$@\"")
-        .arg(env!("CARGO_BIN_EXE_seqc"))
-        .args(["train", "big.seq", "--x", "x.npy", "--y", "y.npy", "--save", "w.safetensors"])
-        .current_dir(&dir)
-        .output()
-        .unwrap();
+    let out = seqc_with_memory_limit(
+        &dir,
+        3_000_000,
+        &["train", "big.seq", "--x", "x.npy", "--y", "y.npy", "--save", "w.safetensors"],
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
@@ -457,14 +467,11 @@ fn a_layer_output_too_large_for_memory_is_an_error_naming_the_layer() {
     .unwrap();
     zeros_npy(&dir.join("x.npy"), &[1, 100, 4]);
     zeros_npy(&dir.join("y.npy"), &[1, 1]);
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg("ulimit -v 1000000 && exec \"$0\" \"$@\"")
-        .arg(env!("CARGO_BIN_EXE_seqc"))
-        .args(["train", "up.seq", "--x", "x.npy", "--y", "y.npy", "--save", "w.safetensors"])
-        .current_dir(&dir)
-        .output()
-        .unwrap();
+    let out = seqc_with_memory_limit(
+        &dir,
+        1_000_000,
+        &["train", "up.seq", "--x", "x.npy", "--y", "y.npy", "--save", "w.safetensors"],
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
