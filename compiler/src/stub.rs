@@ -142,11 +142,7 @@ fn is_stateful(file: &ast::File, index: usize, seen: &mut HashSet<usize>) -> boo
     let mut found = false;
     let mut callees = Vec::new();
     for stmt in &file.models[index].body {
-        let e = match stmt {
-            ast::Stmt::Assign { value, .. } => value,
-            ast::Stmt::Expr(e) => e,
-        };
-        e.walk(&mut |e| match &e.kind {
+        stmt.value().walk(&mut |e| match &e.kind {
             ExprKind::Call { args, .. } => {
                 found |= args.iter().any(|a| {
                     a.name.as_ref().is_some_and(|n| n.name == "stateful")

@@ -114,6 +114,22 @@ pub enum Stmt {
     Expr(Expr),
 }
 
+impl Stmt {
+    /// The expression the statement evaluates (the right-hand side of an assignment).
+    pub fn value(&self) -> &Expr {
+        match self {
+            Stmt::Assign { value, .. } | Stmt::Expr(value) => value,
+        }
+    }
+
+    /// [`Stmt::value`], mutably.
+    pub fn value_mut(&mut self) -> &mut Expr {
+        match self {
+            Stmt::Assign { value, .. } | Stmt::Expr(value) => value,
+        }
+    }
+}
+
 /// An expression with its span.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Expr {

@@ -76,11 +76,7 @@ fn declared(p: &Program, dims: &[Dim], dtype: DType) -> TensorType {
 fn remove_kwarg(file: &mut File, mut n: usize) -> bool {
     for m in &mut file.models {
         for s in &mut m.body {
-            let e = match s {
-                Stmt::Assign { value, .. } => value,
-                Stmt::Expr(e) => e,
-            };
-            if remove_in(e, &mut n) {
+            if remove_in(s.value_mut(), &mut n) {
                 return true;
             }
         }
@@ -125,14 +121,11 @@ fn collapse_once(body: &mut Vec<Stmt>) -> bool {
         let Stmt::Assign { targets, value, .. } = &body[i] else { continue };
         let [v] = targets.as_slice() else { continue };
         let (v, head) = (v.clone(), value.clone());
-        let uses: usize = body.iter().map(|s| uses_of(stmt_value(s), &v.name)).sum();
+        let uses: usize = body.iter().map(|s| uses_of(s.value(), &v.name)).sum();
         if uses != 1 {
             continue;
         }
-        let next = match &mut body[i + 1] {
-            Stmt::Assign { value, .. } => value,
-            Stmt::Expr(e) => e,
-        };
+        let next = body[i + 1].value_mut();
         let merged = match &next.kind {
             ExprKind::Name { ident, generics } if ident.name == v.name && generics.is_empty() => head,
             ExprKind::Call { callee, args, .. }
@@ -166,24 +159,13 @@ fn collapse_once(body: &mut Vec<Stmt>) -> bool {
     false
 }
 
-fn stmt_value(s: &Stmt) -> &Expr {
-    match s {
-        Stmt::Assign { value, .. } => value,
-        Stmt::Expr(e) => e,
-    }
-}
-
 /// How many times the variable `name` is read in `e`.
 fn uses_of(e: &Expr, name: &str) -> usize {
-    match &e.kind {
-        ExprKind::Name { ident, .. } => usize::from(ident.name == name),
-        ExprKind::List(items) | ExprKind::Tuple(items) | ExprKind::Chain(items) => {
-            items.iter().map(|i| uses_of(i, name)).sum()
+    let mut uses = 0;
+    e.walk(&mut |e| {
+        if let ExprKind::Name { ident, .. } = &e.kind {
+            uses += usize::from(ident.name == name);
         }
-        ExprKind::Call { callee, args, .. } => {
-            uses_of(callee, name) + args.iter().map(|a| uses_of(&a.value, name)).sum::<usize>()
-        }
-        ExprKind::Index { base, .. } => uses_of(base, name),
-        _ => 0,
-    }
+    });
+    uses
 }
