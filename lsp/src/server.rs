@@ -21,8 +21,9 @@ struct Doc {
     lines: LineIndex,
     analysis: Analysis,
     links: Vec<Link>,
-    /// The last version that parsed, for hover and hints while the text does not.
-    last_parsed: Option<(String, LineIndex, Analysis)>,
+    /// While this version does not parse: the last version that did, for hover and hints
+    /// (moved here when an edit breaks the text, never copied).
+    last_parsed: Option<Box<Doc>>,
 }
 
 impl Doc {
@@ -30,24 +31,28 @@ impl Doc {
         let analysis = analyze(&text);
         let links = analysis.file.as_ref().map(names::links).unwrap_or_default();
         let lines = LineIndex::new(&text);
-        let last_parsed = analysis.file.is_some().then(|| (text.clone(), lines.clone(), analysis.clone()));
-        Doc { text, lines, analysis, links, last_parsed }
+        Doc { text, lines, analysis, links, last_parsed: None }
     }
 
     fn update(&mut self, text: String) {
-        let previous = self.last_parsed.take();
-        *self = Doc::new(text);
-        if self.last_parsed.is_none() {
-            self.last_parsed = previous;
+        let mut next = Doc::new(text);
+        if next.analysis.file.is_none() {
+            let mut old = std::mem::replace(self, Doc::new(String::new()));
+            next.last_parsed = match old.last_parsed.take() {
+                Some(parsed) => Some(parsed),
+                None if old.analysis.file.is_some() => Some(Box::new(old)),
+                None => None,
+            };
         }
+        *self = next;
     }
 
     /// The text, lines and analysis to answer from: this version if it parsed, else the
     /// last one that did.
     fn parsed(&self) -> (&str, &LineIndex, &Analysis) {
         match &self.last_parsed {
-            Some((t, l, a)) if self.analysis.file.is_none() => (t, l, a),
-            _ => (&self.text, &self.lines, &self.analysis),
+            Some(d) => (&d.text, &d.lines, &d.analysis),
+            None => (&self.text, &self.lines, &self.analysis),
         }
     }
 }
