@@ -85,7 +85,7 @@ pub(crate) fn args(
                 [one] => one.to_string(),
                 _ => return Err(unsupported(format!("`{key}={v}` (more than one axis) of `{class}`"))),
             },
-            ArgKind::Float | ArgKind::Rate | ArgKind::OptFloat => {
+            ArgKind::Float | ArgKind::NonNegative | ArgKind::Fraction | ArgKind::Rate | ArgKind::OptFloat => {
                 format!("{:?}", v.as_f64().ok_or_else(bad)?)
             }
             ArgKind::Bool => v.as_bool().ok_or_else(bad)?.to_string(),

@@ -439,6 +439,8 @@ fn kind_name(k: ArgKind) -> &'static str {
         ArgKind::PosInt => "positive integer",
         ArgKind::Int => "integer",
         ArgKind::Float => "number",
+        ArgKind::NonNegative => "number, not negative",
+        ArgKind::Fraction => "number in [0, 1]",
         ArgKind::Rate => "rate in [0, 1)",
         ArgKind::Bool => "true / false",
         ArgKind::Activation => "activation name",

@@ -96,4 +96,15 @@ impl Value {
             Value::Poison => "an erroneous value",
         }
     }
+
+    /// A number or string as written (`0`, `-1.5`, `"relu"`), anything else as
+    /// [`Value::describe`] says it.
+    pub fn shown(&self) -> String {
+        match self {
+            Value::Int(i) => i.to_string(),
+            Value::Float(f) => format!("{f:?}"),
+            Value::Str(s) => format!("{s:?}"),
+            other => other.describe().to_string(),
+        }
+    }
 }

@@ -11,6 +11,10 @@ pub enum ArgKind {
     Int,
     /// A float (integers accepted).
     Float,
+    /// A float that is not negative (an epsilon, a standard deviation, a penalty).
+    NonNegative,
+    /// A float in `[0, 1]` (a momentum).
+    Fraction,
     /// A rate in `[0, 1)`.
     Rate,
     /// `true` / `false`.

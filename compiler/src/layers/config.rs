@@ -265,7 +265,7 @@ fn check_kind(
         Diagnostic::error(
             "SM0204",
             span,
-            format!("`{}` argument `{name}` must be {expected}, found {}", class.name, value.describe()),
+            format!("`{}` argument `{name}` must be {expected}, found {}", class.name, value.shown()),
         )
         .with_label(format!("expected {expected}"))
     };
@@ -281,6 +281,12 @@ fn check_kind(
         (ArgKind::Int, _) => Err(bad("an integer")),
         (ArgKind::Float, Value::Int(_) | Value::Float(_)) => Ok(()),
         (ArgKind::Float, _) => Err(bad("a number")),
+        (ArgKind::NonNegative, Value::Int(i)) if *i >= 0 => Ok(()),
+        (ArgKind::NonNegative, Value::Float(f)) if *f >= 0.0 && f.is_finite() => Ok(()),
+        (ArgKind::NonNegative, _) => Err(bad("a number that is not negative")),
+        (ArgKind::Fraction, Value::Int(0 | 1)) => Ok(()),
+        (ArgKind::Fraction, Value::Float(f)) if (0.0..=1.0).contains(f) => Ok(()),
+        (ArgKind::Fraction, _) => Err(bad("a number in [0, 1]")),
         (ArgKind::Rate, Value::Float(f)) if (0.0..1.0).contains(f) => Ok(()),
         (ArgKind::Rate, Value::Int(0)) => Ok(()),
         (ArgKind::Rate, _) => Err(bad("a rate in [0, 1)")),

@@ -15,7 +15,7 @@ impl Rule for NoiseAttrs {
         class1(
             "GaussianNoise",
             "gaussian_noise",
-            &[req("stddev", Float), opt("seed", Ignored), opt("name", Ignored)],
+            &[req("stddev", NonNegative), opt("seed", Ignored), opt("name", Ignored)],
         ),
         class1(
             "GaussianDropout",
@@ -35,7 +35,7 @@ impl Rule for NoiseAttrs {
         class1(
             "ActivityRegularization",
             "activity_regularization",
-            &[opt("l1", Float), opt("l2", Float), opt("name", Ignored)],
+            &[opt("l1", NonNegative), opt("l2", NonNegative), opt("name", Ignored)],
         ),
     ];
 

@@ -47,7 +47,7 @@ impl Rule for LayerNormAttrs {
         snake: "layer_normalization",
         args: &[
             opt("axis", OptInts),
-            opt("epsilon", Float),
+            opt("epsilon", NonNegative),
             opt("center", Bool),
             opt("scale", Bool),
             opt("rms_scaling", Bool),
@@ -86,8 +86,8 @@ impl Rule for BatchNormAttrs {
         snake: "batch_normalization",
         args: &[
             opt("axis", OptInts),
-            opt("momentum", Float),
-            opt("epsilon", Float),
+            opt("momentum", Fraction),
+            opt("epsilon", NonNegative),
             opt("center", Bool),
             opt("scale", Bool),
             opt("synchronized", Ignored),
