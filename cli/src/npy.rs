@@ -65,7 +65,8 @@ fn check_header(bytes: &[u8]) -> Result<usize, String> {
     }
 }
 
-/// Reads a float32 or int32 `.npy` file (int64 token ids are narrowed when they fit).
+/// Reads a float32 or int32 `.npy` file (float64 values and int64 token ids are narrowed
+/// when they fit).
 pub fn read(path: &Path) -> Result<Tensor, Failure> {
     let bytes = std::fs::read(path).map_err(|e| Failure(format!("cannot read {}: {e}", path.display())))?;
     let data = check_header(&bytes).map_err(|e| Failure(format!("{}: {e}", path.display())))?;
@@ -83,6 +84,16 @@ pub fn read(path: &Path) -> Result<Tensor, Failure> {
     if let Ok(a) = ArrayD::<i32>::read_npy(&bytes[..]) {
         return Ok(Tensor::I32(a));
     }
+    // NumPy's default float type: narrowed as Keras narrows its inputs to float32.
+    if let Ok(a) = ArrayD::<f64>::read_npy(&bytes[..]) {
+        if let Some(i) = a.iter().position(|v| v.is_finite() && v.abs() > f32::MAX as f64) {
+            return Err(Failure(format!(
+                "{}: the float64 value at flat index {i} does not fit in float32",
+                path.display()
+            )));
+        }
+        return Ok(Tensor::F32(a.mapv(|v| v as f32)));
+    }
     match ArrayD::<i64>::read_npy(&bytes[..]) {
         Ok(a) => {
             if a.iter().any(|v| i32::try_from(*v).is_err()) {
@@ -90,7 +101,10 @@ pub fn read(path: &Path) -> Result<Tensor, Failure> {
             }
             Ok(Tensor::I32(a.mapv(|v| v as i32)))
         }
-        Err(e) => Err(Failure(format!("{}: not a float32/int32 .npy array ({e})", path.display()))),
+        Err(e) => Err(Failure(format!(
+            "{}: not a float32, float64, int32 or int64 .npy array ({e})",
+            path.display()
+        ))),
     }
 }
 
@@ -116,6 +130,31 @@ mod tests {
         b.extend_from_slice(h.as_bytes());
         b.extend(std::iter::repeat_n(0u8, data));
         b
+    }
+
+    /// NumPy's default float64 arrays read as float32 (as Keras casts its inputs); a value
+    /// float32 cannot hold is an error naming where it is, not an infinity.
+    #[test]
+    fn float64_files_are_narrowed_to_float32() {
+        let file = |values: &[f64]| {
+            let mut b = npy(
+                &format!("{{'descr': '<f8', 'fortran_order': False, 'shape': ({},), }}", values.len()),
+                0,
+            );
+            values.iter().for_each(|v| b.extend_from_slice(&v.to_le_bytes()));
+            let path =
+                std::env::temp_dir().join(format!("seqc-f64-{}-{}.npy", std::process::id(), values.len()));
+            std::fs::write(&path, b).unwrap();
+            path
+        };
+        let path = file(&[0.5, -2.25, 1.0e-3]);
+        let Ok(Tensor::F32(a)) = read(&path) else { panic!("not read as float32") };
+        assert_eq!(a.as_slice().unwrap(), &[0.5f32, -2.25, 1.0e-3]);
+        let big = file(&[1.0, 2.0, 3.0, 1.0e300]);
+        let e = read(&big).unwrap_err().0;
+        assert!(e.contains("flat index 3 does not fit in float32"), "{e}");
+        std::fs::remove_file(path).unwrap();
+        std::fs::remove_file(big).unwrap();
     }
 
     /// Headers that lie about their size are errors before any allocation (a 64-byte file
