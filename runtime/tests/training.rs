@@ -123,3 +123,22 @@ fn careless_data_and_hyper_parameters_are_errors() {
     // Nothing trained: the weights are where they started.
     assert_eq!(t.weights().get("M/dense/bias"), setup(src).weights().get("M/dense/bias"));
 }
+
+/// A loss that stops being finite ends training with an error naming the epoch and the
+/// step (Keras's TerminateOnNaN), before that step's update: the weights are the last good
+/// ones, every value finite (they trained on to NaN before).
+#[test]
+fn a_loss_that_diverges_stops_training_with_the_last_good_weights() {
+    let src = "model M(x: [6, 1]) -> [1] { x -> LSTM(4) -> Dense(1) }";
+    let p = seqmodel_compiler::compile(src).unwrap().main().unwrap().clone();
+    let w = WeightStore::random(&p, 3, 0.3);
+    let mut t = Trainer::new(p, w, Loss::MeanSquaredError, Optimizer::sgd(1e30)).unwrap();
+    let (x, y) = series(8);
+    let opts = FitOptions { epochs: 20, batch_size: 4, ..FitOptions::default() };
+    let e = t.fit_with(&[x], &[y], &opts, &mut |_, _, _, _| {}).unwrap_err().to_string();
+    assert!(e.starts_with("epoch ") && e.contains(", step ") && e.contains("the loss became"), "{e}");
+    for key in t.weights().keys() {
+        let v = t.weights().get(key).unwrap();
+        assert!(v.iter().all(|x| x.is_finite()), "{key} holds non-finite values after {e}");
+    }
+}
