@@ -141,6 +141,9 @@ pub fn run(
     // Every output is checked before any is written (one existing file wrote the others first).
     let paths: Vec<std::path::PathBuf> =
         (0..program.outputs.len()).map(|i| output_dir.join(format!("output_{i}.npy"))).collect();
+    if output_dir.exists() && !output_dir.is_dir() {
+        return Err(Failure(format!("--output-dir {} is a file, not a folder", output_dir.display())));
+    }
     if let Some(p) = paths.iter().find(|p| p.symlink_metadata().is_ok()) {
         return Err(Failure(format!("{} exists; choose an empty --output-dir", p.display())));
     }

@@ -360,6 +360,22 @@ fn outputs_are_distinct_and_checked_before_writing() {
     assert_eq!(run.status.code(), Some(1), "{}", String::from_utf8_lossy(&run.stdout));
     assert!(!outdir.join("output_0.npy").exists(), "no output written before the check");
     assert_eq!(std::fs::read(outdir.join("output_1.npy")).unwrap(), b"keep");
+    // An --output-dir that is a file is named as such (it said "File exists (os error 17)").
+    let run = seqc()
+        .arg("run")
+        .arg(&seq)
+        .arg("--weights")
+        .arg(&w)
+        .arg("--input")
+        .arg(case.join("input.npy"))
+        .arg("--output-dir")
+        .arg(outdir.join("output_1.npy"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{err}");
+    assert!(err.contains("output_1.npy is a file, not a folder"), "{err}");
+    assert_eq!(std::fs::read(outdir.join("output_1.npy")).unwrap(), b"keep");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
