@@ -25,9 +25,17 @@ pub fn num_threads() -> usize {
         return 1;
     }
     match THREADS.load(Ordering::Relaxed) {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        0 => machine_threads(),
         n => n,
     }
+}
+
+/// The machine's parallelism, asked once per process: `available_parallelism` reads the
+/// cgroup files on every call, about 50 µs, which a model left at the default thread count
+/// paid on every node of every call (a batch-1 generation step took 25 times longer).
+fn machine_threads() -> usize {
+    static MACHINE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *MACHINE.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 thread_local! {
