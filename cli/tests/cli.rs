@@ -198,17 +198,7 @@ fn import_then_run_reproduces_keras() {
     let again = seqc().arg("import").arg(case.join("model.keras")).arg("-o").arg(&seq).output().unwrap();
     assert_eq!(again.status.code(), Some(1));
     let outdir = dir.join("out");
-    let run = seqc()
-        .arg("run")
-        .arg(&seq)
-        .arg("--weights")
-        .arg(&w)
-        .arg("--input")
-        .arg(case.join("input.npy"))
-        .arg("--output-dir")
-        .arg(&outdir)
-        .output()
-        .unwrap();
+    let run = seqc_run(&seq, &w, case.join("input.npy"), &outdir);
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
     let got = std::fs::read(outdir.join("output_0.npy")).unwrap();
     let want = std::fs::read(case.join("expected.npy")).unwrap();
@@ -245,17 +235,7 @@ fn corrupt_npy_inputs_are_errors() {
     for (i, bytes) in bad_inputs.iter().enumerate() {
         let f = dir.join(format!("bad{i}.npy"));
         std::fs::write(&f, bytes).unwrap();
-        let run = seqc()
-            .arg("run")
-            .arg(&seq)
-            .arg("--weights")
-            .arg(&w)
-            .arg("--input")
-            .arg(&f)
-            .arg("--output-dir")
-            .arg(dir.join(format!("out{i}")))
-            .output()
-            .unwrap();
+        let run = seqc_run(&seq, &w, &f, dir.join(format!("out{i}")));
         assert_eq!(run.status.code(), Some(1), "input {i}");
         let err = String::from_utf8_lossy(&run.stderr);
         assert!(err.contains(&format!("bad{i}.npy")), "input {i}: {err}");
@@ -346,32 +326,12 @@ fn outputs_are_distinct_and_checked_before_writing() {
     let outdir = dir.join("out");
     std::fs::create_dir_all(&outdir).unwrap();
     std::fs::write(outdir.join("output_1.npy"), b"keep").unwrap();
-    let run = seqc()
-        .arg("run")
-        .arg(&seq)
-        .arg("--weights")
-        .arg(&w)
-        .arg("--input")
-        .arg(case.join("input.npy"))
-        .arg("--output-dir")
-        .arg(&outdir)
-        .output()
-        .unwrap();
+    let run = seqc_run(&seq, &w, case.join("input.npy"), &outdir);
     assert_eq!(run.status.code(), Some(1), "{}", String::from_utf8_lossy(&run.stdout));
     assert!(!outdir.join("output_0.npy").exists(), "no output written before the check");
     assert_eq!(std::fs::read(outdir.join("output_1.npy")).unwrap(), b"keep");
     // An --output-dir that is a file is named as such (it said "File exists (os error 17)").
-    let run = seqc()
-        .arg("run")
-        .arg(&seq)
-        .arg("--weights")
-        .arg(&w)
-        .arg("--input")
-        .arg(case.join("input.npy"))
-        .arg("--output-dir")
-        .arg(outdir.join("output_1.npy"))
-        .output()
-        .unwrap();
+    let run = seqc_run(&seq, &w, case.join("input.npy"), outdir.join("output_1.npy"));
     let err = String::from_utf8_lossy(&run.stderr);
     assert_eq!(run.status.code(), Some(1), "{err}");
     assert!(err.contains("output_1.npy is a file, not a folder"), "{err}");
@@ -427,6 +387,26 @@ fn zeros_npy(path: &Path, shape: &[usize]) {
     std::fs::write(path, bytes).unwrap();
 }
 
+/// `seqc run seq --weights weights --input input --output-dir out`.
+fn seqc_run(
+    seq: &Path,
+    weights: &Path,
+    input: impl AsRef<std::ffi::OsStr>,
+    out: impl AsRef<std::ffi::OsStr>,
+) -> std::process::Output {
+    seqc()
+        .arg("run")
+        .arg(seq)
+        .arg("--weights")
+        .arg(weights)
+        .arg("--input")
+        .arg(input)
+        .arg("--output-dir")
+        .arg(out)
+        .output()
+        .unwrap()
+}
+
 /// `seqc args` run in `dir` with at most `kib` KiB of address space (`ulimit -v`).
 #[cfg(target_os = "linux")]
 fn seqc_with_memory_limit(dir: &Path, kib: usize, args: &[&str]) -> std::process::Output {
@@ -440,31 +420,40 @@ fn seqc_with_memory_limit(dir: &Path, kib: usize, args: &[&str]) -> std::process
         .unwrap()
 }
 
+/// `seqc train` of `model` on zeros shaped `x` and `y` with at most `kib` KiB of address
+/// space: it must fail with exit code 1 and write no weights; returns its stderr.
+#[cfg(target_os = "linux")]
+fn train_under_memory_limit(name: &str, model: &str, x: &[usize], y: &[usize], kib: usize) -> String {
+    let dir = std::env::temp_dir().join(format!("seqc-oom-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("m.seq"), model).unwrap();
+    zeros_npy(&dir.join("x.npy"), x);
+    zeros_npy(&dir.join("y.npy"), y);
+    let out = seqc_with_memory_limit(
+        &dir,
+        kib,
+        &["train", "m.seq", "--x", "x.npy", "--y", "y.npy", "--save", "w.safetensors"],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(!dir.join("w.safetensors").exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+    stderr
+}
+
 /// A model whose weights do not fit in the memory the process may use is an error that
 /// names the model and the bytes, with exit code 1, not an allocation abort.
 #[cfg(target_os = "linux")]
 #[test]
 fn a_model_too_large_for_memory_is_an_error_not_an_abort() {
-    let dir = std::env::temp_dir().join(format!("seqc-oom-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("big.seq"), "model Big(x: [T, 20000]) -> [20000] { x -> LSTM(20000) }").unwrap();
-    zeros_npy(&dir.join("x.npy"), &[1, 2, 20000]);
-    zeros_npy(&dir.join("y.npy"), &[1, 20000]);
-    let out = seqc_with_memory_limit(
-        &dir,
-        3_000_000,
-        &["train", "big.seq", "--x", "x.npy", "--y", "y.npy", "--save", "w.safetensors"],
-    );
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let model = "model Big(x: [T, 20000]) -> [20000] { x -> LSTM(20000) }";
+    let stderr = train_under_memory_limit("weights", model, &[1, 2, 20000], &[1, 20000], 3_000_000);
     assert!(
         stderr.contains("model `Big`")
             && stderr.contains("12.8 GB")
             && stderr.contains("cannot be allocated"),
         "{stderr}"
     );
-    assert!(!dir.join("w.safetensors").exists());
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// A layer whose output does not fit in the memory the process may use (here 1.6 GB from
@@ -474,27 +463,12 @@ fn a_model_too_large_for_memory_is_an_error_not_an_abort() {
 #[cfg(target_os = "linux")]
 #[test]
 fn a_layer_output_too_large_for_memory_is_an_error_naming_the_layer() {
-    let dir = std::env::temp_dir().join(format!("seqc-oom-out-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("up.seq"),
-        "model Up(x: [100, 4]) -> [1] { x -> UpSampling1D(1000000) -> GlobalAveragePooling1D() -> Dense(1) }",
-    )
-    .unwrap();
-    zeros_npy(&dir.join("x.npy"), &[1, 100, 4]);
-    zeros_npy(&dir.join("y.npy"), &[1, 1]);
-    let out = seqc_with_memory_limit(
-        &dir,
-        1_000_000,
-        &["train", "up.seq", "--x", "x.npy", "--y", "y.npy", "--save", "w.safetensors"],
-    );
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let model =
+        "model Up(x: [100, 4]) -> [1] { x -> UpSampling1D(1000000) -> GlobalAveragePooling1D() -> Dense(1) }";
+    let stderr = train_under_memory_limit("output", model, &[1, 100, 4], &[1, 1], 1_000_000);
     assert!(
         stderr.contains("layer `up_sampling1d`: an output of shape [1, 100000000, 4] needs 1.6 GB")
             && stderr.contains("cannot be allocated"),
         "{stderr}"
     );
-    assert!(!dir.join("w.safetensors").exists());
-    std::fs::remove_dir_all(&dir).unwrap();
 }
