@@ -1,6 +1,7 @@
 //! Row-major single-precision matrix products on the packed micro-kernel of
 //! [`super::packed`], split across threads when large.
 
+use super::aligned::AlignedFloats;
 use super::packed::{PackedB, Start, matmul_packed, matmul_row_major};
 
 /// `c = a · b` (or `c += a · b` with `accumulate`) for row-major `a` (m×k), `b` (k×n) and
@@ -93,7 +94,7 @@ fn split_rows(m: usize, k: usize, n: usize, a: &[f32], c: &mut [f32], product: &
 pub struct FixedRhs {
     /// Column blocks of `gemv_width` columns (the last one narrower), each `k × width`
     /// row-major, one after another.
-    blocks: Vec<f32>,
+    blocks: AlignedFloats,
     gemv_width: usize,
     packed: PackedB,
 }
@@ -117,12 +118,13 @@ impl FixedRhs {
     pub fn refill(&mut self, k: usize, n: usize, b: &[f32]) {
         self.packed.pack(k, n, b);
         self.gemv_width = super::simd::gemv_width();
-        self.blocks.clear();
-        self.blocks.reserve(k * n);
+        let blocks = self.blocks.zeroed(k * n);
+        let mut at = 0;
         for col in (0..n).step_by(self.gemv_width) {
             let w = self.gemv_width.min(n - col);
             for p in 0..k {
-                self.blocks.extend_from_slice(&b[p * n + col..p * n + col + w]);
+                blocks[at..at + w].copy_from_slice(&b[p * n + col..p * n + col + w]);
+                at += w;
             }
         }
     }
@@ -153,7 +155,7 @@ impl FixedRhs {
             let (x, y, width) = (&a[..k], &mut c[..n], self.gemv_width);
             pulp::Arch::new().dispatch(super::simd::GemvBlocks {
                 x,
-                blocks: &self.blocks,
+                blocks: self.blocks.as_slice(),
                 y,
                 width,
                 accumulate,

@@ -2,6 +2,7 @@
 //! which dispatches to AVX-512 / AVX2+FMA / NEON / scalar code at run time.
 
 pub mod activation;
+mod aligned;
 mod matmul;
 mod packed;
 pub mod simd;

@@ -11,6 +11,7 @@
 
 use pulp::{Simd, WithSimd};
 
+use super::aligned::AlignedFloats;
 use super::simd::{lanes, load, store};
 
 /// Rows of `A` (and `C`) per register tile.
@@ -50,7 +51,7 @@ const MC: usize = 48;
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct PackedB {
-    data: Vec<f32>,
+    data: AlignedFloats,
     k: usize,
     n: usize,
     width: usize,
@@ -95,9 +96,8 @@ impl WithSimd for Pack<'_> {
         let Pack { packed, k, n, b } = self;
         assert!(b.len() >= k * n, "PackedB::pack: {} elements for a {k}×{n} matrix", b.len());
         let width = 2 * lanes::<S>();
-        packed.data.clear();
-        packed.data.resize(n.div_ceil(width) * k * width, 0.0);
-        pack_block(s, b, n, (0, k), (0, n), &mut packed.data);
+        let data = packed.data.zeroed(n.div_ceil(width) * k * width);
+        pack_block(s, b, n, (0, k), (0, n), data);
         (packed.k, packed.n, packed.width) = (k, n, width);
     }
 }
@@ -247,8 +247,12 @@ impl WithSimd for Product<'_> {
                 // Panel j of this block (j counted from column c0) starts at
                 // `j · stride + offset` of `panels`.
                 let (panels, stride, offset) = match &mut b {
-                    Rhs::Packed(p) => (&p.data[..], p.k * width, (c0 / width * p.k + p0) * width),
+                    Rhs::Packed(p) => (p.data.as_slice(), p.k * width, (c0 / width * p.k + p0) * width),
                     Rhs::RowMajor { b, n, buf, .. } => {
+                        let needed = nc.div_ceil(width) * kc * width;
+                        if buf.len() < needed {
+                            buf.resize(needed, 0.0);
+                        }
                         pack_block(s, b, *n, (p0, kc), (c0, nc), buf);
                         (&buf[..], kc * width, 0)
                     }
@@ -281,7 +285,7 @@ impl WithSimd for Product<'_> {
 }
 
 /// Packs rows `p0 .. p0 + kc` and columns `c0 .. c0 + nc` of the row-major `b` (`n`
-/// columns) into `buf` as panels of two vectors' width, `kc · width` floats each. The padding
+/// columns) into `buf` (at least that long) as panels of two vectors' width, `kc · width` floats each. The padding
 /// columns of a last, partial panel keep whatever they held: the kernel computes them but
 /// never stores them.
 #[inline(always)]
@@ -291,15 +295,12 @@ fn pack_block<S: Simd>(
     n: usize,
     (p0, kc): (usize, usize),
     (c0, nc): (usize, usize),
-    buf: &mut Vec<f32>,
+    buf: &mut [f32],
 ) {
     let width = 2 * lanes::<S>();
     let panels = nc.div_ceil(width);
     if kc == 0 {
         return;
-    }
-    if buf.len() < panels * kc * width {
-        buf.resize(panels * kc * width, 0.0);
     }
     for (j, panel) in buf.chunks_exact_mut(kc * width).take(panels).enumerate() {
         let col = c0 + j * width;
