@@ -13,10 +13,10 @@ const LINE_FLOATS: usize = LINE / std::mem::size_of::<f32>();
 /// A `[f32]` of a chosen length starting on a 64-byte boundary, reused between fills.
 #[derive(Debug, Default)]
 pub struct AlignedFloats {
-    /// Over-allocated by up to one line; the floats are `raw[start..start + len]`.
+    /// `LINE_FLOATS - 1` floats longer than the buffer (or empty); the floats start at the
+    /// first element on a line boundary. No offset is stored: it is found from the address
+    /// (a cloned or moved `Vec` keeps its address only as long as its allocation).
     raw: Vec<f32>,
-    start: usize,
-    len: usize,
 }
 
 impl AlignedFloats {
@@ -24,15 +24,25 @@ impl AlignedFloats {
     pub fn zeroed(&mut self, len: usize) -> &mut [f32] {
         self.raw.clear();
         self.raw.resize(len + LINE_FLOATS - 1, 0.0);
-        let misalignment = (self.raw.as_ptr() as usize % LINE) / std::mem::size_of::<f32>();
-        self.start = (LINE_FLOATS - misalignment) % LINE_FLOATS;
-        self.len = len;
-        &mut self.raw[self.start..self.start + len]
+        let start = self.start();
+        &mut self.raw[start..start + len]
     }
 
     /// The floats.
     pub fn as_slice(&self) -> &[f32] {
-        &self.raw[self.start..self.start + self.len]
+        if self.raw.is_empty() {
+            // Never filled: the dangling address says nothing about alignment.
+            return &[];
+        }
+        let len = self.raw.len().saturating_sub(LINE_FLOATS - 1);
+        let start = self.start();
+        &self.raw[start..start + len]
+    }
+
+    /// Floats before the first line boundary of the allocation.
+    fn start(&self) -> usize {
+        let misalignment = (self.raw.as_ptr() as usize % LINE) / std::mem::size_of::<f32>();
+        (LINE_FLOATS - misalignment) % LINE_FLOATS
     }
 
     /// Floats reserved (for the tests that check a refill reuses the allocation).
@@ -47,7 +57,7 @@ impl Clone for AlignedFloats {
     /// allocator puts it).
     fn clone(&self) -> Self {
         let mut copy = AlignedFloats::default();
-        copy.zeroed(self.len).copy_from_slice(self.as_slice());
+        copy.zeroed(self.as_slice().len()).copy_from_slice(self.as_slice());
         copy
     }
 }
@@ -55,6 +65,12 @@ impl Clone for AlignedFloats {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_buffer_never_filled_is_empty() {
+        assert!(AlignedFloats::default().as_slice().is_empty());
+        assert!(AlignedFloats::default().clone().as_slice().is_empty());
+    }
 
     #[test]
     fn the_floats_start_on_a_line_and_keep_their_values_through_clone_and_refill() {
