@@ -28,7 +28,7 @@ def lines(cmd, **kw):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", default="1,2")
-    ap.add_argument("--configs", default="stream-lstm,ae-seed,lm-gru,big-lstm,gen-stateful,conv-lstm")
+    ap.add_argument("--configs", default="stream-lstm,ae-seed,lm-gru,big-lstm,gen-stateful,conv-lstm,serve-streams")
     ap.add_argument("--python", default=sys.executable)
     ap.add_argument("--peers", default=os.path.join(ROOT, "..", "shared", "peers", "peers.py"))
     a = ap.parse_args()

@@ -82,7 +82,7 @@ pub fn input(c: Config) -> Tensor {
         Config::AeSeed => Tensor::F32(floats(&[b, t, 8], 1)),
         Config::LmGru => Tensor::I32(ids(&[b, t], 10_000, 1)),
         Config::BigLstm => Tensor::F32(floats(&[b, t, 256], 1)),
-        Config::GenStateful => Tensor::F32(floats(&[b, 8], 1)),
+        Config::GenStateful | Config::ServeStreams => Tensor::F32(floats(&[b, 8], 1)),
         Config::ConvLstm => Tensor::F32(floats(&[b, t, 16], 1)),
     }
 }
@@ -94,7 +94,7 @@ pub fn source(c: Config) -> &'static str {
         Config::AeSeed => include_str!("../models/ae_seed.seq"),
         Config::LmGru => include_str!("../models/lm_gru.seq"),
         Config::BigLstm => include_str!("../models/big_lstm.seq"),
-        Config::GenStateful => include_str!("../models/gen_stateful.seq"),
+        Config::GenStateful | Config::ServeStreams => include_str!("../models/gen_stateful.seq"),
         Config::ConvLstm => include_str!("../models/conv_lstm.seq"),
     }
 }
@@ -141,7 +141,7 @@ fn trainer(c: Config) -> (Trainer, Vec<Tensor>, Vec<Tensor>) {
             let tr = models::ConvLstm::random(7).trainer(mse, adam).expect("trainer");
             (tr, vec![x], vec![Tensor::F32(ArrayD::zeros(IxDyn(&[b, 1])))])
         }
-        Config::GenStateful => unreachable!("generation is not trained"),
+        Config::GenStateful | Config::ServeStreams => unreachable!("generation is not trained"),
     }
 }
 
@@ -160,6 +160,8 @@ pub fn build(c: Config, mode: Mode, imp: Implementation) -> Option<Call> {
     let x = input(c);
     Some(match imp {
         Implementation::Generated => generated_predict(c, x),
+        // The interpreter has no streams of its own (a stateful model fixes its batch).
+        Implementation::Interpreter if c == Config::ServeStreams => return None,
         Implementation::Interpreter => {
             let weights = match c {
                 Config::StreamLstm => models::StreamLstm::random(7).weights().clone(),
@@ -168,6 +170,7 @@ pub fn build(c: Config, mode: Mode, imp: Implementation) -> Option<Call> {
                 Config::BigLstm => models::BigLstm::random(7).weights().clone(),
                 Config::GenStateful => models::GenStateful::random(7).weights().clone(),
                 Config::ConvLstm => models::ConvLstm::random(7).weights().clone(),
+                Config::ServeStreams => unreachable!("returned above"),
             };
             let mut m = interpreter(c, &weights);
             if c == Config::GenStateful {
@@ -220,6 +223,22 @@ fn generated_predict(c: Config, x: Tensor) -> Call {
                 step.assign(&x0);
                 for _ in 0..c.shape().1 {
                     let y = m.run_step(step.view()).expect("step");
+                    step.assign(&y);
+                }
+                std::hint::black_box(&step);
+            })
+        }
+        Config::ServeStreams => {
+            // One model, read only; the streams hold every state.
+            let m = models::GenStateful::random(7);
+            let x0 = f32_of(&x);
+            let mut streams = m.streams(x0.shape()[0]);
+            let mut step = x0.clone();
+            Box::new(move || {
+                streams.reset_all();
+                step.assign(&x0);
+                for _ in 0..c.shape().1 {
+                    let y = m.step_streams(&mut streams, step.view()).expect("step");
                     step.assign(&y);
                 }
                 std::hint::black_box(&step);

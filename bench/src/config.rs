@@ -1,4 +1,4 @@
-//! The six benchmark configs of DESIGN.md, with the FLOP counts `peers.py` uses.
+//! The seven benchmark configs of DESIGN.md, with the FLOP counts `peers.py` uses.
 
 /// One benchmark config.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,17 +16,21 @@ pub enum Config {
     /// Conv1D(64, 5, relu) → MaxPooling1D(2) → LSTM(64) → Dense(1) on 16 features; batch
     /// 32, 200 steps.
     ConvLstm,
+    /// `GenStateful`'s model serving 256 independent streams: one step of every stream per
+    /// call (as one batch, through `step_streams`), output fed back, 200 calls.
+    ServeStreams,
 }
 
 impl Config {
     /// Every config, in DESIGN.md's order.
-    pub const ALL: [Config; 6] = [
+    pub const ALL: [Config; 7] = [
         Config::StreamLstm,
         Config::AeSeed,
         Config::LmGru,
         Config::BigLstm,
         Config::GenStateful,
         Config::ConvLstm,
+        Config::ServeStreams,
     ];
 
     /// The name used by DESIGN.md and `peers.py`.
@@ -38,6 +42,7 @@ impl Config {
             Config::BigLstm => "big-lstm",
             Config::GenStateful => "gen-stateful",
             Config::ConvLstm => "conv-lstm",
+            Config::ServeStreams => "serve-streams",
         }
     }
 
@@ -46,7 +51,8 @@ impl Config {
         Config::ALL.into_iter().find(|c| c.name() == name)
     }
 
-    /// `(batch, steps)`; for `gen-stateful`, steps is the number of one-step calls.
+    /// `(batch, steps)`; for `gen-stateful` and `serve-streams`, steps is the number of
+    /// one-step calls (and batch the number of streams).
     pub fn shape(self) -> (usize, usize) {
         match self {
             Config::StreamLstm => (1, 100),
@@ -55,12 +61,18 @@ impl Config {
             Config::BigLstm => (256, 50),
             Config::GenStateful => (1, 200),
             Config::ConvLstm => (32, 200),
+            Config::ServeStreams => (256, 200),
         }
     }
 
-    /// Whether one training step is measured (every config but the generation loop).
+    /// Whether one training step is measured (every config but the generation loops).
     pub fn trains(self) -> bool {
-        self != Config::GenStateful
+        !self.steps()
+    }
+
+    /// Whether a call is a loop of one-step calls with the output fed back.
+    pub fn steps(self) -> bool {
+        matches!(self, Config::GenStateful | Config::ServeStreams)
     }
 
     /// Forward GFLOP of one call, counted as `peers.py` counts them (multiply-adds of the
@@ -74,7 +86,7 @@ impl Config {
             Config::AeSeed => lstm(8, 64) + lstm(64, 48) + lstm(48, 32) + lstm(32, 48) + lstm(48, 8),
             Config::LmGru => gru(128, 512) + gru(512, 128) + 2.0 * (b * t * 128 * 10000) as f64,
             Config::BigLstm => lstm(256, 256),
-            Config::GenStateful => lstm(8, 64) + 2.0 * (b * t * 64 * 8) as f64,
+            Config::GenStateful | Config::ServeStreams => lstm(8, 64) + 2.0 * (b * t * 64 * 8) as f64,
             Config::ConvLstm => {
                 let lstm_steps = (t - 4) / 2;
                 2.0 * (b * (t - 4) * 64 * 16 * 5) as f64

@@ -17,7 +17,7 @@ struct Args {
     /// Thread counts to measure, comma-separated (default: 1 and every core).
     #[arg(long, value_delimiter = ',')]
     threads: Vec<usize>,
-    /// Configs, comma-separated (default: all five).
+    /// Configs, comma-separated (default: all of them).
     #[arg(long, value_delimiter = ',')]
     configs: Vec<String>,
     /// Modes, comma-separated: predict, train (default: both).

@@ -4,6 +4,7 @@
 //! - `run` on every benchmark config allocates nothing on one thread (at more threads, a large
 //!   product split across threads starts scoped threads, and starting a thread allocates).
 //! - The stateful `run_step` (the generation loop) allocates nothing, at 1 and 2 threads.
+//! - `step_streams` over 256 streams (the serve-streams loop) allocates nothing on one thread.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -76,6 +77,20 @@ fn warm_runs_and_steps_allocate_nothing() {
         ArrayD::from_shape_fn(IxDyn(&[16, 32]), |i| ((i[0] * 131 + i[1] * 7) % 10_000) as i32)
     );
     warm_run!("big-lstm run", models::BigLstm, filled(&[256, 50, 256]));
+    {
+        // 200 steps of 256 streams through one shared model.
+        let m = models::GenStateful::random(1);
+        let mut streams = m.streams(256);
+        let mut step = filled(&[256, 8]);
+        m.step_streams(&mut streams, step.view()).unwrap();
+        let n = allocations(|| {
+            for _ in 0..200 {
+                let y = m.step_streams(&mut streams, step.view()).unwrap();
+                step.assign(&y);
+            }
+        });
+        report.push(("serve-streams step_streams", n));
+    }
     let wrong: Vec<_> = report.iter().filter(|(_, allocs)| *allocs != 0).collect();
     assert!(wrong.is_empty(), "(case, allocations in a warm run): {wrong:?}");
 

@@ -293,7 +293,7 @@ pub fn model_tokens(p: &Program) -> TokenStream {
         body.push(quote! {
             {
                 let (#done, rest) = values.split_at_mut(#i);
-                ::seqmodel::__private::exec::node_into(&OPS[#i], #layer, self.prepared[#i].as_ref(), &[#(#ins),*], &mut self.states[#i], #out_time, scratch, &mut rest[0])?;
+                ::seqmodel::__private::exec::node_into(&OPS[#i], #layer, prepared[#i].as_ref(), &[#(#ins),*], &mut states[#i], #out_time, scratch, &mut rest[0])?;
             }
         });
     }
@@ -309,12 +309,12 @@ pub fn model_tokens(p: &Program) -> TokenStream {
                 passthrough.push(
                     quote! { ::seqmodel::__private::exec::copy_input(&inputs[#index], &mut values[#j])?; },
                 );
-                quote! { self.workspace.values[#j][0].view().f32()? }
+                quote! { values[#j][0].view().f32()? }
             }
             _ => {
                 let j = pos[&o.node];
                 let port = o.port;
-                quote! { self.workspace.values[#j][#port].view().f32()? }
+                quote! { values[#j][#port].view().f32()? }
             }
         })
         .collect();
@@ -339,7 +339,7 @@ pub fn model_tokens(p: &Program) -> TokenStream {
         predict_doc
             .push_str(&format!(" `{a}`: the size of `{}`, which no input determines.", p.symbols[*id]));
     }
-    let step = step_tokens(p);
+    let step = step_tokens(p, &ret, n_slots);
     let reset = if p.is_stateful() {
         quote! {
             /// Forgets the states of every stateful layer (Keras's `reset_states`).
@@ -470,16 +470,31 @@ pub fn model_tokens(p: &Program) -> TokenStream {
                 /// buffers: after a first call with the same shapes it allocates nothing.
                 #[allow(clippy::type_complexity, clippy::needless_question_mark)] // a tuple of the declared outputs; one `?` per output
                 pub fn run<'a>(&'a mut self, #(#view_args),*) -> ::core::result::Result<#view_ty, ::seqmodel::RuntimeError> {
+                    Self::forward(&self.prepared, &mut self.states, &mut self.workspace, &SIGNATURE, #(#arg_names,)* #(#dim_args),*)?;
+                    let values = &self.workspace.values;
+                    ::core::result::Result::Ok(#ret)
+                }
+
+                /// The forward pass on given states and buffers (the model's own, or a set
+                /// of streams'), after checking the inputs against `signature`.
+                #[allow(clippy::too_many_arguments)] // the model's inputs, after its context
+                fn forward(
+                    prepared: &[::core::option::Option<::seqmodel::__private::exec::Prepared>],
+                    states: &mut ::seqmodel::__private::exec::States,
+                    workspace: &mut ::seqmodel::__private::exec::Workspace,
+                    signature: &::seqmodel::__private::exec::Signature<'_>,
+                    #(#view_args),*
+                ) -> ::core::result::Result<(), ::seqmodel::RuntimeError> {
                     let inputs = [#(::seqmodel::TensorView::from(#arg_names)),*];
                     let mut bindings = [::core::option::Option::None; #n_sym];
-                    ::seqmodel::__private::exec::bind_inputs(&SIGNATURE, &inputs, &mut bindings)?;
+                    ::seqmodel::__private::exec::bind_inputs(signature, &inputs, &mut bindings)?;
                     #(#bind_free)*
                     let _ = &bindings;
-                    let values = &mut self.workspace.values;
-                    let scratch = &mut self.workspace.scratch;
+                    let values = &mut workspace.values;
+                    let scratch = &mut workspace.scratch;
                     #(#body)*
                     #(#passthrough)*
-                    ::core::result::Result::Ok(#ret)
+                    ::core::result::Result::Ok(())
                 }
 
                 #reset
@@ -499,31 +514,59 @@ pub(crate) fn steps_one_at_a_time(rank: usize, time: Option<usize>, dtype: ir::D
     dtype == ir::DType::F32 && rank == 2 && time.is_none_or(|n| n == 1)
 }
 
-/// The signatures of `step` and `run_step` for `n_out` outputs, with their doc comments, each
-/// followed by `body` (the real one, or the stand-in's).
-pub(crate) fn step_signatures(
-    n_out: usize,
-    step_body: TokenStream,
-    run_step_body: TokenStream,
-) -> TokenStream {
+/// The bodies of the stepping methods (the real ones, or the stand-in's).
+pub(crate) struct StepBodies {
+    /// `step`.
+    pub step: TokenStream,
+    /// `run_step`.
+    pub run_step: TokenStream,
+    /// `streams`.
+    pub streams: TokenStream,
+    /// `step_streams`.
+    pub step_streams: TokenStream,
+}
+
+/// The signatures of `step`, `run_step`, `streams` and `step_streams` for `n_out` outputs,
+/// with their doc comments, each followed by its body.
+pub(crate) fn step_signatures(n_out: usize, bodies: StepBodies) -> TokenStream {
     let (ret_ty, view_ty) = output_types(n_out);
+    let StepBodies { step, run_step, streams, step_streams } = bodies;
     quote! {
         /// One step of a stateful model: input `[batch, features]`, the state carried over.
         #[allow(clippy::type_complexity)]
         pub fn step(&mut self, x: ::seqmodel::ndarray::ArrayD<f32>) -> ::core::result::Result<#ret_ty, ::seqmodel::RuntimeError> {
-            #step_body
+            #step
         }
 
         /// Like `step`, on a borrowed input, returning views into the model's buffers: after
         /// the first call it allocates nothing (the generation loop's fast path).
         #[allow(clippy::type_complexity)]
         pub fn run_step<'a>(&'a mut self, x: ::seqmodel::ndarray::ArrayViewD<'_, f32>) -> ::core::result::Result<#view_ty, ::seqmodel::RuntimeError> {
-            #run_step_body
+            #run_step
+        }
+
+        /// `n` independent streams of this model, every state zero, for
+        /// [`Self::step_streams`].
+        pub fn streams(&self, n: usize) -> ::seqmodel::Streams {
+            #streams
+        }
+
+        /// One step of every stream of `streams`, as one batch: row `i` of `x`
+        /// `[streams, features]` is stream `i`'s input, and row `i` of each output its result.
+        /// The model is only read: threads may share it, each stepping its own streams
+        /// (the declared batch size is the size of the model's own state, not of these).
+        /// After the first call with as many streams it allocates nothing.
+        #[allow(clippy::type_complexity)]
+        pub fn step_streams<'a>(&self, streams: &'a mut ::seqmodel::Streams, x: ::seqmodel::ndarray::ArrayViewD<'_, f32>) -> ::core::result::Result<#view_ty, ::seqmodel::RuntimeError> {
+            #step_streams
         }
     }
 }
 
-fn step_tokens(p: &Program) -> TokenStream {
+/// `step` and `run_step`, and `streams` and `step_streams` (many streams of the model, one
+/// step each, as one batch); `outputs` reads the outputs from `values`, `slots` counts the
+/// nodes' output buffers.
+fn step_tokens(p: &Program, outputs: &TokenStream, slots: usize) -> TokenStream {
     let [input] = p.inputs.as_slice() else { return quote! {} };
     let Some(&t) = input.ty.dims.first() else { return quote! {} };
     if !steps_one_at_a_time(input.ty.dims.len(), t.fixed(), input.ty.dtype) {
@@ -564,15 +607,31 @@ fn step_tokens(p: &Program) -> TokenStream {
     } else {
         (quote! { ( #(#squeeze),* ) }, quote! { ( #(#owned),* ) })
     };
+    let name = &p.name;
+    let input = &input.name;
     step_signatures(
         outs.len(),
-        quote! {
-            let out = self.run_step(x.view())?;
-            ::core::result::Result::Ok(#own)
-        },
-        quote! {
-            let out = self.run(x.insert_axis(::seqmodel::ndarray::Axis(1)))?;
-            ::core::result::Result::Ok(#ret)
+        StepBodies {
+            step: quote! {
+                let out = self.run_step(x.view())?;
+                ::core::result::Result::Ok(#own)
+            },
+            run_step: quote! {
+                let x = ::seqmodel::__private::exec::one_step(&SIGNATURE, x)?;
+                let out = self.run(x)?;
+                ::core::result::Result::Ok(#ret)
+            },
+            streams: quote! { ::seqmodel::Streams::new(#name, #slots, n) },
+            step_streams: quote! {
+                const STREAMS: ::seqmodel::__private::exec::Signature<'static> =
+                    ::seqmodel::__private::exec::Signature { batch: ::core::option::Option::None, ..SIGNATURE };
+                let x = ::seqmodel::__private::exec::one_step(&STREAMS, x)?;
+                let (states, workspace) = streams.for_step(#name, #input, x.shape()[0])?;
+                Self::forward(&self.prepared, states, workspace, &STREAMS, x)?;
+                let values = &streams.workspace().values;
+                let out = #outputs;
+                ::core::result::Result::Ok(#ret)
+            },
         },
     )
 }

@@ -9,7 +9,7 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 use seqmodel_grammar::ast::{self, DTypeAst, DimAst, ExprKind};
 
-use crate::codegen::{dim_arg, input_arg, output_types, step_signatures, steps_one_at_a_time};
+use crate::codegen::{StepBodies, dim_arg, input_arg, output_types, step_signatures, steps_one_at_a_time};
 use crate::ir::DType;
 
 /// The stand-in type of model `index` of `file`.
@@ -69,7 +69,15 @@ pub fn stub_tokens(file: &ast::File, index: usize) -> TokenStream {
         };
         let step = if one_sequence {
             let dead_step = quote! { let _ = x; #dead };
-            step_signatures(n_out, dead_step.clone(), dead_step)
+            step_signatures(
+                n_out,
+                StepBodies {
+                    step: dead_step.clone(),
+                    run_step: dead_step.clone(),
+                    streams: quote! { let _ = n; #dead },
+                    step_streams: quote! { let _ = (streams, x); #dead },
+                },
+            )
         } else {
             quote! {}
         };

@@ -78,7 +78,8 @@ fn api(tokens: proc_macro2::TokenStream) -> std::collections::BTreeMap<String, S
     fn impl_items(items: &[syn::ImplItem], out: &mut std::collections::BTreeMap<String, String>) {
         for item in items {
             match item {
-                syn::ImplItem::Fn(f) => {
+                // Private helpers (the forward pass) are no part of the API.
+                syn::ImplItem::Fn(f) if matches!(f.vis, syn::Visibility::Public(_)) => {
                     out.insert(
                         f.sig.ident.to_string(),
                         f.sig.to_token_stream().to_string().replace(" ,)", ")"),

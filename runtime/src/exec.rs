@@ -821,6 +821,27 @@ fn show(sig: &Signature<'_>, i: &InputSig<'_>) -> String {
     format!("({}) {}", parts.join(", "), i.dtype)
 }
 
+/// One time step `[batch, features]` of the one sequence input of `sig` as a sequence of
+/// length 1, `[batch, 1, features]` (what `step` runs the model on).
+///
+/// # Errors
+/// If `x` is not `[batch, features]` (a scalar has no axis to put the time before).
+pub fn one_step<'v>(sig: &Signature<'_>, x: ArrayViewD<'v, f32>) -> Result<ArrayViewD<'v, f32>> {
+    if x.ndim() == 2 {
+        return Ok(x.insert_axis(Axis(1)));
+    }
+    let features = sig.inputs.first().and_then(|i| i.dims.last()).map(|d| match d {
+        Dim::Fixed(n) => n.to_string(),
+        Dim::Sym { .. } => "features".into(),
+    });
+    Err(RuntimeError::InputShape {
+        model: sig.model.into(),
+        input: sig.inputs.first().map_or("", |i| i.name).into(),
+        expected: format!("one step, (batch, {}) f32", features.as_deref().unwrap_or("features")),
+        found: format!("{:?} {}", x.shape(), "f32"),
+    })
+}
+
 /// Checks inputs against a signature (count, dtype, rank, fixed dims, consistent symbols,
 /// batch, finite values), binds the symbols, and returns the batch size.
 pub fn bind_inputs(

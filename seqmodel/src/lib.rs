@@ -14,11 +14,33 @@
 //! assert_eq!(y.shape(), &[2, 1]);
 //! assert_eq!(Tiny::PARAMS, 4 * (3 * 4 + 4 * 4 + 4) + 4 + 1);
 //! ```
+//!
+//! # Many streams
+//!
+//! A stateful model stepped one time step per call also serves many independent streams
+//! from one copy of its weights: [`Streams`] holds their states, and `step_streams` steps
+//! them all as one batch, reading the model only (so threads can share it).
+//!
+//! ```
+//! seqmodel::seqmodel! {
+//!     model Gen(x: [T, 2]) -> [T, 2] where batch = 1 {
+//!         x -> LSTM(4, stateful=true, return_sequences=true) -> TimeDistributed(Dense(2))
+//!     }
+//! }
+//!
+//! let model = Gen::random(7);
+//! let mut streams = model.streams(3);
+//! let x = seqmodel::ndarray::ArrayD::<f32>::ones(seqmodel::ndarray::IxDyn(&[3, 2]));
+//! let y = model.step_streams(&mut streams, x.view()).unwrap();
+//! assert_eq!(y.shape(), &[3, 2]); // one row per stream
+//! streams.reset(1).unwrap(); // stream 1 starts over
+//! streams.resize(4); // a fourth stream joins, from zeros
+//! ```
 
 pub use ndarray;
 pub use seqmodel_macros::seqmodel;
 pub use seqmodel_runtime::{
-    Architecture, Model, Result, RuntimeError, Tensor, TensorView, WeightStore, ir, num_threads,
+    Architecture, Model, Result, RuntimeError, Streams, Tensor, TensorView, WeightStore, ir, num_threads,
     set_num_threads, train,
 };
 
