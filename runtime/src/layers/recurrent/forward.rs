@@ -560,7 +560,7 @@ mod tests {
     /// arithmetic is the same), with masks, both masking modes, backwards, and every cell.
     #[test]
     fn batch_shares_on_two_threads_equal_one_thread() {
-        let (b, t, d, u) = (19, 20, 12, 64);
+        let (b, t, d, u) = (19, 80, 12, 64);
         for cell in
             [CellKind::Lstm, CellKind::Gru { reset_after: true }, CellKind::Gru { reset_after: false }]
         {
