@@ -24,6 +24,12 @@ pub fn try_filled<T: Clone + Default>(n: Option<usize>, what: impl FnOnce() -> S
     Ok(v)
 }
 
+/// Resizes `v` to `n` elements (allocating only when it grows past its capacity).
+pub(crate) fn sized(v: &mut Vec<f32>, n: usize) -> &mut [f32] {
+    v.resize(n, 0.0);
+    &mut v[..n]
+}
+
 /// Checks that `bytes` can be allocated now (reserved and released at once), before work
 /// that allocates about that much in several pieces would abort half-way.
 pub fn ensure_allocatable(bytes: usize, what: impl FnOnce() -> String) -> Result<()> {

@@ -13,6 +13,7 @@ use pulp::{Simd, WithSimd};
 
 use super::aligned::AlignedFloats;
 use super::simd::{lanes, load, store};
+use crate::memory::sized;
 
 /// Rows of `A` (and `C`) per register tile.
 pub const MR: usize = 6;
@@ -237,6 +238,9 @@ impl WithSimd for Product<'_> {
         }
         let width = 2 * lanes::<S>();
         let kc_block = PANEL_BLOCK / width;
+        // This thread's buffer for blocks of A rewritten as slivers (taken, not borrowed
+        // through a closure, so the kernel stays inside this function's instruction set).
+        let mut a_block = A_BLOCK.take();
         // Columns per block: a block of B (kc × nc) stays in L3 while every block of rows of
         // A passes over it.
         let nc_block = (B_BLOCK / kc_block / width).max(1) * width;
@@ -261,14 +265,17 @@ impl WithSimd for Product<'_> {
                 let start = if p0 == 0 { start } else { Start::Current };
                 for i0 in (0..m).step_by(MC) {
                     let end = (i0 + MC).min(m);
+                    let slivers = sized(&mut a_block, (end - i0) * kc);
+                    pack_slivers(a, k, (i0, end), (p0, kc), slivers);
                     for j in 0..nc.div_ceil(width) {
                         let panel = &panels[j * stride + offset..][..kc * width];
                         let col = c0 + j * width;
                         let cols = width.min(n - col);
                         let mut i = i0;
                         while i < end {
-                            let t = Tile { a, lda: k, p0, kc, panel, c, ldc: n, row: i, col, cols, start };
-                            i += match end - i {
+                            let sliver = &slivers[(i - i0) * kc..];
+                            let t = Tile { sliver, kc, panel, c, ldc: n, row: i, col, cols, start };
+                            i += match tile_rows(end - i) {
                                 1 => tile::<S, 1>(s, t),
                                 2 => tile::<S, 2>(s, t),
                                 3 => tile::<S, 3>(s, t),
@@ -281,6 +288,38 @@ impl WithSimd for Product<'_> {
                 }
             }
         }
+        A_BLOCK.set(a_block);
+    }
+}
+
+thread_local! {
+    /// Each thread's buffer for slivers of A (kept between products: no allocation after
+    /// the first).
+    static A_BLOCK: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// Rows of the register tile that starts with `left` rows of the block left: [`MR`], or all
+/// that are left when fewer.
+fn tile_rows(left: usize) -> usize {
+    left.min(MR)
+}
+
+/// Rewrites rows `i0 .. end`, elements `p0 .. p0 + kc` of the row-major `a` (`lda` columns)
+/// as slivers: for each register tile of rows (as [`tile_rows`] groups them), its `kc`
+/// columns one after another, each holding the tile's rows side by side. The tile then
+/// reads A from one pointer in order, which leaves the registers to the accumulators.
+fn pack_slivers(a: &[f32], lda: usize, (i0, end): (usize, usize), (p0, kc): (usize, usize), out: &mut [f32]) {
+    let mut i = i0;
+    while i < end {
+        let rows = tile_rows(end - i);
+        let sliver = &mut out[(i - i0) * kc..][..rows * kc];
+        for r in 0..rows {
+            let src = &a[(i + r) * lda + p0..][..kc];
+            for (dst, v) in sliver.iter_mut().skip(r).step_by(rows).zip(src) {
+                *dst = *v;
+            }
+        }
+        i += rows;
     }
 }
 
@@ -322,9 +361,8 @@ fn pack_block<S: Simd>(
 /// One register tile's operands: rows `row .. row + R` of `A` and `C`, columns
 /// `col .. col + cols` of `C`, elements `p0 .. p0 + kc` of `k`.
 struct Tile<'a, 'c> {
-    a: &'a [f32],
-    lda: usize,
-    p0: usize,
+    /// The tile's sliver of A (see [`pack_slivers`]): `kc` columns of its rows.
+    sliver: &'a [f32],
     kc: usize,
     panel: &'a [f32],
     c: &'c mut [f32],
@@ -339,14 +377,14 @@ struct Tile<'a, 'c> {
 #[inline(always)]
 fn tile<S: Simd, const R: usize>(s: S, t: Tile<'_, '_>) -> usize {
     let l = lanes::<S>();
-    let rows: [&[f32]; R] = std::array::from_fn(|r| &t.a[(t.row + r) * t.lda + t.p0..][..t.kc]);
+    let (columns, _) = t.sliver[..t.kc * R].as_chunks::<R>();
     let (panel, _) = S::as_simd_f32s(&t.panel[..t.kc * 2 * l]);
     let zero = s.splat_f32s(0.0);
     let mut acc = [[zero; 2]; R];
-    for (p, b) in panel.chunks_exact(2).enumerate() {
+    for (b, column) in panel.chunks_exact(2).zip(columns) {
         let (b0, b1) = (b[0], b[1]);
         for r in 0..R {
-            let x = s.splat_f32s(rows[r][p]);
+            let x = s.splat_f32s(column[r]);
             acc[r][0] = s.mul_add_f32s(x, b0, acc[r][0]);
             acc[r][1] = s.mul_add_f32s(x, b1, acc[r][1]);
         }

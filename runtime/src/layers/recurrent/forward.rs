@@ -38,11 +38,7 @@ pub struct RnnScratch {
     shares: Vec<RnnScratch>,
 }
 
-/// Resizes `v` to `n` elements (allocating only when it grows past its capacity).
-pub(crate) fn sized(v: &mut Vec<f32>, n: usize) -> &mut [f32] {
-    v.resize(n, 0.0);
-    &mut v[..n]
-}
+pub(crate) use crate::memory::sized;
 
 /// [`sized`] for the largest buffer of a run, allocated fallibly (the input projection of
 /// every step, `G` times the layer's output sequence).
