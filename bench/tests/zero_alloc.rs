@@ -3,7 +3,8 @@
 //!
 //! - `run` on every benchmark config allocates nothing on one thread (at more threads, a large
 //!   product split across threads starts scoped threads, and starting a thread allocates).
-//! - The stateful `run_step` (the generation loop) allocates nothing, at 1 and 2 threads.
+//! - The stateful `run_step` (the generation loop) and `step_one` (the same on plain arrays)
+//!   allocate nothing, at 1 and 2 threads.
 //! - `step_streams` over 256 streams (the serve-streams loop) allocates nothing on one thread.
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -108,6 +109,17 @@ fn warm_runs_and_steps_allocate_nothing() {
         });
         assert!(step.iter().all(|v| v.is_finite()));
         assert_eq!(n, 0, "allocations in 200 warm run_step calls at {threads} thread(s)");
+
+        // The same loop on plain arrays.
+        let mut x = [0.1f32; 8];
+        m.step_one(&x).unwrap();
+        let n = allocations(|| {
+            for _ in 0..200 {
+                x = *m.step_one(&x).unwrap();
+            }
+        });
+        assert!(x.iter().all(|v| v.is_finite()));
+        assert_eq!(n, 0, "allocations in 200 warm step_one calls at {threads} thread(s)");
     }
     seqmodel::set_num_threads(0);
 }

@@ -514,6 +514,47 @@ pub(crate) fn steps_one_at_a_time(rank: usize, time: Option<usize>, dtype: ir::D
     dtype == ir::DType::F32 && rank == 2 && time.is_none_or(|n| n == 1)
 }
 
+/// A dimension of a declared or inferred type, for the rules that the generated code and the
+/// stand-in of a broken model share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DeclaredDim<'a> {
+    /// A fixed size.
+    Fixed(usize),
+    /// A dimension symbol (without an offset).
+    Sym(&'a str),
+    /// Anything else.
+    Other,
+}
+
+/// The `(F, O)` of `step_one`, for a model of batch 1 whose one input is `[time, F]` and whose
+/// one output is `[time, O]` or `[O]` (`F` and `O` fixed): a step is then `F` floats in and
+/// `O` floats out, as plain arrays.
+pub(crate) fn one_stream_sizes(
+    batch: Option<usize>,
+    input: &[DeclaredDim<'_>],
+    output: &[DeclaredDim<'_>],
+) -> Option<(usize, usize)> {
+    let [time, DeclaredDim::Fixed(f)] = input else { return None };
+    let o = match output {
+        [t, DeclaredDim::Fixed(o)] if t == time => *o,
+        [DeclaredDim::Fixed(o)] => *o,
+        _ => return None,
+    };
+    (batch == Some(1) && *time != DeclaredDim::Other).then_some((*f, o))
+}
+
+/// The signature of `step_one` for `f` floats in and `o` out, followed by its body.
+pub(crate) fn step_one_signature(f: usize, o: usize, body: TokenStream) -> TokenStream {
+    quote! {
+        /// One step of the one stream this model carries (its batch is 1) on plain arrays:
+        /// the step's features in, its outputs out (borrowed from the model's buffers).
+        /// After the first call it allocates nothing.
+        pub fn step_one(&mut self, x: &[f32; #f]) -> ::core::result::Result<&[f32; #o], ::seqmodel::RuntimeError> {
+            #body
+        }
+    }
+}
+
 /// The bodies of the stepping methods (the real ones, or the stand-in's).
 pub(crate) struct StepBodies {
     /// `step`.
@@ -607,9 +648,29 @@ fn step_tokens(p: &Program, outputs: &TokenStream, slots: usize) -> TokenStream 
     } else {
         (quote! { ( #(#squeeze),* ) }, quote! { ( #(#owned),* ) })
     };
+    let declared = |d: &Dim| match *d {
+        Dim::Fixed(n) => DeclaredDim::Fixed(n),
+        Dim::Sym { id, offset: 0 } => DeclaredDim::Sym(&p.symbols[id]),
+        Dim::Sym { .. } => DeclaredDim::Other,
+    };
+    let input_dims: Vec<DeclaredDim<'_>> = input.ty.dims.iter().map(declared).collect();
+    let one_stream = match outs.as_slice() {
+        [out] => one_stream_sizes(p.batch, &input_dims, &out.dims.iter().map(declared).collect::<Vec<_>>()),
+        _ => None,
+    };
+    let step_one = one_stream.map(|(f, o)| {
+        step_one_signature(
+            f,
+            o,
+            quote! {
+                let out = self.run_step(::seqmodel::__private::exec::row_view(x))?;
+                ::seqmodel::__private::exec::as_array(out)
+            },
+        )
+    });
     let name = &p.name;
     let input = &input.name;
-    step_signatures(
+    let steps = step_signatures(
         outs.len(),
         StepBodies {
             step: quote! {
@@ -633,7 +694,8 @@ fn step_tokens(p: &Program, outputs: &TokenStream, slots: usize) -> TokenStream 
                 ::core::result::Result::Ok(#ret)
             },
         },
-    )
+    );
+    quote! { #steps #step_one }
 }
 
 /// One input of `predict` (owned) or `run` (borrowed).

@@ -9,7 +9,10 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 use seqmodel_grammar::ast::{self, DTypeAst, DimAst, ExprKind};
 
-use crate::codegen::{StepBodies, dim_arg, input_arg, output_types, step_signatures, steps_one_at_a_time};
+use crate::codegen::{
+    DeclaredDim, StepBodies, dim_arg, input_arg, one_stream_sizes, output_types, step_one_signature,
+    step_signatures, steps_one_at_a_time,
+};
 use crate::ir::DType;
 
 /// The stand-in type of model `index` of `file`.
@@ -69,7 +72,7 @@ pub fn stub_tokens(file: &ast::File, index: usize) -> TokenStream {
         };
         let step = if one_sequence {
             let dead_step = quote! { let _ = x; #dead };
-            step_signatures(
+            let steps = step_signatures(
                 n_out,
                 StepBodies {
                     step: dead_step.clone(),
@@ -77,7 +80,24 @@ pub fn stub_tokens(file: &ast::File, index: usize) -> TokenStream {
                     streams: quote! { let _ = n; #dead },
                     step_streams: quote! { let _ = (streams, x); #dead },
                 },
-            )
+            );
+            fn declared(d: &DimAst) -> DeclaredDim<'_> {
+                match d {
+                    DimAst::Fixed(n, _) => DeclaredDim::Fixed(*n),
+                    DimAst::Sym(i, 0) => DeclaredDim::Sym(&i.name),
+                    DimAst::Sym(..) => DeclaredDim::Other,
+                }
+            }
+            let batch = model.settings.iter().find(|st| st.name.name == "batch").map(|st| st.value);
+            let input: Vec<DeclaredDim<'_>> = model.params[0].ty.dims.iter().map(declared).collect();
+            let one_stream = match model.outputs.as_deref() {
+                Some([out]) => {
+                    one_stream_sizes(batch, &input, &out.dims.iter().map(declared).collect::<Vec<_>>())
+                }
+                _ => None,
+            };
+            let step_one = one_stream.map(|(f, o)| step_one_signature(f, o, dead_step.clone()));
+            quote! { #steps #step_one }
         } else {
             quote! {}
         };

@@ -842,6 +842,25 @@ pub fn one_step<'v>(sig: &Signature<'_>, x: ArrayViewD<'v, f32>) -> Result<Array
     })
 }
 
+/// One stream's step `[1, N]` as a view of a plain array (for `step_one`).
+pub fn row_view<const N: usize>(x: &[f32; N]) -> ArrayViewD<'_, f32> {
+    ndarray::ArrayView1::from(&x[..]).insert_axis(Axis(0)).into_dyn()
+}
+
+/// A step's output `[1, N]` as a plain array (for `step_one`).
+///
+/// # Errors
+/// If the view does not hold exactly `N` contiguous floats.
+pub fn as_array<const N: usize>(v: ArrayViewD<'_, f32>) -> Result<&[f32; N]> {
+    match v.to_slice().and_then(|s| s.try_into().ok()) {
+        Some(a) => Ok(a),
+        None => Err(RuntimeError::Shape(format!(
+            "a step's output of shape {:?} is not {N} contiguous floats",
+            v.shape()
+        ))),
+    }
+}
+
 /// Checks inputs against a signature (count, dtype, rank, fixed dims, consistent symbols,
 /// batch, finite values), binds the symbols, and returns the batch size.
 pub fn bind_inputs(

@@ -35,6 +35,11 @@
 //! assert_eq!(y.shape(), &[3, 2]); // one row per stream
 //! streams.reset(1).unwrap(); // stream 1 starts over
 //! streams.resize(4); // a fourth stream joins, from zeros
+//!
+//! // The model's own stream (its batch is 1), on plain arrays:
+//! let mut one = Gen::random(7);
+//! let y: &[f32; 2] = one.step_one(&[0.5, -0.5]).unwrap();
+//! assert!(y.iter().all(|v| v.is_finite()));
 //! ```
 
 pub use ndarray;

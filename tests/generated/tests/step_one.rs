@@ -1,0 +1,38 @@
+//! `step_one`: a batch-1 stateful model stepped on plain arrays, `&[f32; F]` in and
+//! `&[f32; O]` out, gives what `step` gives on ndarray arrays.
+
+use ndarray::{ArrayD, IxDyn};
+use seqmodel_generated_tests::ex_stateful::Generator;
+use seqmodel_generated_tests::one_step::OneStep;
+
+fn features(t: usize) -> [f32; 8] {
+    std::array::from_fn(|i| ((t * 8 + i) as f32 * 0.41).sin())
+}
+
+#[test]
+fn plain_arrays_step_as_ndarray_arrays_do() {
+    let mut arrays = Generator::random(9);
+    let mut nd = arrays.clone();
+    for t in 0..6 {
+        let x = features(t);
+        let want = nd.step(ArrayD::from_shape_vec(IxDyn(&[1, 8]), x.to_vec()).unwrap()).unwrap();
+        let got: &[f32; 8] = arrays.step_one(&x).unwrap();
+        assert_eq!(&got[..], want.as_slice().unwrap(), "step {t}");
+    }
+    // The state carries over, and resets like the model's.
+    arrays.reset_states();
+    nd.reset_states();
+    let want = nd.step(ArrayD::from_shape_vec(IxDyn(&[1, 8]), features(0).to_vec()).unwrap()).unwrap();
+    assert_eq!(&arrays.step_one(&features(0)).unwrap()[..], want.as_slice().unwrap());
+}
+
+#[test]
+fn a_model_of_one_step_has_it_too_and_bad_values_are_errors() {
+    let mut m = OneStep::random(2);
+    let y: [f32; 8] = *m.step_one(&features(1)).unwrap();
+    assert!(y.iter().all(|v| v.is_finite()) && y.iter().any(|v| *v != 0.0));
+    let mut bad = features(2);
+    bad[3] = f32::NAN;
+    let e = m.step_one(&bad).unwrap_err().to_string();
+    assert!(e.contains("NaN") || e.contains("finite"), "{e}");
+}
