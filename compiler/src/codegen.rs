@@ -682,12 +682,12 @@ fn step_tokens(p: &Program, outputs: &TokenStream, slots: usize) -> TokenStream 
                 let out = self.run(x)?;
                 ::core::result::Result::Ok(#ret)
             },
-            streams: quote! { ::seqmodel::Streams::new(#name, #slots, n) },
+            streams: quote! { ::seqmodel::Streams::new(#name, Self::FINGERPRINT, #slots, n) },
             step_streams: quote! {
                 const STREAMS: ::seqmodel::__private::exec::Signature<'static> =
                     ::seqmodel::__private::exec::Signature { batch: ::core::option::Option::None, ..SIGNATURE };
                 let x = ::seqmodel::__private::exec::one_step(&STREAMS, x)?;
-                let (states, workspace) = streams.for_step(#name, #input, x.shape()[0])?;
+                let (states, workspace) = streams.for_step(#name, Self::FINGERPRINT, #input, x.shape()[0])?;
                 Self::forward(&self.prepared, states, workspace, &STREAMS, x)?;
                 let values = &streams.workspace().values;
                 let out = #outputs;

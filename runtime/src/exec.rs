@@ -838,7 +838,7 @@ pub fn one_step<'v>(sig: &Signature<'_>, x: ArrayViewD<'v, f32>) -> Result<Array
         model: sig.model.into(),
         input: sig.inputs.first().map_or("", |i| i.name).into(),
         expected: format!("one step, (batch, {}) f32", features.as_deref().unwrap_or("features")),
-        found: format!("{:?} {}", x.shape(), "f32"),
+        found: format!("{:?} f32", x.shape()),
     })
 }
 

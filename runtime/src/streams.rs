@@ -18,16 +18,19 @@ use crate::exec::{States, Workspace};
 #[derive(Debug, Clone)]
 pub struct Streams {
     model: &'static str,
+    /// The model's architecture fingerprint: two models may share a name.
+    fingerprint: u64,
     len: usize,
     states: States,
     workspace: Workspace,
 }
 
 impl Streams {
-    /// `len` streams of the model `model` with `nodes` nodes, every state zero.
+    /// `len` streams of the model `model` (architecture `fingerprint`) with `nodes` nodes,
+    /// every state zero.
     #[doc(hidden)] // made by a generated model's `streams`
-    pub fn new(model: &'static str, nodes: usize, len: usize) -> Self {
-        Streams { model, len, states: vec![None; nodes], workspace: Workspace::new(nodes) }
+    pub fn new(model: &'static str, fingerprint: u64, nodes: usize, len: usize) -> Self {
+        Streams { model, fingerprint, len, states: vec![None; nodes], workspace: Workspace::new(nodes) }
     }
 
     /// How many streams there are.
@@ -107,6 +110,7 @@ impl Streams {
     pub fn for_step(
         &mut self,
         model: &str,
+        fingerprint: u64,
         input: &str,
         rows: usize,
     ) -> Result<(&mut States, &mut Workspace)> {
@@ -114,6 +118,11 @@ impl Streams {
             return Err(RuntimeError::Shape(format!(
                 "these streams belong to `{}`, not to `{model}`",
                 self.model
+            )));
+        }
+        if fingerprint != self.fingerprint {
+            return Err(RuntimeError::Shape(format!(
+                "these streams belong to another model named `{model}` (another architecture)"
             )));
         }
         if rows != self.len {

@@ -253,12 +253,9 @@ impl WithSimd for Product<'_> {
                 let (panels, stride, offset) = match &mut b {
                     Rhs::Packed(p) => (p.data.as_slice(), p.k * width, (c0 / width * p.k + p0) * width),
                     Rhs::RowMajor { b, n, buf, .. } => {
-                        let needed = nc.div_ceil(width) * kc * width;
-                        if buf.len() < needed {
-                            buf.resize(needed, 0.0);
-                        }
+                        let buf = sized(buf, nc.div_ceil(width) * kc * width);
                         pack_block(s, b, *n, (p0, kc), (c0, nc), buf);
-                        (&buf[..], kc * width, 0)
+                        (&*buf, kc * width, 0)
                     }
                 };
                 // The first block of k starts from `start`, the others add to C.
