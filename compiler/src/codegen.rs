@@ -1,8 +1,9 @@
-//! Code generation: one specialised Rust type per checked model. The `predict` body is
-//! straight-line code, one call per node with the node's operation as a constant (so every
-//! attribute and fixed dimension is known to rustc), on weights prepared once in `new`. It
-//! calls the same `seqmodel::exec` functions as the interpreter, so both give the same
-//! numbers by construction.
+//! Code generation: one specialised Rust type per checked model. A model of recurrent, Dense
+//! and activation layers gets specialised `run` code ([`direct`]: each node a typed field
+//! called on plain buffers with its sizes as literals); any other model gets straight-line
+//! code, one `seqmodel::exec::node_into` call per node with the node's operation as a
+//! constant. Weights are prepared once in `new`. Both forms call the layers' own forward
+//! passes, the ones the interpreter runs, so all give the same numbers by construction.
 
 use std::collections::HashMap;
 
@@ -10,6 +11,8 @@ use proc_macro2::{Literal, TokenStream};
 use quote::{format_ident, quote};
 
 use crate::ir::{self, Activation, CellKind, Dim, MergeKind, MergeMode, Op, Program, RnnAttrs};
+
+mod direct;
 
 fn act(a: Activation) -> TokenStream {
     let v = format_ident!("{}", format!("{a:?}"));
@@ -340,13 +343,22 @@ pub fn model_tokens(p: &Program) -> TokenStream {
             .push_str(&format!(" `{a}`: the size of `{}`, which no input determines.", p.symbols[*id]));
     }
     let step = step_tokens(p, &ret, n_slots);
+    let direct = direct::plan(p, &order);
+    let reset_body = match &direct {
+        Some(d) => d.reset.clone(),
+        None => quote! {
+            for s in &mut self.states {
+                *s = ::core::option::Option::None;
+            }
+        },
+    };
+    // The generic forward pass serves `run` (without specialised code) and `step_streams`.
+    let has_forward = direct.is_none() || (p.is_stateful() && !step.is_empty());
     let reset = if p.is_stateful() {
         quote! {
             /// Forgets the states of every stateful layer (Keras's `reset_states`).
             pub fn reset_states(&mut self) {
-                for s in &mut self.states {
-                    *s = ::core::option::Option::None;
-                }
+                #reset_body
             }
 
             #step
@@ -354,14 +366,56 @@ pub fn model_tokens(p: &Program) -> TokenStream {
     } else {
         quote! {}
     };
+    let (fields, init, run_body) = match &direct {
+        Some(d) => (d.fields.clone(), d.init.clone(), d.run.clone()),
+        None => (
+            quote! {
+                states: ::seqmodel::__private::exec::States,
+                workspace: ::seqmodel::__private::exec::Workspace,
+            },
+            quote! {
+                states: ::std::vec![::core::option::Option::None; #n_nodes],
+                workspace: ::seqmodel::__private::exec::Workspace::new(#n_slots),
+            },
+            quote! {
+                Self::forward(&self.prepared, &mut self.states, &mut self.workspace, &SIGNATURE, #(#arg_names,)* #(#dim_args),*)?;
+                let values = &self.workspace.values;
+                ::core::result::Result::Ok(#ret)
+            },
+        ),
+    };
+    let forward = has_forward.then(|| {
+        quote! {
+            /// The forward pass on given states and buffers (the model's own, or a set
+            /// of streams'), after checking the inputs against `signature`.
+            #[allow(clippy::too_many_arguments)] // the model's inputs, after its context
+            fn forward(
+                prepared: &[::core::option::Option<::seqmodel::__private::exec::Prepared>],
+                states: &mut ::seqmodel::__private::exec::States,
+                workspace: &mut ::seqmodel::__private::exec::Workspace,
+                signature: &::seqmodel::__private::exec::Signature<'_>,
+                #(#view_args),*
+            ) -> ::core::result::Result<(), ::seqmodel::RuntimeError> {
+                let inputs = [#(::seqmodel::TensorView::from(#arg_names)),*];
+                let mut bindings = [::core::option::Option::None; #n_sym];
+                ::seqmodel::__private::exec::bind_inputs(signature, &inputs, &mut bindings)?;
+                #(#bind_free)*
+                let _ = &bindings;
+                let values = &mut workspace.values;
+                let scratch = &mut workspace.scratch;
+                #(#body)*
+                #(#passthrough)*
+                ::core::result::Result::Ok(())
+            }
+        }
+    });
     quote! {
         #(#[doc = #docs])*
         #[derive(Debug, Clone)]
         pub struct #ident {
             prepared: ::std::vec::Vec<::core::option::Option<::seqmodel::__private::exec::Prepared>>,
-            states: ::seqmodel::__private::exec::States,
             weights: ::seqmodel::WeightStore,
-            workspace: ::seqmodel::__private::exec::Workspace,
+            #fields
         }
 
         const _: () = {
@@ -400,9 +454,8 @@ pub fn model_tokens(p: &Program) -> TokenStream {
                     let prepared = ::std::vec![#(#prepare),*];
                     ::core::result::Result::Ok(Self {
                         prepared,
-                        states: ::std::vec![::core::option::Option::None; #n_nodes],
                         weights: std,
-                        workspace: ::seqmodel::__private::exec::Workspace::new(#n_slots),
+                        #init
                     })
                 }
 
@@ -470,32 +523,10 @@ pub fn model_tokens(p: &Program) -> TokenStream {
                 /// buffers: after a first call with the same shapes it allocates nothing.
                 #[allow(clippy::type_complexity, clippy::needless_question_mark)] // a tuple of the declared outputs; one `?` per output
                 pub fn run<'a>(&'a mut self, #(#view_args),*) -> ::core::result::Result<#view_ty, ::seqmodel::RuntimeError> {
-                    Self::forward(&self.prepared, &mut self.states, &mut self.workspace, &SIGNATURE, #(#arg_names,)* #(#dim_args),*)?;
-                    let values = &self.workspace.values;
-                    ::core::result::Result::Ok(#ret)
+                    #run_body
                 }
 
-                /// The forward pass on given states and buffers (the model's own, or a set
-                /// of streams'), after checking the inputs against `signature`.
-                #[allow(clippy::too_many_arguments)] // the model's inputs, after its context
-                fn forward(
-                    prepared: &[::core::option::Option<::seqmodel::__private::exec::Prepared>],
-                    states: &mut ::seqmodel::__private::exec::States,
-                    workspace: &mut ::seqmodel::__private::exec::Workspace,
-                    signature: &::seqmodel::__private::exec::Signature<'_>,
-                    #(#view_args),*
-                ) -> ::core::result::Result<(), ::seqmodel::RuntimeError> {
-                    let inputs = [#(::seqmodel::TensorView::from(#arg_names)),*];
-                    let mut bindings = [::core::option::Option::None; #n_sym];
-                    ::seqmodel::__private::exec::bind_inputs(signature, &inputs, &mut bindings)?;
-                    #(#bind_free)*
-                    let _ = &bindings;
-                    let values = &mut workspace.values;
-                    let scratch = &mut workspace.scratch;
-                    #(#body)*
-                    #(#passthrough)*
-                    ::core::result::Result::Ok(())
-                }
+                #forward
 
                 #reset
 

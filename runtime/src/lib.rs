@@ -3,8 +3,10 @@
 //! syn, quote nor pest, so it stays cheap in users' builds.
 
 pub mod error;
-// `exec`, `kernels` and `layers` are what the `seqmodel` facade and generated code
+// `direct`, `exec`, `kernels` and `layers` are what the `seqmodel` facade and generated code
 // build on (through `seqmodel::__private`), not public API: hidden from the docs.
+#[doc(hidden)]
+pub mod direct;
 #[doc(hidden)]
 pub mod exec;
 pub mod files;

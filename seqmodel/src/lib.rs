@@ -53,7 +53,7 @@ pub use seqmodel_runtime::{
 /// as serde and thiserror do.
 #[doc(hidden)]
 pub mod __private {
-    pub use seqmodel_runtime::{exec, kernels};
+    pub use seqmodel_runtime::{direct, exec, kernels};
 
     /// Loads a Keras `.keras` or `.h5` file's weights for a model with these `(key, shape)`
     /// specs, matched by Keras's weight order with every shape checked (generated types

@@ -17,27 +17,26 @@ pub fn dense_into(
     act: Activation,
     out: &mut [f32],
 ) {
-    dense_with(x, units, act, out, |rows, xs, out| {
-        // The bias is added as the product's tiles are stored: one pass over the output.
-        let start = bias.map_or(Start::Zero, Start::Bias);
-        kernel.product_from(rows, xs, out, start)
-    });
-}
-
-/// A Dense layer around `product(rows, x, out)`, which writes `x · kernel + bias` to `out`.
-fn dense_with(
-    x: ArrayViewD<'_, f32>,
-    units: usize,
-    act: Activation,
-    out: &mut [f32],
-    product: impl FnOnce(usize, &[f32], &mut [f32]),
-) {
     let d = *x.shape().last().unwrap_or(&1);
     let rows = x.len() / d.max(1);
     let x = x.as_standard_layout();
-    let xs = x.as_slice().expect("standard layout");
-    product(rows, xs, out);
-    activation::apply(act, out, units);
+    // The bias is added as the product's tiles are stored: one pass over the output.
+    dense_rows(x.as_slice().expect("standard layout"), rows, kernel, bias, units, act, out);
+}
+
+/// [`dense_into`] on `rows` row-major rows `xs` (what generated code calls on its own
+/// buffers).
+pub fn dense_rows(
+    xs: &[f32],
+    rows: usize,
+    kernel: &FixedRhs,
+    bias: Option<&[f32]>,
+    units: usize,
+    act: Activation,
+    out: &mut [f32],
+) {
+    kernel.product_from(rows, xs, out, bias.map_or(Start::Zero, Start::Bias));
+    activation::apply(act, &mut out[..rows * units], units);
 }
 
 /// `Embedding`: gathers rows of `table` `[vocab, dim]` into `out` (`ids.len() × dim`); ids

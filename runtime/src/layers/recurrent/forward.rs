@@ -131,10 +131,28 @@ pub fn forward_into(
     record: Option<Recording<'_>>,
     out: RnnOut<'_>,
 ) -> crate::Result<()> {
-    let (b, t, d) = x.dim();
-    let gu = a.cell.gates() * a.units;
+    let (b, t, _) = x.dim();
     let x = x.as_standard_layout();
     let xs = x.as_slice().expect("standard layout");
+    forward_rows(a, w, xs, (b, t), mask, zero_masked, scratch, record, out)
+}
+
+/// [`forward_into`] on the row-major elements `xs` of `[b, t, D]`: the one body of every
+/// run of the recurrence, which generated code also calls directly on its own buffers.
+#[allow(clippy::too_many_arguments)] // the layer's full context, passed explicitly
+pub fn forward_rows(
+    a: &RnnAttrs,
+    w: &RnnWeights,
+    xs: &[f32],
+    (b, t): (usize, usize),
+    mask: Option<ArrayView2<'_, bool>>,
+    zero_masked: bool,
+    scratch: &mut RnnScratch,
+    record: Option<Recording<'_>>,
+    out: RnnOut<'_>,
+) -> crate::Result<()> {
+    let gu = a.cell.gates() * a.units;
+    debug_assert_eq!(xs.len(), b * t * w.kernel.k());
     // Input projection of every step at once: [B·T, D] · [D, G·U] + bias. A training run
     // hands it to the tape, so it takes a pooled buffer instead of the kept one.
     let mut xp = match record {
@@ -142,7 +160,6 @@ pub fn forward_into(
         None => std::mem::take(&mut scratch.xp),
     };
     let proj = try_sized(&mut xp, b * t * gu)?;
-    debug_assert_eq!(d, w.kernel.k());
     w.kernel.product_from(b * t, xs, proj, Start::Bias(&w.bias_in));
     match record {
         None => {

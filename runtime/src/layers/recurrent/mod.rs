@@ -11,7 +11,8 @@ use seqmodel_ir::{CellKind, RnnAttrs};
 pub use backward::{RnnGrads, RnnParams, backward};
 pub(crate) use forward::sized;
 pub use forward::{
-    Recording, RnnOut, RnnOutput, RnnScratch, forward, forward_into, forward_projected, forward_repeated_into,
+    Recording, RnnOut, RnnOutput, RnnScratch, forward, forward_into, forward_projected,
+    forward_repeated_into, forward_rows,
 };
 
 use crate::kernels::FixedRhs;

@@ -1,0 +1,223 @@
+//! Specialised `run` bodies: for a model made of recurrent, Dense and activation layers on
+//! float inputs (no masks), each node is a typed field of the model (`RnnNode`, `DenseNode`,
+//! …) called directly on the previous node's buffer with its attributes and every fixed size
+//! as literals. The inputs are checked once, at the API boundary; there is no `match` over
+//! `Op`, no `IxDyn` shape and no per-node check on the hot path. Other models keep the
+//! generic body (one `exec::node_into` call per node).
+
+use std::collections::HashMap;
+
+use proc_macro2::{Literal, TokenStream};
+use quote::{format_ident, quote};
+
+use super::{act, rnn_attrs};
+use crate::ir::{self, Dim, NodeIndex, Op, Program};
+
+/// What a model's specialised code adds: the fields of its nodes and the body of `run`.
+pub(super) struct Direct {
+    /// The field declarations (`nodes`, `input_rows`).
+    pub fields: TokenStream,
+    /// Their initial values.
+    pub init: TokenStream,
+    /// The body of `run`, returning its outputs (the model's inputs are bound by name).
+    pub run: TokenStream,
+    /// The body of `reset_states`.
+    pub reset: TokenStream,
+}
+
+/// Where a node's output is: a node's buffer (by field index) or a model input's rows.
+#[derive(Clone)]
+enum Source {
+    Node(TokenStream),
+    Input(usize),
+}
+
+/// The specialised code of `p` (already optimised for inference, nodes in `order`), or
+/// `None` when one of its nodes has no direct form.
+pub(super) fn plan(p: &Program, order: &[NodeIndex]) -> Option<Direct> {
+    let bound = |d: &Dim| match *d {
+        Dim::Fixed(_) => true,
+        Dim::Sym { id, offset } => offset == 0 && !p.is_derived_symbol(id),
+    };
+    if !p.free_symbols().is_empty()
+        || p.inputs.iter().any(|i| i.ty.dtype != ir::DType::F32)
+        || p.types.values().flatten().any(|t| !t.dims.iter().all(bound))
+        || p.outputs.iter().any(|o| o.port != 0)
+    {
+        return None;
+    }
+    let size = |d: &Dim| match *d {
+        Dim::Fixed(n) => quote! { #n },
+        Dim::Sym { id, .. } => {
+            let s = format_ident!("s{}", id);
+            quote! { #s }
+        }
+    };
+    // The element count of `dims` over the batch: the fixed sizes folded into one factor
+    // (none when it is 1), then each symbol.
+    let elements = |dims: &[Dim]| {
+        let fixed: usize = dims.iter().filter_map(|d| d.fixed()).product();
+        let fixed = (fixed != 1).then(|| quote! { * #fixed });
+        let syms = dims.iter().filter(|d| d.fixed().is_none()).map(size);
+        quote! { batch #fixed #(* #syms)* }
+    };
+    let mut at: HashMap<NodeIndex, (Source, Vec<Dim>)> = HashMap::new();
+    let (mut fields, mut init, mut body, mut reset) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let private = quote! { ::seqmodel::__private::direct };
+    for (i, n) in order.iter().enumerate() {
+        let node = &p.graph[*n];
+        let out_dims = p.types[n].first()?.dims.clone();
+        if let Op::Input { index } = node.op {
+            at.insert(*n, (Source::Input(index), out_dims));
+            continue;
+        }
+        let [src] = p.node_inputs(*n)[..] else { return None };
+        if src.port != 0 || p.types[n].len() != 1 {
+            return None;
+        }
+        let (from, in_dims) = at.get(&src.node)?.clone();
+        let x = match &from {
+            Source::Node(v) => v.clone(),
+            Source::Input(k) => {
+                let v = format_ident!("input{}", k);
+                quote! { #v }
+            }
+        };
+        let field = Literal::usize_unsuffixed(fields.len());
+        let v = format_ident!("v{}", i);
+        let layer = &node.layer;
+        let prepared = quote! { self.prepared[#i].as_ref() };
+        match &node.op {
+            Op::Rnn(a) if !a.return_state && in_dims.len() == 2 => {
+                let t = size(&in_dims[0]);
+                let attrs = rnn_attrs(a);
+                fields.push(quote! { #private::RnnNode });
+                body.push(quote! {
+                    let #v = nodes.#field.run(#layer, &#attrs, #prepared, #x, (batch, #t))?;
+                });
+                if a.stateful {
+                    reset.push(quote! { self.nodes.#field.reset(); });
+                }
+            }
+            Op::Dense { units, activation, .. } => {
+                let (rows, a) = (elements(&in_dims[..in_dims.len().checked_sub(1)?]), act(*activation));
+                fields.push(quote! { #private::DenseNode });
+                body.push(quote! {
+                    let #v = nodes.#field.run(#layer, (#units, #a), #prepared, #x, #rows)?;
+                });
+            }
+            // Identities at inference alias their input (a model input is copied, so that
+            // every output borrows the model).
+            Op::Dropout { .. } | Op::Activation(ir::Activation::Linear)
+                if matches!(from, Source::Node(_)) =>
+            {
+                at.insert(*n, (from, out_dims));
+                continue;
+            }
+            Op::Activation(_) | Op::Dropout { .. } => {
+                let a = match node.op {
+                    Op::Activation(a) => a,
+                    _ => ir::Activation::Linear,
+                };
+                let (len, width, a) = (elements(&in_dims), size(in_dims.last()?), act(a));
+                fields.push(quote! { #private::MapNode });
+                body.push(quote! { let #v = nodes.#field.run(#a, #x, #len, #width); });
+            }
+            _ => return None,
+        }
+        init.push(quote! { ::core::default::Default::default() });
+        at.insert(*n, (Source::Node(quote! { #v }), out_dims));
+    }
+    let outs: Vec<TokenStream> = p
+        .outputs
+        .iter()
+        .map(|o| match at.get(&o.node) {
+            Some((Source::Node(v), dims)) => {
+                let ds = dims.iter().map(size);
+                Some(quote! { #private::output_view(#v, &[batch #(, #ds)*])? })
+            }
+            _ => None,
+        })
+        .collect::<Option<_>>()?;
+    let ret = if outs.len() == 1 {
+        quote! { #(#outs)* }
+    } else {
+        quote! { ( #(#outs),* ) }
+    };
+    let names: Vec<_> = p.inputs.iter().map(|i| format_ident!("{}", i.name)).collect();
+    let rows: Vec<_> = (0..p.inputs.len()).map(|k| format_ident!("input{}", k)).collect();
+    let buffers: Vec<_> = (0..p.inputs.len()).map(|k| format_ident!("rows{}", k)).collect();
+    let n_in = p.inputs.len();
+    let n_sym = p.symbols.len();
+    let syms: Vec<TokenStream> = (0..n_sym)
+        .map(|id| {
+            let s = format_ident!("s{}", id);
+            quote! { #[allow(unused_variables)] let #s = bindings[#id].unwrap_or_default(); }
+        })
+        .collect();
+    let first = &names[0];
+    Some(Direct {
+        fields: quote! {
+            nodes: ( #(#fields,)* ),
+            input_rows: [::std::vec::Vec<f32>; #n_in],
+        },
+        init: quote! {
+            nodes: ( #(#init,)* ),
+            input_rows: ::core::default::Default::default(),
+        },
+        run: quote! {
+            let inputs = [#(::seqmodel::TensorView::from(#names.view())),*];
+            let mut bindings = [::core::option::Option::None; #n_sym];
+            ::seqmodel::__private::exec::bind_inputs(&SIGNATURE, &inputs, &mut bindings)?;
+            #(#syms)*
+            let batch = #first.shape()[0];
+            let [#(#buffers),*] = &mut self.input_rows;
+            #(#[allow(unused_variables)] let #rows = #private::input_rows(&#names, #buffers);)*
+            let nodes = &mut self.nodes;
+            #(#body)*
+            ::core::result::Result::Ok(#ret)
+        },
+        reset: quote! { #(#reset)* },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether the (first) model of `src` gets specialised code.
+    fn specialised(src: &str) -> bool {
+        let c = crate::compile(src).unwrap_or_else(|e| panic!("{}", e.render("t", src, false)));
+        let mut p = c.programs[0].clone();
+        ir::passes::for_inference(&mut p);
+        plan(&p, &p.topo_order()).is_some()
+    }
+
+    #[test]
+    fn recurrent_dense_and_activation_chains_are_specialised() {
+        for src in [
+            "model M(x: [T, 8]) -> [T, 8] where batch = 1 { x -> LSTM(64, stateful=true, return_sequences=true) -> TimeDistributed(Dense(8)) }",
+            "model M(x: [T, 3]) -> [2] { x -> GRU(4, return_sequences=true, go_backwards=true) -> SimpleRNN(5) -> Dropout(0.5) -> Dense(2, activation=\"softmax\") }",
+            "model M(x: [4]) -> [2] { x -> Dense(3, activation=\"tanh\") -> Activation(\"relu\") -> Dense(2) }",
+            "model M(x: [5, 3]) -> [5, 2] { x -> GRU(2, reset_after=false, return_sequences=true) }",
+        ] {
+            assert!(specialised(src), "{src}");
+        }
+    }
+
+    /// Masks, states as outputs or inputs, layers without a direct form and dimensions the
+    /// inputs do not give keep the generic code.
+    #[test]
+    fn everything_else_keeps_the_generic_code() {
+        for src in [
+            "model M(x: [T, 3]) -> [4] { x -> Masking() -> LSTM(4) }",
+            "model M(x: [T, 3]) -> ([4], [4], [4]) { o, h, c = LSTM(4, return_state=true)(x); (o, h, c) }",
+            "model M(x: [T, 3]) -> [T, 8] { x -> Bidirectional(LSTM(4, return_sequences=true)) }",
+            "model M(w: [T] of i32) -> [T, 4] { w -> Embedding(9, 4) }",
+            "model M<T>(z: [3]) -> [T, 2] { z -> RepeatVector(T) -> SimpleRNN(2, return_sequences=true) }",
+            "model M(x: [T, 2]) -> [T, 2] { x }",
+        ] {
+            assert!(!specialised(src), "{src}");
+        }
+    }
+}

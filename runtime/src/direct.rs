@@ -1,0 +1,235 @@
+//! The nodes of specialised generated code: each holds its own output and state buffers as
+//! flat `f32` rows and calls its layer's forward pass on plain slices, with every size given
+//! by the generated code (literals where the model fixes them). No `Op` is matched, no
+//! `IxDyn` shape is built and nothing is checked per node: the generated code checks the
+//! inputs once, at the API boundary, and sizes everything from them. The layer computations
+//! are the ones the interpreter runs ([`crate::layers::recurrent::forward_rows`],
+//! [`crate::layers::basic::dense_rows`], [`crate::kernels::activation::apply`]), so both give
+//! the same numbers.
+
+use ndarray::{ArrayViewD, IxDyn};
+use seqmodel_ir::{Activation, RnnAttrs};
+
+use crate::error::{Result, RuntimeError};
+use crate::exec::Prepared;
+use crate::kernels::activation;
+use crate::layers::basic;
+use crate::layers::recurrent::{self as rnn, RnnOut, RnnScratch};
+use crate::memory::sized;
+
+/// A recurrent layer's buffers: its output (the sequence, or the last step), its states
+/// (`h`, and `c` for LSTM; carried between calls when the layer is stateful) and the
+/// recurrence's work buffers.
+#[derive(Debug, Clone, Default)]
+pub struct RnnNode {
+    out: Vec<f32>,
+    last: Vec<f32>,
+    states: Vec<Vec<f32>>,
+    scratch: RnnScratch,
+}
+
+impl RnnNode {
+    /// Runs the layer `a` (weights `prepared`) over `x`, `[b, t, D]` row-major, and returns
+    /// its output: `[b, t, U]` with `return_sequences`, else `[b, U]`. A stateful layer
+    /// starts from the states its last call ended with (zeros at first and after
+    /// [`RnnNode::reset`]); a batch of another size than those states is an error.
+    pub fn run(
+        &mut self,
+        layer: &str,
+        a: &RnnAttrs,
+        prepared: Option<&Prepared>,
+        x: &[f32],
+        (b, t): (usize, usize),
+    ) -> Result<&[f32]> {
+        let Some(Prepared::Rnn(w)) = prepared else {
+            return Err(RuntimeError::Shape(format!("layer `{layer}` has no recurrent weights")));
+        };
+        let u = a.units;
+        let carried = a.stateful && self.states.first().is_some_and(|h| !h.is_empty());
+        if carried && self.states[0].len() != b * u {
+            return Err(RuntimeError::Shape(format!(
+                "stateful layer `{layer}` carries states of batch {}; this input has batch {b} \
+                 (reset the states to change the batch)",
+                self.states[0].len() / u.max(1)
+            )));
+        }
+        if !carried {
+            self.states.resize_with(a.cell.states(), Vec::new);
+            for s in &mut self.states {
+                sized(s, b * u).fill(0.0);
+            }
+        }
+        let (main, last) = if a.return_sequences {
+            (crate::memory::sized(&mut self.out, b * t * u), Some(&mut self.last))
+        } else {
+            (crate::memory::sized(&mut self.out, b * u), None)
+        };
+        let out = match last {
+            Some(last) => RnnOut { sequence: Some(main), last: sized(last, b * u), states: &mut self.states },
+            None => RnnOut { sequence: None, last: main, states: &mut self.states },
+        };
+        rnn::forward_rows(a, w, x, (b, t), None, false, &mut self.scratch, None, out).map_err(
+            |e| match e {
+                RuntimeError::OutOfMemory { what, bytes } => {
+                    RuntimeError::OutOfMemory { what: format!("layer `{layer}`: {what}"), bytes }
+                }
+                e => e,
+            },
+        )?;
+        Ok(&self.out)
+    }
+
+    /// Forgets the carried states (Keras's `reset_states`).
+    pub fn reset(&mut self) {
+        for s in &mut self.states {
+            s.clear();
+        }
+    }
+}
+
+/// A Dense layer's output buffer.
+#[derive(Debug, Clone, Default)]
+pub struct DenseNode {
+    out: Vec<f32>,
+}
+
+impl DenseNode {
+    /// `act(x · W + b)` over `rows` rows of `x` (weights `prepared`); returns the
+    /// `rows × units` output.
+    pub fn run(
+        &mut self,
+        layer: &str,
+        (units, act): (usize, Activation),
+        prepared: Option<&Prepared>,
+        x: &[f32],
+        rows: usize,
+    ) -> Result<&[f32]> {
+        let Some(Prepared::Dense { kernel, bias }) = prepared else {
+            return Err(RuntimeError::Shape(format!("layer `{layer}` has no Dense weights")));
+        };
+        let out = sized(&mut self.out, rows * units);
+        basic::dense_rows(x, rows, kernel, bias.as_deref(), units, act, out);
+        Ok(&self.out)
+    }
+}
+
+/// An activation layer's (or an inference-time identity's) output buffer.
+#[derive(Debug, Clone, Default)]
+pub struct MapNode {
+    out: Vec<f32>,
+}
+
+impl MapNode {
+    /// `act` over the `len` values of `x`, rows of `width` (softmax normalises each row).
+    pub fn run(&mut self, act: Activation, x: &[f32], len: usize, width: usize) -> &[f32] {
+        let out = sized(&mut self.out, len);
+        out.copy_from_slice(&x[..len]);
+        activation::apply(act, out, width);
+        &self.out
+    }
+}
+
+/// A model input as row-major elements: borrowed when the view already is contiguous and in
+/// standard order, else copied into `buffer`.
+pub fn input_rows<'a>(x: &'a ArrayViewD<'_, f32>, buffer: &'a mut Vec<f32>) -> &'a [f32] {
+    match x.as_slice() {
+        Some(xs) => xs,
+        None => {
+            let dst = sized(buffer, x.len());
+            for (d, v) in dst.iter_mut().zip(x.iter()) {
+                *d = *v;
+            }
+            dst
+        }
+    }
+}
+
+/// The first `shape`'s product of `data` as an array view of `shape` (an output of a node).
+pub fn output_view<'a>(data: &'a [f32], shape: &[usize]) -> Result<ArrayViewD<'a, f32>> {
+    let n: usize = shape.iter().product();
+    ArrayViewD::from_shape(IxDyn(shape), &data[..n.min(data.len())])
+        .map_err(|e| RuntimeError::Shape(format!("an output of shape {shape:?}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layers::recurrent::RnnWeights;
+    use ndarray::Array3;
+    use seqmodel_ir::CellKind;
+
+    fn lstm(stateful: bool) -> RnnAttrs {
+        RnnAttrs {
+            cell: CellKind::Lstm,
+            units: 3,
+            input_dim: 2,
+            activation: Activation::Tanh,
+            recurrent_activation: Activation::Sigmoid,
+            use_bias: true,
+            return_sequences: true,
+            return_state: false,
+            go_backwards: false,
+            stateful,
+            unroll: false,
+            dropout: 0.0,
+            recurrent_dropout: 0.0,
+        }
+    }
+
+    fn values(n: usize, seed: usize) -> Vec<f32> {
+        (0..n).map(|i| (((i * 37 + seed * 101) % 17) as f32 / 17.0 - 0.5) * 0.8).collect()
+    }
+
+    /// A stateful node carries its states from call to call (two calls of 2 steps equal one
+    /// of 4), refuses another batch size until reset, and starts from zeros after a reset.
+    #[test]
+    fn stateful_nodes_carry_states_until_reset() {
+        let a = lstm(true);
+        let w =
+            Prepared::Rnn(RnnWeights::pack(&a, &values(2 * 12, 1), &values(3 * 12, 2), Some(&values(12, 3))));
+        let x = values(2 * 4 * 2, 4);
+        let whole = rnn::forward(
+            &a,
+            match &w {
+                Prepared::Rnn(w) => w,
+                _ => unreachable!(),
+            },
+            Array3::from_shape_vec((2, 4, 2), x.clone()).unwrap().view(),
+            None,
+            None,
+            false,
+        );
+        let whole = whole.sequence.unwrap();
+        let mut node = RnnNode::default();
+        let halves: Vec<Vec<f32>> = (0..2)
+            .map(|h| {
+                let part: Vec<f32> = (0..2).flat_map(|b| x[(b * 4 + 2 * h) * 2..][..4].to_vec()).collect();
+                node.run("lstm", &a, Some(&w), &part, (2, 2)).unwrap().to_vec()
+            })
+            .collect();
+        for b in 0..2 {
+            for h in 0..2 {
+                for s in 0..2 {
+                    for j in 0..3 {
+                        let got = halves[h][(b * 2 + s) * 3 + j];
+                        let want = whole[[b, 2 * h + s, j]];
+                        assert!(
+                            (got - want).abs() <= 1e-6,
+                            "row {b} step {} unit {j}: {got} vs {want}",
+                            2 * h + s
+                        );
+                    }
+                }
+            }
+        }
+        let err = node.run("lstm", &a, Some(&w), &values(3 * 2, 5), (3, 1)).unwrap_err();
+        assert!(err.to_string().contains("carries states of batch 2"), "{err}");
+        node.reset();
+        let first = node.run("lstm", &a, Some(&w), &x[..4], (1, 2)).unwrap().to_vec();
+        node.reset();
+        assert_eq!(node.run("lstm", &a, Some(&w), &x[..4], (1, 2)).unwrap(), &first[..]);
+        // Weights of another kind are an error naming the layer, not a panic.
+        let err = node.run("lstm", &a, None, &x[..4], (1, 2)).unwrap_err();
+        assert!(err.to_string().contains("`lstm`"), "{err}");
+    }
+}
