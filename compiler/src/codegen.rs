@@ -1,5 +1,5 @@
 //! Code generation: one specialised Rust type per checked model. A model of recurrent, Dense
-//! and activation layers gets specialised `run` code ([`direct`]: each node a typed field
+//! and activation layers gets specialised `run` code (module `direct`: each node a typed field
 //! called on plain buffers with its sizes as literals); any other model gets straight-line
 //! code, one `seqmodel::exec::node_into` call per node with the node's operation as a
 //! constant. Weights are prepared once in `new`. Both forms call the layers' own forward
