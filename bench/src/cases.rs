@@ -215,15 +215,15 @@ fn generated_predict(c: Config, x: Tensor) -> Call {
         Config::BigLstm => run!(models::BigLstm, f32_of(&x)),
         Config::ConvLstm => run!(models::ConvLstm, f32_of(&x)),
         Config::GenStateful => {
+            // Batch 1: the plain-array step (`step_one`), the API a generation loop uses.
             let mut m = models::GenStateful::random(7);
-            let x0 = f32_of(&x);
-            let mut step = x0.clone();
+            let x0: [f32; 8] =
+                f32_of(&x).as_slice().expect("standard layout").try_into().expect("8 features");
             Box::new(move || {
                 m.reset_states();
-                step.assign(&x0);
+                let mut step = x0;
                 for _ in 0..c.shape().1 {
-                    let y = m.run_step(step.view()).expect("step");
-                    step.assign(&y);
+                    step = *m.step_one(&step).expect("step");
                 }
                 std::hint::black_box(&step);
             })

@@ -342,8 +342,8 @@ pub fn model_tokens(p: &Program) -> TokenStream {
         predict_doc
             .push_str(&format!(" `{a}`: the size of `{}`, which no input determines.", p.symbols[*id]));
     }
-    let step = step_tokens(p, &ret, n_slots);
     let direct = direct::plan(p, &order);
+    let step = step_tokens(p, &ret, n_slots, direct.as_ref().map(|d| &d.step_one));
     let reset_body = match &direct {
         Some(d) => d.reset.clone(),
         None => quote! {
@@ -638,7 +638,12 @@ pub(crate) fn step_signatures(n_out: usize, bodies: StepBodies) -> TokenStream {
 /// `step` and `run_step`, and `streams` and `step_streams` (many streams of the model, one
 /// step each, as one batch); `outputs` reads the outputs from `values`, `slots` counts the
 /// nodes' output buffers.
-fn step_tokens(p: &Program, outputs: &TokenStream, slots: usize) -> TokenStream {
+fn step_tokens(
+    p: &Program,
+    outputs: &TokenStream,
+    slots: usize,
+    direct_step: Option<&TokenStream>,
+) -> TokenStream {
     let [input] = p.inputs.as_slice() else { return quote! {} };
     let Some(&t) = input.ty.dims.first() else { return quote! {} };
     if !steps_one_at_a_time(input.ty.dims.len(), t.fixed(), input.ty.dtype) {
@@ -690,14 +695,11 @@ fn step_tokens(p: &Program, outputs: &TokenStream, slots: usize) -> TokenStream 
         _ => None,
     };
     let step_one = one_stream.map(|(f, o)| {
-        step_one_signature(
-            f,
-            o,
-            quote! {
-                let out = self.run_step(::seqmodel::__private::exec::row_view(x))?;
-                ::seqmodel::__private::exec::as_array(out)
-            },
-        )
+        let generic = quote! {
+            let out = self.run_step(::seqmodel::__private::exec::row_view(x))?;
+            ::seqmodel::__private::exec::as_array(out)
+        };
+        step_one_signature(f, o, direct_step.cloned().unwrap_or(generic))
     });
     let name = &p.name;
     let input = &input.name;

@@ -104,6 +104,7 @@ pub fn import_file(path: &Path) -> Result<Imported> {
 
 /// The name a file suggests for its model: its stem, or its folder's name when the stem says
 /// nothing (`model.keras`).
+#[cfg(feature = "import")]
 fn name_hint(path: &Path) -> Option<String> {
     let stem = path.file_stem()?.to_string_lossy().into_owned();
     if matches!(stem.as_str(), "model" | "weights" | "saved_model") {

@@ -144,6 +144,13 @@ pub fn input_rows<'a>(x: &'a ArrayViewD<'_, f32>, buffer: &'a mut Vec<f32>) -> &
     }
 }
 
+/// The first `N` values of a node's output as an array (the output of `step_one`).
+pub fn array<const N: usize>(data: &[f32]) -> Result<&[f32; N]> {
+    data.get(..N)
+        .and_then(|v| v.try_into().ok())
+        .ok_or_else(|| RuntimeError::Shape(format!("a step's output has {} values, not {N}", data.len())))
+}
+
 /// The first `shape`'s product of `data` as an array view of `shape` (an output of a node).
 pub fn output_view<'a>(data: &'a [f32], shape: &[usize]) -> Result<ArrayViewD<'a, f32>> {
     let n: usize = shape.iter().product();

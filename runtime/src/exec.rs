@@ -861,6 +861,25 @@ pub fn as_array<const N: usize>(v: ArrayViewD<'_, f32>) -> Result<&[f32; N]> {
     }
 }
 
+/// The error of a model input `name` whose value at flat index `pos` is NaN or infinite.
+fn non_finite_input(name: &str, pos: usize) -> RuntimeError {
+    RuntimeError::InvalidData(format!(
+        "input `{name}` has a non-finite value (NaN or infinity) at flat index {pos}"
+    ))
+}
+
+/// Checks that the values of input `name` are finite (what [`bind_inputs`] checks of every
+/// float input; a plain-array step checks only this, its sizes being in its types).
+///
+/// # Errors
+/// [`RuntimeError::InvalidData`] naming the input and the first bad value's index.
+pub fn check_finite(name: &str, xs: &[f32]) -> Result<()> {
+    match xs.iter().position(|v| !v.is_finite()) {
+        Some(pos) => Err(non_finite_input(name, pos)),
+        None => Ok(()),
+    }
+}
+
 /// Checks inputs against a signature (count, dtype, rank, fixed dims, consistent symbols,
 /// batch, finite values), binds the symbols, and returns the batch size.
 pub fn bind_inputs(
@@ -925,10 +944,7 @@ pub fn bind_inputs(
             TensorView::I32(_) => None,
         };
         if let Some(pos) = non_finite {
-            return Err(RuntimeError::InvalidData(format!(
-                "input `{}` has a non-finite value (NaN or infinity) at flat index {pos}",
-                spec.name
-            )));
+            return Err(non_finite_input(spec.name, pos));
         }
     }
     match batch {

@@ -23,6 +23,9 @@ pub(super) struct Direct {
     pub run: TokenStream,
     /// The body of `reset_states`.
     pub reset: TokenStream,
+    /// The body of `step_one` (`x: &[f32; F]` in, `&[f32; O]` out) for a model that has it:
+    /// the nodes run on the caller's array as a batch of one step, no array view made.
+    pub step_one: TokenStream,
 }
 
 /// Where a node's output is: a node's buffer (by field index) or a model input's rows.
@@ -144,6 +147,26 @@ pub(super) fn plan(p: &Program, order: &[NodeIndex]) -> Option<Direct> {
     } else {
         quote! { ( #(#outs),* ) }
     };
+    // `step_one`: one model input, one output (see `super::one_stream_sizes`), one step of
+    // batch 1: every symbol (the time) is 1.
+    let last = match at.get(&p.outputs[0].node) {
+        Some((Source::Node(v), _)) => v.clone(),
+        _ => return None,
+    };
+    let ones = (0..p.symbols.len()).map(|id| {
+        let s = format_ident!("s{}", id);
+        quote! { #[allow(unused_variables)] let #s = 1usize; }
+    });
+    let input = &p.inputs[0].name;
+    let step_one = quote! {
+        ::seqmodel::__private::exec::check_finite(#input, x)?;
+        let batch = 1usize;
+        #(#ones)*
+        let input0: &[f32] = x;
+        let nodes = &mut self.nodes;
+        #(#body)*
+        #private::array(#last)
+    };
     let names: Vec<_> = p.inputs.iter().map(|i| format_ident!("{}", i.name)).collect();
     let rows: Vec<_> = (0..p.inputs.len()).map(|k| format_ident!("input{}", k)).collect();
     let buffers: Vec<_> = (0..p.inputs.len()).map(|k| format_ident!("rows{}", k)).collect();
@@ -178,6 +201,7 @@ pub(super) fn plan(p: &Program, order: &[NodeIndex]) -> Option<Direct> {
             ::core::result::Result::Ok(#ret)
         },
         reset: quote! { #(#reset)* },
+        step_one,
     })
 }
 

@@ -36,3 +36,20 @@ fn a_model_of_one_step_has_it_too_and_bad_values_are_errors() {
     let e = m.step_one(&bad).unwrap_err().to_string();
     assert!(e.contains("NaN") || e.contains("finite"), "{e}");
 }
+
+/// The specialised plain-array step equals the interpreter stepping the same program with
+/// the same weights (an implementation that shares no generated code).
+#[test]
+fn plain_array_steps_equal_the_interpreter() {
+    let mut arrays = Generator::random(4);
+    let mut interp = seqmodel::Model::new(Generator::program(), arrays.weights()).unwrap();
+    for t in 0..8 {
+        let x = features(t);
+        let input = seqmodel::Tensor::F32(ArrayD::from_shape_vec(IxDyn(&[1, 1, 8]), x.to_vec()).unwrap());
+        let want = interp.predict(&[input]).unwrap().remove(0);
+        let got = arrays.step_one(&x).unwrap();
+        for (g, w) in got.iter().zip(want.iter()) {
+            assert!((g - w).abs() <= 1e-6, "step {t}: {g} vs {w}");
+        }
+    }
+}
