@@ -70,6 +70,11 @@ def main():
             pct = f"{100 * gflop / (ours_ms / 1e3) / (peak * key[2]):.0f}%"
         print("| " + " | ".join([key[0], key[1], str(key[2]), fmt(ours_ms), fmt(ms("seqmodel-interp"))]
                                  + [fmt(ms(p)) for p in peer_names] + [speed, pct]) + " |")
+    for f in (r for r in rows if "floor" in r):
+        ours = table.get((f["floor"], "predict", 1), {}).get("seqmodel")
+        times = f" = {ours['median_ms'] / f['ms']:.2f}x the floor" if ours else ""
+        print(f"\n{f['floor']} floor at 1 thread: {f['ms']:.3f} ms ({f['weight_bytes_per_step']} weight bytes per step "
+              f"over {f['l2_read_gbs']} GB/s of L2 reads, or the FLOPs over the peak){times}")
 
 
 if __name__ == "__main__":

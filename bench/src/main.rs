@@ -77,13 +77,33 @@ fn main() {
         Budget::default()
     };
     let peak = if args.no_peak { f64::NAN } else { peak::single_core_gflops() };
+    // gen-stateful's floor: each step reads every weight once and does its FLOPs.
+    let generation = Config::GenStateful;
+    let floor = (!args.no_peak && configs.contains(&generation)).then(|| {
+        let l2 = peak::l2_read_gbs();
+        let bytes = seqmodel_bench::models::GenStateful::PARAMS * 4;
+        let steps = generation.shape().1;
+        (peak::step_floor_ms(steps, bytes, generation.gflop() / steps as f64, l2, peak), l2, bytes)
+    });
     if args.json {
         println!(
             "{}",
             serde_json::json!({"peak": "fma chains, one core", "threads": 1, "gflops": (peak * 10.0).round() / 10.0})
         );
+        if let Some((ms, l2, bytes)) = floor {
+            println!(
+                "{}",
+                serde_json::json!({"floor": generation.name(), "threads": 1, "ms": ms, "l2_read_gbs": (l2 * 10.0).round() / 10.0, "weight_bytes_per_step": bytes})
+            );
+        }
     } else {
         println!("single-core peak (FMA chains): {peak:.1} GFLOP/s");
+        if let Some((ms, l2, bytes)) = floor {
+            println!(
+                "{} floor at 1 thread: {ms:.3} ms ({bytes} weight bytes per step over the L2 read bandwidth, {l2:.1} GB/s, or the FLOPs over the peak, whichever is larger)",
+                generation.name()
+            );
+        }
         println!(
             "{:<13} {:<8} {:<16} {:>7} {:>11} {:>10} {:>10} {:>5} {:>8} {:>7}",
             "config",
@@ -128,6 +148,19 @@ fn main() {
                             rate,
                             100.0 * rate / (peak * n as f64)
                         );
+                        if let Some((floor_ms, ..)) =
+                            floor.filter(|_| c == generation && n == 1 && imp == Implementation::Generated)
+                        {
+                            println!(
+                                "{:<13} {:<8} {:<16} {:>7} {:>11.3}   ({:.2}x the floor)",
+                                "",
+                                "",
+                                "floor",
+                                1,
+                                floor_ms,
+                                s.median_ms / floor_ms
+                            );
+                        }
                     }
                 }
             }
