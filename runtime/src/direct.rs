@@ -7,7 +7,7 @@
 //! [`crate::layers::basic::dense_rows`], [`crate::kernels::activation::apply`]), so both give
 //! the same numbers.
 
-use ndarray::{ArrayViewD, IxDyn};
+use ndarray::{ArrayView2, ArrayViewD, IxDyn};
 use seqmodel_ir::{Activation, RnnAttrs};
 
 use crate::error::{Result, RuntimeError};
@@ -41,6 +41,38 @@ impl RnnNode {
         x: &[f32],
         (b, t): (usize, usize),
     ) -> Result<&[f32]> {
+        self.run_on(layer, a, prepared, (b, t), |a, w, scratch, out| {
+            rnn::forward_rows(a, w, x, (b, t), None, false, scratch, None, out)
+        })
+    }
+
+    /// [`RnnNode::run`] on one vector per row, `x` `[b, D]`, repeated `steps` times
+    /// (`RepeatVector` → RNN: the input projection is computed once per row).
+    pub fn run_repeated(
+        &mut self,
+        layer: &str,
+        a: &RnnAttrs,
+        prepared: Option<&Prepared>,
+        x: &[f32],
+        (b, steps): (usize, usize),
+    ) -> Result<&[f32]> {
+        let d = a.input_dim;
+        let x = ArrayView2::from_shape((b, d), &x[..b * d])
+            .map_err(|e| RuntimeError::Shape(format!("layer `{layer}`: {b} rows of {d} features: {e}")))?;
+        self.run_on(layer, a, prepared, (b, steps), |a, w, scratch, out| {
+            rnn::forward_repeated_into(a, w, x, steps, scratch, out)
+        })
+    }
+
+    /// Sizes the buffers and states for `b` rows of `t` steps and runs `forward` on them.
+    fn run_on(
+        &mut self,
+        layer: &str,
+        a: &RnnAttrs,
+        prepared: Option<&Prepared>,
+        (b, t): (usize, usize),
+        forward: impl FnOnce(&RnnAttrs, &rnn::RnnWeights, &mut RnnScratch, RnnOut<'_>) -> Result<()>,
+    ) -> Result<&[f32]> {
         let Some(Prepared::Rnn(w)) = prepared else {
             return Err(RuntimeError::Shape(format!("layer `{layer}` has no recurrent weights")));
         };
@@ -68,14 +100,12 @@ impl RnnNode {
             Some(last) => RnnOut { sequence: Some(main), last: sized(last, b * u), states: &mut self.states },
             None => RnnOut { sequence: None, last: main, states: &mut self.states },
         };
-        rnn::forward_rows(a, w, x, (b, t), None, false, &mut self.scratch, None, out).map_err(
-            |e| match e {
-                RuntimeError::OutOfMemory { what, bytes } => {
-                    RuntimeError::OutOfMemory { what: format!("layer `{layer}`: {what}"), bytes }
-                }
-                e => e,
-            },
-        )?;
+        forward(a, w, &mut self.scratch, out).map_err(|e| match e {
+            RuntimeError::OutOfMemory { what, bytes } => {
+                RuntimeError::OutOfMemory { what: format!("layer `{layer}`: {what}"), bytes }
+            }
+            e => e,
+        })?;
         Ok(&self.out)
     }
 

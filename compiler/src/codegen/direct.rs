@@ -102,6 +102,17 @@ pub(super) fn plan(p: &Program, order: &[NodeIndex]) -> Option<Direct> {
                     reset.push(quote! { self.nodes.#field.reset(); });
                 }
             }
+            Op::RepeatRnn { rnn: a, steps } if !a.return_state && in_dims.len() == 1 && bound(steps) => {
+                let steps = size(steps);
+                let attrs = rnn_attrs(a);
+                fields.push(quote! { #private::RnnNode });
+                body.push(quote! {
+                    let #v = nodes.#field.run_repeated(#layer, &#attrs, #prepared, #x, (batch, #steps))?;
+                });
+                if a.stateful {
+                    reset.push(quote! { self.nodes.#field.reset(); });
+                }
+            }
             Op::Dense { units, activation, .. } => {
                 let (rows, a) = (elements(&in_dims[..in_dims.len().checked_sub(1)?]), act(*activation));
                 fields.push(quote! { #private::DenseNode });
@@ -224,6 +235,7 @@ mod tests {
             "model M(x: [T, 3]) -> [2] { x -> GRU(4, return_sequences=true, go_backwards=true) -> SimpleRNN(5) -> Dropout(0.5) -> Dense(2, activation=\"softmax\") }",
             "model M(x: [4]) -> [2] { x -> Dense(3, activation=\"tanh\") -> Activation(\"relu\") -> Dense(2) }",
             "model M(x: [5, 3]) -> [5, 2] { x -> GRU(2, reset_after=false, return_sequences=true) }",
+            "model M(x: [T, 3]) -> [T, 2] { x -> LSTM(4) -> RepeatVector(T) -> LSTM(2, return_sequences=true) }",
         ] {
             assert!(specialised(src), "{src}");
         }
