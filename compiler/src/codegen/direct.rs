@@ -91,23 +91,19 @@ pub(super) fn plan(p: &Program, order: &[NodeIndex]) -> Option<Direct> {
         let layer = &node.layer;
         let prepared = quote! { self.prepared[#i].as_ref() };
         match &node.op {
-            Op::Rnn(a) if !a.return_state && in_dims.len() == 2 => {
-                let t = size(&in_dims[0]);
+            // A recurrent layer over a sequence, or over one vector repeated (RepeatVector → RNN).
+            Op::Rnn(a) | Op::RepeatRnn { rnn: a, .. } if !a.return_state => {
+                let (method, t) = match (&node.op, &in_dims[..]) {
+                    (Op::Rnn(_), [t, _]) => (quote! { run }, size(t)),
+                    (Op::RepeatRnn { steps, .. }, [_]) if bound(steps) => {
+                        (quote! { run_repeated }, size(steps))
+                    }
+                    _ => return None,
+                };
                 let attrs = rnn_attrs(a);
                 fields.push(quote! { #private::RnnNode });
                 body.push(quote! {
-                    let #v = nodes.#field.run(#layer, &#attrs, #prepared, #x, (batch, #t))?;
-                });
-                if a.stateful {
-                    reset.push(quote! { self.nodes.#field.reset(); });
-                }
-            }
-            Op::RepeatRnn { rnn: a, steps } if !a.return_state && in_dims.len() == 1 && bound(steps) => {
-                let steps = size(steps);
-                let attrs = rnn_attrs(a);
-                fields.push(quote! { #private::RnnNode });
-                body.push(quote! {
-                    let #v = nodes.#field.run_repeated(#layer, &#attrs, #prepared, #x, (batch, #steps))?;
+                    let #v = nodes.#field.#method(#layer, &#attrs, #prepared, #x, (batch, #t))?;
                 });
                 if a.stateful {
                     reset.push(quote! { self.nodes.#field.reset(); });
