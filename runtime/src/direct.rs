@@ -91,21 +91,14 @@ impl RnnNode {
                 sized(s, b * u).fill(0.0);
             }
         }
-        let (main, last) = if a.return_sequences {
-            (crate::memory::sized(&mut self.out, b * t * u), Some(&mut self.last))
+        // With the sequence as the output, the last step goes to a buffer of its own.
+        let out = if a.return_sequences {
+            let sequence = Some(sized(&mut self.out, b * t * u));
+            RnnOut { sequence, last: sized(&mut self.last, b * u), states: &mut self.states }
         } else {
-            (crate::memory::sized(&mut self.out, b * u), None)
+            RnnOut { sequence: None, last: sized(&mut self.out, b * u), states: &mut self.states }
         };
-        let out = match last {
-            Some(last) => RnnOut { sequence: Some(main), last: sized(last, b * u), states: &mut self.states },
-            None => RnnOut { sequence: None, last: main, states: &mut self.states },
-        };
-        forward(a, w, &mut self.scratch, out).map_err(|e| match e {
-            RuntimeError::OutOfMemory { what, bytes } => {
-                RuntimeError::OutOfMemory { what: format!("layer `{layer}`: {what}"), bytes }
-            }
-            e => e,
-        })?;
+        forward(a, w, &mut self.scratch, out).map_err(|e| e.in_layer(layer))?;
         Ok(&self.out)
     }
 

@@ -99,6 +99,17 @@ pub enum RuntimeError {
 }
 
 impl RuntimeError {
+    /// This error as met while running layer `layer`: running out of memory names the layer
+    /// (other errors already say where they are).
+    pub(crate) fn in_layer(self, layer: &str) -> Self {
+        match self {
+            RuntimeError::OutOfMemory { what, bytes } => {
+                RuntimeError::OutOfMemory { what: format!("layer `{layer}`: {what}"), bytes }
+            }
+            e => e,
+        }
+    }
+
     /// A weight file error without an underlying cause.
     pub fn weight_file(what: impl Into<String>) -> Self {
         RuntimeError::WeightFile { what: what.into(), source: None }

@@ -413,12 +413,7 @@ pub(crate) fn node_into_training(
     out: &mut Vec<Value>,
     train: Option<&mut Training>,
 ) -> Result<()> {
-    run_node(op, layer, prepared, ins, state, out_time, scratch, out, train).map_err(|e| match e {
-        RuntimeError::OutOfMemory { what, bytes } => {
-            RuntimeError::OutOfMemory { what: format!("layer `{layer}`: {what}"), bytes }
-        }
-        e => e,
-    })
+    run_node(op, layer, prepared, ins, state, out_time, scratch, out, train).map_err(|e| e.in_layer(layer))
 }
 
 /// [`node_into_training`] without the layer's name on running out of memory.

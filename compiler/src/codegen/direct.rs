@@ -28,6 +28,10 @@ pub(super) struct Direct {
     pub step_one: TokenStream,
 }
 
+/// The most nodes with buffers that specialised code holds: they are one tuple field, and
+/// `Debug`, `Clone` and `Default` exist for tuples of up to 12.
+const MAX_NODES: usize = 12;
+
 /// Where a node's output is: a node's buffer (by field index) or a model input's rows.
 #[derive(Clone)]
 enum Source {
@@ -65,7 +69,7 @@ pub(super) fn plan(p: &Program, order: &[NodeIndex]) -> Option<Direct> {
         quote! { batch #fixed #(* #syms)* }
     };
     let mut at: HashMap<NodeIndex, (Source, Vec<Dim>)> = HashMap::new();
-    let (mut fields, mut init, mut body, mut reset) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut fields, mut body, mut reset) = (Vec::new(), Vec::new(), Vec::new());
     let private = quote! { ::seqmodel::__private::direct };
     for (i, n) in order.iter().enumerate() {
         let node = &p.graph[*n];
@@ -135,8 +139,10 @@ pub(super) fn plan(p: &Program, order: &[NodeIndex]) -> Option<Direct> {
             }
             _ => return None,
         }
-        init.push(quote! { ::core::default::Default::default() });
         at.insert(*n, (Source::Node(quote! { #v }), out_dims));
+    }
+    if fields.len() > MAX_NODES {
+        return None;
     }
     let outs: Vec<TokenStream> = p
         .outputs
@@ -192,8 +198,8 @@ pub(super) fn plan(p: &Program, order: &[NodeIndex]) -> Option<Direct> {
             input_rows: [::std::vec::Vec<f32>; #n_in],
         },
         init: quote! {
-            nodes: ( #(#init,)* ),
-            input_rows: ::core::default::Default::default(),
+            nodes: ::core::default::Default::default(),
+            input_rows: ::core::array::from_fn(|_| ::std::vec::Vec::new()),
         },
         run: quote! {
             let inputs = [#(::seqmodel::TensorView::from(#names.view())),*];
@@ -248,6 +254,8 @@ mod tests {
             "model M(w: [T] of i32) -> [T, 4] { w -> Embedding(9, 4) }",
             "model M<T>(z: [3]) -> [T, 2] { z -> RepeatVector(T) -> SimpleRNN(2, return_sequences=true) }",
             "model M(x: [T, 2]) -> [T, 2] { x }",
+            // More nodes than one tuple holds.
+            &format!("model M(x: [4]) -> [4] {{ x {} }}", "-> Dense(4) ".repeat(13)),
         ] {
             assert!(!specialised(src), "{src}");
         }
