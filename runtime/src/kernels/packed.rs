@@ -310,13 +310,31 @@ fn pack_slivers(a: &[f32], lda: usize, (i0, end): (usize, usize), (p0, kc): (usi
     while i < end {
         let rows = tile_rows(end - i);
         let sliver = &mut out[(i - i0) * kc..][..rows * kc];
-        for r in 0..rows {
-            let src = &a[(i + r) * lda + p0..][..kc];
-            for (dst, v) in sliver.iter_mut().skip(r).step_by(rows).zip(src) {
-                *dst = *v;
-            }
+        let at = (i * lda + p0, lda, kc);
+        match rows {
+            1 => sliver.copy_from_slice(&a[at.0..][..kc]),
+            2 => pack_sliver::<2>(a, at, sliver),
+            3 => pack_sliver::<3>(a, at, sliver),
+            4 => pack_sliver::<4>(a, at, sliver),
+            5 => pack_sliver::<5>(a, at, sliver),
+            _ => pack_sliver::<MR>(a, at, sliver),
         }
         i += rows;
+    }
+}
+
+/// One sliver of `R` rows: the `kc` elements from `start` of `R` rows `lda` apart, written
+/// column after column (a transpose of `R × kc`; with `R` a constant the loop has no
+/// strided iterator and no bounds check inside, which made the packing a tenth of a small
+/// recurrent product).
+#[inline(always)]
+fn pack_sliver<const R: usize>(a: &[f32], (start, lda, kc): (usize, usize, usize), sliver: &mut [f32]) {
+    let rows: [&[f32]; R] = std::array::from_fn(|r| &a[start + r * lda..][..kc]);
+    let (columns, _) = sliver.as_chunks_mut::<R>();
+    for (p, column) in columns.iter_mut().enumerate().take(kc) {
+        for r in 0..R {
+            column[r] = rows[r][p];
+        }
     }
 }
 
