@@ -1,7 +1,7 @@
 //! The runnable benchmark cases: each config × mode × implementation as a closure that does
 //! one call (one `predict`, one training step, or the whole 200-call generation loop).
 
-use seqmodel::ndarray::{ArrayD, IxDyn};
+use seqmodel::ndarray::{ArrayD, Ix2, Ix3, IxDyn};
 use seqmodel::train::{Loss, Optimizer, Trainer};
 use seqmodel::{Model, Tensor, WeightStore};
 
@@ -195,25 +195,25 @@ pub fn build(c: Config, mode: Mode, imp: Implementation) -> Option<Call> {
 }
 
 fn generated_predict(c: Config, x: Tensor) -> Call {
-    // One `run` of a generated type on its (float or id) input.
+    // One `run` of a generated type on its (float or id) input, of rank `$rank`.
     macro_rules! run {
-        ($model:ty, $input:expr) => {{
+        ($model:ty, $input:expr, $rank:ty) => {{
             let mut m = <$model>::random(7);
-            let x = $input;
+            let x = $input.into_dimensionality::<$rank>().expect("the config's rank");
             Box::new(move || {
                 std::hint::black_box(m.run(x.view()).expect("predict"));
             })
         }};
     }
     match c {
-        Config::StreamLstm => run!(models::StreamLstm, f32_of(&x)),
-        Config::AeSeed => run!(models::AeSeed, f32_of(&x)),
+        Config::StreamLstm => run!(models::StreamLstm, f32_of(&x), Ix3),
+        Config::AeSeed => run!(models::AeSeed, f32_of(&x), Ix3),
         Config::LmGru => {
             let Tensor::I32(ids) = x else { unreachable!("token ids") };
-            run!(models::LmGru, ids)
+            run!(models::LmGru, ids, Ix2)
         }
-        Config::BigLstm => run!(models::BigLstm, f32_of(&x)),
-        Config::ConvLstm => run!(models::ConvLstm, f32_of(&x)),
+        Config::BigLstm => run!(models::BigLstm, f32_of(&x), Ix3),
+        Config::ConvLstm => run!(models::ConvLstm, f32_of(&x), Ix3),
         Config::GenStateful => {
             // Batch 1: the plain-array step (`step_one`), the API a generation loop uses.
             let mut m = models::GenStateful::random(7);
@@ -231,7 +231,7 @@ fn generated_predict(c: Config, x: Tensor) -> Call {
         Config::ServeStreams => {
             // One model, read only; the streams hold every state.
             let m = models::GenStateful::random(7);
-            let x0 = f32_of(&x);
+            let x0 = f32_of(&x).into_dimensionality::<Ix2>().expect("one step per stream");
             let mut streams = m.streams(x0.shape()[0]);
             let mut step = x0.clone();
             Box::new(move || {

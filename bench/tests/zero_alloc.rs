@@ -10,7 +10,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use seqmodel::ndarray::{ArrayD, IxDyn};
+use seqmodel::ndarray::{Array, Array2, Dimension, IntoDimension};
 use seqmodel_bench::models;
 
 struct Counting;
@@ -51,9 +51,10 @@ fn allocations(mut f: impl FnMut()) -> usize {
     ALLOCATIONS.load(Ordering::SeqCst) - before
 }
 
-fn filled(shape: &[usize]) -> ArrayD<f32> {
-    let n: usize = shape.iter().product();
-    ArrayD::from_shape_vec(IxDyn(shape), (0..n).map(|i| ((i % 17) as f32 - 8.0) / 10.0).collect()).unwrap()
+fn filled<D: Dimension>(shape: impl IntoDimension<Dim = D>) -> Array<f32, D> {
+    let shape = shape.into_dimension();
+    let n = shape.size();
+    Array::from_shape_vec(shape, (0..n).map(|i| ((i % 17) as f32 - 8.0) / 10.0).collect()).unwrap()
 }
 
 #[test]
@@ -67,22 +68,27 @@ fn warm_runs_and_steps_allocate_nothing() {
             let mut m = <$model>::random(1);
             let x = $input;
             m.run(x.view()).unwrap();
-            report.push(($name, allocations(|| drop(m.run(x.view()).unwrap()))));
+            report.push((
+                $name,
+                allocations(|| {
+                    let _ = m.run(x.view()).unwrap();
+                }),
+            ));
         }};
     }
-    warm_run!("stream-lstm run", models::StreamLstm, filled(&[1, 100, 32]));
-    warm_run!("ae-seed run", models::AeSeed, filled(&[32, 50, 8]));
+    warm_run!("stream-lstm run", models::StreamLstm, filled((1, 100, 32)));
+    warm_run!("ae-seed run", models::AeSeed, filled((32, 50, 8)));
     warm_run!(
         "lm-gru run",
         models::LmGru,
-        ArrayD::from_shape_fn(IxDyn(&[16, 32]), |i| ((i[0] * 131 + i[1] * 7) % 10_000) as i32)
+        Array2::from_shape_fn((16, 32), |(i, j)| ((i * 131 + j * 7) % 10_000) as i32)
     );
-    warm_run!("big-lstm run", models::BigLstm, filled(&[256, 50, 256]));
+    warm_run!("big-lstm run", models::BigLstm, filled((256, 50, 256)));
     {
         // 200 steps of 256 streams through one shared model.
         let m = models::GenStateful::random(1);
         let mut streams = m.streams(256);
-        let mut step = filled(&[256, 8]);
+        let mut step = filled((256, 8));
         m.step_streams(&mut streams, step.view()).unwrap();
         let n = allocations(|| {
             for _ in 0..200 {
@@ -99,7 +105,7 @@ fn warm_runs_and_steps_allocate_nothing() {
         seqmodel::set_num_threads(threads);
 
         let mut m = models::GenStateful::random(1);
-        let mut step = filled(&[1, 8]);
+        let mut step = filled((1, 8));
         m.run_step(step.view()).unwrap();
         let n = allocations(|| {
             for _ in 0..200 {

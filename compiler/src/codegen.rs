@@ -235,19 +235,29 @@ pub fn model_tokens(p: &Program) -> TokenStream {
         Some(b) => quote! { ::core::option::Option::Some(#b) },
         None => quote! { ::core::option::Option::None },
     };
-    // Each input as a typed parameter, owned (`predict`) or borrowed (`run`).
-    let input_params = |borrowed: bool| -> Vec<TokenStream> {
-        p.inputs.iter().map(|i| input_arg(&i.name, i.ty.dtype, borrowed)).collect()
-    };
+    // Each input as a rank-typed parameter (batch included).
+    let typed_inputs: Vec<(&str, ir::DType, usize)> =
+        p.inputs.iter().map(|i| (i.name.as_str(), i.ty.dtype, i.ty.dims.len() + 1)).collect();
+    let bind_views = bind_input_views(&typed_inputs);
     // A dimension no input determines is a `usize` argument after the inputs.
     let free = p.free_symbols();
     let input_names: Vec<&str> = p.inputs.iter().map(|i| i.name.as_str()).collect();
     let dim_args: Vec<proc_macro2::Ident> =
         free.iter().map(|&id| dim_arg(&p.symbols[id], id, &input_names)).collect();
     let dim_params: Vec<TokenStream> = dim_args.iter().map(|a| quote! { #a: usize }).collect();
-    let mut args = input_params(false);
+    let mut args: Vec<TokenStream> =
+        typed_inputs.iter().enumerate().map(|(k, (n, dtype, rank))| input_arg(n, *dtype, *rank, k)).collect();
+    let in_lts = lifetimes("i", typed_inputs.len());
     args.extend(dim_params.iter().cloned());
-    let mut view_args = input_params(true);
+    // The generic forward pass takes the inputs as dynamic views.
+    let mut view_args: Vec<TokenStream> = p
+        .inputs
+        .iter()
+        .map(|i| {
+            let (a, elem) = (format_ident!("{}", i.name), elem_type(i.ty.dtype));
+            quote! { #a: ::seqmodel::ndarray::ArrayViewD<'_, #elem> }
+        })
+        .collect();
     view_args.extend(dim_params);
     let arg_names: Vec<_> = p.inputs.iter().map(|i| format_ident!("{}", i.name)).collect();
     let bind_free: Vec<TokenStream> = free
@@ -312,18 +322,19 @@ pub fn model_tokens(p: &Program) -> TokenStream {
                 passthrough.push(
                     quote! { ::seqmodel::__private::exec::copy_input(&inputs[#index], &mut values[#j])?; },
                 );
-                quote! { values[#j][0].view().f32()? }
+                quote! { ::seqmodel::__private::exec::typed(values[#j][0].view().f32()?)? }
             }
             _ => {
                 let j = pos[&o.node];
                 let port = o.port;
-                quote! { values[#j][#port].view().f32()? }
+                quote! { ::seqmodel::__private::exec::typed(values[#j][#port].view().f32()?)? }
             }
         })
         .collect();
     let n_out = outs.len();
     let n_slots = n_nodes + passthrough.len();
-    let (ret_ty, view_ty) = output_types(n_out);
+    let out_ranks: Vec<Option<usize>> = p.output_types().iter().map(|t| Some(t.dims.len() + 1)).collect();
+    let (ret_ty, view_ty) = output_types(&out_ranks);
     let (ret, owned) = if n_out == 1 {
         (quote! { #(#outs)* }, quote! { out.to_owned() })
     } else {
@@ -342,6 +353,31 @@ pub fn model_tokens(p: &Program) -> TokenStream {
         predict_doc
             .push_str(&format!(" `{a}`: the size of `{}`, which no input determines.", p.symbols[*id]));
     }
+    let dim_names: Vec<String> = dim_args.iter().map(ToString::to_string).collect();
+    let taken: Vec<&str> = input_names.iter().copied().chain(dim_names.iter().map(String::as_str)).collect();
+    let out = out_arg(&taken);
+    let writes = if n_out == 1 {
+        quote! { ::seqmodel::__private::exec::write_output(#name, 0, y, #out.into()) }
+    } else {
+        let parts: Vec<_> = (0..n_out).map(|k| format_ident!("{}{}", out, k)).collect();
+        let idx = (0..n_out).map(proc_macro2::Literal::usize_unsuffixed);
+        let ks = 0..n_out;
+        quote! {
+            let ( #(#parts),* ) = #out;
+            #( ::seqmodel::__private::exec::write_output(#name, #ks, y.#idx, #parts.into())?; )*
+            ::core::result::Result::Ok(())
+        }
+    };
+    let predict_into = predict_into_tokens(
+        &args,
+        p.inputs.len(),
+        &out_ranks,
+        &out,
+        quote! {
+            let y = self.run(#(#arg_names,)* #(#dim_args),*)?;
+            #writes
+        },
+    );
     let direct = direct::plan(p, &order);
     let step = step_tokens(p, &ret, n_slots, direct.as_ref().map(|d| &d.step_one));
     let reset_body = match &direct {
@@ -514,15 +550,18 @@ pub fn model_tokens(p: &Program) -> TokenStream {
 
                 #[doc = #predict_doc]
                 #[allow(clippy::type_complexity)] // a tuple of the declared outputs
-                pub fn predict(&mut self, #(#args),*) -> ::core::result::Result<#ret_ty, ::seqmodel::RuntimeError> {
-                    let out = self.run(#(#arg_names.view(),)* #(#dim_args),*)?;
+                pub fn predict<#(#in_lts),*>(&mut self, #(#args),*) -> ::core::result::Result<#ret_ty, ::seqmodel::RuntimeError> {
+                    let out = self.run(#(#arg_names,)* #(#dim_args),*)?;
                     ::core::result::Result::Ok(#owned)
                 }
+
+                #predict_into
 
                 /// Like `predict`, on borrowed inputs, returning views into the model's own
                 /// buffers: after a first call with the same shapes it allocates nothing.
                 #[allow(clippy::type_complexity, clippy::needless_question_mark)] // a tuple of the declared outputs; one `?` per output
-                pub fn run<'a>(&'a mut self, #(#view_args),*) -> ::core::result::Result<#view_ty, ::seqmodel::RuntimeError> {
+                pub fn run<'a, #(#in_lts),*>(&'a mut self, #(#args),*) -> ::core::result::Result<#view_ty, ::seqmodel::RuntimeError> {
+                    #bind_views
                     #run_body
                 }
 
@@ -551,10 +590,8 @@ pub(crate) fn steps_one_at_a_time(rank: usize, time: Option<usize>, dtype: ir::D
 pub(crate) enum DeclaredDim<'a> {
     /// A fixed size.
     Fixed(usize),
-    /// A dimension symbol (without an offset).
-    Sym(&'a str),
-    /// Anything else.
-    Other,
+    /// A dimension symbol plus an offset (`T`, `T - 2`).
+    Sym(&'a str, i64),
 }
 
 /// The `(F, O)` of `step_one`, for a model of batch 1 whose one input is `[time, F]` and whose
@@ -571,7 +608,8 @@ pub(crate) fn one_stream_sizes(
         [DeclaredDim::Fixed(o)] => *o,
         _ => return None,
     };
-    (batch == Some(1) && *time != DeclaredDim::Other).then_some((*f, o))
+    let plain = !matches!(time, DeclaredDim::Sym(_, offset) if *offset != 0);
+    (batch == Some(1) && plain).then_some((*f, o))
 }
 
 /// The signature of `step_one` for `f` floats in and `o` out, followed by its body.
@@ -598,22 +636,35 @@ pub(crate) struct StepBodies {
     pub step_streams: TokenStream,
 }
 
-/// The signatures of `step`, `run_step`, `streams` and `step_streams` for `n_out` outputs,
-/// with their doc comments, each followed by its body.
-pub(crate) fn step_signatures(n_out: usize, bodies: StepBodies) -> TokenStream {
-    let (ret_ty, view_ty) = output_types(n_out);
+/// The rank (batch included) of a step's output: that of the output `[time, …]` or `[…]` of
+/// a model whose input is `[time, F]`, less the time axis, which a step drops (a fixed length
+/// of 1 is the time axis only in front of features, so a `[1]` vector stays).
+pub(crate) fn step_output_rank(time: DeclaredDim<'_>, output: &[DeclaredDim<'_>]) -> usize {
+    output.len() + 1 - usize::from(step_drops_time(time, output))
+}
+
+/// Whether a step drops the first axis of `output` (see [`step_output_rank`]).
+pub(crate) fn step_drops_time(time: DeclaredDim<'_>, output: &[DeclaredDim<'_>]) -> bool {
+    output.first() == Some(&time) && (!matches!(time, DeclaredDim::Fixed(_)) || output.len() >= 2)
+}
+
+/// The signatures of `step`, `run_step`, `streams` and `step_streams` for outputs of these
+/// ranks (a step's, batch included), with their doc comments, each followed by its body.
+pub(crate) fn step_signatures(ranks: &[Option<usize>], bodies: StepBodies) -> TokenStream {
+    let (ret_ty, view_ty) = output_types(ranks);
+    let x_ty = quote! { impl ::seqmodel::ndarray::AsArray<'x, f32, ::seqmodel::ndarray::Ix2> };
     let StepBodies { step, run_step, streams, step_streams } = bodies;
     quote! {
         /// One step of a stateful model: input `[batch, features]`, the state carried over.
         #[allow(clippy::type_complexity)]
-        pub fn step(&mut self, x: ::seqmodel::ndarray::ArrayD<f32>) -> ::core::result::Result<#ret_ty, ::seqmodel::RuntimeError> {
+        pub fn step<'x>(&mut self, x: #x_ty) -> ::core::result::Result<#ret_ty, ::seqmodel::RuntimeError> {
             #step
         }
 
         /// Like `step`, on a borrowed input, returning views into the model's buffers: after
         /// the first call it allocates nothing (the generation loop's fast path).
         #[allow(clippy::type_complexity)]
-        pub fn run_step<'a>(&'a mut self, x: ::seqmodel::ndarray::ArrayViewD<'_, f32>) -> ::core::result::Result<#view_ty, ::seqmodel::RuntimeError> {
+        pub fn run_step<'a, 'x>(&'a mut self, x: #x_ty) -> ::core::result::Result<#view_ty, ::seqmodel::RuntimeError> {
             #run_step
         }
 
@@ -629,7 +680,7 @@ pub(crate) fn step_signatures(n_out: usize, bodies: StepBodies) -> TokenStream {
         /// (the declared batch size is the size of the model's own state, not of these).
         /// After the first call with as many streams it allocates nothing.
         #[allow(clippy::type_complexity)]
-        pub fn step_streams<'a>(&self, streams: &'a mut ::seqmodel::Streams, x: ::seqmodel::ndarray::ArrayViewD<'_, f32>) -> ::core::result::Result<#view_ty, ::seqmodel::RuntimeError> {
+        pub fn step_streams<'a, 'x>(&self, streams: &'a mut ::seqmodel::Streams, x: #x_ty) -> ::core::result::Result<#view_ty, ::seqmodel::RuntimeError> {
             #step_streams
         }
     }
@@ -651,6 +702,8 @@ fn step_tokens(
     }
     let outs = p.output_types();
     let single = outs.len() == 1;
+    let run_ranks: Vec<Option<usize>> = outs.iter().map(|t| Some(t.dims.len() + 1)).collect();
+    let (_, run_view_ty) = output_types(&run_ranks);
     let pick = |k: usize| {
         if single {
             quote! { out }
@@ -659,14 +712,20 @@ fn step_tokens(
             quote! { out.#i }
         }
     };
-    let squeeze: Vec<TokenStream> = outs
+    let declared = |d: &Dim| match *d {
+        Dim::Fixed(n) => DeclaredDim::Fixed(n),
+        Dim::Sym { id, offset } => DeclaredDim::Sym(&p.symbols[id], offset),
+    };
+    let time = declared(&t);
+    let out_dims: Vec<Vec<DeclaredDim<'_>>> =
+        outs.iter().map(|ty| ty.dims.iter().map(declared).collect()).collect();
+    let ranks: Vec<Option<usize>> = out_dims.iter().map(|d| Some(step_output_rank(time, d))).collect();
+    let squeeze: Vec<TokenStream> = out_dims
         .iter()
         .enumerate()
-        .map(|(k, ty)| {
+        .map(|(k, dims)| {
             let v = pick(k);
-            // The step's own output: the time axis goes (a fixed length of 1 is the time
-            // axis only in front of features, so a `[1]` vector stays).
-            if ty.dims.first() == Some(&t) && (t.fixed().is_none() || ty.dims.len() >= 2) {
+            if step_drops_time(time, dims) {
                 quote! { #v.index_axis_move(::seqmodel::ndarray::Axis(1), 0) }
             } else {
                 quote! { #v }
@@ -684,14 +743,9 @@ fn step_tokens(
     } else {
         (quote! { ( #(#squeeze),* ) }, quote! { ( #(#owned),* ) })
     };
-    let declared = |d: &Dim| match *d {
-        Dim::Fixed(n) => DeclaredDim::Fixed(n),
-        Dim::Sym { id, offset: 0 } => DeclaredDim::Sym(&p.symbols[id]),
-        Dim::Sym { .. } => DeclaredDim::Other,
-    };
     let input_dims: Vec<DeclaredDim<'_>> = input.ty.dims.iter().map(declared).collect();
-    let one_stream = match outs.as_slice() {
-        [out] => one_stream_sizes(p.batch, &input_dims, &out.dims.iter().map(declared).collect::<Vec<_>>()),
+    let one_stream = match out_dims.as_slice() {
+        [out] => one_stream_sizes(p.batch, &input_dims, out),
         _ => None,
     };
     let step_one = one_stream.map(|(f, o)| {
@@ -704,26 +758,27 @@ fn step_tokens(
     let name = &p.name;
     let input = &input.name;
     let steps = step_signatures(
-        outs.len(),
+        &ranks,
         StepBodies {
             step: quote! {
-                let out = self.run_step(x.view())?;
+                let out = self.run_step(x)?;
                 ::core::result::Result::Ok(#own)
             },
             run_step: quote! {
-                let x = ::seqmodel::__private::exec::one_step(&SIGNATURE, x)?;
-                let out = self.run(x)?;
+                let x: ::seqmodel::ndarray::ArrayView2<'_, f32> = x.into();
+                let out = self.run(x.insert_axis(::seqmodel::ndarray::Axis(1)))?;
                 ::core::result::Result::Ok(#ret)
             },
             streams: quote! { ::seqmodel::Streams::new(#name, Self::FINGERPRINT, #slots, n) },
             step_streams: quote! {
                 const STREAMS: ::seqmodel::__private::exec::Signature<'static> =
                     ::seqmodel::__private::exec::Signature { batch: ::core::option::Option::None, ..SIGNATURE };
-                let x = ::seqmodel::__private::exec::one_step(&STREAMS, x)?;
+                let x: ::seqmodel::ndarray::ArrayView2<'_, f32> = x.into();
+                let x = x.insert_axis(::seqmodel::ndarray::Axis(1)).into_dyn();
                 let (states, workspace) = streams.for_step(#name, Self::FINGERPRINT, #input, x.shape()[0])?;
                 Self::forward(&self.prepared, states, workspace, &STREAMS, x)?;
                 let values = &streams.workspace().values;
-                let out = #outputs;
+                let out: #run_view_ty = #outputs;
                 ::core::result::Result::Ok(#ret)
             },
         },
@@ -731,18 +786,58 @@ fn step_tokens(
     quote! { #steps #step_one }
 }
 
-/// One input of `predict` (owned) or `run` (borrowed).
-pub(crate) fn input_arg(name: &str, dtype: ir::DType, borrowed: bool) -> TokenStream {
+/// The dimension type of a rank-`rank` array (batch included): `Ix1` … `Ix6`, or `IxDyn`
+/// above (ndarray's fixed ranks end at 6) or when the rank is not known (`None`: the
+/// stand-in of a broken model whose outputs are not declared).
+pub(crate) fn dim_type(rank: Option<usize>) -> TokenStream {
+    match rank {
+        Some(r @ 0..=6) => {
+            let ix = format_ident!("Ix{}", r);
+            quote! { ::seqmodel::ndarray::#ix }
+        }
+        _ => quote! { ::seqmodel::ndarray::IxDyn },
+    }
+}
+
+/// Input `index` of `predict`, `run` and `predict_into`, of rank `rank` (batch included): any
+/// array or view of that rank (`&Array3<f32>`, `ArrayView3<f32>`, …), borrowed for
+/// [`lifetime`]`("i", index)`.
+pub(crate) fn input_arg(name: &str, dtype: ir::DType, rank: usize, index: usize) -> TokenStream {
     let a = format_ident!("{}", name);
-    let elem = match dtype {
+    let (elem, d, lt) = (elem_type(dtype), dim_type(Some(rank)), lifetime("i", index));
+    quote! { #a: impl ::seqmodel::ndarray::AsArray<#lt, #elem, #d> }
+}
+
+/// The lifetime `'{prefix}{index}` (an `impl Trait` argument's lifetime must be named).
+pub(crate) fn lifetime(prefix: &str, index: usize) -> syn::Lifetime {
+    syn::Lifetime::new(&format!("'{prefix}{index}"), proc_macro2::Span::call_site())
+}
+
+/// The lifetimes `'{prefix}0 .. '{prefix}{n - 1}`.
+pub(crate) fn lifetimes(prefix: &str, n: usize) -> Vec<syn::Lifetime> {
+    (0..n).map(|k| lifetime(prefix, k)).collect()
+}
+
+/// The element type of `dtype`.
+fn elem_type(dtype: ir::DType) -> TokenStream {
+    match dtype {
         ir::DType::F32 => quote! { f32 },
         ir::DType::I32 => quote! { i32 },
-    };
-    if borrowed {
-        quote! { #a: ::seqmodel::ndarray::ArrayViewD<'_, #elem> }
-    } else {
-        quote! { #a: ::seqmodel::ndarray::ArrayD<#elem> }
     }
+}
+
+/// The statements that turn each typed input argument into the dynamic view the runtime
+/// checks and reads (the check of its sizes is the runtime's, at the API boundary).
+pub(crate) fn bind_input_views(inputs: &[(&str, ir::DType, usize)]) -> TokenStream {
+    let binds = inputs.iter().map(|(name, dtype, rank)| {
+        let a = format_ident!("{}", name);
+        let (elem, d) = (elem_type(*dtype), dim_type(Some(*rank)));
+        quote! {
+            let #a: ::seqmodel::ndarray::ArrayView<'_, #elem, #d> = #a.into();
+            let #a = #a.into_dyn();
+        }
+    });
+    quote! { #(#binds)* }
 }
 
 /// The argument of `predict` for a dimension no input determines: named after the dimension
@@ -757,15 +852,61 @@ pub(crate) fn dim_arg(sym: &str, id: usize, inputs: &[&str]) -> proc_macro2::Ide
     format_ident!("{}", name)
 }
 
-/// The result types of `predict` and `run` (or `step` and `run_step`) for `n` outputs.
-pub(crate) fn output_types(n: usize) -> (TokenStream, TokenStream) {
-    if n == 1 {
-        (quote! { ::seqmodel::ndarray::ArrayD<f32> }, quote! { ::seqmodel::ndarray::ArrayViewD<'a, f32> })
+/// The result types of `predict` and `run` (or `step` and `run_step`) for outputs of these
+/// ranks (batch included): owned arrays and views into the model's buffers.
+pub(crate) fn output_types(ranks: &[Option<usize>]) -> (TokenStream, TokenStream) {
+    let owned = ranks.iter().map(|r| {
+        let d = dim_type(*r);
+        quote! { ::seqmodel::ndarray::Array<f32, #d> }
+    });
+    let views = ranks.iter().map(|r| {
+        let d = dim_type(*r);
+        quote! { ::seqmodel::ndarray::ArrayView<'a, f32, #d> }
+    });
+    if ranks.len() == 1 {
+        (quote! { #(#owned)* }, quote! { #(#views)* })
     } else {
-        let tys = (0..n).map(|_| quote! { ::seqmodel::ndarray::ArrayD<f32> });
-        let vtys = (0..n).map(|_| quote! { ::seqmodel::ndarray::ArrayViewD<'a, f32> });
-        (quote! { ( #(#tys),* ) }, quote! { ( #(#vtys),* ) })
+        (quote! { ( #(#owned),* ) }, quote! { ( #(#views),* ) })
     }
+}
+
+/// `predict_into`: the model run on typed inputs, its outputs written into the caller's
+/// arrays (`out`, a tuple for several outputs), each checked for its shape.
+pub(crate) fn predict_into_tokens(
+    args: &[TokenStream],
+    n_inputs: usize,
+    ranks: &[Option<usize>],
+    out: &proc_macro2::Ident,
+    body: TokenStream,
+) -> TokenStream {
+    let bufs = ranks.iter().enumerate().map(|(k, r)| {
+        let (d, lt) = (dim_type(*r), lifetime("o", k));
+        quote! { impl ::core::convert::Into<::seqmodel::ndarray::ArrayViewMut<#lt, f32, #d>> }
+    });
+    let lts = lifetimes("i", n_inputs).into_iter().chain(lifetimes("o", ranks.len()));
+    let out_ty = if ranks.len() == 1 {
+        quote! { #(#bufs)* }
+    } else {
+        quote! { ( #(#bufs),* ) }
+    };
+    quote! {
+        /// Like `predict`, writing the outputs into the caller's arrays (a tuple of them for
+        /// several outputs), whose shapes must be the outputs' own; after a first call with
+        /// the same shapes it allocates nothing.
+        #[allow(clippy::type_complexity)] // a tuple of the declared outputs
+        pub fn predict_into<#(#lts),*>(&mut self, #(#args,)* #out: #out_ty) -> ::core::result::Result<(), ::seqmodel::RuntimeError> {
+            #body
+        }
+    }
+}
+
+/// The name of `predict_into`'s output argument: `out`, unless an input has that name.
+pub(crate) fn out_arg(inputs: &[&str]) -> proc_macro2::Ident {
+    let mut name = String::from("out");
+    while inputs.contains(&name.as_str()) {
+        name.push('_');
+    }
+    format_ident!("{}", name)
 }
 
 /// The code of every model of a compiled file.

@@ -10,8 +10,8 @@ use quote::{format_ident, quote};
 use seqmodel_grammar::ast::{self, DTypeAst, DimAst, ExprKind};
 
 use crate::codegen::{
-    DeclaredDim, StepBodies, dim_arg, input_arg, one_stream_sizes, output_types, step_one_signature,
-    step_signatures, steps_one_at_a_time,
+    DeclaredDim, StepBodies, dim_arg, input_arg, lifetimes, one_stream_sizes, out_arg, output_types,
+    predict_into_tokens, step_one_signature, step_output_rank, step_signatures, steps_one_at_a_time,
 };
 use crate::ir::DType;
 
@@ -21,7 +21,7 @@ pub fn stub_tokens(file: &ast::File, index: usize) -> TokenStream {
     let ident = format_ident!("{}", model.name.name);
     let name = &model.name.name;
     let dead = quote! { ::core::unreachable!("the model did not compile") };
-    let inputs: Vec<(&str, DType)> = model
+    let inputs: Vec<(&str, DType, usize)> = model
         .params
         .iter()
         .map(|p| {
@@ -29,10 +29,10 @@ pub fn stub_tokens(file: &ast::File, index: usize) -> TokenStream {
                 Some((DTypeAst::I32, _)) => DType::I32,
                 _ => DType::F32,
             };
-            (p.name.name.as_str(), dtype)
+            (p.name.name.as_str(), dtype, p.ty.dims.len() + 1)
         })
         .collect();
-    let input_names: Vec<&str> = inputs.iter().map(|(n, _)| *n).collect();
+    let input_names: Vec<&str> = inputs.iter().map(|(n, ..)| *n).collect();
     let used: HashSet<&str> = model
         .params
         .iter()
@@ -42,22 +42,28 @@ pub fn stub_tokens(file: &ast::File, index: usize) -> TokenStream {
             DimAst::Fixed(..) => None,
         })
         .collect();
-    let dim_args: Vec<TokenStream> = model
+    let dim_names: Vec<String> = model
         .dim_params
         .iter()
         .enumerate()
         .filter(|(_, d)| !used.contains(d.name.as_str()))
-        .map(|(id, d)| {
-            let a = dim_arg(&d.name, id, &input_names);
-            quote! { #a: usize }
-        })
+        .map(|(id, d)| dim_arg(&d.name, id, &input_names).to_string())
         .collect();
-    let mut args: Vec<TokenStream> = inputs.iter().map(|(n, t)| input_arg(n, *t, false)).collect();
-    args.extend(dim_args.iter().cloned());
-    let mut view_args: Vec<TokenStream> = inputs.iter().map(|(n, t)| input_arg(n, *t, true)).collect();
-    view_args.extend(dim_args);
-    let n_out = model.outputs.as_ref().map_or(1, Vec::len).max(1);
-    let (ret_ty, view_ty) = output_types(n_out);
+    let mut args: Vec<TokenStream> =
+        inputs.iter().enumerate().map(|(k, (n, t, r))| input_arg(n, *t, *r, k)).collect();
+    let in_lts = lifetimes("i", inputs.len());
+    args.extend(dim_names.iter().map(|a| {
+        let a = format_ident!("{}", a);
+        quote! { #a: usize }
+    }));
+    // Undeclared outputs: one, of a rank the stand-in cannot know.
+    let out_ranks: Vec<Option<usize>> = match model.outputs.as_deref() {
+        Some(outs) if !outs.is_empty() => outs.iter().map(|t| Some(t.dims.len() + 1)).collect(),
+        _ => vec![None],
+    };
+    let (ret_ty, view_ty) = output_types(&out_ranks);
+    let taken: Vec<&str> = input_names.iter().copied().chain(dim_names.iter().map(String::as_str)).collect();
+    let predict_into = predict_into_tokens(&args, inputs.len(), &out_ranks, &out_arg(&taken), dead.clone());
     let stateful = if is_stateful(file, index, &mut HashSet::new()) {
         let one_sequence = match model.params.as_slice() {
             [p] => {
@@ -65,15 +71,31 @@ pub fn stub_tokens(file: &ast::File, index: usize) -> TokenStream {
                     Some(DimAst::Fixed(n, _)) => Some(*n),
                     _ => None,
                 };
-                let (_, dtype) = inputs[0];
+                let (_, dtype, _) = inputs[0];
                 steps_one_at_a_time(p.ty.dims.len(), time, dtype)
             }
             _ => false,
         };
         let step = if one_sequence {
             let dead_step = quote! { let _ = x; #dead };
+            fn declared(d: &DimAst) -> DeclaredDim<'_> {
+                match d {
+                    DimAst::Fixed(n, _) => DeclaredDim::Fixed(*n),
+                    DimAst::Sym(i, offset) => DeclaredDim::Sym(&i.name, *offset),
+                }
+            }
+            let input: Vec<DeclaredDim<'_>> = model.params[0].ty.dims.iter().map(declared).collect();
+            let outputs: Option<Vec<Vec<DeclaredDim<'_>>>> = model
+                .outputs
+                .as_deref()
+                .filter(|o| !o.is_empty())
+                .map(|o| o.iter().map(|t| t.dims.iter().map(declared).collect()).collect());
+            let step_ranks: Vec<Option<usize>> = match &outputs {
+                Some(outs) => outs.iter().map(|o| Some(step_output_rank(input[0], o))).collect(),
+                None => vec![None],
+            };
             let steps = step_signatures(
-                n_out,
+                &step_ranks,
                 StepBodies {
                     step: dead_step.clone(),
                     run_step: dead_step.clone(),
@@ -81,19 +103,9 @@ pub fn stub_tokens(file: &ast::File, index: usize) -> TokenStream {
                     step_streams: quote! { let _ = (streams, x); #dead },
                 },
             );
-            fn declared(d: &DimAst) -> DeclaredDim<'_> {
-                match d {
-                    DimAst::Fixed(n, _) => DeclaredDim::Fixed(*n),
-                    DimAst::Sym(i, 0) => DeclaredDim::Sym(&i.name),
-                    DimAst::Sym(..) => DeclaredDim::Other,
-                }
-            }
             let batch = model.settings.iter().find(|st| st.name.name == "batch").map(|st| st.value);
-            let input: Vec<DeclaredDim<'_>> = model.params[0].ty.dims.iter().map(declared).collect();
-            let one_stream = match model.outputs.as_deref() {
-                Some([out]) => {
-                    one_stream_sizes(batch, &input, &out.dims.iter().map(declared).collect::<Vec<_>>())
-                }
+            let one_stream = match outputs.as_deref() {
+                Some([out]) => one_stream_sizes(batch, &input, out),
                 _ => None,
             };
             let step_one = one_stream.map(|(f, o)| step_one_signature(f, o, dead_step.clone()));
@@ -150,9 +162,10 @@ pub fn stub_tokens(file: &ast::File, index: usize) -> TokenStream {
             /// All weights.
             pub fn weights(&self) -> &::seqmodel::WeightStore { #dead }
             /// Runs the model.
-            pub fn predict(&mut self, #(#args),*) -> ::core::result::Result<#ret_ty, ::seqmodel::RuntimeError> { #dead }
+            pub fn predict<#(#in_lts),*>(&mut self, #(#args),*) -> ::core::result::Result<#ret_ty, ::seqmodel::RuntimeError> { #dead }
             /// Runs the model on views.
-            pub fn run<'a>(&'a mut self, #(#view_args),*) -> ::core::result::Result<#view_ty, ::seqmodel::RuntimeError> { #dead }
+            pub fn run<'a, #(#in_lts),*>(&'a mut self, #(#args),*) -> ::core::result::Result<#view_ty, ::seqmodel::RuntimeError> { #dead }
+            #predict_into
             #stateful
             /// The program.
             pub fn program() -> ::seqmodel::ir::Program { #dead }

@@ -7,7 +7,7 @@
 //! [`crate::layers::basic::dense_rows`], [`crate::kernels::activation::apply`]), so both give
 //! the same numbers.
 
-use ndarray::{ArrayView2, ArrayViewD, IxDyn};
+use ndarray::{ArrayView, ArrayView2, ArrayViewD, Dimension, IntoDimension};
 use seqmodel_ir::{Activation, RnnAttrs};
 
 use crate::error::{Result, RuntimeError};
@@ -174,11 +174,16 @@ pub fn array<const N: usize>(data: &[f32]) -> Result<&[f32; N]> {
         .ok_or_else(|| RuntimeError::Shape(format!("a step's output has {} values, not {N}", data.len())))
 }
 
-/// The first `shape`'s product of `data` as an array view of `shape` (an output of a node).
-pub fn output_view<'a>(data: &'a [f32], shape: &[usize]) -> Result<ArrayViewD<'a, f32>> {
-    let n: usize = shape.iter().product();
-    ArrayViewD::from_shape(IxDyn(shape), &data[..n.min(data.len())])
-        .map_err(|e| RuntimeError::Shape(format!("an output of shape {shape:?}: {e}")))
+/// The first `shape`'s product of `data` as an array view of `shape` (an output of a node),
+/// rank-typed when `shape` is an array (`[batch, t, 8]` gives an `ArrayView3`).
+pub fn output_view<'a, D: Dimension>(
+    data: &'a [f32],
+    shape: impl IntoDimension<Dim = D>,
+) -> Result<ArrayView<'a, f32, D>> {
+    let shape = shape.into_dimension();
+    let n = shape.size();
+    ArrayView::from_shape(shape.clone(), &data[..n.min(data.len())])
+        .map_err(|e| RuntimeError::Shape(format!("an output of shape {:?}: {e}", shape.slice())))
 }
 
 #[cfg(test)]

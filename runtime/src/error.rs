@@ -25,6 +25,18 @@ pub enum RuntimeError {
         /// What was given.
         found: String,
     },
+    /// An array given for an output (`predict_into`) has another shape than the output.
+    #[error("output {index} of model `{model}` has shape {expected:?}, the array given for it {found:?}")]
+    OutputShape {
+        /// Model name.
+        model: String,
+        /// Which output (from 0, in the declared order).
+        index: usize,
+        /// The output's shape (with batch).
+        expected: Vec<usize>,
+        /// The given array's shape.
+        found: Vec<usize>,
+    },
     /// A weight is missing from the store.
     #[error("missing weight `{key}` (shape {shape:?}) for layer `{layer}`")]
     MissingWeight {

@@ -816,37 +816,53 @@ fn show(sig: &Signature<'_>, i: &InputSig<'_>) -> String {
     format!("({}) {}", parts.join(", "), i.dtype)
 }
 
-/// One time step `[batch, features]` of the one sequence input of `sig` as a sequence of
-/// length 1, `[batch, 1, features]` (what `step` runs the model on).
+/// An output's dynamic view as the rank-typed view the generated API returns.
 ///
 /// # Errors
-/// If `x` is not `[batch, features]` (a scalar has no axis to put the time before).
-pub fn one_step<'v>(sig: &Signature<'_>, x: ArrayViewD<'v, f32>) -> Result<ArrayViewD<'v, f32>> {
-    if x.ndim() == 2 {
-        return Ok(x.insert_axis(Axis(1)));
+/// If the view's rank is not `D`'s (the checker inferred another; a bug, reported as such).
+pub fn typed<D: Dimension>(v: ArrayViewD<'_, f32>) -> Result<ndarray::ArrayView<'_, f32, D>> {
+    if D::NDIM.is_some_and(|n| n != v.ndim()) {
+        return Err(RuntimeError::Shape(format!(
+            "an output of shape {:?} is not of the inferred rank {}",
+            v.shape(),
+            D::NDIM.unwrap_or_default()
+        )));
     }
-    let features = sig.inputs.first().and_then(|i| i.dims.last()).map(|d| match d {
-        Dim::Fixed(n) => n.to_string(),
-        Dim::Sym { .. } => "features".into(),
-    });
-    Err(RuntimeError::InputShape {
-        model: sig.model.into(),
-        input: sig.inputs.first().map_or("", |i| i.name).into(),
-        expected: format!("one step, (batch, {}) f32", features.as_deref().unwrap_or("features")),
-        found: format!("{:?} f32", x.shape()),
-    })
+    v.into_dimensionality::<D>().map_err(|e| RuntimeError::Shape(format!("an output's rank: {e}")))
+}
+
+/// Writes output `index` of `model` into the caller's array `out` (for `predict_into`).
+///
+/// # Errors
+/// [`RuntimeError::OutputShape`] when `out`'s shape is not the output's.
+pub fn write_output<D: Dimension>(
+    model: &str,
+    index: usize,
+    y: ndarray::ArrayView<'_, f32, D>,
+    mut out: ndarray::ArrayViewMut<'_, f32, D>,
+) -> Result<()> {
+    if y.shape() != out.shape() {
+        return Err(RuntimeError::OutputShape {
+            model: model.into(),
+            index,
+            expected: y.shape().to_vec(),
+            found: out.shape().to_vec(),
+        });
+    }
+    out.assign(&y);
+    Ok(())
 }
 
 /// One stream's step `[1, N]` as a view of a plain array (for `step_one`).
-pub fn row_view<const N: usize>(x: &[f32; N]) -> ArrayViewD<'_, f32> {
-    ndarray::ArrayView1::from(&x[..]).insert_axis(Axis(0)).into_dyn()
+pub fn row_view<const N: usize>(x: &[f32; N]) -> ArrayView2<'_, f32> {
+    ndarray::ArrayView1::from(&x[..]).insert_axis(Axis(0))
 }
 
 /// A step's output `[1, N]` as a plain array (for `step_one`).
 ///
 /// # Errors
 /// If the view does not hold exactly `N` contiguous floats.
-pub fn as_array<const N: usize>(v: ArrayViewD<'_, f32>) -> Result<&[f32; N]> {
+pub fn as_array<const N: usize, D: Dimension>(v: ndarray::ArrayView<'_, f32, D>) -> Result<&[f32; N]> {
     match v.to_slice().and_then(|s| s.try_into().ok()) {
         Some(a) => Ok(a),
         None => Err(RuntimeError::Shape(format!(

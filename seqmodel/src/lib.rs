@@ -9,9 +9,18 @@
 //!     }
 //! }
 //!
+//! use seqmodel::ndarray::{Array2, Array3};
+//!
 //! let mut m = Tiny::random(7);
-//! let y = m.predict(seqmodel::ndarray::ArrayD::zeros(seqmodel::ndarray::IxDyn(&[2, 5, 3]))).unwrap();
+//! // Rank-typed: `[T, 3]` with the batch is an `Array3` (or any view of one) in, and the
+//! // `[1]` output with its batch an `Array2` out.
+//! let x = Array3::<f32>::zeros((2, 5, 3));
+//! let y: Array2<f32> = m.predict(&x).unwrap();
 //! assert_eq!(y.shape(), &[2, 1]);
+//! // `run` returns a view into the model's buffers; `predict_into` writes into yours.
+//! let mut out = Array2::<f32>::zeros((2, 1));
+//! m.predict_into(x.view(), &mut out).unwrap();
+//! assert_eq!(out, y);
 //! assert_eq!(Tiny::PARAMS, 4 * (3 * 4 + 4 * 4 + 4) + 4 + 1);
 //! ```
 //!
@@ -30,16 +39,20 @@
 //!
 //! let model = Gen::random(7);
 //! let mut streams = model.streams(3);
-//! let x = seqmodel::ndarray::ArrayD::<f32>::ones(seqmodel::ndarray::IxDyn(&[3, 2]));
-//! let y = model.step_streams(&mut streams, x.view()).unwrap();
+//! let x = seqmodel::ndarray::Array2::<f32>::ones((3, 2));
+//! let y = model.step_streams(&mut streams, &x).unwrap();
 //! assert_eq!(y.shape(), &[3, 2]); // one row per stream
 //! streams.reset(1).unwrap(); // stream 1 starts over
 //! streams.resize(4); // a fourth stream joins, from zeros
 //!
-//! // The model's own stream (its batch is 1), on plain arrays:
+//! // The model's own stream (its batch is 1), one `[batch, features]` step per call:
 //! let mut one = Gen::random(7);
-//! let y: &[f32; 2] = one.step_one(&[0.5, -0.5]).unwrap();
-//! assert!(y.iter().all(|v| v.is_finite()));
+//! let y: seqmodel::ndarray::Array2<f32> = one.step(&seqmodel::ndarray::arr2(&[[0.5, -0.5]])).unwrap();
+//! assert_eq!(y.shape(), &[1, 2]);
+//! // or on plain arrays, allocating nothing:
+//! one.reset_states();
+//! let z: &[f32; 2] = one.step_one(&[0.5, -0.5]).unwrap();
+//! assert_eq!(&z[..], y.as_slice().unwrap());
 //! ```
 
 pub use ndarray;

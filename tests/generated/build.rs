@@ -52,15 +52,26 @@ fn main() {
             .inputs
             .iter()
             .enumerate()
-            .map(|(i, inp)| match inp.ty.dtype {
-                seqmodel_compiler::ir::DType::F32 => format!("f32s(&xs[{i}])"),
-                seqmodel_compiler::ir::DType::I32 => format!("i32s(&xs[{i}])"),
+            .map(|(i, inp)| {
+                // The generated API is rank-typed (batch included).
+                let rank = match inp.ty.dims.len() + 1 {
+                    r @ 0..=6 => format!("Ix{r}"),
+                    _ => "IxDyn".into(),
+                };
+                match inp.ty.dtype {
+                    seqmodel_compiler::ir::DType::F32 => {
+                        format!("&f32s::<seqmodel::ndarray::{rank}>(&xs[{i}])?")
+                    }
+                    seqmodel_compiler::ir::DType::I32 => {
+                        format!("&i32s::<seqmodel::ndarray::{rank}>(&xs[{i}])?")
+                    }
+                }
             })
             .collect();
         let outs = if p.outputs.len() == 1 {
-            "vec![out]".to_string()
+            "vec![out.into_dyn()]".to_string()
         } else {
-            let parts: Vec<String> = (0..p.outputs.len()).map(|k| format!("out.{k}")).collect();
+            let parts: Vec<String> = (0..p.outputs.len()).map(|k| format!("out.{k}.into_dyn()")).collect();
             format!("vec![{}]", parts.join(", "))
         };
         let reset = if p.is_stateful() { "if reset { m.reset_states(); }" } else { "let _ = reset;" };

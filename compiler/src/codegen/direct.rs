@@ -148,9 +148,15 @@ pub(super) fn plan(p: &Program, order: &[NodeIndex]) -> Option<Direct> {
         .outputs
         .iter()
         .map(|o| match at.get(&o.node) {
+            // The shape as an array (a rank-typed view) up to ndarray's fixed ranks, else a slice.
             Some((Source::Node(v), dims)) => {
                 let ds = dims.iter().map(size);
-                Some(quote! { #private::output_view(#v, &[batch #(, #ds)*])? })
+                let shape = if dims.len() < 6 {
+                    quote! { [batch #(, #ds)*] }
+                } else {
+                    quote! { &[batch #(, #ds)*][..] }
+                };
+                Some(quote! { #private::output_view(#v, #shape)? })
             }
             _ => None,
         })

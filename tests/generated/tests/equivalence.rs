@@ -80,10 +80,21 @@ fn check_suite(suite: &str) -> usize {
 fn generated_examples_run_and_validate_inputs() {
     use seqmodel_generated_tests::ex_autoencoder::Autoencoder;
     let mut ae = Autoencoder::random(5);
-    let x = ArrayD::<f32>::from_elem(ndarray::IxDyn(&[3, 9, 2]), 0.25);
-    assert_eq!(ae.predict(x).unwrap().shape(), &[3, 9, 2]);
-    let bad = ArrayD::<f32>::zeros(ndarray::IxDyn(&[3, 9, 5]));
-    let e = ae.predict(bad).unwrap_err();
+    let x = ndarray::Array3::<f32>::from_elem((3, 9, 2), 0.25);
+    let y: ndarray::Array3<f32> = ae.predict(&x).unwrap();
+    assert_eq!(y.shape(), &[3, 9, 2]);
+    // Into the caller's array, whose shape is checked.
+    let mut out = ndarray::Array3::<f32>::zeros((3, 9, 2));
+    ae.predict_into(&x, &mut out).unwrap();
+    assert_eq!(out, y);
+    let mut short = ndarray::Array3::<f32>::zeros((3, 8, 2));
+    let e = ae.predict_into(x.view(), short.view_mut()).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "output 0 of model `Autoencoder` has shape [3, 9, 2], the array given for it [3, 8, 2]"
+    );
+    let bad = ndarray::Array3::<f32>::zeros((3, 9, 5));
+    let e = ae.predict(&bad).unwrap_err();
     assert_eq!(
         e.to_string(),
         "input `x` of model `Autoencoder`: expected (None, T, 2) f32, got [3, 9, 5] f32"
@@ -98,11 +109,11 @@ fn generated_examples_run_and_validate_inputs() {
 fn stateful_step_generation_matches_a_whole_sequence() {
     use seqmodel_generated_tests::ex_stateful::Generator;
     let mut g = Generator::random(11);
-    let mut x = ArrayD::<f32>::from_elem(ndarray::IxDyn(&[1, 8]), 0.3);
+    let mut x = ndarray::Array2::<f32>::from_elem((1, 8), 0.3);
     let mut fed = Vec::new();
     for _ in 0..5 {
         fed.push(x.clone());
-        x = g.step(x).unwrap();
+        x = g.step(&x).unwrap();
     }
     let last = x;
     let seq = ndarray::concatenate(
@@ -111,7 +122,7 @@ fn stateful_step_generation_matches_a_whole_sequence() {
     )
     .unwrap();
     g.reset_states();
-    let whole = g.predict(seq).unwrap();
+    let whole = g.predict(&seq).unwrap();
     let tail = whole.index_axis(ndarray::Axis(1), 4).to_owned();
     let d = tail.iter().zip(last.iter()).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
     assert!(d < 1e-6, "{d}");
@@ -127,7 +138,7 @@ fn hand_written_model_loads_keras_weights() {
         let mut ae = Autoencoder::from_keras(dir.join(file)).unwrap();
         let Tensor::F32(x) = npy(&dir.join("input.npy")) else { panic!() };
         let Tensor::F32(want) = npy(&dir.join("expected.npy")) else { panic!() };
-        let got = ae.predict(x).unwrap();
+        let got = ae.predict(x.view().into_dimensionality::<ndarray::Ix3>().unwrap()).unwrap();
         let d = got.iter().zip(want.iter()).map(|(p, q)| (p - q).abs()).fold(0.0f32, f32::max);
         assert!(d <= 1e-5, "{file}: {d:e}");
     }
@@ -148,9 +159,8 @@ fn generated_type_trains_and_reloads() {
     use seqmodel_generated_tests::ex_encoder_decoder::EncoderDecoder;
     let m = EncoderDecoder::random(3);
     let mut t = m.trainer(Loss::MeanSquaredError, Optimizer::adam(0.01)).unwrap();
-    let x =
-        ArrayD::from_shape_fn(ndarray::IxDyn(&[8, 12, 4]), |ix| ((ix[0] + ix[1] * ix[2]) as f32 * 0.1).sin());
-    let y = ArrayD::from_shape_fn(ndarray::IxDyn(&[8, 6, 1]), |ix| ((ix[0] + ix[1]) as f32 * 0.2).cos());
+    let x = ndarray::Array3::from_shape_fn((8, 12, 4), |(i, t, f)| ((i + t * f) as f32 * 0.1).sin());
+    let y = ndarray::Array3::from_shape_fn((8, 6, 1), |(i, t, _)| ((i + t) as f32 * 0.2).cos());
     let opts = FitOptions { epochs: 20, batch_size: 4, verbose: 0, ..FitOptions::default() };
     // Arrays go in as they are (views here), with no `Tensor` in sight.
     let before = t.evaluate(x.view(), y.view()).unwrap();
@@ -158,8 +168,8 @@ fn generated_type_trains_and_reloads() {
     assert!(h.loss[19] < h.loss[0], "{:?}", h.loss);
     assert!(t.evaluate(&x, &y).unwrap() < before);
     let mut trained = EncoderDecoder::new(t.weights()).unwrap();
-    let out = trained.predict(x.clone()).unwrap();
-    let interp = t.to_model().unwrap().predict(&[Tensor::F32(x.clone())]).unwrap().remove(0);
+    let out = trained.predict(&x).unwrap();
+    let interp = t.to_model().unwrap().predict(&[Tensor::F32(x.clone().into_dyn())]).unwrap().remove(0);
     let d = out.iter().zip(interp.iter()).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
     assert!(d <= 1e-6, "{d}");
     // `save` and `load` round-trip; `save` never overwrites, `save_overwriting` does.
@@ -169,16 +179,16 @@ fn generated_type_trains_and_reloads() {
     let _ = std::fs::remove_file(&path);
     trained.save(&path).unwrap();
     let mut loaded = EncoderDecoder::load(&path).unwrap();
-    assert_eq!(loaded.predict(x.clone()).unwrap(), out);
+    assert_eq!(loaded.predict(&x).unwrap(), out);
     let e = EncoderDecoder::random(4).save(&path).unwrap_err().to_string();
     assert!(e.contains("exists"), "{e}");
     assert_eq!(
-        EncoderDecoder::load(&path).unwrap().predict(x.clone()).unwrap(),
+        EncoderDecoder::load(&path).unwrap().predict(&x).unwrap(),
         out,
         "the refused save changed the file"
     );
     EncoderDecoder::random(4).save_overwriting(&path).unwrap();
-    assert_ne!(EncoderDecoder::load(&path).unwrap().predict(x).unwrap(), out);
+    assert_ne!(EncoderDecoder::load(&path).unwrap().predict(&x).unwrap(), out);
     // The file records its architecture: another model refuses it.
     let other = seqmodel_generated_tests::ex_encoder_decoder_states::Seq2Seq::load(&path);
     assert!(other.is_err());
@@ -211,19 +221,17 @@ fn a_model_of_one_step_steps_like_the_same_layers_over_a_sequence() {
     let mut one = OneStep::from_weights(renamed).unwrap();
     let mut any = AnyLength::from_weights(store).unwrap();
     let steps = 6;
-    let seq =
-        ArrayD::from_shape_fn(ndarray::IxDyn(&[1, steps, 8]), |i| ((i[1] * 8 + i[2]) as f32 * 0.37).sin());
-    let whole = any.predict(seq.clone()).unwrap();
+    let seq = ndarray::Array3::from_shape_fn((1, steps, 8), |(_, t, f)| ((t * 8 + f) as f32 * 0.37).sin());
+    let whole = any.predict(&seq).unwrap();
     for t in 0..steps {
-        let x = seq.index_axis(ndarray::Axis(1), t).to_owned();
-        let y = one.step(x).unwrap();
+        let y: ndarray::Array2<f32> = one.step(seq.index_axis(ndarray::Axis(1), t)).unwrap();
         assert_eq!(y.shape(), &[1, 8]);
         let want = whole.index_axis(ndarray::Axis(1), t);
         let d = y.iter().zip(want.iter()).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
         assert!(d < 1e-6, "step {t}: {d}");
     }
     one.reset_states();
-    let first = one.step(seq.index_axis(ndarray::Axis(1), 0).to_owned()).unwrap();
+    let first = one.step(seq.index_axis(ndarray::Axis(1), 0)).unwrap();
     assert!(
         first.iter().zip(whole.index_axis(ndarray::Axis(1), 0).iter()).all(|(a, b)| (a - b).abs() < 1e-6)
     );

@@ -1,7 +1,7 @@
 //! `step_one`: a batch-1 stateful model stepped on plain arrays, `&[f32; F]` in and
 //! `&[f32; O]` out, gives what `step` gives on ndarray arrays.
 
-use ndarray::{ArrayD, IxDyn};
+use ndarray::{Array2, ArrayD, IxDyn};
 use seqmodel_generated_tests::ex_stateful::Generator;
 use seqmodel_generated_tests::one_step::OneStep;
 
@@ -15,14 +15,14 @@ fn plain_arrays_step_as_ndarray_arrays_do() {
     let mut nd = arrays.clone();
     for t in 0..6 {
         let x = features(t);
-        let want = nd.step(ArrayD::from_shape_vec(IxDyn(&[1, 8]), x.to_vec()).unwrap()).unwrap();
+        let want = nd.step(&Array2::from_shape_vec((1, 8), x.to_vec()).unwrap()).unwrap();
         let got: &[f32; 8] = arrays.step_one(&x).unwrap();
         assert_eq!(&got[..], want.as_slice().unwrap(), "step {t}");
     }
     // The state carries over, and resets like the model's.
     arrays.reset_states();
     nd.reset_states();
-    let want = nd.step(ArrayD::from_shape_vec(IxDyn(&[1, 8]), features(0).to_vec()).unwrap()).unwrap();
+    let want = nd.step(&Array2::from_shape_vec((1, 8), features(0).to_vec()).unwrap()).unwrap();
     assert_eq!(&arrays.step_one(&features(0)).unwrap()[..], want.as_slice().unwrap());
 }
 

@@ -1,7 +1,7 @@
 //! Models cross threads: the interpreter's and a generated type are `Send + Sync`, and one
 //! model cloned onto several threads gives every thread the same numbers as one thread.
 
-use seqmodel::ndarray::{ArrayD, IxDyn};
+use seqmodel::ndarray::Array3;
 use seqmodel::{Model, Tensor, WeightStore};
 use seqmodel_generated_tests::ex_encoder_decoder::EncoderDecoder;
 
@@ -18,9 +18,8 @@ fn models_are_send_and_sync() {
 #[test]
 fn clones_on_several_threads_agree_with_one_thread() {
     let m = EncoderDecoder::random(5);
-    let x =
-        ArrayD::from_shape_fn(IxDyn(&[3, 12, 4]), |ix| ((ix[0] * 7 + ix[1] * 3 + ix[2]) as f32 * 0.05).sin());
-    let want = m.clone().predict(x.clone()).unwrap();
+    let x = Array3::from_shape_fn((3, 12, 4), |(i, t, f)| ((i * 7 + t * 3 + f) as f32 * 0.05).sin());
+    let want = m.clone().predict(&x).unwrap();
     let program = EncoderDecoder::program();
     let interp = Model::new(program, m.weights()).unwrap();
     std::thread::scope(|s| {
@@ -28,7 +27,7 @@ fn clones_on_several_threads_agree_with_one_thread() {
             .map(|_| {
                 let (mut g, mut i, x) = (m.clone(), interp.clone(), x.clone());
                 s.spawn(move || {
-                    (g.predict(x.clone()).unwrap(), i.predict(&[Tensor::F32(x)]).unwrap().remove(0))
+                    (g.predict(&x).unwrap(), i.predict(&[Tensor::F32(x.into_dyn())]).unwrap().remove(0))
                 })
             })
             .collect();

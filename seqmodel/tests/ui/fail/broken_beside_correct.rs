@@ -11,7 +11,7 @@ seqmodel::seqmodel! {
 
 fn main() {
     let mut m = Good::random(1);
-    let y = m.predict(seqmodel::ndarray::ArrayD::zeros(vec![1, 5, 3])).unwrap();
+    let y = m.predict(&seqmodel::ndarray::Array3::zeros((1, 5, 3))).unwrap();
     assert_eq!(y.shape(), &[1, 2]);
     let _: usize = Good::PARAMS;
 }

@@ -9,12 +9,14 @@ seqmodel::seqmodel! {
 }
 
 fn main() {
-    use seqmodel::ndarray::ArrayD;
+    use seqmodel::ndarray::{Array2, Array3};
     let mut m = Gen::random(7);
-    let (a, b): (ArrayD<f32>, ArrayD<f32>) =
-        m.predict(ArrayD::zeros(vec![1, 5, 2]), ArrayD::zeros(vec![1, 4]), 6).unwrap();
+    let (x, z) = (Array3::zeros((1, 5, 2)), Array2::zeros((1, 4)));
+    let (a, b): (Array3<f32>, Array2<f32>) = m.predict(&x, &z, 6).unwrap();
     let _ = (a, b, Gen::PARAMS, Gen::NAME);
     m.reset_states();
     let mut s = Gen::from_safetensors("w.safetensors").unwrap();
-    let _ = s.run(ArrayD::zeros(vec![1, 5, 2]).view(), ArrayD::zeros(vec![1, 4]).view(), 6);
+    let _ = s.run(x.view(), z.view(), 6);
+    let (mut a, mut b) = (Array3::zeros((1, 6, 1)), Array2::zeros((1, 3)));
+    let _ = s.predict_into(&x, &z, 6, (&mut a, &mut b));
 }

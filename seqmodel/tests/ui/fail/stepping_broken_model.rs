@@ -7,7 +7,7 @@ seqmodel::seqmodel! {
 
 fn main() {
     let mut m = Stream::random(1);
-    let y = m.step(seqmodel::ndarray::ArrayD::zeros(vec![1, 2])).unwrap();
+    let y: seqmodel::ndarray::Array2<f32> = m.step(&seqmodel::ndarray::Array2::zeros((1, 2))).unwrap();
     let _ = y.sum();
     m.reset_states();
 }

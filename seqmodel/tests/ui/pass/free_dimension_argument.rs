@@ -10,12 +10,12 @@ seqmodel::seqmodel! {
 
 fn main() {
     let mut m = OneToMany::random(1);
-    let x = seqmodel::ndarray::ArrayD::<f32>::ones(seqmodel::ndarray::IxDyn(&[2, 8]));
-    assert_eq!(m.predict(x.clone(), 5).unwrap().shape(), &[2, 5, 3]);
-    assert_eq!(m.predict(x, 12).unwrap().shape(), &[2, 12, 3]);
+    let x = seqmodel::ndarray::Array2::<f32>::ones((2, 8));
+    assert_eq!(m.predict(&x, 5).unwrap().shape(), &[2, 5, 3]);
+    assert_eq!(m.predict(x.view(), 12).unwrap().shape(), &[2, 12, 3]);
     let mut a = Anon::random(1);
-    let p = seqmodel::ndarray::ArrayD::<f32>::ones(seqmodel::ndarray::IxDyn(&[1, 3, 2]));
-    assert_eq!(a.predict(p.clone(), p.clone()).unwrap(), &p * 2.0);
-    let short = seqmodel::ndarray::ArrayD::<f32>::ones(seqmodel::ndarray::IxDyn(&[1, 4, 2]));
-    assert!(a.predict(p, short).is_err(), "the two lengths must agree at run time");
+    let p = seqmodel::ndarray::Array3::<f32>::ones((1, 3, 2));
+    assert_eq!(a.predict(&p, &p).unwrap(), &p * 2.0);
+    let short = seqmodel::ndarray::Array3::<f32>::ones((1, 4, 2));
+    assert!(a.predict(&p, &short).is_err(), "the two lengths must agree at run time");
 }

@@ -11,13 +11,18 @@ seqmodel::seqmodel! {
 
 fn main() {
     let mut g = Gen::random(1);
-    let step = seqmodel::ndarray::ArrayD::<f32>::ones(seqmodel::ndarray::IxDyn(&[1, 1, 3]));
-    let a = g.predict(step.clone()).unwrap();
-    let b = g.predict(step.clone()).unwrap();
+    let step = seqmodel::ndarray::Array3::<f32>::ones((1, 1, 3));
+    let a = g.predict(&step).unwrap();
+    let b = g.predict(&step).unwrap();
     assert_ne!(a, b, "the state carries over");
     g.reset_states();
-    assert_eq!(g.predict(step).unwrap(), a);
+    assert_eq!(g.predict(&step).unwrap(), a);
+    // One step at a time: `[batch, features]` in, the time axis dropped.
+    g.reset_states();
+    let one: seqmodel::ndarray::Array2<f32> = g.step(&seqmodel::ndarray::Array2::ones((1, 3))).unwrap();
+    assert_eq!(one, a.index_axis(seqmodel::ndarray::Axis(1), 0));
     let mut s = States::random(2);
-    let (o, h, _c) = s.predict(seqmodel::ndarray::ArrayD::zeros(seqmodel::ndarray::IxDyn(&[2, 5, 3]))).unwrap();
+    let (o, h, _c): (seqmodel::ndarray::Array2<f32>, _, _) =
+        s.predict(&seqmodel::ndarray::Array3::zeros((2, 5, 3))).unwrap();
     assert_eq!(o, h);
 }
