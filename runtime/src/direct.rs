@@ -14,25 +14,29 @@ use crate::error::{Result, RuntimeError};
 use crate::exec::Prepared;
 use crate::kernels::activation;
 use crate::layers::basic;
-use crate::layers::recurrent::{self as rnn, RnnOut, RnnScratch};
+use crate::layers::recurrent::{self as rnn, RnnOut};
 use crate::memory::sized;
 
-/// A recurrent layer's buffers: its output (the sequence, or the last step), its states
-/// (`h`, and `c` for LSTM; carried between calls when the layer is stateful) and the
-/// recurrence's work buffers.
+/// A recurrent layer's buffers: its output (the sequence, or the last step) and its states
+/// (`h`, and `c` for LSTM; carried between calls when the layer is stateful). The
+/// recurrence's work buffers ([`RnnScratch`], the input projection of every step among them)
+/// are the model's, one set for all its recurrent layers as in the interpreter's workspace:
+/// each layer's buffers would be as many more megabytes out of cache.
 #[derive(Debug, Clone, Default)]
 pub struct RnnNode {
     out: Vec<f32>,
     last: Vec<f32>,
     states: Vec<Vec<f32>>,
-    scratch: RnnScratch,
 }
+
+pub use crate::layers::recurrent::RnnScratch;
 
 impl RnnNode {
     /// Runs the layer `a` (weights `prepared`) over `x`, `[b, t, D]` row-major, and returns
     /// its output: `[b, t, U]` with `return_sequences`, else `[b, U]`. A stateful layer
     /// starts from the states its last call ended with (zeros at first and after
     /// [`RnnNode::reset`]); a batch of another size than those states is an error.
+    #[allow(clippy::too_many_arguments)] // the layer, its input and sizes, the shared buffers
     pub fn run(
         &mut self,
         layer: &str,
@@ -40,14 +44,16 @@ impl RnnNode {
         prepared: Option<&Prepared>,
         x: &[f32],
         (b, t): (usize, usize),
+        scratch: &mut RnnScratch,
     ) -> Result<&[f32]> {
-        self.run_on(layer, a, prepared, (b, t), |a, w, scratch, out| {
+        self.run_on(layer, a, prepared, (b, t), scratch, |a, w, scratch, out| {
             rnn::forward_rows(a, w, x, (b, t), None, false, scratch, None, out)
         })
     }
 
     /// [`RnnNode::run`] on one vector per row, `x` `[b, D]`, repeated `steps` times
     /// (`RepeatVector` → RNN: the input projection is computed once per row).
+    #[allow(clippy::too_many_arguments)] // the layer, its input and sizes, the shared buffers
     pub fn run_repeated(
         &mut self,
         layer: &str,
@@ -55,11 +61,12 @@ impl RnnNode {
         prepared: Option<&Prepared>,
         x: &[f32],
         (b, steps): (usize, usize),
+        scratch: &mut RnnScratch,
     ) -> Result<&[f32]> {
         let d = a.input_dim;
         let x = ArrayView2::from_shape((b, d), &x[..b * d])
             .map_err(|e| RuntimeError::Shape(format!("layer `{layer}`: {b} rows of {d} features: {e}")))?;
-        self.run_on(layer, a, prepared, (b, steps), |a, w, scratch, out| {
+        self.run_on(layer, a, prepared, (b, steps), scratch, |a, w, scratch, out| {
             rnn::forward_repeated_into(a, w, x, steps, scratch, out)
         })
     }
@@ -71,6 +78,7 @@ impl RnnNode {
         a: &RnnAttrs,
         prepared: Option<&Prepared>,
         (b, t): (usize, usize),
+        scratch: &mut RnnScratch,
         forward: impl FnOnce(&RnnAttrs, &rnn::RnnWeights, &mut RnnScratch, RnnOut<'_>) -> Result<()>,
     ) -> Result<&[f32]> {
         let Some(Prepared::Rnn(w)) = prepared else {
@@ -98,7 +106,7 @@ impl RnnNode {
         } else {
             RnnOut { sequence: None, last: sized(&mut self.out, b * u), states: &mut self.states }
         };
-        forward(a, w, &mut self.scratch, out).map_err(|e| e.in_layer(layer))?;
+        forward(a, w, scratch, out).map_err(|e| e.in_layer(layer))?;
         Ok(&self.out)
     }
 
@@ -235,11 +243,11 @@ mod tests {
             false,
         );
         let whole = whole.sequence.unwrap();
-        let mut node = RnnNode::default();
+        let (mut node, mut scratch) = (RnnNode::default(), RnnScratch::default());
         let halves: Vec<Vec<f32>> = (0..2)
             .map(|h| {
                 let part: Vec<f32> = (0..2).flat_map(|b| x[(b * 4 + 2 * h) * 2..][..4].to_vec()).collect();
-                node.run("lstm", &a, Some(&w), &part, (2, 2)).unwrap().to_vec()
+                node.run("lstm", &a, Some(&w), &part, (2, 2), &mut scratch).unwrap().to_vec()
             })
             .collect();
         for b in 0..2 {
@@ -257,14 +265,14 @@ mod tests {
                 }
             }
         }
-        let err = node.run("lstm", &a, Some(&w), &values(3 * 2, 5), (3, 1)).unwrap_err();
+        let err = node.run("lstm", &a, Some(&w), &values(3 * 2, 5), (3, 1), &mut scratch).unwrap_err();
         assert!(err.to_string().contains("carries states of batch 2"), "{err}");
         node.reset();
-        let first = node.run("lstm", &a, Some(&w), &x[..4], (1, 2)).unwrap().to_vec();
+        let first = node.run("lstm", &a, Some(&w), &x[..4], (1, 2), &mut scratch).unwrap().to_vec();
         node.reset();
-        assert_eq!(node.run("lstm", &a, Some(&w), &x[..4], (1, 2)).unwrap(), &first[..]);
+        assert_eq!(node.run("lstm", &a, Some(&w), &x[..4], (1, 2), &mut scratch).unwrap(), &first[..]);
         // Weights of another kind are an error naming the layer, not a panic.
-        let err = node.run("lstm", &a, None, &x[..4], (1, 2)).unwrap_err();
+        let err = node.run("lstm", &a, None, &x[..4], (1, 2), &mut scratch).unwrap_err();
         assert!(err.to_string().contains("`lstm`"), "{err}");
     }
 }

@@ -107,7 +107,7 @@ pub(super) fn plan(p: &Program, order: &[NodeIndex]) -> Option<Direct> {
                 let attrs = rnn_attrs(a);
                 fields.push(quote! { #private::RnnNode });
                 body.push(quote! {
-                    let #v = nodes.#field.#method(#layer, &#attrs, #prepared, #x, (batch, #t))?;
+                    let #v = nodes.#field.#method(#layer, &#attrs, #prepared, #x, (batch, #t), scratch)?;
                 });
                 if a.stateful {
                     reset.push(quote! { self.nodes.#field.reset(); });
@@ -182,7 +182,7 @@ pub(super) fn plan(p: &Program, order: &[NodeIndex]) -> Option<Direct> {
         let batch = 1usize;
         #(#ones)*
         let input0: &[f32] = x;
-        let nodes = &mut self.nodes;
+        let (nodes, scratch) = (&mut self.nodes, &mut self.rnn_scratch);
         #(#body)*
         #private::array(#last)
     };
@@ -201,10 +201,12 @@ pub(super) fn plan(p: &Program, order: &[NodeIndex]) -> Option<Direct> {
     Some(Direct {
         fields: quote! {
             nodes: ( #(#fields,)* ),
+            rnn_scratch: #private::RnnScratch,
             input_rows: [::std::vec::Vec<f32>; #n_in],
         },
         init: quote! {
             nodes: ::core::default::Default::default(),
+            rnn_scratch: ::core::default::Default::default(),
             input_rows: ::core::array::from_fn(|_| ::std::vec::Vec::new()),
         },
         run: quote! {
@@ -215,7 +217,7 @@ pub(super) fn plan(p: &Program, order: &[NodeIndex]) -> Option<Direct> {
             let batch = #first.shape()[0];
             let [#(#buffers),*] = &mut self.input_rows;
             #(#[allow(unused_variables)] let #rows = #private::input_rows(&#names, #buffers);)*
-            let nodes = &mut self.nodes;
+            let (nodes, scratch) = (&mut self.nodes, &mut self.rnn_scratch);
             #(#body)*
             ::core::result::Result::Ok(#ret)
         },
