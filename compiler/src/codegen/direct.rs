@@ -70,6 +70,8 @@ pub(super) fn plan(p: &Program, order: &[NodeIndex]) -> Option<Direct> {
     };
     let mut at: HashMap<NodeIndex, (Source, Vec<Dim>)> = HashMap::new();
     let (mut fields, mut body, mut reset) = (Vec::new(), Vec::new(), Vec::new());
+    // Whether a recurrent layer needs the work buffers (one set for all of them).
+    let mut recurrent = false;
     let private = quote! { ::seqmodel::__private::direct };
     for (i, n) in order.iter().enumerate() {
         let node = &p.graph[*n];
@@ -105,9 +107,10 @@ pub(super) fn plan(p: &Program, order: &[NodeIndex]) -> Option<Direct> {
                     _ => return None,
                 };
                 let attrs = rnn_attrs(a);
+                recurrent = true;
                 fields.push(quote! { #private::RnnNode });
                 body.push(quote! {
-                    let #v = nodes.#field.#method(#layer, &#attrs, #prepared, #x, (batch, #t), scratch)?;
+                    let #v = nodes.#field.#method(#layer, &#attrs, #prepared, #x, (batch, #t), &mut self.rnn_scratch)?;
                 });
                 if a.stateful {
                     reset.push(quote! { self.nodes.#field.reset(); });
@@ -182,7 +185,7 @@ pub(super) fn plan(p: &Program, order: &[NodeIndex]) -> Option<Direct> {
         let batch = 1usize;
         #(#ones)*
         let input0: &[f32] = x;
-        let (nodes, scratch) = (&mut self.nodes, &mut self.rnn_scratch);
+        let nodes = &mut self.nodes;
         #(#body)*
         #private::array(#last)
     };
@@ -198,15 +201,23 @@ pub(super) fn plan(p: &Program, order: &[NodeIndex]) -> Option<Direct> {
         })
         .collect();
     let first = &names[0];
+    let (scratch_field, scratch_init) = if recurrent {
+        (
+            quote! { rnn_scratch: #private::RnnScratch, },
+            quote! { rnn_scratch: ::core::default::Default::default(), },
+        )
+    } else {
+        (quote! {}, quote! {})
+    };
     Some(Direct {
         fields: quote! {
             nodes: ( #(#fields,)* ),
-            rnn_scratch: #private::RnnScratch,
+            #scratch_field
             input_rows: [::std::vec::Vec<f32>; #n_in],
         },
         init: quote! {
             nodes: ::core::default::Default::default(),
-            rnn_scratch: ::core::default::Default::default(),
+            #scratch_init
             input_rows: ::core::array::from_fn(|_| ::std::vec::Vec::new()),
         },
         run: quote! {
@@ -217,7 +228,7 @@ pub(super) fn plan(p: &Program, order: &[NodeIndex]) -> Option<Direct> {
             let batch = #first.shape()[0];
             let [#(#buffers),*] = &mut self.input_rows;
             #(#[allow(unused_variables)] let #rows = #private::input_rows(&#names, #buffers);)*
-            let (nodes, scratch) = (&mut self.nodes, &mut self.rnn_scratch);
+            let nodes = &mut self.nodes;
             #(#body)*
             ::core::result::Result::Ok(#ret)
         },
