@@ -58,15 +58,14 @@ pub fn write_crate(
                     Dim::Sym { offset, .. } => (4 + offset).max(1) as usize,
                 }));
                 let ty = if i.ty.dtype == DType::I32 { "i32" } else { "f32" };
-                // The generated API is rank-typed: `Ix1` … `Ix6`, `IxDyn` above.
-                match shape.len() {
-                    r @ 1..=6 => format!(
-                        "&seqmodel::ndarray::Array::<{ty}, seqmodel::ndarray::Ix{r}>::zeros({shape:?})"
-                    ),
-                    _ => format!(
-                        "&seqmodel::ndarray::ArrayD::<{ty}>::zeros(seqmodel::ndarray::IxDyn(&{shape:?}))"
-                    ),
-                }
+                // The generated API is rank-typed (`Ix1` … `Ix6`, `IxDyn` above).
+                let ix = seqmodel_compiler::codegen::dim_type_name(shape.len());
+                let dims = if ix == "IxDyn" {
+                    format!("seqmodel::ndarray::IxDyn(&{shape:?})")
+                } else {
+                    format!("{shape:?}")
+                };
+                format!("&seqmodel::ndarray::Array::<{ty}, seqmodel::ndarray::{ix}>::zeros({dims})")
             })
             // A dimension no input determines (e.g. `Decoder<T>` alone) is an argument.
             .chain(p.free_symbols().iter().map(|_| "4".to_string()))

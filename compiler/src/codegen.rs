@@ -790,13 +790,14 @@ fn step_tokens(
 /// above (ndarray's fixed ranks end at 6) or when the rank is not known (`None`: the
 /// stand-in of a broken model whose outputs are not declared).
 pub(crate) fn dim_type(rank: Option<usize>) -> TokenStream {
-    match rank {
-        Some(r @ 0..=6) => {
-            let ix = format_ident!("Ix{}", r);
-            quote! { ::seqmodel::ndarray::#ix }
-        }
-        _ => quote! { ::seqmodel::ndarray::IxDyn },
-    }
+    let ix = format_ident!("{}", rank.map_or_else(|| "IxDyn".into(), dim_type_name));
+    quote! { ::seqmodel::ndarray::#ix }
+}
+
+/// The name of ndarray's dimension type for arrays of rank `rank` (batch included) in the
+/// generated API: `Ix1` … `Ix6`, `IxDyn` above (for code that writes calls to it as text).
+pub fn dim_type_name(rank: usize) -> String {
+    if rank <= 6 { format!("Ix{rank}") } else { "IxDyn".into() }
 }
 
 /// Input `index` of `predict`, `run` and `predict_into`, of rank `rank` (batch included): any

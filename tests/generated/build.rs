@@ -54,10 +54,7 @@ fn main() {
             .enumerate()
             .map(|(i, inp)| {
                 // The generated API is rank-typed (batch included).
-                let rank = match inp.ty.dims.len() + 1 {
-                    r @ 0..=6 => format!("Ix{r}"),
-                    _ => "IxDyn".into(),
-                };
+                let rank = seqmodel_compiler::codegen::dim_type_name(inp.ty.dims.len() + 1);
                 match inp.ty.dtype {
                     seqmodel_compiler::ir::DType::F32 => {
                         format!("&f32s::<seqmodel::ndarray::{rank}>(&xs[{i}])?")
