@@ -190,7 +190,15 @@ fn graph_desc(p: &Program) -> TokenStream {
 
 /// The type and impl of one model, specialised to its graph.
 pub fn model_tokens(p: &Program) -> TokenStream {
+    model_tokens_baked(p, None)
+}
+
+/// [`model_tokens`], with `baked` weights compiled into the code (checked by
+/// [`crate::baked::check_weight_file`]): the type gets a `baked()` constructor that reads
+/// no file.
+pub fn model_tokens_baked(p: &Program, baked: Option<&crate::baked::BakedWeights>) -> TokenStream {
     let docs = doc_lines(p);
+    let baked = baked.map(baked_tokens);
     let training = graph_desc(p);
     // Of the program as written (what weight files record), not the optimised one.
     let fingerprint = p.fingerprint();
@@ -501,6 +509,8 @@ pub fn model_tokens(p: &Program) -> TokenStream {
                     Self::from_weights(::seqmodel::WeightStore::random(&Self::program(), seed, 0.1))
                         .expect("random weights have the model's shapes")
                 }
+
+                #baked
 
                 /// Loads weights from a safetensors file.
                 pub fn from_safetensors(path: impl ::core::convert::AsRef<::std::path::Path>) -> ::core::result::Result<Self, ::seqmodel::RuntimeError> {
@@ -910,15 +920,48 @@ pub(crate) fn out_arg(inputs: &[&str]) -> proc_macro2::Ident {
     format_ident!("{}", name)
 }
 
+/// The `baked()` constructor of a model whose weights are compiled in.
+fn baked_tokens(b: &crate::baked::BakedWeights) -> TokenStream {
+    let path = b.path.to_string_lossy().into_owned();
+    let doc = format!(
+        " This model with the weights of `{}`, compiled into the program (checked against the \
+         weight table when the model was compiled): no file is read.",
+        b.shown
+    );
+    quote! {
+        /// The safetensors bytes baked into this model (see [`Self::baked`]).
+        pub const BAKED_WEIGHTS: &'static [u8] = ::core::include_bytes!(#path);
+
+        #[doc = #doc]
+        pub fn baked() -> Self {
+            ::seqmodel::WeightStore::from_safetensors(Self::BAKED_WEIGHTS)
+                .and_then(Self::from_weights)
+                .expect("the baked weights were checked when the model was compiled")
+        }
+    }
+}
+
 /// The code of every model of a compiled file.
 pub fn file_tokens(c: &crate::Compiled) -> TokenStream {
-    let items = c.programs.iter().map(model_tokens);
+    file_tokens_baked(c, None)
+}
+
+/// [`file_tokens`], with `baked` weights compiled into the file's main model (its last).
+pub fn file_tokens_baked(c: &crate::Compiled, baked: Option<&crate::baked::BakedWeights>) -> TokenStream {
+    let last = c.programs.len().saturating_sub(1);
+    let items =
+        c.programs.iter().enumerate().map(|(i, p)| model_tokens_baked(p, baked.filter(|_| i == last)));
     quote! { #(#items)* }
 }
 
 /// The generated code as formatted Rust source (prettyplease).
 pub fn render(c: &crate::Compiled) -> String {
-    let tokens = file_tokens(c);
+    render_baked(c, None)
+}
+
+/// [`render`], with `baked` weights compiled into the file's main model.
+pub fn render_baked(c: &crate::Compiled, baked: Option<&crate::baked::BakedWeights>) -> String {
+    let tokens = file_tokens_baked(c, baked);
     match syn::parse2::<syn::File>(tokens.clone()) {
         Ok(f) => prettyplease::unparse(&f),
         Err(_) => tokens.to_string(),

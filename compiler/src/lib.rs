@@ -14,6 +14,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod analysis;
+pub mod baked;
 pub mod build;
 mod check;
 pub mod codegen;

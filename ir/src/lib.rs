@@ -8,6 +8,7 @@ mod ops;
 pub mod passes;
 mod program;
 mod types;
+mod weight_table;
 
 pub use layers::*;
 pub use ops::{Activation, CellKind, MergeKind, MergeMode, Op, RnnAttrs};
@@ -17,3 +18,6 @@ pub use program::{
     op_weight_specs, rnn_weight_specs,
 };
 pub use types::{DType, Dim, SymId, TensorType};
+pub use weight_table::{
+    ARCHITECTURE_METADATA_KEY, MODEL_METADATA_KEY, WeightMismatch, check_weight_table, weight_layer,
+};

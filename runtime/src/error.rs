@@ -111,6 +111,18 @@ pub enum RuntimeError {
 }
 
 impl RuntimeError {
+    /// The error for weights that do not fit `model`'s weight table.
+    pub(crate) fn from_mismatch(model: &str, m: seqmodel_ir::WeightMismatch) -> Self {
+        use seqmodel_ir::WeightMismatch as M;
+        match m {
+            M::Missing { key, shape, layer } => RuntimeError::MissingWeight { key, shape, layer },
+            M::Shape { key, expected, found, layer } => {
+                RuntimeError::WeightShape { key, expected, found, layer }
+            }
+            M::Extra { keys } => RuntimeError::ExtraWeights { model: model.to_string(), keys },
+        }
+    }
+
     /// This error as met while running layer `layer`: running out of memory names the layer
     /// (other errors already say where they are).
     pub(crate) fn in_layer(self, layer: &str) -> Self {

@@ -34,8 +34,7 @@ pub struct Architecture {
     pub fingerprint: u64,
 }
 
-const MODEL_KEY: &str = "seqmodel.model";
-const FINGERPRINT_KEY: &str = "seqmodel.architecture";
+use seqmodel_ir::{ARCHITECTURE_METADATA_KEY as FINGERPRINT_KEY, MODEL_METADATA_KEY as MODEL_KEY};
 
 impl WeightStore {
     /// An empty store.
@@ -143,37 +142,15 @@ impl WeightStore {
     /// Checks that the store has exactly the weights listed as `(key, shape)`: none missing,
     /// none extra, every shape right, every value finite.
     pub fn check_specs(&self, model: &str, specs: &[(&str, &[usize])]) -> Result<()> {
-        for (key, shape) in specs {
-            let layer = key.rsplit_once('/').map_or(*key, |(l, _)| l).to_string();
-            match self.tensors.get(*key) {
-                None => {
-                    return Err(RuntimeError::MissingWeight {
-                        key: key.to_string(),
-                        shape: shape.to_vec(),
-                        layer,
-                    });
-                }
-                Some(t) if t.shape() != *shape => {
-                    return Err(RuntimeError::WeightShape {
-                        key: key.to_string(),
-                        expected: shape.to_vec(),
-                        found: t.shape().to_vec(),
-                        layer,
-                    });
-                }
-                Some(t) => {
-                    if let Some(bad) = t.iter().position(|v| !v.is_finite()) {
-                        return Err(RuntimeError::InvalidData(format!(
-                            "weight `{key}` has a non-finite value at flat index {bad}"
-                        )));
-                    }
-                }
+        let shape_of = |k: &str| self.tensors.get(k).map(|t| t.shape().to_vec());
+        seqmodel_ir::check_weight_table(specs, self.tensors.keys().map(String::as_str), shape_of)
+            .map_err(|m| RuntimeError::from_mismatch(model, m))?;
+        for (key, t) in &self.tensors {
+            if let Some(bad) = t.iter().position(|v| !v.is_finite()) {
+                return Err(RuntimeError::InvalidData(format!(
+                    "weight `{key}` has a non-finite value at flat index {bad}"
+                )));
             }
-        }
-        let extra: Vec<String> =
-            self.tensors.keys().filter(|k| !specs.iter().any(|(s, _)| s == k)).cloned().collect();
-        if !extra.is_empty() {
-            return Err(RuntimeError::ExtraWeights { model: model.to_string(), keys: extra });
         }
         Ok(())
     }
