@@ -158,25 +158,64 @@ enum Origin {
     File { lit: syn::LitStr, path: PathBuf },
 }
 
-/// Expands `seqmodel! { ... }` or `seqmodel!("file.seq")`. `manifest_dir` resolves file
-/// paths (the macro passes `CARGO_MANIFEST_DIR`).
+/// The file form's arguments: `"m.seq"` or `"m.seq", weights = "m.safetensors"`.
+struct FileArgs {
+    seq: syn::LitStr,
+    weights: Option<syn::LitStr>,
+}
+
+impl syn::parse::Parse for FileArgs {
+    fn parse(input: syn::parse::ParseStream<'_>) -> syn::Result<Self> {
+        let seq = input.parse()?;
+        let mut weights = None;
+        if input.parse::<Option<syn::Token![,]>>()?.is_some() && !input.is_empty() {
+            let key: syn::Ident = input.parse()?;
+            if key != "weights" {
+                let msg =
+                    format!("unknown option `{key}`: the file form takes `weights = \"m.safetensors\"`");
+                return Err(syn::Error::new(key.span(), msg));
+            }
+            input.parse::<syn::Token![=]>()?;
+            weights = Some(input.parse()?);
+            input.parse::<Option<syn::Token![,]>>()?;
+        }
+        Ok(FileArgs { seq, weights })
+    }
+}
+
+/// Whether the macro's input is the file form (it starts with a string literal).
+fn is_file_form(input: &TokenStream) -> bool {
+    match input.clone().into_iter().next() {
+        Some(TokenTree::Literal(l)) => syn::parse2::<syn::LitStr>(TokenTree::Literal(l).into()).is_ok(),
+        _ => false,
+    }
+}
+
+/// Expands `seqmodel! { ... }`, `seqmodel!("file.seq")` or
+/// `seqmodel!("file.seq", weights = "file.safetensors")`. `manifest_dir` resolves file
+/// paths (the macro passes `CARGO_MANIFEST_DIR`). With `weights`, the file's main model
+/// (its last) has those weights compiled in (see [`crate::baked`]); a weight file that does
+/// not fit the model is an error on the `weights` literal.
 pub fn expand(input: TokenStream, manifest_dir: &Path) -> TokenStream {
-    let (source, origin) = match syn::parse2::<syn::LitStr>(input.clone()) {
-        Ok(lit) => {
-            let path = manifest_dir.join(lit.value());
-            match std::fs::read_to_string(&path) {
-                Ok(text) => (text, Origin::File { lit, path }),
-                Err(e) => {
-                    let msg =
-                        format!("cannot read `{}` (relative to the crate's Cargo.toml): {e}", lit.value());
-                    return syn::Error::new(lit.span(), msg).to_compile_error();
-                }
+    let mut weights = None;
+    let (source, origin) = if is_file_form(&input) {
+        let args = match syn::parse2::<FileArgs>(input) {
+            Ok(a) => a,
+            Err(e) => return e.to_compile_error(),
+        };
+        weights = args.weights;
+        let lit = args.seq;
+        let path = manifest_dir.join(lit.value());
+        match std::fs::read_to_string(&path) {
+            Ok(text) => (text, Origin::File { lit, path }),
+            Err(e) => {
+                let msg = format!("cannot read `{}` (relative to the crate's Cargo.toml): {e}", lit.value());
+                return syn::Error::new(lit.span(), msg).to_compile_error();
             }
         }
-        Err(_) => {
-            let map = SourceMap::from_tokens(input);
-            (map.text.clone(), Origin::Inline(map))
-        }
+    } else {
+        let map = SourceMap::from_tokens(input);
+        (map.text.clone(), Origin::Inline(map))
     };
     let rebuild = match &origin {
         Origin::File { path, .. } => {
@@ -198,19 +237,54 @@ pub fn expand(input: TokenStream, manifest_dir: &Path) -> TokenStream {
             (Some((file, checked.programs)), checked.diags)
         }
     });
+    // The weights go into the main model when it checks (else its own errors say why).
+    let mut combined: Option<syn::Error> = None;
+    let mut stand_in = quote! {};
+    let baked = match (&weights, &parsed) {
+        (Some(lit), Some((_, programs))) => match programs.last() {
+            Some(Some(main)) => {
+                let path = manifest_dir.join(lit.value());
+                match crate::baked::check_weight_file(&path, &lit.value(), main) {
+                    Ok(b) => Some(b),
+                    Err(e) => {
+                        combined = Some(syn::Error::new(lit.span(), e.to_string()));
+                        // The user's calls to `baked()` are not further errors.
+                        let ident = quote::format_ident!("{}", main.name);
+                        stand_in = quote! {
+                            impl #ident {
+                                #[doc(hidden)]
+                                pub const BAKED_WEIGHTS: &'static [u8] = &[];
+                                #[doc(hidden)]
+                                pub fn baked() -> Self { ::core::unreachable!("the weights did not compile") }
+                            }
+                        };
+                        None
+                    }
+                }
+            }
+            Some(None) => None,
+            None => {
+                combined = Some(syn::Error::new(lit.span(), "the file has no model for these weights"));
+                None
+            }
+        },
+        _ => None,
+    };
     // Tokens cannot leave the macro's thread: generate here.
     let items: Vec<TokenStream> = match &parsed {
         None => Vec::new(),
-        Some((file, programs)) => programs
-            .iter()
-            .enumerate()
-            .map(|(i, p)| match p {
-                Some(p) => crate::codegen::model_tokens(p),
-                None => crate::stub::stub_tokens(file, i),
-            })
-            .collect(),
+        Some((file, programs)) => {
+            let last = programs.len().saturating_sub(1);
+            programs
+                .iter()
+                .enumerate()
+                .map(|(i, p)| match p {
+                    Some(p) => crate::codegen::model_tokens_baked(p, baked.as_ref().filter(|_| i == last)),
+                    None => crate::stub::stub_tokens(file, i),
+                })
+                .collect()
+        }
     };
-    let mut combined: Option<syn::Error> = None;
     let file_name = match &origin {
         Origin::File { lit, .. } => lit.value(),
         Origin::Inline(_) => String::new(),
@@ -231,7 +305,7 @@ pub fn expand(input: TokenStream, manifest_dir: &Path) -> TokenStream {
         }
     }
     let errors = combined.map(|e| e.to_compile_error()).unwrap_or_default();
-    quote! { #rebuild #errors #(#items)* }
+    quote! { #rebuild #errors #(#items)* #stand_in }
 }
 
 #[cfg(test)]

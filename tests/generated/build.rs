@@ -32,6 +32,7 @@ fn main() {
         cases.extend(dirs.into_iter().map(|d| (d, strict)));
     }
     let mut arms = String::new();
+    let mut baked_arms = String::new();
     for (dir, strict) in cases {
         let Ok(case) = std::fs::read_to_string(dir.join("case.json")) else { continue };
         let case: serde_json::Value = serde_json::from_str(&case).unwrap();
@@ -44,7 +45,10 @@ fn main() {
             Err(e) if strict => panic!("{name}: {e}"),
             Err(_) => continue,
         };
-        builder = builder.source(format!("case_{name}"), imported.source.clone());
+        // Each case's weights are also baked into its generated model.
+        let out = Path::new(&std::env::var("OUT_DIR").unwrap()).join(format!("case_{name}.safetensors"));
+        std::fs::write(&out, imported.weights.to_safetensors().unwrap()).unwrap();
+        builder = builder.source_with_weights(format!("case_{name}"), imported.source.clone(), &out);
         let p = &imported.program;
         let main = &p.name;
         writeln!(registry, "/// Generated from the Keras model of `{name}`.\npub mod case_{name} {{ seqmodel::include_model!(\"case_{name}\"); }}").unwrap();
@@ -72,16 +76,18 @@ fn main() {
             format!("vec![{}]", parts.join(", "))
         };
         let reset = if p.is_stateful() { "if reset { m.reset_states(); }" } else { "let _ = reset;" };
-        writeln!(
-            arms,
-            "        \"{name}\" => {{ let mut m = case_{name}::{main}::new(weights)?; Ok(Box::new(move |xs: &[Tensor], reset: bool| {{ {reset} let out = m.predict({})?; Ok({outs}) }})) }}",
+        let run = format!(
+            "Ok(Box::new(move |xs: &[Tensor], reset: bool| {{ {reset} let out = m.predict({})?; Ok({outs}) }}))",
             args.join(", ")
-        )
-        .unwrap();
+        );
+        writeln!(arms, "        \"{name}\" => {{ let mut m = case_{name}::{main}::new(weights)?; {run} }}")
+            .unwrap();
+        writeln!(baked_arms, "        \"{name}\" => {{ let mut m = case_{name}::{main}::baked(); {run} }}")
+            .unwrap();
     }
     writeln!(
         registry,
-        "\n/// Runs a generated model: `(inputs, reset_states_before) -> outputs`.\npub type Runner = Box<dyn FnMut(&[Tensor], bool) -> Result<Vec<ArrayD<f32>>, RuntimeError>>;\n\n/// The generated model of a conformance case, loaded with `weights`.\npub fn generated(case: &str, weights: &WeightStore) -> Result<Runner, RuntimeError> {{\n    match case {{\n{arms}        other => Err(RuntimeError::Shape(format!(\"no generated model for `{{other}}`\"))),\n    }}\n}}"
+        "\n/// Runs a generated model: `(inputs, reset_states_before) -> outputs`.\npub type Runner = Box<dyn FnMut(&[Tensor], bool) -> Result<Vec<ArrayD<f32>>, RuntimeError>>;\n\n/// The generated model of a conformance case, loaded with `weights`.\npub fn generated(case: &str, weights: &WeightStore) -> Result<Runner, RuntimeError> {{\n    match case {{\n{arms}        other => Err(RuntimeError::Shape(format!(\"no generated model for `{{other}}`\"))),\n    }}\n}}\n\n/// The generated model of a conformance case with the case's weights baked in.\npub fn baked(case: &str) -> Result<Runner, RuntimeError> {{\n    match case {{\n{baked_arms}        other => Err(RuntimeError::Shape(format!(\"no generated model for `{{other}}`\"))),\n    }}\n}}"
     )
     .unwrap();
     builder.compile().unwrap_or_else(|e| panic!("{e}"));

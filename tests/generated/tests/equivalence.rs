@@ -1,5 +1,6 @@
 //! The generated code gives the interpreter's numbers (≤ 1e-6) and Keras's (the case's
-//! tolerance) on every inference case of the conformance suite, through the build.rs API.
+//! tolerance) on every inference case of the conformance suite, through the build.rs API,
+//! with weights loaded at run time and baked into the program alike.
 
 use std::path::Path;
 
@@ -47,6 +48,7 @@ fn check_suite(suite: &str) -> usize {
         };
         let mut interp = Model::new(imported.program.clone(), &imported.weights).unwrap();
         let mut generated = seqmodel_generated_tests::generated(&name, &imported.weights).unwrap();
+        let mut baked = seqmodel_generated_tests::baked(&name).unwrap();
         for call in case["calls"].as_array().unwrap() {
             let reset = call["reset_states_before"].as_bool().unwrap_or(false);
             if reset {
@@ -61,6 +63,8 @@ fn check_suite(suite: &str) -> usize {
             let a = interp.predict(&xs).unwrap();
             let b = generated(&xs, reset).unwrap();
             assert_eq!(a.len(), b.len(), "{name}");
+            // The same weights, read from the program instead of a store: the same numbers.
+            assert_eq!(baked(&xs, reset).unwrap(), b, "{name}: baked weights");
             for (k, (x, y)) in a.iter().zip(&b).enumerate() {
                 let d = x.iter().zip(y.iter()).map(|(p, q)| (p - q).abs()).fold(0.0f32, f32::max);
                 assert!(d <= 1e-6, "{name} output {k}: generated vs interpreter {d:e}");

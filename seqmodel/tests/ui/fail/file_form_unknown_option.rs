@@ -1,0 +1,3 @@
+seqmodel::seqmodel!("../../../../tests/generated/models/tiny.seq", weight = "tiny.safetensors");
+
+fn main() {}
