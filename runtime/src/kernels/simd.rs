@@ -187,19 +187,25 @@ pub struct GemvBlocks<'a> {
     pub width: usize,
     /// Add to `y` instead of overwriting it.
     pub accumulate: bool,
+    /// Take the blocks last to first (each output's sum is the same either way).
+    pub backwards: bool,
 }
 
 impl WithSimd for GemvBlocks<'_> {
     type Output = ();
     #[inline(always)]
     fn with_simd<S: Simd>(self, s: S) -> Self::Output {
-        let GemvBlocks { x, blocks, y, width, accumulate } = self;
-        let k = x.len();
-        let mut start = 0;
-        for y in y.chunks_mut(width.max(1)) {
-            let b = &blocks[start..start + k * y.len()];
+        let GemvBlocks { x, blocks, y, width, accumulate, backwards } = self;
+        let (k, n, width) = (x.len(), y.len(), width.max(1));
+        let count = n.div_ceil(width);
+        // Plain loops, no closures: a closure would not inherit this function's target
+        // features, and the kernel inlined into it would run without them.
+        for step in 0..count {
+            let i = if backwards { count - 1 - step } else { step };
+            // Every block but the last is `width` columns wide: block `i` starts at `i·k·width`.
+            let y = &mut y[i * width..((i + 1) * width).min(n)];
+            let b = &blocks[i * k * width..][..k * y.len()];
             Gemv { x, b, y, accumulate }.with_simd(s);
-            start += k * y.len();
         }
     }
 }

@@ -36,6 +36,10 @@ pub struct RnnScratch {
     dropped_h: Vec<f32>,
     /// The work buffers of the helper threads that run shares of a batch.
     shares: Vec<RnnScratch>,
+    /// The direction of the next batch-1 recurrent product (see
+    /// [`crate::kernels::FixedRhs::product_turning`]): it turns at every step, across calls
+    /// too, so that a model stepped one call at a time alternates as a sequence does.
+    backwards: bool,
 }
 
 pub(crate) use crate::memory::sized;
@@ -374,9 +378,13 @@ fn recur(
             }
             None => &state_h[..],
         };
+        let backwards = scratch.backwards;
+        scratch.backwards = !backwards;
         match a.cell {
-            CellKind::Gru { reset_after: false } => w.recurrent.product(b, hd, &mut rec[..b * 2 * u]),
-            _ => w.recurrent.product(b, hd, rec),
+            CellKind::Gru { reset_after: false } => {
+                w.recurrent.product_turning(b, hd, &mut rec[..b * 2 * u], backwards)
+            }
+            _ => w.recurrent.product_turning(b, hd, rec, backwards),
         }
         let h = &state_h[..];
         // The fused LSTM cell reads no `h`, so without a mask (every row commits) it writes
