@@ -160,9 +160,22 @@ pub fn run(
 }
 
 /// `seqc build`: the generated Rust, formatted.
-pub fn build(file: &Path, output: Option<&Path>, force: bool, color: bool) -> Result<ExitCode, Failure> {
+pub fn build(
+    file: &Path,
+    output: Option<&Path>,
+    weights: Option<&Path>,
+    force: bool,
+    color: bool,
+) -> Result<ExitCode, Failure> {
     let c = compile_file(file, color)?;
-    let code = seqmodel_compiler::codegen::render(&c);
+    let baked = match (weights, c.programs.last()) {
+        (Some(w), Some(main)) => Some(
+            seqmodel_compiler::baked::check_weight_file(w, &w.display().to_string(), main)
+                .map_err(|e| Failure(e.to_string()))?,
+        ),
+        _ => None,
+    };
+    let code = seqmodel_compiler::codegen::render_baked(&c, baked.as_ref());
     match output {
         None => print!("{code}"),
         Some(out) => {

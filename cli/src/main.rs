@@ -114,6 +114,10 @@ enum Command {
         /// checkout's).
         #[arg(long)]
         seqmodel_path: Option<PathBuf>,
+        /// Bake this safetensors file into the main model (the file's last): checked against
+        /// its weight table now, included by absolute path, read by the model's `baked()`.
+        #[arg(long, conflicts_with = "crate_dir")]
+        weights: Option<PathBuf>,
         /// Overwrite the output file if it exists.
         #[arg(long)]
         force: bool,
@@ -176,7 +180,9 @@ fn main() -> ExitCode {
         Command::Build { file, crate_dir: Some(dir), seqmodel_path, .. } => {
             standalone::write_crate(&file, &dir, seqmodel_path.as_deref(), color)
         }
-        Command::Build { file, output, force, .. } => commands::build(&file, output.as_deref(), force, color),
+        Command::Build { file, output, weights, force, .. } => {
+            commands::build(&file, output.as_deref(), weights.as_deref(), force, color)
+        }
         Command::Train(args) => train_cmd::train(args, color),
         Command::Import { model, output, weights, force } => {
             commands::import(&model, &output, weights.as_deref(), force)

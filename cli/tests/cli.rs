@@ -280,6 +280,33 @@ fn build_prints_code_and_writes_a_standalone_crate_that_passes_its_tests() {
     assert_eq!(again.status.code(), Some(1));
 }
 
+/// `--weights` bakes a checked safetensors file into the printed code; one that does not fit
+/// the model fails with the file and the weight named, and prints no code.
+#[test]
+fn build_bakes_checked_weights() {
+    let models = root().join("tests/generated/models");
+    let out = seqc()
+        .arg("build")
+        .arg(models.join("tiny.seq"))
+        .arg("--weights")
+        .arg(models.join("tiny.safetensors"))
+        .output()
+        .unwrap();
+    let code = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && code.contains("pub fn baked() -> Self"), "{code}");
+    assert!(code.contains("include_bytes!") && code.contains("tiny.safetensors"), "{code}");
+    let bad = seqc()
+        .arg("build")
+        .arg(models.join("tiny.seq"))
+        .arg("--weights")
+        .arg(models.join("tiny_misshaped.safetensors"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(bad.status.code(), Some(1), "{err}");
+    assert!(bad.stdout.is_empty() && err.contains("`Tiny/dense/kernel` has shape [2, 3]"), "{err}");
+}
+
 #[test]
 fn explain_prints_a_code_s_long_explanation_like_rustc_explain() {
     let out = seqc().args(["explain", "SM0302"]).output().unwrap();
