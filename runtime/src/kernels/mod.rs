@@ -5,7 +5,8 @@ pub mod activation;
 mod aligned;
 mod matmul;
 mod packed;
-pub mod simd;
+/// The SIMD kernels on slices, from the `no_std` crate `seqmodel-kernels`.
+pub use seqmodel_kernels as simd;
 
 pub use matmul::{FixedRhs, matmul, matmul_prepacked, matmul_reference};
 pub use packed::{

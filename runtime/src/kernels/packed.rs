@@ -12,8 +12,8 @@
 use pulp::{Simd, WithSimd};
 
 use super::aligned::AlignedFloats;
-use super::simd::{lanes, load, store};
 use crate::memory::sized;
+use seqmodel_kernels::{lanes, load, store};
 
 /// Rows of `A` (and `C`) per register tile.
 pub const MR: usize = 6;
@@ -105,7 +105,7 @@ impl WithSimd for Pack<'_> {
 
 /// Columns per panel on this CPU: two vectors of the widest instruction set available.
 pub fn panel_width() -> usize {
-    2 * super::simd::dispatched_lanes()
+    2 * seqmodel_kernels::dispatched_lanes()
 }
 
 /// What a product's result starts from.

@@ -1,13 +1,19 @@
-//! SIMD element-wise kernels on `pulp` (runtime dispatch: AVX-512, AVX2+FMA, NEON, scalar):
-//! `exp`, `sigmoid`, `tanh` and the fused LSTM and GRU gate updates. Every kernel is generic
-//! over [`pulp::Simd`], so tests run it on each instruction set the machine has (and on
-//! pulp's scalar fallback) against the scalar references in [`super::activation`].
+//! seqmodel's SIMD kernels on `pulp` (runtime dispatch: AVX-512, AVX2+FMA, NEON, scalar) over
+//! plain slices: `exp`, `sigmoid`, `tanh`, softmax, the vector-matrix product of batch-1
+//! steps and the fused LSTM and GRU gate updates. `#![no_std]` and allocation-free, so that
+//! they run where there is no heap (`seqmodel-runtime` re-exports them as `kernels::simd`).
+//! Every kernel is generic over [`pulp::Simd`], so the tests run it on each instruction set
+//! the machine has (and on pulp's scalar fallback) against scalar f64 references.
+
+#![no_std]
+#[cfg(test)]
+extern crate std;
 
 use pulp::{Simd, WithSimd};
 
 // Cephes `expf` constants: ln 2 split in two for an exact range reduction, then a degree-6
 // polynomial on [-ln2/2, ln2/2].
-const LOG2E: f32 = std::f32::consts::LOG2_E;
+const LOG2E: f32 = core::f32::consts::LOG2_E;
 const LN2_HI: f32 = 0.693_359_4;
 const LN2_LO: f32 = -2.121_944_4e-4;
 const EXP_P: [f32; 6] = [1.987_569_1e-4, 1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 0.166_666_65, 0.5];
@@ -61,8 +67,9 @@ pub fn tanh<S: Simd>(s: S, x: S::f32s) -> S::f32s {
     s.select_f32s(s.less_than_f32s(ax, s.splat_f32s(0.625)), small, big)
 }
 
-pub(super) fn lanes<S: Simd>() -> usize {
-    std::mem::size_of::<S::f32s>() / std::mem::size_of::<f32>()
+/// `f32` lanes per vector of the instruction set `S`.
+pub fn lanes<S: Simd>() -> usize {
+    core::mem::size_of::<S::f32s>() / core::mem::size_of::<f32>()
 }
 
 /// Which element-wise function [`map_in_place`] applies.
@@ -217,7 +224,7 @@ pub fn gemv_width() -> usize {
 }
 
 /// `f32` lanes per vector of the instruction set that run-time dispatch picks on this CPU.
-pub(super) fn dispatched_lanes() -> usize {
+pub fn dispatched_lanes() -> usize {
     struct Lanes;
     impl WithSimd for Lanes {
         type Output = usize;
@@ -295,7 +302,7 @@ pub fn softmax_rows_with<S: Simd>(s: S, data: &mut [f32], width: usize) {
 
 /// Loads `v` (at most one vector long) into a vector, zero-filled past its end.
 #[inline(always)]
-pub(super) fn load<S: Simd>(s: S, v: &[f32]) -> S::f32s {
+pub fn load<S: Simd>(s: S, v: &[f32]) -> S::f32s {
     match S::as_simd_f32s(v) {
         ([x], []) => *x,
         _ => s.partial_load_f32s(v),
@@ -304,7 +311,7 @@ pub(super) fn load<S: Simd>(s: S, v: &[f32]) -> S::f32s {
 
 /// Stores the first `v.len()` lanes of `x` into `v` (at most one vector long).
 #[inline(always)]
-pub(super) fn store<S: Simd>(s: S, v: &mut [f32], x: S::f32s) {
+pub fn store<S: Simd>(s: S, v: &mut [f32], x: S::f32s) {
     match S::as_mut_simd_f32s(v) {
         ([y], []) => *y = x,
         _ => s.partial_store_f32s(v, x),
@@ -510,6 +517,8 @@ impl WithSimd for GruRows<'_> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use std::vec;
+    use std::vec::Vec;
 
     /// Runs `f` on every instruction set this machine has, plus pulp's scalar fallback.
     fn on_every_isa(mut f: impl FnMut(&str, &mut dyn FnMut(Unary, &mut [f32]))) {
@@ -560,7 +569,10 @@ mod tests {
             let b: Vec<f32> = (0..k * n).map(|_| next()).collect();
             let y0: Vec<f32> = (0..n).map(|_| next()).collect();
             let mut want = y0.clone();
-            crate::kernels::matmul_reference(1, k, n, &x, &b, &mut want, acc);
+            for (j, w) in want.iter_mut().enumerate() {
+                let sum: f64 = (0..k).map(|p| x[p] as f64 * b[p * n + j] as f64).sum();
+                *w = ((if acc { *w as f64 } else { 0.0 }) + sum) as f32;
+            }
             let mut runs: Vec<(&str, Vec<f32>)> = Vec::new();
             let mut y = y0.clone();
             pulp::Scalar::new().vectorize(Gemv { x: &x, b: &b, y: &mut y, accumulate: acc });
