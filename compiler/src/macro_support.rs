@@ -183,6 +183,20 @@ impl syn::parse::Parse for FileArgs {
     }
 }
 
+/// `baked()` for a model whose weights did not compile (or which did not compile itself), so
+/// that the user's calls to it are not further errors; it never runs, as the build fails.
+fn baked_stand_in(model: &str) -> TokenStream {
+    let ident = quote::format_ident!("{}", model);
+    quote! {
+        impl #ident {
+            #[doc(hidden)]
+            pub const BAKED_WEIGHTS: &'static [u8] = &[];
+            #[doc(hidden)]
+            pub fn baked() -> Self { ::core::unreachable!("the weights did not compile") }
+        }
+    }
+}
+
 /// Whether the macro's input is the file form (it starts with a string literal).
 fn is_file_form(input: &TokenStream) -> bool {
     match input.clone().into_iter().next() {
@@ -248,21 +262,20 @@ pub fn expand(input: TokenStream, manifest_dir: &Path) -> TokenStream {
                     Ok(b) => Some(b),
                     Err(e) => {
                         combined = Some(syn::Error::new(lit.span(), e.to_string()));
-                        // The user's calls to `baked()` are not further errors.
-                        let ident = quote::format_ident!("{}", main.name);
-                        stand_in = quote! {
-                            impl #ident {
-                                #[doc(hidden)]
-                                pub const BAKED_WEIGHTS: &'static [u8] = &[];
-                                #[doc(hidden)]
-                                pub fn baked() -> Self { ::core::unreachable!("the weights did not compile") }
-                            }
-                        };
+                        stand_in = baked_stand_in(&main.name);
                         None
                     }
                 }
             }
-            Some(None) => None,
+            // The model's own errors are reported; its stand-in gets `baked()` too.
+            Some(None) => {
+                if let Some((file, _)) = &parsed
+                    && let Some(m) = file.models.last()
+                {
+                    stand_in = baked_stand_in(&m.name.name);
+                }
+                None
+            }
             None => {
                 combined = Some(syn::Error::new(lit.span(), "the file has no model for these weights"));
                 None
