@@ -168,13 +168,11 @@ pub fn build(
     color: bool,
 ) -> Result<ExitCode, Failure> {
     let c = compile_file(file, color)?;
-    let baked = match (weights, c.programs.last()) {
-        (Some(w), Some(main)) => Some(
-            seqmodel_compiler::baked::check_weight_file(w, &w.display().to_string(), main)
-                .map_err(|e| Failure(e.to_string()))?,
-        ),
-        _ => None,
+    let bake = |w: &Path| {
+        seqmodel_compiler::baked::check_for_main(w, &w.display().to_string(), c.programs.last())
+            .map_err(|e| Failure(e.to_string()))
     };
+    let baked = weights.map(bake).transpose()?;
     let code = seqmodel_compiler::codegen::render_baked(&c, baked.as_ref());
     match output {
         None => print!("{code}"),

@@ -57,6 +57,12 @@ pub enum BakeError {
         /// The first bad element.
         index: usize,
     },
+    /// The `.seq` file has no model to take the weights.
+    #[error("the weight file `{file}` has no model to go into")]
+    NoModel {
+        /// The file.
+        file: String,
+    },
     /// The file records that its weights were made for another architecture.
     #[error("the weight file `{file}` was saved for model `{made_for}`, another architecture than `{model}`")]
     OtherArchitecture {
@@ -93,6 +99,14 @@ pub fn check_weight_file(path: &Path, shown: &str, program: &Program) -> Result<
     check_weight_bytes(&bytes, shown, program)?;
     let path = std::path::absolute(path).map_err(|source| BakeError::Read { file, source })?;
     Ok(BakedWeights { path, shown: shown.to_string() })
+}
+
+/// [`check_weight_file`] against a file's main model (its last, which is the one that gets
+/// baked weights), `None` when the file has none: the one entry of `seqmodel!`, the build.rs
+/// `Builder` and `seqc build`.
+pub fn check_for_main(path: &Path, shown: &str, main: Option<&Program>) -> Result<BakedWeights, BakeError> {
+    let main = main.ok_or_else(|| BakeError::NoModel { file: shown.to_string() })?;
+    check_weight_file(path, shown, main)
 }
 
 /// [`check_weight_file`] on the file's bytes.

@@ -255,32 +255,28 @@ pub fn expand(input: TokenStream, manifest_dir: &Path) -> TokenStream {
     let mut combined: Option<syn::Error> = None;
     let mut stand_in = quote! {};
     let baked = match (&weights, &parsed) {
-        (Some(lit), Some((_, programs))) => match programs.last() {
-            Some(Some(main)) => {
-                let path = manifest_dir.join(lit.value());
-                match crate::baked::check_weight_file(&path, &lit.value(), main) {
-                    Ok(b) => Some(b),
-                    Err(e) => {
-                        combined = Some(syn::Error::new(lit.span(), e.to_string()));
-                        stand_in = baked_stand_in(&main.name);
-                        None
+        (Some(lit), Some((file, programs))) => {
+            // The stand-in keeps the user's calls to `baked()` from being further errors.
+            let main_name = file.models.last().map(|m| m.name.name.as_str());
+            match programs.last() {
+                // The model's own errors are reported.
+                Some(None) => {
+                    stand_in = main_name.map(baked_stand_in).unwrap_or_default();
+                    None
+                }
+                main => {
+                    let path = manifest_dir.join(lit.value());
+                    match crate::baked::check_for_main(&path, &lit.value(), main.and_then(Option::as_ref)) {
+                        Ok(b) => Some(b),
+                        Err(e) => {
+                            combined = Some(syn::Error::new(lit.span(), e.to_string()));
+                            stand_in = main_name.map(baked_stand_in).unwrap_or_default();
+                            None
+                        }
                     }
                 }
             }
-            // The model's own errors are reported; its stand-in gets `baked()` too.
-            Some(None) => {
-                if let Some((file, _)) = &parsed
-                    && let Some(m) = file.models.last()
-                {
-                    stand_in = baked_stand_in(&m.name.name);
-                }
-                None
-            }
-            None => {
-                combined = Some(syn::Error::new(lit.span(), "the file has no model for these weights"));
-                None
-            }
-        },
+        }
         _ => None,
     };
     // Tokens cannot leave the macro's thread: generate here.
