@@ -9,7 +9,10 @@
 #[cfg(test)]
 extern crate std;
 
+pub use pulp;
 use pulp::{Simd, WithSimd};
+
+pub mod step;
 
 // Cephes `expf` constants: ln 2 split in two for an exact range reduction, then a degree-6
 // polynomial on [-ln2/2, ln2/2].
@@ -143,7 +146,7 @@ impl WithSimd for Gemv<'_> {
     fn with_simd<S: Simd>(self, s: S) -> Self::Output {
         const BLOCK: usize = GEMV_BLOCK;
         let Gemv { x, b, y, accumulate } = self;
-        let (k, n) = (x.len(), y.len());
+        let n = y.len();
         let l = lanes::<S>();
         let zero = s.splat_f32s(0.0);
         let mut c = 0;
@@ -170,10 +173,18 @@ impl WithSimd for Gemv<'_> {
         }
         // The rest, one vector (or a partial one) at a time.
         while c < n {
-            let end = (c + l).min(n);
+            let end = c + (n - c).min(l);
             let mut a = if accumulate { load(s, &y[c..end]) } else { zero };
-            for p in 0..k {
-                a = s.mul_add_f32s(s.splat_f32s(x[p]), load(s, &b[p * n + c..p * n + end]), a);
+            for (p, xv) in x.iter().enumerate() {
+                // A partial vector is read as a whole one where the matrix goes on past it:
+                // each lane's sum is its own, so the lanes past `end` are computed and dropped,
+                // and only the last row needs a (slow) partial load.
+                let at = p * n + c;
+                let v = match b.get(at..at + l) {
+                    Some(whole) => load(s, whole),
+                    None => load(s, b.get(at..at + (end - c)).unwrap_or_default()),
+                };
+                a = s.mul_add_f32s(s.splat_f32s(*xv), v, a);
             }
             store(s, &mut y[c..end], a);
             c = end;
@@ -371,7 +382,7 @@ fn lstm_row<S: Simd, const RECORD: bool>(
     let l = lanes::<S>();
     let mut j = 0;
     while j < u {
-        let end = (j + l).min(u);
+        let end = j + (u - j).min(l);
         let i = sigmoid(s, s.add_f32s(load(s, &xp[j..end]), load(s, &rec[j..end])));
         let f = sigmoid(s, s.add_f32s(load(s, &xp[u + j..u + end]), load(s, &rec[u + j..u + end])));
         let g =
@@ -464,7 +475,7 @@ fn gru_row<S: Simd>(s: S, xp: &[f32], rec: &[f32], h_prev: &[f32], h_new: &mut [
     let l = lanes::<S>();
     let mut j = 0;
     while j < u {
-        let end = (j + l).min(u);
+        let end = j + (u - j).min(l);
         let z = sigmoid(s, s.add_f32s(load(s, &xp[j..end]), load(s, &rec[j..end])));
         let r = sigmoid(s, s.add_f32s(load(s, &xp[u + j..u + end]), load(s, &rec[u + j..u + end])));
         let hh = tanh(

@@ -119,14 +119,9 @@ impl FixedRhs {
         self.packed.pack(k, n, b);
         self.gemv_width = super::simd::gemv_width();
         let blocks = self.blocks.zeroed(k * n);
-        let mut at = 0;
-        for col in (0..n).step_by(self.gemv_width) {
-            let w = self.gemv_width.min(n - col);
-            for p in 0..k {
-                blocks[at..at + w].copy_from_slice(&b[p * n + col..p * n + col + w]);
-                at += w;
-            }
-        }
+        // The layout baked weights have too (one definition of it, in the kernels crate).
+        let packed = super::simd::step::pack_blocks(k, n, &b[..k * n], self.gemv_width, blocks);
+        assert!(packed, "the block width is positive and the lengths are k · n");
     }
 
     /// `c = a · self` for the `m` rows of `a` (`m × k`); `c` is `m × n`.
