@@ -109,6 +109,24 @@ pub fn check_for_main(path: &Path, shown: &str, main: Option<&Program>) -> Resul
     check_weight_file(path, shown, main)
 }
 
+/// The values of a weight file that [`check_weight_file`] accepted, by key, each row-major
+/// (for code that bakes them in as arrays).
+pub fn weight_values(baked: &BakedWeights) -> Result<std::collections::HashMap<String, Vec<f32>>, BakeError> {
+    let file = baked.shown.clone();
+    let bytes =
+        std::fs::read(&baked.path).map_err(|source| BakeError::Read { file: file.clone(), source })?;
+    let st =
+        safetensors::SafeTensors::deserialize(&bytes).map_err(|source| BakeError::Format { file, source })?;
+    Ok(st
+        .tensors()
+        .into_iter()
+        .map(|(key, view)| {
+            let values = view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]));
+            (key, values.collect())
+        })
+        .collect())
+}
+
 /// [`check_weight_file`] on the file's bytes.
 pub fn check_weight_bytes(bytes: &[u8], shown: &str, program: &Program) -> Result<(), BakeError> {
     let file = shown.to_string();

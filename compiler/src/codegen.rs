@@ -13,6 +13,7 @@ use quote::{format_ident, quote};
 use crate::ir::{self, Activation, CellKind, Dim, MergeKind, MergeMode, Op, Program, RnnAttrs};
 
 mod direct;
+pub mod embedded;
 
 fn act(a: Activation) -> TokenStream {
     let v = format_ident!("{}", format!("{a:?}"));

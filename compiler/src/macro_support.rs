@@ -158,28 +158,43 @@ enum Origin {
     File { lit: syn::LitStr, path: PathBuf },
 }
 
-/// The file form's arguments: `"m.seq"` or `"m.seq", weights = "m.safetensors"`.
+/// The file form's arguments: `"m.seq"`, then options: `weights = "m.safetensors"` and
+/// `no_std` (in either order).
 struct FileArgs {
     seq: syn::LitStr,
     weights: Option<syn::LitStr>,
+    /// The `no_std` flag's token.
+    no_std: Option<syn::Ident>,
 }
 
 impl syn::parse::Parse for FileArgs {
     fn parse(input: syn::parse::ParseStream<'_>) -> syn::Result<Self> {
         let seq = input.parse()?;
-        let mut weights = None;
-        if input.parse::<Option<syn::Token![,]>>()?.is_some() && !input.is_empty() {
+        let (mut weights, mut no_std) = (None, None);
+        while input.parse::<Option<syn::Token![,]>>()?.is_some() && !input.is_empty() {
             let key: syn::Ident = input.parse()?;
-            if key != "weights" {
-                let msg =
-                    format!("unknown option `{key}`: the file form takes `weights = \"m.safetensors\"`");
+            let repeated = || syn::Error::new(key.span(), format!("the option `{key}` is given twice"));
+            if key == "weights" {
+                input.parse::<syn::Token![=]>()?;
+                if weights.replace(input.parse()?).is_some() {
+                    return Err(repeated());
+                }
+            } else if key == "no_std" {
+                if no_std.is_some() {
+                    return Err(repeated());
+                }
+                no_std = Some(key);
+            } else {
+                let msg = format!(
+                    "unknown option `{key}`: the file form takes `weights = \"m.safetensors\"` and `no_std`"
+                );
                 return Err(syn::Error::new(key.span(), msg));
             }
-            input.parse::<syn::Token![=]>()?;
-            weights = Some(input.parse()?);
-            input.parse::<Option<syn::Token![,]>>()?;
         }
-        Ok(FileArgs { seq, weights })
+        if !input.is_empty() {
+            return Err(input.error("expected `,` and an option (`weights = \"m.safetensors\"` or `no_std`)"));
+        }
+        Ok(FileArgs { seq, weights, no_std })
     }
 }
 
@@ -193,6 +208,33 @@ fn baked_stand_in(model: &str) -> TokenStream {
             pub const BAKED_WEIGHTS: &'static [u8] = &[];
             #[doc(hidden)]
             pub fn baked() -> Self { ::core::unreachable!("the weights did not compile") }
+        }
+    }
+}
+
+/// The `no_std` code of `p` with the checked weights `baked`, or why there is none.
+fn no_std_tokens(p: &crate::ir::Program, baked: &crate::baked::BakedWeights) -> Result<TokenStream, String> {
+    let values = crate::baked::weight_values(baked).map_err(|e| e.to_string())?;
+    let path = baked.path.display().to_string();
+    crate::codegen::embedded::model_tokens(p, &values, &path).map_err(|e| e.to_string())
+}
+
+/// The `no_std` type's API for a model that has no code, so that the user's calls to it are
+/// not further errors; it never runs, as the build fails.
+fn no_std_stand_in(model: &str) -> TokenStream {
+    let ident = quote::format_ident!("{}", model);
+    quote! {
+        #[doc(hidden)]
+        pub struct #ident;
+        impl #ident {
+            #[doc(hidden)]
+            pub fn new() -> Self { ::core::unreachable!("the model did not compile") }
+            #[doc(hidden)]
+            pub fn step(&mut self, _: &[f32]) -> ::core::result::Result<&[f32], ::seqmodel::NonFinite> {
+                ::core::unreachable!("the model did not compile")
+            }
+            #[doc(hidden)]
+            pub fn reset_states(&mut self) {}
         }
     }
 }
@@ -211,13 +253,14 @@ fn is_file_form(input: &TokenStream) -> bool {
 /// (its last) has those weights compiled in (see [`crate::baked`]); a weight file that does
 /// not fit the model is an error on the `weights` literal.
 pub fn expand(input: TokenStream, manifest_dir: &Path) -> TokenStream {
-    let mut weights = None;
+    let (mut weights, mut no_std) = (None, None);
     let (source, origin) = if is_file_form(&input) {
         let args = match syn::parse2::<FileArgs>(input) {
             Ok(a) => a,
             Err(e) => return e.to_compile_error(),
         };
         weights = args.weights;
+        no_std = args.no_std;
         let lit = args.seq;
         let path = manifest_dir.join(lit.value());
         match std::fs::read_to_string(&path) {
@@ -282,6 +325,34 @@ pub fn expand(input: TokenStream, manifest_dir: &Path) -> TokenStream {
     // Tokens cannot leave the macro's thread: generate here.
     let items: Vec<TokenStream> = match &parsed {
         None => Vec::new(),
+        // `no_std`: the main model only, with its weights (its sub-models are inlined in it).
+        Some((file, programs)) if no_std.is_some() => {
+            let flag = no_std.as_ref().map(syn::Ident::span).unwrap_or_else(Span::call_site);
+            let main_name = file.models.last().map(|m| m.name.name.as_str());
+            let code = match (&baked, programs.last()) {
+                (Some(b), Some(Some(p))) => Some(no_std_tokens(p, b)),
+                (None, Some(Some(_))) if weights.is_none() => {
+                    Some(Err("`no_std` code has its weights compiled in: add `weights = \"m.safetensors\"`"
+                        .to_string()))
+                }
+                // The model's or the weight file's own errors say why.
+                _ => None,
+            };
+            match code {
+                Some(Ok(tokens)) => vec![tokens],
+                failed => {
+                    if let Some(Err(msg)) = failed {
+                        let e = syn::Error::new(flag, msg);
+                        match combined.as_mut() {
+                            Some(c) => c.combine(e),
+                            None => combined = Some(e),
+                        }
+                    }
+                    stand_in = main_name.map(no_std_stand_in).unwrap_or_default();
+                    Vec::new()
+                }
+            }
+        }
         Some((file, programs)) => {
             let last = programs.len().saturating_sub(1);
             programs

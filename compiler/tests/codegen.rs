@@ -124,3 +124,54 @@ fn a_broken_models_stand_in_declares_the_api_it_would_have_had() {
     }
     assert!(compared >= 20, "{compared}");
 }
+
+/// `(program, weight values)` for `src`'s main model: every weight a short ramp, so the baked
+/// arrays show the packed order.
+fn with_ramp_weights(
+    src: &str,
+) -> (seqmodel_compiler::ir::Program, std::collections::HashMap<String, Vec<f32>>) {
+    let c = seqmodel_compiler::compile(src).unwrap_or_else(|e| panic!("{}", e.render("t", src, false)));
+    let p = c.programs.last().unwrap().clone();
+    let values = p
+        .weight_specs()
+        .iter()
+        .map(|w| {
+            let n: usize = w.shape.iter().product();
+            (w.key.clone(), (0..n).map(|i| i as f32 / 8.0 - 0.5).collect())
+        })
+        .collect();
+    (p, values)
+}
+
+fn no_std(src: &str) -> Result<String, String> {
+    let (p, values) = with_ramp_weights(src);
+    let tokens = seqmodel_compiler::codegen::embedded::model_tokens(&p, &values, "/weights.safetensors")
+        .map_err(|e| e.to_string())?;
+    Ok(prettyplease::unparse(&syn::parse2(tokens).unwrap()))
+}
+
+#[test]
+fn no_std_stepped_lstm_gru_dense() {
+    insta::assert_snapshot!(
+        no_std(
+            "model G(x: [T, 2]) -> [T, 2] where batch = 1 { x -> LSTM(3, stateful=true, return_sequences=true) -> GRU(2, return_sequences=true) -> TimeDistributed(Dense(2, activation=\"tanh\")) }"
+        )
+        .unwrap()
+    );
+}
+
+#[test]
+fn no_std_refuses_what_it_does_not_cover_naming_the_layer() {
+    let cases = [
+        ("model M(x: [5, 2]) -> [2] { x -> LSTM(2) }", "a step function"),
+        ("model M(x: [T, 2]) -> [T, 2] { x -> SimpleRNN(2, return_sequences=true) }", "layer `simple_rnn`"),
+        ("model M(x: [T, 2]) -> [2] { x -> LSTM(2, activation=\"relu\") }", "activation tanh"),
+        ("model M(x: [T, 2]) -> [2] { x -> LSTM(2) -> Dense(2, activation=\"gelu\") }", "activation Gelu"),
+        ("model M(x: [T, 4]) -> [T, 2] { x -> Conv1D(2, 1) }", "layer `conv1d` (Conv1D)"),
+        ("model M(x: [T, 2]) -> [2] where batch = 4 { x -> LSTM(2) }", "batch 1"),
+    ];
+    for (src, want) in cases {
+        let e = no_std(src).unwrap_err();
+        assert!(e.starts_with("model `M` has no `no_std` code: ") && e.contains(want), "{src}: {e}");
+    }
+}

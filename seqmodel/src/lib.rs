@@ -55,8 +55,13 @@
 //! assert_eq!(&z[..], y.as_slice().unwrap());
 //! ```
 
+#![cfg_attr(not(feature = "std"), no_std)]
+
+#[cfg(feature = "std")]
 pub use ndarray;
+pub use seqmodel_kernels::step::NonFinite;
 pub use seqmodel_macros::seqmodel;
+#[cfg(feature = "std")]
 pub use seqmodel_runtime::{
     Architecture, Model, Result, RuntimeError, Streams, Tensor, TensorView, WeightStore, ir, num_threads,
     set_num_threads, train,
@@ -66,6 +71,9 @@ pub use seqmodel_runtime::{
 /// as serde and thiserror do.
 #[doc(hidden)]
 pub mod __private {
+    /// What `no_std` generated code calls.
+    pub use seqmodel_kernels as embedded;
+    #[cfg(feature = "std")]
     pub use seqmodel_runtime::{direct, exec, kernels};
 
     /// Loads a Keras `.keras` or `.h5` file's weights for a model with these `(key, shape)`
@@ -101,6 +109,7 @@ pub mod __private {
         ($($item:tt)*) => {};
     }
 
+    #[cfg(feature = "std")]
     pub use crate::__if_keras as if_keras;
 }
 

@@ -28,3 +28,27 @@ fn the_keras_feature_links_no_compiler_parser_or_macro_crate() {
         );
     }
 }
+
+#[test]
+fn without_std_only_the_kernels_are_linked() {
+    let out = Command::new(env!("CARGO"))
+        .args([
+            "tree",
+            "-p",
+            "seqmodel",
+            "--no-default-features",
+            "-e",
+            "normal,no-proc-macro",
+            "--prefix",
+            "none",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let tree = String::from_utf8_lossy(&out.stdout);
+    let names: Vec<&str> = tree.lines().filter_map(|l| l.split_whitespace().next()).collect();
+    assert!(out.status.success() && names.contains(&"seqmodel-kernels"), "{tree}");
+    for name in ["seqmodel-runtime", "ndarray", "safetensors", "seqmodel-keras", "seqmodel-compiler"] {
+        assert!(!names.contains(&name), "{name} is linked without std:\n{tree}");
+    }
+}
