@@ -20,6 +20,7 @@ fn main() {
     let imp = match args.get(2).map(String::as_str) {
         Some("interp") => Implementation::Interpreter,
         Some("generated") => Implementation::Generated,
+        Some("no_std") => Implementation::NoStd,
         _ => panic!("{usage}"),
     };
     let seconds: f64 = args.get(3).map_or(Ok(5.0), |s| s.parse()).expect(usage);

@@ -34,6 +34,9 @@ pub enum Implementation {
     Generated,
     /// The IR interpreter (`seqmodel::Model`, what `seqc run` uses).
     Interpreter,
+    /// The `no_std` code of `seqmodel!(…, no_std)` with its weights compiled in (the
+    /// `seqmodel-no-std` crate's gen-stateful; other configs have none).
+    NoStd,
 }
 
 impl Implementation {
@@ -42,6 +45,7 @@ impl Implementation {
         match self {
             Implementation::Generated => "seqmodel",
             Implementation::Interpreter => "seqmodel-interp",
+            Implementation::NoStd => "seqmodel-no_std",
         }
     }
 }
@@ -149,7 +153,7 @@ fn trainer(c: Config) -> (Trainer, Vec<Tensor>, Vec<Tensor>) {
 /// one implementation, the tape of `seqmodel::train`, reported as `seqmodel`).
 pub fn build(c: Config, mode: Mode, imp: Implementation) -> Option<Call> {
     if mode == Mode::Train {
-        if !c.trains() || imp == Implementation::Interpreter {
+        if !c.trains() || imp != Implementation::Generated {
             return None;
         }
         let (mut tr, x, y) = trainer(c);
@@ -160,6 +164,21 @@ pub fn build(c: Config, mode: Mode, imp: Implementation) -> Option<Call> {
     let x = input(c);
     Some(match imp {
         Implementation::Generated => generated_predict(c, x),
+        Implementation::NoStd if c == Config::GenStateful => {
+            // Its own compiled-in weights (the values do not change the work of a step).
+            let mut m = seqmodel_no_std::GenStateful::new();
+            let x0: [f32; 8] =
+                f32_of(&x).as_slice().expect("standard layout").try_into().expect("8 features");
+            Box::new(move || {
+                m.reset_states();
+                let mut step = x0;
+                for _ in 0..c.shape().1 {
+                    step = *m.step(&step).expect("step");
+                }
+                std::hint::black_box(&step);
+            })
+        }
+        Implementation::NoStd => return None,
         // The interpreter has no streams of its own (a stateful model fixes its batch).
         Implementation::Interpreter if c == Config::ServeStreams => return None,
         Implementation::Interpreter => {

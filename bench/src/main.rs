@@ -119,9 +119,9 @@ fn main() {
         );
     }
     let imps: &[Implementation] = if args.generated_only {
-        &[Implementation::Generated]
+        &[Implementation::Generated, Implementation::NoStd]
     } else {
-        &[Implementation::Generated, Implementation::Interpreter]
+        &[Implementation::Generated, Implementation::NoStd, Implementation::Interpreter]
     };
     for &n in &threads {
         seqmodel::set_num_threads(n);
@@ -149,7 +149,7 @@ fn main() {
                             100.0 * rate / (peak * n as f64)
                         );
                         if let Some((floor_ms, ..)) =
-                            floor.filter(|_| c == generation && n == 1 && imp == Implementation::Generated)
+                            floor.filter(|_| c == generation && n == 1 && imp != Implementation::Interpreter)
                         {
                             println!(
                                 "{:<13} {:<8} {:<16} {:>7} {:>11.3}   ({:.2}x the floor)",
