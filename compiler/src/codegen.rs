@@ -14,6 +14,7 @@ use crate::ir::{self, Activation, CellKind, Dim, MergeKind, MergeMode, Op, Progr
 
 mod direct;
 pub mod embedded;
+mod stepped;
 
 fn act(a: Activation) -> TokenStream {
     let v = format_ident!("{}", format!("{a:?}"));

@@ -48,9 +48,13 @@ pub fn pack_blocks(k: usize, n: usize, b: &[f32], width: usize, out: &mut [f32])
 }
 
 /// A recurrent layer's weights: the kernel `[D, G·U]` and recurrent kernel `[U, G·U]` in
-/// [`BAKED_WIDTH`] column blocks, gate blocks in Keras's order (LSTM i, f, c, o; GRU z, r, h).
+/// column blocks of `width` ([`pack_blocks`]; [`BAKED_WIDTH`] for baked weights, the
+/// runtime's own width for weights loaded at run time), gate blocks in Keras's order (LSTM
+/// i, f, c, o; GRU z, r, h).
 #[derive(Debug, Clone, Copy)]
 pub struct RecurrentWeights<'a> {
+    /// The column-block width of both matrices.
+    pub width: usize,
     /// The input kernel.
     pub kernel: &'a [f32],
     /// The recurrent kernel.
@@ -184,13 +188,15 @@ impl Pointwise {
 }
 
 /// One row through a Dense layer: `y = act(x · kernel + bias)`, the kernel `[D, N]` in
-/// [`BAKED_WIDTH`] column blocks.
+/// column blocks of `width` (as in [`RecurrentWeights`]).
 #[derive(Debug)]
 pub struct DenseStep<'a> {
     /// The input, `D`.
     pub x: &'a [f32],
     /// The kernel.
     pub kernel: &'a [f32],
+    /// Its column-block width.
+    pub width: usize,
     /// The bias, `N`.
     pub bias: Option<&'a [f32]>,
     /// The output, `N`.
@@ -203,7 +209,7 @@ impl DenseStep<'_> {
     /// Runs the layer with the instruction set `s`.
     #[inline(always)]
     pub fn run<S: Simd>(self, s: S) {
-        let DenseStep { x, kernel, bias, y, activation } = self;
+        let DenseStep { x, kernel, width, bias, y, activation } = self;
         let accumulate = match bias {
             Some(b) => {
                 for (d, v) in y.iter_mut().zip(b) {
@@ -213,7 +219,7 @@ impl DenseStep<'_> {
             }
             None => false,
         };
-        GemvBlocks { x, blocks: kernel, y, width: BAKED_WIDTH, accumulate, backwards: false }.with_simd(s);
+        GemvBlocks { x, blocks: kernel, y, width, accumulate, backwards: false }.with_simd(s);
         activation.apply(s, y);
     }
 }
@@ -337,7 +343,13 @@ mod tests {
         let (want_h, want_c) = lstm_reference(&x, &k, &r, &b, &h, &c);
         let (pk, pr) = (packed(d, 4 * u, &k), packed(u, 4 * u, &r));
         let (mut xp, mut rec, mut c_new) = (std::vec![0.0; 4 * u], std::vec![0.0; 4 * u], std::vec![0.0; u]);
-        let weights = RecurrentWeights { kernel: &pk, recurrent: &pr, bias: Some(&b), recurrent_bias: None };
+        let weights = RecurrentWeights {
+            width: BAKED_WIDTH,
+            kernel: &pk,
+            recurrent: &pr,
+            bias: Some(&b),
+            recurrent_bias: None,
+        };
         s.vectorize(Lstm {
             step: LstmStep {
                 weights,
@@ -396,7 +408,13 @@ mod tests {
             let (pk, pr) = (packed(d, 3 * u, &k), packed(u, 3 * u, &r));
             let (mut xp, mut rec, mut h_new) = (std::vec![0.0; 3 * u], std::vec![0.0; 3 * u], std::vec![0.0; u]);
             let weights =
-                RecurrentWeights { kernel: &pk, recurrent: &pr, bias: Some(&b[..3 * u]), recurrent_bias: Some(&b[3 * u..]) };
+                RecurrentWeights {
+                width: BAKED_WIDTH,
+                kernel: &pk,
+                recurrent: &pr,
+                bias: Some(&b[..3 * u]),
+                recurrent_bias: Some(&b[3 * u..]),
+            };
             GruStep { weights, x: &x, h: &mut h, work: (&mut xp, &mut rec, &mut h_new), backwards: true }
                 .run(pulp::Scalar::new());
             close(&h, &want, "gru h");
@@ -414,7 +432,7 @@ mod tests {
             let total: f64 = z.iter().map(|v| (v - max).exp()).sum();
             for act in [Pointwise::Linear, Pointwise::Map(Unary::Tanh), Pointwise::Softmax] {
                 let mut y = std::vec![0.0; n];
-                DenseStep { x: &x, kernel: &pk, bias: Some(&b), y: &mut y, activation: act }.run(pulp::Scalar::new());
+                DenseStep { x: &x, kernel: &pk, width: BAKED_WIDTH, bias: Some(&b), y: &mut y, activation: act }.run(pulp::Scalar::new());
                 let want: Vec<f64> = match act {
                     Pointwise::Linear => z.clone(),
                     Pointwise::Map(_) => z.iter().map(|v| v.tanh()).collect(),

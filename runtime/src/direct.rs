@@ -27,6 +27,35 @@ pub struct RnnNode {
     out: Vec<f32>,
     last: Vec<f32>,
     states: Vec<Vec<f32>>,
+    /// A step's work buffers for the step kernels (see [`RnnNode::step_parts`]).
+    work: Vec<f32>,
+}
+
+/// A recurrent layer's buffers for one step of one row with the step kernels
+/// ([`crate::kernels::simd::step`]).
+#[derive(Debug)]
+pub struct RnnStepParts<'a> {
+    /// The hidden state, `U`.
+    pub h: &'a mut [f32],
+    /// The cell state (LSTM), `U`; empty for a GRU.
+    pub c: &'a mut [f32],
+    /// The input projection, `G·U`.
+    pub xp: &'a mut [f32],
+    /// The recurrent projection, `G·U`.
+    pub rec: &'a mut [f32],
+    /// The new cell (LSTM) or hidden (GRU) state, `U`.
+    pub new: &'a mut [f32],
+}
+
+/// A Dense layer's weights as the step kernels read them.
+#[derive(Debug, Clone, Copy)]
+pub struct DenseWeights<'a> {
+    /// The kernel in column blocks of `width`.
+    pub kernel: &'a [f32],
+    /// The block width.
+    pub width: usize,
+    /// The bias.
+    pub bias: Option<&'a [f32]>,
 }
 
 pub use crate::layers::recurrent::RnnScratch;
@@ -110,6 +139,55 @@ impl RnnNode {
         Ok(&self.out)
     }
 
+    /// The weights and buffers of one step of one row through this layer (`a`, weights
+    /// `prepared`) with the step kernels, its states those its last call ended with (zeros at
+    /// first, after a reset, and always for a layer that is not stateful), as [`RnnNode::run`]
+    /// on a batch of one step would use them. An LSTM or GRU (`reset_after`) only.
+    pub fn step_parts<'p>(
+        &mut self,
+        layer: &str,
+        a: &RnnAttrs,
+        prepared: Option<&'p Prepared>,
+    ) -> Result<(crate::kernels::simd::step::RecurrentWeights<'p>, RnnStepParts<'_>)> {
+        let weights = match prepared {
+            Some(Prepared::Rnn(w)) => w.step_weights(a.cell),
+            _ => None,
+        };
+        let weights = weights.ok_or_else(|| {
+            RuntimeError::Shape(format!("layer `{layer}` has no step-kernel weights (an LSTM's or a GRU's)"))
+        })?;
+        let u = a.units;
+        let gu = a.cell.gates() * u;
+        let carried = a.stateful && self.states.first().is_some_and(|h| !h.is_empty());
+        if carried && self.states[0].len() != u {
+            return Err(RuntimeError::Shape(format!(
+                "stateful layer `{layer}` carries states of batch {}; a step has batch 1 \
+                 (reset the states to change the batch)",
+                self.states[0].len() / u.max(1)
+            )));
+        }
+        // The same states as `run` keeps (`h`, and `c` for an LSTM).
+        if !carried {
+            self.states.resize_with(a.cell.states(), Vec::new);
+            for s in &mut self.states {
+                sized(s, u).fill(0.0);
+            }
+        }
+        let (h, c) = match &mut self.states[..] {
+            [h, c, ..] => (h, sized(c, u)),
+            [h] => (h, &mut [][..]),
+            [] => return Err(RuntimeError::Shape(format!("layer `{layer}` has no states"))),
+        };
+        let (xp, rest) = sized(&mut self.work, 2 * gu + u).split_at_mut(gu);
+        let (rec, new) = rest.split_at_mut(gu);
+        Ok((weights, RnnStepParts { h: sized(h, u), c, xp, rec, new }))
+    }
+
+    /// The hidden state after the last step (the output of [`RnnNode::step_parts`]'s step).
+    pub fn step_output(&self) -> &[f32] {
+        self.states.first().map_or(&[], |h| &h[..])
+    }
+
     /// Forgets the carried states (Keras's `reset_states`).
     pub fn reset(&mut self) {
         for s in &mut self.states {
@@ -142,6 +220,26 @@ impl DenseNode {
         basic::dense_rows(x, rows, kernel, bias.as_deref(), units, act, out);
         Ok(&self.out)
     }
+
+    /// The weights (`prepared`) and the output buffer of one row through this layer with the
+    /// step kernels.
+    pub fn step_parts<'p>(
+        &mut self,
+        layer: &str,
+        units: usize,
+        prepared: Option<&'p Prepared>,
+    ) -> Result<(DenseWeights<'p>, &mut [f32])> {
+        let Some(Prepared::Dense { kernel, bias }) = prepared else {
+            return Err(RuntimeError::Shape(format!("layer `{layer}` has no Dense weights")));
+        };
+        let (kernel, width) = kernel.blocks();
+        Ok((DenseWeights { kernel, width, bias: bias.as_deref() }, sized(&mut self.out, units)))
+    }
+
+    /// The output of the last step.
+    pub fn step_output(&self) -> &[f32] {
+        &self.out
+    }
 }
 
 /// An activation layer's (or an inference-time identity's) output buffer.
@@ -156,6 +254,16 @@ impl MapNode {
         let out = sized(&mut self.out, len);
         out.copy_from_slice(&x[..len]);
         activation::apply(act, out, width);
+        &self.out
+    }
+
+    /// The output buffer of one step through this layer with the step kernels (`len` values).
+    pub fn step_buffer(&mut self, len: usize) -> &mut [f32] {
+        sized(&mut self.out, len)
+    }
+
+    /// The output of the last step.
+    pub fn step_output(&self) -> &[f32] {
         &self.out
     }
 }

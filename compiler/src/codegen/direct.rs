@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use proc_macro2::{Literal, TokenStream};
 use quote::{format_ident, quote};
 
+use super::stepped::StepKind;
 use super::{act, rnn_attrs};
 use crate::ir::{self, Dim, NodeIndex, Op, Program};
 
@@ -70,6 +71,8 @@ pub(super) fn plan(p: &Program, order: &[NodeIndex]) -> Option<Direct> {
     };
     let mut at: HashMap<NodeIndex, (Source, Vec<Dim>)> = HashMap::new();
     let (mut fields, mut body, mut reset) = (Vec::new(), Vec::new(), Vec::new());
+    // The field of each node with buffers, by its position in `order`.
+    let mut field_of: HashMap<usize, Literal> = HashMap::new();
     // Whether a recurrent layer needs the work buffers (one set for all of them).
     let mut recurrent = false;
     let private = quote! { ::seqmodel::__private::direct };
@@ -93,6 +96,7 @@ pub(super) fn plan(p: &Program, order: &[NodeIndex]) -> Option<Direct> {
             }
         };
         let field = Literal::usize_unsuffixed(fields.len());
+        field_of.insert(i, field.clone());
         let v = format_ident!("v{}", i);
         let layer = &node.layer;
         let prepared = quote! { self.prepared[#i].as_ref() };
@@ -180,14 +184,17 @@ pub(super) fn plan(p: &Program, order: &[NodeIndex]) -> Option<Direct> {
         quote! { #[allow(unused_variables)] let #s = 1usize; }
     });
     let input = &p.inputs[0].name;
-    let step_one = quote! {
-        ::seqmodel::__private::exec::check_finite(#input, x)?;
-        let batch = 1usize;
-        #(#ones)*
-        let input0: &[f32] = x;
-        let nodes = &mut self.nodes;
-        #(#body)*
-        #private::array(#last)
+    let step_one = match fused_step_one(p, &field_of) {
+        Some(fused) => fused,
+        None => quote! {
+            ::seqmodel::__private::exec::check_finite(#input, x)?;
+            let batch = 1usize;
+            #(#ones)*
+            let input0: &[f32] = x;
+            let nodes = &mut self.nodes;
+            #(#body)*
+            #private::array(#last)
+        },
     };
     let names: Vec<_> = p.inputs.iter().map(|i| format_ident!("{}", i.name)).collect();
     let rows: Vec<_> = (0..p.inputs.len()).map(|k| format_ident!("input{}", k)).collect();
@@ -234,6 +241,97 @@ pub(super) fn plan(p: &Program, order: &[NodeIndex]) -> Option<Direct> {
         },
         reset: quote! { #(#reset)* },
         step_one,
+    })
+}
+
+/// The body of `step_one` for a model the step kernels run ([`super::stepped`]): each node's
+/// weights and buffers are taken from its field (`field_of`) and the whole step runs in one
+/// SIMD dispatch, as the `no_std` code's does; `None` for another model.
+fn fused_step_one(p: &Program, field_of: &HashMap<usize, Literal>) -> Option<TokenStream> {
+    let stepped = super::stepped::stepped(p).ok()?;
+    let private = quote! { ::seqmodel::__private::direct };
+    let step = quote! { ::seqmodel::__private::embedded::step };
+    let (mut parts, mut members, mut types, mut calls) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for l in &stepped.layers {
+        let field = field_of.get(&l.index)?;
+        let (w, b) = (format_ident!("w{}", l.index), format_ident!("b{}", l.index));
+        let layer = l.layer;
+        let i = l.index;
+        let prepared = quote! { prepared[#i].as_ref() };
+        match &l.kind {
+            StepKind::Recurrent { attrs, .. } => {
+                let attrs = rnn_attrs(attrs);
+                parts.push(quote! { let (#w, #b) = nodes.#field.step_parts(#layer, &#attrs, #prepared)?; });
+                types.push(quote! { #w: #step::RecurrentWeights<'a>, #b: #private::RnnStepParts<'a>, });
+                members.push(quote! { #w, #b, });
+            }
+            StepKind::Dense { units, .. } => {
+                parts.push(quote! { let (#w, #b) = nodes.#field.step_parts(#layer, #units, #prepared)?; });
+                types.push(quote! { #w: #private::DenseWeights<'a>, #b: &'a mut [f32], });
+                members.push(quote! { #w, #b, });
+            }
+            StepKind::Map { width, .. } => {
+                parts.push(quote! { let #b = nodes.#field.step_buffer(#width); });
+                types.push(quote! { #b: &'a mut [f32], });
+                members.push(quote! { #b, });
+            }
+        }
+        let x = match l.from {
+            Some(j) => {
+                let from = stepped.layers.iter().find(|k| k.index == j)?;
+                let src = format_ident!("b{}", j);
+                match from.kind {
+                    StepKind::Recurrent { .. } => quote! { &#src.h[..] },
+                    _ => quote! { &#src[..] },
+                }
+            }
+            None => quote! { input },
+        };
+        let recurrent = matches!(l.kind, StepKind::Recurrent { .. });
+        let weight = |part: &str| {
+            let part = format_ident!("{}", part);
+            quote! { #w.#part }
+        };
+        let buffer = |part: &str| {
+            let part = format_ident!("{}", part);
+            if recurrent {
+                quote! { &mut #b.#part[..] }
+            } else {
+                quote! { &mut #b[..] }
+            }
+        };
+        calls.push(super::stepped::kernel_call(l, x, &weight, &buffer));
+    }
+    let out = field_of.get(&stepped.output)?;
+    let input = &p.inputs[0].name;
+    // The model has the recurrence's work buffers (and their direction) only with a recurrent layer.
+    let turn = if stepped.layers.iter().any(|l| matches!(l.kind, StepKind::Recurrent { .. })) {
+        quote! { self.rnn_scratch.turn() }
+    } else {
+        quote! { false }
+    };
+    Some(quote! {
+        ::seqmodel::__private::exec::check_finite(#input, x)?;
+        let nodes = &mut self.nodes;
+        let prepared = &self.prepared;
+        let backwards = #turn;
+        #(#parts)*
+        /// The model's step with the instruction set `S`.
+        struct Step<'a> {
+            input: &'a [f32],
+            backwards: bool,
+            #(#types)*
+        }
+        impl ::seqmodel::__private::embedded::pulp::WithSimd for Step<'_> {
+            type Output = ();
+            #[inline(always)]
+            fn with_simd<S: ::seqmodel::__private::embedded::pulp::Simd>(self, s: S) {
+                let Step { input, backwards, #(#members)* } = self;
+                #(#calls)*
+            }
+        }
+        ::seqmodel::__private::embedded::pulp::Arch::new().dispatch(Step { input: x, backwards, #(#members)* });
+        #private::array(nodes.#out.step_output())
     })
 }
 

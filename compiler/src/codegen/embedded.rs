@@ -16,7 +16,8 @@ use proc_macro2::{Literal, TokenStream};
 use quote::{format_ident, quote};
 use seqmodel_kernels::step::{BAKED_WIDTH, pack_blocks};
 
-use crate::ir::{self, Activation, CellKind, Dim, NodeIndex, Op, Program};
+use super::stepped::{self, StepKind, Stepped};
+use crate::ir::{self, Program};
 
 /// Why a model has no `no_std` code.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -43,51 +44,24 @@ pub fn model_tokens(
     ir::passes::for_inference(&mut optimised);
     let p = &optimised;
     let fail = |why: String| NoStdError { model: p.name.clone(), why };
-    let (f, o) = step_sizes(p).ok_or_else(|| {
-        fail(
-            "`no_std` code is a step function: it needs one float input `[T, F]`, stepped one time step per \
-             call (batch 1), and one output `[T, O]` or `[O]`"
-                .into(),
-        )
-    })?;
-    let weight = |key: String| values.get(&key).ok_or_else(|| fail(format!("the weight `{key}` is missing")));
+    let stepped = stepped::stepped(p).map_err(fail)?;
+    let (f, o) = (stepped.f, stepped.o);
     let mut statics = Vec::new();
     let mut fields = Vec::new();
     let mut zeros = Vec::new();
     let mut steps = Vec::new();
     let mut resets = Vec::new();
-    // Where each node's output is: a field of the model, or the step's input (`None`).
-    let mut at: HashMap<NodeIndex, Option<proc_macro2::Ident>> = HashMap::new();
-    let kernels = quote! { ::seqmodel::__private::embedded::step };
-    for (i, n) in p.topo_order().into_iter().enumerate() {
-        let node = &p.graph[n];
-        let layer = &node.layer;
-        if let Op::Input { .. } = node.op {
-            at.insert(n, None);
-            continue;
-        }
-        let [src] = p.node_inputs(n)[..] else {
-            return Err(fail(format!("layer `{layer}` takes several inputs")));
-        };
-        let from = at
-            .get(&src.node)
-            .cloned()
-            .ok_or_else(|| fail(format!("layer `{layer}` reads a second output")))?;
-        let x = match &from {
-            Some(field) => quote! { m.#field[..] },
-            None => quote! { x[..] },
-        };
-        let prefix = node.weights.clone().unwrap_or_default();
-        let mut array = |name: &str,
-                         key: &str,
-                         rows_cols: Option<(usize, usize)>|
-         -> Result<proc_macro2::Ident, NoStdError> {
-            let v = weight(format!("{prefix}/{key}"))?;
+    for l in &stepped.layers {
+        let i = l.index;
+        // A weight as a static array, packed when it is a matrix (`rows × columns`).
+        let mut array = |name: &str, key: &str, rows_cols: Option<(usize, usize)>| {
+            let key = format!("{}/{key}", l.weights);
+            let v = values.get(&key).ok_or_else(|| fail(format!("the weight `{key}` is missing")))?;
             let laid = match rows_cols {
                 Some((k, c)) => {
                     let mut out = vec![0.0; v.len()];
                     if !pack_blocks(k, c, v, BAKED_WIDTH, &mut out) {
-                        return Err(fail(format!("the weight `{prefix}/{key}` is not {k} × {c}")));
+                        return Err(fail(format!("the weight `{key}` is not {k} × {c}")));
                     }
                     out
                 }
@@ -99,124 +73,85 @@ pub fn model_tokens(
             statics.push(quote! { static #ident: Aligned<#len> = Aligned([#(#lits),*]); });
             Ok(ident)
         };
-        let y = format_ident!("y{}", i);
-        match &node.op {
-            Op::Rnn(a) if !a.return_state => {
-                let fused = a.activation == Activation::Tanh && a.recurrent_activation == Activation::Sigmoid;
-                let (cell, gates) = match a.cell {
-                    CellKind::Lstm if fused => ("LSTM", 4),
-                    CellKind::Gru { reset_after: true } if fused => ("GRU", 3),
-                    _ => {
-                        return Err(fail(format!(
-                            "layer `{layer}`: only LSTM and GRU (reset_after=True) with activation tanh and \
-                             recurrent_activation sigmoid have step kernels"
-                        )));
-                    }
-                };
+        let mut weights: HashMap<&str, TokenStream> = HashMap::new();
+        weights.insert("width", quote! { ::seqmodel::__private::embedded::step::BAKED_WIDTH });
+        let none = quote! { ::core::option::Option::None };
+        let some = |t: TokenStream| quote! { ::core::option::Option::Some(#t) };
+        let mut buffers = vec!["y"];
+        match &l.kind {
+            StepKind::Recurrent { attrs: a, lstm } => {
                 let (d, u) = (a.input_dim, a.units);
-                let gu = gates * u;
+                let gu = if *lstm { 4 * u } else { 3 * u };
                 let kernel = array("KERNEL", "kernel", Some((d, gu)))?;
                 let recurrent = array("RECURRENT", "recurrent_kernel", Some((u, gu)))?;
-                let (bias, recurrent_bias) = if a.use_bias {
-                    let b = array("BIAS", "bias", None)?;
-                    match cell {
-                        "GRU" => (
-                            quote! { ::core::option::Option::Some(&#b.0[..#gu]) },
-                            quote! { ::core::option::Option::Some(&#b.0[#gu..]) },
-                        ),
-                        _ => (
-                            quote! { ::core::option::Option::Some(&#b.0) },
-                            quote! { ::core::option::Option::None },
-                        ),
+                weights.insert("kernel", quote! { &#kernel.0 });
+                weights.insert("recurrent", quote! { &#recurrent.0 });
+                let (bias, recurrent_bias) = match (a.use_bias, *lstm) {
+                    (false, _) => (none.clone(), none.clone()),
+                    (true, true) => {
+                        let b = array("BIAS", "bias", None)?;
+                        (some(quote! { &#b.0 }), none.clone())
                     }
-                } else {
-                    (quote! { ::core::option::Option::None }, quote! { ::core::option::Option::None })
+                    (true, false) => {
+                        let b = array("BIAS", "bias", None)?;
+                        (some(quote! { &#b.0[..#gu] }), some(quote! { &#b.0[#gu..] }))
+                    }
                 };
-                let (h, c, xp, rec, new) = (
-                    format_ident!("h{}", i),
-                    format_ident!("c{}", i),
-                    format_ident!("xp{}", i),
-                    format_ident!("rec{}", i),
-                    format_ident!("new{}", i),
-                );
-                fields.push(quote! { #h: [f32; #u], #xp: [f32; #gu], #rec: [f32; #gu], #new: [f32; #u], });
-                zeros.push(quote! { #h: [0.0; #u], #xp: [0.0; #gu], #rec: [0.0; #gu], #new: [0.0; #u], });
-                let lstm = cell == "LSTM";
-                if lstm {
-                    fields.push(quote! { #c: [f32; #u], });
-                    zeros.push(quote! { #c: [0.0; #u], });
+                weights.insert("bias", bias);
+                weights.insert("recurrent_bias", recurrent_bias);
+                let states: &[&str] = if *lstm { &["h", "c"] } else { &["h"] };
+                buffers = states.to_vec();
+                for (name, len) in states.iter().map(|s| (*s, u)).chain([("xp", gu), ("rec", gu), ("new", u)])
+                {
+                    let field = format_ident!("{}{}", name, i);
+                    fields.push(quote! { #field: [f32; #len], });
+                    zeros.push(quote! { #field: [0.0; #len], });
                 }
                 let reset = |owner: TokenStream| {
-                    let c = lstm.then(|| quote! { #owner.#c = [0.0; #u]; });
-                    quote! { #owner.#h = [0.0; #u]; #c }
+                    let each = states.iter().map(|s| format_ident!("{}{}", s, i));
+                    quote! { #(#owner.#each = [0.0; #u];)* }
                 };
                 // A layer that is not stateful starts every call (a sequence of one step) from zeros.
-                let start = if a.stateful {
+                if a.stateful {
                     resets.push(reset(quote! { self }));
-                    quote! {}
                 } else {
-                    reset(quote! { m })
-                };
-                let weights = quote! {
-                    #kernels::RecurrentWeights { kernel: &#kernel.0, recurrent: &#recurrent.0, bias: #bias, recurrent_bias: #recurrent_bias }
-                };
-                let call = if lstm {
-                    quote! {
-                        #kernels::LstmStep { weights: #weights, x: &#x, h: &mut m.#h, c: &mut m.#c,
-                            work: (&mut m.#xp, &mut m.#rec, &mut m.#new), backwards }.run(s);
-                    }
-                } else {
-                    quote! {
-                        #kernels::GruStep { weights: #weights, x: &#x, h: &mut m.#h,
-                            work: (&mut m.#xp, &mut m.#rec, &mut m.#new), backwards }.run(s);
-                    }
-                };
-                steps.push(quote! { #start #call });
-                at.insert(n, Some(h.clone()));
+                    steps.push(reset(quote! { m }));
+                }
             }
-            Op::Dense { units, input_dim, activation, use_bias } => {
-                let act = pointwise(*activation).ok_or_else(|| {
-                    fail(format!("layer `{layer}`: activation {activation:?} has no SIMD kernel"))
-                })?;
+            StepKind::Dense { units, input_dim, use_bias, .. } => {
                 let kernel = array("KERNEL", "kernel", Some((*input_dim, *units)))?;
+                weights.insert("kernel", quote! { &#kernel.0 });
                 let bias = if *use_bias {
                     let b = array("BIAS", "bias", None)?;
-                    quote! { ::core::option::Option::Some(&#b.0) }
+                    some(quote! { &#b.0 })
                 } else {
-                    quote! { ::core::option::Option::None }
+                    none.clone()
                 };
-                fields.push(quote! { #y: [f32; #units], });
-                zeros.push(quote! { #y: [0.0; #units], });
-                steps.push(quote! {
-                    #kernels::DenseStep { x: &#x, kernel: &#kernel.0, bias: #bias, y: &mut m.#y, activation: #act }.run(s);
-                });
-                at.insert(n, Some(y.clone()));
+                weights.insert("bias", bias);
             }
-            Op::Dropout { .. } | Op::Activation(Activation::Linear) => {
-                at.insert(n, from);
-            }
-            Op::Activation(a) => {
-                let act = pointwise(*a)
-                    .ok_or_else(|| fail(format!("layer `{layer}`: activation {a:?} has no SIMD kernel")))?;
-                let width =
-                    p.types[&n].first().and_then(|t| t.dims.last()).and_then(|d| d.fixed()).unwrap_or(0);
-                fields.push(quote! { #y: [f32; #width], });
-                zeros.push(quote! { #y: [0.0; #width], });
-                steps.push(quote! { m.#y.copy_from_slice(&#x); #act.apply(s, &mut m.#y); });
-                at.insert(n, Some(y.clone()));
-            }
-            _ => {
-                return Err(fail(format!(
-                    "layer `{layer}` ({}) has no step kernel (no_std code covers LSTM, GRU, Dense, activations and \
-                     Dropout)",
-                    node.op.kind_name()
-                )));
-            }
+            StepKind::Map { .. } => {}
         }
+        if buffers == ["y"] {
+            let (y, width) = (format_ident!("y{}", i), l.kind.width());
+            fields.push(quote! { #y: [f32; #width], });
+            zeros.push(quote! { #y: [0.0; #width], });
+        }
+        let x = match l.from {
+            Some(j) => {
+                let field = output_field(&stepped, j);
+                quote! { m.#field }
+            }
+            None => quote! { x },
+        };
+        let x = quote! { &#x[..] };
+        let weight = |part: &str| weights.get(part).cloned().unwrap_or_default();
+        let buffer = |part: &str| {
+            let field = format_ident!("{}{}", part, i);
+            quote! { &mut m.#field }
+        };
+        steps.push(stepped::kernel_call(l, x, &weight, &buffer));
     }
-    let Some(Some(out_field)) = at.get(&p.outputs[0].node).cloned() else {
-        return Err(fail("its output is its input".into()));
-    };
+    let out_field = output_field(&stepped, stepped.output);
     let ident = format_ident!("{}", p.name);
     let name = &p.name;
     let input = &p.inputs[0].name;
@@ -300,36 +235,12 @@ pub fn model_tokens(
     })
 }
 
-/// `(F, O)` of a model stepped one step at a time: one float input `[T, F]` (`T` a symbol or
-/// 1) and one output `[T, O]` or `[O]`, batch 1 or undeclared.
-fn step_sizes(p: &Program) -> Option<(usize, usize)> {
-    let ([input], [output]) = (&p.inputs[..], &p.outputs[..]) else { return None };
-    if input.ty.dtype != ir::DType::F32 || output.port != 0 || p.batch.is_some_and(|b| b != 1) {
-        return None;
+/// The field that holds the output of the layer at `index` (`m.h3`, `m.y4`), for a step body.
+fn output_field(stepped: &Stepped<'_>, index: usize) -> proc_macro2::Ident {
+    match stepped.layers.iter().find(|l| l.index == index).map(|l| &l.kind) {
+        Some(StepKind::Recurrent { .. }) => format_ident!("h{}", index),
+        _ => format_ident!("y{}", index),
     }
-    let stepped = |d: &Dim| matches!(d, Dim::Sym { offset: 0, .. } | Dim::Fixed(1));
-    let [time, Dim::Fixed(f)] = input.ty.dims[..] else { return None };
-    let out = p.types.get(&output.node)?.first()?;
-    let o = match out.dims[..] {
-        [t, Dim::Fixed(o)] if t == time => o,
-        [Dim::Fixed(o)] => o,
-        _ => return None,
-    };
-    stepped(&time).then_some((f, o))
-}
-
-/// The step kernels' form of an activation, if it has one.
-fn pointwise(a: Activation) -> Option<TokenStream> {
-    let k = quote! { ::seqmodel::__private::embedded };
-    Some(match a {
-        Activation::Linear => quote! { #k::step::Pointwise::Linear },
-        Activation::Softmax => quote! { #k::step::Pointwise::Softmax },
-        Activation::Relu => quote! { #k::step::Pointwise::Map(#k::Unary::Relu) },
-        Activation::Sigmoid => quote! { #k::step::Pointwise::Map(#k::Unary::Sigmoid) },
-        Activation::Tanh => quote! { #k::step::Pointwise::Map(#k::Unary::Tanh) },
-        Activation::Exponential => quote! { #k::step::Pointwise::Map(#k::Unary::Exp) },
-        _ => return None,
-    })
 }
 
 /// A float as a literal that reads back as the same bits (negative values as `-` and the

@@ -178,6 +178,12 @@ impl FixedRhs {
         }
     }
 
+    /// The matrix in column blocks ([`super::simd::step::pack_blocks`]) and their width: what
+    /// the step kernels read for one row.
+    pub fn blocks(&self) -> (&[f32], usize) {
+        (self.blocks.as_slice(), self.gemv_width)
+    }
+
     /// Rows of the matrix.
     pub fn k(&self) -> usize {
         self.packed.k()

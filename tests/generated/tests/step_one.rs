@@ -53,3 +53,25 @@ fn plain_array_steps_equal_the_interpreter() {
         }
     }
 }
+
+/// `step_one` (the step kernels) and `step` (the layers' forward pass) carry the same states:
+/// alternating them on one model gives what `step` alone gives on another.
+#[test]
+fn plain_array_and_ndarray_steps_share_the_states() {
+    let mut mixed = Generator::random(5);
+    let mut nd = mixed.clone();
+    for t in 0..8 {
+        let x = features(t);
+        let want = nd.step(&Array2::from_shape_vec((1, 8), x.to_vec()).unwrap()).unwrap();
+        let got = if t % 2 == 0 {
+            mixed.step_one(&x).unwrap().to_vec()
+        } else {
+            mixed
+                .step(&Array2::from_shape_vec((1, 8), x.to_vec()).unwrap())
+                .unwrap()
+                .into_raw_vec_and_offset()
+                .0
+        };
+        assert_eq!(&got[..], want.as_slice().unwrap(), "step {t}");
+    }
+}

@@ -42,6 +42,16 @@ pub struct RnnScratch {
     backwards: bool,
 }
 
+impl RnnScratch {
+    /// The direction of this step's recurrent products, turned for the next step (for a
+    /// step run by the step kernels, which turn as the recurrence does).
+    pub fn turn(&mut self) -> bool {
+        let backwards = self.backwards;
+        self.backwards = !backwards;
+        backwards
+    }
+}
+
 pub(crate) use crate::memory::sized;
 
 /// [`sized`] for the largest buffer of a run, allocated fallibly (the input projection of

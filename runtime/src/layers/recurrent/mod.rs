@@ -60,6 +60,22 @@ impl RnnWeights {
         }
     }
 
+    /// The weights as the step kernels read them for one row (`None` for a GRU without
+    /// `reset_after` and SimpleRNN, which have none).
+    pub fn step_weights(&self, cell: CellKind) -> Option<crate::kernels::simd::step::RecurrentWeights<'_>> {
+        if !matches!(cell, CellKind::Lstm | CellKind::Gru { reset_after: true }) {
+            return None;
+        }
+        let ((kernel, width), (recurrent, recurrent_width)) = (self.kernel.blocks(), self.recurrent.blocks());
+        (width == recurrent_width).then_some(crate::kernels::simd::step::RecurrentWeights {
+            width,
+            kernel,
+            recurrent,
+            bias: Some(&self.bias_in),
+            recurrent_bias: self.bias_rec.as_deref(),
+        })
+    }
+
     /// Repacks Keras's `kernel`, `recurrent_kernel` and `bias` arrays.
     pub fn pack(a: &RnnAttrs, kernel: &[f32], recurrent: &[f32], bias: Option<&[f32]>) -> Self {
         let u = a.units;
