@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Runs seqmodel's benchmarks and ../shared/peers/peers.py in the same session and prints one
-table: config, mode, threads, seqmodel ms (generated code), the interpreter's ms, each peer's
+table: config, mode, threads, seqmodel ms (generated code), the interpreter's ms, the no_std
+code's ms (gen-stateful, weights compiled in), each peer's
 ms, the speed-up of seqmodel over the best peer, and seqmodel's % of the machine's peak
 (single-core FMA peak x threads, measured by seqmodel-bench).
 
@@ -51,7 +52,7 @@ def main():
         if "config" in r:
             table.setdefault((r["config"], r["mode"], r["threads"]), {})[r["peer"]] = r
     peer_names = ["torch", "ort", "keras"]
-    head = ["config", "mode", "threads", "seqmodel ms", "interp ms"] + [p + " ms" for p in peer_names] + \
+    head = ["config", "mode", "threads", "seqmodel ms", "interp ms", "no_std ms"] + [p + " ms" for p in peer_names] + \
         ["vs best peer", "% of peak"]
     print(f"single-core peak (FMA chains): {peak} GFLOP/s\n")
     print("| " + " | ".join(head) + " |")
@@ -68,11 +69,13 @@ def main():
         if ours_ms and peak:
             gflop = cell["seqmodel"]["gflop"]
             pct = f"{100 * gflop / (ours_ms / 1e3) / (peak * key[2]):.0f}%"
-        print("| " + " | ".join([key[0], key[1], str(key[2]), fmt(ours_ms), fmt(ms("seqmodel-interp"))]
+        print("| " + " | ".join([key[0], key[1], str(key[2]), fmt(ours_ms), fmt(ms("seqmodel-interp")),
+                                  fmt(ms("seqmodel-no_std"))]
                                  + [fmt(ms(p)) for p in peer_names] + [speed, pct]) + " |")
     for f in (r for r in rows if "floor" in r):
-        ours = table.get((f["floor"], "predict", 1), {}).get("seqmodel")
-        times = f" = {ours['median_ms'] / f['ms']:.2f}x the floor" if ours else ""
+        cell = table.get((f["floor"], "predict", 1), {})
+        times = "".join(f"; {name} {cell[p]['median_ms'] / f['ms']:.2f}x the floor"
+                        for p, name in [("seqmodel", "seqmodel"), ("seqmodel-no_std", "no_std")] if p in cell)
         print(f"\n{f['floor']} floor at 1 thread: {f['ms']:.3f} ms ({f['weight_bytes_per_step']} weight bytes per step "
               f"over {f['l2_read_gbs']} GB/s of L2 reads, or the FLOPs over the peak){times}")
 

@@ -164,20 +164,14 @@ pub fn build(c: Config, mode: Mode, imp: Implementation) -> Option<Call> {
     let x = input(c);
     Some(match imp {
         Implementation::Generated => generated_predict(c, x),
-        Implementation::NoStd if c == Config::GenStateful => {
-            // Its own compiled-in weights (the values do not change the work of a step).
-            let mut m = seqmodel_no_std::GenStateful::new();
-            let x0: [f32; 8] =
-                f32_of(&x).as_slice().expect("standard layout").try_into().expect("8 features");
-            Box::new(move || {
-                m.reset_states();
-                let mut step = x0;
-                for _ in 0..c.shape().1 {
-                    step = *m.step(&step).expect("step");
-                }
-                std::hint::black_box(&step);
-            })
-        }
+        // Its own compiled-in weights (the values do not change the work of a step).
+        Implementation::NoStd if c == Config::GenStateful => generation_loop(
+            c,
+            &x,
+            seqmodel_no_std::GenStateful::new(),
+            |m| m.reset_states(),
+            |m, x| *m.step(x).expect("step"),
+        ),
         Implementation::NoStd => return None,
         // The interpreter has no streams of its own (a stateful model fixes its batch).
         Implementation::Interpreter if c == Config::ServeStreams => return None,
@@ -213,6 +207,26 @@ pub fn build(c: Config, mode: Mode, imp: Implementation) -> Option<Call> {
     })
 }
 
+/// gen-stateful's generation loop on plain arrays: from the config's first input, each step's
+/// output is the next step's input, the states reset first.
+fn generation_loop<M: 'static>(
+    c: Config,
+    x: &Tensor,
+    mut model: M,
+    reset: fn(&mut M),
+    step: fn(&mut M, &[f32; 8]) -> [f32; 8],
+) -> Call {
+    let x0: [f32; 8] = f32_of(x).as_slice().expect("standard layout").try_into().expect("8 features");
+    Box::new(move || {
+        reset(&mut model);
+        let mut x = x0;
+        for _ in 0..c.shape().1 {
+            x = step(&mut model, &x);
+        }
+        std::hint::black_box(&x);
+    })
+}
+
 fn generated_predict(c: Config, x: Tensor) -> Call {
     // One `run` of a generated type on its (float or id) input, of rank `$rank`.
     macro_rules! run {
@@ -233,20 +247,14 @@ fn generated_predict(c: Config, x: Tensor) -> Call {
         }
         Config::BigLstm => run!(models::BigLstm, f32_of(&x), Ix3),
         Config::ConvLstm => run!(models::ConvLstm, f32_of(&x), Ix3),
-        Config::GenStateful => {
-            // Batch 1: the plain-array step (`step_one`), the API a generation loop uses.
-            let mut m = models::GenStateful::random(7);
-            let x0: [f32; 8] =
-                f32_of(&x).as_slice().expect("standard layout").try_into().expect("8 features");
-            Box::new(move || {
-                m.reset_states();
-                let mut step = x0;
-                for _ in 0..c.shape().1 {
-                    step = *m.step_one(&step).expect("step");
-                }
-                std::hint::black_box(&step);
-            })
-        }
+        // Batch 1: the plain-array step (`step_one`), the API a generation loop uses.
+        Config::GenStateful => generation_loop(
+            c,
+            &x,
+            models::GenStateful::random(7),
+            |m| m.reset_states(),
+            |m, x| *m.step_one(x).expect("step"),
+        ),
         Config::ServeStreams => {
             // One model, read only; the streams hold every state.
             let m = models::GenStateful::random(7);

@@ -2,25 +2,22 @@
 
 use std::process::Command;
 
-#[test]
-fn the_keras_feature_links_no_compiler_parser_or_macro_crate() {
+/// `cargo tree` of the facade's linked (not proc-macro) dependencies with `features`: whether
+/// it ran, and its output.
+fn tree(features: &[&str]) -> (bool, String) {
     let out = Command::new(env!("CARGO"))
-        .args([
-            "tree",
-            "-p",
-            "seqmodel",
-            "--features",
-            "keras",
-            "-e",
-            "normal,no-proc-macro",
-            "--prefix",
-            "none",
-        ])
+        .args(["tree", "-p", "seqmodel", "-e", "normal,no-proc-macro", "--prefix", "none"])
+        .args(features)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .unwrap();
-    let tree = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success() && tree.contains("seqmodel-keras"), "{tree}");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[test]
+fn the_keras_feature_links_no_compiler_parser_or_macro_crate() {
+    let (ok, tree) = tree(&["--features", "keras"]);
+    assert!(ok && tree.contains("seqmodel-keras"), "{tree}");
     for name in ["seqmodel-compiler", "seqmodel-grammar", "pest", "syn", "quote", "prettyplease", "ariadne"] {
         assert!(
             !tree.lines().any(|l| l.split_whitespace().next() == Some(name)),
