@@ -159,11 +159,13 @@ pub fn run(
     Ok(ExitCode::SUCCESS)
 }
 
-/// `seqc build`: the generated Rust, formatted.
+/// `seqc build`: the generated Rust, formatted (the main model's `no_std` code with
+/// `no_std`, which needs `weights`).
 pub fn build(
     file: &Path,
     output: Option<&Path>,
     weights: Option<&Path>,
+    no_std: bool,
     force: bool,
     color: bool,
 ) -> Result<ExitCode, Failure> {
@@ -173,7 +175,11 @@ pub fn build(
             .map_err(|e| Failure(e.to_string()))
     };
     let baked = weights.map(bake).transpose()?;
-    let code = seqmodel_compiler::codegen::render_baked(&c, baked.as_ref());
+    let code = match (&baked, no_std) {
+        (Some(b), true) => seqmodel_compiler::codegen::embedded::render(&c, b).map_err(Failure)?,
+        (None, true) => return Err(Failure("--no-std needs --weights".into())),
+        _ => seqmodel_compiler::codegen::render_baked(&c, baked.as_ref()),
+    };
     match output {
         None => print!("{code}"),
         Some(out) => {

@@ -118,6 +118,10 @@ enum Command {
         /// its weight table now, included by absolute path, read by the model's `baked()`.
         #[arg(long, conflicts_with = "crate_dir")]
         weights: Option<PathBuf>,
+        /// Generate the main model's `no_std` code with `--weights` compiled in as static
+        /// arrays (a step function for a `#![no_std]` crate without `alloc`).
+        #[arg(long, requires = "weights")]
+        no_std: bool,
         /// Overwrite the output file if it exists.
         #[arg(long)]
         force: bool,
@@ -180,8 +184,8 @@ fn main() -> ExitCode {
         Command::Build { file, crate_dir: Some(dir), seqmodel_path, .. } => {
             standalone::write_crate(&file, &dir, seqmodel_path.as_deref(), color)
         }
-        Command::Build { file, output, weights, force, .. } => {
-            commands::build(&file, output.as_deref(), weights.as_deref(), force, color)
+        Command::Build { file, output, weights, no_std, force, .. } => {
+            commands::build(&file, output.as_deref(), weights.as_deref(), no_std, force, color)
         }
         Command::Train(args) => train_cmd::train(args, color),
         Command::Import { model, output, weights, force } => {

@@ -308,6 +308,32 @@ fn build_bakes_checked_weights() {
 }
 
 #[test]
+fn build_no_std_writes_the_step_function_or_names_why_not() {
+    let seq = root().join("bench/models/gen_stateful.seq");
+    let weights = root().join("tests/no_std/models/gen_stateful.safetensors");
+    let out = seqc().arg("build").arg(&seq).arg("--weights").arg(&weights).arg("--no-std").output().unwrap();
+    let code = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && code.contains("pub fn step(") && code.contains("static W1_KERNEL"),
+        "{code}"
+    );
+    let models = root().join("tests/generated/models");
+    let bad = seqc()
+        .arg("build")
+        .arg(models.join("tiny.seq"))
+        .arg("--weights")
+        .arg(models.join("tiny.safetensors"))
+        .arg("--no-std")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(!bad.status.success() && bad.stdout.is_empty() && err.contains("has no `no_std` code"), "{err}");
+    // Without weights there is nothing to compile in.
+    let none = seqc().arg("build").arg(&seq).arg("--no-std").output().unwrap();
+    assert!(!none.status.success() && String::from_utf8_lossy(&none.stderr).contains("--weights"));
+}
+
+#[test]
 fn explain_prints_a_code_s_long_explanation_like_rustc_explain() {
     let out = seqc().args(["explain", "SM0302"]).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);

@@ -212,13 +212,6 @@ fn baked_stand_in(model: &str) -> TokenStream {
     }
 }
 
-/// The `no_std` code of `p` with the checked weights `baked`, or why there is none.
-fn no_std_tokens(p: &crate::ir::Program, baked: &crate::baked::BakedWeights) -> Result<TokenStream, String> {
-    let values = crate::baked::weight_values(baked).map_err(|e| e.to_string())?;
-    let path = baked.path.display().to_string();
-    crate::codegen::embedded::model_tokens(p, &values, &path).map_err(|e| e.to_string())
-}
-
 /// The `no_std` type's API for a model that has no code, so that the user's calls to it are
 /// not further errors; it never runs, as the build fails.
 fn no_std_stand_in(model: &str) -> TokenStream {
@@ -330,7 +323,7 @@ pub fn expand(input: TokenStream, manifest_dir: &Path) -> TokenStream {
             let flag = no_std.as_ref().map(syn::Ident::span).unwrap_or_else(Span::call_site);
             let main_name = file.models.last().map(|m| m.name.name.as_str());
             let code = match (&baked, programs.last()) {
-                (Some(b), Some(Some(p))) => Some(no_std_tokens(p, b)),
+                (Some(b), Some(Some(p))) => Some(crate::codegen::embedded::baked_tokens(p, b)),
                 (None, Some(Some(_))) if weights.is_none() => {
                     Some(Err("`no_std` code has its weights compiled in: add `weights = \"m.safetensors\"`"
                         .to_string()))

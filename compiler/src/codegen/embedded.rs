@@ -235,6 +235,25 @@ pub fn model_tokens(
     })
 }
 
+/// [`model_tokens`] for a file's main model (`main`, the last of the file's programs) with the
+/// weight file `baked` that [`crate::baked::check_for_main`] accepted: what `seqmodel!(…,
+/// no_std)`, the build.rs `Builder` and `seqc build --no-std` generate.
+pub fn baked_tokens(main: &Program, baked: &crate::baked::BakedWeights) -> Result<TokenStream, String> {
+    let values = crate::baked::weight_values(baked).map_err(|e| e.to_string())?;
+    let path = baked.path.display().to_string();
+    model_tokens(main, &values, &path).map_err(|e| e.to_string())
+}
+
+/// [`baked_tokens`] for the file `c` as formatted Rust source (prettyplease).
+pub fn render(c: &crate::Compiled, baked: &crate::baked::BakedWeights) -> Result<String, String> {
+    let main = c.programs.last().ok_or_else(|| format!("the file has no model for `{}`", baked.shown))?;
+    let tokens = baked_tokens(main, baked)?;
+    Ok(match syn::parse2::<syn::File>(tokens.clone()) {
+        Ok(f) => prettyplease::unparse(&f),
+        Err(_) => tokens.to_string(),
+    })
+}
+
 /// The field that holds the output of the layer at `index` (`m.h3`, `m.y4`), for a step body.
 fn output_field(stepped: &Stepped<'_>, index: usize) -> proc_macro2::Ident {
     match stepped.layers.iter().find(|l| l.index == index).map(|l| &l.kind) {
