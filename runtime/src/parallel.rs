@@ -19,7 +19,7 @@ pub fn set_num_threads(n: usize) {
 }
 
 /// The number of threads the kernels may use (1 inside work that already runs on its own
-/// share of the threads, see [`on_one_thread`]).
+/// share of the threads, see `on_one_thread`).
 pub fn num_threads() -> usize {
     if ON_ONE_THREAD.get() {
         return 1;

@@ -133,7 +133,7 @@ pub struct Recording<'a> {
 }
 
 /// [`forward`] writing into `out`, with reusable work buffers; with `record`, the run also
-/// fills a tape for [`super::backward`] (and then stays on the calling thread).
+/// fills a tape for the backward pass (`backward`) (and then stays on the calling thread).
 #[allow(clippy::too_many_arguments)] // the layer's full context, passed explicitly
 pub fn forward_into(
     a: &RnnAttrs,

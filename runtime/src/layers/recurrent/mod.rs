@@ -1,7 +1,7 @@
 //! The recurrent layers (LSTM, GRU in both `reset_after` modes, SimpleRNN): their weights
-//! in Keras's order, packed once at load; the one forward pass ([`forward`]), which
+//! in Keras's order, packed once at load; the one forward pass (`forward`), which
 //! training runs too, recording an [`RnnTape`]; and backpropagation through time
-//! ([`backward`]).
+//! (`backward`).
 
 mod backward;
 mod forward;
