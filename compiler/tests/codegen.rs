@@ -160,10 +160,19 @@ fn no_std_stepped_lstm_gru_dense() {
     );
 }
 
+/// A fixed window: the recurrence steps over it inside one dispatch, the Dense after the last
+/// step runs once.
+#[test]
+fn no_std_fixed_window_classifier() {
+    insta::assert_snapshot!(
+        no_std("model W(x: [5, 2]) -> [3] { x -> LSTM(2) -> Dense(3, activation=\"softmax\") }").unwrap()
+    );
+}
+
 #[test]
 fn no_std_refuses_what_it_does_not_cover_naming_the_layer() {
     let cases = [
-        ("model M(x: [5, 2]) -> [2] { x -> LSTM(2) }", "a step function"),
+        ("model M(x: [4]) -> [2] { x -> Dense(2) }", "needs one float input `[T, F]`"),
         ("model M(x: [T, 2]) -> [T, 2] { x -> SimpleRNN(2, return_sequences=true) }", "layer `simple_rnn`"),
         ("model M(x: [T, 2]) -> [2] { x -> LSTM(2, activation=\"relu\") }", "activation tanh"),
         ("model M(x: [T, 2]) -> [2] { x -> LSTM(2) -> Dense(2, activation=\"gelu\") }", "activation Gelu"),

@@ -126,7 +126,7 @@ impl LstmStep<'_> {
         let LstmStep { weights, x, h, c, work: (xp, rec, c_new), backwards } = self;
         weights.project(s, x, h, xp, rec, backwards);
         LstmCell { xp, rec, c_prev: c, c_new, h_new: h }.with_simd(s);
-        c.copy_from_slice(c_new);
+        copy(c, c_new);
     }
 }
 
@@ -154,7 +154,16 @@ impl GruStep<'_> {
         let GruStep { weights, x, h, work: (xp, rec, h_new), backwards } = self;
         weights.project(s, x, h, xp, rec, backwards);
         GruCell { xp, rec, h_prev: h, h_new }.with_simd(s);
-        h.copy_from_slice(h_new);
+        copy(h, h_new);
+    }
+}
+
+/// Copies `src` into `dst`, as far as the shorter goes (no length check that could panic:
+/// the step's buffers have their lengths by construction).
+#[inline(always)]
+pub fn copy(dst: &mut [f32], src: &[f32]) {
+    for (d, v) in dst.iter_mut().zip(src) {
+        *d = *v;
     }
 }
 

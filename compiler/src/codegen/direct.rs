@@ -248,7 +248,7 @@ pub(super) fn plan(p: &Program, order: &[NodeIndex]) -> Option<Direct> {
 /// weights and buffers are taken from its field (`field_of`) and the whole step runs in one
 /// SIMD dispatch, as the `no_std` code's does; `None` for another model.
 fn fused_step_one(p: &Program, field_of: &HashMap<usize, Literal>) -> Option<TokenStream> {
-    let stepped = super::stepped::stepped(p).ok()?;
+    let stepped = super::stepped::stepped(p).ok().filter(|s| s.window.is_none())?;
     let private = quote! { ::seqmodel::__private::direct };
     let step = quote! { ::seqmodel::__private::embedded::step };
     let (mut parts, mut members, mut types, mut calls) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());

@@ -49,8 +49,10 @@ pub fn model_tokens(
     let mut statics = Vec::new();
     let mut fields = Vec::new();
     let mut zeros = Vec::new();
-    let mut steps = Vec::new();
+    // Run at the start of a window, at every step, and once after a window's last step.
+    let (mut starts, mut steps, mut onces) = (Vec::new(), Vec::new(), Vec::new());
     let mut resets = Vec::new();
+    let window = stepped.window;
     for l in &stepped.layers {
         let i = l.index;
         // A weight as a static array, packed when it is a matrix (`rows × columns`).
@@ -114,6 +116,8 @@ pub fn model_tokens(
                 // A layer that is not stateful starts every call (a sequence of one step) from zeros.
                 if a.stateful {
                     resets.push(reset(quote! { self }));
+                } else if window.is_some() {
+                    starts.push(reset(quote! { m }));
                 } else {
                     steps.push(reset(quote! { m }));
                 }
@@ -149,18 +153,30 @@ pub fn model_tokens(
             let field = format_ident!("{}{}", part, i);
             quote! { &mut m.#field }
         };
-        steps.push(stepped::kernel_call(l, x, &weight, &buffer));
+        let call = stepped::kernel_call(l, x, &weight, &buffer);
+        if window.is_some() && l.once { onces.push(call) } else { steps.push(call) }
     }
     let out_field = output_field(&stepped, stepped.output);
     let ident = format_ident!("{}", p.name);
     let name = &p.name;
     let input = &p.inputs[0].name;
     let params = p.param_count();
+    let (entry, run, doc_entry) = entry_point(
+        &stepped,
+        &ident,
+        input,
+        &out_field,
+        (&starts, &steps, &onces),
+        (&mut fields, &mut zeros),
+    );
+    let no_std_doc = format!(
+        " `no_std` code: the weights are compiled in, the states and buffers are arrays inside\n \
+         the value, and {doc_entry} allocates nothing and reads no file."
+    );
     Ok(quote! {
         #(#[doc = #docs])*
-        ///
-        /// `no_std` code: the weights are compiled in, the states and buffers are arrays inside
-        /// the value, and [`Self::step`] allocates nothing and reads no file.
+        #[doc = ""]
+        #[doc = #no_std_doc]
         #[derive(Debug, Clone)]
         pub struct #ident {
             #(#fields)*
@@ -175,21 +191,7 @@ pub fn model_tokens(
             #[repr(C, align(64))]
             struct Aligned<const N: usize>([f32; N]);
             #(#statics)*
-            /// One step of the model with the instruction set `S`.
-            struct Step<'m, 'x> {
-                m: &'m mut #ident,
-                x: &'x [f32; #f],
-            }
-            impl ::seqmodel::__private::embedded::pulp::WithSimd for Step<'_, '_> {
-                type Output = ();
-                #[inline(always)]
-                fn with_simd<S: ::seqmodel::__private::embedded::pulp::Simd>(self, s: S) {
-                    let Step { m, x } = self;
-                    let backwards = m.backwards;
-                    m.backwards = !backwards;
-                    #(#steps)*
-                }
-            }
+            #run
             impl #ident {
                 /// The model's name in its `.seq` source.
                 pub const NAME: &'static str = #name;
@@ -211,15 +213,7 @@ pub fn model_tokens(
                     }
                 }
 
-                /// One time step: the step's features in, its outputs out (borrowed from the
-                /// model), the states of stateful layers carried to the next call. A NaN or
-                /// infinite input is an error, and the states are then left as they were.
-                pub fn step(&mut self, x: &[f32; #f]) -> ::core::result::Result<&[f32; #o], ::seqmodel::NonFinite> {
-                    ::seqmodel::__private::embedded::step::check_finite(#input, x)?;
-                    let arch = self.arch;
-                    arch.dispatch(Step { m: self, x });
-                    ::core::result::Result::Ok(&self.#out_field)
-                }
+                #entry
 
                 /// Forgets the states of every stateful layer (Keras's `reset_states`).
                 pub fn reset_states(&mut self) {
@@ -233,6 +227,105 @@ pub fn model_tokens(
             }
         };
     })
+}
+
+/// The entry point of the generated type and the `WithSimd` it dispatches: `step` for a model
+/// stepped one time step per call, `predict` over a fixed window (whose per-step output, if
+/// any, gets its buffer in `fields`/`zeros`); and how its docs name it.
+fn entry_point(
+    stepped: &Stepped<'_>,
+    ident: &proc_macro2::Ident,
+    input: &str,
+    out_field: &proc_macro2::Ident,
+    (starts, steps, onces): (&[TokenStream], &[TokenStream], &[TokenStream]),
+    (fields, zeros): (&mut Vec<TokenStream>, &mut Vec<TokenStream>),
+) -> (TokenStream, TokenStream, &'static str) {
+    let (f, o) = (stepped.f, stepped.o);
+    let pulp = quote! { ::seqmodel::__private::embedded::pulp };
+    let check = quote! { ::seqmodel::__private::embedded::step::check_finite };
+    let Some(t) = stepped.window else {
+        let entry = quote! {
+            /// One time step: the step's features in, its outputs out (borrowed from the
+            /// model), the states of stateful layers carried to the next call. A NaN or
+            /// infinite input is an error, and the states are then left as they were.
+            pub fn step(&mut self, x: &[f32; #f]) -> ::core::result::Result<&[f32; #o], ::seqmodel::NonFinite> {
+                #check(#input, x)?;
+                let arch = self.arch;
+                arch.dispatch(Step { m: self, x });
+                ::core::result::Result::Ok(&self.#out_field)
+            }
+        };
+        let run = quote! {
+            /// One step of the model with the instruction set `S`.
+            struct Step<'m, 'x> {
+                m: &'m mut #ident,
+                x: &'x [f32; #f],
+            }
+            impl #pulp::WithSimd for Step<'_, '_> {
+                type Output = ();
+                #[inline(always)]
+                fn with_simd<S: #pulp::Simd>(self, s: S) {
+                    let Step { m, x } = self;
+                    let backwards = m.backwards;
+                    m.backwards = !backwards;
+                    #(#steps)*
+                }
+            }
+        };
+        return (entry, run, "[`Self::step`]");
+    };
+    let (ret, out, copy, each) = if stepped.per_step_output {
+        fields.push(quote! { seq_out: [[f32; #o]; #t], });
+        zeros.push(quote! { seq_out: [[0.0; #o]; #t], });
+        (
+            quote! { [[f32; #o]; #t] },
+            quote! { seq_out },
+            quote! { m.seq_out[t] = m.#out_field; },
+            quote! { (t, x) in window.iter().enumerate() },
+        )
+    } else {
+        (quote! { [f32; #o] }, quote! { #out_field }, quote! {}, quote! { x in window.iter() })
+    };
+    let entry = quote! {
+        /// Steps in a window.
+        pub const WINDOW: usize = #t;
+
+        /// The model over one window of `WINDOW` steps (Keras's `predict` on one sample), its
+        /// output borrowed from the model. Layers that are not stateful start from zeros;
+        /// stateful ones carry their states to the next call. A NaN or infinite input is an
+        /// error (its index flat over the window), and the states are then left as they were.
+        pub fn predict(&mut self, x: &[[f32; #f]; #t]) -> ::core::result::Result<&#ret, ::seqmodel::NonFinite> {
+            for (t, row) in x.iter().enumerate() {
+                #check(#input, row).map_err(|e| ::seqmodel::NonFinite { index: t * #f + e.index, ..e })?;
+            }
+            let arch = self.arch;
+            arch.dispatch(Window { m: self, window: x });
+            ::core::result::Result::Ok(&self.#out)
+        }
+    };
+    let run = quote! {
+        /// The model over a window with the instruction set `S`.
+        struct Window<'m, 'x> {
+            m: &'m mut #ident,
+            window: &'x [[f32; #f]; #t],
+        }
+        impl #pulp::WithSimd for Window<'_, '_> {
+            type Output = ();
+            #[inline(always)]
+            fn with_simd<S: #pulp::Simd>(self, s: S) {
+                let Window { m, window } = self;
+                #(#starts)*
+                for #each {
+                    let backwards = m.backwards;
+                    m.backwards = !backwards;
+                    #(#steps)*
+                    #copy
+                }
+                #(#onces)*
+            }
+        }
+    };
+    (entry, run, "[`Self::predict`]")
 }
 
 /// [`model_tokens`] for a file's main model (`main`, the last of the file's programs) with the

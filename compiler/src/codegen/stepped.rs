@@ -21,6 +21,9 @@ pub(super) struct StepLayer<'p> {
     pub weights: &'p str,
     /// The layer whose output it reads (by `index`), or the step's input (`None`).
     pub from: Option<usize>,
+    /// Over a fixed-length window, the layer runs once after the last step (it reads the last
+    /// output of a recurrent layer without `return_sequences`, or a layer that does).
+    pub once: bool,
     /// What it computes.
     pub kind: StepKind<'p>,
 }
@@ -74,6 +77,11 @@ pub(super) struct Stepped<'p> {
     pub f: usize,
     /// Values of a step's output.
     pub o: usize,
+    /// `Some(T)` for a model whose input is a fixed-length window `[T, F]` (`T > 1`), run over
+    /// a whole window per call; `None` for one stepped one time step per call.
+    pub window: Option<usize>,
+    /// Over a window, whether the output is one row per step (`[T, O]`) rather than `[O]`.
+    pub per_step_output: bool,
     /// The layers.
     pub layers: Vec<StepLayer<'p>>,
     /// The `index` of the layer whose output is the model's.
@@ -82,14 +90,16 @@ pub(super) struct Stepped<'p> {
 
 /// `p` (optimised for inference) as the step kernels run it, or why it cannot be.
 pub(super) fn stepped(p: &Program) -> Result<Stepped<'_>, String> {
-    let (f, o) = step_sizes(p).ok_or_else(|| {
-        "`no_std` code is a step function: it needs one float input `[T, F]`, stepped one time step per call \
-         (batch 1), and one output `[T, O]` or `[O]`"
+    let (f, o, window, per_step_output) = step_sizes(p).ok_or_else(|| {
+        "`no_std` code needs one float input `[T, F]` (`T` stepped one time step per call, or a fixed \
+         window length), batch 1, and one output `[T, O]` or `[O]`"
             .to_string()
     })?;
-    let mut layers = Vec::new();
+    let mut layers: Vec<StepLayer<'_>> = Vec::new();
     // Where each node's output is: a layer's index, or the step's input (`None`).
     let mut at = std::collections::HashMap::new();
+    // The layers whose output is final over a window (the last step's, not one per step).
+    let mut finals = std::collections::HashSet::new();
     for (index, n) in p.topo_order().into_iter().enumerate() {
         let node = &p.graph[n];
         let layer = node.layer.as_str();
@@ -148,18 +158,29 @@ pub(super) fn stepped(p: &Program) -> Result<Stepped<'_>, String> {
             }
         };
         let weights = node.weights.as_deref().unwrap_or_default();
-        layers.push(StepLayer { index, layer, weights, from, kind });
+        let once = from.is_some_and(|j| finals.contains(&j));
+        if once && matches!(kind, StepKind::Recurrent { .. }) {
+            return Err(format!("layer `{layer}` reads one vector, not a sequence"));
+        }
+        if once || matches!(kind, StepKind::Recurrent { attrs, .. } if !attrs.return_sequences) {
+            finals.insert(index);
+        }
+        layers.push(StepLayer { index, layer, weights, from, once, kind });
         at.insert(n, Some(index));
     }
     let Some(Some(output)) = at.get(&p.outputs[0].node).copied() else {
         return Err("its output is its input".into());
     };
-    Ok(Stepped { f, o, layers, output })
+    if window.is_some() && per_step_output == finals.contains(&output) {
+        return Err("its output is not the sequence or the last step its layers compute".into());
+    }
+    Ok(Stepped { f, o, window, per_step_output, layers, output })
 }
 
-/// `(F, O)` of a model stepped one step at a time: one float input `[T, F]` (`T` a symbol or
-/// 1) and one output `[T, O]` or `[O]`, batch 1 or undeclared.
-fn step_sizes(p: &Program) -> Option<(usize, usize)> {
+/// `(F, O, window, per-step output)` of a model the step kernels run: one float input
+/// `[T, F]` and one output `[T, O]` or `[O]`, batch 1 or undeclared; `T` a symbol or 1
+/// (stepped: window `None`) or a fixed length above 1 (window `Some(T)`).
+fn step_sizes(p: &Program) -> Option<(usize, usize, Option<usize>, bool)> {
     let ([input], [output]) = (&p.inputs[..], &p.outputs[..]) else { return None };
     if input.ty.dtype != ir::DType::F32 || output.port != 0 || p.batch.is_some_and(|b| b != 1) {
         return None;
@@ -167,12 +188,15 @@ fn step_sizes(p: &Program) -> Option<(usize, usize)> {
     let stepped = |d: &Dim| matches!(d, Dim::Sym { offset: 0, .. } | Dim::Fixed(1));
     let [time, Dim::Fixed(f)] = input.ty.dims[..] else { return None };
     let out = p.types.get(&output.node)?.first()?;
-    let o = match out.dims[..] {
-        [t, Dim::Fixed(o)] if t == time => o,
-        [Dim::Fixed(o)] => o,
+    let (o, per_step) = match out.dims[..] {
+        [t, Dim::Fixed(o)] if t == time => (o, true),
+        [Dim::Fixed(o)] => (o, false),
         _ => return None,
     };
-    stepped(&time).then_some((f, o))
+    match time {
+        Dim::Fixed(t) if t > 1 => Some((f, o, Some(t), per_step)),
+        _ => stepped(&time).then_some((f, o, None, per_step)),
+    }
 }
 
 /// The step kernels' form of an activation, if it has one.
@@ -222,7 +246,7 @@ pub(super) fn kernel_call(
         }
         StepKind::Map { activation, .. } => {
             let y = buffer("y");
-            quote! { (#y).copy_from_slice(#x); #activation.apply(s, #y); }
+            quote! { #k::copy(#y, #x); #activation.apply(s, #y); }
         }
     }
 }

@@ -56,3 +56,27 @@ GRU_TENSORS = [
     ("GruSoftmax/dense/bias", [2]),
 ]
 write("gru_softmax.safetensors", GRU_TENSORS, 0.8)
+
+# window_last.seq: LSTM(6) on 3 features, Dense(2, softmax); window_seq.seq: GRU(5), Dense(2).
+write(
+    "window_last.safetensors",
+    [
+        ("WindowLast/lstm/kernel", [3, 24]),
+        ("WindowLast/lstm/recurrent_kernel", [6, 24]),
+        ("WindowLast/lstm/bias", [24]),
+        ("WindowLast/dense/kernel", [6, 2]),
+        ("WindowLast/dense/bias", [2]),
+    ],
+    0.6,
+)
+write(
+    "window_seq.safetensors",
+    [
+        ("WindowSeq/gru/kernel", [3, 15]),
+        ("WindowSeq/gru/recurrent_kernel", [5, 15]),
+        ("WindowSeq/gru/bias", [2, 15]),
+        ("WindowSeq/dense/kernel", [5, 2]),
+        ("WindowSeq/dense/bias", [2]),
+    ],
+    0.6,
+)

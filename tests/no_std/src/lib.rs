@@ -2,7 +2,9 @@
 //! (`bench/models/gen_stateful.seq`: a stateful LSTM(64) on 8 features and a Dense(8)) with its
 //! weights compiled in from `models/gen_stateful.safetensors`: no heap, no file, no `std`. CI
 //! builds it on its own (`cargo build -p seqmodel-no-std`, seqmodel without its `std`
-//! feature), and its tests compare it with the std build of the same model.
+//! feature), and its tests compare it with the std build of the same model. The other
+//! models here are what the tests also need: a GRU with softmax, and fixed-window models
+//! run over a whole window per call.
 
 #![no_std]
 
@@ -15,6 +17,12 @@ seqmodel::seqmodel!(
 /// A second model for the tests: a stateful GRU and a softmax Dense.
 pub mod gru {
     seqmodel::seqmodel!("models/gru_softmax.seq", weights = "models/gru_softmax.safetensors", no_std);
+}
+
+/// Fixed windows: a many-to-one LSTM classifier and a GRU mapped step by step.
+pub mod window {
+    seqmodel::seqmodel!("models/window_last.seq", weights = "models/window_last.safetensors", no_std);
+    seqmodel::seqmodel!("models/window_seq.seq", weights = "models/window_seq.safetensors", no_std);
 }
 
 /// The seed's generation loop: from `first`, each step's output is the next step's input;

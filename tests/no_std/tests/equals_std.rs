@@ -7,6 +7,8 @@ use seqmodel_no_std::GenStateful;
 mod std_build {
     seqmodel::seqmodel!("../../bench/models/gen_stateful.seq");
     seqmodel::seqmodel!("models/gru_softmax.seq");
+    seqmodel::seqmodel!("models/window_last.seq");
+    seqmodel::seqmodel!("models/window_seq.seq");
 }
 
 const WEIGHTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models/gen_stateful.safetensors");
@@ -123,4 +125,45 @@ fn a_stateful_gru_with_softmax_equals_the_std_build() {
     let x = [0.4, -0.1, 0.2];
     let b = want.step(&seqmodel::ndarray::Array2::from_shape_vec((1, 3), x.to_vec()).unwrap()).unwrap();
     assert_eq!(&got.step(&x).unwrap()[..], b.as_slice().unwrap());
+}
+
+fn window(seed: usize) -> [[f32; 3]; 12] {
+    std::array::from_fn(|t| std::array::from_fn(|f| (((t * 3 + f + seed) as f32) * 0.37).sin()))
+}
+
+fn as_array3(x: &[[f32; 3]; 12]) -> seqmodel::ndarray::Array3<f32> {
+    seqmodel::ndarray::Array3::from_shape_vec((1, 12, 3), x.iter().flatten().copied().collect()).unwrap()
+}
+
+/// A fixed-window classifier over whole windows equals the std build's `predict`, window after
+/// window (its LSTM starts each from zeros), and a NaN is an error with its flat index.
+#[test]
+fn fixed_windows_equal_the_std_build() {
+    let dir = env!("CARGO_MANIFEST_DIR");
+    let mut want =
+        std_build::WindowLast::from_safetensors(format!("{dir}/models/window_last.safetensors")).unwrap();
+    let mut got = seqmodel_no_std::window::WindowLast::new();
+    for seed in 0..5 {
+        let x = window(seed);
+        let a = *got.predict(&x).unwrap();
+        let b = want.predict(&as_array3(&x)).unwrap();
+        let diff = a.iter().zip(b.iter()).map(|(p, q)| (p - q).abs()).fold(0.0, f32::max);
+        assert!(diff <= 1e-6, "window {seed}: {a:?} vs {b:?}");
+        assert!((a[0] + a[1] - 1.0).abs() <= 1e-6, "softmax {a:?}");
+    }
+    let mut bad = window(0);
+    bad[4][2] = f32::INFINITY;
+    assert_eq!(got.predict(&bad).unwrap_err(), seqmodel::NonFinite { input: "x", index: 4 * 3 + 2 });
+
+    let mut want =
+        std_build::WindowSeq::from_safetensors(format!("{dir}/models/window_seq.safetensors")).unwrap();
+    let mut got = seqmodel_no_std::window::WindowSeq::new();
+    for seed in 0..3 {
+        let x = window(seed);
+        let a = *got.predict(&x).unwrap();
+        let b = want.predict(&as_array3(&x)).unwrap();
+        let diff = a.iter().flatten().zip(b.iter()).map(|(p, q)| (p - q).abs()).fold(0.0, f32::max);
+        assert!(diff <= 1e-6, "window {seed}: max difference {diff}");
+        assert!(a[11] != a[10], "one row per step");
+    }
 }
