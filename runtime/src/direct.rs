@@ -114,20 +114,7 @@ impl RnnNode {
             return Err(RuntimeError::Shape(format!("layer `{layer}` has no recurrent weights")));
         };
         let u = a.units;
-        let carried = a.stateful && self.states.first().is_some_and(|h| !h.is_empty());
-        if carried && self.states[0].len() != b * u {
-            return Err(RuntimeError::Shape(format!(
-                "stateful layer `{layer}` carries states of batch {}; this input has batch {b} \
-                 (reset the states to change the batch)",
-                self.states[0].len() / u.max(1)
-            )));
-        }
-        if !carried {
-            self.states.resize_with(a.cell.states(), Vec::new);
-            for s in &mut self.states {
-                sized(s, b * u).fill(0.0);
-            }
-        }
+        self.start_states(layer, a, b)?;
         // With the sequence as the output, the last step goes to a buffer of its own.
         let out = if a.return_sequences {
             let sequence = Some(sized(&mut self.out, b * t * u));
@@ -158,21 +145,8 @@ impl RnnNode {
         })?;
         let u = a.units;
         let gu = a.cell.gates() * u;
-        let carried = a.stateful && self.states.first().is_some_and(|h| !h.is_empty());
-        if carried && self.states[0].len() != u {
-            return Err(RuntimeError::Shape(format!(
-                "stateful layer `{layer}` carries states of batch {}; a step has batch 1 \
-                 (reset the states to change the batch)",
-                self.states[0].len() / u.max(1)
-            )));
-        }
         // The same states as `run` keeps (`h`, and `c` for an LSTM).
-        if !carried {
-            self.states.resize_with(a.cell.states(), Vec::new);
-            for s in &mut self.states {
-                sized(s, u).fill(0.0);
-            }
-        }
+        self.start_states(layer, a, 1)?;
         let (h, c) = match &mut self.states[..] {
             [h, c, ..] => (h, sized(c, u)),
             [h] => (h, &mut [][..]),
@@ -181,6 +155,27 @@ impl RnnNode {
         let (xp, rest) = sized(&mut self.work, 2 * gu + u).split_at_mut(gu);
         let (rec, new) = rest.split_at_mut(gu);
         Ok((weights, RnnStepParts { h: sized(h, u), c, xp, rec, new }))
+    }
+
+    /// The states a call over `b` rows starts from: those the last call ended with when the
+    /// layer is stateful (an error for another batch), else zeros.
+    fn start_states(&mut self, layer: &str, a: &RnnAttrs, b: usize) -> Result<()> {
+        let u = a.units;
+        let carried = a.stateful && self.states.first().is_some_and(|h| !h.is_empty());
+        if carried && self.states[0].len() != b * u {
+            return Err(RuntimeError::Shape(format!(
+                "stateful layer `{layer}` carries states of batch {}; this input has batch {b} \
+                 (reset the states to change the batch)",
+                self.states[0].len() / u.max(1)
+            )));
+        }
+        if !carried {
+            self.states.resize_with(a.cell.states(), Vec::new);
+            for s in &mut self.states {
+                sized(s, b * u).fill(0.0);
+            }
+        }
+        Ok(())
     }
 
     /// The hidden state after the last step (the output of [`RnnNode::step_parts`]'s step).

@@ -15,13 +15,15 @@ const WEIGHTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models/gen_stateful.
 const STEPS: usize = 200;
 const FIRST: [f32; 8] = [0.3, -0.2, 0.1, 0.5, -0.4, 0.05, 0.25, -0.15];
 
-/// The generation loop of the std build.
+/// The generation loop of the std build through `step` on ndarray arrays: the layers' own
+/// forward pass, not the step kernels that both `step_one` and the `no_std` code run.
 fn std_outputs() -> Vec<[f32; 8]> {
     let mut m = std_build::GenStateful::from_safetensors(WEIGHTS).unwrap();
     let mut x = FIRST;
     (0..STEPS)
         .map(|_| {
-            x = *m.step_one(&x).unwrap();
+            let y = m.step(&seqmodel::ndarray::Array2::from_shape_vec((1, 8), x.to_vec()).unwrap()).unwrap();
+            x = y.as_slice().unwrap().try_into().unwrap();
             x
         })
         .collect()
