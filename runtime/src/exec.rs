@@ -263,27 +263,60 @@ pub(crate) enum NodeTape {
     Saved(ArrayD<f32>),
 }
 
+/// An element type of node outputs: how its arrays sit in a [`Tensor`] and where a new
+/// one's storage comes from.
+trait Element: Clone + Default + Sized {
+    fn wrap(a: ArrayD<Self>) -> Tensor;
+    fn get(t: &mut Tensor) -> Option<&mut ArrayD<Self>>;
+    /// `n` zeros, or the out-of-memory error that names `what`.
+    fn zeros(n: Option<usize>, what: &dyn Fn() -> String) -> Result<Vec<Self>>;
+}
+
+impl Element for f32 {
+    fn wrap(a: ArrayD<f32>) -> Tensor {
+        Tensor::F32(a)
+    }
+    fn get(t: &mut Tensor) -> Option<&mut ArrayD<f32>> {
+        match t {
+            Tensor::F32(a) => Some(a),
+            Tensor::I32(_) => None,
+        }
+    }
+    /// From the training pool: a training pass makes every output anew.
+    fn zeros(n: Option<usize>, what: &dyn Fn() -> String) -> Result<Vec<f32>> {
+        crate::pool::try_filled(n, what)
+    }
+}
+
+impl Element for i32 {
+    fn wrap(a: ArrayD<i32>) -> Tensor {
+        Tensor::I32(a)
+    }
+    fn get(t: &mut Tensor) -> Option<&mut ArrayD<i32>> {
+        match t {
+            Tensor::I32(a) => Some(a),
+            Tensor::F32(_) => None,
+        }
+    }
+    fn zeros(n: Option<usize>, what: &dyn Fn() -> String) -> Result<Vec<i32>> {
+        crate::memory::try_filled(n, what)
+    }
+}
+
 /// Output `port` of a node as an array of `T` shaped `shape`, reused when it already is one
-/// (else replaced by zeros, the types' default, allocated fallibly: an output too large for
-/// memory is [`RuntimeError::OutOfMemory`], which [`node_into`] names the layer in). `wrap`
-/// and `get` move between the array and its `Tensor` variant.
-fn slot<'o, T: Clone + Default>(
-    out: &'o mut Vec<Value>,
-    port: usize,
-    shape: &[usize],
-    wrap: fn(ArrayD<T>) -> Tensor,
-    get: fn(&mut Tensor) -> Option<&mut ArrayD<T>>,
-) -> Result<&'o mut ArrayD<T>> {
+/// (else replaced by zeros, allocated fallibly: an output too large for memory is
+/// [`RuntimeError::OutOfMemory`], which [`node_into`] names the layer in).
+fn slot<'o, T: Element>(out: &'o mut Vec<Value>, port: usize, shape: &[usize]) -> Result<&'o mut ArrayD<T>> {
     while out.len() <= port {
-        out.push(Value { t: wrap(ArrayD::default(IxDyn(&[0]))), mask: None });
+        out.push(Value { t: T::wrap(ArrayD::default(IxDyn(&[0]))), mask: None });
     }
     let v = &mut out[port].t;
-    if get(v).is_none_or(|a| a.shape() != shape) {
+    if T::get(v).is_none_or(|a| a.shape() != shape) {
         let what = || format!("an output of shape {shape:?}");
-        let data = crate::memory::try_filled(shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d)), what)?;
-        *v = wrap(ArrayD::from_shape_vec(IxDyn(shape), data).expect("sized from the shape"));
+        let data = T::zeros(shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d)), &what)?;
+        *v = T::wrap(ArrayD::from_shape_vec(IxDyn(shape), data).expect("sized from the shape"));
     }
-    Ok(get(v).expect("made above"))
+    Ok(T::get(v).expect("made above"))
 }
 
 /// The float output `port` of a node (see [`slot`]).
@@ -292,18 +325,12 @@ pub(crate) fn f32_slot<'o>(
     port: usize,
     shape: &[usize],
 ) -> Result<&'o mut ArrayD<f32>> {
-    slot(out, port, shape, Tensor::F32, |t| match t {
-        Tensor::F32(a) => Some(a),
-        Tensor::I32(_) => None,
-    })
+    slot(out, port, shape)
 }
 
 /// The integer output `port` of a node (see [`slot`]).
 fn i32_slot<'o>(out: &'o mut Vec<Value>, port: usize, shape: &[usize]) -> Result<&'o mut ArrayD<i32>> {
-    slot(out, port, shape, Tensor::I32, |t| match t {
-        Tensor::I32(a) => Some(a),
-        Tensor::F32(_) => None,
-    })
+    slot(out, port, shape)
 }
 
 /// Sets the mask of output `port` (copied into the existing buffer when the shapes agree).

@@ -37,6 +37,22 @@ pub(crate) fn try_zeros(n: usize) -> Result<Vec<f32>, std::collections::TryReser
     Ok(v)
 }
 
+/// [`crate::memory::try_filled`] from the pool: `n` zeros, or the error that names `what`.
+pub(crate) fn try_filled(n: Option<usize>, what: &dyn Fn() -> String) -> crate::Result<Vec<f32>> {
+    match n.and_then(pooled) {
+        Some(mut v) => {
+            v.resize(n.unwrap_or(0), 0.0);
+            Ok(v)
+        }
+        None => crate::memory::try_filled(n, what),
+    }
+}
+
+/// Gives an array's buffer back (see [`recycle`]).
+pub(crate) fn recycle_array(a: ndarray::ArrayD<f32>) {
+    recycle(a.into_raw_vec_and_offset().0);
+}
+
 /// The smallest pooled buffer with room for `n` floats, emptied.
 fn pooled(n: usize) -> Option<Vec<f32>> {
     let pooled = if n < MIN_POOLED {

@@ -114,6 +114,13 @@ fn lstm_stack_many_to_one_and_many_to_many() {
         vec![f(&[2, 6, 2], 5)],
         Loss::MeanAbsoluteError,
     );
+    // Other activations: the cell's derivatives need the pre-activations (recomputed).
+    check(
+        "model M(x: [6, 3]) -> [2] { x -> LSTM(4, activation=\"softsign\", recurrent_activation=\"hard_sigmoid\") -> Dense(2) }",
+        vec![f(&[2, 6, 3], 6)],
+        vec![f(&[2, 2], 7)],
+        Loss::MeanSquaredError,
+    );
 }
 
 #[test]

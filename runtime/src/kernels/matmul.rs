@@ -2,7 +2,7 @@
 //! [`super::packed`], split across threads when large.
 
 use super::aligned::AlignedFloats;
-use super::packed::{PackedB, Start, matmul_packed, matmul_row_major};
+use super::packed::{Lhs, PackedB, Start, matmul_packed_lhs, matmul_row_major_lhs};
 
 /// `c = a · b` (or `c += a · b` with `accumulate`) for row-major `a` (m×k), `b` (k×n) and
 /// `c` (m×n). `b` is packed block by block into a buffer of this thread's that is kept for the
@@ -25,8 +25,46 @@ pub fn matmul(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32],
         super::simd::gemv(&a[..k], &b[..k * n], &mut c[..n], accumulate);
         return;
     }
+    product(m, k, n, Lhs::RowMajor(a), b, c, accumulate);
+}
+
+/// `c = aᵀ · b` (or `c += aᵀ · b`) for row-major `a_t` (k×m, the left factor's transpose),
+/// `b` (k×n) and `c` (m×n): a weight's gradient `xᵀ · dy` from the `x` and `dy` that the
+/// passes stored, without writing the transpose out (the kernel reads `a_t` in place while it
+/// packs its slivers). Split across threads like [`matmul`].
+///
+/// ```
+/// let a_t = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]; // 2×3, so a is 3×2
+/// let b = [1.0, 0.0, 0.0, 1.0]; // 2×2
+/// let mut c = [0.0; 6];
+/// seqmodel_runtime::kernels::matmul_transposed_a(3, 2, 2, &a_t, &b, &mut c, false);
+/// assert_eq!(c, [1.0, 4.0, 2.0, 5.0, 3.0, 6.0]);
+/// ```
+///
+/// # Panics
+/// If a slice is shorter than its matrix (a programming error inside the runtime).
+pub fn matmul_transposed_a(
+    m: usize,
+    k: usize,
+    n: usize,
+    a_t: &[f32],
+    b: &[f32],
+    c: &mut [f32],
+    accumulate: bool,
+) {
+    assert!(a_t.len() >= m * k && b.len() >= k * n && c.len() >= m * n, "matmul: slices too short");
+    if m == 1 && k > 0 {
+        // aᵀ is a column, which is the row a.
+        super::simd::gemv(&a_t[..k], &b[..k * n], &mut c[..n], accumulate);
+        return;
+    }
+    product(m, k, n, Lhs::Transposed { data: a_t, ld: m }, b, c, accumulate);
+}
+
+/// The packed product of [`matmul`] and [`matmul_transposed_a`], on one thread or split.
+fn product(m: usize, k: usize, n: usize, a: Lhs<'_>, b: &[f32], c: &mut [f32], accumulate: bool) {
     if threads_for(m, k, n) <= 1 {
-        matmul_row_major(m, k, n, a, b, c, accumulate);
+        matmul_row_major_lhs(m, k, n, a, b, c, accumulate);
         return;
     }
     // Split across threads: `b` is packed once, here, and shared, rather than block by
@@ -36,7 +74,9 @@ pub fn matmul(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32],
     }
     SHARED.with_borrow_mut(|packed| {
         packed.pack(k, n, b);
-        matmul_prepacked(m, a, packed, c, Start::accumulate(accumulate));
+        split_rows(m, k, n, a, c, &|r, a_rows, c_rows| {
+            matmul_packed_lhs(r, a_rows, packed, c_rows, Start::accumulate(accumulate))
+        });
     });
 }
 
@@ -47,18 +87,21 @@ pub fn matmul(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32],
 /// If `a` or `c` is shorter than its matrix.
 pub fn matmul_prepacked(m: usize, a: &[f32], b: &PackedB, c: &mut [f32], start: Start<'_>) {
     let (k, n) = (b.k(), b.n());
-    split_rows(m, k, n, a, c, &|r, a_rows, c_rows| matmul_packed(r, a_rows, b, c_rows, start));
+    assert!(a.len() >= m * k, "matmul: slices too short");
+    split_rows(m, k, n, Lhs::RowMajor(a), c, &|r, a_rows, c_rows| {
+        matmul_packed_lhs(r, a_rows, b, c_rows, start)
+    });
 }
 
 /// The product of some rows: `(rows, a_rows, c_rows)`.
-type RowsProduct<'a> = dyn Fn(usize, &[f32], &mut [f32]) + Sync + 'a;
+type RowsProduct<'a> = dyn Fn(usize, Lhs<'_>, &mut [f32]) + Sync + 'a;
 
 /// Runs `product(rows, a_rows, c_rows)` on the whole `m × k` by `k × n` product, or, when it
 /// is large, on shares of its rows across scoped threads (the calling thread taking the last
 /// share). The helpers end with the product, so no idle worker spins on a core that the
 /// serial parts of the model need.
-fn split_rows(m: usize, k: usize, n: usize, a: &[f32], c: &mut [f32], product: &RowsProduct<'_>) {
-    assert!(a.len() >= m * k && c.len() >= m * n, "matmul: slices too short");
+fn split_rows(m: usize, k: usize, n: usize, a: Lhs<'_>, c: &mut [f32], product: &RowsProduct<'_>) {
+    assert!(c.len() >= m * n, "matmul: slices too short");
     let threads = threads_for(m, k, n);
     if threads <= 1 {
         product(m, a, c);
@@ -66,10 +109,10 @@ fn split_rows(m: usize, k: usize, n: usize, a: &[f32], c: &mut [f32], product: &
     }
     let per = m.div_ceil(threads);
     std::thread::scope(|scope| {
-        let mut rows = c[..m * n].chunks_mut(per * n).zip(a[..m * k].chunks(per * k)).peekable();
-        while let Some((c_rows, a_rows)) = rows.next() {
-            let r = c_rows.len() / n;
-            if rows.peek().is_some() {
+        let mut shares = c[..m * n].chunks_mut(per * n).enumerate().peekable();
+        while let Some((share, c_rows)) = shares.next() {
+            let (r, a_rows) = (c_rows.len() / n, a.rows_from(share * per, k));
+            if shares.peek().is_some() {
                 scope.spawn(move || product(r, a_rows, c_rows));
             } else {
                 product(r, a_rows, c_rows);
@@ -255,6 +298,12 @@ mod tests {
             for (x, y) in got.iter().zip(&want) {
                 assert!((x - y).abs() <= 1e-3, "{threads} threads: {x} vs {y}");
             }
+            let a_t = crate::kernels::transpose(&a, m, k);
+            let mut got = vec![0.25f32; m * n];
+            matmul_transposed_a(m, k, n, &a_t, &b, &mut got, true);
+            for (x, y) in got.iter().zip(&want) {
+                assert!((x - y).abs() <= 1e-3, "{threads} threads, a transposed: {x} vs {y}");
+            }
         }
         crate::set_num_threads(0);
     }
@@ -299,6 +348,11 @@ mod tests {
             matmul_reference(m, k, n, &a, &b, &mut c2, acc);
             for (x, y) in c1.iter().zip(&c2) {
                 prop_assert!((x - y).abs() <= 1e-5 * (1.0 + k as f32), "{x} vs {y}");
+            }
+            let mut c3 = c0.clone();
+            matmul_transposed_a(m, k, n, &crate::kernels::transpose(&a, m, k), &b, &mut c3, acc);
+            for (x, y) in c3.iter().zip(&c2) {
+                prop_assert!((x - y).abs() <= 1e-5 * (1.0 + k as f32), "a transposed: {x} vs {y}");
             }
         }
     }

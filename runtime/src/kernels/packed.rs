@@ -127,12 +127,55 @@ impl Start<'_> {
     }
 }
 
+/// The left factor `A` (`m × k`) of a product, as it is stored. Backward passes multiply by
+/// the transpose of what the forward pass stored (`xᵀ · dy` for a weight's gradient), and the
+/// kernel rewrites `A` into slivers anyway, so it reads the transpose in place rather than
+/// materialising it.
+#[derive(Debug, Clone, Copy)]
+pub enum Lhs<'a> {
+    /// `A` row-major: `A[i][p] = a[i · k + p]`.
+    RowMajor(&'a [f32]),
+    /// `Aᵀ` row-major with rows `ld` floats apart (`ld ≥ m`): `A[i][p] = data[p · ld + i]`.
+    Transposed {
+        /// `Aᵀ`, from its element `(0, 0)`.
+        data: &'a [f32],
+        /// Floats from one row of `Aᵀ` (one element of `k`) to the next.
+        ld: usize,
+    },
+}
+
+impl<'a> Lhs<'a> {
+    /// Whether the storage holds an `m × k` matrix.
+    fn holds(&self, m: usize, k: usize) -> bool {
+        match *self {
+            Lhs::RowMajor(a) => a.len() >= m * k,
+            Lhs::Transposed { data, ld } => m == 0 || k == 0 || (ld >= m && data.len() >= (k - 1) * ld + m),
+        }
+    }
+
+    /// The rows from `i0` on, of a matrix with `k` columns.
+    pub(crate) fn rows_from(self, i0: usize, k: usize) -> Self {
+        match self {
+            Lhs::RowMajor(a) => Lhs::RowMajor(&a[i0 * k..]),
+            Lhs::Transposed { data, ld } => Lhs::Transposed { data: &data[i0..], ld },
+        }
+    }
+}
+
 /// `c = start + a · b` for row-major `a` (m×k) and `c` (m×n), where `b` (k×n) was packed by
 /// [`PackedB::pack`]; single-threaded.
 ///
 /// # Panics
 /// If `a` or `c` is shorter than its matrix, or a bias shorter than a row.
 pub fn matmul_packed(m: usize, a: &[f32], b: &PackedB, c: &mut [f32], start: Start<'_>) {
+    matmul_packed_lhs(m, Lhs::RowMajor(a), b, c, start);
+}
+
+/// [`matmul_packed`] with `A` given as an [`Lhs`] (row-major or transposed).
+///
+/// # Panics
+/// If `a` or `c` is shorter than its matrix, or a bias shorter than a row.
+pub fn matmul_packed_lhs(m: usize, a: Lhs<'_>, b: &PackedB, c: &mut [f32], start: Start<'_>) {
     assert_eq!(b.width, panel_width(), "PackedB packed for another instruction set");
     pulp::Arch::new().dispatch(Product::new(m, a, Rhs::Packed(b), c, start));
 }
@@ -141,7 +184,7 @@ pub fn matmul_packed(m: usize, a: &[f32], b: &PackedB, c: &mut [f32], start: Sta
 /// panels of `2 · lanes` columns of that set, which [`PackedB::pack_for`] does.
 pub fn matmul_packed_with<S: Simd>(s: S, m: usize, a: &[f32], b: &PackedB, c: &mut [f32], start: Start<'_>) {
     assert_eq!(b.width, 2 * lanes::<S>(), "PackedB packed for another instruction set");
-    s.vectorize(Product::new(m, a, Rhs::Packed(b), c, start));
+    s.vectorize(Product::new(m, Lhs::RowMajor(a), Rhs::Packed(b), c, start));
 }
 
 /// `c = a · b` (or `c += a · b`) for row-major `a` (m×k), `b` (k×n) and `c` (m×n);
@@ -151,6 +194,22 @@ pub fn matmul_packed_with<S: Simd>(s: S, m: usize, a: &[f32], b: &PackedB, c: &m
 /// # Panics
 /// If a slice is shorter than its matrix.
 pub fn matmul_row_major(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32], accumulate: bool) {
+    matmul_row_major_lhs(m, k, n, Lhs::RowMajor(a), b, c, accumulate);
+}
+
+/// [`matmul_row_major`] with `A` given as an [`Lhs`] (row-major or transposed).
+///
+/// # Panics
+/// If a slice is shorter than its matrix.
+pub fn matmul_row_major_lhs(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: Lhs<'_>,
+    b: &[f32],
+    c: &mut [f32],
+    accumulate: bool,
+) {
     thread_local! {
         static BLOCK: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
     }
@@ -175,7 +234,7 @@ pub fn matmul_row_major_with<S: Simd>(
     let mut buf = Vec::new();
     s.vectorize(Product::new(
         m,
-        a,
+        Lhs::RowMajor(a),
         Rhs::RowMajor { b, k, n, buf: &mut buf },
         c,
         Start::accumulate(accumulate),
@@ -201,23 +260,23 @@ impl Rhs<'_> {
 
 struct Product<'a> {
     m: usize,
-    a: &'a [f32],
+    a: Lhs<'a>,
     b: Rhs<'a>,
     c: &'a mut [f32],
     start: Start<'a>,
 }
 
 impl<'a> Product<'a> {
-    fn new(m: usize, a: &'a [f32], b: Rhs<'a>, c: &'a mut [f32], start: Start<'a>) -> Self {
+    fn new(m: usize, a: Lhs<'a>, b: Rhs<'a>, c: &'a mut [f32], start: Start<'a>) -> Self {
         let (k, n) = b.dims();
-        assert!(a.len() >= m * k && c.len() >= m * n, "matrix product: slices too short for {m}×{k}·{k}×{n}");
+        assert!(a.holds(m, k) && c.len() >= m * n, "matrix product: slices too short for {m}×{k}·{k}×{n}");
         if let Rhs::RowMajor { b, .. } = &b {
             assert!(b.len() >= k * n, "matrix product: right factor too short for {k}×{n}");
         }
         if let Start::Bias(bias) = start {
             assert!(bias.len() >= n, "matrix product: bias of {} for {n} columns", bias.len());
         }
-        Product { m, a: &a[..m * k], b, c: &mut c[..m * n], start }
+        Product { m, a, b, c: &mut c[..m * n], start }
     }
 }
 
@@ -305,21 +364,53 @@ fn tile_rows(left: usize) -> usize {
 /// as slivers: for each register tile of rows (as [`tile_rows`] groups them), its `kc`
 /// columns one after another, each holding the tile's rows side by side. The tile then
 /// reads A from one pointer in order, which leaves the registers to the accumulators.
-fn pack_slivers(a: &[f32], lda: usize, (i0, end): (usize, usize), (p0, kc): (usize, usize), out: &mut [f32]) {
+/// `A` transposed is read the same way, each column of a sliver then being a contiguous run
+/// of one row of `Aᵀ`.
+fn pack_slivers(a: Lhs<'_>, k: usize, (i0, end): (usize, usize), (p0, kc): (usize, usize), out: &mut [f32]) {
     let mut i = i0;
     while i < end {
         let rows = tile_rows(end - i);
         let sliver = &mut out[(i - i0) * kc..][..rows * kc];
-        let at = (i * lda + p0, lda, kc);
-        match rows {
-            1 => sliver.copy_from_slice(&a[at.0..][..kc]),
-            2 => pack_sliver::<2>(a, at, sliver),
-            3 => pack_sliver::<3>(a, at, sliver),
-            4 => pack_sliver::<4>(a, at, sliver),
-            5 => pack_sliver::<5>(a, at, sliver),
-            _ => pack_sliver::<MR>(a, at, sliver),
+        match a {
+            Lhs::RowMajor(a) => {
+                let at = (i * k + p0, k, kc);
+                match rows {
+                    1 => sliver.copy_from_slice(&a[at.0..][..kc]),
+                    2 => pack_sliver::<2>(a, at, sliver),
+                    3 => pack_sliver::<3>(a, at, sliver),
+                    4 => pack_sliver::<4>(a, at, sliver),
+                    5 => pack_sliver::<5>(a, at, sliver),
+                    _ => pack_sliver::<MR>(a, at, sliver),
+                }
+            }
+            Lhs::Transposed { data, ld } => {
+                let at = (p0 * ld + i, ld, kc);
+                match rows {
+                    1 => pack_sliver_transposed::<1>(data, at, sliver),
+                    2 => pack_sliver_transposed::<2>(data, at, sliver),
+                    3 => pack_sliver_transposed::<3>(data, at, sliver),
+                    4 => pack_sliver_transposed::<4>(data, at, sliver),
+                    5 => pack_sliver_transposed::<5>(data, at, sliver),
+                    _ => pack_sliver_transposed::<MR>(data, at, sliver),
+                }
+            }
         }
         i += rows;
+    }
+}
+
+/// One sliver of `R` rows of `A` from `Aᵀ`: `kc` runs of `R` floats, `ld` apart from
+/// `start`, one after another.
+#[inline(always)]
+fn pack_sliver_transposed<const R: usize>(
+    at: &[f32],
+    (start, ld, kc): (usize, usize, usize),
+    sliver: &mut [f32],
+) {
+    let (columns, _) = sliver.as_chunks_mut::<R>();
+    for (p, column) in columns.iter_mut().enumerate().take(kc) {
+        let run: &[f32; R] = at[start + p * ld..][..R].try_into().expect("a run of R floats");
+        *column = *run;
     }
 }
 
@@ -443,6 +534,12 @@ mod tests {
     ) -> Vec<(&'static str, Vec<f32>)> {
         let mut runs = Vec::new();
         let mut packed = PackedB::default();
+        let mut a_t = vec![f32::NAN; k * (m + 3)];
+        for i in 0..m {
+            for p in 0..k {
+                a_t[p * (m + 3) + i] = a[i * k + p];
+            }
+        }
         macro_rules! run {
             ($name:literal, $simd:expr) => {{
                 let s = $simd;
@@ -453,6 +550,14 @@ mod tests {
                 let mut c = c0.to_vec();
                 matmul_row_major_with(s, m, k, n, a, b, &mut c, acc);
                 runs.push((concat!($name, " row-major"), c));
+                // A read through its transpose, stored with a wider stride than its rows.
+                let mut c = c0.to_vec();
+                let a_t = Lhs::Transposed { data: &a_t, ld: m + 3 };
+                Simd::vectorize(
+                    s,
+                    Product::new(m, a_t, Rhs::Packed(&packed), &mut c, Start::accumulate(acc)),
+                );
+                runs.push((concat!($name, " transposed"), c));
             }};
         }
         run!("scalar", pulp::Scalar::new());

@@ -9,7 +9,7 @@ use super::conv::column_sums;
 use super::{Backward, Grads, Layer, Params};
 use crate::error::{Result, RuntimeError};
 use crate::exec::{Training, Value, ValueRef, contiguous, f32_slot, set_mask};
-use crate::kernels::matmul;
+use crate::kernels::{matmul, matmul_transposed_a};
 use crate::pool;
 
 /// What a masked score gets added (Keras's large negative number for float32).
@@ -77,7 +77,7 @@ fn times_transposed(a: &[f32], b: &[f32], (m, k, n): (usize, usize, usize)) -> V
 /// `aᵀ · b` for row-major `a` `[k, m]` and `b` `[k, n]`.
 fn transposed_times(a: &[f32], b: &[f32], (k, m, n): (usize, usize, usize)) -> Vec<f32> {
     let mut c = vec![0.0f32; m * n];
-    matmul(m, k, n, &pool::transposed(a, k, m), b, &mut c, false);
+    matmul_transposed_a(m, k, n, a, b, &mut c, false);
     c
 }
 

@@ -4,7 +4,7 @@ use ndarray::{Array2, ArrayD, ArrayViewD, Axis};
 use seqmodel_ir::Activation;
 
 use crate::error::{Result, RuntimeError};
-use crate::kernels::{FixedRhs, Start, activation, matmul};
+use crate::kernels::{FixedRhs, Start, activation, matmul, matmul_transposed_a};
 use crate::pool;
 
 /// `Dense` over the last axis, `act(x · W + b)`, writing into `out` (`rows × units`,
@@ -96,7 +96,7 @@ pub(crate) fn dense_backward(
 ) -> (Vec<f32>, Vec<f32>, Option<Vec<f32>>) {
     let rows = x.len() / d.max(1);
     let mut dk = vec![0.0f32; d * u];
-    matmul(d, rows, u, &pool::transposed(x, rows, d), dpre, &mut dk, false);
+    matmul_transposed_a(d, rows, u, x, dpre, &mut dk, false);
     let db = bias.then(|| {
         let mut db = vec![0.0f32; u];
         for row in dpre.chunks(u) {
@@ -106,7 +106,7 @@ pub(crate) fn dense_backward(
         }
         db
     });
-    let mut dx = vec![0.0f32; rows * d];
+    let mut dx = pool::zeros(rows * d);
     matmul(rows, u, d, dpre, &pool::transposed(kernel, d, u), &mut dx, false);
     (dx, dk, db)
 }

@@ -9,7 +9,7 @@ use seqmodel_ir::{Activation, Conv1dAttrs, GlobalPoolAttrs, PoolAttrs, PoolKind}
 use super::{Backward, Grads, Layer, Params};
 use crate::error::{Result, RuntimeError};
 use crate::exec::{NodeTape, Training, Value, ValueRef, contiguous, f32_slot, set_mask};
-use crate::kernels::{FixedRhs, Start, activation, matmul};
+use crate::kernels::{FixedRhs, Start, activation, matmul, matmul_transposed_a};
 use crate::pool;
 
 /// The input of a layer over time as `[B, T, C]` in standard layout.
@@ -154,7 +154,7 @@ impl Layer for Conv1dAttrs {
             let dg: Vec<f32> = dpre.chunks(f).flat_map(|r| r[g * fg..][..fg].iter().copied()).collect();
             let cols = unfold(self, &xs, dims, g, t_out, left);
             let mut dkg = vec![0.0f32; width * fg];
-            matmul(width, rows, fg, &pool::transposed(&cols, rows, width), &dg, &mut dkg, false);
+            matmul_transposed_a(width, rows, fg, &cols, &dg, &mut dkg, false);
             for (dst, src) in dk.chunks_mut(f).zip(dkg.chunks(fg)) {
                 dst[g * fg..][..fg].copy_from_slice(src);
             }

@@ -26,6 +26,22 @@ pub(crate) struct Pass {
     pub penalty: f32,
 }
 
+impl Pass {
+    /// Gives the pass's float arrays back to the training pool for the next step (the
+    /// recurrent tapes give theirs back as they drop).
+    pub(crate) fn recycle(self) {
+        let values = self.vals.into_values().flatten().filter_map(|v| match v.t {
+            Tensor::F32(a) => Some(a),
+            Tensor::I32(_) => None,
+        });
+        let tapes = self.tapes.into_values().filter_map(|t| match t {
+            NodeTape::Dense(a) | NodeTape::Saved(a) => Some(a),
+            NodeTape::Rnn(..) | NodeTape::Bidirectional(_) => None,
+        });
+        values.chain(tapes).chain(self.keeps.into_values()).for_each(crate::pool::recycle_array);
+    }
+}
+
 /// Inverted-dropout keep mask: 0 with probability `rate`, else `1 / (1 - rate)`.
 fn keep_mask(n: usize, rate: f32, seed: &mut u64) -> Vec<f32> {
     (0..n).map(|_| if layers::uniform(seed) < rate { 0.0 } else { 1.0 / (1.0 - rate) }).collect()
@@ -365,6 +381,7 @@ pub(crate) fn backward(
                 return Err(unsupported("a recurrent layer run without a tape"));
             }
         }
+        douts.into_iter().flatten().for_each(crate::pool::recycle_array);
     }
     Ok(WeightGrads { grads: wg, squares, updates })
 }

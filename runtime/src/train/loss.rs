@@ -69,7 +69,7 @@ impl Loss {
         let rows = pred.len() / width.max(1);
         let p = pred.as_standard_layout();
         let p = p.as_slice().expect("standard layout");
-        let mut grad = vec![0.0f32; p.len()];
+        let mut grad = crate::pool::zeros(p.len());
         let mut total = 0.0f64;
         match (self, target) {
             (Loss::SparseCategoricalCrossentropy { from_logits }, Tensor::I32(ids)) => {

@@ -229,17 +229,19 @@ impl Trainer {
             let pred = pass.vals[&o.node][o.port]
                 .t
                 .as_f32()
-                .cloned()
                 .ok_or_else(|| RuntimeError::Shape("integer output".into()))?;
-            let (l, g) = self.loss.value_and_grad(&pred, t)?;
+            let (l, g) = self.loss.value_and_grad(pred, t)?;
             total += l;
             out_grads.push(g);
         }
         if !grads {
+            out_grads.into_iter().for_each(crate::pool::recycle_array);
+            pass.recycle();
             return Ok((total, None));
         }
-        let g = graph::backward(&self.rewritten, &self.weights, &pass, out_grads)?;
-        Ok((total, Some(g)))
+        let g = graph::backward(&self.rewritten, &self.weights, &pass, out_grads);
+        pass.recycle();
+        Ok((total, Some(g?)))
     }
 
     /// One optimizer step on one batch; returns the batch loss before the update (Keras's
@@ -256,6 +258,7 @@ impl Trainer {
             )));
         }
         self.optimizer.apply_sparse_aware(&mut self.weights, &mut g.grads, &g.squares);
+        g.grads.into_values().chain(g.squares.into_values()).for_each(crate::pool::recycle_array);
         for (key, value) in g.updates {
             self.weights.insert(key, value);
         }

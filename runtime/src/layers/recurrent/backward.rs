@@ -4,10 +4,10 @@
 //! gate math (matrix products through `kernels::matmul`) so that each line can be checked
 //! against the equations; the gradient checks in the tests hold it to finite differences.
 
-use seqmodel_ir::CellKind;
+use seqmodel_ir::{Activation, CellKind};
 
 use super::{RnnTape, split_recurrent};
-use crate::kernels::{FixedRhs, activation, matmul, transpose};
+use crate::kernels::{FixedRhs, activation, matmul, matmul_transposed_a, transpose};
 use crate::pool;
 
 /// The weights of one recurrent layer in Keras's layout.
@@ -148,21 +148,20 @@ pub fn backward(
             let dzr = &mut dz[bi * gu..][..gu];
             match a.cell {
                 CellKind::Lstm => {
-                    let cp = &tape.c_prev[s * b * u..][bi * u..][..u];
-                    let cn = &tape.c_new[s * b * u..][bi * u..][..u];
-                    let c_act = &c_act[bi * u..][..u];
-                    for j in 0..u {
-                        let dht = dh[bi * u + j] + dout[j];
-                        let tc = c_act[j];
-                        let (i, f, gg, o) = (g[j], g[u + j], g[2 * u + j], g[3 * u + j]);
-                        let d_o = dht * tc;
-                        let dct = dc[bi * u + j] + dht * o * actg(cn[j], tc);
-                        dzr[j] = dct * gg * ractg(z[j], i);
-                        dzr[u + j] = dct * cp[j] * ractg(z[u + j], f);
-                        dzr[2 * u + j] = dct * i * actg(z[2 * u + j], gg);
-                        dzr[3 * u + j] = d_o * ractg(z[3 * u + j], o);
-                        dcp[bi * u + j] = dct * f;
-                    }
+                    let row = LstmRow {
+                        u,
+                        dh: &dh[bi * u..][..u],
+                        dout,
+                        dc: &dc[bi * u..][..u],
+                        gates: g,
+                        pre: z,
+                        c_prev: &tape.c_prev[s * b * u..][bi * u..][..u],
+                        c_new: &tape.c_new[s * b * u..][bi * u..][..u],
+                        c_act: &c_act[bi * u..][..u],
+                        dz: dzr,
+                        dc_prev: &mut dcp[bi * u..][..u],
+                    };
+                    row.backward(a.activation, a.recurrent_activation);
                     drec[bi * gu..][..gu].copy_from_slice(dzr);
                 }
                 CellKind::SimpleRnn => {
@@ -248,15 +247,14 @@ pub fn backward(
         }
     }
     if batched {
-        let hd_t = match tape.rec_mask.as_deref() {
+        // h_prev (dropped) is stored T·B × U: the kernel reads it as the transpose it needs.
+        match tape.rec_mask.as_deref() {
             Some(m) => {
                 let hd_all: Vec<f32> = tape.h_prev.iter().zip(m.iter().cycle()).map(|(h, k)| h * k).collect();
-                pool::transposed(&hd_all, t * b, u)
+                matmul_transposed_a(u, t * b, gu, &hd_all, &drec_steps, &mut drec_all, false);
             }
-            None => pool::transposed(&tape.h_prev, t * b, u),
-        };
-        matmul(u, t * b, gu, &hd_t, &drec_steps, &mut drec_all, false);
-        pool::recycle(hd_t);
+            None => matmul_transposed_a(u, t * b, gu, &tape.h_prev, &drec_steps, &mut drec_all, false),
+        }
         if reset_after {
             for row in drec_steps.chunks(gu) {
                 for (db, v) in dbias_rec.iter_mut().zip(row) {
@@ -266,10 +264,8 @@ pub fn backward(
         }
     }
     let mut dkernel = vec![0.0f32; d * gu];
-    let xt = pool::transposed(&tape.x, b * t, d);
-    matmul(d, b * t, gu, &xt, &dxp, &mut dkernel, false);
-    pool::recycle(xt);
-    let mut dx = vec![0.0f32; b * t * d];
+    matmul_transposed_a(d, b * t, gu, &tape.x, &dxp, &mut dkernel, false);
+    let mut dx = pool::zeros(b * t * d);
     let kt = transpose(p.kernel, d, gu);
     matmul(b * t, gu, d, &dxp, &kt, &mut dx, false);
     let mut dbias = vec![0.0f32; if reset_after { 2 * gu } else { gu }];
@@ -343,5 +339,136 @@ fn step_gates(tape: &RnnTape, s: usize, pre: &mut [f32], gates: &mut [f32], c_ac
     if a.cell == CellKind::Lstm {
         c_act.copy_from_slice(&tape.c_new[s * b * u..][..b * u]);
         activation::map(a.activation, c_act);
+    }
+}
+
+/// One row of one step of the LSTM cell's backward pass: the gradients of the four gates'
+/// pre-activations and of the previous cell state, from those of the output and the states.
+struct LstmRow<'a> {
+    u: usize,
+    /// The gradients of the step's `h` (from the next step) and output (from above).
+    dh: &'a [f32],
+    dout: &'a [f32],
+    /// The gradient of the step's `c` (from the next step).
+    dc: &'a [f32],
+    /// The activated gates `i, f, g, o` (`4U`) and their pre-activations.
+    gates: &'a [f32],
+    pre: &'a [f32],
+    c_prev: &'a [f32],
+    c_new: &'a [f32],
+    /// The activation of `c_new`.
+    c_act: &'a [f32],
+    dz: &'a mut [f32],
+    dc_prev: &'a mut [f32],
+}
+
+impl LstmRow<'_> {
+    /// Runs the row with the layer's activations. Keras's default pair (tanh, sigmoid) takes
+    /// the derivatives from the outputs alone, so the loop has no branch and vectorises (in
+    /// the widest instruction set, through `pulp`'s dispatch); other activations go through
+    /// [`activation::grad`] element by element.
+    fn backward(self, act: Activation, recurrent: Activation) {
+        if (act, recurrent) == (Activation::Tanh, Activation::Sigmoid) {
+            pulp::Arch::new().dispatch(LstmRowKernel {
+                row: self,
+                actg: |_: f32, y: f32| 1.0 - y * y,
+                ractg: |_: f32, y: f32| y * (1.0 - y),
+            });
+        } else {
+            self.run(
+                |x: f32, y: f32| activation::grad(act, x, y),
+                |x: f32, y: f32| activation::grad(recurrent, x, y),
+            );
+        }
+    }
+
+    /// The gate derivatives with `actg` and `ractg` the derivatives of the activation and the
+    /// recurrent activation at (input, output).
+    #[inline(always)]
+    fn run(self, actg: impl Fn(f32, f32) -> f32, ractg: impl Fn(f32, f32) -> f32) {
+        let u = self.u;
+        let (dh, dout, dc) = (&self.dh[..u], &self.dout[..u], &self.dc[..u]);
+        let (cp, cn, tc) = (&self.c_prev[..u], &self.c_new[..u], &self.c_act[..u]);
+        let [gi, gf, gg, go] = gate_blocks(self.gates, u);
+        let [zi, zf, zg, zo] = gate_blocks(self.pre, u);
+        let (dzi, rest) = self.dz[..4 * u].split_at_mut(u);
+        let (dzf, rest) = rest.split_at_mut(u);
+        let (dzg, dzo) = rest.split_at_mut(u);
+        let dcp = &mut self.dc_prev[..u];
+        for j in 0..u {
+            let dht = dh[j] + dout[j];
+            let (i, f, g, o) = (gi[j], gf[j], gg[j], go[j]);
+            let dct = dc[j] + dht * o * actg(cn[j], tc[j]);
+            dzi[j] = dct * g * ractg(zi[j], i);
+            dzf[j] = dct * cp[j] * ractg(zf[j], f);
+            dzg[j] = dct * i * actg(zg[j], g);
+            dzo[j] = dht * tc[j] * ractg(zo[j], o);
+            dcp[j] = dct * f;
+        }
+    }
+}
+
+/// [`LstmRow::run`] inside an instruction set's dispatch.
+struct LstmRowKernel<'a, A, R> {
+    row: LstmRow<'a>,
+    actg: A,
+    ractg: R,
+}
+
+impl<A: Fn(f32, f32) -> f32, R: Fn(f32, f32) -> f32> pulp::WithSimd for LstmRowKernel<'_, A, R> {
+    type Output = ();
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) {
+        self.row.run(self.actg, self.ractg);
+    }
+}
+
+/// The four gate blocks of `U` values each at the start of `m`.
+fn gate_blocks(m: &[f32], u: usize) -> [&[f32]; 4] {
+    std::array::from_fn(|k| &m[k * u..][..u])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The vectorised row of Keras's default activations equals the element-by-element
+        /// one through `activation::grad` (which is held to finite differences).
+        #[test]
+        fn the_vectorised_lstm_row_equals_the_general_one(
+            u in 1usize..70,
+            values in proptest::collection::vec(-2.0f32..2.0, 11 * 70),
+        ) {
+            let v = |k: usize, n: usize| values[k * 70..][..n].to_vec();
+            let pre: Vec<f32> = (0..4).flat_map(|k| v(k, u)).collect();
+            let mut gates = pre.clone();
+            activation::map(Activation::Sigmoid, &mut gates[..2 * u]);
+            activation::map(Activation::Tanh, &mut gates[2 * u..3 * u]);
+            activation::map(Activation::Sigmoid, &mut gates[3 * u..]);
+            let (c_prev, c_new) = (v(4, u), v(5, u));
+            let mut c_act = c_new.clone();
+            activation::map(Activation::Tanh, &mut c_act);
+            let (dh, dout, dc) = (v(6, u), v(7, u), v(8, u));
+            let run = |fast: bool| {
+                let (mut dz, mut dc_prev) = (vec![f32::NAN; 4 * u], vec![f32::NAN; u]);
+                let row = LstmRow {
+                    u, dh: &dh, dout: &dout, dc: &dc, gates: &gates, pre: &pre, c_prev: &c_prev,
+                    c_new: &c_new, c_act: &c_act, dz: &mut dz, dc_prev: &mut dc_prev,
+                };
+                if fast {
+                    row.backward(Activation::Tanh, Activation::Sigmoid);
+                } else {
+                    let g = |a: Activation| move |x: f32, y: f32| activation::grad(a, x, y);
+                    row.run(g(Activation::Tanh), g(Activation::Sigmoid));
+                }
+                (dz, dc_prev)
+            };
+            let (fast, general) = (run(true), run(false));
+            for (x, y) in fast.0.iter().chain(&fast.1).zip(general.0.iter().chain(&general.1)) {
+                prop_assert!((x - y).abs() <= 1e-6, "{x} vs {y}");
+            }
+        }
     }
 }

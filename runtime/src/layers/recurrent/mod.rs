@@ -191,6 +191,10 @@ impl Drop for RnnTape {
         {
             pool::recycle(std::mem::take(v));
         }
+        if let Some((gates, c_act)) = self.gates.take() {
+            pool::recycle(gates);
+            pool::recycle(c_act);
+        }
     }
 }
 
@@ -211,8 +215,9 @@ pub(crate) fn backward_to(
     let w = |i: usize| crate::exec::weight(store, &specs[i].key);
     let prm =
         RnnParams { kernel: w(0)?, recurrent: w(1)?, bias: if a.use_bias { Some(w(2)?) } else { None } };
-    let main = d_main.map(|g| g.iter().copied().collect::<Vec<f32>>());
-    let (d_seq, d_last) = if a.return_sequences { (main.as_deref(), None) } else { (None, main.as_deref()) };
+    let main = d_main.map(|g| g.as_standard_layout());
+    let main = main.as_ref().map(|g| g.as_slice().expect("standard layout"));
+    let (d_seq, d_last) = if a.return_sequences { (main, None) } else { (None, main) };
     let mut g = backward(tape, &prm, d_seq, d_last, d_states);
     let grads =
         [std::mem::take(&mut g.dkernel), std::mem::take(&mut g.drecurrent), std::mem::take(&mut g.dbias)];
