@@ -4,6 +4,7 @@
 use ndarray::ArrayD;
 
 use crate::error::{Result, RuntimeError};
+use crate::kernels::activation;
 use crate::tensor::Tensor;
 
 const EPS: f32 = 1e-7;
@@ -93,14 +94,16 @@ impl Loss {
                             g[j] = sm[j] - f32::from(j == id);
                         }
                     } else {
-                        let s: f32 = row.iter().map(|v| v.clamp(EPS, 1.0 - EPS)).sum();
+                        let s = activation::sum_map(row, |v| v.clamp(EPS, 1.0 - EPS));
                         let q = row[id].clamp(EPS, 1.0 - EPS);
                         total += (s.ln() - q.ln()) as f64;
-                        for j in 0..width {
-                            let pc = row[j].clamp(EPS, 1.0 - EPS);
-                            let pass = f32::from(row[j] == pc);
-                            g[j] = pass * (1.0 / s - if j == id { 1.0 / pc } else { 0.0 });
+                        // Every class gets 1/s where the clamp passes its gradient, the
+                        // target class also -1/p (one loop without a branch, then one entry).
+                        let inv_s = 1.0 / s;
+                        for (g, &v) in g.iter_mut().zip(row) {
+                            *g = f32::from(v == v.clamp(EPS, 1.0 - EPS)) * inv_s;
                         }
+                        g[id] = f32::from(row[id] == q) * (inv_s - 1.0 / q);
                     }
                 }
             }
@@ -138,7 +141,7 @@ fn shape_err(p: &[usize], t: &[usize]) -> RuntimeError {
 
 fn log_softmax(row: &[f32]) -> (f32, Vec<f32>) {
     let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let s: f32 = row.iter().map(|v| (v - m).exp()).sum();
+    let s = activation::sum_map(row, |v| (v - m).exp());
     let lse = m + s.ln();
     (lse, row.iter().map(|v| (v - lse).exp()).collect())
 }
