@@ -1,6 +1,9 @@
 //! How many threads the kernels may use. Large matrix products split their rows across
-//! scoped threads; small ones, where the hand-off costs more than it saves, stay on
-//! the calling thread, so more threads never make a model slower.
+//! threads; small ones, where the hand-off costs more than it saves, stay on the calling
+//! thread, so more threads never make a model slower. The helper threads are started once
+//! per thread count and kept (a `rayon` pool): a scoped thread started per product cost
+//! about 60 µs, and its fresh stack and packing buffers faulted in their pages every time
+//! (a sixth of a big-lstm training step at two threads).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -54,4 +57,34 @@ pub(crate) fn on_one_thread<R>(f: impl FnOnce() -> R) -> R {
     }
     let _restore = Restore(ON_ONE_THREAD.replace(true));
     f()
+}
+
+/// Runs `f` with a scope whose spawned work goes to the `threads - 1` helper threads of
+/// that count while `f` runs on this thread (which takes its own share, as the caller of a
+/// split product does); returns when all of it has finished.
+///
+/// # Panics
+/// If the helper threads cannot be started (the operating system refused a thread), or if
+/// spawned work panicked.
+pub(crate) fn in_scope<'s, R>(threads: usize, f: impl FnOnce(&rayon::Scope<'s>) -> R) -> R {
+    helpers(threads).in_place_scope(f)
+}
+
+/// The pool of `threads - 1` helper threads (at least one), started on first use.
+fn helpers(threads: usize) -> std::sync::Arc<rayon::ThreadPool> {
+    type Pools = std::sync::Mutex<Vec<(usize, std::sync::Arc<rayon::ThreadPool>)>>;
+    static POOLS: std::sync::OnceLock<Pools> = std::sync::OnceLock::new();
+    let helpers = threads.saturating_sub(1).max(1);
+    let mut pools = POOLS.get_or_init(Pools::default).lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, pool)) = pools.iter().find(|(n, _)| *n == helpers) {
+        return pool.clone();
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(helpers)
+        .thread_name(|i| format!("seqmodel-helper-{i}"))
+        .build()
+        .expect("the kernels' helper threads start");
+    let pool = std::sync::Arc::new(pool);
+    pools.push((helpers, pool.clone()));
+    pool
 }

@@ -108,12 +108,12 @@ fn split_rows(m: usize, k: usize, n: usize, a: Lhs<'_>, c: &mut [f32], product: 
         return;
     }
     let per = m.div_ceil(threads);
-    std::thread::scope(|scope| {
+    crate::parallel::in_scope(threads, |scope| {
         let mut shares = c[..m * n].chunks_mut(per * n).enumerate().peekable();
         while let Some((share, c_rows)) = shares.next() {
             let (r, a_rows) = (c_rows.len() / n, a.rows_from(share * per, k));
             if shares.peek().is_some() {
-                scope.spawn(move || product(r, a_rows, c_rows));
+                scope.spawn(move |_| product(r, a_rows, c_rows));
             } else {
                 product(r, a_rows, c_rows);
             }

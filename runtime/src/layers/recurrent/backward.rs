@@ -78,7 +78,8 @@ pub fn backward(
     let mut dh = d_states.first().cloned().flatten().unwrap_or_else(|| vec![0.0; b * u]);
     let mut dc = d_states.get(1).cloned().flatten().unwrap_or_else(|| vec![0.0; b * u]);
     let mut dout_carry = vec![0.0f32; b * u];
-    let mut dxp = pool::zeros(b * t * gu);
+    // Every step writes its rows of both (all of them, masked rows with zeros).
+    let mut dxp = pool::overwritten(b * t * gu);
     let mut drec_all = vec![0.0f32; u * gu];
     let mut dr_h = vec![0.0f32; u * u];
     let mut dbias_rec = vec![0.0f32; gu];
@@ -88,7 +89,7 @@ pub fn backward(
     // Except for GRU without reset_after, the recurrent kernel's gradient is one product
     // over all steps at the end: h_prevᵀ (U × T·B) · drec (T·B × G·U).
     let batched = !matches!(a.cell, CellKind::Gru { reset_after: false });
-    let mut drec_steps = if batched { pool::zeros(t * b * gu) } else { Vec::new() };
+    let mut drec_steps = if batched { pool::overwritten(t * b * gu) } else { Vec::new() };
     let mut pre = vec![0.0f32; b * gu];
     let mut gates = vec![0.0f32; b * gu];
     let mut c_act = vec![0.0f32; if a.cell == CellKind::Lstm { b * u } else { 0 }];

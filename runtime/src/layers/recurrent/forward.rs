@@ -268,7 +268,7 @@ pub fn forward_projected(
     }
     let lstm_c = !c.is_empty();
     let mut helper_scratch = std::mem::take(&mut scratch.shares);
-    std::thread::scope(|scope| {
+    crate::parallel::in_scope(threads, |scope| {
         let mut h_rest = h;
         let mut c_rest = c;
         let mut last_rest = last;
@@ -303,7 +303,7 @@ pub fn forward_projected(
             };
             if i + 1 < shares {
                 let helper = helpers.next().expect("one work buffer per helper share");
-                scope.spawn(move || on_one_thread(|| recur(a, w, t, zero_masked, helper, rows, None)));
+                scope.spawn(move |_| on_one_thread(|| recur(a, w, t, zero_masked, helper, rows, None)));
             } else {
                 // The calling thread takes the last share.
                 on_one_thread(|| recur(a, w, t, zero_masked, &mut *scratch, rows, None));

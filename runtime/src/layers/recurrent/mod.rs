@@ -169,16 +169,17 @@ impl RnnTape {
             zero_masked,
             x: Vec::new(),
             xp: Vec::new(),
-            rec: pool::zeros(t * b * gu),
-            h_prev: pool::zeros(t * b * u),
-            c_prev: if lstm { pool::zeros(t * b * u) } else { Vec::new() },
-            c_new: if lstm { pool::zeros(t * b * u) } else { Vec::new() },
+            // Every step writes its whole block of each (see `forward::recur`).
+            rec: pool::overwritten(t * b * gu),
+            h_prev: pool::overwritten(t * b * u),
+            c_prev: if lstm { pool::overwritten(t * b * u) } else { Vec::new() },
+            c_new: if lstm { pool::overwritten(t * b * u) } else { Vec::new() },
             live: vec![true; t * b],
             rec_mask,
             gates: (lstm
                 && a.activation == seqmodel_ir::Activation::Tanh
                 && a.recurrent_activation == seqmodel_ir::Activation::Sigmoid)
-                .then(|| (pool::zeros(t * b * gu), pool::zeros(t * b * u))),
+                .then(|| (pool::overwritten(t * b * gu), pool::overwritten(t * b * u))),
         }
     }
 }
