@@ -112,7 +112,7 @@ pub(crate) fn copied(src: &[f32]) -> Vec<f32> {
 
 /// The row-major `rows × cols` matrix `m`, transposed.
 pub(crate) fn transposed(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    let mut t = zeros(rows * cols);
+    let mut t = overwritten(rows * cols);
     crate::kernels::transpose_into(m, rows, cols, &mut t);
     t
 }

@@ -107,7 +107,9 @@ pub(crate) fn dense_backward(
         db
     });
     let mut dx = pool::zeros(rows * d);
-    matmul(rows, u, d, dpre, &pool::transposed(kernel, d, u), &mut dx, false);
+    let kernel_t = pool::transposed(kernel, d, u);
+    matmul(rows, u, d, dpre, &kernel_t, &mut dx, false);
+    pool::recycle(kernel_t);
     (dx, dk, db)
 }
 

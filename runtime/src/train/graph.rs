@@ -157,7 +157,9 @@ fn act_backward(
     let y = y.as_standard_layout();
     let dy = dy.as_standard_layout();
     let x = x.map(|x| x.as_standard_layout());
-    let mut dx = ArrayD::zeros(y.raw_dim());
+    // `backward` starts by copying `dy` into all of it.
+    let dx = crate::pool::overwritten(y.len());
+    let mut dx = ArrayD::from_shape_vec(y.raw_dim(), dx).expect("sized from y");
     activation::backward(
         a,
         x.as_ref().map(|x| x.as_slice().expect("standard layout")),
@@ -229,11 +231,15 @@ pub(crate) fn backward(
                     seqmodel_ir::Activation::Linear => dout_ref(0),
                     a => std::borrow::Cow::Owned(act_backward(*a, pre, out_f32(0), &dout_ref(0))),
                 };
-                let dpre = dpre.as_standard_layout();
+                let dpre_std = dpre.as_standard_layout();
                 let specs = seqmodel_ir::op_weight_specs(&node.op, &prefix);
                 let kernel = exec::weight(store, &specs[0].key)?;
-                let (x_s, d_s) = (x.as_slice().expect("standard"), dpre.as_slice().expect("standard"));
+                let (x_s, d_s) = (x.as_slice().expect("standard"), dpre_std.as_slice().expect("standard"));
                 let (dx, dk, db) = basic::dense_backward(x_s, kernel, d_s, (*input_dim, *units), *use_bias);
+                drop(dpre_std);
+                if let std::borrow::Cow::Owned(d) = dpre {
+                    crate::pool::recycle_array(d);
+                }
                 let mut specs = specs.into_iter();
                 for g in std::iter::once(dk).chain(db) {
                     let spec = specs.next().expect("a weight per gradient");

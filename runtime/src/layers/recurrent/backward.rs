@@ -267,8 +267,9 @@ pub fn backward(
     let mut dkernel = vec![0.0f32; d * gu];
     matmul_transposed_a(d, b * t, gu, &tape.x, &dxp, &mut dkernel, false);
     let mut dx = pool::zeros(b * t * d);
-    let kt = transpose(p.kernel, d, gu);
+    let kt = pool::transposed(p.kernel, d, gu);
     matmul(b * t, gu, d, &dxp, &kt, &mut dx, false);
+    pool::recycle(kt);
     let mut dbias = vec![0.0f32; if reset_after { 2 * gu } else { gu }];
     if p.bias.is_some() {
         for row in dxp.chunks(gu) {

@@ -317,10 +317,11 @@ pub fn forward_projected(
 const MIN_ROWS_PER_THREAD: usize = 8;
 
 /// Layers with at least this many multiply-adds in their recurrent products run their batch
-/// shares in parallel. Each call starts a scoped thread (measured here: 60 µs to spawn and
-/// join, and the helper's core starts cold); at 2^22, 256 streams stepped one step per call
-/// (4.2 M multiply-adds, serve-streams) ran twice as slowly on two threads as on one, and at
-/// 2^24 the two are alike while every longer-sequence config still splits.
+/// shares in parallel. When each call started a scoped thread (60 µs to spawn and join), 256
+/// streams stepped one step per call (4.2 M multiply-adds, serve-streams) ran twice as slowly
+/// on two threads as on one at 2^22; with the kept helper threads, splitting it at 2^21 still
+/// made it 1.35x slower (waking a sleeping helper on this VM costs about what a call saves),
+/// and at 2^24 the two are alike while every longer-sequence config still splits.
 const PARALLEL_MIN_MACS: usize = 1 << 24;
 
 /// One share of a batch: `b` rows of every buffer.
