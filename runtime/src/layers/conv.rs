@@ -42,7 +42,8 @@ fn out_len(layer: &str, window: Option<(usize, usize)>, t: usize, span: usize) -
 fn unfold(a: &Conv1dAttrs, x: &[f32], (b, t, c): Dims3, g: usize, t_out: usize, left: usize) -> Vec<f32> {
     let cg = c / a.groups;
     let width = a.kernel_size * cg;
-    let mut cols = vec![0.0f32; b * t_out * width];
+    // Zeros where a tap falls in the padding; from the pool, given back by the caller.
+    let mut cols = pool::zeros(b * t_out * width);
     for bi in 0..b {
         for o in 0..t_out {
             let row = &mut cols[(bi * t_out + o) * width..][..width];
@@ -116,21 +117,25 @@ impl Layer for Conv1dAttrs {
             let cols = unfold(self, &xs, dims, g, t_out, left);
             if self.groups == 1 {
                 kernel.product_from(b * t_out, &cols, y, bias.map_or(Start::Zero, |v| Start::Bias(v)));
+                pool::recycle(cols);
                 continue;
             }
-            let mut part = vec![0.0f32; b * t_out * fg];
+            let mut part = pool::overwritten(b * t_out * fg);
             let start = bias.map_or(Start::Zero, |v| Start::Bias(&v[g * fg..][..fg]));
             kernel.product_from(b * t_out, &cols, &mut part, start);
             for (dst, src) in y.chunks_mut(self.filters).zip(part.chunks(fg)) {
                 dst[g * fg..][..fg].copy_from_slice(src);
             }
+            pool::recycle(part);
+            pool::recycle(cols);
         }
         // Training keeps the output before the activation when its gradient needs it.
         if let Some(tr) = train
             && self.activation != Activation::Linear
             && activation::grad_needs_input(self.activation)
         {
-            let pre = ArrayD::from_shape_vec(IxDyn(&[b, t_out, self.filters]), y.to_vec()).expect("shape");
+            let pre =
+                ArrayD::from_shape_vec(IxDyn(&[b, t_out, self.filters]), pool::copied(y)).expect("shape");
             tr.tape = Some(NodeTape::Saved(pre));
         }
         activation::apply(self.activation, y, self.filters);
@@ -144,23 +149,28 @@ impl Layer for Conv1dAttrs {
         let (xs, dims @ (b, t, c)) = sequence(bw.layer, &x)?;
         let (t_out, left) = out_len(bw.layer, self.window(t), t, self.span())?;
         let y = bw.ys[0].t.as_f32().expect("float output");
-        let dy = bw.dys[0].as_standard_layout();
-        let dpre = activation_grad(self.activation, bw.tape, y, &dy.to_owned());
+        let dpre = activation_grad(self.activation, bw.tape, y, &bw.dys[0]);
         let (cg, fg, f) = (c / self.groups, self.filters / self.groups, self.filters);
         let (rows, width) = (b * t_out, self.kernel_size * cg);
         let mut dk = vec![0.0f32; self.kernel_size * cg * f];
-        let mut dx = vec![0.0f32; b * t * c];
+        let mut dx = pool::zeros(b * t * c);
         for g in 0..self.groups {
-            let dg: Vec<f32> = dpre.chunks(f).flat_map(|r| r[g * fg..][..fg].iter().copied()).collect();
+            let dg: Cow<'_, [f32]> = if self.groups == 1 {
+                Cow::Borrowed(&dpre)
+            } else {
+                dpre.chunks(f).flat_map(|r| r[g * fg..][..fg].iter().copied()).collect::<Vec<_>>().into()
+            };
             let cols = unfold(self, &xs, dims, g, t_out, left);
             let mut dkg = vec![0.0f32; width * fg];
             matmul_transposed_a(width, rows, fg, &cols, &dg, &mut dkg, false);
+            pool::recycle(cols);
             for (dst, src) in dk.chunks_mut(f).zip(dkg.chunks(fg)) {
                 dst[g * fg..][..fg].copy_from_slice(src);
             }
-            let kg = group_kernel(self, bw.weights[0], g);
-            let mut dcols = vec![0.0f32; rows * width];
-            matmul(rows, fg, width, &dg, &pool::transposed(&kg, width, fg), &mut dcols, false);
+            let kg_t = pool::transposed(&group_kernel(self, bw.weights[0], g), width, fg);
+            let mut dcols = pool::overwritten(rows * width);
+            matmul(rows, fg, width, &dg, &kg_t, &mut dcols, false);
+            pool::recycle(kg_t);
             // Fold the windows back: each tap's gradient goes to the step it read.
             for bi in 0..b {
                 for o in 0..t_out {
@@ -177,11 +187,13 @@ impl Layer for Conv1dAttrs {
                     }
                 }
             }
+            pool::recycle(dcols);
         }
         let mut dws = vec![Some(dk)];
         if self.use_bias {
             dws.push(Some(column_sums(&dpre, f)));
         }
+        pool::recycle(dpre);
         let dx = ArrayD::from_shape_vec(IxDyn(&[b, t, c]), dx).expect("shape");
         Ok(Grads { dxs: vec![Some(dx)], dws, updates: Vec::new() })
     }
@@ -198,11 +210,12 @@ pub(crate) fn activation_grad(
     let dy = dy.as_standard_layout();
     let dys = dy.as_slice().expect("standard layout");
     if a == Activation::Linear {
-        return dys.to_vec();
+        return pool::copied(dys);
     }
     let y = y.as_standard_layout();
     let pre = pre.map(|p| p.as_standard_layout());
-    let mut d = vec![0.0f32; dys.len()];
+    // `backward` starts by copying `dy` into all of it.
+    let mut d = pool::overwritten(dys.len());
     let width = *y.shape().last().unwrap_or(&1);
     activation::backward(
         a,
@@ -274,7 +287,7 @@ impl Layer for PoolAttrs {
         let y = bw.ys[0].t.as_f32().expect("float output").as_standard_layout();
         let dy = bw.dys[0].as_standard_layout();
         let (ys, dys) = (y.as_slice().expect("standard"), dy.as_slice().expect("standard"));
-        let mut dx = vec![0.0f32; b * t * c];
+        let mut dx = pool::zeros(b * t * c);
         for bi in 0..b {
             for o in 0..t_out {
                 let w = pool_window(self, o, left, t);
@@ -363,7 +376,7 @@ impl Layer for GlobalPoolAttrs {
         let y = bw.ys[0].t.as_f32().expect("float output").as_standard_layout();
         let dy = bw.dys[0].as_standard_layout();
         let (ys, dys) = (y.as_slice().expect("standard"), dy.as_slice().expect("standard"));
-        let mut dx = vec![0.0f32; b * t * c];
+        let mut dx = pool::zeros(b * t * c);
         for bi in 0..b {
             let steps: Vec<usize> = (0..t).filter(|s| counts(self, mask, bi, *s)).collect();
             for j in 0..c {
