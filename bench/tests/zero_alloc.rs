@@ -2,7 +2,8 @@
 //! one (on every thread; this file has one test so that nothing else runs while it counts).
 //!
 //! - `run` on every benchmark config allocates nothing on one thread (at more threads, a large
-//!   product split across threads starts scoped threads, and starting a thread allocates).
+//!   product split across threads hands its shares to the helper threads as jobs, which
+//!   allocates).
 //! - The stateful `run_step` (the generation loop) and `step_one` (the same on plain arrays)
 //!   allocate nothing, at 1 and 2 threads.
 //! - `step_streams` over 256 streams (the serve-streams loop) allocates nothing on one thread.

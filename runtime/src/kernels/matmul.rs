@@ -7,7 +7,7 @@ use super::packed::{Lhs, PackedB, Start, matmul_packed_lhs, matmul_row_major_lhs
 /// `c = a · b` (or `c += a · b` with `accumulate`) for row-major `a` (m×k), `b` (k×n) and
 /// `c` (m×n). `b` is packed block by block into a buffer of this thread's that is kept for the
 /// next call, so after the first call of a size nothing is allocated (on one thread; a product
-/// split across threads starts them, which allocates).
+/// split across threads hands its shares to the helper threads as jobs, which allocates).
 ///
 /// ```
 /// let (a, b) = ([1.0, 2.0, 3.0, 4.0], [1.0, 0.0, 0.0, 1.0]);
@@ -97,9 +97,8 @@ pub fn matmul_prepacked(m: usize, a: &[f32], b: &PackedB, c: &mut [f32], start: 
 type RowsProduct<'a> = dyn Fn(usize, Lhs<'_>, &mut [f32]) + Sync + 'a;
 
 /// Runs `product(rows, a_rows, c_rows)` on the whole `m × k` by `k × n` product, or, when it
-/// is large, on shares of its rows across scoped threads (the calling thread taking the last
-/// share). The helpers end with the product, so no idle worker spins on a core that the
-/// serial parts of the model need.
+/// is large, on shares of its rows across the kept helper threads (the calling thread taking
+/// the last share; see `crate::parallel`).
 fn split_rows(m: usize, k: usize, n: usize, a: Lhs<'_>, c: &mut [f32], product: &RowsProduct<'_>) {
     assert!(c.len() >= m * n, "matmul: slices too short");
     let threads = threads_for(m, k, n);

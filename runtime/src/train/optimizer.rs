@@ -171,30 +171,32 @@ impl Optimizer {
         let mut keys: Vec<&String> = grads.keys().collect();
         keys.sort();
         for key in keys {
-            let mut g = grads[key].clone();
+            // Copied only when clipping changes it.
+            let mut g = std::borrow::Cow::Borrowed(&grads[key]);
             if let Some(max) = self.clipnorm {
                 let norm = g.iter().map(|v| v * v).sum::<f32>().sqrt();
                 if norm > max {
-                    g.mapv_inplace(|v| v * max / norm);
+                    g.to_mut().mapv_inplace(|v| v * max / norm);
                 }
             }
             if let Some(c) = self.clipvalue {
-                g.mapv_inplace(|v| v.clamp(-c, c));
+                g.to_mut().mapv_inplace(|v| v.clamp(-c, c));
             }
+            let g = &*g;
             let Some(w) = weights.get_mut(key) else { continue };
             let zeros = || ArrayD::<f32>::zeros(g.raw_dim());
             match self.rule {
                 Rule::Sgd { momentum, nesterov } => {
                     if momentum == 0.0 {
-                        w.zip_mut_with(&g, |w, g| *w -= lr * g);
+                        w.zip_mut_with(g, |w, g| *w -= lr * g);
                     } else {
                         let s = self.slots.entry(key.clone()).or_insert_with(|| vec![zeros()]);
                         let m = &mut s[0];
-                        m.zip_mut_with(&g, |m, g| *m = momentum * *m - lr * g);
+                        m.zip_mut_with(g, |m, g| *m = momentum * *m - lr * g);
                         if nesterov {
                             ndarray::Zip::from(&mut *w)
                                 .and(&*m)
-                                .and(&g)
+                                .and(g)
                                 .for_each(|w, m, g| *w += momentum * m - lr * g);
                         } else {
                             w.zip_mut_with(m, |w, m| *w += m);
@@ -204,7 +206,17 @@ impl Optimizer {
                 Rule::Adam { beta_1, beta_2, epsilon, amsgrad } => {
                     let s = self.slots.entry(key.clone()).or_insert_with(|| vec![zeros(), zeros(), zeros()]);
                     let lr_t = lr * (1.0 - beta_2.powi(t)).sqrt() / (1.0 - beta_1.powi(t));
-                    s[0].zip_mut_with(&g, |m, g| *m += (g - *m) * (1.0 - beta_1));
+                    if let (false, None, [m, v, _]) = (amsgrad, squares.get(key), &mut s[..]) {
+                        // The usual case as one pass over the weight, its gradient and both
+                        // moments (the same operations, element by element, as below).
+                        ndarray::Zip::from(&mut *w).and(m).and(v).and(g).for_each(|w, m, v, g| {
+                            *m += (g - *m) * (1.0 - beta_1);
+                            *v += (g * g - *v) * (1.0 - beta_2);
+                            *w -= lr_t * *m / (v.sqrt() + epsilon);
+                        });
+                        continue;
+                    }
+                    s[0].zip_mut_with(g, |m, g| *m += (g - *m) * (1.0 - beta_1));
                     let sq = squares.get(key).cloned().unwrap_or_else(|| g.mapv(|v| v * v));
                     s[1].zip_mut_with(&sq, |v, g2| *v += (g2 - *v) * (1.0 - beta_2));
                     if amsgrad {
@@ -222,7 +234,7 @@ impl Optimizer {
                     let sq = squares.get(key).cloned().unwrap_or_else(|| g.mapv(|v| v * v));
                     s[0].zip_mut_with(&sq, |v, g2| *v = rho * *v + (1.0 - rho) * g2);
                     if centered {
-                        s[2].zip_mut_with(&g, |a, g| *a = rho * *a + (1.0 - rho) * g);
+                        s[2].zip_mut_with(g, |a, g| *a = rho * *a + (1.0 - rho) * g);
                     }
                     let mut inc = g.clone();
                     ndarray::Zip::from(&mut inc).and(&s[0]).and(&s[2]).for_each(|i, v, a| {
@@ -245,7 +257,7 @@ impl Optimizer {
                     s[0].zip_mut_with(&sq, |a, g2| *a += g2);
                     ndarray::Zip::from(&mut *w)
                         .and(&s[0])
-                        .and(&g)
+                        .and(g)
                         .for_each(|w, a, g| *w -= lr * g / (a + epsilon).sqrt());
                 }
             }
