@@ -39,9 +39,9 @@ pub(crate) fn try_zeros(n: usize) -> Result<Vec<f32>, std::collections::TryReser
 
 /// [`crate::memory::try_filled`] from the pool: `n` zeros, or the error that names `what`.
 pub(crate) fn try_filled(n: Option<usize>, what: &dyn Fn() -> String) -> crate::Result<Vec<f32>> {
-    match n.and_then(pooled) {
-        Some(mut v) => {
-            v.resize(n.unwrap_or(0), 0.0);
+    match n.and_then(|n| Some((n, pooled(n)?))) {
+        Some((n, mut v)) => {
+            v.resize(n, 0.0);
             Ok(v)
         }
         None => crate::memory::try_filled(n, what),

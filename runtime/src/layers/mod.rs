@@ -23,6 +23,7 @@ use seqmodel_ir::LayerOp;
 use crate::error::Result;
 use crate::exec::{Training, Value, ValueRef};
 use crate::kernels::FixedRhs;
+pub(crate) use conv::activation_grad;
 
 /// A described layer's weights as prepared once at load: matrices packed for the product
 /// kernel and plain vectors, each in the order the layer's `prepare` chose.

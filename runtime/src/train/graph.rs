@@ -146,29 +146,15 @@ fn add_grad(grads: &mut HashMap<(NodeIndex, usize), ArrayD<f32>>, key: (NodeInde
 }
 
 /// The gradient through an activation given its input (when its gradient needs it), its
-/// output `y` and `dy`.
+/// output `y` and `dy` ([`layers::activation_grad`] shaped like `y`).
 fn act_backward(
     a: seqmodel_ir::Activation,
     x: Option<&ArrayD<f32>>,
     y: &ArrayD<f32>,
     dy: &ArrayD<f32>,
 ) -> ArrayD<f32> {
-    let width = *y.shape().last().unwrap_or(&1);
-    let y = y.as_standard_layout();
-    let dy = dy.as_standard_layout();
-    let x = x.map(|x| x.as_standard_layout());
-    // `backward` starts by copying `dy` into all of it.
-    let dx = crate::pool::overwritten(y.len());
-    let mut dx = ArrayD::from_shape_vec(y.raw_dim(), dx).expect("sized from y");
-    activation::backward(
-        a,
-        x.as_ref().map(|x| x.as_slice().expect("standard layout")),
-        y.as_slice().expect("standard layout"),
-        dy.as_slice().expect("standard layout"),
-        dx.as_slice_mut().expect("fresh array"),
-        width,
-    );
-    dx
+    let dx = layers::activation_grad(a, x, y, dy);
+    ArrayD::from_shape_vec(y.raw_dim(), dx).expect("sized from y")
 }
 
 /// Weight gradients of one step; `squares` holds, for sparse (Embedding) gradients, the sum

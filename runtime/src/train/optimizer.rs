@@ -206,28 +206,28 @@ impl Optimizer {
                 Rule::Adam { beta_1, beta_2, epsilon, amsgrad } => {
                     let s = self.slots.entry(key.clone()).or_insert_with(|| vec![zeros(), zeros(), zeros()]);
                     let lr_t = lr * (1.0 - beta_2.powi(t)).sqrt() / (1.0 - beta_1.powi(t));
-                    if let (false, None, [m, v, _]) = (amsgrad, squares.get(key), &mut s[..]) {
-                        // The usual case as one pass over the weight, its gradient and both
-                        // moments (the same operations, element by element, as below).
-                        ndarray::Zip::from(&mut *w).and(m).and(v).and(g).for_each(|w, m, v, g| {
-                            *m += (g - *m) * (1.0 - beta_1);
-                            *v += (g * g - *v) * (1.0 - beta_2);
-                            *w -= lr_t * *m / (v.sqrt() + epsilon);
-                        });
-                        continue;
-                    }
-                    s[0].zip_mut_with(g, |m, g| *m += (g - *m) * (1.0 - beta_1));
-                    let sq = squares.get(key).cloned().unwrap_or_else(|| g.mapv(|v| v * v));
-                    s[1].zip_mut_with(&sq, |v, g2| *v += (g2 - *v) * (1.0 - beta_2));
-                    if amsgrad {
-                        let (v, rest) = s.split_at_mut(2);
-                        rest[0].zip_mut_with(&v[1], |vh, v| *vh = vh.max(*v));
-                    }
-                    let denom = if amsgrad { &s[2] } else { &s[1] };
+                    let [m, v, v_max] = &mut s[..] else { unreachable!("Adam keeps three slots") };
+                    // One pass over the weight, its gradient and the moments; the squared
+                    // gradient is the sparse sum of squares where there is one.
+                    let sparse = squares.get(key);
                     ndarray::Zip::from(&mut *w)
-                        .and(&s[0])
-                        .and(denom)
-                        .for_each(|w, m, v| *w -= lr_t * m / (v.sqrt() + epsilon));
+                        .and(m)
+                        .and(v)
+                        .and(v_max)
+                        .and(g)
+                        .and(sparse.unwrap_or(g))
+                        .for_each(|w, m, v, v_max, g, sq| {
+                            let g2 = if sparse.is_some() { *sq } else { g * g };
+                            *m += (g - *m) * (1.0 - beta_1);
+                            *v += (g2 - *v) * (1.0 - beta_2);
+                            let denom = if amsgrad {
+                                *v_max = v_max.max(*v);
+                                *v_max
+                            } else {
+                                *v
+                            };
+                            *w -= lr_t * *m / (denom.sqrt() + epsilon);
+                        });
                 }
                 Rule::RmsProp { rho, momentum, epsilon, centered } => {
                     let s = self.slots.entry(key.clone()).or_insert_with(|| vec![zeros(), zeros(), zeros()]);
