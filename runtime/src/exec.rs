@@ -912,10 +912,22 @@ fn non_finite_input(name: &str, pos: usize) -> RuntimeError {
 /// # Errors
 /// [`RuntimeError::InvalidData`] naming the input and the first bad value's index.
 pub fn check_finite(name: &str, xs: &[f32]) -> Result<()> {
-    match xs.iter().position(|v| !v.is_finite()) {
+    match first_non_finite(xs) {
         Some(pos) => Err(non_finite_input(name, pos)),
         None => Ok(()),
     }
+}
+
+/// The index of the first NaN or infinity in `xs`. Blocks of values are tested without a
+/// branch per value (which the compiler vectorises: the test of big-lstm's 3.3 M inputs,
+/// one value at a time, was 2.6 % of its prediction), and only a block that holds one is
+/// searched.
+fn first_non_finite(xs: &[f32]) -> Option<usize> {
+    const BLOCK: usize = 256;
+    xs.chunks(BLOCK).enumerate().find_map(|(i, block)| {
+        let any = block.iter().fold(false, |any, v| any | !v.is_finite());
+        any.then(|| i * BLOCK + block.iter().position(|v| !v.is_finite()).unwrap_or(0))
+    })
 }
 
 /// Checks inputs against a signature (count, dtype, rank, fixed dims, consistent symbols,
@@ -978,7 +990,10 @@ pub fn bind_inputs(
             }
         }
         let non_finite = match x {
-            TensorView::F32(a) => a.iter().position(|v| !v.is_finite()),
+            TensorView::F32(a) => match a.as_slice() {
+                Some(xs) => first_non_finite(xs),
+                None => a.iter().position(|v| !v.is_finite()),
+            },
             TensorView::I32(_) => None,
         };
         if let Some(pos) = non_finite {
@@ -1012,6 +1027,24 @@ pub fn out_time(op: &Op, first_output_dim: Option<Dim>, bindings: &[Option<usize
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The block-wise search finds what a search value by value finds, wherever the bad
+    /// value is (first or last of a block, in a short last block, or nowhere).
+    #[test]
+    fn the_first_non_finite_value_is_found_where_it_is() {
+        for n in [0, 1, 255, 256, 257, 1000] {
+            for bad in [0, 1, 254, 255, 256, 511, 999] {
+                for v in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+                    let mut xs: Vec<f32> = (0..n).map(|i| i as f32 * 0.5 - 3.0).collect();
+                    if bad < n {
+                        xs[bad] = v;
+                        xs[n - 1] = f32::NAN;
+                    }
+                    assert_eq!(first_non_finite(&xs), xs.iter().position(|x| !x.is_finite()), "{n} {bad}");
+                }
+            }
+        }
+    }
 
     /// An output whose size overflows, or exceeds what any allocation may hold, is an error
     /// (these sizes never reach the allocator, so the test cannot exhaust the machine).

@@ -23,18 +23,17 @@ fn take(n: usize) -> Vec<f32> {
     pooled(n).unwrap_or_else(|| Vec::with_capacity(n))
 }
 
-/// `n` zeros, or an error if no pooled buffer fits and the allocator has no room.
-pub(crate) fn try_zeros(n: usize) -> Result<Vec<f32>, std::collections::TryReserveError> {
-    let mut v = match pooled(n) {
-        Some(v) => v,
+/// [`overwritten`], or an error if no pooled buffer fits and the allocator has no room.
+pub(crate) fn try_overwritten(n: usize) -> Result<Vec<f32>, std::collections::TryReserveError> {
+    match pooled_keeping(n) {
+        Some(v) => Ok(v),
         None => {
             let mut v = Vec::new();
             v.try_reserve_exact(n)?;
-            v
+            v.resize(n, 0.0);
+            Ok(v)
         }
-    };
-    v.resize(n, 0.0);
-    Ok(v)
+    }
 }
 
 /// [`crate::memory::try_filled`] from the pool: `n` zeros, or the error that names `what`.

@@ -182,6 +182,21 @@ impl FixedRhs {
         self.product_in_order(m, a, c, start, false);
     }
 
+    /// [`FixedRhs::product_from`] with the rows of `a` `ld` floats apart (`ld ≥ k`), such as
+    /// the inputs of one time step in a `[B, T, D]` batch, read in place.
+    ///
+    /// # Panics
+    /// If `a` or `c` is shorter than its matrix, or a bias shorter than a row.
+    pub fn product_strided(&self, m: usize, a: &[f32], ld: usize, c: &mut [f32], start: Start<'_>) {
+        let (k, n) = (self.packed.k(), self.packed.n());
+        if m <= 1 || ld == k {
+            return self.product_from(m, a, c, start);
+        }
+        split_rows(m, k, n, Lhs::Strided { data: a, ld }, c, &|r, a_rows, c_rows| {
+            matmul_packed_lhs(r, a_rows, &self.packed, c_rows, start)
+        });
+    }
+
     /// [`FixedRhs::product`] of one row with the column blocks read last to first when
     /// `backwards` (the same numbers). A recurrence that alternates the direction at every
     /// step starts each step on the blocks the last one read most recently, which are still

@@ -261,8 +261,16 @@ impl Bidirectional<'_> {
             (&tape.forward, fa, &df, &sf, &tape.input_keep[0], "forward"),
             (&tape.backward, ba, &db, &sb, &tape.input_keep[1], "backward"),
         ] {
-            let g =
-                recurrent::backward_to(tp, attrs, store, &format!("{prefix}/{dir}"), Some(dmain), ds, wg)?;
+            let g = recurrent::backward_to(
+                tp,
+                attrs,
+                store,
+                &format!("{prefix}/{dir}"),
+                Some(dmain),
+                ds,
+                true,
+                wg,
+            )?;
             let mut gx = g.dx;
             if let Some(m) = keep {
                 mask_input_grad(&mut gx, m, (b, t, d));

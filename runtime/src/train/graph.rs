@@ -180,7 +180,18 @@ pub(crate) fn backward(
     }
     let mut wg: HashMap<String, ArrayD<f32>> = HashMap::new();
     let mut updates = Vec::new();
-    for n in p.topo_order().into_iter().rev() {
+    let order = p.topo_order();
+    // The nodes whose output's gradient leads to a weight: the node or one before it has
+    // weights. A layer fed by none of them (the first recurrent layer on the model's input)
+    // skips its input's gradient, a product as large as its kernel's gradient.
+    let mut leads_to_weights = std::collections::HashSet::new();
+    for &n in &order {
+        let before = p.node_inputs(n).iter().any(|q| leads_to_weights.contains(&q.node));
+        if before || !seqmodel_ir::node_weight_specs(&p.graph[n]).is_empty() {
+            leads_to_weights.insert(n);
+        }
+    }
+    for n in order.into_iter().rev() {
         let node = &p.graph[n];
         let n_out = p.types[&n].len();
         let douts: Vec<Option<ArrayD<f32>>> = (0..n_out).map(|i| grads.remove(&(n, i))).collect();
@@ -269,18 +280,21 @@ pub(crate) fn backward(
             (Op::Rnn(a), Some(NodeTape::Rnn(tape, in_keep))) => {
                 let d_states: Vec<Option<Vec<f32>>> =
                     (1..n_out).map(|i| douts[i].as_ref().map(|g| g.iter().copied().collect())).collect();
-                let g =
-                    recurrent::backward_to(tape, a, store, &prefix, douts[0].as_ref(), &d_states, &mut wg)?;
+                let input_grad = leads_to_weights.contains(&ins[0].node);
+                let (main, states) = (douts[0].as_ref(), &d_states);
+                let g = recurrent::backward_to(tape, a, store, &prefix, main, states, input_grad, &mut wg)?;
                 let dims @ (b, t, d) = tape.dims;
                 let mut dx = g.dx;
                 if let Some(m) = in_keep {
                     mask_input_grad(&mut dx, m, dims);
                 }
-                add_grad(
-                    &mut grads,
-                    (ins[0].node, ins[0].port),
-                    ArrayD::from_shape_vec(IxDyn(&[b, t, d]), dx).expect("shape"),
-                );
+                if input_grad {
+                    add_grad(
+                        &mut grads,
+                        (ins[0].node, ins[0].port),
+                        ArrayD::from_shape_vec(IxDyn(&[b, t, d]), dx).expect("shape"),
+                    );
+                }
                 for (i, s) in g.dinitial.into_iter().enumerate() {
                     if let Some(q) = ins.get(i + 1) {
                         add_grad(

@@ -48,13 +48,15 @@ fn add_masked(acc: &mut [f32], v: &[f32], mask: Option<&[f32]>) {
 }
 
 /// Backpropagation through time. `d_seq` is `[B, T, U]` (processing order), `d_last` and
-/// `d_states` `[B, U]` each; any may be absent.
+/// `d_states` `[B, U]` each; any may be absent. Without `input_grad` (the layer's input
+/// comes from nothing with weights), the input's gradient is not computed and `dx` is empty.
 pub fn backward(
     tape: &RnnTape,
     p: &RnnParams<'_>,
     d_seq: Option<&[f32]>,
     d_last: Option<&[f32]>,
     d_states: &[Option<Vec<f32>>],
+    input_grad: bool,
 ) -> RnnGrads {
     let a = &tape.a;
     let (b, t, d) = tape.dims;
@@ -266,10 +268,13 @@ pub fn backward(
     }
     let mut dkernel = vec![0.0f32; d * gu];
     matmul_transposed_a(d, b * t, gu, &tape.x, &dxp, &mut dkernel, false);
-    let mut dx = pool::zeros(b * t * d);
-    let kt = pool::transposed(p.kernel, d, gu);
-    matmul(b * t, gu, d, &dxp, &kt, &mut dx, false);
-    pool::recycle(kt);
+    let mut dx = Vec::new();
+    if input_grad {
+        dx = pool::overwritten(b * t * d);
+        let kt = pool::transposed(p.kernel, d, gu);
+        matmul(b * t, gu, d, &dxp, &kt, &mut dx, false);
+        pool::recycle(kt);
+    }
     let mut dbias = vec![0.0f32; if reset_after { 2 * gu } else { gu }];
     if p.bias.is_some() {
         for row in dxp.chunks(gu) {

@@ -27,6 +27,8 @@ pub struct RnnOutput {
 #[derive(Debug, Clone, Default)]
 pub struct RnnScratch {
     xp: Vec<f32>,
+    /// One step's input projection, when it is computed step by step.
+    step_xp: Vec<f32>,
     rec: Vec<f32>,
     rh: Vec<f32>,
     new_h: Vec<f32>,
@@ -167,10 +169,19 @@ pub fn forward_rows(
 ) -> crate::Result<()> {
     let gu = a.cell.gates() * a.units;
     debug_assert_eq!(xs.len(), b * t * w.kernel.k());
-    // Input projection of every step at once: [B·T, D] · [D, G·U] + bias. A training run
-    // hands it to the tape, so it takes a pooled buffer instead of the kept one.
+    // A tape that keeps no projection can record a run that projects step by step.
+    if projection_per_step(b, t, gu) && record.as_ref().is_none_or(|r| !r.tape.needs_products()) {
+        let xp = Projection::PerStep(xs);
+        match record {
+            None => run_shares(a, w, xp, (b, t), mask, zero_masked, scratch, out),
+            Some(record) => run_recorded(a, w, (xs, xp), (b, t), mask, zero_masked, scratch, record, out),
+        }
+        return Ok(());
+    }
+    // Input projection of every step at once: [B·T, D] · [D, G·U] + bias (written whole). A
+    // training run hands it to the tape, so it takes a pooled buffer instead of the kept one.
     let mut xp = match record {
-        Some(_) => pool::try_zeros(b * t * gu).map_err(|_| projection_oom(b * t * gu))?,
+        Some(_) => pool::try_overwritten(b * t * gu).map_err(|_| projection_oom(b * t * gu))?,
         None => std::mem::take(&mut scratch.xp),
     };
     let proj = try_sized(&mut xp, b * t * gu)?;
@@ -181,19 +192,87 @@ pub fn forward_rows(
             scratch.xp = xp;
         }
         Some(Recording { rec_mask, tape }) => {
-            let RnnOut { sequence, last, states } = out;
-            let (h, c) = split_states(states, b * a.units);
-            let rows = Rows { xp: proj, b, mask, sequence, last, h, c };
-            // One recording pass over the whole batch; its per-step products split across
-            // threads where they are large enough (big-lstm's 256 × 256 × 1024), as the
-            // training forward did before it was this one (kept to one thread, big-lstm
-            // trained 1.10x slower at two threads).
-            recur(a, w, t, zero_masked, scratch, rows, Some(Step { rec_mask, tape }));
-            tape.x = pool::copied(xs);
-            tape.xp = xp;
+            let record = Recording { rec_mask, tape: &mut *tape };
+            run_recorded(
+                a,
+                w,
+                (xs, Projection::Whole(proj)),
+                (b, t),
+                mask,
+                zero_masked,
+                scratch,
+                record,
+                out,
+            );
+            if tape.needs_products() {
+                tape.xp = xp;
+            } else {
+                pool::recycle(xp);
+            }
         }
     }
     Ok(())
+}
+
+/// Whether a run of `b` rows and `t` steps with `gu` gate columns computes each step's
+/// input projection just before the step (one `[b, D] · [D, G·U]` product per step, its
+/// rows read in place from the inputs) rather than all steps' ahead in one product. The
+/// projection of every step is `b · t · gu` floats that are written once and read back a
+/// step at a time: past the L2 cache they come back from memory, and big-lstm's 52 MB
+/// (256 × 50 × 1024) made its gate updates a fifth of its time. Per step, the projection
+/// stays in L2 between the product and the gates; a batch of at least [`PER_STEP_MIN_ROWS`]
+/// rows keeps the per-step product as efficient as the one over the sequence.
+fn projection_per_step(b: usize, t: usize, gu: usize) -> bool {
+    b >= PER_STEP_MIN_ROWS && b * t * gu * 4 >= PER_STEP_MIN_BYTES
+}
+
+/// See [`projection_per_step`].
+const PER_STEP_MIN_ROWS: usize = 32;
+
+/// See [`projection_per_step`].
+const PER_STEP_MIN_BYTES: usize = 8 << 20;
+
+/// Where a run of the recurrence finds each step's input projection.
+#[derive(Debug, Clone, Copy)]
+enum Projection<'a> {
+    /// Computed ahead for every step: `[B·T, G·U]`, row `b·T + t`.
+    Whole(&'a [f32]),
+    /// Computed at each step from the inputs `[B, T, D]` (row-major).
+    PerStep(&'a [f32]),
+}
+
+impl<'a> Projection<'a> {
+    /// The part for batch rows `b0 .. b0 + rows` of `t` steps, rows `width` floats wide
+    /// (`G·U` ahead, `D` per step).
+    fn rows(self, b0: usize, rows: usize, t: usize, gu: usize, d: usize) -> Self {
+        match self {
+            Projection::Whole(xp) => Projection::Whole(&xp[b0 * t * gu..(b0 + rows) * t * gu]),
+            Projection::PerStep(xs) => Projection::PerStep(&xs[b0 * t * d..(b0 + rows) * t * d]),
+        }
+    }
+}
+
+/// A recording run over the inputs `xs` with their projection `xp`: one pass over the whole
+/// batch; its per-step products split across threads where they are large enough
+/// (big-lstm's 256 × 256 × 1024), as the training forward did before it was this one (kept
+/// to one thread, big-lstm trained 1.10x slower at two threads).
+#[allow(clippy::too_many_arguments)] // the layer's full context, passed explicitly
+fn run_recorded(
+    a: &RnnAttrs,
+    w: &RnnWeights,
+    (xs, xp): (&[f32], Projection<'_>),
+    (b, t): (usize, usize),
+    mask: Option<ArrayView2<'_, bool>>,
+    zero_masked: bool,
+    scratch: &mut RnnScratch,
+    Recording { rec_mask, tape }: Recording<'_>,
+    out: RnnOut<'_>,
+) {
+    let RnnOut { sequence, last, states } = out;
+    let (h, c) = split_states(states, b * a.units);
+    let rows = Rows { xp, b, mask, sequence, last, h, c };
+    recur(a, w, t, zero_masked, scratch, rows, Some(Step { rec_mask, tape: &mut *tape }));
+    tape.x = pool::copied(xs);
 }
 
 /// The `h` and (LSTM) `c` states of `b·u` values each.
@@ -251,8 +330,24 @@ pub fn forward_projected(
     scratch: &mut RnnScratch,
     out: RnnOut<'_>,
 ) {
+    run_shares(a, w, Projection::Whole(xp), (b, t), mask, zero_masked, scratch, out)
+}
+
+/// [`forward_projected`] with the projection ahead or per step.
+#[allow(clippy::too_many_arguments)] // the recurrence's full context, passed explicitly
+fn run_shares(
+    a: &RnnAttrs,
+    w: &RnnWeights,
+    xp: Projection<'_>,
+    (b, t): (usize, usize),
+    mask: Option<ArrayView2<'_, bool>>,
+    zero_masked: bool,
+    scratch: &mut RnnScratch,
+    out: RnnOut<'_>,
+) {
     let u = a.units;
     let gu = a.cell.gates() * u;
+    let d = w.kernel.k();
     let RnnOut { sequence, last, states } = out;
     let (h, c) = split_states(states, b * u);
     let threads = crate::num_threads().min(b / MIN_ROWS_PER_THREAD);
@@ -293,7 +388,7 @@ pub fn forward_projected(
                 mine
             });
             let rows = Rows {
-                xp: &xp[b0 * t * gu..(b0 + rows_here) * t * gu],
+                xp: xp.rows(b0, rows_here, t, gu, d),
                 b: rows_here,
                 mask: mask.map(|m| m.slice_move(ndarray::s![b0..b0 + rows_here, ..])),
                 sequence: seq_i,
@@ -326,7 +421,7 @@ const PARALLEL_MIN_MACS: usize = 1 << 24;
 
 /// One share of a batch: `b` rows of every buffer.
 struct Rows<'a> {
-    xp: &'a [f32],
+    xp: Projection<'a>,
     b: usize,
     mask: Option<ArrayView2<'a, bool>>,
     sequence: Option<&'a mut [f32]>,
@@ -357,6 +452,7 @@ fn recur(
     let Rows { xp, b, mask, mut sequence, last: out_prev, h: state_h, c: state_c } = rows;
     out_prev.fill(0.0);
     let rec = sized(&mut scratch.rec, b * gu);
+    let step_xp = sized(&mut scratch.step_xp, if matches!(xp, Projection::PerStep(_)) { b * gu } else { 0 });
     let rh = sized(&mut scratch.rh, b * u);
     let new_h = sized(&mut scratch.new_h, b * u);
     let new_c = sized(&mut scratch.new_c, b * u);
@@ -389,6 +485,15 @@ fn recur(
             }
             None => &state_h[..],
         };
+        // This step's input projection: row `bi` at `xp_now[bi * xp_stride..]`.
+        let (xp_now, xp_stride): (&[f32], usize) = match xp {
+            Projection::Whole(all) => (&all[ti * gu..], t * gu),
+            Projection::PerStep(xs) => {
+                let d = w.kernel.k();
+                w.kernel.product_strided(b, &xs[ti * d..], t * d, step_xp, Start::Bias(&w.bias_in));
+                (&*step_xp, gu)
+            }
+        };
         let backwards = scratch.backwards;
         scratch.backwards = !backwards;
         match a.cell {
@@ -409,8 +514,8 @@ fn recur(
                     .map(|(g, c)| (&mut g[step * b * gu..][..b * gu], &mut c[step * b * u..][..b * u]));
                 arch.dispatch(simd::LstmRows {
                     units: u,
-                    xp: &xp[ti * gu..],
-                    xp_stride: t * gu,
+                    xp: xp_now,
+                    xp_stride,
                     rec,
                     c_prev: state_c,
                     c_new: &mut new_c[..],
@@ -428,8 +533,8 @@ fn recur(
                 }
                 arch.dispatch(simd::GruRows {
                     units: u,
-                    xp: &xp[ti * gu..],
-                    xp_stride: t * gu,
+                    xp: xp_now,
+                    xp_stride,
                     rec,
                     h_prev: h,
                     h_new: &mut new_h[..],
@@ -438,7 +543,7 @@ fn recur(
             CellKind::Lstm => {
                 let c = &state_c[..];
                 for bi in 0..b {
-                    let z = &xp[(bi * t + ti) * gu..][..gu];
+                    let z = &xp_now[bi * xp_stride..][..gu];
                     let r = &rec[bi * gu..][..gu];
                     for j in 0..u {
                         let i_g = ract(z[j] + r[j]);
@@ -454,7 +559,7 @@ fn recur(
             CellKind::Gru { reset_after: true } => {
                 let br = w.bias_rec.as_deref();
                 for bi in 0..b {
-                    let z = &xp[(bi * t + ti) * gu..][..gu];
+                    let z = &xp_now[bi * xp_stride..][..gu];
                     let r = &mut rec[bi * gu..][..gu];
                     if let Some(br) = br {
                         for (rv, bv) in r.iter_mut().zip(br) {
@@ -474,7 +579,7 @@ fn recur(
                 // r * h first, then its product with the candidate kernel.
                 let zg_all = &mut *new_c;
                 for bi in 0..b {
-                    let z = &xp[(bi * t + ti) * gu..][..gu];
+                    let z = &xp_now[bi * xp_stride..][..gu];
                     let r = &rec[bi * 2 * u..][..2 * u];
                     for j in 0..u {
                         zg_all[bi * u + j] = ract(z[j] + r[j]);
@@ -484,7 +589,7 @@ fn recur(
                 }
                 w.recurrent_h.product(b, rh, cand);
                 for bi in 0..b {
-                    let z = &xp[(bi * t + ti) * gu..][..gu];
+                    let z = &xp_now[bi * xp_stride..][..gu];
                     for j in 0..u {
                         let hh = act(z[2 * u + j] + cand[bi * u + j]);
                         let zg = zg_all[bi * u + j];
@@ -494,7 +599,7 @@ fn recur(
             }
             CellKind::SimpleRnn => {
                 for bi in 0..b {
-                    let z = &xp[(bi * t + ti) * gu..][..gu];
+                    let z = &xp_now[bi * xp_stride..][..gu];
                     let r = &rec[bi * gu..][..gu];
                     for j in 0..u {
                         new_h[bi * u + j] = act(z[j] + r[j]);
@@ -502,7 +607,7 @@ fn recur(
                 }
             }
         }
-        if let Some(Step { tape, .. }) = step_tape.as_mut() {
+        if let Some(Step { tape, .. }) = step_tape.as_mut().filter(|st| st.tape.needs_products()) {
             let dst = &mut tape.rec[step * b * gu..][..b * gu];
             match a.cell {
                 CellKind::Gru { reset_after: false } => {
@@ -590,6 +695,104 @@ mod tests {
 
     fn values(n: usize, seed: usize) -> Vec<f32> {
         (0..n).map(|i| (((i * 7919 + seed * 104_729) % 1000) as f32 / 1000.0 - 0.5) * 0.4).collect()
+    }
+
+    /// The input projection computed step by step (as large layers run it) gives what the
+    /// projection of every step ahead gives, for every cell, with and without a mask, on
+    /// one and two threads.
+    #[test]
+    fn the_projection_per_step_equals_the_projection_ahead() {
+        let (b, t, d, u) = (PER_STEP_MIN_ROWS + 5, 40, 40, 64);
+        for cell in [
+            CellKind::Lstm,
+            CellKind::Gru { reset_after: true },
+            CellKind::Gru { reset_after: false },
+            CellKind::SimpleRnn,
+        ] {
+            let a = attrs(cell, u, d, true);
+            let gu = cell.gates() * u;
+            // Large enough that two threads run shares of the batch (but SimpleRNN's).
+            assert!(cell == CellKind::SimpleRnn || b * t * gu * u >= PARALLEL_MIN_MACS);
+            let bias = values(if cell == (CellKind::Gru { reset_after: true }) { 2 * gu } else { gu }, 3);
+            let w = RnnWeights::pack(&a, &values(d * gu, 1), &values(u * gu, 2), Some(&bias));
+            let xs = values(b * t * d, 4);
+            let mask = Array2::from_shape_fn((b, t), |(i, j)| (i + 2 * j) % 5 != 0);
+            for mask in [Some(mask.view()), None] {
+                for threads in [1, 2] {
+                    crate::set_num_threads(threads);
+                    let run = |per_step: bool| {
+                        let mut states = vec![values(b * u, 6); cell.states()];
+                        let mut sequence = vec![0.0; b * t * u];
+                        let mut last = vec![0.0; b * u];
+                        let out =
+                            RnnOut { sequence: Some(&mut sequence), last: &mut last, states: &mut states };
+                        let mut scratch = RnnScratch::default();
+                        if per_step {
+                            run_shares(
+                                &a,
+                                &w,
+                                Projection::PerStep(&xs),
+                                (b, t),
+                                mask,
+                                false,
+                                &mut scratch,
+                                out,
+                            );
+                        } else {
+                            let mut xp = vec![0.0; b * t * gu];
+                            w.kernel.product_from(b * t, &xs, &mut xp, Start::Bias(&w.bias_in));
+                            forward_projected(&a, &w, &xp, (b, t), mask, false, &mut scratch, out);
+                        }
+                        (sequence, last, states)
+                    };
+                    let (ahead, per_step) = (run(false), run(true));
+                    crate::set_num_threads(0);
+                    for (x, y) in ahead.0.iter().chain(&ahead.1).zip(per_step.0.iter().chain(&per_step.1)) {
+                        assert!((x - y).abs() <= 1e-6, "{cell:?}, {threads} threads: {x} vs {y}");
+                    }
+                    assert!(ahead.1.iter().any(|v| *v != 0.0));
+                    assert_eq!(ahead.2.len(), per_step.2.len());
+                }
+            }
+        }
+        assert!(projection_per_step(256, 50, 1024), "big-lstm projects step by step");
+        assert!(!projection_per_step(1, 100, 512), "stream-lstm projects ahead");
+    }
+
+    /// A training run that projects step by step records the tape that one projecting ahead
+    /// records (the fused LSTM's, which keeps no projection), and gives the same outputs.
+    #[test]
+    fn a_recording_projected_per_step_equals_one_projected_ahead() {
+        let (b, t, d, u) = (PER_STEP_MIN_ROWS + 3, 9, 20, 16);
+        let a = attrs(CellKind::Lstm, u, d, false);
+        let gu = 4 * u;
+        let w = RnnWeights::pack(&a, &values(d * gu, 1), &values(u * gu, 2), Some(&values(gu, 3)));
+        let xs = values(b * t * d, 4);
+        let mask = Array2::from_shape_fn((b, t), |(i, j)| (i + j) % 4 != 1);
+        let run = |per_step: bool| {
+            let mut tape = RnnTape::new(&a, (b, t, d), false, None);
+            assert!(!tape.needs_products());
+            let mut states = vec![values(b * u, 6); 2];
+            let mut sequence = vec![0.0; b * t * u];
+            let mut last = vec![0.0; b * u];
+            let out = RnnOut { sequence: Some(&mut sequence), last: &mut last, states: &mut states };
+            let record = Recording { rec_mask: None, tape: &mut tape };
+            let mut xp = vec![0.0; b * t * gu];
+            w.kernel.product_from(b * t, &xs, &mut xp, Start::Bias(&w.bias_in));
+            let proj = if per_step { Projection::PerStep(&xs) } else { Projection::Whole(&xp) };
+            let mut scratch = RnnScratch::default();
+            run_recorded(&a, &w, (&xs, proj), (b, t), Some(mask.view()), false, &mut scratch, record, out);
+            let (gates, c_act) = tape.gates.clone().expect("the fused cell records its gates");
+            (sequence, last, tape.h_prev.clone(), tape.c_new.clone(), gates, c_act, tape.x.clone())
+        };
+        let (ahead, per_step) = (run(false), run(true));
+        let close =
+            |x: &[f32], y: &[f32]| x.len() == y.len() && x.iter().zip(y).all(|(x, y)| (x - y).abs() <= 1e-6);
+        assert!(close(&ahead.0, &per_step.0) && close(&ahead.1, &per_step.1), "outputs");
+        assert!(close(&ahead.2, &per_step.2) && close(&ahead.3, &per_step.3), "states on the tape");
+        assert!(close(&ahead.4, &per_step.4) && close(&ahead.5, &per_step.5), "gates on the tape");
+        assert_eq!(ahead.6, xs);
+        assert_eq!(per_step.6, xs);
     }
 
     /// Batch shares run on two threads give exactly what one thread gives (each row's

@@ -163,24 +163,32 @@ impl RnnTape {
         let u = a.units;
         let gu = a.cell.gates() * u;
         let lstm = a.cell == CellKind::Lstm;
+        let fused_lstm = lstm
+            && a.activation == seqmodel_ir::Activation::Tanh
+            && a.recurrent_activation == seqmodel_ir::Activation::Sigmoid;
         RnnTape {
             a: *a,
             dims,
             zero_masked,
             x: Vec::new(),
             xp: Vec::new(),
-            // Every step writes its whole block of each (see `forward::recur`).
-            rec: pool::overwritten(t * b * gu),
+            // Every step writes its whole block of each (see `forward::recur`). The fused
+            // LSTM cell records its activated gates, from which the backward pass works, so
+            // it needs neither the recurrent products nor the input projection.
+            rec: if fused_lstm { Vec::new() } else { pool::overwritten(t * b * gu) },
             h_prev: pool::overwritten(t * b * u),
             c_prev: if lstm { pool::overwritten(t * b * u) } else { Vec::new() },
             c_new: if lstm { pool::overwritten(t * b * u) } else { Vec::new() },
             live: vec![true; t * b],
             rec_mask,
-            gates: (lstm
-                && a.activation == seqmodel_ir::Activation::Tanh
-                && a.recurrent_activation == seqmodel_ir::Activation::Sigmoid)
-                .then(|| (pool::overwritten(t * b * gu), pool::overwritten(t * b * u))),
+            gates: fused_lstm.then(|| (pool::overwritten(t * b * gu), pool::overwritten(t * b * u))),
         }
+    }
+
+    /// Whether the backward pass reads the recurrent products and the input projection
+    /// (it does unless the cell recorded its activated gates).
+    pub(crate) fn needs_products(&self) -> bool {
+        self.gates.is_none()
     }
 }
 
@@ -201,7 +209,9 @@ impl Drop for RnnTape {
 
 /// [`backward`] for the layer stored under `prefix`: reads its weights from `store` and adds
 /// their gradients to `wg`. `d_main` is the gradient of the main output (sequence in
-/// processing order, or last step), `d_states` those of the returned final states.
+/// processing order, or last step), `d_states` those of the returned final states; the
+/// input's gradient is computed only with `input_grad`.
+#[allow(clippy::too_many_arguments)] // the layer's full context, passed explicitly
 pub(crate) fn backward_to(
     tape: &RnnTape,
     a: &RnnAttrs,
@@ -209,6 +219,7 @@ pub(crate) fn backward_to(
     prefix: &str,
     d_main: Option<&ndarray::ArrayD<f32>>,
     d_states: &[Option<Vec<f32>>],
+    input_grad: bool,
     wg: &mut super::WeightGrads,
 ) -> crate::Result<RnnGrads> {
     // Keras's order: kernel, recurrent kernel, bias (the one list of the layer's weights).
@@ -219,7 +230,7 @@ pub(crate) fn backward_to(
     let main = d_main.map(|g| g.as_standard_layout());
     let main = main.as_ref().map(|g| g.as_slice().expect("standard layout"));
     let (d_seq, d_last) = if a.return_sequences { (main, None) } else { (None, main) };
-    let mut g = backward(tape, &prm, d_seq, d_last, d_states);
+    let mut g = backward(tape, &prm, d_seq, d_last, d_states, input_grad);
     let grads =
         [std::mem::take(&mut g.dkernel), std::mem::take(&mut g.drecurrent), std::mem::take(&mut g.dbias)];
     for (spec, grad) in specs.into_iter().zip(grads) {
