@@ -480,23 +480,26 @@ fn pack_block<S: Simd>(
     buf: &mut [f32],
 ) {
     let width = 2 * lanes::<S>();
-    let panels = nc.div_ceil(width);
-    if kc == 0 {
-        return;
-    }
-    for (j, panel) in buf.chunks_exact_mut(kc * width).take(panels).enumerate() {
-        let col = c0 + j * width;
-        let cols = width.min(c0 + nc - col);
-        for (p, row) in panel.chunks_exact_mut(width).enumerate() {
-            let src = &b[(p0 + p) * n + col..][..cols];
-            if cols == width {
+    // Row by row of B, each read front to back (a walk down one panel's columns at a time
+    // touched a new page at every row of a wide matrix), its slices going to the panels.
+    let (whole, ragged) = (nc / width, nc % width);
+    for p in 0..kc {
+        let src = &b[(p0 + p) * n + c0..][..nc];
+        let (chunks, _) = src.as_chunks::<32>();
+        if width == 32 {
+            for (j, chunk) in chunks.iter().enumerate().take(whole) {
                 // Two whole vectors: register moves, not a call to memcpy.
-                let (from, _) = S::as_simd_f32s(src);
-                let (to, _) = S::as_mut_simd_f32s(row);
-                to[..2].copy_from_slice(&from[..2]);
-            } else {
-                row[..cols].copy_from_slice(src);
+                let dst: &mut [f32; 32] =
+                    (&mut buf[(j * kc + p) * 32..][..32]).try_into().expect("32 floats");
+                *dst = *chunk;
             }
+        } else {
+            for j in 0..whole {
+                buf[(j * kc + p) * width..][..width].copy_from_slice(&src[j * width..][..width]);
+            }
+        }
+        if ragged > 0 {
+            buf[(whole * kc + p) * width..][..ragged].copy_from_slice(&src[whole * width..]);
         }
     }
 }

@@ -80,17 +80,21 @@ pub fn backward(
     let mut dh = d_states.first().cloned().flatten().unwrap_or_else(|| vec![0.0; b * u]);
     let mut dc = d_states.get(1).cloned().flatten().unwrap_or_else(|| vec![0.0; b * u]);
     let mut dout_carry = vec![0.0f32; b * u];
-    // Every step writes its rows of both (all of them, masked rows with zeros).
-    let mut dxp = pool::overwritten(b * t * gu);
+    // Except for GRU without reset_after, the recurrent kernel's gradient is one product
+    // over all steps at the end: h_prevᵀ (U × T·B) · drec (T·B × G·U).
+    let batched = !matches!(a.cell, CellKind::Gru { reset_after: false });
+    // LSTM and SimpleRNN: the gradient of the recurrent product is that of the input
+    // projection (`dz`), so one array of every step's holds both.
+    let direct = !matches!(a.cell, CellKind::Gru { .. });
+    // `[T][B][G·U]`, processing order: every step writes its rows of both (all of them,
+    // masked rows with zeros).
+    let mut dxp = if direct { Vec::new() } else { pool::overwritten(b * t * gu) };
     let mut drec_all = vec![0.0f32; u * gu];
     let mut dr_h = vec![0.0f32; u * u];
     let mut dbias_rec = vec![0.0f32; gu];
     let mut dz = vec![0.0f32; b * gu];
-    let mut drec = vec![0.0f32; b * gu];
+    let mut drec = vec![0.0f32; if direct { 0 } else { b * gu }];
     let mut dout_buf = vec![0.0f32; u];
-    // Except for GRU without reset_after, the recurrent kernel's gradient is one product
-    // over all steps at the end: h_prevᵀ (U × T·B) · drec (T·B × G·U).
-    let batched = !matches!(a.cell, CellKind::Gru { reset_after: false });
     let mut drec_steps = if batched { pool::overwritten(t * b * gu) } else { Vec::new() };
     let mut pre = vec![0.0f32; b * gu];
     let mut gates = vec![0.0f32; b * gu];
@@ -100,7 +104,6 @@ pub fn backward(
     let (mut dhp, mut dcp) = (vec![0.0f32; b * u], vec![0.0f32; b * u]);
     let (mut d_rh, mut dhd) = (vec![0.0f32; b * u], vec![0.0f32; b * u]);
     for s in (0..t).rev() {
-        let ti = if a.go_backwards { t - 1 - s } else { s };
         // The fused LSTM cell recorded its gates; other cells are recomputed (`pre` is read
         // only by activations whose gradient needs their input, never by sigmoid and tanh).
         let (pre, gates, c_act): (&[f32], &[f32], &[f32]) = match &tape.gates {
@@ -165,14 +168,12 @@ pub fn backward(
                         dc_prev: &mut dcp[bi * u..][..u],
                     };
                     row.backward(a.activation, a.recurrent_activation);
-                    drec[bi * gu..][..gu].copy_from_slice(dzr);
                 }
                 CellKind::SimpleRnn => {
                     for j in 0..u {
                         let dht = dh[bi * u + j] + dout[j];
                         dzr[j] = dht * actg(z[j], g[j]);
                     }
-                    drec[bi * gu..][..gu].copy_from_slice(dzr);
                 }
                 CellKind::Gru { .. } => {
                     let trec = &tape.rec[s * b * gu..][bi * gu..][..gu];
@@ -232,12 +233,13 @@ pub fn backward(
             r_zr_t.product(b, &dzr_rec, &mut dhd);
             add_masked(&mut dhp, &dhd, rmask);
         } else {
-            drec_steps[s * b * gu..][..b * gu].copy_from_slice(&drec);
-            rt.product(b, &drec, &mut dhd);
+            let drec = if direct { &dz } else { &drec };
+            drec_steps[s * b * gu..][..b * gu].copy_from_slice(drec);
+            rt.product(b, drec, &mut dhd);
             add_masked(&mut dhp, &dhd, rmask);
         }
-        for bi in 0..b {
-            dxp[(bi * t + ti) * gu..][..gu].copy_from_slice(&dz[bi * gu..][..gu]);
+        if !direct {
+            dxp[s * b * gu..][..b * gu].copy_from_slice(&dz);
         }
         std::mem::swap(&mut dh, &mut dhp);
         std::mem::swap(&mut dc, &mut dcp);
@@ -266,14 +268,24 @@ pub fn backward(
             }
         }
     }
+    // The projection's gradient of every step, `[T][B][G·U]` as the tape's inputs are.
+    let dxp = if direct { std::mem::take(&mut drec_steps) } else { dxp };
     let mut dkernel = vec![0.0f32; d * gu];
     matmul_transposed_a(d, b * t, gu, &tape.x, &dxp, &mut dkernel, false);
     let mut dx = Vec::new();
     if input_grad {
-        dx = pool::overwritten(b * t * d);
+        let mut dx_steps = pool::overwritten(b * t * d);
         let kt = pool::transposed(p.kernel, d, gu);
-        matmul(b * t, gu, d, &dxp, &kt, &mut dx, false);
+        matmul(b * t, gu, d, &dxp, &kt, &mut dx_steps, false);
         pool::recycle(kt);
+        dx = pool::overwritten(b * t * d);
+        for (s, block) in dx_steps.chunks_exact(b * d).enumerate().take(t) {
+            let ti = if a.go_backwards { t - 1 - s } else { s };
+            for (bi, row) in block.chunks_exact(d.max(1)).enumerate() {
+                dx[(bi * t + ti) * d..][..d].copy_from_slice(row);
+            }
+        }
+        pool::recycle(dx_steps);
     }
     let mut dbias = vec![0.0f32; if reset_after { 2 * gu } else { gu }];
     if p.bias.is_some() {

@@ -272,7 +272,20 @@ fn run_recorded(
     let (h, c) = split_states(states, b * a.units);
     let rows = Rows { xp, b, mask, sequence, last, h, c };
     recur(a, w, t, zero_masked, scratch, rows, Some(Step { rec_mask, tape: &mut *tape }));
-    tape.x = pool::copied(xs);
+    tape.x = in_processing_order(xs, (b, t), a.go_backwards);
+}
+
+/// The rows of `xs` (`[B, T, D]`) in processing order, `[T][B][D]`.
+fn in_processing_order(xs: &[f32], (b, t): (usize, usize), go_backwards: bool) -> Vec<f32> {
+    let d = xs.len().checked_div(b * t).unwrap_or(0);
+    let mut out = pool::overwritten(xs.len());
+    for (s, block) in out.chunks_exact_mut(b * d).enumerate().take(t) {
+        let ti = if go_backwards { t - 1 - s } else { s };
+        for (bi, row) in block.chunks_exact_mut(d.max(1)).enumerate() {
+            row.copy_from_slice(&xs[(bi * t + ti) * d..][..d]);
+        }
+    }
+    out
 }
 
 /// The `h` and (LSTM) `c` states of `b·u` values each.
@@ -791,8 +804,9 @@ mod tests {
         assert!(close(&ahead.0, &per_step.0) && close(&ahead.1, &per_step.1), "outputs");
         assert!(close(&ahead.2, &per_step.2) && close(&ahead.3, &per_step.3), "states on the tape");
         assert!(close(&ahead.4, &per_step.4) && close(&ahead.5, &per_step.5), "gates on the tape");
-        assert_eq!(ahead.6, xs);
-        assert_eq!(per_step.6, xs);
+        assert_eq!(ahead.6, per_step.6);
+        // The tape's inputs in processing order: step 1's row 2 is input row (2, 1).
+        assert_eq!(ahead.6[(b + 2) * d..][..d], xs[(2 * t + 1) * d..][..d]);
     }
 
     /// Batch shares run on two threads give exactly what one thread gives (each row's

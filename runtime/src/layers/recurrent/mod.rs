@@ -127,7 +127,9 @@ pub struct RnnTape {
     pub(crate) dims: (usize, usize, usize),
     /// Masked steps output zeros (inside Bidirectional) instead of repeating the last output.
     pub(crate) zero_masked: bool,
-    /// The input `[B·T, D]` (after input dropout).
+    /// The input (after input dropout) in processing order, `[T][B][D]`: step `s`'s rows
+    /// side by side, as the gradients of the steps are, so that the kernel's gradient is one
+    /// product over all of them.
     pub(crate) x: Vec<f32>,
     /// Its projection with the input bias, `[B·T, G·U]` (row `b·T + t`, input order).
     pub(crate) xp: Vec<f32>,
