@@ -51,6 +51,9 @@ pub(crate) struct Backward<'a> {
     pub weights: Vec<&'a [f32]>,
     /// What the forward pass recorded ([`crate::exec::NodeTape::Saved`]).
     pub tape: Option<&'a ArrayD<f32>>,
+    /// Whether each input's gradient is used: `false` where no weight lies before the input
+    /// (the model's input, or layers without weights on it), so a layer may skip computing it.
+    pub dx_needed: Vec<bool>,
 }
 
 impl Backward<'_> {
@@ -60,6 +63,11 @@ impl Backward<'_> {
             .t
             .as_f32()
             .ok_or_else(|| crate::RuntimeError::Shape(format!("layer `{}` got integer data", self.layer)))
+    }
+
+    /// Whether the gradient of input `i` is used (see [`Backward::dx_needed`]).
+    pub fn needs_dx(&self, i: usize) -> bool {
+        self.dx_needed.get(i).copied().unwrap_or(true)
     }
 }
 

@@ -359,6 +359,7 @@ pub(crate) fn backward(
                     dys: (0..n_out).map(dout_ref).collect(),
                     weights,
                     tape: saved,
+                    dx_needed: ins.iter().map(|q| leads_to_weights.contains(&q.node)).collect(),
                 };
                 let g = layers::layer_of(l).backward(&bw)?;
                 for (q, dx) in ins.iter().zip(g.dxs) {
