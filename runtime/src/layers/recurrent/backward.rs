@@ -8,6 +8,7 @@ use seqmodel_ir::{Activation, CellKind};
 
 use super::{RnnTape, split_recurrent};
 use crate::kernels::{FixedRhs, activation, matmul, matmul_transposed_a, transpose};
+use crate::parallel::on_one_thread;
 use crate::pool;
 
 /// The weights of one recurrent layer in Keras's layout.
@@ -74,12 +75,8 @@ pub fn backward(
         let zr_t = FixedRhs::new(2 * u, u, &transpose(&r_zr, u, 2 * u));
         (FixedRhs::default(), zr_t, FixedRhs::new(u, u, &transpose(&r_h, u, u)))
     };
-    let actg = |x: f32, y: f32| activation::grad(a.activation, x, y);
-    let ractg = |x: f32, y: f32| activation::grad(a.recurrent_activation, x, y);
-
     let mut dh = d_states.first().cloned().flatten().unwrap_or_else(|| vec![0.0; b * u]);
     let mut dc = d_states.get(1).cloned().flatten().unwrap_or_else(|| vec![0.0; b * u]);
-    let mut dout_carry = vec![0.0f32; b * u];
     // Except for GRU without reset_after, the recurrent kernel's gradient is one product
     // over all steps at the end: h_prevᵀ (U × T·B) · drec (T·B × G·U).
     let batched = !matches!(a.cell, CellKind::Gru { reset_after: false });
@@ -92,157 +89,44 @@ pub fn backward(
     let mut drec_all = vec![0.0f32; u * gu];
     let mut dr_h = vec![0.0f32; u * u];
     let mut dbias_rec = vec![0.0f32; gu];
-    let mut dz = vec![0.0f32; b * gu];
-    let mut drec = vec![0.0f32; if direct { 0 } else { b * gu }];
-    let mut dout_buf = vec![0.0f32; u];
     let mut drec_steps = if batched { pool::overwritten(t * b * gu) } else { Vec::new() };
-    let mut pre = vec![0.0f32; b * gu];
-    let mut gates = vec![0.0f32; b * gu];
-    let mut c_act = vec![0.0f32; if a.cell == CellKind::Lstm { b * u } else { 0 }];
-    // Per-step buffers, allocated once: the gradients of the previous states (swapped with
-    // `dh`/`dc` after each step), of `r·h_prev` and of the dropped `h_prev`.
-    let (mut dhp, mut dcp) = (vec![0.0f32; b * u], vec![0.0f32; b * u]);
-    let (mut d_rh, mut dhd) = (vec![0.0f32; b * u], vec![0.0f32; b * u]);
-    for s in (0..t).rev() {
-        // The fused LSTM cell recorded its gates; other cells are recomputed (`pre` is read
-        // only by activations whose gradient needs their input, never by sigmoid and tanh).
-        let (pre, gates, c_act): (&[f32], &[f32], &[f32]) = match &tape.gates {
-            Some((g, c)) => (&pre[..], &g[s * b * gu..][..b * gu], &c[s * b * u..][..b * u]),
-            None => {
-                step_gates(tape, s, &mut pre, &mut gates, &mut c_act);
-                (&pre[..], &gates[..], &c_act[..])
-            }
-        };
-        let hp = &tape.h_prev[s * b * u..][..b * u];
-        let rmask = tape.rec_mask.as_deref();
-        let hd: std::borrow::Cow<'_, [f32]> = match rmask {
-            Some(_) => dropped(hp, rmask).into(),
-            None => hp.into(),
-        };
-        dz.fill(0.0);
-        drec.fill(0.0);
-        dhp.fill(0.0);
-        dcp.fill(0.0);
-        d_rh.fill(0.0);
-        for bi in 0..b {
-            let dout = &mut dout_buf[..];
-            dout.copy_from_slice(&dout_carry[bi * u..][..u]);
-            let live = tape.live[s * b + bi];
-            // A masked step's sequence output is its previous output (repeated), or a
-            // constant zero inside Bidirectional, whose gradient goes nowhere.
-            if let Some(ds) = d_seq.filter(|_| live || !tape.zero_masked) {
-                for j in 0..u {
-                    dout[j] += ds[(bi * t + s) * u + j];
-                }
-            }
-            if let Some(dl) = d_last.filter(|_| s == t - 1) {
-                for j in 0..u {
-                    dout[j] += dl[bi * u + j];
-                }
-            }
-            if !live {
-                // A masked step copies the states and the previous output (the last output
-                // too): their gradients pass through unchanged.
-                dout_carry[bi * u..][..u].copy_from_slice(dout);
-                dhp[bi * u..][..u].copy_from_slice(&dh[bi * u..][..u]);
-                dcp[bi * u..][..u].copy_from_slice(&dc[bi * u..][..u]);
-                continue;
-            }
-            dout_carry[bi * u..][..u].fill(0.0);
-            let z = &pre[bi * gu..][..gu];
-            let g = &gates[bi * gu..][..gu];
-            let dzr = &mut dz[bi * gu..][..gu];
-            match a.cell {
-                CellKind::Lstm => {
-                    let row = LstmRow {
-                        u,
-                        dh: &dh[bi * u..][..u],
-                        dout,
-                        dc: &dc[bi * u..][..u],
-                        gates: g,
-                        pre: z,
-                        c_prev: &tape.c_prev[s * b * u..][bi * u..][..u],
-                        c_new: &tape.c_new[s * b * u..][bi * u..][..u],
-                        c_act: &c_act[bi * u..][..u],
-                        dz: dzr,
-                        dc_prev: &mut dcp[bi * u..][..u],
-                    };
-                    row.backward(a.activation, a.recurrent_activation);
-                }
-                CellKind::SimpleRnn => {
-                    for j in 0..u {
-                        let dht = dh[bi * u + j] + dout[j];
-                        dzr[j] = dht * actg(z[j], g[j]);
-                    }
-                }
-                CellKind::Gru { .. } => {
-                    let trec = &tape.rec[s * b * gu..][bi * gu..][..gu];
-                    for j in 0..u {
-                        let dht = dh[bi * u + j] + dout[j];
-                        let (zg, rg, hh) = (g[j], g[u + j], g[2 * u + j]);
-                        let hpj = hp[bi * u + j];
-                        let dpre_h = dht * (1.0 - zg) * actg(z[2 * u + j], hh);
-                        dzr[j] = dht * (hpj - hh) * ractg(z[j], zg);
-                        dhp[bi * u + j] += dht * zg;
-                        dzr[2 * u + j] = dpre_h;
-                        if reset_after {
-                            let rh = trec[2 * u + j];
-                            dzr[u + j] = dpre_h * rh * ractg(z[u + j], rg);
-                            drec[bi * gu + 2 * u + j] = dpre_h * rg;
-                        } else {
-                            // d(r·h_prev) comes from the candidate product below.
-                            d_rh[bi * u + j] = dpre_h;
-                        }
-                    }
-                    if reset_after {
-                        drec[bi * gu..][..2 * u].copy_from_slice(&dzr[..2 * u]);
-                    }
-                }
-            }
+    let ctx = StepsBack { tape, rt: &rt, r_zr_t: &r_zr_t, r_h_t: &r_h_t, d_seq, d_last, direct };
+    // Rows of the batch are independent through time, so large layers run their shares of
+    // the batch on the helper threads, as the forward pass does; GRU without reset_after
+    // sums a weight gradient at every step and stays on one thread.
+    let threads = crate::num_threads().min(b / MIN_ROWS_PER_THREAD);
+    let shares = if !batched || threads <= 1 || b * t * gu * u < PARALLEL_MIN_MACS { 1 } else { threads };
+    let per = b.div_ceil(shares).max(1);
+    // Each share's rows of every step of the per-step arrays (`[T][B][G·U]`).
+    let mut rec_rows = step_rows(&mut drec_steps, t, b * gu, per * gu);
+    let mut xp_rows = step_rows(&mut dxp, t, b * gu, per * gu);
+    let mut outs: Vec<ShareOut<'_>> = Vec::with_capacity(shares);
+    for (i, (dh_i, dc_i)) in dh.chunks_mut((per * u).max(1)).zip(dc.chunks_mut((per * u).max(1))).enumerate()
+    {
+        outs.push(ShareOut {
+            b0: i * per,
+            dh: dh_i,
+            dc: dc_i,
+            rec_steps: rec_rows.get_mut(i).map(std::mem::take).unwrap_or_default(),
+            xp_steps: xp_rows.get_mut(i).map(std::mem::take).unwrap_or_default(),
+        });
+    }
+    if outs.len() <= 1 {
+        if let Some(out) = outs.pop() {
+            ctx.run(out, Some((&mut drec_all, &mut dr_h)));
         }
-        if let CellKind::Gru { reset_after: false } = a.cell {
-            // cand = (r·h_prev) · R_h: gradients of R_h and of r·h_prev.
-            let rh: Vec<f32> = (0..b * u).map(|i| gates[(i / u) * gu + u + i % u] * hd[i]).collect();
-            let rh_t = transpose(&rh, b, u);
-            matmul(u, b, u, &rh_t, &d_rh, &mut dr_h, true);
-            let mut d_rhp = vec![0.0f32; b * u];
-            r_h_t.product(b, &d_rh, &mut d_rhp);
-            for bi in 0..b {
-                if !tape.live[s * b + bi] {
-                    continue;
-                }
-                for j in 0..u {
-                    let rg = gates[bi * gu + u + j];
-                    let dr = d_rhp[bi * u + j] * hd[bi * u + j];
-                    dz[bi * gu + u + j] = dr * ractg(pre[bi * gu + u + j], rg);
-                    dhp[bi * u + j] += d_rhp[bi * u + j] * rg * rmask.map_or(1.0, |m| m[bi * u + j]);
-                    drec[bi * gu + j] = dz[bi * gu + j];
-                    drec[bi * gu + u + j] = dz[bi * gu + u + j];
-                }
+    } else {
+        crate::parallel::in_scope(outs.len(), |scope| {
+            let ctx = &ctx;
+            let mut rest = outs.into_iter();
+            let mine = rest.next();
+            for out in rest {
+                scope.spawn(move |_| on_one_thread(|| ctx.run(out, None)));
             }
-            // h_prev · R_zr
-            let dzr_rec: Vec<f32> = (0..b).flat_map(|bi| drec[bi * gu..][..2 * u].to_vec()).collect();
-            let hd_t = transpose(&hd, b, u);
-            let mut dr_zr = vec![0.0f32; u * 2 * u];
-            matmul(u, b, 2 * u, &hd_t, &dzr_rec, &mut dr_zr, false);
-            for i in 0..u {
-                for j in 0..2 * u {
-                    drec_all[i * gu + j] += dr_zr[i * 2 * u + j];
-                }
+            if let Some(out) = mine {
+                on_one_thread(|| ctx.run(out, None));
             }
-            r_zr_t.product(b, &dzr_rec, &mut dhd);
-            add_masked(&mut dhp, &dhd, rmask);
-        } else {
-            let drec = if direct { &dz } else { &drec };
-            drec_steps[s * b * gu..][..b * gu].copy_from_slice(drec);
-            rt.product(b, drec, &mut dhd);
-            add_masked(&mut dhp, &dhd, rmask);
-        }
-        if !direct {
-            dxp[s * b * gu..][..b * gu].copy_from_slice(&dz);
-        }
-        std::mem::swap(&mut dh, &mut dhp);
-        std::mem::swap(&mut dc, &mut dcp);
+        });
     }
     if let CellKind::Gru { reset_after: false } = a.cell {
         for i in 0..u {
@@ -309,18 +193,262 @@ pub fn backward(
     RnnGrads { dx, dkernel, drecurrent: drec_all, dbias, dinitial }
 }
 
-/// The pre-activations and activated gates of processing step `s` for every row, and
-/// (LSTM) the activated new cell state, recomputed from the tape as the forward pass
-/// computed them.
-fn step_gates(tape: &RnnTape, s: usize, pre: &mut [f32], gates: &mut [f32], c_act: &mut [f32]) {
+/// Layers with at least this many multiply-adds in their recurrent products run the backward
+/// pass of their batch shares on the helper threads (the forward pass's threshold).
+const PARALLEL_MIN_MACS: usize = 1 << 24;
+
+/// Each share of a batch has at least this many rows.
+const MIN_ROWS_PER_THREAD: usize = 8;
+
+/// Splits `steps` (`t` blocks of `block` floats, each the rows of one step) into the shares'
+/// rows: share `i` gets `t` slices of `share` floats (fewer in the last share), in step order.
+fn step_rows(steps: &mut [f32], t: usize, block: usize, share: usize) -> Vec<Vec<&mut [f32]>> {
+    let mut out: Vec<Vec<&mut [f32]>> = Vec::new();
+    if block == 0 || share == 0 {
+        return out;
+    }
+    for step in steps.chunks_mut(block).take(t) {
+        for (i, rows) in step.chunks_mut(share).enumerate() {
+            if out.len() <= i {
+                out.push(Vec::with_capacity(t));
+            }
+            out[i].push(rows);
+        }
+    }
+    out
+}
+
+/// What the backward pass through the steps reads, shared by every share of the batch.
+struct StepsBack<'a> {
+    tape: &'a RnnTape,
+    /// The transposed recurrent kernel (or, GRU without reset_after, its z and r blocks and
+    /// its candidate block).
+    rt: &'a FixedRhs,
+    r_zr_t: &'a FixedRhs,
+    r_h_t: &'a FixedRhs,
+    d_seq: Option<&'a [f32]>,
+    d_last: Option<&'a [f32]>,
+    direct: bool,
+}
+
+/// One share of the batch: rows `b0 ..` (as many as `dh` holds), with the gradients of the
+/// final states in `dh` and `dc` (replaced by those of the initial states) and its rows of
+/// every step's gradients.
+struct ShareOut<'a> {
+    b0: usize,
+    dh: &'a mut [f32],
+    dc: &'a mut [f32],
+    /// Per step: the gradient of the recurrent product (LSTM, SimpleRNN: of the gates).
+    rec_steps: Vec<&'a mut [f32]>,
+    /// Per step (GRU): the gradient of the input projection.
+    xp_steps: Vec<&'a mut [f32]>,
+}
+
+impl StepsBack<'_> {
+    /// The steps from last to first for the share's rows. `gru_plain` holds the recurrent
+    /// kernel's gradient and its candidate block's, which GRU without reset_after sums at
+    /// every step (that cell runs as one share).
+    fn run(&self, out: ShareOut<'_>, mut gru_plain: Option<(&mut [f32], &mut [f32])>) {
+        let StepsBack { tape, rt, r_zr_t, r_h_t, d_seq, d_last, direct } = *self;
+        let ShareOut { b0, dh: dh_out, dc: dc_out, mut rec_steps, mut xp_steps } = out;
+        let a = &tape.a;
+        let (b, t, _) = tape.dims;
+        let u = a.units;
+        let gu = a.cell.gates() * u;
+        let rows = dh_out.len() / u.max(1);
+        let reset_after = matches!(a.cell, CellKind::Gru { reset_after: true });
+        let actg = |x: f32, y: f32| activation::grad(a.activation, x, y);
+        let ractg = |x: f32, y: f32| activation::grad(a.recurrent_activation, x, y);
+        let mut dh = dh_out.to_vec();
+        let mut dc = dc_out.to_vec();
+        let mut dout_carry = vec![0.0f32; rows * u];
+        let mut dz = vec![0.0f32; rows * gu];
+        let mut drec = vec![0.0f32; if direct { 0 } else { rows * gu }];
+        let mut dout_buf = vec![0.0f32; u];
+        let mut pre = vec![0.0f32; rows * gu];
+        let mut gates = vec![0.0f32; rows * gu];
+        let mut c_act = vec![0.0f32; if a.cell == CellKind::Lstm { rows * u } else { 0 }];
+        // Per-step buffers, allocated once: the gradients of the previous states (swapped
+        // with `dh`/`dc` after each step), of `r·h_prev` and of the dropped `h_prev`.
+        let (mut dhp, mut dcp) = (vec![0.0f32; rows * u], vec![0.0f32; rows * u]);
+        let (mut d_rh, mut dhd) = (vec![0.0f32; rows * u], vec![0.0f32; rows * u]);
+        let rmask = tape.rec_mask.as_deref().map(|m| &m[b0 * u..][..rows * u]);
+        for s in (0..t).rev() {
+            // The fused LSTM cell recorded its gates; other cells are recomputed (`pre` is
+            // read only by activations whose gradient needs their input, never by sigmoid
+            // and tanh).
+            let (pre, gates, c_act): (&[f32], &[f32], &[f32]) = match &tape.gates {
+                Some((g, c)) => {
+                    (&pre[..], &g[(s * b + b0) * gu..][..rows * gu], &c[(s * b + b0) * u..][..rows * u])
+                }
+                None => {
+                    step_gates(tape, s, (b0, rows), &mut pre, &mut gates, &mut c_act);
+                    (&pre[..], &gates[..], &c_act[..])
+                }
+            };
+            let hp = &tape.h_prev[(s * b + b0) * u..][..rows * u];
+            let hd: std::borrow::Cow<'_, [f32]> = match rmask {
+                Some(_) => dropped(hp, rmask).into(),
+                None => hp.into(),
+            };
+            dz.fill(0.0);
+            drec.fill(0.0);
+            dhp.fill(0.0);
+            dcp.fill(0.0);
+            d_rh.fill(0.0);
+            for bi in 0..rows {
+                // The row of the whole batch, for the tape and the incoming gradients.
+                let row = b0 + bi;
+                let dout = &mut dout_buf[..];
+                dout.copy_from_slice(&dout_carry[bi * u..][..u]);
+                let live = tape.live[s * b + row];
+                // A masked step's sequence output is its previous output (repeated), or a
+                // constant zero inside Bidirectional, whose gradient goes nowhere.
+                if let Some(ds) = d_seq.filter(|_| live || !tape.zero_masked) {
+                    for j in 0..u {
+                        dout[j] += ds[(row * t + s) * u + j];
+                    }
+                }
+                if let Some(dl) = d_last.filter(|_| s == t - 1) {
+                    for j in 0..u {
+                        dout[j] += dl[row * u + j];
+                    }
+                }
+                if !live {
+                    // A masked step copies the states and the previous output (the last
+                    // output too): their gradients pass through unchanged.
+                    dout_carry[bi * u..][..u].copy_from_slice(dout);
+                    dhp[bi * u..][..u].copy_from_slice(&dh[bi * u..][..u]);
+                    dcp[bi * u..][..u].copy_from_slice(&dc[bi * u..][..u]);
+                    continue;
+                }
+                dout_carry[bi * u..][..u].fill(0.0);
+                let z = &pre[bi * gu..][..gu];
+                let g = &gates[bi * gu..][..gu];
+                let dzr = &mut dz[bi * gu..][..gu];
+                match a.cell {
+                    CellKind::Lstm => {
+                        let lstm = LstmRow {
+                            u,
+                            dh: &dh[bi * u..][..u],
+                            dout,
+                            dc: &dc[bi * u..][..u],
+                            gates: g,
+                            pre: z,
+                            c_prev: &tape.c_prev[(s * b + row) * u..][..u],
+                            c_new: &tape.c_new[(s * b + row) * u..][..u],
+                            c_act: &c_act[bi * u..][..u],
+                            dz: dzr,
+                            dc_prev: &mut dcp[bi * u..][..u],
+                        };
+                        lstm.backward(a.activation, a.recurrent_activation);
+                    }
+                    CellKind::SimpleRnn => {
+                        for j in 0..u {
+                            let dht = dh[bi * u + j] + dout[j];
+                            dzr[j] = dht * actg(z[j], g[j]);
+                        }
+                    }
+                    CellKind::Gru { .. } => {
+                        let trec = &tape.rec[(s * b + row) * gu..][..gu];
+                        for j in 0..u {
+                            let dht = dh[bi * u + j] + dout[j];
+                            let (zg, rg, hh) = (g[j], g[u + j], g[2 * u + j]);
+                            let hpj = hp[bi * u + j];
+                            let dpre_h = dht * (1.0 - zg) * actg(z[2 * u + j], hh);
+                            dzr[j] = dht * (hpj - hh) * ractg(z[j], zg);
+                            dhp[bi * u + j] += dht * zg;
+                            dzr[2 * u + j] = dpre_h;
+                            if reset_after {
+                                let rh = trec[2 * u + j];
+                                dzr[u + j] = dpre_h * rh * ractg(z[u + j], rg);
+                                drec[bi * gu + 2 * u + j] = dpre_h * rg;
+                            } else {
+                                // d(r·h_prev) comes from the candidate product below.
+                                d_rh[bi * u + j] = dpre_h;
+                            }
+                        }
+                        if reset_after {
+                            drec[bi * gu..][..2 * u].copy_from_slice(&dzr[..2 * u]);
+                        }
+                    }
+                }
+            }
+            match gru_plain.as_mut().filter(|_| a.cell == CellKind::Gru { reset_after: false }) {
+                Some((drec_all, dr_h)) => {
+                    // cand = (r·h_prev) · R_h: gradients of R_h and of r·h_prev.
+                    let rh: Vec<f32> =
+                        (0..rows * u).map(|i| gates[(i / u) * gu + u + i % u] * hd[i]).collect();
+                    let rh_t = transpose(&rh, rows, u);
+                    matmul(u, rows, u, &rh_t, &d_rh, dr_h, true);
+                    let mut d_rhp = vec![0.0f32; rows * u];
+                    r_h_t.product(rows, &d_rh, &mut d_rhp);
+                    for bi in 0..rows {
+                        if !tape.live[s * b + b0 + bi] {
+                            continue;
+                        }
+                        for j in 0..u {
+                            let rg = gates[bi * gu + u + j];
+                            let dr = d_rhp[bi * u + j] * hd[bi * u + j];
+                            dz[bi * gu + u + j] = dr * ractg(pre[bi * gu + u + j], rg);
+                            dhp[bi * u + j] += d_rhp[bi * u + j] * rg * rmask.map_or(1.0, |m| m[bi * u + j]);
+                            drec[bi * gu + j] = dz[bi * gu + j];
+                            drec[bi * gu + u + j] = dz[bi * gu + u + j];
+                        }
+                    }
+                    // h_prev · R_zr
+                    let dzr_rec: Vec<f32> =
+                        (0..rows).flat_map(|bi| drec[bi * gu..][..2 * u].to_vec()).collect();
+                    let hd_t = transpose(&hd, rows, u);
+                    let mut dr_zr = vec![0.0f32; u * 2 * u];
+                    matmul(u, rows, 2 * u, &hd_t, &dzr_rec, &mut dr_zr, false);
+                    for i in 0..u {
+                        for j in 0..2 * u {
+                            drec_all[i * gu + j] += dr_zr[i * 2 * u + j];
+                        }
+                    }
+                    r_zr_t.product(rows, &dzr_rec, &mut dhd);
+                    add_masked(&mut dhp, &dhd, rmask);
+                }
+                None => {
+                    let drec = if direct { &dz } else { &drec };
+                    if let Some(dst) = rec_steps.get_mut(s) {
+                        dst.copy_from_slice(drec);
+                    }
+                    rt.product(rows, drec, &mut dhd);
+                    add_masked(&mut dhp, &dhd, rmask);
+                }
+            }
+            if let Some(dst) = xp_steps.get_mut(s) {
+                dst.copy_from_slice(&dz);
+            }
+            std::mem::swap(&mut dh, &mut dhp);
+            std::mem::swap(&mut dc, &mut dcp);
+        }
+        dh_out.copy_from_slice(&dh);
+        dc_out.copy_from_slice(&dc);
+    }
+}
+
+/// The pre-activations and activated gates of processing step `s` for the `rows` rows from
+/// `b0`, and (LSTM) the activated new cell state, recomputed from the tape as the forward
+/// pass computed them.
+fn step_gates(
+    tape: &RnnTape,
+    s: usize,
+    (b0, rows): (usize, usize),
+    pre: &mut [f32],
+    gates: &mut [f32],
+    c_act: &mut [f32],
+) {
     let a = &tape.a;
     let (b, t, _) = tape.dims;
     let u = a.units;
     let gu = a.cell.gates() * u;
     let ti = if a.go_backwards { t - 1 - s } else { s };
-    let rec = &tape.rec[s * b * gu..][..b * gu];
-    for bi in 0..b {
-        let xr = &tape.xp[(bi * t + ti) * gu..][..gu];
+    let rec = &tape.rec[(s * b + b0) * gu..][..rows * gu];
+    for bi in 0..rows {
+        let xr = &tape.xp[((b0 + bi) * t + ti) * gu..][..gu];
         let r = &rec[bi * gu..][..gu];
         let p = &mut pre[bi * gu..][..gu];
         let g = &mut gates[bi * gu..][..gu];
@@ -356,7 +484,7 @@ fn step_gates(tape: &RnnTape, s: usize, pre: &mut [f32], gates: &mut [f32], c_ac
         }
     }
     if a.cell == CellKind::Lstm {
-        c_act.copy_from_slice(&tape.c_new[s * b * u..][..b * u]);
+        c_act.copy_from_slice(&tape.c_new[(s * b + b0) * u..][..rows * u]);
         activation::map(a.activation, c_act);
     }
 }
@@ -487,6 +615,85 @@ mod tests {
             let (fast, general) = (run(true), run(false));
             for (x, y) in fast.0.iter().chain(&fast.1).zip(general.0.iter().chain(&general.1)) {
                 prop_assert!((x - y).abs() <= 1e-6, "{x} vs {y}");
+            }
+        }
+    }
+
+    /// The backward pass of batch shares on two threads gives exactly what one thread gives
+    /// (each row's arithmetic is the same and the weight gradients are one product over all
+    /// rows either way), for every cell, with a mask, recurrent dropout and non-default
+    /// activations (whose gates are recomputed per share).
+    #[test]
+    fn batch_shares_on_two_threads_equal_one_thread() {
+        use crate::layers::recurrent::{Recording, RnnOut, RnnScratch, RnnWeights, forward_into};
+        use ndarray::{Array2, Array3};
+        let (b, t, d) = (19, 80, 12);
+        let values = |n: usize, seed: usize| -> Vec<f32> {
+            (0..n).map(|i| (((i * 7919 + seed * 104_729) % 1000) as f32 / 1000.0 - 0.5) * 0.4).collect()
+        };
+        let cells = [
+            (CellKind::Lstm, Activation::Tanh),
+            (CellKind::Lstm, Activation::Relu),
+            (CellKind::Gru { reset_after: true }, Activation::Tanh),
+            (CellKind::SimpleRnn, Activation::Tanh),
+        ];
+        for (cell, activation) in cells {
+            let u = if cell == CellKind::SimpleRnn { 128 } else { 64 };
+            let a = seqmodel_ir::RnnAttrs {
+                cell,
+                units: u,
+                input_dim: d,
+                activation,
+                recurrent_activation: Activation::Sigmoid,
+                use_bias: true,
+                return_sequences: true,
+                return_state: false,
+                go_backwards: true,
+                stateful: false,
+                unroll: false,
+                dropout: 0.0,
+                recurrent_dropout: 0.0,
+            };
+            let gu = cell.gates() * u;
+            assert!(b * t * gu * u >= PARALLEL_MIN_MACS, "{cell:?}: large enough to split");
+            let bias_len = if cell == (CellKind::Gru { reset_after: true }) { 2 * gu } else { gu };
+            let (kernel, recurrent, bias) = (values(d * gu, 1), values(u * gu, 2), values(bias_len, 3));
+            let w = RnnWeights::pack(&a, &kernel, &recurrent, Some(&bias));
+            let x = Array3::from_shape_vec((b, t, d), values(b * t * d, 4)).unwrap();
+            let mask = Array2::from_shape_fn((b, t), |(i, j)| (i * 3 + j) % 7 != 0);
+            let rec_mask: Vec<f32> = (0..b * u).map(|i| if i % 5 == 0 { 0.0 } else { 1.25 }).collect();
+            let mut tape = RnnTape::new(&a, (b, t, d), false, Some(rec_mask.clone()));
+            let mut states = vec![values(b * u, 6); cell.states()];
+            let (mut sequence, mut last) = (vec![0.0; b * t * u], vec![0.0; b * u]);
+            let out = RnnOut { sequence: Some(&mut sequence), last: &mut last, states: &mut states };
+            let record = Recording { rec_mask: Some(&rec_mask), tape: &mut tape };
+            let mut scratch = RnnScratch::default();
+            forward_into(&a, &w, x.view(), Some(mask.view()), false, &mut scratch, Some(record), out)
+                .unwrap();
+            let params = RnnParams { kernel: &kernel, recurrent: &recurrent, bias: Some(&bias) };
+            let (d_seq, d_last) = (values(b * t * u, 7), values(b * u, 8));
+            let d_states: Vec<Option<Vec<f32>>> =
+                (0..cell.states()).map(|k| Some(values(b * u, 9 + k))).collect();
+            let run = |threads: usize| {
+                crate::set_num_threads(threads);
+                let g = backward(&tape, &params, Some(&d_seq), Some(&d_last), &d_states, true);
+                crate::set_num_threads(0);
+                g
+            };
+            let (one, two) = (run(1), run(2));
+            let same = |x: &[f32], y: &[f32], what: &str| {
+                assert_eq!(x.len(), y.len(), "{cell:?} {what}");
+                assert!(x.iter().any(|v| *v != 0.0), "{cell:?} {what}: all zero");
+                for (x, y) in x.iter().zip(y) {
+                    assert!((x - y).abs() <= 1e-6, "{cell:?} {what}: {x} vs {y}");
+                }
+            };
+            same(&one.dx, &two.dx, "dx");
+            same(&one.dkernel, &two.dkernel, "kernel");
+            same(&one.drecurrent, &two.drecurrent, "recurrent kernel");
+            same(&one.dbias, &two.dbias, "bias");
+            for (x, y) in one.dinitial.iter().zip(&two.dinitial) {
+                same(x, y, "initial states");
             }
         }
     }
