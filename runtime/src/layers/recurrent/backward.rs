@@ -6,7 +6,7 @@
 
 use seqmodel_ir::{Activation, CellKind};
 
-use super::{RnnTape, split_recurrent};
+use super::{RnnTape, split_recurrent, step_rows};
 use crate::kernels::{FixedRhs, activation, matmul, matmul_transposed_a, transpose};
 use crate::parallel::on_one_thread;
 use crate::pool;
@@ -199,24 +199,6 @@ const PARALLEL_MIN_MACS: usize = 1 << 24;
 
 /// Each share of a batch has at least this many rows.
 const MIN_ROWS_PER_THREAD: usize = 8;
-
-/// Splits `steps` (`t` blocks of `block` floats, each the rows of one step) into the shares'
-/// rows: share `i` gets `t` slices of `share` floats (fewer in the last share), in step order.
-fn step_rows(steps: &mut [f32], t: usize, block: usize, share: usize) -> Vec<Vec<&mut [f32]>> {
-    let mut out: Vec<Vec<&mut [f32]>> = Vec::new();
-    if block == 0 || share == 0 {
-        return out;
-    }
-    for step in steps.chunks_mut(block).take(t) {
-        for (i, rows) in step.chunks_mut(share).enumerate() {
-            if out.len() <= i {
-                out.push(Vec::with_capacity(t));
-            }
-            out[i].push(rows);
-        }
-    }
-    out
-}
 
 /// What the backward pass through the steps reads, shared by every share of the batch.
 struct StepsBack<'a> {

@@ -7,7 +7,7 @@
 use ndarray::{Array2, Array3, ArrayView2, ArrayView3};
 use seqmodel_ir::{Activation, CellKind, RnnAttrs};
 
-use super::{RnnTape, RnnWeights};
+use super::{RnnTape, RnnWeights, step_rows};
 use crate::kernels::{Start, activation, simd};
 use crate::parallel::on_one_thread;
 use crate::pool;
@@ -252,10 +252,9 @@ impl<'a> Projection<'a> {
     }
 }
 
-/// A recording run over the inputs `xs` with their projection `xp`: one pass over the whole
-/// batch; its per-step products split across threads where they are large enough
-/// (big-lstm's 256 × 256 × 1024), as the training forward did before it was this one (kept
-/// to one thread, big-lstm trained 1.10x slower at two threads).
+/// A recording run over the inputs `xs` with their projection `xp`: the batch's shares run
+/// on the helper threads as an inference run's do (see [`run_shares`]), each writing its
+/// rows of every step's records.
 #[allow(clippy::too_many_arguments)] // the layer's full context, passed explicitly
 fn run_recorded(
     a: &RnnAttrs,
@@ -268,10 +267,8 @@ fn run_recorded(
     Recording { rec_mask, tape }: Recording<'_>,
     out: RnnOut<'_>,
 ) {
-    let RnnOut { sequence, last, states } = out;
-    let (h, c) = split_states(states, b * a.units);
-    let rows = Rows { xp, b, mask, sequence, last, h, c };
-    recur(a, w, t, zero_masked, scratch, rows, Some(Step { rec_mask, tape: &mut *tape }));
+    let record = Recording { rec_mask, tape: &mut *tape };
+    run_shares_recording(a, w, xp, (b, t), mask, zero_masked, scratch, Some(record), out);
     tape.x = in_processing_order(xs, (b, t), a.go_backwards);
 }
 
@@ -358,18 +355,44 @@ fn run_shares(
     scratch: &mut RnnScratch,
     out: RnnOut<'_>,
 ) {
+    run_shares_recording(a, w, xp, (b, t), mask, zero_masked, scratch, None, out)
+}
+
+/// [`run_shares`], recording every step on `record`'s tape if given.
+#[allow(clippy::too_many_arguments)] // the recurrence's full context, passed explicitly
+fn run_shares_recording(
+    a: &RnnAttrs,
+    w: &RnnWeights,
+    xp: Projection<'_>,
+    (b, t): (usize, usize),
+    mask: Option<ArrayView2<'_, bool>>,
+    zero_masked: bool,
+    scratch: &mut RnnScratch,
+    record: Option<Recording<'_>>,
+    out: RnnOut<'_>,
+) {
     let u = a.units;
     let gu = a.cell.gates() * u;
     let d = w.kernel.k();
     let RnnOut { sequence, last, states } = out;
     let (h, c) = split_states(states, b * u);
     let threads = crate::num_threads().min(b / MIN_ROWS_PER_THREAD);
-    if threads <= 1 || b * t * gu * u < PARALLEL_MIN_MACS {
+    let threads = if b * t * gu * u < PARALLEL_MIN_MACS { 1 } else { threads.max(1) };
+    // Shares of `per` batch rows: every buffer is batch-major, so each share is one slice;
+    // the tape is step-major, so each share has a slice of every step.
+    let per = b.div_ceil(threads).max(1);
+    let (rec_mask, mut tapes) = match record {
+        Some(Recording { rec_mask, tape }) => (rec_mask, TapeRows::split(tape, (b, t), per).into_iter()),
+        None => (None, Vec::new().into_iter()),
+    };
+    let mut step_of = |b0: usize, rows: usize| {
+        let tape = tapes.next()?;
+        Some(Step { rec_mask: rec_mask.map(|m| &m[b0 * u..(b0 + rows) * u]), tape })
+    };
+    if threads <= 1 {
         let rows = Rows { xp, b, mask, sequence, last, h, c };
-        return recur(a, w, t, zero_masked, scratch, rows, None);
+        return recur(a, w, t, zero_masked, scratch, rows, step_of(0, b));
     }
-    // Shares of `per` batch rows: every buffer is batch-major, so each share is one slice.
-    let per = b.div_ceil(threads);
     let shares = b.div_ceil(per);
     if scratch.shares.len() < shares - 1 {
         scratch.shares.resize_with(shares - 1, RnnScratch::default);
@@ -409,12 +432,13 @@ fn run_shares(
                 h: h_i,
                 c: c_i,
             };
+            let step = step_of(b0, rows_here);
             if i + 1 < shares {
                 let helper = helpers.next().expect("one work buffer per helper share");
-                scope.spawn(move |_| on_one_thread(|| recur(a, w, t, zero_masked, helper, rows, None)));
+                scope.spawn(move |_| on_one_thread(|| recur(a, w, t, zero_masked, helper, rows, step)));
             } else {
                 // The calling thread takes the last share.
-                on_one_thread(|| recur(a, w, t, zero_masked, &mut *scratch, rows, None));
+                on_one_thread(|| recur(a, w, t, zero_masked, &mut *scratch, rows, step));
             }
         }
     });
@@ -443,10 +467,55 @@ struct Rows<'a> {
     c: &'a mut [f32],
 }
 
-/// Recurrent dropout and the tape of a training run (see [`Recording`]).
+/// Recurrent dropout and the tape of a training run (see [`Recording`]), for one share of
+/// the batch: its rows of the mask and of every step's records.
 struct Step<'a> {
     rec_mask: Option<&'a [f32]>,
-    tape: &'a mut RnnTape,
+    tape: TapeRows<'a>,
+}
+
+/// One share's rows of every step of an [`RnnTape`] (see `step_rows`): `h_prev[s]` is the
+/// share's rows of step `s`'s previous `h`, and so on; an array the tape does not keep is
+/// empty.
+struct TapeRows<'a> {
+    h_prev: Vec<&'a mut [f32]>,
+    c_prev: Vec<&'a mut [f32]>,
+    c_new: Vec<&'a mut [f32]>,
+    rec: Vec<&'a mut [f32]>,
+    gates: Vec<&'a mut [f32]>,
+    c_act: Vec<&'a mut [f32]>,
+    live: Vec<&'a mut [bool]>,
+}
+
+impl<'a> TapeRows<'a> {
+    /// The tape's rows for shares of `per` rows each (of a batch of `b`, `t` steps).
+    fn split(tape: &'a mut RnnTape, (b, t): (usize, usize), per: usize) -> Vec<TapeRows<'a>> {
+        let u = tape.a.units;
+        let gu = tape.a.cell.gates() * u;
+        let shares = b.div_ceil(per.max(1));
+        let (gates, c_act) = match tape.gates.as_mut() {
+            Some((g, c)) => (step_rows(g, t, b * gu, per * gu), step_rows(c, t, b * u, per * u)),
+            None => (Vec::new(), Vec::new()),
+        };
+        let mut h_prev = step_rows(&mut tape.h_prev, t, b * u, per * u).into_iter();
+        let mut c_prev = step_rows(&mut tape.c_prev, t, b * u, per * u).into_iter();
+        let mut c_new = step_rows(&mut tape.c_new, t, b * u, per * u).into_iter();
+        let mut rec = step_rows(&mut tape.rec, t, b * gu, per * gu).into_iter();
+        let mut gates = gates.into_iter();
+        let mut c_act = c_act.into_iter();
+        let mut live = step_rows(&mut tape.live, t, b, per).into_iter();
+        (0..shares)
+            .map(|_| TapeRows {
+                h_prev: h_prev.next().unwrap_or_default(),
+                c_prev: c_prev.next().unwrap_or_default(),
+                c_new: c_new.next().unwrap_or_default(),
+                rec: rec.next().unwrap_or_default(),
+                gates: gates.next().unwrap_or_default(),
+                c_act: c_act.next().unwrap_or_default(),
+                live: live.next().unwrap_or_default(),
+            })
+            .collect()
+    }
 }
 
 /// The recurrence over all `t` steps of one share of the batch; with `step`, each step's
@@ -483,9 +552,9 @@ fn recur(
     for step in 0..t {
         let ti = if a.go_backwards { t - 1 - step } else { step };
         if let Some(Step { tape, .. }) = step_tape.as_mut() {
-            tape.h_prev[step * b * u..][..b * u].copy_from_slice(state_h);
+            tape.h_prev[step].copy_from_slice(state_h);
             if a.cell == CellKind::Lstm {
-                tape.c_prev[step * b * u..][..b * u].copy_from_slice(state_c);
+                tape.c_prev[step].copy_from_slice(state_c);
             }
         }
         // The recurrent products read `h` through recurrent dropout's mask, if any.
@@ -521,10 +590,10 @@ fn recur(
         let h_in_place = mask.is_none() && fused && a.cell == CellKind::Lstm;
         match a.cell {
             CellKind::Lstm if fused => {
-                let record = step_tape
-                    .as_mut()
-                    .and_then(|st| st.tape.gates.as_mut())
-                    .map(|(g, c)| (&mut g[step * b * gu..][..b * gu], &mut c[step * b * u..][..b * u]));
+                let record = step_tape.as_mut().and_then(|st| {
+                    let TapeRows { gates, c_act, .. } = &mut st.tape;
+                    Some((&mut **gates.get_mut(step)?, &mut **c_act.get_mut(step)?))
+                });
                 arch.dispatch(simd::LstmRows {
                     units: u,
                     xp: xp_now,
@@ -620,8 +689,7 @@ fn recur(
                 }
             }
         }
-        if let Some(Step { tape, .. }) = step_tape.as_mut().filter(|st| st.tape.needs_products()) {
-            let dst = &mut tape.rec[step * b * gu..][..b * gu];
+        if let Some(dst) = step_tape.as_mut().and_then(|st| st.tape.rec.get_mut(step)) {
             match a.cell {
                 CellKind::Gru { reset_after: false } => {
                     for bi in 0..b {
@@ -670,10 +738,10 @@ fn recur(
         }
         if let Some(Step { tape, .. }) = step_tape.as_mut() {
             for bi in 0..b {
-                tape.live[step * b + bi] = mask.is_none_or(|m| m[[bi, ti]]);
+                tape.live[step][bi] = mask.is_none_or(|m| m[[bi, ti]]);
             }
             if lstm {
-                tape.c_new[step * b * u..][..b * u].copy_from_slice(state_c);
+                tape.c_new[step].copy_from_slice(state_c);
             }
         }
     }
@@ -847,6 +915,58 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    /// A training run's batch shares on two threads record the tape that one thread records
+    /// and give the same outputs, for every cell (the LSTM with and without its fused gates),
+    /// with a mask and recurrent dropout.
+    #[test]
+    fn a_recording_on_two_threads_equals_one_on_one_thread() {
+        let (b, t, d) = (19, 80, 12);
+        for (cell, u, activation) in [
+            (CellKind::Lstm, 64, Activation::Tanh),
+            (CellKind::Lstm, 64, Activation::Relu),
+            (CellKind::Gru { reset_after: true }, 64, Activation::Tanh),
+            (CellKind::Gru { reset_after: false }, 64, Activation::Tanh),
+            (CellKind::SimpleRnn, 128, Activation::Tanh),
+        ] {
+            let a = RnnAttrs { activation, ..attrs(cell, u, d, true) };
+            let gu = cell.gates() * u;
+            assert!(b * t * gu * u >= PARALLEL_MIN_MACS, "{cell:?}: large enough to split");
+            let bias = values(if cell == (CellKind::Gru { reset_after: true }) { 2 * gu } else { gu }, 3);
+            let w = RnnWeights::pack(&a, &values(d * gu, 1), &values(u * gu, 2), Some(&bias));
+            let xs = values(b * t * d, 4);
+            let mask = Array2::from_shape_fn((b, t), |(i, j)| (i * 3 + j) % 7 != 0);
+            // Each row's mask differs (a share given another row's would record another run).
+            let keep: Vec<f32> =
+                values(b * u, 9).iter().map(|v| if *v < -0.1 { 0.0 } else { 1.25 }).collect();
+            let run = |threads: usize| {
+                crate::set_num_threads(threads);
+                let mut tape = RnnTape::new(&a, (b, t, d), false, None);
+                let mut states = vec![values(b * u, 6); cell.states()];
+                let mut sequence = vec![0.0; b * t * u];
+                let mut last = vec![0.0; b * u];
+                let out = RnnOut { sequence: Some(&mut sequence), last: &mut last, states: &mut states };
+                let record = Recording { rec_mask: Some(&keep), tape: &mut tape };
+                let mut scratch = RnnScratch::default();
+                forward_rows(&a, &w, &xs, (b, t), Some(mask.view()), false, &mut scratch, Some(record), out)
+                    .expect("runs");
+                crate::set_num_threads(0);
+                let gates = tape.gates.clone().unwrap_or_default();
+                let arrays =
+                    [&tape.h_prev, &tape.c_prev, &tape.c_new, &tape.rec, &gates.0, &gates.1, &tape.x]
+                        .map(|v| v.to_vec());
+                (sequence, last, states, arrays, tape.live.clone())
+            };
+            let (one, two) = (run(1), run(2));
+            assert_eq!(one.0, two.0, "{cell:?} {activation:?}: sequence");
+            assert_eq!(one.1, two.1, "{cell:?} {activation:?}: last");
+            assert_eq!(one.2, two.2, "{cell:?} {activation:?}: states");
+            assert_eq!(one.3, two.3, "{cell:?} {activation:?}: tape");
+            assert_eq!(one.4, two.4, "{cell:?} {activation:?}: live rows");
+            assert!(one.1.iter().any(|v| *v != 0.0));
+            assert!(one.4.iter().any(|l| !l) && one.3[0].iter().any(|v| *v != 0.0));
         }
     }
 }

@@ -102,6 +102,26 @@ impl RnnWeights {
     }
 }
 
+/// Splits `steps` (`t` blocks of `block` elements, each the rows of one step, as the tape and
+/// the per-step gradients are laid out) into the batch shares' rows: share `i` gets `t`
+/// slices of `share` elements (fewer in the last share), in step order. Empty when `steps`
+/// is.
+pub(crate) fn step_rows<T>(steps: &mut [T], t: usize, block: usize, share: usize) -> Vec<Vec<&mut [T]>> {
+    let mut out: Vec<Vec<&mut [T]>> = Vec::new();
+    if block == 0 || share == 0 {
+        return out;
+    }
+    for step in steps.chunks_mut(block).take(t) {
+        for (i, rows) in step.chunks_mut(share).enumerate() {
+            if out.len() <= i {
+                out.push(Vec::with_capacity(t));
+            }
+            out[i].push(rows);
+        }
+    }
+    out
+}
+
 /// A GRU recurrent kernel `[U, 3U]` split into its z and r blocks `[U, 2U]` and its
 /// candidate block `[U, U]` (without `reset_after`, `r` multiplies `h` before the candidate
 /// block does).
