@@ -381,8 +381,10 @@ thread_local! {
 
 /// Rows of the register tile that starts with `left` rows of the block left, where the
 /// tallest tile has `tall` rows ([`MR`] or [`MR_WIDE`]): `tall`, else [`MR`], else all that
-/// are left. Measured on this AVX-512 host (`gemm_layouts`), 12-row tiles against 6:
-/// FIXME.
+/// are left. A 12-row tile (AVX-512's 32 registers hold its 24 accumulators) loads each
+/// panel row of B once for 12 rows instead of 6; it landed with the tiles' constant-indexed
+/// accumulators, and the two together took a 256 × 256 × 1024 prepacked product from 167 to
+/// 227 GFLOP/s on an AVX-512 host (`gemm_layouts`), the tall tile's share not measured apart.
 fn tile_rows(left: usize, tall: usize) -> usize {
     if left >= tall { tall } else { left.min(MR) }
 }

@@ -195,7 +195,7 @@ pub fn backward(
 
 /// Layers with at least this many multiply-adds in their recurrent products run the backward
 /// pass of their batch shares on the helper threads (the forward pass's threshold).
-const PARALLEL_MIN_MACS: usize = 1 << 24;
+const PARALLEL_MIN_MACS: usize = 1 << 23;
 
 /// Each share of a batch has at least this many rows.
 const MIN_ROWS_PER_THREAD: usize = 8;

@@ -452,9 +452,11 @@ const MIN_ROWS_PER_THREAD: usize = 8;
 /// shares in parallel. When each call started a scoped thread (60 µs to spawn and join), 256
 /// streams stepped one step per call (4.2 M multiply-adds, serve-streams) ran twice as slowly
 /// on two threads as on one at 2^22; with the kept helper threads, splitting it at 2^21 still
-/// made it 1.35x slower (waking a sleeping helper on this VM costs about what a call saves),
-/// and at 2^24 the two are alike while every longer-sequence config still splits.
-const PARALLEL_MIN_MACS: usize = 1 << 24;
+/// made it 1.35x slower (waking a sleeping helper on this VM costs about what a call saves).
+/// At 2^22 serve-streams splits and runs 1.25x slower on two threads (30 -> 38 ms); at 2^23
+/// it does not, and ae-seed's LSTM(48) layers (14.7 M) split too: ae-seed predict at two
+/// threads 2.41 -> 1.88 ms, train 9.8 -> 8.9 (at 2^24 neither gained from a second thread).
+const PARALLEL_MIN_MACS: usize = 1 << 23;
 
 /// One share of a batch: `b` rows of every buffer.
 struct Rows<'a> {
