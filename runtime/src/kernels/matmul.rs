@@ -160,7 +160,7 @@ impl FixedRhs {
     pub fn refill(&mut self, k: usize, n: usize, b: &[f32]) {
         self.packed.pack(k, n, b);
         self.gemv_width = super::simd::gemv_width();
-        let blocks = self.blocks.zeroed(k * n);
+        let blocks = self.blocks.overwritten(k * n); // written whole
         // The layout baked weights have too (one definition of it, in the kernels crate).
         let packed = super::simd::step::pack_blocks(k, n, &b[..k * n], self.gemv_width, blocks);
         assert!(packed, "the block width is positive and the lengths are k · n");

@@ -108,8 +108,15 @@ impl WithSimd for Pack<'_> {
         let Pack { packed, k, n, b } = self;
         assert!(b.len() >= k * n, "PackedB::pack: {} elements for a {k}×{n} matrix", b.len());
         let width = 2 * lanes::<S>();
-        let data = packed.data.zeroed(n.div_ceil(width) * k * width);
+        // Every panel is written whole but the last one's padding columns, zeroed here.
+        let data = packed.data.overwritten(n.div_ceil(width) * k * width);
         pack_block(s, b, n, (0, k), (0, n), data);
+        let ragged = n % width;
+        if ragged > 0 {
+            for row in data[n / width * k * width..].chunks_exact_mut(width) {
+                row[ragged..].fill(0.0);
+            }
+        }
         (packed.k, packed.n, packed.width) = (k, n, width);
     }
 }
@@ -684,10 +691,17 @@ mod tests {
     #[test]
     fn repacking_a_smaller_matrix_reuses_the_buffer() {
         let mut packed = PackedB::default();
-        packed.pack(8, 40, &[1.0; 320]);
+        packed.pack(8, 40, &[f32::NAN; 320]);
         let capacity = packed.data.capacity();
         packed.pack(3, 5, &[2.0; 15]);
         assert_eq!(packed.data.capacity(), capacity);
+        // Nothing of the old matrix is left: the padding columns of the panel are zeros.
+        let data = packed.data.as_slice();
+        assert_eq!(data.len(), 3 * panel_width());
+        for row in data.chunks(panel_width()) {
+            assert_eq!(row[..5], [2.0; 5]);
+            assert!(row[5..].iter().all(|v| *v == 0.0), "{row:?}");
+        }
         let mut c = [0.0; 5];
         matmul_packed(1, &[1.0, 1.0, 1.0], &packed, &mut c, Start::Zero);
         assert_eq!(c, [6.0; 5]);

@@ -95,7 +95,8 @@ pub(crate) fn dense_backward(
     bias: bool,
 ) -> (Vec<f32>, Vec<f32>, Option<Vec<f32>>) {
     let rows = x.len() / d.max(1);
-    let mut dk = vec![0.0f32; d * u];
+    // Written whole by the product; pooled, as the trainer gives weight gradients back.
+    let mut dk = pool::overwritten(d * u);
     matmul_transposed_a(d, rows, u, x, dpre, &mut dk, false);
     let db = bias.then(|| {
         let mut db = vec![0.0f32; u];
@@ -121,8 +122,9 @@ pub(crate) fn embedding_backward(
     dy: &[f32],
     (vocab, dim): (usize, usize),
 ) -> (Vec<f32>, Vec<f32>) {
-    let mut dt = vec![0.0f32; vocab * dim];
-    let mut sq = vec![0.0f32; vocab * dim];
+    // Pooled: a fresh table-sized array faulted in its pages at every step.
+    let mut dt = pool::zeros(vocab * dim);
+    let mut sq = pool::zeros(vocab * dim);
     for (r, &id) in ids.iter().enumerate() {
         for j in 0..dim {
             let v = dy[r * dim + j];

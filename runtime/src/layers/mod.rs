@@ -158,7 +158,10 @@ pub(crate) type WeightGrads = HashMap<String, ArrayD<f32>>;
 pub(crate) fn add_weight(wg: &mut WeightGrads, key: String, shape: &[usize], g: Vec<f32>) {
     let g = ArrayD::from_shape_vec(IxDyn(shape), g).expect("weight gradient shape");
     match wg.get_mut(&key) {
-        Some(acc) => *acc += &g,
+        Some(acc) => {
+            *acc += &g;
+            crate::pool::recycle_array(g);
+        }
         None => {
             wg.insert(key, g);
         }

@@ -86,7 +86,8 @@ pub fn backward(
     // `[T][B][G·U]`, processing order: every step writes its rows of both (all of them,
     // masked rows with zeros).
     let mut dxp = if direct { Vec::new() } else { pool::overwritten(b * t * gu) };
-    let mut drec_all = vec![0.0f32; u * gu];
+    // Weight gradients come from the pool, which the trainer gives them back to.
+    let mut drec_all = pool::zeros(u * gu);
     let mut dr_h = vec![0.0f32; u * u];
     let mut dbias_rec = vec![0.0f32; gu];
     let mut drec_steps = if batched { pool::overwritten(t * b * gu) } else { Vec::new() };
@@ -154,7 +155,7 @@ pub fn backward(
     }
     // The projection's gradient of every step, `[T][B][G·U]` as the tape's inputs are.
     let dxp = if direct { std::mem::take(&mut drec_steps) } else { dxp };
-    let mut dkernel = vec![0.0f32; d * gu];
+    let mut dkernel = pool::overwritten(d * gu);
     matmul_transposed_a(d, b * t, gu, &tape.x, &dxp, &mut dkernel, false);
     let mut dx = Vec::new();
     if input_grad {
