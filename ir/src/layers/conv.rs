@@ -49,8 +49,10 @@ impl Padding {
         match self {
             Padding::Valid => (t >= span).then(|| ((t - span) / s + 1, 0)),
             Padding::Causal => {
+                // Every step has a window ending on it: `(t + left - span) / s + 1` for
+                // `t ≥ 1`, none for an empty sequence.
                 let left = span.saturating_sub(1);
-                Some(((t + left - span) / s + 1, left))
+                Some((t.checked_sub(1).map_or(0, |last| last / s + 1), left))
             }
             Padding::Same => {
                 let out = t.div_ceil(s);
