@@ -207,10 +207,16 @@ mod tests {
     /// causal) with the front padding, an empty sequence included.
     #[test]
     fn windows_have_keras_lengths_and_padding() {
-        for (t, span, s) in [(0usize, 3usize, 1usize), (1, 3, 1), (2, 3, 2), (7, 3, 1), (7, 3, 2), (10, 4, 3), (5, 1, 2)] {
+        for (t, span, s) in
+            [(0usize, 3usize, 1usize), (1, 3, 1), (2, 3, 2), (7, 3, 1), (7, 3, 2), (10, 4, 3), (5, 1, 2)]
+        {
             let valid = (t >= span).then(|| ((t + 1 - span).div_ceil(s), 0));
             assert_eq!(Padding::Valid.window(t, span, s), valid, "valid {t} {span} {s}");
-            assert_eq!(Padding::Causal.window(t, span, s), Some((t.div_ceil(s), span - 1)), "causal {t} {span} {s}");
+            assert_eq!(
+                Padding::Causal.window(t, span, s),
+                Some((t.div_ceil(s), span - 1)),
+                "causal {t} {span} {s}"
+            );
             let same = Padding::Same.window(t, span, s).expect("same always fits");
             assert_eq!(same.0, t.div_ceil(s), "same {t} {span} {s}");
         }

@@ -197,6 +197,30 @@ impl FixedRhs {
         });
     }
 
+    /// [`FixedRhs::product_from`] on `m` windows read in place ([`Lhs::Windows`]): the
+    /// unfolded inputs of a convolution without the unfolding.
+    ///
+    /// ```
+    /// use seqmodel_runtime::kernels::{FixedRhs, Lhs, Start};
+    /// // Windows of 2 steps × 1 channel over the sequences [1, 2, 3] and [4, 5, 6]:
+    /// // per sequence 2 windows, 1 float apart, the sequences 3 floats apart.
+    /// let sum_of_taps = FixedRhs::new(2, 1, &[1.0, 1.0]);
+    /// let x = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+    /// let windows = Lhs::Windows { data: &x, ld: 1, per: 2, run_ld: 3, skip: 0 };
+    /// let mut y = [0.0; 4];
+    /// sum_of_taps.product_windows(4, windows, &mut y, Start::Zero);
+    /// assert_eq!(y, [3.0, 5.0, 9.0, 11.0]);
+    /// ```
+    ///
+    /// # Panics
+    /// If `a` or `c` is shorter than its matrix, or a bias shorter than a row.
+    pub fn product_windows(&self, m: usize, a: Lhs<'_>, c: &mut [f32], start: Start<'_>) {
+        let (k, n) = (self.packed.k(), self.packed.n());
+        split_rows(m, k, n, a, c, &|r, a_rows, c_rows| {
+            matmul_packed_lhs(r, a_rows, &self.packed, c_rows, start)
+        });
+    }
+
     /// [`FixedRhs::product`] of one row with the column blocks read last to first when
     /// `backwards` (the same numbers). A recurrence that alternates the direction at every
     /// step starts each step on the blocks the last one read most recently, which are still

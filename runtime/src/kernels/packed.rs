@@ -161,6 +161,23 @@ pub enum Lhs<'a> {
         /// Floats from one row of `A` to the next.
         ld: usize,
     },
+    /// The windows of a convolution read in place: rows in runs of `per`, row `j` of a run
+    /// at `j · ld` (`ld` may be less than `k`: windows of stride `s` over `C` channels
+    /// overlap, `ld = s · C`), each run `run_ld` floats after the last, such as the
+    /// `[T_out, K·C]` windows of every sequence of a `[B, T, C]` batch. Row `i` of `A` is
+    /// row `i + skip` of this layout.
+    Windows {
+        /// The runs, from the first row of the first.
+        data: &'a [f32],
+        /// Floats from one row of a run to the next.
+        ld: usize,
+        /// Rows per run.
+        per: usize,
+        /// Floats from one run to the next.
+        run_ld: usize,
+        /// Rows of the layout before row 0 of `A`.
+        skip: usize,
+    },
     /// `Aᵀ` row-major with rows `ld` floats apart (`ld ≥ m`): `A[i][p] = data[p · ld + i]`.
     Transposed {
         /// `Aᵀ`, from its element `(0, 0)`.
@@ -176,7 +193,25 @@ impl<'a> Lhs<'a> {
         match *self {
             Lhs::RowMajor(a) => a.len() >= m * k,
             Lhs::Strided { data, ld } => m == 0 || (ld >= k && data.len() >= (m - 1) * ld + k),
+            Lhs::Windows { data, per, .. } => {
+                m == 0
+                    || (per > 0
+                        && self.row_start(m - 1).is_some_and(|at| at.checked_add(k) <= Some(data.len())))
+            }
             Lhs::Transposed { data, ld } => m == 0 || k == 0 || (ld >= m && data.len() >= (k - 1) * ld + m),
+        }
+    }
+
+    /// Where row `i` of a row-wise layout starts (`None` for a transposed one, or past
+    /// `usize`).
+    fn row_start(&self, i: usize) -> Option<usize> {
+        match *self {
+            Lhs::RowMajor(_) | Lhs::Transposed { .. } => None,
+            Lhs::Strided { ld, .. } => i.checked_mul(ld),
+            Lhs::Windows { ld, per, run_ld, skip, .. } => {
+                let j = i.checked_add(skip)?;
+                (j / per).checked_mul(run_ld)?.checked_add((j % per).checked_mul(ld)?)
+            }
         }
     }
 
@@ -185,6 +220,9 @@ impl<'a> Lhs<'a> {
         match self {
             Lhs::RowMajor(a) => Lhs::RowMajor(&a[i0 * k..]),
             Lhs::Strided { data, ld } => Lhs::Strided { data: &data[i0 * ld..], ld },
+            Lhs::Windows { data, ld, per, run_ld, skip } => {
+                Lhs::Windows { data, ld, per, run_ld, skip: skip + i0 }
+            }
             Lhs::Transposed { data, ld } => Lhs::Transposed { data: &data[i0..], ld },
         }
     }
@@ -415,17 +453,22 @@ fn pack_slivers(
         let rows = tile_rows(end - i, tall);
         let sliver = &mut out[(i - i0) * kc..][..rows * kc];
         match lhs {
-            Lhs::RowMajor(a) | Lhs::Strided { data: a, .. } => {
+            Lhs::RowMajor(a) | Lhs::Strided { data: a, .. } | Lhs::Windows { data: a, .. } => {
+                // Where row `r` of the tile starts: `lda` apart, or, for windows, per row.
                 let lda = if let Lhs::Strided { ld, .. } = lhs { ld } else { k };
-                let at = (i * lda + p0, lda, kc);
+                let windows = matches!(lhs, Lhs::Windows { .. });
+                let start = |r: usize| match windows {
+                    false => (i + r) * lda + p0,
+                    true => lhs.row_start(i + r).expect("checked when the product began") + p0,
+                };
                 match rows {
-                    1 => sliver.copy_from_slice(&a[at.0..][..kc]),
-                    2 => pack_sliver::<2>(a, at, sliver),
-                    3 => pack_sliver::<3>(a, at, sliver),
-                    4 => pack_sliver::<4>(a, at, sliver),
-                    5 => pack_sliver::<5>(a, at, sliver),
-                    MR => pack_sliver::<MR>(a, at, sliver),
-                    _ => pack_sliver::<MR_WIDE>(a, at, sliver),
+                    1 => sliver.copy_from_slice(&a[start(0)..][..kc]),
+                    2 => pack_sliver::<2>(a, start, kc, sliver),
+                    3 => pack_sliver::<3>(a, start, kc, sliver),
+                    4 => pack_sliver::<4>(a, start, kc, sliver),
+                    5 => pack_sliver::<5>(a, start, kc, sliver),
+                    MR => pack_sliver::<MR>(a, start, kc, sliver),
+                    _ => pack_sliver::<MR_WIDE>(a, start, kc, sliver),
                 }
             }
             Lhs::Transposed { data, ld } => {
@@ -460,13 +503,13 @@ fn pack_sliver_transposed<const R: usize>(
     }
 }
 
-/// One sliver of `R` rows: the `kc` elements from `start` of `R` rows `lda` apart, written
-/// column after column (a transpose of `R × kc`; with `R` a constant the loop has no
-/// strided iterator and no bounds check inside, which made the packing a tenth of a small
-/// recurrent product).
+/// One sliver of `R` rows: the `kc` elements of row `r` from `start(r)`, written column
+/// after column (a transpose of `R × kc`; with `R` a constant the loop has no strided
+/// iterator and no bounds check inside, which made the packing a tenth of a small recurrent
+/// product).
 #[inline(always)]
-fn pack_sliver<const R: usize>(a: &[f32], (start, lda, kc): (usize, usize, usize), sliver: &mut [f32]) {
-    let rows: [&[f32]; R] = std::array::from_fn(|r| &a[start + r * lda..][..kc]);
+fn pack_sliver<const R: usize>(a: &[f32], start: impl Fn(usize) -> usize, kc: usize, sliver: &mut [f32]) {
+    let rows: [&[f32]; R] = std::array::from_fn(|r| &a[start(r)..][..kc]);
     let (columns, _) = sliver.as_chunks_mut::<R>();
     for (p, column) in columns.iter_mut().enumerate().take(kc) {
         for r in 0..R {
@@ -609,10 +652,16 @@ mod tests {
         let mut a_t = vec![f32::NAN; k * (m + 3)];
         // A with rows 5 floats longer than k (NaN between them, which must never be read).
         let mut a_wide = vec![f32::NAN; m * (k + 5)];
+        // A as windows: runs of 4 rows `k + 2` apart, runs `4 (k + 2) + 7` apart, from the
+        // layout's second row (the gaps hold NaN, which would show in any result read).
+        let windows = |data| Lhs::Windows { data, ld: k + 2, per: 4, run_ld: 4 * (k + 2) + 7, skip: 1 };
+        let mut a_windows = vec![f32::NAN; (m / 4 + 2) * (4 * (k + 2) + 7)];
         for i in 0..m {
+            let at = (i + 1) / 4 * (4 * (k + 2) + 7) + (i + 1) % 4 * (k + 2);
             for p in 0..k {
                 a_t[p * (m + 3) + i] = a[i * k + p];
                 a_wide[i * (k + 5) + p] = a[i * k + p];
+                a_windows[at + p] = a[i * k + p];
             }
         }
         macro_rules! run {
@@ -640,6 +689,18 @@ mod tests {
                     Product::new(m, a_rows, Rhs::Packed(&packed), &mut c, Start::accumulate(acc)),
                 );
                 runs.push((concat!($name, " strided"), c));
+                let mut c = c0.to_vec();
+                Simd::vectorize(
+                    s,
+                    Product::new(
+                        m,
+                        windows(&a_windows),
+                        Rhs::Packed(&packed),
+                        &mut c,
+                        Start::accumulate(acc),
+                    ),
+                );
+                runs.push((concat!($name, " windows"), c));
             }};
         }
         run!("scalar", pulp::Scalar::new());

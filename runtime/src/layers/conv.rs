@@ -9,7 +9,7 @@ use seqmodel_ir::{Activation, Conv1dAttrs, GlobalPoolAttrs, PoolAttrs, PoolKind}
 use super::{Backward, Grads, Layer, Params};
 use crate::error::{Result, RuntimeError};
 use crate::exec::{NodeTape, Training, Value, ValueRef, contiguous, f32_slot, set_mask};
-use crate::kernels::{FixedRhs, Start, activation, matmul, matmul_transposed_a};
+use crate::kernels::{FixedRhs, Lhs, Start, activation, matmul, matmul_transposed_a};
 use crate::pool;
 
 /// The input of a layer over time as `[B, T, C]` in standard layout.
@@ -60,6 +60,54 @@ fn unfold(a: &Conv1dAttrs, x: &[f32], (b, t, c): Dims3, g: usize, t_out: usize, 
         }
     }
     cols
+}
+
+/// `y = start + conv(x)` for one group of consecutive taps (`groups = 1`, `dilation_rate = 1`
+/// or a single tap): each window of `K` steps is `K·C` consecutive floats of its sequence, so
+/// the product reads the windows in place ([`Lhs::Windows`]) instead of an unfolded copy
+/// five times the input's size (for conv-lstm's kernel of 5 the unfolding and its copies
+/// were a twentieth of the predict at one thread, and ran on one thread at two). Padding
+/// takes a copy of the input with the zeros around each sequence, a fifth of the unfolding.
+#[allow(clippy::too_many_arguments)] // the layer's full context, passed explicitly
+fn windows_product(
+    a: &Conv1dAttrs,
+    kernel: &FixedRhs,
+    x: &[f32],
+    (b, t, c): Dims3,
+    (t_out, left): (usize, usize),
+    y: &mut [f32],
+    start: Start<'_>,
+) {
+    if b == 0 || t_out == 0 {
+        return;
+    }
+    let s = a.strides;
+    // Steps of the padded sequence that the windows cover.
+    let covered = (t_out - 1) * s + a.kernel_size;
+    let mut product = |data: &[f32], steps: usize| {
+        let windows = Lhs::Windows { data, ld: s * c, per: t_out, run_ld: steps * c, skip: 0 };
+        kernel.product_windows(b * t_out, windows, y, start);
+    };
+    if left == 0 && covered <= t {
+        return product(x, t);
+    }
+    let steps = (left + t).max(covered);
+    let mut padded = pool::overwritten(b * steps * c);
+    for (dst, src) in padded.chunks_exact_mut(steps * c).zip(x.chunks_exact(t * c)) {
+        let (front, rest) = dst.split_at_mut(left * c);
+        let (middle, back) = rest.split_at_mut(t * c);
+        front.fill(0.0);
+        middle.copy_from_slice(src);
+        back.fill(0.0);
+    }
+    product(&padded, steps);
+    pool::recycle(padded);
+}
+
+/// Whether [`windows_product`] computes the convolution: one group, and taps that follow
+/// each other.
+fn windows_in_place(a: &Conv1dAttrs) -> bool {
+    a.groups == 1 && a.in_channels > 0 && (a.dilation_rate == 1 || a.kernel_size == 1)
 }
 
 /// The kernel of group `g` as a `[K·cg, fg]` matrix (Keras stores `[K, cg, filters]`).
@@ -115,7 +163,11 @@ impl Layer for Conv1dAttrs {
         let fg = self.filters / self.groups;
         let y = contiguous(f32_slot(out, 0, &[b, t_out, self.filters])?);
         let bias = params.vecs.first();
-        for (g, kernel) in params.mats.iter().enumerate() {
+        if windows_in_place(self) {
+            let start = bias.map_or(Start::Zero, |v| Start::Bias(v));
+            windows_product(self, &params.mats[0], &xs, dims, (t_out, left), y, start);
+        }
+        for (g, kernel) in params.mats.iter().enumerate().filter(|_| !windows_in_place(self)) {
             let cols = unfold(self, &xs, dims, g, t_out, left);
             if self.groups == 1 {
                 kernel.product_from(b * t_out, &cols, y, bias.map_or(Start::Zero, |v| Start::Bias(v)));
@@ -425,5 +477,99 @@ impl Layer for GlobalPoolAttrs {
         }
         let dx = ArrayD::from_shape_vec(IxDyn(&[b, t, c]), dx).expect("shape");
         Ok(Grads { dxs: vec![Some(dx)], ..Grads::default() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::TensorView;
+    use seqmodel_ir::Padding;
+
+    /// Keras's convolution as written (`y[b, o, f] = bias[f] + Σ_k Σ_i x[b, o·s + k·d − left,
+    /// g·cg + i] · kernel[k, i, f]`, zeros outside the sequence), in f64.
+    fn naive(a: &Conv1dAttrs, x: &[f32], (b, t, c): Dims3, kernel: &[f32], bias: &[f32]) -> Option<Vec<f64>> {
+        let (t_out, left) = a.window(t)?;
+        let (cg, fg) = (c / a.groups, a.filters / a.groups);
+        let mut y = Vec::with_capacity(b * t_out * a.filters);
+        for bi in 0..b {
+            for o in 0..t_out {
+                for f in 0..a.filters {
+                    let g = f / fg;
+                    let mut sum = bias[f] as f64;
+                    for k in 0..a.kernel_size {
+                        let step = (o * a.strides + k * a.dilation_rate) as isize - left as isize;
+                        if step < 0 || step as usize >= t {
+                            continue;
+                        }
+                        for i in 0..cg {
+                            let xv = x[(bi * t + step as usize) * c + g * cg + i] as f64;
+                            sum += xv * kernel[(k * cg + i) * a.filters + f] as f64;
+                        }
+                    }
+                    y.push(sum);
+                }
+            }
+        }
+        Some(y)
+    }
+
+    /// Every padding, stride, dilation and group count, on sequences shorter and longer than
+    /// the kernel, read in place or unfolded, gives the convolution as Keras defines it.
+    #[test]
+    fn the_convolution_equals_the_naive_sum_over_taps() {
+        let value = |i: usize| ((i * 37 % 101) as f32 / 50.0) - 1.0;
+        let mut cases = 0;
+        for padding in [Padding::Valid, Padding::Same, Padding::Causal] {
+            for (kernel_size, strides, dilation_rate, groups) in [
+                (1, 1, 1, 1),
+                (3, 1, 1, 1),
+                (4, 2, 1, 1),
+                (2, 3, 1, 1),
+                (3, 1, 2, 1),
+                (1, 2, 3, 1),
+                (3, 1, 1, 2),
+                (2, 2, 2, 2),
+            ] {
+                for (b, t) in [(1, 1), (3, 3), (2, 7), (3, 12)] {
+                    let (c, filters) = (4, 6);
+                    let a = Conv1dAttrs {
+                        filters,
+                        kernel_size,
+                        in_channels: c,
+                        strides,
+                        dilation_rate,
+                        groups,
+                        padding,
+                        activation: Activation::Linear,
+                        use_bias: true,
+                    };
+                    let kernel: Vec<f32> =
+                        (0..kernel_size * c / groups * filters).map(|i| value(i + 7)).collect();
+                    let bias: Vec<f32> = (0..filters).map(|i| value(i + 3)).collect();
+                    let x: Vec<f32> = (0..b * t * c).map(value).collect();
+                    let params = a.prepare(&[&kernel, &bias]);
+                    let xv = ndarray::ArrayViewD::from_shape(IxDyn(&[b, t, c]), &x).expect("shape");
+                    let mut out = Vec::new();
+                    let got =
+                        a.forward("conv", &[ValueRef::input(TensorView::F32(xv))], &params, &mut out, None);
+                    let Some(want) = naive(&a, &x, (b, t, c), &kernel, &bias) else {
+                        assert!(got.is_err(), "{a:?} on {t} steps has no window and must be an error");
+                        continue;
+                    };
+                    got.expect("a window fits");
+                    let y = out[0].t.as_f32().expect("floats");
+                    assert_eq!(y.len(), want.len(), "{a:?} on {b}×{t}");
+                    for (i, (g, w)) in y.iter().zip(&want).enumerate() {
+                        assert!(
+                            (*g as f64 - w).abs() < 1e-5,
+                            "{a:?} on {b}×{t}: element {i} is {g}, not {w}"
+                        );
+                    }
+                    cases += 1;
+                }
+            }
+        }
+        assert!(cases > 80, "only {cases} cases had a window");
     }
 }
