@@ -8,7 +8,7 @@ use ndarray::{Array2, Array3, ArrayView2, ArrayView3};
 use seqmodel_ir::{Activation, CellKind, RnnAttrs};
 
 use super::{RnnTape, RnnWeights, step_rows};
-use crate::kernels::{Start, activation, simd};
+use crate::kernels::{Start, activation, matmul_prepacked, simd};
 use crate::parallel::on_one_thread;
 use crate::pool;
 
@@ -29,6 +29,8 @@ pub struct RnnScratch {
     xp: Vec<f32>,
     /// One step's input projection, when it is computed step by step.
     step_xp: Vec<f32>,
+    /// One step's `[x_t, h]`, when the step multiplies both in one product.
+    joined: Vec<f32>,
     rec: Vec<f32>,
     rh: Vec<f32>,
     new_h: Vec<f32>,
@@ -540,7 +542,15 @@ fn recur(
     let Rows { xp, b, mask, mut sequence, last: out_prev, h: state_h, c: state_c } = rows;
     out_prev.fill(0.0);
     let rec = sized(&mut scratch.rec, b * gu);
-    let step_xp = sized(&mut scratch.step_xp, if matches!(xp, Projection::PerStep(_)) { b * gu } else { 0 });
+    let d = w.kernel.k();
+    // A step projected in place multiplies `[x_t, h]` by `[kernel; recurrent]` in one product
+    // of depth `D + U` where the cell sums the two (an inference run: the tape keeps the
+    // products apart). At conv-lstm's depths of 64 and 64 the two products stored their
+    // tiles twice as often for the same work.
+    let join = matches!(xp, Projection::PerStep(_)) && step_tape.is_none() && w.joins_step(a.cell);
+    let joined = sized(&mut scratch.joined, if join { b * (d + u) } else { 0 });
+    let step_xp =
+        sized(&mut scratch.step_xp, if matches!(xp, Projection::PerStep(_)) && !join { b * gu } else { 0 });
     let rh = sized(&mut scratch.rh, b * u);
     let new_h = sized(&mut scratch.new_h, b * u);
     let new_c = sized(&mut scratch.new_c, b * u);
@@ -574,17 +584,28 @@ fn recur(
             None => &state_h[..],
         };
         // This step's input projection: row `bi` at `xp_now[bi * xp_stride..]`.
+        let backwards = scratch.backwards;
+        scratch.backwards = !backwards;
         let (xp_now, xp_stride): (&[f32], usize) = match xp {
             Projection::Whole(all) => (&all[ti * gu..], t * gu),
+            Projection::PerStep(xs) if join => {
+                for (bi, row) in joined.chunks_exact_mut(d + u).enumerate() {
+                    row[..d].copy_from_slice(&xs[(bi * t + ti) * d..][..d]);
+                    row[d..].copy_from_slice(&hd[bi * u..][..u]);
+                }
+                // Both products in `rec`; the cell adds the bias, read as a projection whose
+                // rows are all the same row.
+                let stacked = w.stacked.as_deref().expect("packed where a step joins");
+                matmul_prepacked(b, joined, stacked, rec, Start::Zero);
+                (&w.bias_in[..], 0)
+            }
             Projection::PerStep(xs) => {
-                let d = w.kernel.k();
                 w.kernel.product_strided(b, &xs[ti * d..], t * d, step_xp, Start::Bias(&w.bias_in));
                 (&*step_xp, gu)
             }
         };
-        let backwards = scratch.backwards;
-        scratch.backwards = !backwards;
         match a.cell {
+            _ if join => {}
             CellKind::Gru { reset_after: false } => {
                 w.recurrent.product_turning(b, hd, &mut rec[..b * 2 * u], backwards)
             }

@@ -15,7 +15,7 @@ pub use forward::{
     forward_repeated_into, forward_rows,
 };
 
-use crate::kernels::FixedRhs;
+use crate::kernels::{FixedRhs, PackedB};
 use crate::pool;
 
 /// Weights of one recurrent layer, repacked once at load time by [`RnnWeights::pack`].
@@ -32,6 +32,26 @@ pub struct RnnWeights {
     bias_in: Vec<f32>,
     /// GRU with `reset_after`: the recurrent bias, `[G·U]`.
     bias_rec: Option<Vec<f32>>,
+    /// LSTM and SimpleRNN: the input kernel over the recurrent one, `[D + U, G·U]`, packed
+    /// for a step that multiplies `[x_t, h]` by both in one product (see
+    /// [`RnnWeights::joins_step`]); `None` for the GRUs, whose recurrent part is not summed
+    /// with the input's (boxed: it is the large variant of a node's prepared weights).
+    stacked: Option<Box<PackedB>>,
+}
+
+/// `[kernel; recurrent]` packed into `out` (reusing its buffer) for the cells that sum the
+/// two products; `None` for the others.
+fn pack_stacked(a: &RnnAttrs, kernel: &[f32], recurrent: &[f32], out: &mut Option<Box<PackedB>>) {
+    if !matches!(a.cell, CellKind::Lstm | CellKind::SimpleRnn) {
+        *out = None;
+        return;
+    }
+    let (d, u, gu) = (a.input_dim, a.units, a.cell.gates() * a.units);
+    let mut both = pool::overwritten((d + u) * gu);
+    both[..d * gu].copy_from_slice(&kernel[..d * gu]);
+    both[d * gu..].copy_from_slice(&recurrent[..u * gu]);
+    out.get_or_insert_default().pack(d + u, gu, &both);
+    pool::recycle(both);
 }
 
 impl RnnWeights {
@@ -48,6 +68,7 @@ impl RnnWeights {
             }
             _ => self.recurrent.refill(u, gu, recurrent),
         }
+        pack_stacked(a, kernel, recurrent, &mut self.stacked);
         self.bias_in.clear();
         match bias {
             Some(b) => self.bias_in.extend_from_slice(&b[..gu]),
@@ -58,6 +79,13 @@ impl RnnWeights {
         {
             dst.copy_from_slice(&b[gu..2 * gu]);
         }
+    }
+
+    /// Whether a step of `cell` may compute `[x_t, h] · [kernel; recurrent]` as one product
+    /// (the stacked matrix is packed: LSTM and SimpleRNN).
+    pub(crate) fn joins_step(&self, cell: CellKind) -> bool {
+        matches!(cell, CellKind::Lstm | CellKind::SimpleRnn)
+            && self.stacked.as_ref().is_some_and(|s| s.k() == self.kernel.k() + self.recurrent.k())
     }
 
     /// The weights as the step kernels read them for one row (`None` for a GRU without
@@ -92,7 +120,10 @@ impl RnnWeights {
             _ => (recurrent.to_vec(), Vec::new()),
         };
         let columns = |m: &[f32]| m.len().checked_div(u).unwrap_or(0);
+        let mut stacked = None;
+        pack_stacked(a, kernel, &recurrent, &mut stacked);
         RnnWeights {
+            stacked,
             kernel: FixedRhs::new(a.input_dim, gu, kernel),
             recurrent: FixedRhs::new(u, columns(&recurrent), &recurrent),
             recurrent_h: FixedRhs::new(u, columns(&recurrent_h), &recurrent_h),
