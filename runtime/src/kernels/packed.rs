@@ -12,7 +12,6 @@
 use pulp::{Simd, WithSimd};
 
 use super::aligned::AlignedFloats;
-use crate::memory::sized;
 use seqmodel_kernels::{lanes, load, store};
 
 /// Rows of `A` (and `C`) per register tile with 16 vector registers (AVX2): 12
@@ -381,7 +380,7 @@ impl WithSimd for Product<'_> {
                 let (panels, stride, offset) = match &mut b {
                     Rhs::Packed(p) => (p.data.as_slice(), p.k * width, (c0 / width * p.k + p0) * width),
                     Rhs::RowMajor { b, n, buf, .. } => {
-                        let buf = sized(buf, nc.div_ceil(width) * kc * width);
+                        let buf = grown(buf, nc.div_ceil(width) * kc * width);
                         pack_block(s, b, *n, (p0, kc), (c0, nc), buf);
                         (&*buf, kc * width, 0)
                     }
@@ -390,7 +389,7 @@ impl WithSimd for Product<'_> {
                 let start = if p0 == 0 { start } else { Start::Current };
                 for i0 in (0..m).step_by(MC) {
                     let end = (i0 + MC).min(m);
-                    let slivers = sized(&mut a_block, (end - i0) * kc);
+                    let slivers = grown(&mut a_block, (end - i0) * kc);
                     pack_slivers(a, k, (i0, end), (p0, kc), tall, slivers);
                     for j in 0..nc.div_ceil(width) {
                         let panel = &panels[j * stride + offset..][..kc * width];
@@ -416,6 +415,18 @@ impl WithSimd for Product<'_> {
         }
         A_BLOCK.set(a_block);
     }
+}
+
+/// The first `n` floats of a work buffer whose values are overwritten before they are read,
+/// grown (with zeros) if it is shorter but never shrunk: a thread's buffers serve products
+/// of several sizes in turn (lm-gru's forward and backward products), and a buffer cut to
+/// a small one's size was zeroed again each time it grew back (3 % of lm-gru's training
+/// step).
+fn grown(v: &mut Vec<f32>, n: usize) -> &mut [f32] {
+    if v.len() < n {
+        v.resize(n, 0.0);
+    }
+    &mut v[..n]
 }
 
 thread_local! {

@@ -70,7 +70,13 @@ impl Loss {
         let rows = pred.len() / width.max(1);
         let p = pred.as_standard_layout();
         let p = p.as_slice().expect("standard layout");
-        let mut grad = crate::pool::zeros(p.len());
+        // The mean over rows: every gradient is scaled by `1 / rows` where it is written.
+        let inv_n = 1.0 / rows.max(1) as f32;
+        // Class targets write every element of the gradient; the others start from zeros.
+        let mut grad = match target {
+            Tensor::I32(_) => crate::pool::overwritten(p.len()),
+            Tensor::F32(_) => crate::pool::zeros(p.len()),
+        };
         let mut total = 0.0f64;
         match (self, target) {
             (Loss::SparseCategoricalCrossentropy { from_logits }, Tensor::I32(ids)) => {
@@ -91,7 +97,7 @@ impl Loss {
                         let (lse, sm) = log_softmax(row);
                         total += (lse - row[id]) as f64;
                         for j in 0..width {
-                            g[j] = sm[j] - f32::from(j == id);
+                            g[j] = (sm[j] - f32::from(j == id)) * inv_n;
                         }
                     } else {
                         let s = activation::sum_map(row, |v| v.clamp(EPS, 1.0 - EPS));
@@ -100,10 +106,11 @@ impl Loss {
                         // Every class gets 1/s where the clamp passes its gradient, the
                         // target class also -1/p (one loop without a branch, then one entry).
                         let inv_s = 1.0 / s;
+                        let scaled = inv_s * inv_n;
                         for (g, &v) in g.iter_mut().zip(row) {
-                            *g = f32::from(v == v.clamp(EPS, 1.0 - EPS)) * inv_s;
+                            *g = f32::from(v == v.clamp(EPS, 1.0 - EPS)) * scaled;
                         }
-                        g[id] = f32::from(row[id] == q) * (inv_s - 1.0 / q);
+                        g[id] = f32::from(row[id] == q) * (inv_s - 1.0 / q) * inv_n;
                     }
                 }
             }
@@ -123,12 +130,9 @@ impl Loss {
                     let tr = &t[r * width..][..width];
                     let g = &mut grad[r * width..][..width];
                     total += row_loss(*loss, row, tr, g) as f64;
+                    g.iter_mut().for_each(|v| *v *= inv_n);
                 }
             }
-        }
-        let n = rows.max(1) as f32;
-        for g in &mut grad {
-            *g /= n;
         }
         let grad = ArrayD::from_shape_vec(pred.raw_dim(), grad).expect("same shape");
         Ok(((total / rows.max(1) as f64) as f32, grad))
