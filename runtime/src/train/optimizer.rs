@@ -222,7 +222,7 @@ impl Optimizer {
                         unreachable!("standard layouts: the weight made so, the slots and gradients built so")
                     };
                     let sq = sq.as_ref().map(|q| q.as_slice().expect("standard layout"));
-                    adam(step, ws, ms, vs, amsgrad.then_some(vm), gs, sq);
+                    adam(step, AdamSlices { w: ws, m: ms, v: vs, v_max: amsgrad.then_some(vm), g: gs, sq });
                 }
                 Rule::RmsProp { rho, momentum, epsilon, centered } => {
                     let s = self.slots.entry(key.clone()).or_insert_with(|| vec![zeros(), zeros(), zeros()]);
@@ -284,23 +284,26 @@ struct AdamStep {
 /// Embedding table took about 2 ms each on one thread).
 const PARALLEL_MIN_ELEMENTS: usize = 1 << 18;
 
-/// Adam's update of one weight and its moments (`v_max` with amsgrad; `sq` the squared
-/// gradient where it is a sparse sum of squares), in one pass, in chunks on the helper
-/// threads when the weight is large. Each element's arithmetic is Keras's and the same
-/// whatever the split.
-fn adam(
-    step: AdamStep,
-    w: &mut [f32],
-    m: &mut [f32],
-    v: &mut [f32],
-    v_max: Option<&mut [f32]>,
-    g: &[f32],
-    sq: Option<&[f32]>,
-) {
-    let threads = if w.len() >= PARALLEL_MIN_ELEMENTS { crate::num_threads() } else { 1 };
+/// One weight's slices for [`adam`]: the weight, its moments (`v_max` with amsgrad), its
+/// gradient and, where it is a sparse sum of squares, the squared gradient.
+struct AdamSlices<'a> {
+    w: &'a mut [f32],
+    m: &'a mut [f32],
+    v: &'a mut [f32],
+    v_max: Option<&'a mut [f32]>,
+    g: &'a [f32],
+    sq: Option<&'a [f32]>,
+}
+
+/// Adam's update of one weight and its moments in one pass, in chunks on the helper threads
+/// when the weight is large. Each element's arithmetic is Keras's and the same whatever the
+/// split.
+fn adam(step: AdamStep, s: AdamSlices<'_>) {
+    let threads = if s.w.len() >= PARALLEL_MIN_ELEMENTS { crate::num_threads() } else { 1 };
     if threads <= 1 {
-        return adam_chunk(step, w, m, v, v_max, g, sq);
+        return adam_chunk(step, s);
     }
+    let AdamSlices { w, m, v, v_max, g, sq } = s;
     let per = w.len().div_ceil(threads);
     let mut v_max = v_max.map(|x| x.chunks_mut(per));
     let mut sq = sq.map(|x| x.chunks(per));
@@ -308,26 +311,20 @@ fn adam(
         let chunks = w.chunks_mut(per).zip(m.chunks_mut(per)).zip(v.chunks_mut(per)).zip(g.chunks(per));
         let mut chunks = chunks.peekable();
         while let Some((((w, m), v), g)) = chunks.next() {
-            let (vm, q) = (v_max.as_mut().and_then(Iterator::next), sq.as_mut().and_then(Iterator::next));
+            let (v_max, sq) = (v_max.as_mut().and_then(Iterator::next), sq.as_mut().and_then(Iterator::next));
+            let chunk = AdamSlices { w, m, v, v_max, g, sq };
             if chunks.peek().is_some() {
-                scope.spawn(move |_| adam_chunk(step, w, m, v, vm, g, q));
+                scope.spawn(move |_| adam_chunk(step, chunk));
             } else {
-                adam_chunk(step, w, m, v, vm, g, q);
+                adam_chunk(step, chunk);
             }
         }
     });
 }
 
 /// [`adam`] on one chunk, on this thread.
-fn adam_chunk(
-    step: AdamStep,
-    w: &mut [f32],
-    m: &mut [f32],
-    v: &mut [f32],
-    v_max: Option<&mut [f32]>,
-    g: &[f32],
-    sq: Option<&[f32]>,
-) {
+fn adam_chunk(step: AdamStep, s: AdamSlices<'_>) {
+    let AdamSlices { w, m, v, v_max, g, sq } = s;
     let n = w.len();
     let (m, v, g) = (&mut m[..n], &mut v[..n], &g[..n]);
     // One loop per case, so that none branches per element.
