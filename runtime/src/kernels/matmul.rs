@@ -2,7 +2,7 @@
 //! [`super::packed`], split across threads when large.
 
 use super::aligned::AlignedFloats;
-use super::packed::{Lhs, PackedB, Start, matmul_packed_lhs, matmul_row_major_lhs};
+use super::packed::{Lhs, PackedB, RhsData, Start, matmul_packed_lhs, matmul_row_major_lhs};
 
 /// `c = a · b` (or `c += a · b` with `accumulate`) for row-major `a` (m×k), `b` (k×n) and
 /// `c` (m×n). `b` is packed block by block into a buffer of this thread's that is kept for the
@@ -25,7 +25,35 @@ pub fn matmul(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32],
         super::simd::gemv(&a[..k], &b[..k * n], &mut c[..n], accumulate);
         return;
     }
-    product(m, k, n, Lhs::RowMajor(a), b, c, accumulate);
+    product(m, k, n, Lhs::RowMajor(a), RhsData::RowMajor(b), c, accumulate);
+}
+
+/// `c = a · bᵀ` (or `c += a · bᵀ`) for row-major `a` (m×k), `b_t` (n×k, the right factor's
+/// transpose) and `c` (m×n): an input's gradient `dy · Wᵀ` from the weight `W` as stored,
+/// without writing the transpose out (the kernel reads `b_t` in place while it packs its
+/// panels). Split across threads like [`matmul`].
+///
+/// ```
+/// let a = [1.0, 2.0]; // 1×2
+/// let b_t = [1.0, 0.0, 3.0, 4.0, 0.0, 1.0]; // 3×2, so b is 2×3
+/// let mut c = [0.0; 3];
+/// seqmodel_runtime::kernels::matmul_transposed_b(1, 2, 3, &a, &b_t, &mut c, false);
+/// assert_eq!(c, [1.0, 11.0, 2.0]);
+/// ```
+///
+/// # Panics
+/// If a slice is shorter than its matrix (a programming error inside the runtime).
+pub fn matmul_transposed_b(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[f32],
+    b_t: &[f32],
+    c: &mut [f32],
+    accumulate: bool,
+) {
+    assert!(a.len() >= m * k && b_t.len() >= k * n && c.len() >= m * n, "matmul: slices too short");
+    product(m, k, n, Lhs::RowMajor(a), RhsData::Transposed(b_t), c, accumulate);
 }
 
 /// `c = aᵀ · b` (or `c += aᵀ · b`) for row-major `a_t` (k×m, the left factor's transpose),
@@ -58,11 +86,11 @@ pub fn matmul_transposed_a(
         super::simd::gemv(&a_t[..k], &b[..k * n], &mut c[..n], accumulate);
         return;
     }
-    product(m, k, n, Lhs::Transposed { data: a_t, ld: m }, b, c, accumulate);
+    product(m, k, n, Lhs::Transposed { data: a_t, ld: m }, RhsData::RowMajor(b), c, accumulate);
 }
 
 /// The packed product of [`matmul`] and [`matmul_transposed_a`], on one thread or split.
-fn product(m: usize, k: usize, n: usize, a: Lhs<'_>, b: &[f32], c: &mut [f32], accumulate: bool) {
+fn product(m: usize, k: usize, n: usize, a: Lhs<'_>, b: RhsData<'_>, c: &mut [f32], accumulate: bool) {
     if threads_for(m, k, n) <= 1 {
         matmul_row_major_lhs(m, k, n, a, b, c, accumulate);
         return;
@@ -73,7 +101,7 @@ fn product(m: usize, k: usize, n: usize, a: Lhs<'_>, b: &[f32], c: &mut [f32], a
         static SHARED: std::cell::RefCell<PackedB> = std::cell::RefCell::new(PackedB::default());
     }
     SHARED.with_borrow_mut(|packed| {
-        packed.pack(k, n, b);
+        packed.pack_from(k, n, b);
         split_rows(m, k, n, a, c, &|r, a_rows, c_rows| {
             matmul_packed_lhs(r, a_rows, packed, c_rows, Start::accumulate(accumulate))
         });
@@ -345,6 +373,12 @@ mod tests {
             for (x, y) in got.iter().zip(&want) {
                 assert!((x - y).abs() <= 1e-3, "{threads} threads, a transposed: {x} vs {y}");
             }
+            let b_t = crate::kernels::transpose(&b, k, n);
+            let mut got = vec![0.25f32; m * n];
+            matmul_transposed_b(m, k, n, &a, &b_t, &mut got, true);
+            for (x, y) in got.iter().zip(&want) {
+                assert!((x - y).abs() <= 1e-3, "{threads} threads, b transposed: {x} vs {y}");
+            }
         }
         crate::set_num_threads(0);
     }
@@ -394,6 +428,11 @@ mod tests {
             matmul_transposed_a(m, k, n, &crate::kernels::transpose(&a, m, k), &b, &mut c3, acc);
             for (x, y) in c3.iter().zip(&c2) {
                 prop_assert!((x - y).abs() <= 1e-5 * (1.0 + k as f32), "a transposed: {x} vs {y}");
+            }
+            let mut c4 = c0.clone();
+            matmul_transposed_b(m, k, n, &a, &crate::kernels::transpose(&b, k, n), &mut c4, acc);
+            for (x, y) in c4.iter().zip(&c2) {
+                prop_assert!((x - y).abs() <= 1e-5 * (1.0 + k as f32), "b transposed: {x} vs {y}");
             }
         }
     }

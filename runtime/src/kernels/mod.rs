@@ -8,9 +8,11 @@ mod packed;
 /// The SIMD kernels on slices, from the `no_std` crate `seqmodel-kernels`.
 pub use seqmodel_kernels as simd;
 
-pub use matmul::{FixedRhs, matmul, matmul_prepacked, matmul_reference, matmul_transposed_a};
+pub use matmul::{
+    FixedRhs, matmul, matmul_prepacked, matmul_reference, matmul_transposed_a, matmul_transposed_b,
+};
 pub use packed::{
-    Lhs, MR, PackedB, Start, matmul_packed, matmul_packed_lhs, matmul_packed_with, matmul_row_major,
+    Lhs, MR, PackedB, RhsData, Start, matmul_packed, matmul_packed_lhs, matmul_packed_with, matmul_row_major,
     matmul_row_major_lhs, matmul_row_major_with, panel_width,
 };
 

@@ -74,12 +74,17 @@ impl PackedB {
     /// # Panics
     /// If `b` is shorter than `k · n`.
     pub fn pack(&mut self, k: usize, n: usize, b: &[f32]) {
+        pulp::Arch::new().dispatch(Pack { packed: self, k, n, b: RhsData::RowMajor(b) });
+    }
+
+    /// [`PackedB::pack`] of `B` given as [`RhsData`] (row-major or transposed).
+    pub fn pack_from(&mut self, k: usize, n: usize, b: RhsData<'_>) {
         pulp::Arch::new().dispatch(Pack { packed: self, k, n, b });
     }
 
     /// [`PackedB::pack`] with panels for the instruction set `s` (for tests).
     pub fn pack_for<S: Simd>(&mut self, s: S, k: usize, n: usize, b: &[f32]) {
-        s.vectorize(Pack { packed: self, k, n, b });
+        s.vectorize(Pack { packed: self, k, n, b: RhsData::RowMajor(b) });
     }
 
     /// Rows of the packed matrix.
@@ -97,7 +102,7 @@ struct Pack<'a> {
     packed: &'a mut PackedB,
     k: usize,
     n: usize,
-    b: &'a [f32],
+    b: RhsData<'a>,
 }
 
 impl WithSimd for Pack<'_> {
@@ -105,11 +110,14 @@ impl WithSimd for Pack<'_> {
     #[inline(always)]
     fn with_simd<S: Simd>(self, s: S) {
         let Pack { packed, k, n, b } = self;
-        assert!(b.len() >= k * n, "PackedB::pack: {} elements for a {k}×{n} matrix", b.len());
+        assert!(b.holds(k, n), "PackedB::pack: too few elements for a {k}×{n} matrix");
         let width = 2 * lanes::<S>();
         // Every panel is written whole but the last one's padding columns, zeroed here.
         let data = packed.data.overwritten(n.div_ceil(width) * k * width);
-        pack_block(s, b, n, (0, k), (0, n), data);
+        match b {
+            RhsData::RowMajor(b) => pack_block(s, b, n, (0, k), (0, n), data),
+            RhsData::Transposed(b_t) => pack_block_transposed(s, b_t, k, (0, k), (0, n), data),
+        }
         let ragged = n % width;
         if ragged > 0 {
             for row in data[n / width * k * width..].chunks_exact_mut(width) {
@@ -227,6 +235,26 @@ impl<'a> Lhs<'a> {
     }
 }
 
+/// How a right factor `B` (k×n) that is packed per product is stored.
+#[derive(Debug, Clone, Copy)]
+pub enum RhsData<'a> {
+    /// `B` row-major: `B[p][j] = b[p · n + j]`.
+    RowMajor(&'a [f32]),
+    /// `Bᵀ` row-major (`n × k`): `B[p][j] = b[j · k + p]`, such as a Dense kernel `[D, U]`
+    /// as the right factor of its input's gradient `dy · Wᵀ`. The packing reads it in place,
+    /// so the transpose is never written out.
+    Transposed(&'a [f32]),
+}
+
+impl RhsData<'_> {
+    /// Whether the storage holds a `k × n` matrix.
+    fn holds(&self, k: usize, n: usize) -> bool {
+        match self {
+            RhsData::RowMajor(b) | RhsData::Transposed(b) => b.len() >= k * n,
+        }
+    }
+}
+
 /// `c = start + a · b` for row-major `a` (m×k) and `c` (m×n), where `b` (k×n) was packed by
 /// [`PackedB::pack`]; single-threaded.
 ///
@@ -259,10 +287,11 @@ pub fn matmul_packed_with<S: Simd>(s: S, m: usize, a: &[f32], b: &PackedB, c: &m
 /// # Panics
 /// If a slice is shorter than its matrix.
 pub fn matmul_row_major(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32], accumulate: bool) {
-    matmul_row_major_lhs(m, k, n, Lhs::RowMajor(a), b, c, accumulate);
+    matmul_row_major_lhs(m, k, n, Lhs::RowMajor(a), RhsData::RowMajor(b), c, accumulate);
 }
 
-/// [`matmul_row_major`] with `A` given as an [`Lhs`] (row-major or transposed).
+/// [`matmul_row_major`] with `A` given as an [`Lhs`] (row-major or transposed) and `B` as
+/// [`RhsData`] (row-major or transposed).
 ///
 /// # Panics
 /// If a slice is shorter than its matrix.
@@ -271,7 +300,7 @@ pub fn matmul_row_major_lhs(
     k: usize,
     n: usize,
     a: Lhs<'_>,
-    b: &[f32],
+    b: RhsData<'_>,
     c: &mut [f32],
     accumulate: bool,
 ) {
@@ -284,7 +313,7 @@ pub fn matmul_row_major_lhs(
     });
 }
 
-/// [`matmul_row_major`] on a given instruction set (for tests).
+/// [`matmul_row_major_lhs`] with a row-major `A` on a given instruction set (for tests).
 #[allow(clippy::too_many_arguments)] // the product's operands and the instruction set
 pub fn matmul_row_major_with<S: Simd>(
     s: S,
@@ -292,7 +321,7 @@ pub fn matmul_row_major_with<S: Simd>(
     k: usize,
     n: usize,
     a: &[f32],
-    b: &[f32],
+    b: RhsData<'_>,
     c: &mut [f32],
     accumulate: bool,
 ) {
@@ -310,8 +339,8 @@ pub fn matmul_row_major_with<S: Simd>(
 enum Rhs<'a> {
     /// Packed whole, ahead of time.
     Packed(&'a PackedB),
-    /// Row-major `k × n`, packed one block of `k` at a time into `buf`.
-    RowMajor { b: &'a [f32], k: usize, n: usize, buf: &'a mut Vec<f32> },
+    /// Stored `k × n` (row-major or transposed), packed one block of `k` at a time into `buf`.
+    RowMajor { b: RhsData<'a>, k: usize, n: usize, buf: &'a mut Vec<f32> },
 }
 
 impl Rhs<'_> {
@@ -336,7 +365,7 @@ impl<'a> Product<'a> {
         let (k, n) = b.dims();
         assert!(a.holds(m, k) && c.len() >= m * n, "matrix product: slices too short for {m}×{k}·{k}×{n}");
         if let Rhs::RowMajor { b, .. } = &b {
-            assert!(b.len() >= k * n, "matrix product: right factor too short for {k}×{n}");
+            assert!(b.holds(k, n), "matrix product: right factor too short for {k}×{n}");
         }
         if let Start::Bias(bias) = start {
             assert!(bias.len() >= n, "matrix product: bias of {} for {n} columns", bias.len());
@@ -381,7 +410,12 @@ impl WithSimd for Product<'_> {
                     Rhs::Packed(p) => (p.data.as_slice(), p.k * width, (c0 / width * p.k + p0) * width),
                     Rhs::RowMajor { b, n, buf, .. } => {
                         let buf = grown(buf, nc.div_ceil(width) * kc * width);
-                        pack_block(s, b, *n, (p0, kc), (c0, nc), buf);
+                        match *b {
+                            RhsData::RowMajor(b) => pack_block(s, b, *n, (p0, kc), (c0, nc), buf),
+                            RhsData::Transposed(b_t) => {
+                                pack_block_transposed(s, b_t, k, (p0, kc), (c0, nc), buf)
+                            }
+                        }
                         (&*buf, kc * width, 0)
                     }
                 };
@@ -567,6 +601,37 @@ fn pack_block<S: Simd>(
     }
 }
 
+/// [`pack_block`] from `Bᵀ` (`n × k` row-major, `k` floats a row): each column of a panel is
+/// a run of one row of `Bᵀ`, read front to back and written down the panel.
+#[inline(always)]
+fn pack_block_transposed<S: Simd>(
+    _: S,
+    b_t: &[f32],
+    k: usize,
+    (p0, kc): (usize, usize),
+    (c0, nc): (usize, usize),
+    buf: &mut [f32],
+) {
+    let width = 2 * lanes::<S>();
+    if kc == 0 {
+        return;
+    }
+    for (j, panel) in buf.chunks_exact_mut(kc * width).take(nc.div_ceil(width)).enumerate() {
+        let cols = width.min(nc - j * width);
+        // Blocks of 8 elements of `k` from each of the panel's rows of `Bᵀ`: the reads stay
+        // on one cache line per row and the writes fill 8 rows of the panel.
+        for q0 in (0..kc).step_by(8) {
+            let q = 8.min(kc - q0);
+            for c in 0..cols {
+                let src = &b_t[(c0 + j * width + c) * k + p0 + q0..][..q];
+                for (row, v) in panel[q0 * width..].chunks_exact_mut(width).zip(src) {
+                    row[c] = *v;
+                }
+            }
+        }
+    }
+}
+
 /// One register tile's operands: rows `row .. row + R` of `A` and `C`, columns
 /// `col .. col + cols` of `C`, elements `p0 .. p0 + kc` of `k`.
 struct Tile<'a, 'c> {
@@ -667,6 +732,8 @@ mod tests {
         // layout's second row (the gaps hold NaN, which would show in any result read).
         let windows = |data| Lhs::Windows { data, ld: k + 2, per: 4, run_ld: 4 * (k + 2) + 7, skip: 1 };
         let mut a_windows = vec![f32::NAN; (m / 4 + 2) * (4 * (k + 2) + 7)];
+        // B transposed (n × k), written from its definition.
+        let b_t: Vec<f32> = (0..n * k).map(|i| b[(i % k) * n + i / k]).collect();
         for i in 0..m {
             let at = (i + 1) / 4 * (4 * (k + 2) + 7) + (i + 1) % 4 * (k + 2);
             for p in 0..k {
@@ -683,8 +750,17 @@ mod tests {
                 matmul_packed_with(s, m, a, &packed, &mut c, Start::accumulate(acc));
                 runs.push(($name, c));
                 let mut c = c0.to_vec();
-                matmul_row_major_with(s, m, k, n, a, b, &mut c, acc);
+                matmul_row_major_with(s, m, k, n, a, RhsData::RowMajor(b), &mut c, acc);
                 runs.push((concat!($name, " row-major"), c));
+                // B read through its transpose, packed per block and whole.
+                let mut c = c0.to_vec();
+                matmul_row_major_with(s, m, k, n, a, RhsData::Transposed(&b_t), &mut c, acc);
+                runs.push((concat!($name, " B transposed"), c));
+                let mut whole = PackedB::default();
+                Simd::vectorize(s, Pack { packed: &mut whole, k, n, b: RhsData::Transposed(&b_t) });
+                let mut c = c0.to_vec();
+                matmul_packed_with(s, m, a, &whole, &mut c, Start::accumulate(acc));
+                runs.push((concat!($name, " B transposed, packed whole"), c));
                 // A read through its transpose, stored with a wider stride than its rows.
                 let mut c = c0.to_vec();
                 let a_t = Lhs::Transposed { data: &a_t, ld: m + 3 };

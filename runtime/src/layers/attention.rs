@@ -9,8 +9,7 @@ use super::conv::column_sums;
 use super::{Backward, Grads, Layer, Params};
 use crate::error::{Result, RuntimeError};
 use crate::exec::{Training, Value, ValueRef, contiguous, f32_slot, set_mask};
-use crate::kernels::{matmul, matmul_transposed_a};
-use crate::pool;
+use crate::kernels::{matmul, matmul_transposed_a, matmul_transposed_b};
 
 /// What a masked score gets added (Keras's large negative number for float32).
 const MASKED: f32 = -1e9;
@@ -70,7 +69,7 @@ fn softmax_backward(w: &[f32], dw: &[f32], width: usize) -> Vec<f32> {
 /// `a · bᵀ` for row-major `a` `[m, k]` and `b` `[n, k]`.
 fn times_transposed(a: &[f32], b: &[f32], (m, k, n): (usize, usize, usize)) -> Vec<f32> {
     let mut c = vec![0.0f32; m * n];
-    matmul(m, k, n, a, &pool::transposed(b, n, k), &mut c, false);
+    matmul_transposed_b(m, k, n, a, b, &mut c, false);
     c
 }
 

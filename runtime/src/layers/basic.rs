@@ -4,7 +4,7 @@ use ndarray::{Array2, ArrayD, ArrayViewD, Axis};
 use seqmodel_ir::Activation;
 
 use crate::error::{Result, RuntimeError};
-use crate::kernels::{FixedRhs, Start, activation, matmul, matmul_transposed_a};
+use crate::kernels::{FixedRhs, Start, activation, matmul_transposed_a, matmul_transposed_b};
 use crate::pool;
 
 /// `Dense` over the last axis, `act(x · W + b)`, writing into `out` (`rows × units`,
@@ -107,10 +107,10 @@ pub(crate) fn dense_backward(
         }
         db
     });
-    let mut dx = pool::zeros(rows * d);
-    let kernel_t = pool::transposed(kernel, d, u);
-    matmul(rows, u, d, dpre, &kernel_t, &mut dx, false);
-    pool::recycle(kernel_t);
+    // `dy · Wᵀ` reading the kernel as stored (its transpose was a copy per step: a 5 MB one
+    // for lm-gru's output layer), into a buffer the product writes whole.
+    let mut dx = pool::overwritten(rows * d);
+    matmul_transposed_b(rows, u, d, dpre, kernel, &mut dx, false);
     (dx, dk, db)
 }
 

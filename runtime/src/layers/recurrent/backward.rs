@@ -7,7 +7,7 @@
 use seqmodel_ir::{Activation, CellKind};
 
 use super::{RnnTape, split_recurrent, step_rows};
-use crate::kernels::{FixedRhs, activation, matmul, matmul_transposed_a, transpose};
+use crate::kernels::{FixedRhs, activation, matmul, matmul_transposed_a, matmul_transposed_b, transpose};
 use crate::parallel::on_one_thread;
 use crate::pool;
 
@@ -160,9 +160,7 @@ pub fn backward(
     let mut dx = Vec::new();
     if input_grad {
         let mut dx_steps = pool::overwritten(b * t * d);
-        let kt = pool::transposed(p.kernel, d, gu);
-        matmul(b * t, gu, d, &dxp, &kt, &mut dx_steps, false);
-        pool::recycle(kt);
+        matmul_transposed_b(b * t, gu, d, &dxp, p.kernel, &mut dx_steps, false);
         dx = pool::overwritten(b * t * d);
         for (s, block) in dx_steps.chunks_exact(b * d).enumerate().take(t) {
             let ti = if a.go_backwards { t - 1 - s } else { s };
