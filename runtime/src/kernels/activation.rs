@@ -57,7 +57,9 @@ const GELU_C: f64 = 0.797_884_560_802_865_4;
 pub fn grad(a: Activation, x: f32, y: f32) -> f32 {
     match a {
         Activation::Linear | Activation::Softmax | Activation::LogSoftmax => 1.0,
-        Activation::Relu => f32::from(x > 0.0),
+        Activation::Relu | Activation::Sigmoid | Activation::Tanh | Activation::Exponential => {
+            output_grad(a, y).unwrap_or(1.0)
+        }
         Activation::Relu6 => f32::from(x > 0.0 && x < 6.0),
         Activation::LeakyRelu => {
             if x > 0.0 {
@@ -90,7 +92,6 @@ pub fn grad(a: Activation, x: f32, y: f32) -> f32 {
             let pdf = (-0.5 * xf * xf).exp() / (2.0 * std::f64::consts::PI).sqrt();
             (cdf + xf * pdf) as f32
         }
-        Activation::Sigmoid => y * (1.0 - y),
         Activation::HardSigmoid => {
             if x > -3.0 && x < 3.0 {
                 1.0 / 6.0
@@ -114,7 +115,6 @@ pub fn grad(a: Activation, x: f32, y: f32) -> f32 {
                 (2.0 * x + 3.0) / 6.0
             }
         }
-        Activation::Tanh => 1.0 - y * y,
         Activation::Softplus => sigmoid(x),
         Activation::Softsign => 1.0 / ((1.0 + x.abs()) * (1.0 + x.abs())),
         Activation::Silu => {
@@ -126,7 +126,6 @@ pub fn grad(a: Activation, x: f32, y: f32) -> f32 {
             let t = sp.tanh();
             t + x * (1.0 - t * t) * sigmoid(x)
         }
-        Activation::Exponential => y,
     }
 }
 
@@ -198,34 +197,40 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
 }
 
 /// Whether the gradient of `a` needs its input: the derivatives of relu (`y > 0` exactly when
-/// `x > 0`), sigmoid, tanh and exponential are functions of the output, softmax's and
-/// log-softmax's need only the output, and linear's neither. A layer whose activation needs
-/// no input keeps no copy of it for training (conv-lstm's Conv1D(relu) kept 1.6 MB a step).
+/// `x > 0`), sigmoid, tanh and exponential are functions of the output ([`output_grad`]),
+/// softmax's and log-softmax's need only the output, and linear's neither. A layer whose
+/// activation needs no input keeps no copy of it for training (conv-lstm's Conv1D(relu) kept
+/// 1.6 MB a step).
 pub fn grad_needs_input(a: Activation) -> bool {
-    !matches!(
-        a,
-        Activation::Linear
-            | Activation::Softmax
-            | Activation::LogSoftmax
-            | Activation::Relu
-            | Activation::Sigmoid
-            | Activation::Tanh
-            | Activation::Exponential
-    )
+    !matches!(a, Activation::Linear | Activation::Softmax | Activation::LogSoftmax)
+        && output_grad(a, 0.0).is_none()
 }
 
-/// `dx *= a'(x)` where the derivative is a function of the output `y` (see
-/// [`grad_needs_input`]); `false` for the activations whose derivative is not.
+/// `a'(x)` from the output `y = a(x)` alone, for the activations whose derivative is a
+/// function of it; `None` for the others.
+#[inline(always)]
+fn output_grad(a: Activation, y: f32) -> Option<f32> {
+    match a {
+        Activation::Relu => Some(f32::from(y > 0.0)),
+        Activation::Sigmoid => Some(y * (1.0 - y)),
+        Activation::Tanh => Some(1.0 - y * y),
+        Activation::Exponential => Some(y),
+        _ => None,
+    }
+}
+
+/// `dx *= a'(x)` where the derivative is a function of the output `y` ([`output_grad`]);
+/// `false` for the activations whose derivative is not.
 fn scale_by_output_grad(a: Activation, y: &[f32], dx: &mut [f32]) -> bool {
-    // One loop per activation, so that each runs without a branch on the kind.
-    fn scale(y: &[f32], dx: &mut [f32], g: impl Fn(f32) -> f32) {
-        dx.iter_mut().zip(y).for_each(|(d, y)| *d *= g(*y));
+    // One loop per activation (each arm's kind a constant), so that none branches on it.
+    fn scale(kind: Activation, y: &[f32], dx: &mut [f32]) {
+        dx.iter_mut().zip(y).for_each(|(d, y)| *d *= output_grad(kind, *y).unwrap_or(1.0));
     }
     match a {
-        Activation::Relu => scale(y, dx, |y| f32::from(y > 0.0)),
-        Activation::Sigmoid => scale(y, dx, |y| y * (1.0 - y)),
-        Activation::Tanh => scale(y, dx, |y| 1.0 - y * y),
-        Activation::Exponential => scale(y, dx, |y| y),
+        Activation::Relu => scale(Activation::Relu, y, dx),
+        Activation::Sigmoid => scale(Activation::Sigmoid, y, dx),
+        Activation::Tanh => scale(Activation::Tanh, y, dx),
+        Activation::Exponential => scale(Activation::Exponential, y, dx),
         _ => return false,
     }
     true

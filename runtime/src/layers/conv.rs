@@ -68,7 +68,6 @@ fn unfold(a: &Conv1dAttrs, x: &[f32], (b, t, c): Dims3, g: usize, t_out: usize, 
 /// five times the input's size (for conv-lstm's kernel of 5 the unfolding and its copies
 /// were a twentieth of the predict at one thread, and ran on one thread at two). Padding
 /// takes a copy of the input with the zeros around each sequence, a fifth of the unfolding.
-#[allow(clippy::too_many_arguments)] // the layer's full context, passed explicitly
 fn windows_product(
     a: &Conv1dAttrs,
     kernel: &FixedRhs,
@@ -166,22 +165,23 @@ impl Layer for Conv1dAttrs {
         if windows_in_place(self) {
             let start = bias.map_or(Start::Zero, |v| Start::Bias(v));
             windows_product(self, &params.mats[0], &xs, dims, (t_out, left), y, start);
-        }
-        for (g, kernel) in params.mats.iter().enumerate().filter(|_| !windows_in_place(self)) {
-            let cols = unfold(self, &xs, dims, g, t_out, left);
-            if self.groups == 1 {
-                kernel.product_from(b * t_out, &cols, y, bias.map_or(Start::Zero, |v| Start::Bias(v)));
+        } else {
+            for (g, kernel) in params.mats.iter().enumerate() {
+                let cols = unfold(self, &xs, dims, g, t_out, left);
+                if self.groups == 1 {
+                    kernel.product_from(b * t_out, &cols, y, bias.map_or(Start::Zero, |v| Start::Bias(v)));
+                    pool::recycle(cols);
+                    continue;
+                }
+                let mut part = pool::overwritten(b * t_out * fg);
+                let start = bias.map_or(Start::Zero, |v| Start::Bias(&v[g * fg..][..fg]));
+                kernel.product_from(b * t_out, &cols, &mut part, start);
+                for (dst, src) in y.chunks_mut(self.filters).zip(part.chunks(fg)) {
+                    dst[g * fg..][..fg].copy_from_slice(src);
+                }
+                pool::recycle(part);
                 pool::recycle(cols);
-                continue;
             }
-            let mut part = pool::overwritten(b * t_out * fg);
-            let start = bias.map_or(Start::Zero, |v| Start::Bias(&v[g * fg..][..fg]));
-            kernel.product_from(b * t_out, &cols, &mut part, start);
-            for (dst, src) in y.chunks_mut(self.filters).zip(part.chunks(fg)) {
-                dst[g * fg..][..fg].copy_from_slice(src);
-            }
-            pool::recycle(part);
-            pool::recycle(cols);
         }
         // Training keeps the output before the activation when its gradient needs it.
         if let Some(tr) = train

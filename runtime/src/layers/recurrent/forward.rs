@@ -547,7 +547,8 @@ fn recur(
     // of depth `D + U` where the cell sums the two (an inference run: the tape keeps the
     // products apart). At conv-lstm's depths of 64 and 64 the two products stored their
     // tiles twice as often for the same work.
-    let join = matches!(xp, Projection::PerStep(_)) && step_tape.is_none() && w.joins_step(a.cell);
+    let stacked = w.stacked().filter(|_| matches!(xp, Projection::PerStep(_)) && step_tape.is_none());
+    let join = stacked.is_some();
     let joined = sized(&mut scratch.joined, if join { b * (d + u) } else { 0 });
     let step_xp =
         sized(&mut scratch.step_xp, if matches!(xp, Projection::PerStep(_)) && !join { b * gu } else { 0 });
@@ -588,14 +589,13 @@ fn recur(
         scratch.backwards = !backwards;
         let (xp_now, xp_stride): (&[f32], usize) = match xp {
             Projection::Whole(all) => (&all[ti * gu..], t * gu),
-            Projection::PerStep(xs) if join => {
+            Projection::PerStep(xs) if let Some(stacked) = stacked => {
                 for (bi, row) in joined.chunks_exact_mut(d + u).enumerate() {
                     row[..d].copy_from_slice(&xs[(bi * t + ti) * d..][..d]);
                     row[d..].copy_from_slice(&hd[bi * u..][..u]);
                 }
                 // Both products in `rec`; the cell adds the bias, read as a projection whose
                 // rows are all the same row.
-                let stacked = w.stacked.as_deref().expect("packed where a step joins");
                 matmul_prepacked(b, joined, stacked, rec, Start::Zero);
                 (&w.bias_in[..], 0)
             }

@@ -34,7 +34,7 @@ pub struct RnnWeights {
     bias_rec: Option<Vec<f32>>,
     /// LSTM and SimpleRNN: the input kernel over the recurrent one, `[D + U, G·U]`, packed
     /// for a step that multiplies `[x_t, h]` by both in one product (see
-    /// [`RnnWeights::joins_step`]); `None` for the GRUs, whose recurrent part is not summed
+    /// [`RnnWeights::stacked`]); `None` for the GRUs, whose recurrent part is not summed
     /// with the input's (boxed: it is the large variant of a node's prepared weights).
     stacked: Option<Box<PackedB>>,
 }
@@ -81,11 +81,10 @@ impl RnnWeights {
         }
     }
 
-    /// Whether a step of `cell` may compute `[x_t, h] · [kernel; recurrent]` as one product
-    /// (the stacked matrix is packed: LSTM and SimpleRNN).
-    pub(crate) fn joins_step(&self, cell: CellKind) -> bool {
-        matches!(cell, CellKind::Lstm | CellKind::SimpleRnn)
-            && self.stacked.as_ref().is_some_and(|s| s.k() == self.kernel.k() + self.recurrent.k())
+    /// `[kernel; recurrent]` packed, for a step that computes `[x_t, h] · [kernel; recurrent]`
+    /// as one product (LSTM and SimpleRNN; `None` for the GRUs).
+    pub(crate) fn stacked(&self) -> Option<&PackedB> {
+        self.stacked.as_deref()
     }
 
     /// The weights as the step kernels read them for one row (`None` for a GRU without
