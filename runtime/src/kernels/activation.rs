@@ -197,7 +197,7 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
 }
 
 /// Whether the gradient of `a` needs its input: the derivatives of relu (`y > 0` exactly when
-/// `x > 0`), sigmoid, tanh and exponential are functions of the output ([`output_grad`]),
+/// `x > 0`), sigmoid, tanh and exponential are functions of the output,
 /// softmax's and log-softmax's need only the output, and linear's neither. A layer whose
 /// activation needs no input keeps no copy of it for training (conv-lstm's Conv1D(relu) kept
 /// 1.6 MB a step).
