@@ -118,7 +118,8 @@ pub fn interpreter(c: Config, weights: &WeightStore) -> Model {
     Model::new(program, weights).expect("weights fit")
 }
 
-fn trainer(c: Config) -> (Trainer, Vec<Tensor>, Vec<Tensor>) {
+/// The trainer of a config with its seeded weights, and one batch of inputs and targets.
+pub fn trainer(c: Config) -> (Trainer, Vec<Tensor>, Vec<Tensor>) {
     let adam = Optimizer::adam(1e-3);
     let mse = Loss::MeanSquaredError;
     let x = input(c);

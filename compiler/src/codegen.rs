@@ -323,12 +323,15 @@ pub fn model_tokens_baked(p: &Program, baked: Option<&crate::baked::BakedWeights
     // An output that is a model input passed straight through is copied into an extra slot,
     // so every returned view borrows the model, not the caller's input.
     let mut passthrough = Vec::new();
+    // Where each output is in the workspace: `(slot, port)`.
+    let mut out_slots = Vec::new();
     let outs: Vec<TokenStream> = p
         .outputs
         .iter()
         .map(|o| match p.graph[o.node].op {
             Op::Input { index } => {
                 let j = n_nodes + passthrough.len();
+                out_slots.push(quote! { (#j, 0usize) });
                 passthrough.push(
                     quote! { ::seqmodel::__private::exec::copy_input(&inputs[#index], &mut values[#j])?; },
                 );
@@ -337,6 +340,7 @@ pub fn model_tokens_baked(p: &Program, baked: Option<&crate::baked::BakedWeights
             _ => {
                 let j = pos[&o.node];
                 let port = o.port;
+                out_slots.push(quote! { (#j, #port) });
                 quote! { ::seqmodel::__private::exec::typed(values[#j][#port].view().f32()?)? }
             }
         })
@@ -389,7 +393,8 @@ pub fn model_tokens_baked(p: &Program, baked: Option<&crate::baked::BakedWeights
         },
     );
     let direct = direct::plan(p, &order);
-    let step = step_tokens(p, &ret, n_slots, direct.as_ref().map(|d| &d.step_one));
+    let out_slots = quote! { &[#(#out_slots),*] };
+    let step = step_tokens(p, &ret, &out_slots, n_slots, direct.as_ref().map(|d| &d.step_one));
     let reset_body = match &direct {
         Some(d) => d.reset.clone(),
         None => quote! {
@@ -699,11 +704,12 @@ pub(crate) fn step_signatures(ranks: &[Option<usize>], bodies: StepBodies) -> To
 }
 
 /// `step` and `run_step`, and `streams` and `step_streams` (many streams of the model, one
-/// step each, as one batch); `outputs` reads the outputs from `values`, `slots` counts the
-/// nodes' output buffers.
+/// step each, as one batch); `outputs` reads the outputs from `values`, `out_slots` lists
+/// where they are (`(slot, port)`), `slots` counts the nodes' output buffers.
 fn step_tokens(
     p: &Program,
     outputs: &TokenStream,
+    out_slots: &TokenStream,
     slots: usize,
     direct_step: Option<&TokenStream>,
 ) -> TokenStream {
@@ -787,8 +793,11 @@ fn step_tokens(
                     ::seqmodel::__private::exec::Signature { batch: ::core::option::Option::None, ..SIGNATURE };
                 let x: ::seqmodel::ndarray::ArrayView2<'_, f32> = x.into();
                 let x = x.insert_axis(::seqmodel::ndarray::Axis(1)).into_dyn();
-                let (states, workspace) = streams.for_step(#name, Self::FINGERPRINT, #input, x.shape()[0])?;
-                Self::forward(&self.prepared, states, workspace, &STREAMS, x)?;
+                // The weight count is the multiply-adds per stream and step of dense and
+                // recurrent layers: what decides whether the streams split across threads.
+                streams.step(#name, Self::FINGERPRINT, #input, x, Self::PARAMS, #out_slots, |states, workspace, x| {
+                    Self::forward(&self.prepared, states, workspace, &STREAMS, x)
+                })?;
                 let values = &streams.workspace().values;
                 let out: #run_view_ty = #outputs;
                 ::core::result::Result::Ok(#ret)

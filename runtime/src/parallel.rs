@@ -59,15 +59,53 @@ pub(crate) fn on_one_thread<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
-/// Runs `f` with a scope whose spawned work goes to the `threads - 1` helper threads of
-/// that count while `f` runs on this thread (which takes its own share, as the caller of a
-/// split product does); returns when all of it has finished.
+/// Runs every job of `jobs` as one share of work that is split across threads (each with
+/// [`num_threads`] at 1): the last on this thread, the others on the `threads - 1` helper
+/// threads; returns when all have finished.
+///
+/// The calling thread waits for the helpers spinning (for up to a millisecond, then
+/// blocking): blocking on the scope's latch and being woken cost it 40-60 µs on this VM,
+/// which made 256 streams stepped as two shares only 1.2-1.4x faster than as one batch (spinning:
+/// 1.6-1.8x).
 ///
 /// # Panics
 /// If the helper threads cannot be started (the operating system refused a thread), or if
-/// spawned work panicked.
-pub(crate) fn in_scope<'s, R>(threads: usize, f: impl FnOnce(&rayon::Scope<'s>) -> R) -> R {
-    helpers(threads).in_place_scope(f)
+/// a job panicked.
+pub(crate) fn run_jobs<F: FnOnce() + Send>(threads: usize, jobs: impl IntoIterator<Item = F>) {
+    use std::sync::atomic::AtomicUsize;
+    /// Counts a spawned job as finished even if it unwinds.
+    struct Finished<'a>(&'a AtomicUsize);
+    impl Drop for Finished<'_> {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::Release);
+        }
+    }
+    let finished = AtomicUsize::new(0);
+    helpers(threads).in_place_scope(|scope| {
+        let finished = &finished;
+        let mut jobs = jobs.into_iter().peekable();
+        let mut spawned = 0;
+        while let Some(job) = jobs.next() {
+            if jobs.peek().is_some() {
+                spawned += 1;
+                scope.spawn(move |_| {
+                    let _finished = Finished(finished);
+                    on_one_thread(job);
+                });
+            } else {
+                on_one_thread(job);
+            }
+        }
+        let start = std::time::Instant::now();
+        let mut spins = 0u32;
+        while finished.load(Ordering::Acquire) < spawned {
+            std::hint::spin_loop();
+            spins = spins.wrapping_add(1);
+            if spins.is_multiple_of(1024) && start.elapsed() > std::time::Duration::from_millis(1) {
+                break; // the scope's end blocks until the rest have finished
+            }
+        }
+    });
 }
 
 /// The pool of `threads - 1` helper threads (at least one), started on first use.
@@ -87,4 +125,29 @@ fn helpers(threads: usize) -> std::sync::Arc<rayon::ThreadPool> {
     let pool = std::sync::Arc::new(pool);
     pools.push((helpers, pool.clone()));
     pool
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_job_runs_once_on_one_thread_each() {
+        for threads in [1, 2, 3] {
+            let mut out = [0usize; 7];
+            let jobs = out.iter_mut().enumerate().map(|(i, slot)| move || *slot = (i + 1) * num_threads());
+            run_jobs(threads, jobs);
+            // Each job ran, inside a share (one thread for its own products).
+            assert_eq!(out, [1, 2, 3, 4, 5, 6, 7], "at {threads} threads");
+        }
+    }
+
+    #[test]
+    fn a_panicking_helper_job_is_the_callers_panic_not_a_hang() {
+        let caught = std::panic::catch_unwind(|| {
+            let jobs = (0..2).map(|i| move || assert!(i != 0, "job {i} fails"));
+            run_jobs(2, jobs);
+        });
+        assert!(caught.is_err());
+    }
 }

@@ -135,17 +135,11 @@ fn split_rows(m: usize, k: usize, n: usize, a: Lhs<'_>, c: &mut [f32], product: 
         return;
     }
     let per = m.div_ceil(threads);
-    crate::parallel::in_scope(threads, |scope| {
-        let mut shares = c[..m * n].chunks_mut(per * n).enumerate().peekable();
-        while let Some((share, c_rows)) = shares.next() {
-            let (r, a_rows) = (c_rows.len() / n, a.rows_from(share * per, k));
-            if shares.peek().is_some() {
-                scope.spawn(move |_| product(r, a_rows, c_rows));
-            } else {
-                product(r, a_rows, c_rows);
-            }
-        }
+    let jobs = c[..m * n].chunks_mut(per * n).enumerate().map(|(share, c_rows)| {
+        let (r, a_rows) = (c_rows.len() / n, a.rows_from(share * per, k));
+        move || product(r, a_rows, c_rows)
     });
+    crate::parallel::run_jobs(threads, jobs);
 }
 
 /// A right-hand factor multiplied many times, such as a recurrent kernel at every time step,

@@ -307,19 +307,13 @@ fn adam(step: AdamStep, s: AdamSlices<'_>) {
     let per = w.len().div_ceil(threads);
     let mut v_max = v_max.map(|x| x.chunks_mut(per));
     let mut sq = sq.map(|x| x.chunks(per));
-    crate::parallel::in_scope(threads, |scope| {
-        let chunks = w.chunks_mut(per).zip(m.chunks_mut(per)).zip(v.chunks_mut(per)).zip(g.chunks(per));
-        let mut chunks = chunks.peekable();
-        while let Some((((w, m), v), g)) = chunks.next() {
-            let (v_max, sq) = (v_max.as_mut().and_then(Iterator::next), sq.as_mut().and_then(Iterator::next));
-            let chunk = AdamSlices { w, m, v, v_max, g, sq };
-            if chunks.peek().is_some() {
-                scope.spawn(move |_| adam_chunk(step, chunk));
-            } else {
-                adam_chunk(step, chunk);
-            }
-        }
+    let chunks = w.chunks_mut(per).zip(m.chunks_mut(per)).zip(v.chunks_mut(per)).zip(g.chunks(per));
+    let jobs = chunks.map(|(((w, m), v), g)| {
+        let (v_max, sq) = (v_max.as_mut().and_then(Iterator::next), sq.as_mut().and_then(Iterator::next));
+        let chunk = AdamSlices { w, m, v, v_max, g, sq };
+        move || adam_chunk(step, chunk)
     });
+    crate::parallel::run_jobs(threads, jobs);
 }
 
 /// [`adam`] on one chunk, on this thread.

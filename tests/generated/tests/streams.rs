@@ -152,3 +152,38 @@ fn wrong_streams_and_inputs_are_errors_that_say_so() {
     let e = model.step_streams(&mut none, &Array2::<f32>::zeros((0, 8))).unwrap_err();
     assert!(e.to_string().contains("no rows"), "{e}");
 }
+
+/// Enough streams of `Generator` that a step splits across two threads (the split needs
+/// streams × weights ≥ 2²¹), and not a multiple of two: the shares differ by one stream.
+const MANY: usize = 3_901;
+
+#[test]
+fn streams_split_across_threads_step_as_their_own_models_would() {
+    let model = Generator::random(7);
+    let mut streams = model.streams(MANY);
+    let mut refs = Separate::new(&model, MANY + 1);
+    let mut rows: Vec<usize> = (0..MANY).collect();
+    let mut clock = vec![0usize; MANY + 1];
+    seqmodel::set_num_threads(2);
+    step_all(&model, &mut streams, &rows, &mut refs, &mut clock);
+    assert_eq!(streams.shares(), 2, "{MANY} streams split at two threads");
+    step_all(&model, &mut streams, &rows, &mut refs, &mut clock);
+    // Reset, added and removed while split: the states come together and split again.
+    streams.reset(MANY - 1).unwrap();
+    refs.0[MANY - 1].reset_states();
+    clock[MANY - 1] = 0;
+    streams.resize(MANY + 1);
+    rows.push(MANY);
+    streams.swap_remove(3).unwrap();
+    rows.swap_remove(3);
+    step_all(&model, &mut streams, &rows, &mut refs, &mut clock);
+    assert_eq!(streams.shares(), 2);
+    // Back on one thread, the same states as one batch, then split again.
+    seqmodel::set_num_threads(1);
+    step_all(&model, &mut streams, &rows, &mut refs, &mut clock);
+    assert_eq!(streams.shares(), 1);
+    seqmodel::set_num_threads(2);
+    step_all(&model, &mut streams, &rows, &mut refs, &mut clock);
+    assert_eq!(streams.shares(), 2);
+    seqmodel::set_num_threads(0);
+}

@@ -8,7 +8,6 @@ use seqmodel_ir::{Activation, CellKind};
 
 use super::{RnnTape, split_recurrent, step_rows};
 use crate::kernels::{FixedRhs, activation, matmul, matmul_transposed_a, matmul_transposed_b, transpose};
-use crate::parallel::on_one_thread;
 use crate::pool;
 
 /// The weights of one recurrent layer in Keras's layout.
@@ -117,17 +116,8 @@ pub fn backward(
             ctx.run(out, Some((&mut drec_all, &mut dr_h)));
         }
     } else {
-        crate::parallel::in_scope(outs.len(), |scope| {
-            let ctx = &ctx;
-            let mut rest = outs.into_iter();
-            let mine = rest.next();
-            for out in rest {
-                scope.spawn(move |_| on_one_thread(|| ctx.run(out, None)));
-            }
-            if let Some(out) = mine {
-                on_one_thread(|| ctx.run(out, None));
-            }
-        });
+        let ctx = &ctx;
+        crate::parallel::run_jobs(outs.len(), outs.into_iter().map(|out| move || ctx.run(out, None)));
     }
     if let CellKind::Gru { reset_after: false } = a.cell {
         for i in 0..u {

@@ -9,7 +9,6 @@ use seqmodel_ir::{Activation, CellKind, RnnAttrs};
 
 use super::{RnnTape, RnnWeights, step_rows};
 use crate::kernels::{Start, activation, matmul_prepacked, simd};
-use crate::parallel::on_one_thread;
 use crate::pool;
 
 /// What a recurrent layer computed.
@@ -405,13 +404,14 @@ fn run_shares_recording(
     }
     let lstm_c = !c.is_empty();
     let mut helper_scratch = std::mem::take(&mut scratch.shares);
-    crate::parallel::in_scope(threads, |scope| {
+    {
         let mut h_rest = h;
         let mut c_rest = c;
         let mut last_rest = last;
         let mut seq_rest = sequence;
         let mut helpers = helper_scratch.iter_mut();
-        for i in 0..shares {
+        let mut own_scratch = Some(&mut *scratch);
+        let jobs = (0..shares).map(|i| {
             let b0 = i * per;
             let rows_here = per.min(b - b0);
             let (h_i, h_next) = std::mem::take(&mut h_rest).split_at_mut(rows_here * u);
@@ -439,15 +439,13 @@ fn run_shares_recording(
                 c: c_i,
             };
             let step = step_of(b0, rows_here);
-            if i + 1 < shares {
-                let helper = helpers.next().expect("one work buffer per helper share");
-                scope.spawn(move |_| on_one_thread(|| recur(a, w, t, zero_masked, helper, rows, step)));
-            } else {
-                // The calling thread takes the last share.
-                on_one_thread(|| recur(a, w, t, zero_masked, &mut *scratch, rows, step));
-            }
-        }
-    });
+            // The calling thread takes the last share, with the layer's own work buffers.
+            let work = if i + 1 < shares { helpers.next() } else { own_scratch.take() };
+            let work = work.expect("one work buffer per share");
+            move || recur(a, w, t, zero_masked, work, rows, step)
+        });
+        crate::parallel::run_jobs(threads, jobs);
+    }
     scratch.shares = helper_scratch;
 }
 
