@@ -113,10 +113,24 @@ impl WithSimd for Pack<'_> {
         assert!(b.holds(k, n), "PackedB::pack: too few elements for a {k}×{n} matrix");
         let width = 2 * lanes::<S>();
         // Every panel is written whole but the last one's padding columns, zeroed here.
-        let data = packed.data.overwritten(n.div_ceil(width) * k * width);
-        match b {
-            RhsData::RowMajor(b) => pack_block(s, b, n, (0, k), (0, n), data),
-            RhsData::Transposed(b_t) => pack_block_transposed(s, b_t, k, (0, k), (0, n), data),
+        let panels = n.div_ceil(width);
+        let data = packed.data.overwritten(panels * k * width);
+        let pack = move |(c0, nc): (usize, usize), buf: &mut [f32]| match b {
+            RhsData::RowMajor(b) => pack_block(s, b, n, (0, k), (c0, nc), buf),
+            RhsData::Transposed(b_t) => pack_block_transposed(s, b_t, k, (0, k), (c0, nc), buf),
+        };
+        // A large matrix (the 512 × 10,000 output gradient of lm-gru, packed for the split
+        // product of its weight gradient) is packed in runs of panels on every thread.
+        let threads = if k * n >= PARALLEL_MIN_PACKED { crate::num_threads().min(panels) } else { 1 };
+        if threads > 1 {
+            let per = panels.div_ceil(threads);
+            let jobs = data.chunks_mut((per * k * width).max(1)).enumerate().map(|(i, buf)| {
+                let c0 = i * per * width;
+                move || pack((c0, (n - c0).min(per * width)), buf)
+            });
+            crate::parallel::run_jobs(threads, jobs);
+        } else {
+            pack((0, n), data);
         }
         let ragged = n % width;
         if ragged > 0 {
@@ -127,6 +141,9 @@ impl WithSimd for Pack<'_> {
         (packed.k, packed.n, packed.width) = (k, n, width);
     }
 }
+
+/// Matrices of at least this many floats (4 MiB) are packed on every thread.
+const PARALLEL_MIN_PACKED: usize = 1 << 20;
 
 /// Columns per panel on this CPU: two vectors of the widest instruction set available.
 pub fn panel_width() -> usize {
@@ -834,6 +851,29 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_large_matrix_packed_on_two_threads_multiplies_as_the_naive_loop() {
+        // Over `PARALLEL_MIN_PACKED` floats and a ragged last panel, from row-major and
+        // transposed data.
+        let (m, k, n) = (3, 64, 16_411);
+        assert!(k * n >= PARALLEL_MIN_PACKED);
+        let (a, b, c0) = super::super::matmul::random_operands(m, k, n, 11);
+        let b_t: Vec<f32> = (0..n * k).map(|i| b[(i % k) * n + i / k]).collect();
+        let mut want = c0.clone();
+        matmul_reference(m, k, n, &a, &b, &mut want, true);
+        crate::set_num_threads(2);
+        for data in [RhsData::RowMajor(&b), RhsData::Transposed(&b_t)] {
+            let mut packed = PackedB::default();
+            packed.pack_from(k, n, data);
+            let mut got = c0.clone();
+            matmul_packed(m, &a, &packed, &mut got, Start::accumulate(true));
+            for (g, w) in got.iter().zip(&want) {
+                assert!((g - w).abs() <= 1e-5 * (1.0 + k as f32), "{g} vs {w}");
+            }
+        }
+        crate::set_num_threads(0);
     }
 
     #[test]
