@@ -51,8 +51,8 @@ pub enum Prepared {
         /// Bias, if any.
         bias: Option<Vec<f32>>,
     },
-    /// A recurrent layer.
-    Rnn(rnn::RnnWeights),
+    /// A recurrent layer (boxed: its packed matrices make it the largest variant by far).
+    Rnn(Box<rnn::RnnWeights>),
     /// Forward and backward layers (boxed: two layers' weights make the largest variant).
     Bidirectional(Box<(rnn::RnnWeights, rnn::RnnWeights)>),
     /// The embedding table.
@@ -101,7 +101,7 @@ pub fn prepare(op: &Op, w: &WeightStore, prefix: &str) -> Result<Option<Prepared
             kernel: FixedRhs::new(*input_dim, *units, ws[0]),
             bias: use_bias.then(|| ws[1].to_vec()),
         },
-        Op::Rnn(a) | Op::RepeatRnn { rnn: a, .. } => Prepared::Rnn(rnn(a, &ws)),
+        Op::Rnn(a) | Op::RepeatRnn { rnn: a, .. } => Prepared::Rnn(Box::new(rnn(a, &ws))),
         Op::Bidirectional { forward, backward, .. } => {
             let (f, b) = ws.split_at(if forward.use_bias { 3 } else { 2 });
             Prepared::Bidirectional(Box::new((rnn(forward, f), rnn(backward, b))))
