@@ -37,6 +37,20 @@ fn conformance_passes_every_layers_case() {
     assert!(last.contains(" 0 failed"), "{last}");
 }
 
+/// This repository's own Keras cases (`tests/keras`: operations between layers, masks
+/// computed in the graph, a training through them), made by `tests/keras/make_cases.py`.
+#[test]
+fn conformance_passes_every_operations_case() {
+    let dir = root().join("tests/keras");
+    let out = seqc().arg("conformance").arg(&dir).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    let last = stdout.lines().last().unwrap();
+    let passed: usize = last.split(' ').next().unwrap().parse().unwrap();
+    assert!(passed >= 9, "{last}");
+    assert!(last.contains(" 0 failed"), "{last}");
+}
+
 #[test]
 fn check_accepts_every_example() {
     let mut files: Vec<PathBuf> =

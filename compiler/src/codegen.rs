@@ -147,10 +147,7 @@ fn graph_desc(p: &Program) -> TokenStream {
         });
         let outs = p.types[n].iter().map(|t| {
             let dims = t.dims.iter().map(|d| dim_tokens(*d));
-            let dt = match t.dtype {
-                ir::DType::F32 => quote! { ::seqmodel::ir::DType::F32 },
-                ir::DType::I32 => quote! { ::seqmodel::ir::DType::I32 },
-            };
+            let dt = dtype_tokens(t.dtype);
             quote! { (&[#(#dims),*], #dt) }
         });
         quote! {
@@ -232,10 +229,7 @@ pub fn model_tokens_baked(p: &Program, baked: Option<&crate::baked::BakedWeights
         .collect();
     let inputs_sig = p.inputs.iter().map(|i| {
         let n = &i.name;
-        let dt = match i.ty.dtype {
-            ir::DType::F32 => quote! { ::seqmodel::ir::DType::F32 },
-            ir::DType::I32 => quote! { ::seqmodel::ir::DType::I32 },
-        };
+        let dt = dtype_tokens(i.ty.dtype);
         let dims = i.ty.dims.iter().map(|d| dim_tokens(*d));
         quote! { ::seqmodel::__private::exec::InputSig { name: #n, dtype: #dt, dims: &[#(#dims),*] } }
     });
@@ -840,11 +834,20 @@ pub(crate) fn lifetimes(prefix: &str, n: usize) -> Vec<syn::Lifetime> {
     (0..n).map(|k| lifetime(prefix, k)).collect()
 }
 
-/// The element type of `dtype`.
+/// The element type of `dtype` (booleans are held as floats 0 and 1).
 fn elem_type(dtype: ir::DType) -> TokenStream {
     match dtype {
-        ir::DType::F32 => quote! { f32 },
+        ir::DType::F32 | ir::DType::Bool => quote! { f32 },
         ir::DType::I32 => quote! { i32 },
+    }
+}
+
+/// `::seqmodel::ir::DType::…` for `dtype`.
+fn dtype_tokens(dtype: ir::DType) -> TokenStream {
+    match dtype {
+        ir::DType::F32 => quote! { ::seqmodel::ir::DType::F32 },
+        ir::DType::I32 => quote! { ::seqmodel::ir::DType::I32 },
+        ir::DType::Bool => quote! { ::seqmodel::ir::DType::Bool },
     }
 }
 

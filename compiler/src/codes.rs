@@ -75,7 +75,7 @@ codes! {
     "SM0106" => "layer called without its input",
     "A layer instance must be applied to a tensor.\n\nWrong:\n    LSTM(4)()\nRight:\n    LSTM(4)(x)";
     "SM0107" => "slicing something that is not a tensor",
-    "Time slices (`h[-3:]`, `h[-1]`) apply to tensors only.\n\nWrong:\n    LSTM[-1]\nRight:\n    h = x -> LSTM(4, return_sequences=true); h[-1]";
+    "Slices and indexes (`h[-3:]`, `h[-1]`, `h[:, ::2]`) apply to tensors only.\n\nWrong:\n    LSTM[-1]\nRight:\n    h = x -> LSTM(4, return_sequences=true); h[-1]";
     "SM0108" => "applying something that is not a layer",
     "The right side of `->` must be a constructed layer or a model; a bare layer type needs its arguments.\n\nWrong:\n    x -> LSTM\nRight:\n    x -> LSTM(4)";
     "SM0109" => "two layers with one name",
@@ -102,10 +102,10 @@ codes! {
     "Recurrent layers, Masking and time layers need a sequence `[T, features]`. A recurrent layer without `return_sequences=true` gives only its last step.\n\nWrong:\n    x -> LSTM(16) -> LSTM(4)\nRight:\n    x -> LSTM(16, return_sequences=true) -> LSTM(4)";
     "SM0303" => "feature size not fixed",
     "Weighted layers need a fixed number of input features (the last dimension) to size their weights.\n\nWrong:\n    model M(x: [T, F]) -> [T, 4] { x -> Dense(4) }\nRight:\n    model M(x: [T, 3]) -> [T, 4] { x -> Dense(4) }";
-    "SM0304" => "integer ids where floats are needed, or the reverse",
-    "Token ids (`of i32`) go through an `Embedding` first; `Embedding` needs ids.\n\nWrong:\n    model M(x: [T] of i32) -> [4] { x -> LSTM(4) }\nRight:\n    model M(x: [T] of i32) -> [4] { x -> Embedding(100, 8) -> LSTM(4) }";
-    "SM0305" => "time slice out of range",
-    "A slice or a crop asks for steps the sequence does not have, or leaves none.\n\nWrong:\n    model M(x: [4, 2]) -> [2] { h = x -> LSTM(2, return_sequences=true); h[7] }\nRight:\n    model M(x: [4, 2]) -> [2] { h = x -> LSTM(2, return_sequences=true); h[3] }";
+    "SM0304" => "the wrong element type: integer ids or booleans where floats are needed, or the reverse",
+    "Token ids (`of i32`) go through an `Embedding` first; `Embedding` needs ids. Booleans (`of bool`, what a comparison such as `NotEqual(0)` gives) are masks: pass them as a call's `mask=`, combine them with `LogicalAnd`, or turn them into floats with `Cast(\"float32\")`.\n\nWrong:\n    model M(x: [T] of i32) -> [4] { x -> LSTM(4) }\nRight:\n    model M(x: [T] of i32) -> [4] { x -> Embedding(100, 8) -> LSTM(4) }";
+    "SM0305" => "slice or index out of range",
+    "A slice, an index or a crop asks for positions the tensor does not have, or leaves none; over a length known only at run time, a slice must be sizable from its bounds (both counted from one end, or from the front to the back).\n\nWrong:\n    model M(x: [4, 2]) -> [2] { h = x -> LSTM(2, return_sequences=true); h[7] }\nRight:\n    model M(x: [4, 2]) -> [2] { h = x -> LSTM(2, return_sequences=true); h[3] }";
     "SM0306" => "wrong initial state",
     "`initial_state` takes a list with one `[units]` tensor per state: `[h, c]` for LSTM, `[h]` for GRU and SimpleRNN.\n\nWrong:\n    LSTM(4)(x, initial_state=[h])\nRight:\n    LSTM(4)(x, initial_state=[h, c])";
     "SM0307" => "wrong number of merge inputs",
@@ -114,8 +114,8 @@ codes! {
     "A layer instance has one set of weights, so every input it is applied to must have the feature size it was built for.\n\nWrong:\n    d = Dense(4); d(a3); d(b5)\nRight:\n    Dense(4)(a3); Dense(4)(b5)";
     "SM0309" => "merge inputs of different shapes",
     "Element-wise merges (`Add`, `Multiply`, ...) need inputs of one shape. Two different dimension names are different sizes: use one name if they are always equal.\n\nWrong:\n    model M(a: [T, 4], b: [S, 4]) -> [T, 4] { Add()([a, b]) }\nRight:\n    model M(a: [T, 4], b: [T, 4]) -> [T, 4] { Add()([a, b]) }";
-    "SM0310" => "Concatenate axis out of range",
-    "Keras counts the batch axis: -1 is the last axis, 1 the first after the batch; 0 (the batch) cannot be concatenated.\n\nWrong:\n    Concatenate(axis=3)([a, b])   // a, b: [T, 4]\nRight:\n    Concatenate(axis=-1)([a, b])";
+    "SM0310" => "axis out of range",
+    "Keras counts the batch axis: -1 is the last axis, 1 the first after the batch; 0 (the batch) cannot be concatenated, stacked or reduced.\n\nWrong:\n    Concatenate(axis=3)([a, b])   // a, b: [T, 4]\nRight:\n    Concatenate(axis=-1)([a, b])";
     "SM0311" => "Concatenate inputs do not line up",
     "Concatenated tensors need one rank and equal sizes on every axis but the concatenated one.\n\nWrong:\n    Concatenate()([a, b])   // a: [5, 4], b: [6, 2]\nRight:\n    Concatenate(axis=1)([a, c])   // a: [5, 4], c: [6, 4]";
     "SM0312" => "Concatenate of two run-time lengths",
@@ -132,6 +132,10 @@ codes! {
     "The target shape must hold exactly the values of the input (one `-1` takes whatever is left).\n\nWrong:\n    model M(x: [4, 6]) -> [5, 5] { x -> Reshape((5, 5)) }\nRight:\n    model M(x: [4, 6]) -> [12, 2] { x -> Reshape((-1, 2)) }";
     "SM0319" => "attention inputs that do not line up",
     "An attention layer scores each query step against each key step: the query and the key need the same features, the key and the value the same steps.\n\nWrong:\n    Attention()([q, v])   // q: [T, 4], v: [S, 6]\nRight:\n    Attention()([Dense(6)(q), v])";
+    "SM0320" => "a mask that does not fit its input",
+    "A call's `mask=` is a boolean `[T]` with one entry per step of the layer's input sequence (`true`: a real step), as a comparison gives it; `mask=None` removes the input's mask. For a layer called on a list, `mask=` is a list with one entry per input.\n\nWrong:\n    LSTM(4)(x, mask=ids)   // ids: [T] of i32\nRight:\n    LSTM(4)(x, mask=NotEqual(0)(ids))";
+    "SM0321" => "boolean model input",
+    "A model's inputs are floats or integer ids; a mask is computed inside the model from them (a boolean input cannot be passed).\n\nWrong:\n    model M(x: [T, 3], m: [T] of bool) -> [4] { LSTM(4)(x, mask=m) }\nRight:\n    model M(x: [T, 3]) -> [4] { LSTM(4)(x, mask=Any(axis=-1)(NotEqual(0.0)(x))) }";
     "SM0401" => "wrong number of model inputs",
     "A model call gives one tensor per declared input.\n\nWrong:\n    Pair(x)   // model Pair(a: [4], b: [4])\nRight:\n    Pair(x, y)";
     "SM0402" => "model input of the wrong type",

@@ -1,6 +1,6 @@
 //! A Keras `model.summary()`-like table of a checked program.
 
-use seqmodel_ir::{Op, Program, node_weight_specs};
+use seqmodel_ir::{LayerOp, Op, Program, node_weight_specs};
 use std::collections::HashSet;
 
 /// One row of the summary.
@@ -21,7 +21,8 @@ pub fn rows(p: &Program) -> Vec<Row> {
     let mut group: Option<String> = None;
     for n in p.topo_order() {
         let node = &p.graph[n];
-        if matches!(node.op, Op::FoldTime) {
+        // A call's `mask=` is part of the call, not a layer of its own.
+        if matches!(node.op, Op::FoldTime | Op::Layer(LayerOp::SetMask(_))) {
             continue;
         }
         let params: usize = node_weight_specs(node)
@@ -50,7 +51,7 @@ pub fn rows(p: &Program) -> Vec<Row> {
         group = None;
         let class = match &node.op {
             Op::UnfoldTime => "TimeDistributed",
-            Op::TimeSlice { .. } if node.layer == "slice" => "Slice",
+            Op::TimeSlice { .. } | Op::Layer(LayerOp::Slice(_)) if node.layer == "slice" => "Slice",
             op => op.kind_name(),
         };
         if matches!(node.op, Op::UnfoldTime) {

@@ -12,6 +12,12 @@ fn snippet(class: &str) -> Option<(&'static str, &'static str)> {
         "Cropping1D" => ("x: [6, 4]", "x -> Cropping1D(MASK)"),
         "ZeroPadding1D" => ("x: [6, 4]", "x -> ZeroPadding1D(MASK)"),
         "Concatenate" => ("x: [T, 4]", "Concatenate(MASK)([x, x])"),
+        "Mean" => ("x: [T, 4]", "Mean(axis=1{})(x)"),
+        "Sum" => ("x: [T, 4]", "Sum(axis=1{})(x)"),
+        "Max" => ("x: [T, 4]", "Max(axis=1{})(x)"),
+        "Min" => ("x: [T, 4]", "Min(axis=1{})(x)"),
+        "Any" => ("x: [T, 4]", "Any(axis=1{})(x)"),
+        "All" => ("x: [T, 4]", "All(axis=1{})(x)"),
         _ => return None,
     })
 }

@@ -66,6 +66,8 @@ pub enum DTypeAst {
     F32,
     /// 32-bit integer (token ids).
     I32,
+    /// Boolean (a mask).
+    Bool,
 }
 
 /// A tensor type without the batch dimension, `[T, 8] of f32`.
@@ -172,12 +174,13 @@ pub enum ExprKind {
         /// The span of the parenthesised argument list.
         args_span: Span,
     },
-    /// `x[a:b]` (time slice) or `x[i]` (one step).
+    /// `x[a:b]` (time slice), `x[i]` (one step), or one selection per axis after the
+    /// batch (`x[:, ::2]`, `x[..., -1]`).
     Index {
         /// The sliced tensor.
         base: Box<Expr>,
-        /// What is selected.
-        index: IndexKind,
+        /// What is selected, axis by axis from the first after the batch.
+        index: Vec<IndexKind>,
         /// The span of the brackets.
         index_span: Span,
     },
@@ -203,18 +206,22 @@ impl Expr {
     }
 }
 
-/// The selection inside `x[...]`.
+/// One axis's selection inside `x[...]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IndexKind {
-    /// `x[start:end]`, Python semantics, along time.
+    /// `start:end:step`, Python semantics (`x[2:]` along time).
     Slice {
-        /// Start step (negative counts from the end).
+        /// Start (negative counts from the end).
         start: Option<i64>,
-        /// End step, exclusive (negative counts from the end).
+        /// End, exclusive (negative counts from the end).
         end: Option<i64>,
+        /// Step (`None` when not written; 1 then, or 0 when written as 0, an error).
+        step: Option<i64>,
     },
-    /// `x[i]`: one step, the time dimension dropped.
+    /// `i`: one position, the axis dropped (`x[-1]`: the last step).
     Step(i64),
+    /// `...`: every axis not named.
+    Ellipsis,
 }
 
 /// A call argument, positional or `name=value`.

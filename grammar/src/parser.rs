@@ -288,7 +288,11 @@ fn tensor_type(pair: Pair<'_, Rule>) -> Result<TensorType, ParseError> {
             Rule::dim => dims.push(dim(p)?),
             Rule::kw_of => {}
             Rule::dtype => {
-                let d = if p.as_str() == "i32" { DTypeAst::I32 } else { DTypeAst::F32 };
+                let d = match p.as_str() {
+                    "i32" => DTypeAst::I32,
+                    "bool" => DTypeAst::Bool,
+                    _ => DTypeAst::F32,
+                };
                 dtype = Some((d, sp(&p)));
             }
             r => unreachable!("unexpected rule {r:?} in type"),
@@ -354,11 +358,14 @@ fn postfix(pair: Pair<'_, Rule>) -> Result<Expr, ParseError> {
                 Expr { kind: ExprKind::Call { callee: Box::new(e), args, args_span: suffix_span }, span }
             }
             Rule::index => {
-                let inner = suffix.into_inner().next().expect("index has one child");
-                let index = match inner.as_rule() {
-                    Rule::int => IndexKind::Step(number(&inner)?),
-                    _ => slice(inner)?,
-                };
+                let index = suffix
+                    .into_inner()
+                    .map(|item| match item.as_rule() {
+                        Rule::int => Ok(IndexKind::Step(number(&item)?)),
+                        Rule::ellipsis => Ok(IndexKind::Ellipsis),
+                        _ => slice(item),
+                    })
+                    .collect::<Result<_, _>>()?;
                 Expr { kind: ExprKind::Index { base: Box::new(e), index, index_span: suffix_span }, span }
             }
             r => unreachable!("unexpected suffix {r:?}"),
@@ -369,16 +376,22 @@ fn postfix(pair: Pair<'_, Rule>) -> Result<Expr, ParseError> {
 
 fn slice(pair: Pair<'_, Rule>) -> Result<IndexKind, ParseError> {
     let colon = pair.as_str().find(':').expect("a slice has a colon") + pair.as_span().start();
-    let (mut start, mut end) = (None, None);
+    let (mut start, mut end, mut step, mut after_step) = (None, None, None, false);
     for p in pair.into_inner() {
+        if p.as_rule() == Rule::step_sep {
+            after_step = true;
+            continue;
+        }
         let v = number(&p)?;
-        if p.as_span().start() < colon {
+        if after_step {
+            step = Some(v);
+        } else if p.as_span().start() < colon {
             start = Some(v);
         } else {
             end = Some(v);
         }
     }
-    Ok(IndexKind::Slice { start, end })
+    Ok(IndexKind::Slice { start, end, step })
 }
 
 fn arg(pair: Pair<'_, Rule>) -> Result<Arg, ParseError> {

@@ -302,15 +302,21 @@ impl Printer<'_> {
                 format!("{}({})", self.stage(callee), args.join(", "))
             }
             ExprKind::Index { base, index, .. } => {
-                let i = match index {
-                    IndexKind::Step(k) => k.to_string(),
-                    IndexKind::Slice { start, end } => format!(
-                        "{}:{}",
-                        start.map_or(String::new(), |s| s.to_string()),
-                        end.map_or(String::new(), |s| s.to_string())
-                    ),
-                };
-                format!("{}[{i}]", self.stage(base))
+                let bound = |b: &Option<i64>| b.map_or(String::new(), |s| s.to_string());
+                let items: Vec<String> = index
+                    .iter()
+                    .map(|i| match i {
+                        IndexKind::Step(k) => k.to_string(),
+                        IndexKind::Ellipsis => "...".into(),
+                        IndexKind::Slice { start, end, step: None } => {
+                            format!("{}:{}", bound(start), bound(end))
+                        }
+                        IndexKind::Slice { start, end, step } => {
+                            format!("{}:{}:{}", bound(start), bound(end), bound(step))
+                        }
+                    })
+                    .collect();
+                format!("{}[{}]", self.stage(base), items.join(", "))
             }
             ExprKind::Chain(stages) => stages.iter().map(|s| self.stage(s)).collect::<Vec<_>>().join(" -> "),
         }
@@ -375,6 +381,7 @@ fn tensor_type(t: &TensorType) -> String {
     match t.dtype {
         Some((DTypeAst::I32, _)) => format!("[{}] of i32", ds.join(", ")),
         Some((DTypeAst::F32, _)) => format!("[{}] of f32", ds.join(", ")),
+        Some((DTypeAst::Bool, _)) => format!("[{}] of bool", ds.join(", ")),
         None => format!("[{}]", ds.join(", ")),
     }
 }

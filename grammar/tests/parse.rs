@@ -33,7 +33,28 @@ fn arrows_calls_kwargs_slices_and_tuples() {
     let Stmt::Assign { targets, .. } = &body[0] else { panic!() };
     assert_eq!(targets.len(), 3);
     let Stmt::Expr(e) = &body[2] else { panic!() };
-    assert!(matches!(e.kind, ExprKind::Index { index: IndexKind::Slice { start: Some(-3), end: None }, .. }));
+    let ExprKind::Index { index, .. } = &e.kind else { panic!() };
+    assert_eq!(index, &[IndexKind::Slice { start: Some(-3), end: None, step: None }]);
+}
+
+#[test]
+fn indexes_take_steps_axes_and_the_ellipsis() {
+    let src =
+        "model M(x: [T, 4]) -> [2] { a = x[::2]; b = x[:, 1:-1:3]; c = x[..., -1]; d = x[-2:1:-1, 0,] a }";
+    let f = parse(src).unwrap();
+    let index = |i: usize| {
+        let Stmt::Assign { value, .. } = &f.models[0].body[i] else { panic!() };
+        let ExprKind::Index { index, .. } = &value.kind else { panic!() };
+        index.clone()
+    };
+    let all = IndexKind::Slice { start: None, end: None, step: None };
+    assert_eq!(index(0), [IndexKind::Slice { start: None, end: None, step: Some(2) }]);
+    assert_eq!(index(1), [all, IndexKind::Slice { start: Some(1), end: Some(-1), step: Some(3) }]);
+    assert_eq!(index(2), [IndexKind::Ellipsis, IndexKind::Step(-1)]);
+    assert_eq!(
+        index(3),
+        [IndexKind::Slice { start: Some(-2), end: Some(1), step: Some(-1) }, IndexKind::Step(0)]
+    );
 }
 
 #[test]

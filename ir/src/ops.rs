@@ -181,7 +181,9 @@ pub enum MergeMode {
     None,
 }
 
-/// Merge layers over several tensors of one shape (Concatenate along an axis).
+/// Merge layers over several tensors (Concatenate along an axis). The element-wise merges
+/// broadcast, as Keras's do: the inputs have one rank, and along each axis every size is
+/// the output's or 1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MergeKind {
     /// `Concatenate(axis)`: the axis counts the batch, Keras-style (-1 = last).
@@ -193,6 +195,8 @@ pub enum MergeKind {
     Add,
     /// `Subtract` (exactly two inputs).
     Subtract,
+    /// `Divide` (exactly two inputs): the first over the second (`keras.ops.divide`).
+    Divide,
     /// `Multiply`.
     Multiply,
     /// `Average`.
@@ -321,6 +325,7 @@ impl Op {
                 MergeKind::Concatenate { .. } => "Concatenate",
                 MergeKind::Add => "Add",
                 MergeKind::Subtract => "Subtract",
+                MergeKind::Divide => "Divide",
                 MergeKind::Multiply => "Multiply",
                 MergeKind::Average => "Average",
                 MergeKind::Maximum => "Maximum",

@@ -9,6 +9,8 @@ pub enum DType {
     F32,
     /// 32-bit signed integer (token ids).
     I32,
+    /// Boolean (a mask a graph computes, `NotEqual(0)(ids)`), held as floats 0 and 1.
+    Bool,
 }
 
 impl fmt::Display for DType {
@@ -16,6 +18,7 @@ impl fmt::Display for DType {
         f.write_str(match self {
             DType::F32 => "f32",
             DType::I32 => "i32",
+            DType::Bool => "bool",
         })
     }
 }
@@ -88,7 +91,7 @@ impl TensorType {
         let dims: Vec<String> = self.dims.iter().map(|d| d.display(symbols)).collect();
         match self.dtype {
             DType::F32 => format!("[{}]", dims.join(", ")),
-            DType::I32 => format!("[{}] of i32", dims.join(", ")),
+            dtype => format!("[{}] of {dtype}", dims.join(", ")),
         }
     }
 

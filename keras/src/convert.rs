@@ -423,6 +423,8 @@ impl Cx {
         // the config's order where it allows): linear in the calls whatever order the
         // config lists its layers in.
         let order = call_order(layers)?;
+        // The variables a mask may reach (see below).
+        let mut maybe_masked: HashSet<String> = HashSet::new();
         for (li, ni) in order {
             let l = &layers[li];
             let class = class_of(l)?;
@@ -431,33 +433,42 @@ impl Cx {
             let multi_node = nodes.len() > 1;
             let node = &nodes[ni];
             let (args, init) = node_inputs(node)?;
-            let arg_vars: Vec<String> = args
-                .iter()
-                .map(|(n, nn, t)| {
-                    let multi_out = outputs_count.get(n).copied().unwrap_or(1) > 1;
-                    let mn = by_name.get(n).is_some_and(|x| n_nodes(x) > 1);
-                    if by_name.get(n).is_some_and(|x| class_of(x).ok() == Some("InputLayer")) {
-                        input_var(n)
-                    } else {
-                        var(n, *nn, *t, multi_out, mn)
-                    }
-                })
-                .collect();
-            let init_vars: Vec<String> = init
-                .iter()
-                .map(|(n, nn, t)| {
-                    let multi_out = outputs_count.get(n).copied().unwrap_or(1) > 1;
-                    let mn = by_name.get(n).is_some_and(|x| n_nodes(x) > 1);
-                    var(n, *nn, *t, multi_out, mn)
-                })
-                .collect();
+            let ref_var = |(n, nn, t): &Ref| {
+                if by_name.get(n).is_some_and(|x| class_of(x).ok() == Some("InputLayer")) {
+                    return input_var(n);
+                }
+                let multi_out = outputs_count.get(n).copied().unwrap_or(1) > 1;
+                let mn = by_name.get(n).is_some_and(|x| n_nodes(x) > 1);
+                var(n, *nn, *t, multi_out, mn)
+            };
+            let mut arg_vars: Vec<String> = args.iter().map(ref_var).collect();
+            let init_vars: Vec<String> = init.iter().map(ref_var).collect();
+            let any_masked = arg_vars.iter().any(|v| maybe_masked.contains(v));
             if crate::ops::is_op(l) {
                 let target = var(&lname, ni, 0, false, multi_node);
-                body.push(format!(
-                    "{target} = {}",
-                    crate::ops::expr(class, &lname, cfg(l), node, &arg_vars)?
-                ));
+                let op = crate::ops::expr(class, &lname, cfg(l), node, &arg_vars)?;
+                body.push(format!("{target} = {}", op.text(any_masked)));
                 continue;
+            }
+            let kw = call_kwargs(node, class, &lname)?;
+            arg_vars.extend(kw.extra_inputs.iter().map(ref_var));
+            // The mask Keras recorded for the call (for layers whose call takes one): a
+            // tensor, or none, which the language must say when a mask may reach the input.
+            let mask_expr = match &kw.mask {
+                Some(MaskArg::One(Some(r))) => format!(", mask={}", ref_var(r)),
+                Some(MaskArg::List(ms)) if ms.iter().any(Option::is_some) => {
+                    let ms: Vec<String> =
+                        ms.iter().map(|m| m.as_ref().map_or_else(|| "None".to_string(), ref_var)).collect();
+                    format!(", mask=[{}]", ms.join(", "))
+                }
+                Some(_) if any_masked => ", mask=None".to_string(),
+                _ => String::new(),
+            };
+            if is_model_class(class) && !mask_expr.is_empty() {
+                return Err(ImportError::Unsupported {
+                    layer: lname.clone(),
+                    what: "a mask given to a nested model's call".into(),
+                });
             }
             let callee = if is_model_class(class) {
                 if !model_calls.contains_key(&lname) {
@@ -494,7 +505,22 @@ impl Cx {
                 format!(", initial_state=[{}]", init_vars.join(", "))
             };
             let lhs = if targets.len() == 1 { targets[0].clone() } else { targets.join(", ") };
-            body.push(format!("{lhs} = {callee}({input_expr}{init_expr})"));
+            body.push(format!("{lhs} = {callee}({input_expr}{init_expr}{mask_expr})"));
+            // Whether a mask may reach each output: a source of masks, a model (whose
+            // layers may hold one), a call given a mask, or a layer fed one (over-approximated:
+            // a `mask=None` too many changes nothing).
+            let source = class == "Masking"
+                || class == "Embedding" && cfg(l)["mask_zero"].as_bool() == Some(true)
+                || is_model_class(class) && makes_masks(l);
+            let masked_out = source
+                || match &kw.mask {
+                    Some(MaskArg::One(m)) => m.is_some(),
+                    Some(MaskArg::List(ms)) => ms.iter().any(Option::is_some),
+                    None => any_masked,
+                };
+            if masked_out {
+                maybe_masked.extend(targets);
+            }
         }
         let out_vars: Vec<String> = outputs
             .iter()
@@ -790,9 +816,12 @@ fn call_order(layers: &[J]) -> Result<Vec<(usize, usize)>> {
     let mut waiting = vec![0usize; calls.len()];
     let mut readers: Vec<Vec<usize>> = vec![Vec::new(); calls.len()];
     for (c, &(li, ni)) in calls.iter().enumerate() {
-        let (args, init) = node_inputs(&layers[li]["inbound_nodes"][ni])?;
+        let node = &layers[li]["inbound_nodes"][ni];
+        let (args, _) = node_inputs(node)?;
+        let mut kwargs = Vec::new();
+        collect_tensors(&node["kwargs"], &mut kwargs);
         let mut deps: Vec<usize> = Vec::new();
-        for (n, nn, _) in args.iter().chain(&init) {
+        for (n, nn, _) in args.iter().chain(&kwargs) {
             match index.get(&(n.clone(), *nn)) {
                 Some(&d) => deps.push(d),
                 None if inputs.contains(n) && *nn == 0 => {}
@@ -862,20 +891,98 @@ fn output_count(l: &J) -> usize {
 
 type Ref = (String, usize, usize);
 
-/// The tensors a node consumes: positional inputs and `initial_state`.
-fn node_inputs(node: &J) -> Result<(Vec<Ref>, Vec<Ref>)> {
-    fn collect(v: &J, out: &mut Vec<Ref>) {
-        match v {
-            J::Object(o) if o.get("class_name").and_then(J::as_str) == Some("__keras_tensor__") => {
-                let h = &v["config"]["keras_history"];
-                if let (Some(n), Some(a), Some(b)) = (h[0].as_str(), h[1].as_u64(), h[2].as_u64()) {
-                    out.push((n.to_string(), a as usize, b as usize));
-                }
+/// Whether a nested model may give a masked output: it holds a layer that makes masks
+/// (Masking, Embedding with `mask_zero`), a call given a mask, or such a model.
+fn makes_masks(model: &J) -> bool {
+    cfg(model)["layers"].as_array().is_some_and(|layers| {
+        layers.iter().any(|l| {
+            let class = l["class_name"].as_str().unwrap_or("");
+            class == "Masking"
+                || class == "Embedding" && cfg(l)["mask_zero"].as_bool() == Some(true)
+                || is_model_class(class) && makes_masks(l)
+                || l["inbound_nodes"].as_array().is_some_and(|nodes| {
+                    nodes.iter().any(|n| {
+                        let mut refs = Vec::new();
+                        collect_tensors(&n["kwargs"]["mask"], &mut refs);
+                        !refs.is_empty()
+                    })
+                })
+        })
+    })
+}
+
+/// Every Keras tensor in `v` (a tensor, or lists and objects holding tensors), in order.
+fn collect_tensors(v: &J, out: &mut Vec<Ref>) {
+    match v {
+        J::Object(o) if o.get("class_name").and_then(J::as_str) == Some("__keras_tensor__") => {
+            let h = &v["config"]["keras_history"];
+            if let (Some(n), Some(a), Some(b)) = (h[0].as_str(), h[1].as_u64(), h[2].as_u64()) {
+                out.push((n.to_string(), a as usize, b as usize));
             }
-            J::Array(a) => a.iter().for_each(|x| collect(x, out)),
-            _ => {}
+        }
+        J::Array(a) => a.iter().for_each(|x| collect_tensors(x, out)),
+        J::Object(o) => o.values().for_each(|x| collect_tensors(x, out)),
+        _ => {}
+    }
+}
+
+/// The mask Keras recorded for a call: one (a tensor or none) or one per input.
+enum MaskArg {
+    One(Option<Ref>),
+    List(Vec<Option<Ref>>),
+}
+
+/// What a call's keyword arguments say beyond `initial_state` (read by [`node_inputs`]).
+struct CallKwargs {
+    /// The `mask`, when the call records one.
+    mask: Option<MaskArg>,
+    /// Inputs given by keyword (`MultiHeadAttention`'s `key`), after the positional ones.
+    extra_inputs: Vec<Ref>,
+}
+
+/// Reads a call's keyword arguments: every one is understood, or the call is refused (a
+/// keyword the importer passed over would change the model without a word).
+fn call_kwargs(node: &J, class: &str, layer: &str) -> Result<CallKwargs> {
+    let unsupported = |what: String| ImportError::Unsupported { layer: layer.into(), what };
+    let one = |v: &J| -> Result<Option<Ref>> {
+        let mut refs = Vec::new();
+        collect_tensors(v, &mut refs);
+        match (v.is_null(), refs.len()) {
+            (true, _) => Ok(None),
+            (false, 1) => Ok(refs.pop()),
+            _ => Err(unsupported(format!("the call's mask {v}"))),
+        }
+    };
+    let mut out = CallKwargs { mask: None, extra_inputs: Vec::new() };
+    let Some(kwargs) = node["kwargs"].as_object() else { return Ok(out) };
+    for (key, v) in kwargs {
+        match key.as_str() {
+            "initial_state" | "use_causal_mask" => {}
+            "mask" => {
+                out.mask = Some(match v.as_array() {
+                    Some(items) => MaskArg::List(items.iter().map(one).collect::<Result<_>>()?),
+                    None => MaskArg::One(one(v)?),
+                })
+            }
+            "key" | "value" | "query" if class == "MultiHeadAttention" && !v.is_null() => {
+                let mut refs = Vec::new();
+                collect_tensors(v, &mut refs);
+                if key != "key" || refs.len() != 1 {
+                    return Err(unsupported(format!("`{key}=` given by keyword")));
+                }
+                out.extra_inputs.extend(refs);
+            }
+            "training" | "return_attention_scores" if matches!(v, J::Null | J::Bool(false)) => {}
+            _ if v.is_null() => {}
+            _ => return Err(unsupported(format!("the call argument `{key}={v}`"))),
         }
     }
+    Ok(out)
+}
+
+/// The tensors a node consumes: positional inputs and `initial_state`.
+fn node_inputs(node: &J) -> Result<(Vec<Ref>, Vec<Ref>)> {
+    let collect = collect_tensors;
     let mut args = Vec::new();
     let mut init = Vec::new();
     if let Some(a) = node.get("args") {

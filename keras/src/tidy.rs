@@ -68,6 +68,7 @@ fn declared(p: &Program, dims: &[Dim], dtype: DType) -> TensorType {
     let dtype = match dtype {
         DType::F32 => None,
         DType::I32 => Some((grammar::ast::DTypeAst::I32, none)),
+        DType::Bool => Some((grammar::ast::DTypeAst::Bool, none)),
     };
     TensorType { dims, dtype, span: none }
 }

@@ -171,13 +171,39 @@ fn keras_operations_import_as_language_forms() {
     seqmodel_compiler::compile(src).unwrap_or_else(|e| panic!("{}", e.render("i.seq", src, false)));
     let bad = model(vec![op("Mean", "m", serde_json::json!([t("x")]))], "m");
     let e = seqmodel_keras::convert(&bad, "3.15.1").unwrap_err();
-    assert_eq!(e.to_string(), "layer `m`: the Keras operation `Mean` is not supported");
-    let strided =
-        serde_json::json!({"class_name": "__slice__", "config": {"start": null, "stop": null, "step": 2}});
-    let bad = model(vec![op("GetItem", "g", serde_json::json!([t("x"), [full, strided]]))], "g");
-    assert!(
-        seqmodel_keras::convert(&bad, "3.15.1").unwrap_err().to_string().contains("only a slice or an index")
+    assert_eq!(e.to_string(), "layer `m`: `Mean` over every axis, the batch included is not supported");
+    let bad = model(vec![op("GetItem", "g", serde_json::json!([t("x"), [full, null, full]]))], "g");
+    assert!(seqmodel_keras::convert(&bad, "3.15.1").unwrap_err().to_string().contains("a new axis"));
+    let bad = model(vec![op("GetItem", "g", serde_json::json!([t("x"), [0, full]]))], "g");
+    assert!(seqmodel_keras::convert(&bad, "3.15.1").unwrap_err().to_string().contains("the batch axis"));
+    let bad = model(vec![op("Sqrt", "s", serde_json::json!([t("x")]))], "s");
+    assert_eq!(
+        seqmodel_keras::convert(&bad, "3.15.1").unwrap_err().to_string(),
+        "layer `s`: the Keras operation `Sqrt` is not supported"
     );
+}
+
+/// A call's keyword arguments are understood or refused by name: none is passed over.
+#[test]
+fn call_keywords_the_importer_does_not_know_are_errors() {
+    let t = |name: &str| serde_json::json!({"class_name": "__keras_tensor__", "config": {"keras_history": [name, 0, 0]}});
+    let with_kwargs = |kwargs: serde_json::Value| {
+        serde_json::json!({"class_name": "Functional", "config": {"name": "f", "layers": [
+            {"class_name": "InputLayer", "name": "x", "config": {"name": "x", "batch_shape": [null, 6, 3]}, "inbound_nodes": []},
+            {"class_name": "LSTM", "name": "l", "config": {"name": "l", "units": 2},
+             "inbound_nodes": [{"args": [t("x")], "kwargs": kwargs}]}],
+            "input_layers": [["x", 0, 0]], "output_layers": [["l", 0, 0]]}})
+    };
+    for ok in [serde_json::json!({"training": false, "mask": null}), serde_json::json!({"training": null})] {
+        seqmodel_keras::convert(&with_kwargs(ok), "3.15.1").unwrap();
+    }
+    for (kwargs, named) in [
+        (serde_json::json!({"training": true}), "training=true"),
+        (serde_json::json!({"constants": [t("x")]}), "constants="),
+    ] {
+        let e = seqmodel_keras::convert(&with_kwargs(kwargs), "3.15.1").unwrap_err().to_string();
+        assert!(e.contains(named), "{e}");
+    }
 }
 
 /// A `.keras` whose config inflates far beyond its compressed size is refused before it is

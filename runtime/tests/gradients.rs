@@ -476,3 +476,51 @@ fn rescaling() {
         Loss::MeanSquaredError,
     );
 }
+
+#[test]
+fn slices_with_steps_reversal_and_other_axes() {
+    check(
+        "model M(x: [7, 3]) -> [3, 2] { h = x -> Dense(4, activation=\"tanh\"); a = h[1::2, 0:4:2]; b = h[-2:0:-2, 1:3]; Add()([a, b]) -> Dense(2) }",
+        vec![f(&[2, 7, 3], 40)],
+        vec![f(&[2, 3, 2], 41)],
+        Loss::MeanSquaredError,
+    );
+    check(
+        "model M(x: [T, 3]) -> [2] { h = x -> LSTM(4, return_sequences=true); Concatenate()([h[::-1] -> LSTM(2), h[..., 1:3] -> LSTM(2), h[2, :2], h[-1, 3:]]) -> Dense(2) }",
+        vec![f(&[2, 6, 3], 42)],
+        vec![f(&[2, 2], 43)],
+        Loss::MeanSquaredError,
+    );
+}
+
+#[test]
+fn reductions_and_stacking() {
+    check(
+        "model M(x: [5, 3]) -> [2] { h = x -> LSTM(4, return_sequences=true); m = Mean(axis=1)(h); s = Sum(axis=1)(h); mx = Max(axis=1)(h); mn = Min(axis=-1, keepdims=true)(h) -> Flatten(); st = Stack(axis=1)([m, s, mx]) -> Flatten(); Concatenate()([st, mn, Stack(axis=-1)([m, mx]) -> Flatten()]) -> Dense(2) }",
+        vec![f(&[2, 5, 3], 44)],
+        vec![f(&[2, 2], 45)],
+        Loss::MeanSquaredError,
+    );
+}
+
+#[test]
+fn broadcast_merges_softmax_over_time_and_expand_dims() {
+    check(
+        "model M(x: [T, 3]) -> [2] { h = x -> LSTM(4, return_sequences=true); w = h -> Dense(1) -> Softmax(axis=1); c = Sum(axis=1)(Multiply()([w, h])); r = Mean(axis=1)(Divide()([h, Rescaling(scale=1.0, offset=2.0)(w)])); d = Subtract()([h, Mean(axis=1, keepdims=true)(h)]) -> Max(axis=1); e = ExpandDims(axis=-1)(c) -> Flatten(); Concatenate()([c, r, d, Maximum()([e, Minimum()([c, r])])]) -> Dense(2) }",
+        vec![f(&[2, 6, 3], 46)],
+        vec![f(&[2, 2], 47)],
+        Loss::MeanSquaredError,
+    );
+}
+
+#[test]
+fn masks_computed_in_the_graph() {
+    // Steps whose features average above 0 are real; the mask and a float copy of it steer
+    // the recurrences (no gradient flows into a comparison).
+    check(
+        "model M(x: [T, 3]) -> [4] { m = Greater(0.0)(Mean(axis=-1)(x)); h = LSTM(4, return_sequences=true)(x, mask=m); g = Multiply()([h, Cast(\"float32\")(m) -> ExpandDims(axis=-1)]); k = LogicalOr()([m, LogicalNot()(m)]); Concatenate()([LSTM(2)(g, mask=k), LSTM(2)(h, mask=None)]) }",
+        vec![f(&[3, 6, 3], 48)],
+        vec![f(&[3, 4], 49)],
+        Loss::MeanSquaredError,
+    );
+}

@@ -23,8 +23,11 @@ fn main() {
     let mut cases = Vec::new();
     // Every case of the recurrent suite must import; of the layers suite, those whose
     // layers seqmodel has (the test counts them, so a case that stops importing fails it).
-    for (suite, strict) in [("conformance", true), ("conformance-layers", false)] {
-        let conf = root.join("../shared").join(suite);
+    // And every case of this repository's own Keras suite (`tests/keras`, operations).
+    for (suite, strict) in
+        [("../shared/conformance", true), ("../shared/conformance-layers", false), ("tests/keras", true)]
+    {
+        let conf = root.join(suite);
         println!("cargo:rerun-if-changed={}", conf.display());
         let mut dirs: Vec<_> =
             std::fs::read_dir(&conf).map(|d| d.map(|e| e.unwrap().path()).collect()).unwrap_or_default();
@@ -66,6 +69,7 @@ fn main() {
                     seqmodel_compiler::ir::DType::I32 => {
                         format!("&i32s::<seqmodel::ndarray::{rank}>(&xs[{i}])?")
                     }
+                    seqmodel_compiler::ir::DType::Bool => unreachable!("a model input is never boolean"),
                 }
             })
             .collect();

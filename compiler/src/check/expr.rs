@@ -42,7 +42,7 @@ impl Elab<'_> {
             ast::ExprKind::Index { base, index, index_span } => {
                 let b = self.eval(scope, base);
                 match b {
-                    Value::Tensor(t) => layers::time::index(self, scope, &t, *index, *index_span, e.span),
+                    Value::Tensor(t) => layers::time::index(self, scope, &t, index, *index_span, e.span),
                     Value::Poison => Value::Poison,
                     other => {
                         self.emit(
@@ -153,6 +153,7 @@ impl Elab<'_> {
             Value::Layer(_) | Value::Model { .. } => {
                 let mut positional = Vec::new();
                 let mut initial_state = None;
+                let mut mask = None;
                 for a in args {
                     let v = self.eval(scope, &a.value);
                     match &a.name {
@@ -160,7 +161,18 @@ impl Elab<'_> {
                         Some(n) if n.name == "initial_state" && matches!(f, Value::Layer(_)) => {
                             initial_state = Some((v, a.span))
                         }
-                        Some(n) if n.name == "training" || n.name == "mask" => {}
+                        Some(n) if n.name == "mask" && matches!(f, Value::Layer(_)) => {
+                            mask = Some((v, a.span))
+                        }
+                        // Keras's default: the layer runs as inference runs it.
+                        Some(n) if n.name == "training" && matches!(v, Value::Bool(false) | Value::None) => {}
+                        Some(n) if n.name == "training" => {
+                            self.emit(
+                                Diagnostic::error("SM0104", a.span, format!("`training=` other than `false` when calling {}", f.describe()))
+                                    .with_label("not supported")
+                                    .with_note("a model runs as inference at `predict` and as training in its trainer; a call cannot force either"),
+                            );
+                        }
                         Some(n) => {
                             self.emit(
                                 Diagnostic::error("SM0104", n.span, format!("unexpected keyword `{}` when calling {}", n.name, f.describe()))
@@ -185,6 +197,10 @@ impl Elab<'_> {
                     _ => Value::List(positional.into_iter().map(|(v, _)| v).collect()),
                 };
                 let Value::Layer(id) = f else { unreachable!() };
+                let input = match mask {
+                    Some((m, mask_span)) => self.masked(scope, id, input, m, mask_span),
+                    None => input,
+                };
                 self.apply_layer(scope, id, input, args_span, initial_state, span)
             }
             Value::Poison => Value::Poison,
@@ -319,7 +335,7 @@ impl Elab<'_> {
         initial_state: Option<(Value, Span)>,
         span: Span,
     ) -> Value {
-        if matches!(x, Value::Poison) {
+        if x.has_poison() {
             return Value::Poison;
         }
         layers::apply(self, scope, id, x, layer_span, initial_state, span)
@@ -397,6 +413,41 @@ impl Elab<'_> {
                 }
                 Value::Poison
             }
+        }
+    }
+
+    /// The input of layer `id` with the call's `mask=` applied ([`layers::set_mask`]): `m`
+    /// a boolean tensor (or `None`, which removes the mask) for one input, a list with one
+    /// entry per input for a layer called on a list.
+    fn masked(&mut self, scope: &mut Scope, id: usize, input: Value, m: Value, span: Span) -> Value {
+        let layer = self.layers[id].name.clone();
+        let one = |cx: &mut Self, scope: &mut Scope, x: Value, m: Value| match (x, m) {
+            (Value::Tensor(x), Value::Tensor(m)) => layers::set_mask(cx, scope, &layer, &x, Some(&m), span),
+            (Value::Tensor(x), Value::None) => layers::set_mask(cx, scope, &layer, &x, None, span),
+            (Value::Poison, _) | (_, Value::Poison) => Value::Poison,
+            (x, m) => {
+                cx.emit(
+                    Diagnostic::error(
+                        "SM0320",
+                        span,
+                        format!("`mask=` gives {} for {}", m.describe(), x.describe()),
+                    )
+                    .with_label("not a mask for this input")
+                    .with_help(
+                        "a boolean [T] tensor (or `None`) for one input, a list of them for a list of inputs",
+                    ),
+                );
+                Value::Poison
+            }
+        };
+        match (input, m) {
+            (Value::List(xs), Value::List(ms)) if xs.len() == ms.len() => {
+                Value::List(xs.into_iter().zip(ms).map(|(x, m)| one(self, scope, x, m)).collect())
+            }
+            (Value::List(xs), Value::None) => {
+                Value::List(xs.into_iter().map(|x| one(self, scope, x, Value::None)).collect())
+            }
+            (x, m) => one(self, scope, x, m),
         }
     }
 

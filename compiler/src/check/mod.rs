@@ -211,7 +211,7 @@ impl<'a> Elab<'a> {
         let dims: Vec<String> = ty.dims.iter().map(|d| self.dims.show(*d)).collect();
         match ty.dtype {
             DType::F32 => format!("[{}]", dims.join(", ")),
-            DType::I32 => format!("[{}] of i32", dims.join(", ")),
+            dtype => format!("[{}] of {dtype}", dims.join(", ")),
         }
     }
 

@@ -40,6 +40,13 @@ pub(crate) fn compile_model<'a>(
     }
     for (i, p) in model.params.iter().enumerate() {
         let ty = declared_ty(&mut cx, &p.ty, &mut entry_dims, true);
+        if ty.dtype == DType::Bool {
+            cx.emit(
+                Diagnostic::error("SM0321", p.ty.span, format!("input `{}` is boolean", p.name.name))
+                    .with_label("a model input is `f32` or `i32`")
+                    .with_help("compute the mask inside the model, e.g. `Any(axis=-1)(NotEqual(0.0)(x))`"),
+            );
+        }
         let node = cx.add_node(
             Op::Input { index: i },
             &p.name.name,
@@ -187,6 +194,7 @@ pub(crate) fn declared_ty(
         .collect();
     let dtype = match t.dtype {
         Some((ast::DTypeAst::I32, _)) => DType::I32,
+        Some((ast::DTypeAst::Bool, _)) => DType::Bool,
         _ => DType::F32,
     };
     ITy { dims: ds, dtype }

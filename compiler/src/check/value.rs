@@ -78,6 +78,16 @@ pub enum Value {
 }
 
 impl Value {
+    /// Whether the value is, or holds, the result of an expression that already failed (so
+    /// what uses it reports nothing more).
+    pub fn has_poison(&self) -> bool {
+        match self {
+            Value::Poison => true,
+            Value::Tuple(items) | Value::List(items) => items.iter().any(Value::has_poison),
+            _ => false,
+        }
+    }
+
     /// A short description for messages ("a tensor", "a layer", ...).
     pub fn describe(&self) -> &'static str {
         match self {

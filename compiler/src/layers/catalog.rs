@@ -90,7 +90,7 @@ pub enum LayerKind {
     Dropout,
     /// `Concatenate`.
     Concatenate,
-    /// `Add`, `Subtract`, `Multiply`, `Average`, `Maximum`, `Minimum`.
+    /// `Add`, `Subtract`, `Divide`, `Multiply`, `Average`, `Maximum`, `Minimum`.
     Merge(MergeKind),
     /// A layer described in the IR (`seqmodel_ir::LayerOp`), whose rule is in
     /// [`super::described`].
@@ -305,6 +305,13 @@ pub static CLASSES: &[LayerClass] = &[
         name: "Subtract",
         kind: LayerKind::Merge(MergeKind::Subtract),
         snake: "subtract",
+        args: &[opt("name", Ignored)],
+        positional: 0,
+    },
+    LayerClass {
+        name: "Divide",
+        kind: LayerKind::Merge(MergeKind::Divide),
+        snake: "divide",
         args: &[opt("name", Ignored)],
         positional: 0,
     },

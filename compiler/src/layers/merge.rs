@@ -1,5 +1,5 @@
-//! Shape rules of the merge layers: Concatenate, Add, Subtract, Multiply, Average, Maximum,
-//! Minimum.
+//! Shape rules of the merge layers: Concatenate, Add, Subtract, Divide, Multiply, Average,
+//! Maximum, Minimum (the element-wise ones broadcasting sizes of 1).
 
 use seqmodel_grammar::Span;
 use seqmodel_ir::{DType, MergeKind, Op, Port};
@@ -30,10 +30,10 @@ pub(crate) fn apply(
         );
         return Value::Poison;
     };
-    let subtract = kind == Some(MergeKind::Subtract);
-    let arity_ok = if subtract { ts.len() == 2 } else { ts.len() >= 2 };
+    let two = matches!(kind, Some(MergeKind::Subtract | MergeKind::Divide));
+    let arity_ok = if two { ts.len() == 2 } else { ts.len() >= 2 };
     if !arity_ok {
-        let want = if subtract { "exactly 2" } else { "at least 2" };
+        let want = if two { "exactly 2" } else { "at least 2" };
         cx.emit(
             Diagnostic::error("SM0307", span, format!("`{class}` merges {want} tensors, {} given", ts.len()))
                 .with_label("wrong number of inputs")
@@ -51,15 +51,14 @@ pub(crate) fn apply(
         }
     }
     let (kind, ty) = if let Some(kind) = kind {
-        let first = ts[0].ty.clone();
-        for t in &ts[1..] {
-            if !cx.unify_ty(&t.ty, &first) {
-                let a = cx.show(&first);
-                let b = cx.show(&t.ty);
+        match broadcast_type(cx, &ts) {
+            Ok(ty) => (kind, ty),
+            Err(t) => {
+                let (a, b) = (cx.show(&ts[0].ty), cx.show(&t.ty));
                 let d = Diagnostic::error(
                     "SM0309",
                     span,
-                    format!("`{class}` needs inputs of one shape, found {a} and {b}"),
+                    format!("`{class}` needs inputs of one shape (or of size 1 where they differ), found {a} and {b}"),
                 )
                 .with_label("shapes differ")
                 .with_secondary(ts[0].origin.span, format!("{} is {a}", ts[0].origin.what))
@@ -69,7 +68,6 @@ pub(crate) fn apply(
                 return Value::Poison;
             }
         }
-        (kind, first)
     } else {
         let rank = ts[0].ty.dims.len() as i64;
         let ax = if axis < 0 { rank + axis } else { axis - 1 };
@@ -107,6 +105,40 @@ pub(crate) fn apply(
             declared: None,
         },
     })
+}
+
+/// The type of an element-wise merge of `ts` (one rank), broadcasting as Keras does: along
+/// each axis, the sizes that are not 1 are one size, which the output takes. The tensor that
+/// does not fit is the error.
+fn broadcast_type(cx: &mut Elab<'_>, ts: &[Tensor]) -> Result<ITy, Tensor> {
+    let rank = ts[0].ty.dims.len();
+    if let Some(t) = ts.iter().find(|t| t.ty.dims.len() != rank) {
+        return Err(t.clone());
+    }
+    // On a copy first, so a failure leaves no partial bindings.
+    let mut trial = cx.dims.clone();
+    let mut dims = Vec::with_capacity(rank);
+    for i in 0..rank {
+        let mut out: Option<D> = None;
+        for t in ts {
+            let d = t.ty.dims[i];
+            if trial.resolve(d) == D::Fixed(1) {
+                continue;
+            }
+            match out {
+                None => out = Some(d),
+                Some(o) => {
+                    if let Err(e) = trial.unify(d, o) {
+                        cx.dim_conflict = Some(e);
+                        return Err(t.clone());
+                    }
+                }
+            }
+        }
+        dims.push(out.unwrap_or(D::Fixed(1)));
+    }
+    cx.dims = trial;
+    Ok(ITy { dims, dtype: DType::F32 })
 }
 
 fn concat_type(cx: &mut Elab<'_>, ts: &[Tensor], ax: usize, span: Span) -> Option<ITy> {

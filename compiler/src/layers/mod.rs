@@ -14,6 +14,7 @@ mod described;
 pub mod merge;
 mod noise;
 mod norm;
+mod ops;
 mod pointwise;
 mod reshape;
 pub mod rnn;
@@ -22,6 +23,7 @@ pub mod time;
 pub use catalog::{ArgKind, ArgSpec, CLASSES, COMMON_IGNORED, LayerClass, class, classes};
 pub(crate) use config::too_large;
 pub use config::{Args, LayerCfg, MAX_SIZE, RawArg, bind_args, build_cfg};
+pub(crate) use ops::set_mask;
 
 use seqmodel_grammar::Span;
 
@@ -160,11 +162,20 @@ pub(crate) fn need_float(cx: &mut Elab<'_>, t: &Tensor, who: &str, span: Span) -
         return true;
     }
     let shown = cx.show(&t.ty);
+    let (found, label, help) = if t.ty.dtype == seqmodel_ir::DType::Bool {
+        (
+            "booleans",
+            "boolean input",
+            "a mask is passed as a call's `mask=`; as numbers it is `Cast(\"float32\")`",
+        )
+    } else {
+        ("integer tokens", "integer input", "map token ids to vectors first: `Embedding(vocab, dim)`")
+    };
     cx.emit(
-        Diagnostic::error("SM0304", span, format!("`{who}` needs float input, found integer tokens {shown}"))
-            .with_label("integer input")
+        Diagnostic::error("SM0304", span, format!("`{who}` needs float input, found {found} {shown}"))
+            .with_label(label)
             .with_secondary(t.origin.span, format!("{} is {shown}", t.origin.what))
-            .with_help("map token ids to vectors first: `Embedding(vocab, dim)`"),
+            .with_help(help),
     );
     false
 }

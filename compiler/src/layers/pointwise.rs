@@ -34,8 +34,13 @@ impl Rule for ActivationLayer {
 
     fn configure(class: &'static LayerClass, args: &Args, span: Span) -> Result<Self, Diagnostic> {
         let f = |name: &str, default: f64| args.float(name, default) as f32;
-        let mut a =
-            ActivationLayer { kind: ParamActivation::Relu, alpha: 0.0, max_value: None, threshold: 0.0 };
+        let mut a = ActivationLayer {
+            kind: ParamActivation::Relu,
+            alpha: 0.0,
+            max_value: None,
+            threshold: 0.0,
+            axis: None,
+        };
         match class.name {
             "LeakyReLU" => {
                 a.kind = ParamActivation::LeakyRelu;
@@ -62,14 +67,19 @@ impl Rule for ActivationLayer {
             }
             _ => {
                 a.kind = ParamActivation::Softmax;
-                if !matches!(args.ints("axis").as_deref(), None | Some([-1])) {
-                    return Err(conflict(
-                        args,
-                        "axis",
-                        span,
-                        "`Softmax` over another axis than the last is not supported".into(),
-                        "only axis=-1",
-                    ));
+                match args.ints("axis").as_deref() {
+                    None | Some([-1]) => {}
+                    // The axis as written until the input's rank is known (`infer` normalises it).
+                    Some([k]) if *k != 0 => a.axis = Some(*k as usize),
+                    Some(_) => {
+                        return Err(conflict(
+                            args,
+                            "axis",
+                            span,
+                            "`Softmax` normalises over one axis after the batch".into(),
+                            "one axis, not the batch",
+                        ));
+                    }
                 }
             }
         }
@@ -79,6 +89,18 @@ impl Rule for ActivationLayer {
     fn infer(&mut self, cx: &mut Elab<'_>, t: &Tensor, span: Span) -> Option<ITy> {
         let who =
             <Self as Rule>::CLASSES.iter().find(|c| c.name == seqmodel_ir::LayerAttrs::class_name(self));
+        if let Some(written) = self.axis {
+            let (rank, k) = (t.ty.dims.len() as i64, written as i64);
+            let axis = if k < 0 { k + rank } else { k - 1 };
+            if !(0..rank).contains(&axis) {
+                let msg =
+                    format!("`Softmax` axis {k} is out of range for {} (plus the batch)", cx.show(&t.ty));
+                cx.emit(Diagnostic::error("SM0310", span, msg).with_label("bad axis"));
+                return None;
+            }
+            // The last axis is the plain softmax.
+            self.axis = (axis + 1 < rank).then_some(axis as usize);
+        }
         need_float(cx, t, who.map_or("activation", |c| c.name), span).then(|| t.ty.clone())
     }
 }

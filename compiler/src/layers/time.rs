@@ -2,7 +2,7 @@
 //! stepping (`x[-3:]`, `x[-1]`), TimeDistributed.
 
 use seqmodel_grammar::{Span, ast::IndexKind};
-use seqmodel_ir::{DType, Op, Port};
+use seqmodel_ir::{Op, Port};
 
 use crate::check::{Elab, ITy, LayerInst, Origin, Scope, Tensor, Value, expr_unary, flatten_tensors};
 use crate::diagnostic::Diagnostic;
@@ -100,21 +100,30 @@ fn slice_len(
     }
 }
 
-/// `x[a:b]` and `x[i]` along time.
+/// `x[a:b]` and `x[i]` along time; any other index (several axes, a step, `...`) is a
+/// general slice ([`super::ops::slice`]).
 pub(crate) fn index(
     cx: &mut Elab<'_>,
     scope: &mut Scope,
     t: &Tensor,
-    index: IndexKind,
+    index: &[IndexKind],
     index_span: Span,
     span: Span,
 ) -> Value {
+    let index = match index {
+        [IndexKind::Slice { start, end, step: None | Some(1) }] => {
+            IndexKind::Slice { start: *start, end: *end, step: None }
+        }
+        [IndexKind::Step(i)] => IndexKind::Step(*i),
+        _ => return super::ops::slice(cx, scope, t, index, index_span, span),
+    };
     if !need_time(cx, t, "slicing", index_span) {
         return Value::Poison;
     }
     let steps = t.ty.dims[0];
     match index {
-        IndexKind::Slice { start, end } => match slice_len(cx, steps, start, end) {
+        IndexKind::Ellipsis => unreachable!("a general slice"),
+        IndexKind::Slice { start, end, .. } => match slice_len(cx, steps, start, end) {
             Ok((len, s, e)) => {
                 let ty = with_time(&t.ty, len);
                 expr_unary(
@@ -245,7 +254,7 @@ pub(crate) fn distribute(
     for o in outs {
         let mut dims = vec![t.ty.dims[0]];
         dims.extend(o.ty.dims.iter().copied());
-        let ty = ITy { dims, dtype: if o.ty.dtype == DType::I32 { DType::I32 } else { DType::F32 } };
+        let ty = ITy { dims, dtype: o.ty.dtype };
         let n = cx.add_node(
             Op::UnfoldTime,
             &inst.name,

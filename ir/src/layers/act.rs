@@ -31,8 +31,10 @@ pub struct ActivationLayer {
     pub max_value: Option<f32>,
     /// ReLU's `threshold`.
     pub threshold: f32,
+    /// Softmax's axis (0-based without the batch) when it is not the last.
+    pub axis: Option<usize>,
 }
-literal_struct!(ActivationLayer { kind, alpha, max_value, threshold });
+literal_struct!(ActivationLayer { kind, alpha, max_value, threshold, axis });
 
 impl LayerAttrs for ActivationLayer {
     const KERAS: &'static [(&'static str, &'static [WeightVar])] =

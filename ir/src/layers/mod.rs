@@ -11,6 +11,7 @@ mod conv;
 mod literal;
 mod noise;
 mod norm;
+mod ops;
 mod reshape;
 
 pub use act::*;
@@ -19,6 +20,7 @@ pub use conv::*;
 pub use literal::RustLiteral;
 pub use noise::*;
 pub use norm::*;
+pub use ops::*;
 pub use reshape::*;
 
 /// One weight variable of a layer, as Keras stores it (`vars/N` in Keras's order).
@@ -110,6 +112,14 @@ macro_rules! for_each_layer_op {
             Noise($crate::NoiseAttrs),
             Attention($crate::AttentionAttrs),
             MultiHeadAttention($crate::MhaAttrs),
+            Slice($crate::SliceAttrs),
+            Reduce($crate::ReduceAttrs),
+            Stack($crate::StackAttrs),
+            Compare($crate::CompareAttrs),
+            Logical($crate::LogicalAttrs),
+            Cast($crate::CastAttrs),
+            ExpandDims($crate::ExpandDimsAttrs),
+            SetMask($crate::SetMaskAttrs),
         }
     };
 }

@@ -9,6 +9,7 @@ mod conv;
 pub mod merge;
 mod noise;
 mod norm;
+mod ops;
 mod pointwise;
 pub mod recurrent;
 mod reshape;

@@ -1,7 +1,7 @@
 //! The activation layers with parameters (LeakyReLU, ELU, ReLU, Softmax) and PReLU, whose
 //! slopes are weights.
 
-use ndarray::{ArrayD, IxDyn};
+use ndarray::{ArrayD, Axis, IxDyn};
 use seqmodel_ir::{Activation, ActivationLayer, MAX_RANK, ParamActivation, PreluAttrs, RescalingAttrs};
 
 use super::{Backward, Grads, Layer, Params};
@@ -58,10 +58,10 @@ impl Layer for ActivationLayer {
         let y = f32_slot(out, 0, x.shape())?;
         y.assign(&x);
         let width = *x.shape().last().unwrap_or(&1);
-        let y = contiguous(y);
-        match self.kind {
-            ParamActivation::Softmax => activation::apply(Activation::Softmax, y, width),
-            _ => y.iter_mut().for_each(|v| *v = value_and_slope(self, *v).0),
+        match (self.kind, self.axis) {
+            (ParamActivation::Softmax, Some(axis)) => softmax_along(y, axis + 1),
+            (ParamActivation::Softmax, None) => activation::apply(Activation::Softmax, contiguous(y), width),
+            _ => contiguous(y).iter_mut().for_each(|v| *v = value_and_slope(self, *v).0),
         }
         out.truncate(1);
         set_mask(out, 0, ins[0].mask);
@@ -71,6 +71,12 @@ impl Layer for ActivationLayer {
     fn backward(&self, bw: &Backward<'_>) -> Result<Grads> {
         let dy = bw.dys[0].as_standard_layout();
         let dx = match self.kind {
+            ParamActivation::Softmax if self.axis.is_some() => {
+                let y = bw.ys[0].t.as_f32().expect("float output");
+                let mut dx = dy.to_owned();
+                softmax_backward_along(y, &mut dx, self.axis.unwrap_or(0) + 1);
+                dx
+            }
             ParamActivation::Softmax => {
                 let y = bw.ys[0].t.as_f32().expect("float output").as_standard_layout();
                 let width = *y.shape().last().unwrap_or(&1);
@@ -93,6 +99,26 @@ impl Layer for ActivationLayer {
             }
         };
         Ok(Grads { dxs: vec![Some(dx)], ..Grads::default() })
+    }
+}
+
+/// Softmax in place along `axis` of `y` (batch first), not the last: each lane's values
+/// minus its largest, exponentiated, over their sum (as the row kernel computes it).
+fn softmax_along(y: &mut ArrayD<f32>, axis: usize) {
+    for mut lane in y.lanes_mut(Axis(axis)) {
+        let max = lane.fold(f32::NEG_INFINITY, |m, v| m.max(*v));
+        lane.mapv_inplace(|v| (v - max).exp());
+        let sum: f32 = lane.sum();
+        lane.mapv_inplace(|v| v / sum);
+    }
+}
+
+/// The gradient of [`softmax_along`]: `dy` (in `d`, overwritten with `dx`) through the
+/// softmax output `y`, `dx = y (dy - Σ dy y)` along `axis`.
+fn softmax_backward_along(y: &ArrayD<f32>, d: &mut ArrayD<f32>, axis: usize) {
+    for (mut g, y) in d.lanes_mut(Axis(axis)).into_iter().zip(y.lanes(Axis(axis))) {
+        let dot: f32 = g.iter().zip(y.iter()).map(|(g, y)| g * y).sum();
+        g.zip_mut_with(&y, |g, y| *g = y * (*g - dot));
     }
 }
 
