@@ -204,6 +204,46 @@ impl FixedRhs {
         self.product_in_order(m, a, c, start, false);
     }
 
+    /// [`FixedRhs::product_from`], then `then` on the rows of `c` in blocks of
+    /// [`THEN_ROWS`], each block right after its product, while it is still in cache: an
+    /// activation over a large output (lm-gru's softmax over 10,000 classes, 20 MB) no longer
+    /// reads it back from memory, and on several threads each share applies it to its own
+    /// rows. `then` gets whole rows.
+    ///
+    /// ```
+    /// use seqmodel_runtime::kernels::{FixedRhs, Start};
+    /// let r = FixedRhs::new(1, 2, &[1.0, -1.0]);
+    /// let mut out = [0.0; 4];
+    /// r.product_then(2, &[3.0, -2.0], &mut out, Start::Zero, &|rows| rows.iter_mut().for_each(|v| *v = v.max(0.0)));
+    /// assert_eq!(out, [3.0, 0.0, 0.0, 2.0]);
+    /// ```
+    ///
+    /// # Panics
+    /// If `a` or `c` is shorter than its matrix, or a bias shorter than a row.
+    pub fn product_then(
+        &self,
+        m: usize,
+        a: &[f32],
+        c: &mut [f32],
+        start: Start<'_>,
+        then: &(dyn Fn(&mut [f32]) + Sync),
+    ) {
+        let (k, n) = (self.packed.k(), self.packed.n());
+        if m <= THEN_ROWS {
+            self.product_from(m, a, c, start);
+            then(&mut c[..m * n]);
+            return;
+        }
+        assert!(a.len() >= m * k, "matmul: slices too short");
+        split_rows(m, k, n, Lhs::RowMajor(a), c, &|r, a_rows, c_rows| {
+            for (i, block) in c_rows[..r * n].chunks_mut(THEN_ROWS * n).enumerate() {
+                let rows = block.len() / n;
+                matmul_packed_lhs(rows, a_rows.rows_from(i * THEN_ROWS, k), &self.packed, block, start);
+                then(block);
+            }
+        });
+    }
+
     /// [`FixedRhs::product_from`] with the rows of `a` `ld` floats apart (`ld ≥ k`), such as
     /// the inputs of one time step in a `[B, T, D]` batch, read in place.
     ///
@@ -303,6 +343,10 @@ fn threads_for(m: usize, k: usize, n: usize) -> usize {
     if m * n * k < PARALLEL_MIN_MACS { 1 } else { crate::num_threads().min(m / MIN_ROWS_PER_THREAD).max(1) }
 }
 
+/// Rows per block of [`FixedRhs::product_then`]: the packed kernel's own row block, so the
+/// right factor is read as often as in one product.
+pub const THEN_ROWS: usize = 48;
+
 /// Each thread gets at least this many rows.
 const MIN_ROWS_PER_THREAD: usize = 32;
 
@@ -345,6 +389,38 @@ pub(crate) fn random_operands(m: usize, k: usize, n: usize, seed: u64) -> (Vec<f
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn products_then_a_row_map_match_the_naive_loop_then_the_map() {
+        // Blocks of THEN_ROWS rows and a ragged last one, on one thread and split across three
+        // (over 2^23 multiply-adds); the map sees whole rows (it records their lengths).
+        let (m, k, n) = (3 * THEN_ROWS + 5, 96, 640);
+        let (a, b, _) = random_operands(m, k, n, 5);
+        let bias: Vec<f32> = (0..n).map(|j| j as f32 / n as f32).collect();
+        let mut want = vec![0.0f32; m * n];
+        for row in want.chunks_mut(n) {
+            row.copy_from_slice(&bias);
+        }
+        matmul_reference(m, k, n, &a, &b, &mut want, true);
+        want.iter_mut().for_each(|v| *v = v.tanh());
+        let fixed = FixedRhs::new(k, n, &b);
+        for threads in [1, 3] {
+            crate::set_num_threads(threads);
+            let mut got = vec![f32::NAN; m * n];
+            let blocks = std::sync::Mutex::new(Vec::new());
+            fixed.product_then(m, &a, &mut got, Start::Bias(&bias), &|rows| {
+                blocks.lock().unwrap().push(rows.len());
+                rows.iter_mut().for_each(|v| *v = v.tanh());
+            });
+            let blocks = blocks.into_inner().unwrap();
+            assert!(blocks.iter().all(|len| len % n == 0 && *len <= THEN_ROWS * n), "{blocks:?}");
+            assert_eq!(blocks.iter().sum::<usize>(), m * n);
+            for (x, y) in got.iter().zip(&want) {
+                assert!((x - y).abs() <= 1e-5, "{threads} threads: {x} vs {y}");
+            }
+        }
+        crate::set_num_threads(0);
+    }
 
     #[test]
     fn threaded_products_match_the_naive_loop() {

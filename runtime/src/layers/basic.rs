@@ -35,8 +35,11 @@ pub fn dense_rows(
     act: Activation,
     out: &mut [f32],
 ) {
-    kernel.product_from(rows, xs, out, bias.map_or(Start::Zero, Start::Bias));
-    activation::apply(act, &mut out[..rows * units], units);
+    let start = bias.map_or(Start::Zero, Start::Bias);
+    match act {
+        Activation::Linear => kernel.product_from(rows, xs, out, start),
+        act => kernel.product_then(rows, xs, out, start, &|block| activation::apply(act, block, units)),
+    }
 }
 
 /// `Embedding`: gathers rows of `table` `[vocab, dim]` into `out` (`ids.len() × dim`); ids
