@@ -116,6 +116,18 @@ fn range_len(cx: &mut Elab<'_>, d: D, start: Option<i64>, stop: Option<i64>, ste
     })
 }
 
+/// Whether an index holds a bound, index or step beyond the supported sizes (either way),
+/// which no tensor has and whose arithmetic could overflow.
+pub(crate) fn out_of_range(index: &[IndexKind]) -> bool {
+    let limit = super::MAX_SIZE as i64;
+    let huge = |v: Option<i64>| v.is_some_and(|v| !(-limit..=limit).contains(&v));
+    index.iter().any(|i| match *i {
+        IndexKind::Step(i) => huge(Some(i)),
+        IndexKind::Slice { start, end, step } => huge(start) || huge(end) || huge(step),
+        IndexKind::Ellipsis => false,
+    })
+}
+
 /// `x[...]` with several axes, a step or an ellipsis: one [`SliceAttrs`] node. The items
 /// name the axes after the batch in order; `...` stands for as many whole axes as needed.
 pub(crate) fn slice(

@@ -110,6 +110,19 @@ pub(crate) fn index(
     index_span: Span,
     span: Span,
 ) -> Value {
+    if super::ops::out_of_range(index) {
+        let shown = cx.show(&t.ty);
+        cx.emit(
+            Diagnostic::error(
+                "SM0305",
+                index_span,
+                format!("invalid index: indices and steps are at most {} either way", super::MAX_SIZE),
+            )
+            .with_label("this index")
+            .with_secondary(t.origin.span, format!("{} is {shown}", t.origin.what)),
+        );
+        return Value::Poison;
+    }
     let index = match index {
         [IndexKind::Slice { start, end, step: None | Some(1) }] => {
             IndexKind::Slice { start: *start, end: *end, step: None }

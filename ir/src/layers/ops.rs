@@ -47,7 +47,7 @@ impl RustLiteral for AxisIndex {
 }
 
 /// The positions a Python slice `start:stop:step` takes of an axis of `len`: the first one
-/// and how many (each `step` after the previous). `step` must not be 0.
+/// and how many (each `step` after the previous). A step of 0 takes nothing.
 ///
 /// ```
 /// use seqmodel_ir::python_slice;
@@ -57,8 +57,10 @@ impl RustLiteral for AxisIndex {
 /// assert_eq!(python_slice(3, Some(5), None, 1).1, 0);
 /// ```
 pub fn python_slice(len: usize, start: Option<i64>, stop: Option<i64>, step: i64) -> (usize, usize) {
-    let n = len as i64;
-    let clamp = |i: i64, lo: i64, hi: i64| {
+    // In i128: no bound or step, however large, overflows.
+    let (n, step) = (len as i128, i128::from(step));
+    let clamp = |i: i64, lo: i128, hi: i128| {
+        let i = i128::from(i);
         let i = if i < 0 { i + n } else { i };
         i.clamp(lo, hi)
     };
@@ -66,10 +68,12 @@ pub fn python_slice(len: usize, start: Option<i64>, stop: Option<i64>, step: i64
         let s = start.map_or(0, |s| clamp(s, 0, n));
         let e = stop.map_or(n, |e| clamp(e, 0, n));
         (s, if e > s { (e - s + step - 1) / step } else { 0 })
-    } else {
+    } else if step < 0 {
         let s = start.map_or(n - 1, |s| clamp(s, -1, n - 1));
         let e = stop.map_or(-1, |e| clamp(e, -1, n - 1));
-        (s, if s > e { (s - e + (-step) - 1) / (-step) } else { 0 })
+        (s, if s > e { (s - e - step - 1) / -step } else { 0 })
+    } else {
+        (0, 0)
     };
     (first.max(0) as usize, count.max(0) as usize)
 }
