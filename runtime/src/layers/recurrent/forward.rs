@@ -228,7 +228,10 @@ pub fn forward_rows(
 /// LSTM(64) and LSTM(48) (1.6 and 1.2 MB) from 1.87 to 1.64 ms at two threads (the
 /// per-step products run inside the batch shares), others unchanged (2026-12-06, 2 rounds).
 fn projection_per_step(b: usize, t: usize, gu: usize) -> bool {
-    b >= PER_STEP_MIN_ROWS && b * t * gu * 4 >= PER_STEP_MIN_BYTES
+    // One step (serve-streams' 256 streams) is projected "per step" whatever its size: the
+    // same product, but an LSTM's then joins the recurrent one (depth 8 + 64 in one product
+    // where the projection alone, 8 deep, stored its tiles after every 8 multiply-adds).
+    b >= PER_STEP_MIN_ROWS && (t == 1 || b * t * gu * 4 >= PER_STEP_MIN_BYTES)
 }
 
 /// See [`projection_per_step`].
@@ -808,7 +811,18 @@ mod tests {
     /// one and two threads.
     #[test]
     fn the_projection_per_step_equals_the_projection_ahead() {
-        let (b, t, d, u) = (PER_STEP_MIN_ROWS + 5, 40, 40, 64);
+        // A sequence, and the single step a server's streams take (an LSTM's joins its two
+        // products into one).
+        for t in [40, 1] {
+            projection_per_step_equals_projection_ahead(t);
+        }
+        assert!(projection_per_step(256, 50, 1024), "big-lstm projects step by step");
+        assert!(!projection_per_step(1, 100, 512), "stream-lstm projects ahead");
+        assert!(projection_per_step(256, 1, 256), "serve-streams' step joins its products");
+    }
+
+    fn projection_per_step_equals_projection_ahead(t: usize) {
+        let (b, d, u) = (PER_STEP_MIN_ROWS + 5, 40, 64);
         for cell in [
             CellKind::Lstm,
             CellKind::Gru { reset_after: true },
@@ -818,7 +832,7 @@ mod tests {
             let a = attrs(cell, u, d, true);
             let gu = cell.gates() * u;
             // Large enough that two threads run shares of the batch (but SimpleRNN's).
-            assert!(cell == CellKind::SimpleRnn || b * t * gu * u >= PARALLEL_MIN_MACS);
+            assert!(t == 1 || cell == CellKind::SimpleRnn || b * t * gu * u >= PARALLEL_MIN_MACS);
             let bias = values(if cell == (CellKind::Gru { reset_after: true }) { 2 * gu } else { gu }, 3);
             let w = RnnWeights::pack(&a, &values(d * gu, 1), &values(u * gu, 2), Some(&bias));
             let xs = values(b * t * d, 4);
@@ -861,8 +875,6 @@ mod tests {
                 }
             }
         }
-        assert!(projection_per_step(256, 50, 1024), "big-lstm projects step by step");
-        assert!(!projection_per_step(1, 100, 512), "stream-lstm projects ahead");
     }
 
     /// A training run that projects step by step records the tape that one projecting ahead
