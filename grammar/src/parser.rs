@@ -172,39 +172,62 @@ fn sp(pair: &Pair<'_, Rule>) -> Span {
 }
 
 /// `text` without trailing whitespace, `//` comments and `/* */` comments.
-fn without_trailing_layout(mut text: &str) -> &str {
-    loop {
-        let trimmed = text.trim_end();
-        let line_start = trimmed.rfind('\n').map_or(0, |i| i + 1);
-        if let Some(at) = line_comment_start(&trimmed[line_start..]) {
-            text = &trimmed[..line_start + at];
-        } else if trimmed.ends_with("*/") && trimmed.len() > 2 {
-            match trimmed[..trimmed.len() - 2].rfind("/*") {
-                Some(at) => text = &trimmed[..at],
-                None => return trimmed,
+fn without_trailing_layout(text: &str) -> &str {
+    let trimmed = text.trim_end();
+    let last_line = &trimmed[trimmed.rfind('\n').map_or(0, |i| i + 1)..];
+    if !last_line.contains("//") && !trimmed.ends_with("*/") {
+        return trimmed;
+    }
+    // A comment may end the text, or the text may end inside a string that looks like one
+    // (`"a\n // b"`): scan it whole, strings as strings, up to the end of its last token.
+    let bytes = text.as_bytes();
+    let (mut i, mut end) = (0, 0);
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' | b'\'' => {
+                let q = bytes[i];
+                i += 1;
+                while i < bytes.len() && bytes[i] != q {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+                i = (i + 1).min(bytes.len());
+                end = i;
             }
-        } else {
-            return trimmed;
+            b'/' if bytes.get(i + 1) == Some(&b'/') => {
+                i = text[i..].find('\n').map_or(bytes.len(), |n| i + n)
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'*') => i = block_comment_end(bytes, i),
+            c if c.is_ascii_whitespace() => i += 1,
+            _ => {
+                i += 1;
+                end = i;
+            }
         }
     }
+    // `end` follows a whole character: the bytes of one are never whitespace or quotes.
+    &text[..end]
 }
 
-/// Where a `//` comment starts in one line, outside strings.
-fn line_comment_start(line: &str) -> Option<usize> {
-    let bytes = line.as_bytes();
-    let mut quote = None;
-    let mut i = 0;
-    while i < bytes.len() {
-        match (quote, bytes[i]) {
-            (Some(_), b'\\') => i += 1,
-            (Some(q), c) if c == q => quote = None,
-            (None, b'"' | b'\'') => quote = Some(bytes[i]),
-            (None, b'/') if bytes.get(i + 1) == Some(&b'/') => return Some(i),
-            _ => {}
+/// The end of the (nested) block comment starting at `start`.
+fn block_comment_end(bytes: &[u8], start: usize) -> usize {
+    let (mut depth, mut i) = (0usize, start);
+    while i + 1 < bytes.len() {
+        match (bytes[i], bytes[i + 1]) {
+            (b'/', b'*') => {
+                depth += 1;
+                i += 2;
+            }
+            (b'*', b'/') => {
+                depth -= 1;
+                i += 2;
+                if depth == 0 {
+                    return i;
+                }
+            }
+            _ => i += 1,
         }
-        i += 1;
     }
-    None
+    bytes.len()
 }
 
 fn ident(pair: Pair<'_, Rule>) -> Ident {

@@ -109,3 +109,13 @@ fn a_missing_comma_or_closer_names_both_and_what_it_follows() {
     let e = parse("model M(x: [T, 8]) { x -> LSTM(4) -> -> Dense(2) }").unwrap_err();
     assert_eq!(e.message, "expected an expression");
 }
+
+#[test]
+fn a_string_whose_last_line_looks_like_a_comment_keeps_its_span() {
+    // Found by the fuzzer: the span of `"a\n // b"` stopped at `//`, and formatting cut the
+    // string there.
+    let src = "model M(x: [8]) -> [4] {\n    x -> Dense(3, \"a\n // b\") // real\n}\n";
+    let once = seqmodel_grammar::format(src).unwrap();
+    assert!(once.contains("Dense(3, \"a\n // b\") // real"), "{once}");
+    assert_eq!(seqmodel_grammar::format(&once).unwrap(), once);
+}
