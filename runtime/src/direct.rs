@@ -331,8 +331,12 @@ mod tests {
     #[test]
     fn stateful_nodes_carry_states_until_reset() {
         let a = lstm(true);
-        let w =
-            Prepared::Rnn(Box::new(RnnWeights::pack(&a, &values(2 * 12, 1), &values(3 * 12, 2), Some(&values(12, 3)))));
+        let w = Prepared::Rnn(Box::new(RnnWeights::pack(
+            &a,
+            &values(2 * 12, 1),
+            &values(3 * 12, 2),
+            Some(&values(12, 3)),
+        )));
         let x = values(2 * 4 * 2, 4);
         let whole = rnn::forward(
             &a,
