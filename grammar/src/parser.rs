@@ -208,8 +208,8 @@ fn without_trailing_layout(text: &str) -> &str {
     &text[..end]
 }
 
-/// The end of the (nested) block comment starting at `start`.
-fn block_comment_end(bytes: &[u8], start: usize) -> usize {
+/// The end of the (nested) block comment starting at byte `start` (the printer's too).
+pub(crate) fn block_comment_end(bytes: &[u8], start: usize) -> usize {
     let (mut depth, mut i) = (0usize, start);
     while i + 1 < bytes.len() {
         match (bytes[i], bytes[i + 1]) {

@@ -77,7 +77,7 @@ fn comments(source: &str) -> Vec<Comment> {
                 i = end;
             }
             b'/' if bytes.get(i + 1) == Some(&b'*') => {
-                let end = block_comment_end(source, i);
+                let end = crate::parser::block_comment_end(bytes, i);
                 out.push(Comment { span: Span::new(i, end), text: source[i..end].to_string() });
                 i = end;
             }
@@ -85,29 +85,6 @@ fn comments(source: &str) -> Vec<Comment> {
         }
     }
     out
-}
-
-/// The end of the (nested) block comment starting at `start`.
-fn block_comment_end(source: &str, start: usize) -> usize {
-    let bytes = source.as_bytes();
-    let (mut depth, mut i) = (0usize, start);
-    while i + 1 < bytes.len() {
-        match (bytes[i], bytes[i + 1]) {
-            (b'/', b'*') => {
-                depth += 1;
-                i += 2;
-            }
-            (b'*', b'/') => {
-                depth -= 1;
-                i += 2;
-                if depth == 0 {
-                    return i;
-                }
-            }
-            _ => i += 1,
-        }
-    }
-    source.len()
 }
 
 struct Printer<'a> {

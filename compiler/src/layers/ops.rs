@@ -249,31 +249,24 @@ pub(crate) fn set_mask(
     Value::Tensor(out)
 }
 
-impl Rule for SliceAttrs {
-    /// Written with the index syntax, `x[:, ::2]`, not as a constructor.
-    const CLASSES: &'static [LayerClass] = &[];
+/// The rule of a layer no constructor builds (no class): its node is made by the syntax
+/// (`x[:, ::2]` for a slice, a call's `mask=` for `SetMask`), its type given there.
+macro_rules! built_by_syntax {
+    ($($attrs:ty),*) => {$(
+        impl Rule for $attrs {
+            const CLASSES: &'static [LayerClass] = &[];
 
-    fn configure(_: &'static LayerClass, _: &Args, _: Span) -> Result<Self, Diagnostic> {
-        unreachable!("slices are built from the index syntax")
-    }
+            fn configure(_: &'static LayerClass, _: &Args, _: Span) -> Result<Self, Diagnostic> {
+                unreachable!("no class: the node is built by the syntax")
+            }
 
-    fn infer(&mut self, _: &mut Elab<'_>, t: &Tensor, _: Span) -> Option<ITy> {
-        Some(t.ty.clone())
-    }
+            fn infer(&mut self, _: &mut Elab<'_>, t: &Tensor, _: Span) -> Option<ITy> {
+                Some(t.ty.clone())
+            }
+        }
+    )*};
 }
-
-impl Rule for SetMaskAttrs {
-    /// Written as a call's `mask=`, not as a constructor.
-    const CLASSES: &'static [LayerClass] = &[];
-
-    fn configure(_: &'static LayerClass, _: &Args, _: Span) -> Result<Self, Diagnostic> {
-        unreachable!("masks are set by a call's `mask=`")
-    }
-
-    fn infer(&mut self, _: &mut Elab<'_>, t: &Tensor, _: Span) -> Option<ITy> {
-        Some(t.ty.clone())
-    }
-}
+built_by_syntax!(SliceAttrs, SetMaskAttrs);
 
 const REDUCE_ARGS: &[super::ArgSpec] =
     &[req("axis", Int), opt("keepdims", Bool).or("false"), opt("name", Ignored)];
