@@ -423,8 +423,10 @@ impl Cx {
         // the config's order where it allows): linear in the calls whatever order the
         // config lists its layers in.
         let order = call_order(layers)?;
-        // The variables a mask may reach (see below).
+        // The variables a mask may reach (see below), and those whose mask a
+        // MultiHeadAttention's call has removed for the calls after it.
         let mut maybe_masked: HashSet<String> = HashSet::new();
+        let mut unmasked_by_mha: HashSet<String> = HashSet::new();
         for (li, ni) in order {
             let l = &layers[li];
             let class = class_of(l)?;
@@ -462,8 +464,27 @@ impl Cx {
                     format!(", mask=[{}]", ms.join(", "))
                 }
                 Some(_) if any_masked => ", mask=None".to_string(),
+                // An attention layer on a list records no mask: it takes its inputs' own, which
+                // a MultiHeadAttention that Keras ran before on them has removed (Keras 3's
+                // MultiHeadAttention.call sets its inputs' masks to None).
+                None if matches!(class, "Attention" | "AdditiveAttention") && any_masked => {
+                    match arg_vars.iter().filter(|v| unmasked_by_mha.contains(*v)).count() {
+                        0 => String::new(),
+                        n if n == arg_vars.len() => ", mask=None".to_string(),
+                        _ => {
+                            return Err(ImportError::Unsupported {
+                                layer: lname.clone(),
+                                what: "inputs of which a MultiHeadAttention run before removed some masks but not all"
+                                    .into(),
+                            });
+                        }
+                    }
+                }
                 _ => String::new(),
             };
+            if class == "MultiHeadAttention" {
+                unmasked_by_mha.extend(arg_vars.iter().cloned());
+            }
             if is_model_class(class) && !mask_expr.is_empty() {
                 return Err(ImportError::Unsupported {
                     layer: lname.clone(),

@@ -416,6 +416,13 @@ fn attention_scores_masks_and_keys() {
         );
         check(&src, vec![f(&[3, 4, 3], 1), f(&[3, 5, 2], 3)], vec![f(&[3, 4, 2], 2)], Loss::MeanSquaredError);
     }
+    // A masked query: its padded steps' outputs are zeros, and no gradient flows through them.
+    check(
+        "model M(q: [6, 2]) -> [6, 2] { h = Masking()(q) -> LSTM(3, return_sequences=true); Attention()([h, h]) -> TimeDistributed(Dense(2)) }",
+        vec![padded(5)],
+        vec![f(&[3, 6, 2], 6)],
+        Loss::MeanSquaredError,
+    );
     // A key apart from the value, and a masked value.
     check(
         "model M(q: [4, 3], v: [6, 2]) -> [4, 2] { m = Masking()(v); a = LSTM(3, return_sequences=true)(m); k = TimeDistributed(Dense(3))(a); Attention(use_scale=true)([Dense(3)(q), a, k]) -> TimeDistributed(Dense(2)) }",

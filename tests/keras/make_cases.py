@@ -20,10 +20,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def set_weights(model, seed):
+    """Every weight from [-0.5, 0.5] (none zero), moving variances from [0.5, 1.5], as in
+    ../shared/conformance-layers."""
     rng = np.random.default_rng(seed)
     for w in model.weights:
         v = rng.uniform(-0.5, 0.5, size=w.shape).astype("float32")
         v[v == 0] = 0.25
+        if w.path.endswith("moving_variance"):
+            v = v + 1.0
         w.assign(v)
 
 
@@ -213,6 +217,36 @@ def main():
     write_case("ops_embedding_mask_attention", "Embedding(mask_zero) -> GRU(rs) -> Attention([h, h]) (masks "
                "recorded as a list) -> LSTM, and keras.ops.tanh on the masked sequence (no mask after it) -> LSTM",
                keras.Model(ids, [t, p]), [[tok]], seed=9)
+
+    # Attention with a masked query: Keras zeroes the output at padded query steps.
+    ids = keras.Input((None,), dtype="int32")
+    x = layers.Embedding(20, 8, mask_zero=True)(ids)
+    h = layers.LSTM(6, return_sequences=True)(x)
+    c = layers.Attention()([h, h], use_causal_mask=True)
+    c2 = layers.AdditiveAttention()([h, layers.Dense(6)(x)])
+    o = layers.Concatenate()([c, c2])
+    tok = rng.integers(1, 20, size=(3, 6)).astype("int32")
+    tok[0, 4:] = 0
+    tok[1, 2:] = 0
+    write_case("layers_attention_masked_queries", "Attention (causal) and AdditiveAttention on masked "
+               "sequences: the output at a padded query step is zeros; Concatenate and GlobalMaxPooling1D after",
+               keras.Model(ids, [o, layers.GlobalMaxPooling1D()(o)]), [[tok]], seed=10)
+
+    # A MultiHeadAttention removes its inputs' masks (Keras 3 sets them to None in its call):
+    # an Attention run after it on the same tensors sees none.
+    i1 = keras.Input((None,), dtype="int32")
+    i2 = keras.Input((None,), dtype="int32")
+    e1 = layers.Embedding(20, 6, mask_zero=True)(i1)
+    e2 = layers.Embedding(20, 6, mask_zero=True)(i2)
+    pooled = layers.GlobalAveragePooling1D()(layers.MultiHeadAttention(num_heads=2, key_dim=3)(e1, e2))
+    att = layers.Attention()([e1, e2])
+    t1 = rng.integers(1, 20, size=(2, 5)).astype("int32")
+    t1[0, 3:] = 0
+    t2 = rng.integers(1, 20, size=(2, 4)).astype("int32")
+    t2[1, 2:] = 0
+    write_case("layers_mha_removes_input_masks", "Embedding(mask_zero) pair -> MultiHeadAttention (query and "
+               "value masks) -> GlobalAveragePooling1D, and an Attention on the same tensors after it, which "
+               "Keras runs without masks", keras.Model([i1, i2], [att, pooled]), [[t1, t2]], seed=11)
 
     # Training through the operations: their gradients against Keras's.
     x = keras.Input((5, 3))

@@ -198,6 +198,16 @@ fn scores(a: &AttentionAttrs, x: &Inputs, b: usize, p: &[&[f32]], mask: Option<&
     s
 }
 
+/// Zeros the rows `[dv]` of `y` (`[B, Tq, dv]`) at the query steps `mask` says are padding.
+fn zero_masked_queries(y: &mut [f32], mask: Option<ndarray::ArrayView2<'_, bool>>, (tq, dv): (usize, usize)) {
+    let Some(mask) = mask else { return };
+    for ((b, i), live) in mask.indexed_iter() {
+        if !*live {
+            y[(b * tq + i) * dv..][..dv].fill(0.0);
+        }
+    }
+}
+
 fn score(a: &AttentionAttrs, x: &Inputs, b: usize, p: &[&[f32]], mask: Option<&Array2<bool>>) -> Scored {
     let mut weights = scores(a, x, b, p, mask);
     softmax_rows(&mut weights, x.v.t);
@@ -223,6 +233,8 @@ impl Layer for AttentionAttrs {
             let s = score(self, &x, b, &p, mask.as_ref());
             y[b * tq * dv..][..tq * dv].copy_from_slice(&times(&s.weights, x.v.row(b), (tq, tv, dv)));
         }
+        // As Keras: the output at a masked query step is zeros.
+        zero_masked_queries(y, ins[0].mask, (tq, dv));
         out.truncate(1);
         set_mask(out, 0, ins[0].mask);
         Ok(())
@@ -235,7 +247,9 @@ impl Layer for AttentionAttrs {
         let (tq, tv, d, dv) = (x.q.t, x.v.t, x.q.d, x.v.d);
         let p = &bw.weights;
         let (scale, concat) = params(self, p);
-        let dy: Vec<f32> = bw.dys[0].iter().copied().collect();
+        let mut dy: Vec<f32> = bw.dys[0].iter().copied().collect();
+        // A masked query step's output is zeros whatever the scores: no gradient flows there.
+        zero_masked_queries(&mut dy, bw.xs[0].mask.as_ref().map(|m| m.view()), (tq, dv));
         let (mut dq, mut dk, mut dvv) =
             (vec![0.0f32; x.q.data.len()], vec![0.0f32; x.key().data.len()], vec![0.0f32; x.v.data.len()]);
         let mut dscale = vec![0.0f32; scale.map_or(0, <[f32]>::len)];
