@@ -98,6 +98,11 @@ pub(crate) fn expr(class: &str, lname: &str, config: &J, node: &J, tensors: &[St
         ("Subtract", 1, [c]) => arith(-1.0, *c),
         ("Divide" | "TrueDivide", 1, [c]) if is_tensor(&args[0]) && *c != 0.0 => arith(1.0 / c, 0.0),
         ("Negative", 1, []) => arith(-1.0, 0.0),
+        // x² is x·x, bit for bit (as TensorFlow's pow computes a square).
+        ("Square", 1, []) => OpText::call(format!("Multiply({name})"), format!("[{first}, {first}]"), true),
+        ("Power", 1, [e]) if *e == 2.0 && is_tensor(&args[0]) => {
+            OpText::call(format!("Multiply({name})"), format!("[{first}, {first}]"), true)
+        }
         ("Add" | "Subtract" | "Multiply" | "Maximum" | "Minimum", 2, []) => {
             OpText::call(format!("{class}({name})"), list(), true)
         }

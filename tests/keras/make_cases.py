@@ -141,9 +141,10 @@ def main():
     m = keras.ops.mean(h, axis=1)
     outs = [m, keras.ops.max(h, axis=-1), keras.ops.sum(h, axis=1, keepdims=True),
             keras.ops.min(h, axis=2, keepdims=True), keras.ops.stack([m, keras.ops.max(h, axis=1)], axis=1),
-            keras.ops.stack([h, h * 2.0, h + 1.0], axis=-1), keras.ops.stack([m, m * 3.0], axis=-1)]
-    write_case("ops_reductions_stack", "keras.ops mean/max/sum/min over each axis (keepdims both ways) and "
-               "keras.ops.stack on the first, middle and last axis",
+            keras.ops.stack([h, h * 2.0, h + 1.0], axis=-1), keras.ops.stack([m, m * 3.0], axis=-1),
+            keras.ops.square(m) - m ** 2.0 + keras.ops.negative(m)]
+    write_case("ops_reductions_stack", "keras.ops mean/max/sum/min over each axis (keepdims both ways), "
+               "keras.ops.stack on the first, middle and last axis, square, ** 2 and negative",
                keras.Model(x, outs), [[floats(rng, 3, 6, 4)]], seed=3)
 
     # Attention written with operations: broadcasting arithmetic between tensors.
