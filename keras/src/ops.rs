@@ -13,9 +13,20 @@ use serde_json::Value as J;
 
 use crate::error::{ImportError, Result};
 
-/// Whether a config entry is an operation rather than a layer.
+/// Whether a config entry is an operation rather than a layer: its `module` is a
+/// `keras.src.ops` one, or, in a legacy `.h5` (whose entries have no `module`), its config
+/// lacks what every layer's has (`trainable`, `dtype`).
 pub(crate) fn is_op(l: &J) -> bool {
-    l["module"].as_str().is_some_and(|m| m.starts_with("keras.src.ops"))
+    match l["module"].as_str() {
+        Some(m) => m.starts_with("keras.src.ops"),
+        None => {
+            let c = &l["config"];
+            l["class_name"].as_str() != Some("InputLayer")
+                && c.is_object()
+                && c.get("trainable").is_none()
+                && c.get("dtype").is_none()
+        }
+    }
 }
 
 fn is_tensor(v: &J) -> bool {

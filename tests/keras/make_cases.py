@@ -42,13 +42,16 @@ def shape_of(t):
     return [None if d is None else int(d) for d in t.shape]
 
 
-def write_case(name, covers, model, calls, seed, train=None):
-    """`calls`: a list of input lists (one model call each, states irrelevant)."""
+def write_case(name, covers, model, calls, seed, train=None, h5=False):
+    """`calls`: a list of input lists (one model call each, states irrelevant); `h5`: also
+    the legacy `model.h5` (whose config has no `module` to tell operations from layers)."""
     d = os.path.join(HERE, name)
     shutil.rmtree(d, ignore_errors=True)
     os.makedirs(d)
     set_weights(model, seed)
     model.save(os.path.join(d, "model.keras"))
+    if h5:
+        model.save(os.path.join(d, "model.h5"))
     case_calls, call_shapes = [], []
     many_calls = len(calls) > 1
     for ci, inputs in enumerate(calls):
@@ -67,7 +70,7 @@ def write_case(name, covers, model, calls, seed, train=None):
         call_shapes.append({"inputs": [list(x.shape) for x in inputs],
                             "expected": [list(np.asarray(y).shape) for y in outs]})
     case = {"name": name, "kind": "train" if train else "inference", "covers": covers, **versions(),
-            "model_files": ["model.keras"] + (["trained.keras"] if train else []),
+            "model_files": ["model.keras"] + (["model.h5"] if h5 else []) + (["trained.keras"] if train else []),
             "model_class": type(model).__name__,
             "input_shapes": [shape_of(t) for t in model.inputs],
             "input_dtypes": [str(t.dtype) for t in model.inputs],
@@ -122,7 +125,7 @@ def main():
     outs = [d[:, ::2, :], d[:, -2:1:-3, :], d[:, :, 1:5:2], d[:, 3, 2:], d[..., -1], d[:, ::-1]]
     write_case("ops_slicing_steps_and_axes", "GetItem: steps, negative bounds and steps, feature-axis slices, "
                "integer indices dropping the time or the feature axis, the ellipsis (fixed length)",
-               keras.Model(x, outs), [[floats(rng, 3, 9, 4)]], seed=1)
+               keras.Model(x, outs), [[floats(rng, 3, 9, 4)]], seed=1, h5=True)
 
     # The same on a length known only at run time, followed by recurrent layers.
     x = keras.Input((None, 4))
@@ -145,7 +148,7 @@ def main():
             keras.ops.square(m) - m ** 2.0 + keras.ops.negative(m)]
     write_case("ops_reductions_stack", "keras.ops mean/max/sum/min over each axis (keepdims both ways), "
                "keras.ops.stack on the first, middle and last axis, square, ** 2 and negative",
-               keras.Model(x, outs), [[floats(rng, 3, 6, 4)]], seed=3)
+               keras.Model(x, outs), [[floats(rng, 3, 6, 4)]], seed=3, h5=True)
 
     # Attention written with operations: broadcasting arithmetic between tensors.
     x = keras.Input((None, 3))
@@ -173,7 +176,7 @@ def main():
     tok[1, 2:] = 0
     write_case("ops_mask_not_equal", "mask = keras.ops.not_equal(ids, 0) passed as LSTM(...)(e, mask=mask) "
                "after an Embedding without mask_zero; the mask passes on to a GRU",
-               keras.Model(ids, [h, o]), [[tok]], seed=5)
+               keras.Model(ids, [h, o]), [[tok]], seed=5, h5=True)
 
     # A mask from float features (any feature non-zero), combined with logical operations.
     x = keras.Input((None, 3))
@@ -203,7 +206,7 @@ def main():
     write_case("ops_functional_masking", "functional Masking -> LSTM(rs) -> LSTM (the mask recorded as "
                "NotEqual/Any operations passed as mask=), an operation on the masked sequence (h * 2.0, which "
                "passes no mask on) -> LSTM, and a mask-aware GlobalAveragePooling1D",
-               keras.Model(x, [a, b, c]), [[xs]], seed=8)
+               keras.Model(x, [a, b, c]), [[xs]], seed=8, h5=True)
 
     # Embedding(mask_zero) with attention (a list of masks) and an operation dropping it.
     ids = keras.Input((None,), dtype="int32")
@@ -231,7 +234,7 @@ def main():
     tok[1, 2:] = 0
     write_case("layers_attention_masked_queries", "Attention (causal) and AdditiveAttention on masked "
                "sequences: the output at a padded query step is zeros; Concatenate and GlobalMaxPooling1D after",
-               keras.Model(ids, [o, layers.GlobalMaxPooling1D()(o)]), [[tok]], seed=10)
+               keras.Model(ids, [o, layers.GlobalMaxPooling1D()(o)]), [[tok]], seed=10, h5=True)
 
     # A MultiHeadAttention removes its inputs' masks (Keras 3 sets them to None in its call):
     # an Attention run after it on the same tensors sees none.
