@@ -114,11 +114,17 @@ fn product(m: usize, k: usize, n: usize, a: Lhs<'_>, b: RhsData<'_>, c: &mut [f3
 /// # Panics
 /// If `a` or `c` is shorter than its matrix.
 pub fn matmul_prepacked(m: usize, a: &[f32], b: &PackedB, c: &mut [f32], start: Start<'_>) {
+    assert!(a.len() >= m * b.k(), "matmul: slices too short");
+    matmul_prepacked_lhs(m, Lhs::RowMajor(a), b, c, start);
+}
+
+/// [`matmul_prepacked`] with `A` in any [`Lhs`] layout (`[x_t, h]` read in place).
+///
+/// # Panics
+/// If `a` does not hold an `m × k` matrix or `c` is shorter than its.
+pub fn matmul_prepacked_lhs(m: usize, a: Lhs<'_>, b: &PackedB, c: &mut [f32], start: Start<'_>) {
     let (k, n) = (b.k(), b.n());
-    assert!(a.len() >= m * k, "matmul: slices too short");
-    split_rows(m, k, n, Lhs::RowMajor(a), c, &|r, a_rows, c_rows| {
-        matmul_packed_lhs(r, a_rows, b, c_rows, start)
-    });
+    split_rows(m, k, n, a, c, &|r, a_rows, c_rows| matmul_packed_lhs(r, a_rows, b, c_rows, start));
 }
 
 /// The product of some rows: `(rows, a_rows, c_rows)`.

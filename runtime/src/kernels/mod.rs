@@ -9,7 +9,8 @@ mod packed;
 pub use seqmodel_kernels as simd;
 
 pub use matmul::{
-    FixedRhs, matmul, matmul_prepacked, matmul_reference, matmul_transposed_a, matmul_transposed_b,
+    FixedRhs, matmul, matmul_prepacked, matmul_prepacked_lhs, matmul_reference, matmul_transposed_a,
+    matmul_transposed_b,
 };
 pub use packed::{
     Lhs, MR, PackedB, RhsData, Start, matmul_packed, matmul_packed_lhs, matmul_packed_with, matmul_row_major,

@@ -202,6 +202,21 @@ pub enum Lhs<'a> {
         /// Rows of the layout before row 0 of `A`.
         skip: usize,
     },
+    /// Each row of `A` two rows side by side: row `i` of `first` (`d` floats, rows `ld1`
+    /// apart) then row `i` of `second` (`k - d` floats, rows `ld2` apart), such as
+    /// `[x_t, h]` of a recurrent step, read where the two are instead of copied together.
+    Joined {
+        /// The left part, from its first row.
+        first: &'a [f32],
+        /// Floats from one row of `first` to the next.
+        ld1: usize,
+        /// Columns from `first`.
+        d: usize,
+        /// The right part, from its first row.
+        second: &'a [f32],
+        /// Floats from one row of `second` to the next.
+        ld2: usize,
+    },
     /// `Aᵀ` row-major with rows `ld` floats apart (`ld ≥ m`): `A[i][p] = data[p · ld + i]`.
     Transposed {
         /// `Aᵀ`, from its element `(0, 0)`.
@@ -223,6 +238,14 @@ impl<'a> Lhs<'a> {
                         && self.row_start(m - 1).is_some_and(|at| at.checked_add(k) <= Some(data.len())))
             }
             Lhs::Transposed { data, ld } => m == 0 || k == 0 || (ld >= m && data.len() >= (k - 1) * ld + m),
+            Lhs::Joined { first, ld1, d, second, ld2 } => {
+                m == 0
+                    || (d <= k
+                        && ld1 >= d
+                        && ld2 >= k - d
+                        && first.len() >= (m - 1) * ld1 + d
+                        && second.len() >= (m - 1) * ld2 + (k - d))
+            }
         }
     }
 
@@ -230,7 +253,7 @@ impl<'a> Lhs<'a> {
     /// `usize`).
     fn row_start(&self, i: usize) -> Option<usize> {
         match *self {
-            Lhs::RowMajor(_) | Lhs::Transposed { .. } => None,
+            Lhs::RowMajor(_) | Lhs::Transposed { .. } | Lhs::Joined { .. } => None,
             Lhs::Strided { ld, .. } => i.checked_mul(ld),
             Lhs::Windows { ld, per, run_ld, skip, .. } => {
                 let j = i.checked_add(skip)?;
@@ -248,6 +271,9 @@ impl<'a> Lhs<'a> {
                 Lhs::Windows { data, ld, per, run_ld, skip: skip + i0 }
             }
             Lhs::Transposed { data, ld } => Lhs::Transposed { data: &data[i0..], ld },
+            Lhs::Joined { first, ld1, d, second, ld2 } => {
+                Lhs::Joined { first: &first[i0 * ld1..], ld1, d, second: &second[i0 * ld2..], ld2 }
+            }
         }
     }
 }
@@ -523,14 +549,19 @@ fn pack_slivers(
                     false => (i + r) * lda + p0,
                     true => lhs.row_start(i + r).expect("checked when the product began") + p0,
                 };
-                match rows {
-                    1 => sliver.copy_from_slice(&a[start(0)..][..kc]),
-                    2 => pack_sliver::<2>(a, start, kc, sliver),
-                    3 => pack_sliver::<3>(a, start, kc, sliver),
-                    4 => pack_sliver::<4>(a, start, kc, sliver),
-                    5 => pack_sliver::<5>(a, start, kc, sliver),
-                    MR => pack_sliver::<MR>(a, start, kc, sliver),
-                    _ => pack_sliver::<MR_WIDE>(a, start, kc, sliver),
+                pack_rows(a, start, kc, rows, sliver);
+            }
+            Lhs::Joined { first, ld1, d, second, ld2 } => {
+                // The block's columns from `first`, then those from `second`: each part a
+                // run of whole columns of the sliver.
+                let left = d.saturating_sub(p0).min(kc);
+                let (head, tail) = sliver.split_at_mut(left * rows);
+                if left > 0 {
+                    pack_rows(first, |r| (i + r) * ld1 + p0, left, rows, head);
+                }
+                if left < kc {
+                    let q0 = p0 + left - d;
+                    pack_rows(second, |r| (i + r) * ld2 + q0, kc - left, rows, tail);
                 }
             }
             Lhs::Transposed { data, ld } => {
@@ -547,6 +578,20 @@ fn pack_slivers(
             }
         }
         i += rows;
+    }
+}
+
+/// A sliver of `rows` rows (a tile's height) of `kc` floats each, row `r` at `a[start(r)..]`.
+#[inline(always)]
+fn pack_rows(a: &[f32], start: impl Fn(usize) -> usize, kc: usize, rows: usize, sliver: &mut [f32]) {
+    match rows {
+        1 => sliver[..kc].copy_from_slice(&a[start(0)..][..kc]),
+        2 => pack_sliver::<2>(a, start, kc, sliver),
+        3 => pack_sliver::<3>(a, start, kc, sliver),
+        4 => pack_sliver::<4>(a, start, kc, sliver),
+        5 => pack_sliver::<5>(a, start, kc, sliver),
+        MR => pack_sliver::<MR>(a, start, kc, sliver),
+        _ => pack_sliver::<MR_WIDE>(a, start, kc, sliver),
     }
 }
 
@@ -749,6 +794,15 @@ mod tests {
         // layout's second row (the gaps hold NaN, which would show in any result read).
         let windows = |data| Lhs::Windows { data, ld: k + 2, per: 4, run_ld: 4 * (k + 2) + 7, skip: 1 };
         let mut a_windows = vec![f32::NAN; (m / 4 + 2) * (4 * (k + 2) + 7)];
+        // A as two row-major parts side by side, the first `d` columns and the rest, each
+        // with rows 3 floats longer than its part (NaN between them).
+        let d = k * 2 / 3;
+        let (ld1, ld2) = (d + 3, k - d + 3);
+        let (mut a_first, mut a_second) = (vec![f32::NAN; m * ld1], vec![f32::NAN; m * ld2]);
+        for i in 0..m {
+            a_first[i * ld1..][..d].copy_from_slice(&a[i * k..][..d]);
+            a_second[i * ld2..][..k - d].copy_from_slice(&a[i * k + d..][..k - d]);
+        }
         // B transposed (n × k), written from its definition.
         let b_t: Vec<f32> = (0..n * k).map(|i| b[(i % k) * n + i / k]).collect();
         for i in 0..m {
@@ -805,6 +859,13 @@ mod tests {
                     ),
                 );
                 runs.push((concat!($name, " windows"), c));
+                let mut c = c0.to_vec();
+                let joined = Lhs::Joined { first: &a_first, ld1, d, second: &a_second, ld2 };
+                Simd::vectorize(
+                    s,
+                    Product::new(m, joined, Rhs::Packed(&packed), &mut c, Start::accumulate(acc)),
+                );
+                runs.push((concat!($name, " joined"), c));
             }};
         }
         run!("scalar", pulp::Scalar::new());

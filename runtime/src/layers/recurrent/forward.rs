@@ -8,7 +8,7 @@ use ndarray::{Array2, Array3, ArrayView2, ArrayView3};
 use seqmodel_ir::{Activation, CellKind, RnnAttrs};
 
 use super::{RnnTape, RnnWeights, step_rows};
-use crate::kernels::{Start, activation, matmul_prepacked, simd};
+use crate::kernels::{Lhs, Start, activation, matmul_prepacked_lhs, simd};
 use crate::pool;
 
 /// What a recurrent layer computed.
@@ -28,8 +28,6 @@ pub struct RnnScratch {
     xp: Vec<f32>,
     /// One step's input projection, when it is computed step by step.
     step_xp: Vec<f32>,
-    /// One step's `[x_t, h]`, when the step multiplies both in one product.
-    joined: Vec<f32>,
     rec: Vec<f32>,
     rh: Vec<f32>,
     new_h: Vec<f32>,
@@ -550,7 +548,6 @@ fn recur(
     // tiles twice as often for the same work.
     let stacked = w.stacked().filter(|_| matches!(xp, Projection::PerStep(_)) && step_tape.is_none());
     let join = stacked.is_some();
-    let joined = sized(&mut scratch.joined, if join { b * (d + u) } else { 0 });
     let step_xp =
         sized(&mut scratch.step_xp, if matches!(xp, Projection::PerStep(_)) && !join { b * gu } else { 0 });
     let rh = sized(&mut scratch.rh, b * u);
@@ -591,13 +588,11 @@ fn recur(
         let (xp_now, xp_stride): (&[f32], usize) = match xp {
             Projection::Whole(all) => (&all[ti * gu..], t * gu),
             Projection::PerStep(xs) if let Some(stacked) = stacked => {
-                for (bi, row) in joined.chunks_exact_mut(d + u).enumerate() {
-                    row[..d].copy_from_slice(&xs[(bi * t + ti) * d..][..d]);
-                    row[d..].copy_from_slice(&hd[bi * u..][..u]);
-                }
-                // Both products in `rec`; the cell adds the bias, read as a projection whose
-                // rows are all the same row.
-                matmul_prepacked(b, joined, stacked, rec, Start::Zero);
+                // `[x_t, h]` read where the two are (a copy of both was a tenth of the step
+                // of serve-streams); both products in `rec`; the cell adds the bias, read as
+                // a projection whose rows are all the same row.
+                let rows = Lhs::Joined { first: &xs[ti * d..], ld1: t * d, d, second: hd, ld2: u };
+                matmul_prepacked_lhs(b, rows, stacked, rec, Start::Zero);
                 (&w.bias_in[..], 0)
             }
             Projection::PerStep(xs) => {
