@@ -386,6 +386,14 @@ fn gate<S: Simd>(v: &[f32], g: usize, u: usize, whole: usize) -> &[S::f32s] {
     S::as_simd_f32s(&v[g * u..g * u + whole]).0
 }
 
+/// The sum of `x` and `r` over the units `j..u` (fewer than a vector) of gate block `g`.
+/// A function, not a closure: a closure may stay a call, compiled without the instruction
+/// set and with the bounds checks that inlining into a fixed-size step removes.
+#[inline(always)]
+fn partial_gate_sum<S: Simd>(s: S, x: &[f32], r: &[f32], g: usize, u: usize, j: usize) -> S::f32s {
+    s.add_f32s(load(s, &x[g * u + j..g * u + u]), load(s, &r[g * u + j..g * u + u]))
+}
+
 /// The LSTM cell on one vector of units: from the pre-activations `z` of gates i, f, c, o
 /// and the previous cell state, the activated gates, the new cell state, its `tanh` and the
 /// new hidden state.
@@ -414,12 +422,28 @@ fn lstm_row<S: Simd, const RECORD: bool>(
     // Whole vectors first, read as vectors: loads that may be partial cost a length check
     // and a jump each, a third of the loop's instructions with AVX2 (and 13 % of its time).
     let whole = u - u % l;
-    let x = [0, 1, 2, 3].map(|g| gate::<S>(xp, g, u, whole));
-    let r = [0, 1, 2, 3].map(|g| gate::<S>(rec, g, u, whole));
+    // Written out rather than `[0, 1, 2, 3].map(..)`, which may stay a call (`try_map`),
+    // and looped to the shortest length, so that no index below can be out of bounds: the
+    // no_std build's step must have no panic path (tests/no_std/no_panic.sh).
+    let x = [
+        gate::<S>(xp, 0, u, whole),
+        gate::<S>(xp, 1, u, whole),
+        gate::<S>(xp, 2, u, whole),
+        gate::<S>(xp, 3, u, whole),
+    ];
+    let r = [
+        gate::<S>(rec, 0, u, whole),
+        gate::<S>(rec, 1, u, whole),
+        gate::<S>(rec, 2, u, whole),
+        gate::<S>(rec, 3, u, whole),
+    ];
     let cp = S::as_simd_f32s(&c_prev[..whole]).0;
     let cn = S::as_mut_simd_f32s(&mut c_new[..whole]).0;
     let hn = S::as_mut_simd_f32s(&mut h_new[..whole]).0;
-    for v in 0..cp.len().min(cn.len()).min(hn.len()) {
+    let n = [x[0], x[1], x[2], x[3], r[0], r[1], r[2], r[3], cp]
+        .iter()
+        .fold(cn.len().min(hn.len()), |n, v| n.min(v.len()));
+    for v in 0..n {
         let z = [
             s.add_f32s(x[0][v], r[0][v]),
             s.add_f32s(x[1][v], r[1][v]),
@@ -440,14 +464,11 @@ fn lstm_row<S: Simd, const RECORD: bool>(
     // The last units, fewer than a vector.
     let (j, end) = (whole, u);
     if j < end {
-        // No closure around the intrinsics: it would be compiled without the instruction set.
-        let zg = |g: usize| (&xp[g * u + j..g * u + end], &rec[g * u + j..g * u + end]);
-        let (z0, z1, z2, z3) = (zg(0), zg(1), zg(2), zg(3));
         let z = [
-            s.add_f32s(load(s, z0.0), load(s, z0.1)),
-            s.add_f32s(load(s, z1.0), load(s, z1.1)),
-            s.add_f32s(load(s, z2.0), load(s, z2.1)),
-            s.add_f32s(load(s, z3.0), load(s, z3.1)),
+            partial_gate_sum(s, xp, rec, 0, u, j),
+            partial_gate_sum(s, xp, rec, 1, u, j),
+            partial_gate_sum(s, xp, rec, 2, u, j),
+            partial_gate_sum(s, xp, rec, 3, u, j),
         ];
         let (gates, c, tc, h) = lstm_vec(s, z, load(s, &c_prev[j..end]));
         store(s, &mut c_new[j..end], c);
@@ -531,11 +552,12 @@ fn gru_row<S: Simd>(s: S, xp: &[f32], rec: &[f32], h_prev: &[f32], h_new: &mut [
     let l = lanes::<S>();
     // Whole vectors first, as in `lstm_row`.
     let whole = u - u % l;
-    let x = [0, 1, 2].map(|g| gate::<S>(xp, g, u, whole));
-    let r = [0, 1, 2].map(|g| gate::<S>(rec, g, u, whole));
+    let x = [gate::<S>(xp, 0, u, whole), gate::<S>(xp, 1, u, whole), gate::<S>(xp, 2, u, whole)];
+    let r = [gate::<S>(rec, 0, u, whole), gate::<S>(rec, 1, u, whole), gate::<S>(rec, 2, u, whole)];
     let hp = S::as_simd_f32s(&h_prev[..whole]).0;
     let hn = S::as_mut_simd_f32s(&mut h_new[..whole]).0;
-    for v in 0..hp.len().min(hn.len()) {
+    let n = [x[0], x[1], x[2], r[0], r[1], r[2], hp].iter().fold(hn.len(), |n, v| n.min(v.len()));
+    for v in 0..n {
         hn[v] = gru_vec(s, [x[0][v], x[1][v], x[2][v]], [r[0][v], r[1][v], r[2][v]], hp[v]);
     }
     let (j, end) = (whole, u);
