@@ -3,8 +3,12 @@
 # files (run from the repository root: `bash fuzz/seed-corpus.sh`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-for t in seq_frontend keras_import npy safetensors; do mkdir -p "fuzz/corpus/$t"; done
+for t in seq_frontend seq_run keras_import npy safetensors; do mkdir -p "fuzz/corpus/$t"; done
 cp examples/*.seq tests/models/errors/*.seq fuzz/corpus/seq_frontend/
+# seq_run reads its first byte as the run-time length of symbolic dimensions.
+for f in examples/*.seq bench/models/*.seq; do
+  [ -f "$f" ] && { printf '\x03'; cat "$f"; } > "fuzz/corpus/seq_run/$(basename "$f")"
+done
 for d in ../shared/conformance/* ../shared/conformance-layers/*; do
   [ -d "$d" ] || continue
   n=$(basename "$d")
