@@ -13,18 +13,53 @@ use serde_json::Value as J;
 
 use crate::error::{ImportError, Result};
 
+/// The class names that Keras 3.15 gives both to an operation (`keras.src.ops`) and to a
+/// layer the language knows (listed by comparing the two sets of classes).
+const NAMES_OF_OPS_AND_LAYERS: &[&str] = &[
+    "Add",
+    "All",
+    "Any",
+    "Average",
+    "Concatenate",
+    "Divide",
+    "Equal",
+    "ExpandDims",
+    "Greater",
+    "GreaterEqual",
+    "Less",
+    "LessEqual",
+    "LogicalAnd",
+    "LogicalNot",
+    "LogicalOr",
+    "LogicalXor",
+    "Max",
+    "Maximum",
+    "Mean",
+    "Min",
+    "Minimum",
+    "Multiply",
+    "NotEqual",
+    "Reshape",
+    "Softmax",
+    "Stack",
+    "Subtract",
+    "Sum",
+];
+
 /// Whether a config entry is an operation rather than a layer: its `module` is a
 /// `keras.src.ops` one, or, in a legacy `.h5` (whose entries have no `module`), its config
-/// lacks what every layer's has (`trainable`, `dtype`).
+/// lacks what every layer's has (`trainable`, `dtype`) and its class is not a layer that no
+/// operation shares a name with (a hand-written `LSTM` entry without them stays a layer).
 pub(crate) fn is_op(l: &J) -> bool {
     match l["module"].as_str() {
         Some(m) => m.starts_with("keras.src.ops"),
         None => {
             let c = &l["config"];
-            l["class_name"].as_str() != Some("InputLayer")
-                && c.is_object()
-                && c.get("trainable").is_none()
-                && c.get("dtype").is_none()
+            let class = l["class_name"].as_str().unwrap_or_default();
+            let layer_only = class == "InputLayer"
+                || (seqmodel_compiler::layers::class(class).is_some()
+                    && !NAMES_OF_OPS_AND_LAYERS.contains(&class));
+            !layer_only && c.is_object() && c.get("trainable").is_none() && c.get("dtype").is_none()
         }
     }
 }
@@ -165,18 +200,28 @@ pub(crate) fn expr(class: &str, lname: &str, config: &J, node: &J, tensors: &[St
             let axis = setting("axis", 1).as_i64().unwrap_or(-1);
             OpText::call(format!("Softmax(axis={axis}, {name})"), first, true)
         }
-        ("Gelu", 1, []) if node["kwargs"]["approximate"].as_bool() == Some(true) => {
+        // keras.ops.gelu's `approximate` (True by default, unlike the activation's) is in the
+        // operation's config (Keras 3.15) or its call's kwargs.
+        ("Gelu", 1, []) if setting("approximate", 1).as_bool() != Some(false) => {
             OpText::call(format!("Activation(\"gelu_approximate\", {name})"), first, true)
+        }
+        ("LeakyRelu", 1, []) => {
+            let slope = setting("negative_slope", 1).as_f64().unwrap_or(0.2);
+            OpText::call(format!("LeakyReLU(negative_slope={slope:?}, {name})"), first, true)
+        }
+        ("Elu", 1, []) => {
+            let alpha = setting("alpha", 1).as_f64().unwrap_or(1.0);
+            OpText::call(format!("ELU(alpha={alpha:?}, {name})"), first, true)
         }
         (_, 1, []) => {
             let act = crate::convert::snake_case(class);
             let act = if act == "exp" { "exponential".to_string() } else { act };
-            let plain = node["kwargs"]
-                .as_object()
-                .is_none_or(|k| k.iter().all(|(k, v)| k == "approximate" && v == false))
-                && config
-                    .as_object()
-                    .is_none_or(|c| c.iter().all(|(k, v)| k == "name" || (k == "axis" && v == -1)));
+            let default_setting = |k: &str, v: &J| {
+                k == "name" || (k == "axis" && v == -1) || (k == "approximate" && v == false)
+            };
+            let plain =
+                node["kwargs"].as_object().is_none_or(|k| k.iter().all(|(k, v)| default_setting(k, v)))
+                    && config.as_object().is_none_or(|c| c.iter().all(|(k, v)| default_setting(k, v)));
             match seqmodel_runtime::ir::Activation::from_name(&act) {
                 Some(a) if plain => {
                     OpText::call(format!("Activation(\"{}\", {name})", a.name()), first, true)
