@@ -340,6 +340,19 @@ fn layer_and_batch_normalisation() {
     }
 }
 
+/// In training, BatchNormalization's statistics count only the real steps of a masked
+/// sequence (Keras's `_moments` with a mask) while every step is normalised; the second model
+/// lets the masked steps' outputs reach the loss (`mask=None`), so their gradient flows too.
+#[test]
+fn batch_normalisation_on_masked_sequences() {
+    for src in [
+        "model M(x: [6, 2]) -> [2] { x -> Masking() -> LSTM(4, return_sequences=true) -> BatchNormalization() -> GlobalAveragePooling1D() -> Dense(2) }",
+        "model M(x: [6, 2]) -> [2] { h = Masking()(x) -> LSTM(4, return_sequences=true) -> BatchNormalization(momentum=0.8, center=false); LSTM(2)(h, mask=None) }",
+    ] {
+        check(src, vec![padded(3)], vec![f(&[3, 2], 2)], Loss::MeanSquaredError);
+    }
+}
+
 #[test]
 fn permute_reshape_flatten() {
     check(

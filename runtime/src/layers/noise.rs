@@ -60,7 +60,9 @@ impl Layer for NoiseAttrs {
         y.assign(&x);
         if let Some(tr) = train {
             if self.kind == NoiseKind::ActivityRegularization {
-                tr.penalty += x.iter().map(|v| self.rate * v.abs() + self.l2 * v * v).sum::<f32>();
+                // Keras 3 divides an activity penalty by the batch size (`Layer.__call__`).
+                let batch = x.shape().first().map_or(1, |&b| b.max(1)) as f32;
+                tr.penalty += x.iter().map(|v| self.rate * v.abs() + self.l2 * v * v).sum::<f32>() / batch;
             } else if tr.training && self.rate > 0.0 {
                 let (m, o) = draw(self, layer, x.shape(), &mut tr.seed)?;
                 for ((d, m), o) in y.iter_mut().zip(&m).zip(&o) {
@@ -81,8 +83,9 @@ impl Layer for NoiseAttrs {
         }
         if self.kind == NoiseKind::ActivityRegularization {
             let x = bw.x(0)?;
+            let batch = x.shape().first().map_or(1, |&b| b.max(1)) as f32;
             dx.zip_mut_with(x, |d, x| {
-                *d += self.rate * x.signum() * f32::from(*x != 0.0) + 2.0 * self.l2 * x
+                *d += (self.rate * x.signum() * f32::from(*x != 0.0) + 2.0 * self.l2 * x) / batch
             });
         }
         Ok(Grads { dxs: vec![Some(dx)], ..Grads::default() })

@@ -114,11 +114,50 @@ fn indices(a: &BatchNormAttrs) -> (Option<usize>, Option<usize>, usize, usize) {
     (g, b, mm, mm + 1)
 }
 
-/// Per-feature mean and biased variance over every row of `xs`.
-fn batch_moments(a: &BatchNormAttrs, xs: &[f32]) -> Vec<(f64, f64)> {
-    let f = a.features;
-    (0..f).map(|j| moments(xs.iter().skip(j).step_by(f).copied())).collect()
+/// Which rows of `xs` (`[rows, features]`, the input's leading axes flattened) the batch
+/// statistics count: every row without a mask; with a mask `[B, T]` (an input `[B, T, F]`),
+/// the real steps only, as Keras's `_moments` weighs them.
+fn row_weights(
+    layer: &str,
+    mask: Option<ndarray::ArrayView2<'_, bool>>,
+    rows: usize,
+) -> Result<Option<Vec<f64>>> {
+    let Some(mask) = mask else { return Ok(None) };
+    if mask.len() != rows {
+        return Err(RuntimeError::Shape(format!(
+            "layer `{layer}`: a mask of {:?} does not cover the input's {rows} rows of features",
+            mask.shape()
+        )));
+    }
+    Ok(Some(mask.iter().map(|&real| if real { 1.0 } else { 0.0 }).collect()))
 }
+
+/// Per-feature batch statistics: the mean, the biased variance, and the count they divide
+/// by: the number of rows, or with row weights (a mask) their sum plus Keras's
+/// `backend.epsilon()` (1e-7; a batch whose every step is masked gives mean and variance 0).
+fn batch_moments(a: &BatchNormAttrs, xs: &[f32], w: Option<&[f64]>) -> Vec<(f64, f64)> {
+    let f = a.features.max(1);
+    let rows = xs.len() / f;
+    let count = batch_count(rows, w);
+    let weight = |r: usize| w.map_or(1.0, |w| w[r]);
+    (0..f)
+        .map(|j| {
+            let mean = (0..rows).map(|r| weight(r) * f64::from(xs[r * f + j])).sum::<f64>() / count;
+            let var =
+                (0..rows).map(|r| weight(r) * (f64::from(xs[r * f + j]) - mean).powi(2)).sum::<f64>() / count;
+            (mean, var)
+        })
+        .collect()
+}
+
+/// The count [`batch_moments`] divides by.
+fn batch_count(rows: usize, w: Option<&[f64]>) -> f64 {
+    match w {
+        None => rows.max(1) as f64,
+        Some(w) => w.iter().sum::<f64>() + 1e-7,
+    }
+}
+
 impl Layer for BatchNormAttrs {
     fn forward(
         &self,
@@ -132,13 +171,9 @@ impl Layer for BatchNormAttrs {
         let xs = rows_of(layer, &x, self.features)?;
         let (gi, bi, mi, vi) = indices(self);
         let training = train.is_some_and(|t| t.training);
-        if training && ins[0].mask.is_some() {
-            return Err(RuntimeError::Unsupported(format!(
-                "training BatchNormalization `{layer}` on masked sequences (its statistics would skip masked steps)"
-            )));
-        }
         let stats: Vec<(f64, f64)> = if training {
-            batch_moments(self, &xs)
+            let w = row_weights(layer, ins[0].mask, xs.len() / self.features.max(1))?;
+            batch_moments(self, &xs, w.as_deref())
         } else {
             params.vecs[mi]
                 .iter()
@@ -167,7 +202,11 @@ impl Layer for BatchNormAttrs {
         let f = self.features;
         let rows = xs.len() / f.max(1);
         let (gi, _, mi, vi) = indices(self);
-        let stats = batch_moments(self, &xs);
+        let w = row_weights(bw.layer, bw.xs[0].mask.as_ref().map(|m| m.view()), rows)?;
+        let w = w.as_deref();
+        let stats = batch_moments(self, &xs, w);
+        let count = batch_count(rows, w);
+        let weight = |r: usize| w.map_or(1.0, |w| w[r]);
         let dy: Vec<f32> = bw.dys[0].as_standard_layout().iter().copied().collect();
         let (mut dg, mut db) = (vec![0.0f32; f], vec![0.0f32; f]);
         let mut dx = vec![0.0f32; xs.len()];
@@ -175,18 +214,26 @@ impl Layer for BatchNormAttrs {
             let (mean, var) = stats[j];
             let inv = 1.0 / (var + f64::from(self.epsilon)).sqrt();
             let gamma = gi.map_or(1.0, |i| f64::from(bw.weights[i][j]));
-            let (mut m1, mut m2) = (0.0f64, 0.0f64);
+            // y = gamma · (x - mean) · inv + beta at every row (masked ones too), where mean
+            // and var are weighted sums over the counted rows divided by `count`:
+            // d/dvar = -inv³/2 · Σ dx̂·(x - mean), d/dmean = -inv · Σ dx̂ - 2 d/dvar ·
+            // Σ w·(x - mean) / count (zero up to rounding without a mask), and each counted
+            // row gets w · (d/dmean + 2 d/dvar · (x - mean)) / count beside dx̂ · inv.
+            let (mut sum_dxhat, mut sum_dxhat_centred, mut sum_w_centred) = (0.0f64, 0.0f64, 0.0f64);
             for r in 0..rows {
-                let (xhat, g) = ((f64::from(xs[r * f + j]) - mean) * inv, f64::from(dy[r * f + j]));
-                m1 += g * gamma;
-                m2 += g * gamma * xhat;
-                dg[j] += (g * xhat) as f32;
+                let (centred, g) = (f64::from(xs[r * f + j]) - mean, f64::from(dy[r * f + j]));
+                sum_dxhat += g * gamma;
+                sum_dxhat_centred += g * gamma * centred;
+                sum_w_centred += weight(r) * centred;
+                dg[j] += (g * centred * inv) as f32;
                 db[j] += g as f32;
             }
-            let (m1, m2) = (m1 / rows as f64, m2 / rows as f64);
+            let d_var = -0.5 * inv * inv * inv * sum_dxhat_centred;
+            let d_mean = -inv * sum_dxhat - 2.0 * d_var * sum_w_centred / count;
             for r in 0..rows {
-                let xhat = (f64::from(xs[r * f + j]) - mean) * inv;
-                dx[r * f + j] = (inv * (f64::from(dy[r * f + j]) * gamma - m1 - xhat * m2)) as f32;
+                let centred = f64::from(xs[r * f + j]) - mean;
+                let direct = f64::from(dy[r * f + j]) * gamma * inv;
+                dx[r * f + j] = (direct + weight(r) * (d_mean + 2.0 * d_var * centred) / count) as f32;
             }
         }
         let mut dws = Vec::new();
