@@ -5,7 +5,8 @@ arithmetic, masks computed by comparisons and passed as `mask=`), in the layout 
 ../../../shared/conformance (its README describes every file), so that `seqc conformance
 tests/keras` checks them like the shared cases.
 
-Run with Keras 3.15 on TensorFlow (the versions of ../shared): `python3 make_cases.py`.
+Run with Keras 3.15 on TensorFlow (the versions of ../shared): `python3 make_cases.py`
+(every case) or `python3 make_cases.py NAME...` (only those; the others stay as they are).
 Every weight is drawn from [-0.5, 0.5] with a fixed seed; the outputs are Keras's own.
 """
 import json, os, shutil, sys
@@ -17,6 +18,8 @@ import tensorflow as tf
 from keras import layers, ops
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+# The cases to write (every one when empty).
+ONLY = set(sys.argv[1:])
 
 
 def set_weights(model, seed):
@@ -45,6 +48,8 @@ def shape_of(t):
 def write_case(name, covers, model, calls, seed, train=None, h5=False):
     """`calls`: a list of input lists (one model call each, states irrelevant); `h5`: also
     the legacy `model.h5` (whose config has no `module` to tell operations from layers)."""
+    if ONLY and name not in ONLY:
+        return
     d = os.path.join(HERE, name)
     shutil.rmtree(d, ignore_errors=True)
     os.makedirs(d)
@@ -264,6 +269,37 @@ def main():
                "max-over-strided-steps pooling stacked -> centred -> Flatten -> Dense, mse, Adam(0.01), "
                "2 epochs, batch 2", keras.Model(x, y), [[floats(rng, 2, 5, 3)]], seed=7,
                train=fit_and_record(xt, yt, "mse", keras.optimizers.Adam(0.01), 2, 2))
+
+    # The activation functions as operations, with their settings.
+    x = keras.Input((4, 5))
+    h = layers.Dense(5)(x)
+    y = ops.concatenate([ops.leaky_relu(h), ops.leaky_relu(h, negative_slope=0.05), ops.elu(h, alpha=0.7),
+                         ops.elu(h), ops.gelu(h), ops.gelu(h, approximate=False), ops.log_softmax(h),
+                         ops.relu6(h * 4.0), ops.hard_silu(h * 3.0), ops.softsign(h), ops.selu(h), ops.silu(h)],
+                        axis=-1)
+    write_case("ops_activation_functions", "keras.ops leaky_relu and elu with and without their settings, "
+               "gelu approximate (the operation's default) and exact, log_softmax, relu6, hard_silu, softsign, "
+               "selu, silu", keras.Model(x, y), [[floats(rng, 2, 4, 5) * 2]], seed=9)
+
+    # Training BatchNormalization on a masked sequence (statistics over the real steps only)
+    # beside an activity penalty (divided by the batch size in Keras 3).
+    x = keras.Input((7, 3))
+    h = layers.LSTM(4, return_sequences=True)(layers.Masking(0.0)(x))
+    h = layers.BatchNormalization(center=False, momentum=0.7)(h)
+    h = layers.ReLU(max_value=1.2, negative_slope=0.1, threshold=0.05)(h)
+    h = layers.ActivityRegularization(l1=0.01, l2=0.02)(h)
+    y = layers.GlobalAveragePooling1D()(h)
+    xt = floats(rng, 6, 7, 3)
+    xt[0, 4:] = 0
+    xt[3, 2:] = 0
+    yt = floats(rng, 6, 4)
+    xi = floats(rng, 2, 7, 3)
+    xi[1, 5:] = 0
+    write_case("train_masked_batchnorm_activity_penalty", "training: Masking -> LSTM(rs) -> BatchNormalization "
+               "(batch statistics over the real steps) -> ReLU(max_value, negative_slope, threshold) -> "
+               "ActivityRegularization(l1, l2) -> masked GlobalAveragePooling1D, mae, SGD(nesterov), batch 3",
+               keras.Model(x, y), [[xi]], seed=12,
+               train=fit_and_record(xt, yt, "mae", keras.optimizers.SGD(0.2, momentum=0.9, nesterov=True), 3, 2))
 
 
 if __name__ == "__main__":
