@@ -107,6 +107,9 @@ pub fn import(model: &Path, output: &Path, weights: Option<&Path>, force: bool) 
     check_outputs(&outputs, force)?;
     let imported = seqmodel_keras::import_file(model)?;
     write_new(output, imported.source.as_bytes())?;
+    for r in &imported.regularizers {
+        eprintln!("warning: {r} is not applied in training (inference is unchanged)");
+    }
     eprintln!(
         "wrote {} (model `{}`, {} parameters)",
         output.display(),

@@ -28,6 +28,9 @@ pub struct Converted {
     /// For legacy `.h5` files: each top-level layer name with its weights' keys, in Keras's
     /// `layer.weights` order (matched with the file's `weight_names`).
     pub legacy_layers: Vec<(String, Vec<String>)>,
+    /// The regularizers of the model's layers (`layer `d`: kernel_regularizer`), which change
+    /// nothing at inference and which seqmodel's training does not add to the loss.
+    pub regularizers: Vec<String>,
 }
 
 /// Converts a Keras model config (`config.json`, or `model_config` of a legacy `.h5`).
@@ -45,12 +48,50 @@ pub fn convert_named(config: &J, keras_version: &str, name_hint: Option<&str>) -
         name_hint: name_hint.map(str::to_string),
     };
     let built = cx.model(config, "")?;
+    let regularizers = regularizers(config);
     let mut source = String::from("// Imported from a Keras model by `seqc import`.\n");
+    if !regularizers.is_empty() {
+        source.push_str("// Training differs from Keras's: these regularizers are not added to the loss:\n");
+        for r in &regularizers {
+            source.push_str(&format!("// - {r}\n"));
+        }
+    }
     for d in &cx.defs {
         source.push('\n');
         source.push_str(d);
     }
-    Ok(Converted { source, main: built.name, weights: built.weights, legacy_layers: built.legacy })
+    Ok(Converted {
+        source,
+        main: built.name,
+        weights: built.weights,
+        legacy_layers: built.legacy,
+        regularizers,
+    })
+}
+
+/// Every regularizer set in a config (nested models and wrapped layers included), as
+/// ``layer `name`: key``, in the config's order.
+fn regularizers(config: &J) -> Vec<String> {
+    fn walk(v: &J, out: &mut Vec<String>) {
+        match v {
+            J::Object(o) => {
+                if let (Some(J::Object(c)), Some(_)) = (o.get("config"), o.get("class_name")) {
+                    let name = c.get("name").and_then(J::as_str).unwrap_or("?");
+                    for (k, r) in c {
+                        if k.ends_with("_regularizer") && !r.is_null() {
+                            out.push(format!("layer `{name}`: {k}"));
+                        }
+                    }
+                }
+                o.values().for_each(|v| walk(v, out));
+            }
+            J::Array(a) => a.iter().for_each(|v| walk(v, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(config, &mut out);
+    out
 }
 
 struct Cx {

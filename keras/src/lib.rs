@@ -46,6 +46,10 @@ pub struct Imported {
     pub keras_version: String,
     /// The weight keys in Keras's order (`model.weights`).
     pub order: Vec<String>,
+    /// The layers' regularizers (``layer `d`: kernel_regularizer``): inference is unchanged,
+    /// but training with seqmodel does not add their penalties to the loss, so its numbers
+    /// differ from Keras's. Also listed in a comment at the top of [`Imported::source`].
+    pub regularizers: Vec<String>,
 }
 
 /// Binds weights read in Keras's `order` to a model's weight table `specs` (`(key, shape)`
@@ -133,7 +137,8 @@ pub fn import_bytes_named(bytes: Vec<u8>, name_hint: Option<&str>) -> Result<Imp
         .ok_or_else(|| ImportError::Compile(format!("model `{}` missing", converted.main)))?;
     seqmodel_runtime::Model::new(program.clone(), &weights)?;
     let source = tidy::tidy(&converted.source, &compiled);
-    Ok(Imported { source, program, weights, keras_version, order })
+    let regularizers = converted.regularizers;
+    Ok(Imported { source, program, weights, keras_version, order, regularizers })
 }
 
 /// Reads the config and the weights of a `.keras` zip or a legacy `.h5` file.
