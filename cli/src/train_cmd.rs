@@ -25,7 +25,8 @@ pub struct TrainArgs {
     /// Keras loss name (mse, mae, sparse_categorical_crossentropy, kl_divergence, ...).
     #[arg(long, default_value = "mse")]
     pub loss: String,
-    /// sgd, adam, rmsprop or adagrad.
+    /// sgd, adam, adamw (weight decay 0.004), rmsprop, adagrad, adamax or nadam, with
+    /// Keras's defaults.
     #[arg(long, default_value = "adam")]
     pub optimizer: String,
     /// Learning rate.
@@ -83,7 +84,14 @@ pub fn train(a: TrainArgs, color: bool) -> Result<ExitCode, Failure> {
         "adam" => Optimizer::adam(a.lr),
         "rmsprop" => Optimizer::rmsprop(a.lr),
         "adagrad" => Optimizer::adagrad(a.lr),
-        other => return Err(Failure(format!("unknown optimizer `{other}` (sgd, adam, rmsprop, adagrad)"))),
+        "adamw" => Optimizer::adamw(a.lr),
+        "adamax" => Optimizer::adamax(a.lr),
+        "nadam" => Optimizer::nadam(a.lr),
+        other => {
+            return Err(Failure(format!(
+                "unknown optimizer `{other}` (sgd, adam, adamw, rmsprop, adagrad, adamax, nadam)"
+            )));
+        }
     };
     let weights = match &a.weights {
         Some(p) => WeightStore::load(p)?,

@@ -24,9 +24,6 @@ pub fn optimizer_from_config(o: &J) -> Result<Optimizer> {
     if c["use_ema"].as_bool() == Some(true) {
         return Err(unsupported("`use_ema`"));
     }
-    if !c["weight_decay"].is_null() && c["weight_decay"].as_f64() != Some(0.0) {
-        return Err(unsupported("`weight_decay`"));
-    }
     if c["learning_rate"].is_object() {
         return Err(unsupported("a learning-rate schedule"));
     }
@@ -34,7 +31,7 @@ pub fn optimizer_from_config(o: &J) -> Result<Optimizer> {
         "sgd" => {
             Rule::Sgd { momentum: f(c, "momentum", 0.0), nesterov: c["nesterov"].as_bool().unwrap_or(false) }
         }
-        "adam" => Rule::Adam {
+        "adam" | "adamw" => Rule::Adam {
             beta_1: f(c, "beta_1", 0.9),
             beta_2: f(c, "beta_2", 0.999),
             epsilon: opt_f(c, "epsilon").unwrap_or(1e-7),
@@ -50,6 +47,16 @@ pub fn optimizer_from_config(o: &J) -> Result<Optimizer> {
             initial_accumulator_value: f(c, "initial_accumulator_value", 0.1),
             epsilon: opt_f(c, "epsilon").unwrap_or(1e-7),
         },
+        "adamax" => Rule::Adamax {
+            beta_1: f(c, "beta_1", 0.9),
+            beta_2: f(c, "beta_2", 0.999),
+            epsilon: opt_f(c, "epsilon").unwrap_or(1e-7),
+        },
+        "nadam" => Rule::Nadam {
+            beta_1: f(c, "beta_1", 0.9),
+            beta_2: f(c, "beta_2", 0.999),
+            epsilon: opt_f(c, "epsilon").unwrap_or(1e-7),
+        },
         _ => return Err(unsupported("this optimizer class")),
     };
     let default_lr = if matches!(rule, Rule::Sgd { .. }) { 0.01 } else { 0.001 };
@@ -58,6 +65,9 @@ pub fn optimizer_from_config(o: &J) -> Result<Optimizer> {
     opt.clipnorm = opt_f(c, "clipnorm");
     opt.clipvalue = opt_f(c, "clipvalue");
     opt.global_clipnorm = opt_f(c, "global_clipnorm");
+    // AdamW's config always has its `weight_decay`; without one, its default.
+    let default_decay = (class.eq_ignore_ascii_case("adamw")).then_some(0.004);
+    opt.weight_decay = opt_f(c, "weight_decay").or(default_decay).filter(|wd| *wd != 0.0);
     Ok(opt)
 }
 

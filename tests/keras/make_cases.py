@@ -301,6 +301,19 @@ def main():
                keras.Model(x, y), [[xi]], seed=12,
                train=fit_and_record(xt, yt, "mae", keras.optimizers.SGD(0.2, momentum=0.9, nesterov=True), 3, 2))
 
+    # Adamax, Nadam and AdamW (decoupled weight decay, with clipnorm) on an Embedding whose
+    # tokens repeat in a batch: Keras on TensorFlow sums the sparse gradient's slices'
+    # squares (Nadam) and absolute values (Adamax) one by one.
+    for name, opt in [("adamax", keras.optimizers.Adamax(0.05)), ("nadam", keras.optimizers.Nadam(0.05)),
+                      ("adamw", keras.optimizers.AdamW(0.05, weight_decay=0.1, clipnorm=0.5))]:
+        ids = keras.Input((6,), dtype="int32")
+        y = layers.Dense(2)(layers.LSTM(3)(layers.Embedding(8, 4)(ids)))
+        tok = rng.integers(0, 4, (6, 6)).astype("int32")
+        yt = floats(rng, 6, 2)
+        write_case(f"train_embedding_{name}", f"training: Embedding (repeated tokens) -> LSTM -> Dense, mse, "
+                   f"{type(opt).__name__}, 3 epochs, batch 3", keras.Model(ids, y), [[tok[:2]]], seed=3,
+                   train=fit_and_record(tok, yt, "mse", opt, 3, 3))
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -118,24 +118,30 @@ pub(crate) fn dense_backward(
 }
 
 /// Embedding's backward pass: the table's gradient `[vocab, dim]` from the output's `dy`
-/// (row `r` for token `ids[r]`), and the sum of each gathered slice's square (the sparse
-/// gradient's second moment, see `Optimizer::apply_sparse_aware`).
+/// (row `r` for token `ids[r]`), the sum of each gathered slice's square, and with `abs` the
+/// sum of each slice's absolute value (the sparse gradient's statistics, see
+/// `optimizer::SparseSums`).
 pub(crate) fn embedding_backward(
     ids: ArrayViewD<'_, i32>,
     dy: &[f32],
     (vocab, dim): (usize, usize),
-) -> (Vec<f32>, Vec<f32>) {
+    abs: bool,
+) -> (Vec<f32>, Vec<f32>, Option<Vec<f32>>) {
     // Pooled: a fresh table-sized array faulted in its pages at every step.
     let mut dt = pool::zeros(vocab * dim);
     let mut sq = pool::zeros(vocab * dim);
+    let mut abs_sum = abs.then(|| pool::zeros(vocab * dim));
     for (r, &id) in ids.iter().enumerate() {
         for j in 0..dim {
             let v = dy[r * dim + j];
             dt[id as usize * dim + j] += v;
             sq[id as usize * dim + j] += v * v;
+            if let Some(a) = abs_sum.as_mut() {
+                a[id as usize * dim + j] += v.abs();
+            }
         }
     }
-    (dt, sq)
+    (dt, sq, abs_sum)
 }
 
 /// Masking's backward pass: `dy` with the masked steps zeroed (their output was zeros).

@@ -167,23 +167,25 @@ fn act_backward(
     ArrayD::from_shape_vec(y.raw_dim(), dx).expect("sized from y")
 }
 
-/// Weight gradients of one step; `squares` holds, for sparse (Embedding) gradients, the sum
-/// of each gathered slice's square (see [`super::Optimizer::apply_sparse_aware`]).
+/// Weight gradients of one step; `sparse` holds, for sparse (Embedding) gradients, the sums
+/// over the gathered slices (see [`super::SparseSums`]).
 pub(crate) struct WeightGrads {
     pub grads: HashMap<String, ArrayD<f32>>,
-    pub squares: HashMap<String, ArrayD<f32>>,
+    pub sparse: super::SparseSums,
     /// New values of non-trainable weights, set with the optimizer's step.
     pub updates: Vec<(String, ArrayD<f32>)>,
 }
 
-/// Backpropagates `output_grads` (one per program output) and returns the weight gradients.
+/// Backpropagates `output_grads` (one per program output) and returns the weight gradients
+/// (with `abs_sums`, the sparse gradients' sums of absolute values too, for Adamax).
 pub(crate) fn backward(
     p: &Program,
     store: &WeightStore,
     pass: &Pass,
     output_grads: Vec<ArrayD<f32>>,
+    abs_sums: bool,
 ) -> Result<WeightGrads> {
-    let mut squares: HashMap<String, ArrayD<f32>> = HashMap::new();
+    let mut sparse = super::SparseSums::default();
     let mut grads: HashMap<(NodeIndex, usize), ArrayD<f32>> = HashMap::new();
     for (o, g) in p.outputs.iter().zip(output_grads) {
         add_grad(&mut grads, (o.node, o.port), g);
@@ -276,16 +278,20 @@ pub(crate) fn backward(
                     return Err(RuntimeError::Shape(format!("Embedding `{}` needs integer ids", node.layer)));
                 };
                 let d = dout(0).as_standard_layout().to_owned();
-                let (dt, sq) = basic::embedding_backward(
+                let (dt, sq, abs) = basic::embedding_backward(
                     ids.view(),
                     d.as_slice().expect("standard"),
                     (*input_dim, *output_dim),
+                    abs_sums,
                 );
                 let [spec] = &seqmodel_ir::op_weight_specs(&node.op, &prefix)[..] else {
                     unreachable!("an embedding has one table")
                 };
                 add_weight(&mut wg, spec.key.clone(), &spec.shape, dt);
-                add_weight(&mut squares, spec.key.clone(), &spec.shape, sq);
+                add_weight(&mut sparse.squares, spec.key.clone(), &spec.shape, sq);
+                if let Some(abs) = abs {
+                    add_weight(&mut sparse.abs, spec.key.clone(), &spec.shape, abs);
+                }
             }
             (Op::Rnn(a), Some(NodeTape::Rnn(tape, in_keep))) => {
                 let d_states: Vec<Option<Vec<f32>>> =
@@ -400,5 +406,5 @@ pub(crate) fn backward(
         }
         douts.into_iter().flatten().for_each(crate::pool::recycle_array);
     }
-    Ok(WeightGrads { grads: wg, squares, updates })
+    Ok(WeightGrads { grads: wg, sparse, updates })
 }

@@ -14,7 +14,7 @@ use seqmodel_ir::Program;
 
 pub use data::{Element, IntoTensor, IntoTensors};
 pub use loss::Loss;
-pub use optimizer::{Optimizer, Rule};
+pub use optimizer::{Optimizer, Rule, SparseSums};
 pub use progress::{Callback, EpochLogs, Progress};
 
 use crate::error::{Result, RuntimeError};
@@ -239,7 +239,8 @@ impl Trainer {
             pass.recycle();
             return Ok((total, None));
         }
-        let g = graph::backward(&self.rewritten, &self.weights, &pass, out_grads);
+        let abs_sums = self.optimizer.needs_abs_sums();
+        let g = graph::backward(&self.rewritten, &self.weights, &pass, out_grads, abs_sums);
         pass.recycle();
         Ok((total, Some(g?)))
     }
@@ -257,8 +258,9 @@ impl Trainer {
                 "the loss became {loss}; lower the learning rate?"
             )));
         }
-        self.optimizer.apply_sparse_aware(&mut self.weights, &mut g.grads, &g.squares);
-        g.grads.into_values().chain(g.squares.into_values()).for_each(crate::pool::recycle_array);
+        self.optimizer.apply_sparse_aware(&mut self.weights, &mut g.grads, &g.sparse);
+        let sums = g.sparse.squares.into_values().chain(g.sparse.abs.into_values());
+        g.grads.into_values().chain(sums).for_each(crate::pool::recycle_array);
         for (key, value) in g.updates {
             self.weights.insert(key, value);
         }

@@ -44,6 +44,37 @@ pub enum Rule {
         /// Added inside the square root.
         epsilon: f32,
     },
+    /// `Adamax(beta_1, beta_2, epsilon)`: Adam with the infinity norm.
+    Adamax {
+        /// First-moment decay.
+        beta_1: f32,
+        /// Decay of the largest past gradient.
+        beta_2: f32,
+        /// Added to the denominator.
+        epsilon: f32,
+    },
+    /// `Nadam(beta_1, beta_2, epsilon)`: Adam with Nesterov momentum (Keras's schedule of
+    /// momentum, `beta_1 · (1 - 0.5 · 0.96^t)`).
+    Nadam {
+        /// First-moment decay.
+        beta_1: f32,
+        /// Second-moment decay.
+        beta_2: f32,
+        /// Added to the denominator.
+        epsilon: f32,
+    },
+}
+
+/// For weights whose gradient is sparse (an Embedding's rows), sums over the gathered
+/// slices that Keras on TensorFlow takes before they are added up: a token seen twice in a
+/// batch contributes `g₁² + g₂²` to Adam's, RMSprop's, Adagrad's and Nadam's second moments
+/// (not `(g₁ + g₂)²`) and `|g₁| + |g₂|` to Adamax's largest gradient.
+#[derive(Debug, Default)]
+pub struct SparseSums {
+    /// The sum of each slice's square, per weight key.
+    pub squares: HashMap<String, ArrayD<f32>>,
+    /// The sum of each slice's absolute value, per weight key (kept only for Adamax).
+    pub abs: HashMap<String, ArrayD<f32>>,
 }
 
 /// An optimizer with its state (iteration count and slot variables per weight).
@@ -61,9 +92,14 @@ pub struct Optimizer {
     pub clipvalue: Option<f32>,
     /// Clip all gradients together to this global L2 norm.
     pub global_clipnorm: Option<f32>,
+    /// Keras 3's decoupled `weight_decay` (any optimizer; AdamW's 0.004 by default): before
+    /// each update a weight loses `weight · weight_decay · learning_rate`.
+    pub weight_decay: Option<f32>,
     /// Steps taken.
     pub iterations: u64,
     slots: HashMap<String, Vec<ArrayD<f32>>>,
+    /// Nadam's product of the momentum schedule over the steps taken.
+    u_product: f32,
 }
 
 impl Optimizer {
@@ -80,6 +116,9 @@ impl Optimizer {
         if !self.decay.is_finite() || self.decay < 0.0 {
             return bad("decay", self.decay);
         }
+        if let Some(wd) = self.weight_decay.filter(|v| !v.is_finite() || *v < 0.0) {
+            return bad("weight_decay", wd);
+        }
         for (name, c) in [
             ("clipnorm", self.clipnorm),
             ("clipvalue", self.clipvalue),
@@ -92,9 +131,21 @@ impl Optimizer {
         let eps_ok = |e: f32| e.is_finite() && e >= 0.0;
         match self.rule {
             Rule::Sgd { momentum, .. } if !(0.0..=1.0).contains(&momentum) => bad("momentum", momentum),
-            Rule::Adam { beta_1, .. } if !unit(beta_1) => bad("beta_1", beta_1),
-            Rule::Adam { beta_2, .. } if !unit(beta_2) => bad("beta_2", beta_2),
-            Rule::Adam { epsilon, .. } | Rule::RmsProp { epsilon, .. } | Rule::Adagrad { epsilon, .. }
+            Rule::Adam { beta_1, .. } | Rule::Adamax { beta_1, .. } | Rule::Nadam { beta_1, .. }
+                if !unit(beta_1) =>
+            {
+                bad("beta_1", beta_1)
+            }
+            Rule::Adam { beta_2, .. } | Rule::Adamax { beta_2, .. } | Rule::Nadam { beta_2, .. }
+                if !unit(beta_2) =>
+            {
+                bad("beta_2", beta_2)
+            }
+            Rule::Adam { epsilon, .. }
+            | Rule::RmsProp { epsilon, .. }
+            | Rule::Adagrad { epsilon, .. }
+            | Rule::Adamax { epsilon, .. }
+            | Rule::Nadam { epsilon, .. }
                 if !eps_ok(epsilon) =>
             {
                 bad("epsilon", epsilon)
@@ -128,6 +179,21 @@ impl Optimizer {
         Self::new(Rule::Adagrad { initial_accumulator_value: 0.1, epsilon: 1e-7 }, learning_rate)
     }
 
+    /// `AdamW(learning_rate)` with Keras's defaults: Adam's, and a weight decay of 0.004.
+    pub fn adamw(learning_rate: f32) -> Self {
+        Optimizer { weight_decay: Some(0.004), ..Self::adam(learning_rate) }
+    }
+
+    /// `Adamax(learning_rate)` with Keras's defaults (0.9, 0.999, 1e-7).
+    pub fn adamax(learning_rate: f32) -> Self {
+        Self::new(Rule::Adamax { beta_1: 0.9, beta_2: 0.999, epsilon: 1e-7 }, learning_rate)
+    }
+
+    /// `Nadam(learning_rate)` with Keras's defaults (0.9, 0.999, 1e-7).
+    pub fn nadam(learning_rate: f32) -> Self {
+        Self::new(Rule::Nadam { beta_1: 0.9, beta_2: 0.999, epsilon: 1e-7 }, learning_rate)
+    }
+
     /// An optimizer with a rule and learning rate, no decay or clipping.
     pub fn new(rule: Rule, learning_rate: f32) -> Self {
         Optimizer {
@@ -137,26 +203,33 @@ impl Optimizer {
             clipnorm: None,
             clipvalue: None,
             global_clipnorm: None,
+            weight_decay: None,
             iterations: 0,
             slots: HashMap::new(),
+            u_product: 1.0,
         }
     }
 
     /// Applies one step to every weight that has a gradient.
     pub fn apply(&mut self, weights: &mut crate::WeightStore, grads: &mut HashMap<String, ArrayD<f32>>) {
-        self.apply_sparse_aware(weights, grads, &HashMap::new());
+        self.apply_sparse_aware(weights, grads, &SparseSums::default());
     }
 
-    /// Like [`Optimizer::apply`], where `squares` gives, for weights whose gradient is sparse
-    /// (an Embedding's rows), the sum over occurrences of each slice's square. Keras on
-    /// TensorFlow squares the gathered slices before they are summed, so a token seen twice
-    /// in a batch contributes `g₁² + g₂²`, not `(g₁ + g₂)²`, to the second moments.
+    /// Whether the update reads [`SparseSums::abs`] (Adamax).
+    pub fn needs_abs_sums(&self) -> bool {
+        matches!(self.rule, Rule::Adamax { .. })
+    }
+
+    /// Like [`Optimizer::apply`], where `sparse` gives, for weights whose gradient is sparse
+    /// (an Embedding's rows), the sums over occurrences that Keras on TensorFlow takes (see
+    /// [`SparseSums`]).
     pub fn apply_sparse_aware(
         &mut self,
         weights: &mut crate::WeightStore,
         grads: &mut HashMap<String, ArrayD<f32>>,
-        squares: &HashMap<String, ArrayD<f32>>,
+        sparse: &SparseSums,
     ) {
+        let squares = &sparse.squares;
         if let Some(max) = self.global_clipnorm {
             let norm =
                 grads.values().flat_map(|g| g.iter()).map(|v| (*v as f64).powi(2)).sum::<f64>().sqrt() as f32;
@@ -168,6 +241,11 @@ impl Optimizer {
         }
         let lr = self.learning_rate / (1.0 + self.decay * self.iterations as f32);
         let t = (self.iterations + 1) as i32;
+        // Nadam's momentum schedule: this step's and the next's, and their products.
+        let nadam_u = |beta_1: f32, step: i32| beta_1 * (1.0 - 0.5 * 0.96f32.powi(step));
+        if let Rule::Nadam { beta_1, .. } = self.rule {
+            self.u_product *= nadam_u(beta_1, t);
+        }
         let mut keys: Vec<&String> = grads.keys().collect();
         keys.sort();
         for key in keys {
@@ -184,6 +262,11 @@ impl Optimizer {
             }
             let g = &*g;
             let Some(w) = weights.get_mut(key) else { continue };
+            if let Some(wd) = self.weight_decay.filter(|wd| *wd != 0.0) {
+                // Keras 3: after clipping, before the update, at the undecayed rate.
+                let rate = self.learning_rate;
+                w.mapv_inplace(|v| v - v * wd * rate);
+            }
             let zeros = || ArrayD::<f32>::zeros(g.raw_dim());
             match self.rule {
                 Rule::Sgd { momentum, nesterov } => {
@@ -254,6 +337,35 @@ impl Optimizer {
                         .and(&s[0])
                         .and(g)
                         .for_each(|w, a, g| *w -= lr * g / (a + epsilon).sqrt());
+                }
+                Rule::Adamax { beta_1, beta_2, epsilon } => {
+                    let s = self.slots.entry(key.clone()).or_insert_with(|| vec![zeros(), zeros()]);
+                    let correction = 1.0 - beta_1.powi(t);
+                    let [m, u] = &mut s[..] else { unreachable!("Adamax keeps two slots") };
+                    m.zip_mut_with(g, |m, g| *m += (g - *m) * (1.0 - beta_1));
+                    match sparse.abs.get(key) {
+                        Some(a) => u.zip_mut_with(a, |u, a| *u = (beta_2 * *u).max(*a)),
+                        None => u.zip_mut_with(g, |u, g| *u = (beta_2 * *u).max(g.abs())),
+                    }
+                    ndarray::Zip::from(&mut *w)
+                        .and(&*m)
+                        .and(&*u)
+                        .for_each(|w, m, u| *w -= lr * m / (correction * (u + epsilon)));
+                }
+                Rule::Nadam { beta_1, beta_2, epsilon } => {
+                    let s = self.slots.entry(key.clone()).or_insert_with(|| vec![zeros(), zeros()]);
+                    let (u_t, u_next) = (nadam_u(beta_1, t), nadam_u(beta_1, t + 1));
+                    let (u_product, u_product_next) = (self.u_product, self.u_product * u_next);
+                    let beta_2_power = beta_2.powi(t);
+                    let [m, v] = &mut s[..] else { unreachable!("Nadam keeps two slots") };
+                    let sq = squares.get(key).cloned().unwrap_or_else(|| g.mapv(|v| v * v));
+                    m.zip_mut_with(g, |m, g| *m += (g - *m) * (1.0 - beta_1));
+                    v.zip_mut_with(&sq, |v, g2| *v += (g2 - *v) * (1.0 - beta_2));
+                    ndarray::Zip::from(&mut *w).and(&*m).and(&*v).and(g).for_each(|w, m, v, g| {
+                        let m_hat = u_next * m / (1.0 - u_product_next) + (1.0 - u_t) * g / (1.0 - u_product);
+                        let v_hat = v / (1.0 - beta_2_power);
+                        *w -= m_hat * lr / (v_hat.sqrt() + epsilon);
+                    });
                 }
             }
         }
@@ -409,7 +521,11 @@ mod tests {
                         } else {
                             HashMap::new()
                         };
-                        opt.apply_sparse_aware(&mut store, &mut grads, &squares);
+                        opt.apply_sparse_aware(
+                            &mut store,
+                            &mut grads,
+                            &SparseSums { squares, abs: HashMap::new() },
+                        );
                         let lr_t =
                             0.01 * (1.0 - 0.9f64.powi(t as i32)).sqrt() / (1.0 - 0.9f64.powi(t as i32));
                         for i in 0..n {
