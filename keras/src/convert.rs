@@ -464,10 +464,24 @@ impl Cx {
         // the config's order where it allows): linear in the calls whatever order the
         // config lists its layers in.
         let order = call_order(layers)?;
-        // The variables a mask may reach (see below), and those whose mask a
-        // MultiHeadAttention's call has removed for the calls after it.
+        // The variables a mask may reach (see below), and for each tensor the first call of
+        // a MultiHeadAttention that reads it in Keras's run, which removes its mask for the
+        // calls Keras runs after it.
         let mut maybe_masked: HashSet<String> = HashSet::new();
-        let mut unmasked_by_mha: HashSet<String> = HashSet::new();
+        let run_rank = keras_run_ranks(layers, &outputs)?;
+        let mut mha_reads: HashMap<Ref, usize> = HashMap::new();
+        for l in layers.iter().filter(|l| class_of(l).ok() == Some("MultiHeadAttention")) {
+            let lname = layer_name(l)?;
+            for (ni, node) in l["inbound_nodes"].as_array().into_iter().flatten().enumerate() {
+                let Some(&rank) = run_rank.get(&(lname.clone(), ni)) else { continue };
+                let mut read = node_inputs(node)?.0;
+                collect_tensors(&node["kwargs"], &mut read);
+                for r in read {
+                    let first = mha_reads.entry(r).or_insert(rank);
+                    *first = (*first).min(rank);
+                }
+            }
+        }
         for (li, ni) in order {
             let l = &layers[li];
             let class = class_of(l)?;
@@ -494,6 +508,12 @@ impl Cx {
                 continue;
             }
             let kw = call_kwargs(node, class, &lname)?;
+            if returns_scores(l) && node["kwargs"]["return_attention_scores"].as_bool() != Some(true) {
+                return Err(ImportError::Unsupported {
+                    layer: lname.clone(),
+                    what: "calls with and without `return_attention_scores` of one attention layer".into(),
+                });
+            }
             arg_vars.extend(kw.extra_inputs.iter().map(ref_var));
             // The mask Keras recorded for the call (for layers whose call takes one): a
             // tensor, or none, which the language must say when a mask may reach the input.
@@ -509,7 +529,8 @@ impl Cx {
                 // a MultiHeadAttention that Keras ran before on them has removed (Keras 3's
                 // MultiHeadAttention.call sets its inputs' masks to None).
                 None if matches!(class, "Attention" | "AdditiveAttention") && any_masked => {
-                    match arg_vars.iter().filter(|v| unmasked_by_mha.contains(*v)).count() {
+                    let rank = run_rank.get(&(lname.clone(), ni)).copied().unwrap_or(usize::MAX);
+                    match args.iter().filter(|r| mha_reads.get(*r).is_some_and(|&m| m < rank)).count() {
                         0 => String::new(),
                         n if n == arg_vars.len() => ", mask=None".to_string(),
                         _ => {
@@ -523,9 +544,6 @@ impl Cx {
                 }
                 _ => String::new(),
             };
-            if class == "MultiHeadAttention" {
-                unmasked_by_mha.extend(arg_vars.iter().cloned());
-            }
             if is_model_class(class) && !mask_expr.is_empty() {
                 return Err(ImportError::Unsupported {
                     layer: lname.clone(),
@@ -810,15 +828,23 @@ impl Cx {
 }
 
 /// Keras call options that change the computation, moved into the constructor where the
-/// language has them (attention's `use_causal_mask`).
+/// language has them (attention's `use_causal_mask` and `return_attention_scores`).
 fn with_call_options(node: &J, ctor: String) -> String {
-    if node["kwargs"]["use_causal_mask"].as_bool() != Some(true) {
-        return ctor;
-    }
-    match ctor.split_once('(') {
-        Some((class, rest)) => format!("{class}(use_causal_mask=true, {rest}"),
-        None => ctor,
-    }
+    ["use_causal_mask", "return_attention_scores"]
+        .into_iter()
+        .filter(|option| node["kwargs"][option].as_bool() == Some(true))
+        .fold(ctor, |ctor, option| match ctor.split_once('(') {
+            Some((class, rest)) => format!("{class}({option}=true, {rest}"),
+            None => ctor,
+        })
+}
+
+/// Whether some call of attention layer `l` asks for its weights too
+/// (`return_attention_scores=True`, a second output).
+fn returns_scores(l: &J) -> bool {
+    l["inbound_nodes"].as_array().is_some_and(|nodes| {
+        nodes.iter().any(|n| n["kwargs"]["return_attention_scores"].as_bool() == Some(true))
+    })
 }
 
 fn num(v: &J, layer: &str, what: &str) -> Result<String> {
@@ -860,6 +886,23 @@ fn rnn_weights(key_prefix: &str, cell: &str, c: &J) -> Vec<WeightBinding> {
 /// The order to convert a functional model's layer calls in: `(layer index, node index)`,
 /// each call after every call whose output it reads, ties in the config's order. A call
 /// whose inputs no layer produces is an error.
+/// Each call's position in Keras's run of the model (see [`crate::run_order`]).
+fn keras_run_ranks(layers: &[J], outputs: &[Ref]) -> Result<HashMap<(String, usize), usize>> {
+    let mut parents: HashMap<(String, usize), Vec<(String, usize)>> = HashMap::new();
+    for l in layers {
+        let name = layer_name(l)?;
+        for (ni, node) in l["inbound_nodes"].as_array().into_iter().flatten().enumerate() {
+            let mut read = node_inputs(node)?.0;
+            collect_tensors(&node["kwargs"], &mut read);
+            let mut seen = HashSet::new();
+            let ps = read.into_iter().map(|(n, nn, _)| (n, nn)).filter(|c| seen.insert(c.clone())).collect();
+            parents.insert((name.clone(), ni), ps);
+        }
+    }
+    let outs: Vec<(String, usize)> = outputs.iter().map(|(n, nn, _)| (n.clone(), *nn)).collect();
+    Ok(crate::run_order::run_ranks(&parents, &outs))
+}
+
 fn call_order(layers: &[J]) -> Result<Vec<(usize, usize)>> {
     let mut index: HashMap<(String, usize), usize> = HashMap::new();
     let mut calls = Vec::new();
@@ -939,6 +982,7 @@ fn output_count(l: &J) -> usize {
             };
             merged + states
         }
+        "Attention" | "AdditiveAttention" | "MultiHeadAttention" if returns_scores(l) => 2,
         "Functional" | "Model" => {
             let o = &c["output_layers"];
             match o.as_array() {
@@ -1035,6 +1079,9 @@ fn call_kwargs(node: &J, class: &str, layer: &str) -> Result<CallKwargs> {
                 out.extra_inputs.extend(refs);
             }
             "training" | "return_attention_scores" if matches!(v, J::Null | J::Bool(false)) => {}
+            // The layer's constructor takes it (`with_call_options`); every call of the
+            // layer must then ask for the weights, as the layer has two outputs.
+            "return_attention_scores" if v == &J::Bool(true) => {}
             _ if v.is_null() => {}
             _ => return Err(unsupported(format!("the call argument `{key}={v}`"))),
         }

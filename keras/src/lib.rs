@@ -11,6 +11,7 @@ mod described;
 mod error;
 mod h5;
 mod ops;
+mod run_order;
 #[cfg(feature = "import")]
 mod tidy;
 

@@ -353,6 +353,32 @@ fn batch_normalisation_on_masked_sequences() {
     }
 }
 
+/// With `return_attention_scores`, the weights are a second output whose gradient joins the
+/// one through the weighted sum.
+#[test]
+fn attention_weights_as_an_output() {
+    for layer in [
+        "Attention(return_attention_scores=true, score_mode=\"concat\", use_causal_mask=true)",
+        "AdditiveAttention(return_attention_scores=true)",
+        "Attention(return_attention_scores=true, use_scale=true)",
+    ] {
+        check(
+            &format!(
+                "model M(x: [5, 3]) -> [2] {{ h = LSTM(4, return_sequences=true)(x); o, s = {layer}([h, h]); Concatenate()([Flatten()(s), Flatten()(o)]) -> Dense(2) }}"
+            ),
+            vec![f(&[3, 5, 3], 1)],
+            vec![f(&[3, 2], 2)],
+            Loss::MeanSquaredError,
+        );
+    }
+    check(
+        "model M(x: [5, 3]) -> [2] { h = LSTM(4, return_sequences=true)(x); o, s = MultiHeadAttention(2, 2, return_attention_scores=true)([h, h]); Concatenate()([Flatten()(s), Flatten()(o)]) -> Dense(2) }",
+        vec![f(&[3, 5, 3], 1)],
+        vec![f(&[3, 2], 2)],
+        Loss::MeanSquaredError,
+    );
+}
+
 #[test]
 fn permute_reshape_flatten() {
     check(

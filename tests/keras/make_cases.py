@@ -301,6 +301,30 @@ def main():
                keras.Model(x, y), [[xi]], seed=12,
                train=fit_and_record(xt, yt, "mae", keras.optimizers.SGD(0.2, momentum=0.9, nesterov=True), 3, 2))
 
+    # return_attention_scores: the weights as a second output, used downstream and trained.
+    x = keras.Input((5, 3))
+    h = layers.LSTM(4, return_sequences=True)(x)
+    o, s = layers.Attention(score_mode="concat")([h, h], return_attention_scores=True, use_causal_mask=True)
+    o2, s2 = layers.MultiHeadAttention(2, 2)(h, o, return_attention_scores=True)
+    y = layers.Dense(2)(layers.Concatenate()([layers.Flatten()(s), layers.GlobalAveragePooling1D()(o2),
+                                              layers.Flatten()(s2)]))
+    xt = floats(rng, 6, 5, 3)
+    yt = floats(rng, 6, 2)
+    write_case("train_attention_scores_returned", "training: LSTM(rs) -> Attention(concat, causal, "
+               "return_attention_scores) -> MultiHeadAttention(return_attention_scores) on [h, o], both "
+               "weights flattened beside the pooled output -> Dense, mse, Adam(0.02)", keras.Model(x, y),
+               [[floats(rng, 2, 5, 3)]], seed=5, train=fit_and_record(xt, yt, "mse", keras.optimizers.Adam(0.02), 3, 2))
+    ids = keras.Input((None,), dtype="int32")
+    e = layers.Embedding(9, 4, mask_zero=True)(ids)
+    o, s = layers.AdditiveAttention()([e, e], return_attention_scores=True)
+    o2, s2 = layers.MultiHeadAttention(2, 3)(e, e, return_attention_scores=True, use_causal_mask=True)
+    tok = rng.integers(1, 9, (3, 5)).astype("int32")
+    tok[0, 3:] = 0
+    tok[2, 1:] = 0
+    write_case("attention_scores_returned_masked", "AdditiveAttention and MultiHeadAttention (causal) with "
+               "return_attention_scores on masked tokens: outputs and weights", keras.Model(ids, [o, s, o2, s2]),
+               [[tok]], seed=13, h5=True)
+
     # Adamax, Nadam and AdamW (decoupled weight decay, with clipnorm) on an Embedding whose
     # tokens repeat in a batch: Keras on TensorFlow sums the sparse gradient's slices'
     # squares (Nadam) and absolute values (Adamax) one by one.

@@ -64,6 +64,7 @@ impl Rule for AttentionAttrs {
                 opt("score_mode", Choice(&["dot", "concat"])),
                 opt("dropout", Rate),
                 opt("use_causal_mask", Bool),
+                opt("return_attention_scores", Bool),
                 opt("seed", Ignored),
                 opt("name", Ignored),
             ],
@@ -77,6 +78,7 @@ impl Rule for AttentionAttrs {
                 opt("use_scale", Bool),
                 opt("dropout", Rate),
                 opt("use_causal_mask", Bool),
+                opt("return_attention_scores", Bool),
                 opt("seed", Ignored),
                 opt("name", Ignored),
             ],
@@ -97,6 +99,7 @@ impl Rule for AttentionAttrs {
             use_causal_mask: args.bool("use_causal_mask", false),
             dropout: args.float("dropout", 0.0) as f32,
             dim: 0,
+            return_scores: args.bool("return_attention_scores", false),
         })
     }
 
@@ -123,6 +126,19 @@ impl Rule for AttentionAttrs {
         self.dim = q;
         Some(ITy { dims: vec![ts[0].ty.dims[0], D::Fixed(v)], dtype: ts[0].ty.dtype })
     }
+
+    fn more_outputs(&self, ts: &[Tensor]) -> Vec<ITy> {
+        scores_output(self.return_scores, None, ts)
+    }
+}
+
+/// With `return_attention_scores`, the attention weights' type: `[Tq, Tv]`, or per head
+/// `[heads, Tq, Tv]`.
+fn scores_output(on: bool, heads: Option<usize>, ts: &[Tensor]) -> Vec<ITy> {
+    let (Some(q), Some(v), true) = (ts.first(), ts.get(1), on) else { return Vec::new() };
+    let steps = [q.ty.dims[0], v.ty.dims[0]];
+    let dims = heads.map(D::Fixed).into_iter().chain(steps).collect();
+    vec![ITy { dims, dtype: q.ty.dtype }]
 }
 
 impl Rule for MhaAttrs {
@@ -139,6 +155,7 @@ impl Rule for MhaAttrs {
             opt("output_shape", OptInts),
             opt("attention_axes", OptInts),
             opt("use_causal_mask", Bool),
+            opt("return_attention_scores", Bool),
             opt("use_gate", Bool),
             opt("seed", Ignored),
             opt("name", Ignored),
@@ -192,6 +209,7 @@ impl Rule for MhaAttrs {
             query_features: 0,
             value_features: 0,
             key_features: 0,
+            return_scores: args.bool("return_attention_scores", false),
         })
     }
 
@@ -206,5 +224,9 @@ impl Rule for MhaAttrs {
             self.output_dim = q;
         }
         Some(ITy { dims: vec![ts[0].ty.dims[0], D::Fixed(self.output_dim)], dtype: ts[0].ty.dtype })
+    }
+
+    fn more_outputs(&self, ts: &[Tensor]) -> Vec<ITy> {
+        scores_output(self.return_scores, Some(self.num_heads), ts)
     }
 }

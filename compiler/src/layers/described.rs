@@ -37,6 +37,12 @@ pub(crate) trait Rule: Sized {
         };
         self.infer(cx, t, span)
     }
+
+    /// The types of the outputs after the first, once [`Rule::infer_many`] has checked the
+    /// inputs `ts` (attention's weights with `return_attention_scores`); none by default.
+    fn more_outputs(&self, _ts: &[Tensor]) -> Vec<ITy> {
+        Vec::new()
+    }
 }
 
 macro_rules! dispatch {
@@ -55,6 +61,12 @@ macro_rules! dispatch {
         fn infer(op: &mut LayerOp, cx: &mut Elab<'_>, ts: &[Tensor], span: Span) -> Option<ITy> {
             match op {
                 $(LayerOp::$variant(a) => a.infer_many(cx, ts, span),)*
+            }
+        }
+
+        fn more_outputs(op: &LayerOp, ts: &[Tensor]) -> Vec<ITy> {
+            match op {
+                $(LayerOp::$variant(a) => a.more_outputs(ts),)*
             }
         }
     };
@@ -96,13 +108,20 @@ pub(crate) fn apply(
     }
     let what = format!("{} `{}`", inst.class, inst.name);
     let weights = weighted.then(|| inst.key.clone());
-    if ts.len() == 1 {
+    let more = more_outputs(&op, &ts);
+    if ts.len() == 1 && more.is_empty() {
         return expr_unary(cx, scope, Op::Layer(op), &inst.name, weights, t, ty, span, what);
     }
     let ports: Vec<Port> = ts.iter().map(|t| t.port).collect();
-    let n = cx.add_node(Op::Layer(op), &inst.name, &scope.path, weights, &ports, vec![ty.clone()], span);
+    let types: Vec<ITy> = std::iter::once(ty).chain(more).collect();
+    let n = cx.add_node(Op::Layer(op), &inst.name, &scope.path, weights, &ports, types.clone(), span);
     let origin = Origin { span, what, rnn_last_only: false, rnn_sequence: false, declared: None };
-    Value::Tensor(Tensor { port: Port { node: n, port: 0 }, ty, origin })
+    let mut outputs: Vec<Value> = types
+        .into_iter()
+        .enumerate()
+        .map(|(port, ty)| Value::Tensor(Tensor { port: Port { node: n, port }, ty, origin: origin.clone() }))
+        .collect();
+    if outputs.len() == 1 { outputs.remove(0) } else { Value::Tuple(outputs) }
 }
 
 /// A described class taking at most one positional argument.

@@ -30,8 +30,11 @@ pub struct AttentionAttrs {
     pub dropout: f32,
     /// Size of the query's and key's last axis (known once the layer sees its inputs).
     pub dim: usize,
+    /// A second output: the attention weights `[Tq, Tv]` (Keras's call option
+    /// `return_attention_scores`).
+    pub return_scores: bool,
 }
-literal_struct!(AttentionAttrs { score_mode, use_scale, use_causal_mask, dropout, dim });
+literal_struct!(AttentionAttrs { score_mode, use_scale, use_causal_mask, dropout, dim, return_scores });
 
 impl LayerAttrs for AttentionAttrs {
     const KERAS: &'static [(&'static str, &'static [WeightVar])] = &[
@@ -86,6 +89,9 @@ pub struct MhaAttrs {
     pub value_features: usize,
     /// Features of the key.
     pub key_features: usize,
+    /// A second output: each head's attention weights `[num_heads, Tq, Tv]` (Keras's call
+    /// option `return_attention_scores`).
+    pub return_scores: bool,
 }
 literal_struct!(MhaAttrs {
     num_heads,
@@ -97,7 +103,8 @@ literal_struct!(MhaAttrs {
     dropout,
     query_features,
     value_features,
-    key_features
+    key_features,
+    return_scores
 });
 
 impl LayerAttrs for MhaAttrs {

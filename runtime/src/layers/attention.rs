@@ -228,14 +228,24 @@ impl Layer for AttentionAttrs {
         let p: Vec<&[f32]> = params.vecs.iter().map(Vec::as_slice).collect();
         let mask = ins.get(1).and_then(|v| v.mask).map(|m| m.to_owned());
         let (tq, tv, dv) = (x.q.t, x.v.t, x.v.d);
+        let mut all_weights = Vec::with_capacity(if self.return_scores { x.b * tq * tv } else { 0 });
         let y = contiguous(f32_slot(out, 0, &[x.b, tq, dv])?);
         for b in 0..x.b {
             let s = score(self, &x, b, &p, mask.as_ref());
             y[b * tq * dv..][..tq * dv].copy_from_slice(&times(&s.weights, x.v.row(b), (tq, tv, dv)));
+            if self.return_scores {
+                all_weights.extend_from_slice(&s.weights);
+            }
         }
         // As Keras: the output at a masked query step is zeros.
         zero_masked_queries(y, ins[0].mask, (tq, dv));
-        out.truncate(1);
+        let outputs = 1 + self.return_scores as usize;
+        if self.return_scores {
+            // The weights as Keras returns them: after masking and the softmax, unmasked.
+            contiguous(f32_slot(out, 1, &[x.b, tq, tv])?).copy_from_slice(&all_weights);
+            set_mask(out, 1, None);
+        }
+        out.truncate(outputs);
         set_mask(out, 0, ins[0].mask);
         Ok(())
     }
@@ -258,7 +268,14 @@ impl Layer for AttentionAttrs {
             let w = score(self, &x, b, p, mask).weights;
             let (q, k, v) = (x.q.row(b), x.key().row(b), x.v.row(b));
             let dyb = &dy[b * tq * dv..][..tq * dv];
-            let dw = times_transposed(dyb, v, (tq, dv, tv));
+            let mut dw = times_transposed(dyb, v, (tq, dv, tv));
+            if let Some(d_scores) = bw.dys.get(1) {
+                // The weights are also an output: their own gradient adds to the one through
+                // the weighted sum.
+                let d_scores = d_scores.as_standard_layout();
+                let d_scores = d_scores.as_slice().expect("standard layout");
+                dw.iter_mut().zip(&d_scores[b * tq * tv..][..tq * tv]).for_each(|(a, g)| *a += g);
+            }
             let dvb = transposed_times(&w, dyb, (tq, tv, dv));
             dvv[b * tv * dv..][..tv * dv].iter_mut().zip(&dvb).for_each(|(a, g)| *a += g);
             let ds = softmax_backward(&w, &dw, tv);
@@ -380,6 +397,20 @@ fn run(
                 }
             }
             softmax_rows(&mut s, tv);
+            if a.return_scores {
+                // Keras computes the weights it returns with its Softmax layer, which zeros
+                // the masked ones: a query step with no key left (masked, or before every
+                // real key) gets zero weights where the fused path without the weights
+                // spreads them evenly.
+                for i in 0..tq {
+                    let q_live = qmask.is_none_or(|m| m[[b, i]]);
+                    for j in 0..tv {
+                        if !(q_live && allowed(vmask, a.use_causal_mask, b, i, j)) {
+                            s[i * tv + j] = 0.0;
+                        }
+                    }
+                }
+            }
             let o = times(&s, &vh, (tq, tv, vd));
             put_head(&mut heads[b * tq * h * vd..], &o, tq, h * vd, hh, vd);
             weights.push(s);
@@ -420,7 +451,15 @@ impl Layer for MhaAttrs {
         let heads = Seq { data: pass.heads, t: x.q.t, d: hv };
         let o = project(&heads, x.b, wo, self.output_dim);
         contiguous(f32_slot(out, 0, &[x.b, x.q.t, self.output_dim])?).copy_from_slice(&o);
-        out.truncate(1);
+        if self.return_scores {
+            // `[B, heads, Tq, Tv]`: the weights are kept per (batch row, head) in that order.
+            let scores = contiguous(f32_slot(out, 1, &[x.b, self.num_heads, x.q.t, x.v.t])?);
+            for (dst, w) in scores.chunks_mut((x.q.t * x.v.t).max(1)).zip(&pass.weights) {
+                dst.copy_from_slice(w);
+            }
+            set_mask(out, 1, None);
+        }
+        out.truncate(1 + self.return_scores as usize);
         set_mask(out, 0, ins[0].mask);
         Ok(())
     }
@@ -434,6 +473,8 @@ impl Layer for MhaAttrs {
         let (h, kd, vd, od) = (self.num_heads, self.key_dim, self.value_dim, self.output_dim);
         let (tq, tv, b) = (x.q.t, x.v.t, x.b);
         let dy: Vec<f32> = bw.dys[0].iter().copied().collect();
+        // With `return_scores`, the gradient of the weights output `[B, heads, Tq, Tv]`.
+        let d_scores: Option<Vec<f32>> = bw.dys.get(1).map(|d| d.iter().copied().collect());
         let dwo = transposed_times(&pass.heads, &dy, (b * tq, h * vd, od));
         let dheads = times_transposed(&dy, wo.0, (b * tq, od, h * vd));
         let inv = 1.0 / (kd as f32).sqrt();
@@ -446,7 +487,11 @@ impl Layer for MhaAttrs {
                 let kh = head(&pass.kp[bi * tv * h * kd..], tv, h * kd, hh, kd);
                 let vh = head(&pass.vp[bi * tv * h * vd..], tv, h * vd, hh, vd);
                 let doh = head(&dheads[bi * tq * h * vd..], tq, h * vd, hh, vd);
-                let dw = times_transposed(&doh, &vh, (tq, vd, tv));
+                let mut dw = times_transposed(&doh, &vh, (tq, vd, tv));
+                if let Some(d_scores) = &d_scores {
+                    let at = (bi * h + hh) * tq * tv;
+                    dw.iter_mut().zip(&d_scores[at..][..tq * tv]).for_each(|(a, g)| *a += g);
+                }
                 let dvh = transposed_times(w, &doh, (tq, tv, vd));
                 let mut ds = softmax_backward(w, &dw, tv);
                 ds.iter_mut().for_each(|v| *v *= inv);
