@@ -15,6 +15,7 @@ use crate::error::{ImportError, Result};
 
 /// The class names that Keras 3.15 gives both to an operation (`keras.src.ops`) and to a
 /// layer the language knows (listed by comparing the two sets of classes).
+#[cfg(feature = "import")]
 const NAMES_OF_OPS_AND_LAYERS: &[&str] = &[
     "Add",
     "All",
@@ -56,12 +57,23 @@ pub(crate) fn is_op(l: &J) -> bool {
         None => {
             let c = &l["config"];
             let class = l["class_name"].as_str().unwrap_or_default();
-            let layer_only = class == "InputLayer"
-                || (seqmodel_compiler::layers::class(class).is_some()
-                    && !NAMES_OF_OPS_AND_LAYERS.contains(&class));
-            !layer_only && c.is_object() && c.get("trainable").is_none() && c.get("dtype").is_none()
+            !layer_only(class) && c.is_object() && c.get("trainable").is_none() && c.get("dtype").is_none()
         }
     }
+}
+
+/// Whether `class` is a layer the language knows whose name no operation has.
+#[cfg(feature = "import")]
+fn layer_only(class: &str) -> bool {
+    class == "InputLayer"
+        || (seqmodel_compiler::layers::class(class).is_some() && !NAMES_OF_OPS_AND_LAYERS.contains(&class))
+}
+
+/// Without the compiler (weights only), the input layer; the configs Keras writes tell the
+/// rest apart by `trainable` and `dtype`.
+#[cfg(not(feature = "import"))]
+fn layer_only(class: &str) -> bool {
+    class == "InputLayer"
 }
 
 fn is_tensor(v: &J) -> bool {
