@@ -130,6 +130,28 @@ impl DimTable {
         v
     }
 
+    /// The length `k · d` of a dimension `d` known only at run time (after an upsampling),
+    /// as a rigid variable named by its formula (`2*T`), like [`DimTable::derived`]'s.
+    pub fn scaled(&mut self, d: D, k: usize) -> D {
+        let D::Var(r, off) = self.resolve(d) else {
+            let D::Fixed(n) = d else { unreachable!() };
+            return D::Fixed(n * k);
+        };
+        if k == 1 {
+            return D::Var(r, off);
+        }
+        let inner = self.show(D::Var(r, off));
+        let bare = inner.chars().all(|c| c.is_alphanumeric() || c == '_');
+        let name = if bare { format!("{k}*{inner}") } else { format!("{k}*({inner})") };
+        let key = (r, off, name.clone());
+        if let Some(d) = self.derived.get(&key) {
+            return *d;
+        }
+        let v = self.fresh_rigid(&name, None);
+        self.derived.insert(key, v);
+        v
+    }
+
     fn new_var(&mut self, name: &str, span: Option<Span>, rigid: bool) -> D {
         let id = self.entries.len();
         let _ = span;
@@ -258,6 +280,23 @@ mod tests {
         t.unify(D::Var(bv, -2), a).unwrap();
         t.unify(a, D::Fixed(5)).unwrap();
         assert_eq!(t.resolve(b), D::Fixed(7));
+    }
+
+    /// An upsampled run-time length is named by its formula, the same for the same
+    /// derivation, a number for a fixed length, and never another dimension.
+    #[test]
+    fn scaled_lengths_are_named_and_shared() {
+        let mut t = DimTable::default();
+        let a = t.fresh_rigid("T", None);
+        let twice = t.scaled(a, 2);
+        assert_eq!(t.show(twice), "2*T");
+        assert_eq!(t.scaled(a, 2), twice);
+        assert_eq!(t.scaled(a, 1), a);
+        assert!(t.unify(twice, a).is_err());
+        let pooled = t.derived(a, 4, 2);
+        let thrice = t.scaled(pooled, 3);
+        assert_eq!(t.show(thrice), "3*((T+4)/2)");
+        assert_eq!(t.scaled(D::Fixed(5), 3), D::Fixed(15));
     }
 
     #[test]

@@ -325,6 +325,21 @@ def main():
                "return_attention_scores on masked tokens: outputs and weights", keras.Model(ids, [o, s, o2, s2]),
                [[tok]], seed=13, h5=True)
 
+    # Lengths known only at run time through padding, a strided causal convolution,
+    # upsampling (2*((T+4)/2)), cropping and a pooling whose stride exceeds its window.
+    x = keras.Input((None, 3))
+    h = layers.Conv1D(5, 3, strides=2, padding="causal", activation="gelu")(layers.ZeroPadding1D((2, 1))(x))
+    h = layers.Cropping1D((1, 2))(layers.UpSampling1D(2)(h))
+    h = layers.MaxPooling1D(2, strides=3)(layers.GRU(4, reset_after=False, return_sequences=True)(h))
+    y = layers.GlobalAveragePooling1D()(h)
+    xt = floats(rng, 6, 13, 3)
+    yt = floats(rng, 6, 4)
+    write_case("train_symbolic_length_upsampling", "training on a length known only at run time: "
+               "ZeroPadding1D -> Conv1D(strides 2, causal, gelu) -> UpSampling1D -> Cropping1D -> "
+               "GRU(reset_after=False) -> MaxPooling1D(2, strides 3) -> GlobalAveragePooling1D, huber, Adam",
+               keras.Model(x, y), [[floats(rng, 2, 13, 3)]], seed=14,
+               train=fit_and_record(xt, yt, "huber", keras.optimizers.Adam(0.01), 3, 2))
+
     # Adamax, Nadam and AdamW (decoupled weight decay, with clipnorm) on an Embedding whose
     # tokens repeat in a batch: Keras on TensorFlow sums the sparse gradient's slices'
     # squares (Nadam) and absolute values (Adamax) one by one.

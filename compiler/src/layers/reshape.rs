@@ -195,11 +195,8 @@ impl Rule for UpSamplingAttrs {
                     return None;
                 }
             },
-            _ if self.size == 1 => t.ty.dims[0],
-            _ => {
-                fixed_dims(cx, t, "UpSampling1D", span)?;
-                return None;
-            }
+            // A length known only at run time: `size·T`, named by its formula.
+            len => cx.dims.scaled(len, self.size),
         };
         Some(ITy { dims: vec![steps, t.ty.dims[1]], dtype: t.ty.dtype })
     }
