@@ -185,12 +185,7 @@ fn without_trailing_layout(text: &str) -> &str {
     while i < bytes.len() {
         match bytes[i] {
             b'"' | b'\'' => {
-                let q = bytes[i];
-                i += 1;
-                while i < bytes.len() && bytes[i] != q {
-                    i += if bytes[i] == b'\\' { 2 } else { 1 };
-                }
-                i = (i + 1).min(bytes.len());
+                i = string_end(bytes, i);
                 end = i;
             }
             b'/' if bytes.get(i + 1) == Some(&b'/') => {
@@ -206,6 +201,17 @@ fn without_trailing_layout(text: &str) -> &str {
     }
     // `end` follows a whole character: the bytes of one are never whitespace or quotes.
     &text[..end]
+}
+
+/// The end of the quoted string starting at byte `start` (after its closing quote, or the
+/// end of the text), escapes skipped (the printer's too).
+pub(crate) fn string_end(bytes: &[u8], start: usize) -> usize {
+    let q = bytes[start];
+    let mut i = start + 1;
+    while i < bytes.len() && bytes[i] != q {
+        i += if bytes[i] == b'\\' { 2 } else { 1 };
+    }
+    (i + 1).min(bytes.len())
 }
 
 /// The end of the (nested) block comment starting at byte `start` (the printer's too).

@@ -56,14 +56,7 @@ fn comments(source: &str) -> Vec<Comment> {
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
-            b'"' | b'\'' => {
-                let q = bytes[i];
-                i += 1;
-                while i < bytes.len() && bytes[i] != q {
-                    i += if bytes[i] == b'\\' { 2 } else { 1 };
-                }
-                i += 1;
-            }
+            b'"' | b'\'' => i = crate::parser::string_end(bytes, i),
             b'/' if bytes.get(i + 1) == Some(&b'/') => {
                 let end = source[i..].find('\n').map_or(source.len(), |n| i + n);
                 // `///` (exactly three slashes) is a doc comment, in the AST.

@@ -15,11 +15,13 @@ pub(crate) type Call = (String, usize);
 pub(crate) fn run_ranks(parents: &HashMap<Call, Vec<Call>>, outputs: &[Call]) -> HashMap<Call, usize> {
     // `_build_map`: each call after the calls it reads, walking from each output in turn.
     let mut finished: HashSet<Call> = HashSet::new();
+    let mut on_stack: HashSet<Call> = HashSet::new();
     let mut decreasing_depth: Vec<Call> = Vec::new();
     for out in outputs {
         // An explicit stack (a deep model would overflow the call stack): each entry a call
         // and how many of its parents have been visited.
         let mut stack: Vec<(Call, usize)> = vec![(out.clone(), 0)];
+        on_stack.insert(out.clone());
         while let Some((call, next)) = stack.pop() {
             if finished.contains(&call) {
                 continue;
@@ -28,11 +30,12 @@ pub(crate) fn run_ranks(parents: &HashMap<Call, Vec<Call>>, outputs: &[Call]) ->
             match ps.get(next) {
                 Some(p) => {
                     stack.push((call, next + 1));
-                    if !finished.contains(p) && !stack.iter().any(|(c, _)| c == p) {
+                    if !finished.contains(p) && on_stack.insert(p.clone()) {
                         stack.push((p.clone(), 0));
                     }
                 }
                 None => {
+                    on_stack.remove(&call);
                     finished.insert(call.clone());
                     decreasing_depth.push(call);
                 }
