@@ -7,12 +7,16 @@
 //! - The stateful `run_step` (the generation loop) and `step_one` (the same on plain arrays)
 //!   allocate nothing, at 1 and 2 threads.
 //! - `step_streams` over 256 streams (the serve-streams loop) allocates nothing on one thread.
+//! - A warm training step (forward, backward, Adam) of the recurrent configs allocates
+//!   nothing on one thread: the trainer keeps its pass, gradient maps and work buffers, and
+//!   its arrays come from the training pool.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use seqmodel::ndarray::{Array, Array2, Dimension, IntoDimension};
-use seqmodel_bench::models;
+use seqmodel_bench::config::Config;
+use seqmodel_bench::{cases, models};
 
 struct Counting;
 
@@ -98,6 +102,17 @@ fn warm_runs_and_steps_allocate_nothing() {
             }
         });
         report.push(("serve-streams step_streams", n));
+    }
+    for config in [Config::StreamLstm, Config::AeSeed, Config::LmGru, Config::BigLstm] {
+        let (mut trainer, x, y) = cases::trainer(config);
+        // The pool settles within a few steps (its buffers find their sizes' uses).
+        for _ in 0..4 {
+            trainer.train_on_batch(&x, &y).unwrap();
+        }
+        let mut loss = 0.0;
+        let n = allocations(|| loss = trainer.train_on_batch(&x, &y).unwrap());
+        assert!(loss.is_finite());
+        report.push((config.name(), n));
     }
     let wrong: Vec<_> = report.iter().filter(|(_, allocs)| *allocs != 0).collect();
     assert!(wrong.is_empty(), "(case, allocations in a warm run): {wrong:?}");

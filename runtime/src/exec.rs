@@ -117,14 +117,28 @@ pub fn prepare(op: &Op, w: &WeightStore, prefix: &str) -> Result<Option<Prepared
 /// [`prepare`] into `slot`, reusing the buffers of what it holds when it was prepared for
 /// the same operation (a trainer repacks every weight after each step; allocating them
 /// afresh cost page faults on every step).
-pub fn prepare_into(op: &Op, w: &WeightStore, prefix: &str, slot: &mut Option<Prepared>) -> Result<()> {
+pub fn prepare_into(
+    op: &Op,
+    w: &WeightStore,
+    prefix: &str,
+    specs: &[seqmodel_ir::WeightSpec],
+    slot: &mut Option<Prepared>,
+) -> Result<()> {
     let Some(old) = slot.as_mut() else {
         *slot = prepare(op, w, prefix)?;
         return Ok(());
     };
-    let specs = seqmodel_ir::op_weight_specs(op, prefix);
-    let ws = specs.iter().map(|s| weight(w, &s.key)).collect::<Result<Vec<_>>>()?;
-    if specs.iter().zip(&ws).any(|(s, v)| v.len() != s.shape.iter().product::<usize>()) {
+    // At most a few weights per node (a Bidirectional's six): no list is allocated.
+    let mut ws: [&[f32]; 8] = [&[]; 8];
+    if specs.len() > ws.len() {
+        *slot = prepare(op, w, prefix)?;
+        return Ok(());
+    }
+    for (slot, s) in ws.iter_mut().zip(specs) {
+        *slot = weight(w, &s.key)?;
+    }
+    let ws = &ws[..specs.len()];
+    if specs.iter().zip(ws).any(|(s, v)| v.len() != s.shape.iter().product::<usize>()) {
         *slot = prepare(op, w, prefix)?;
         return Ok(());
     }
@@ -139,7 +153,7 @@ pub fn prepare_into(op: &Op, w: &WeightStore, prefix: &str, slot: &mut Option<Pr
             }
         }
         (Op::Rnn(a) | Op::RepeatRnn { rnn: a, .. }, Prepared::Rnn(r)) => {
-            r.repack(a, ws[0], ws[1], bias(a, &ws))
+            r.repack(a, ws[0], ws[1], bias(a, ws))
         }
         (Op::Bidirectional { forward, backward, .. }, Prepared::Bidirectional(pair)) => {
             let (f, b) = ws.split_at(if forward.use_bias { 3 } else { 2 });
@@ -149,7 +163,7 @@ pub fn prepare_into(op: &Op, w: &WeightStore, prefix: &str, slot: &mut Option<Pr
         (Op::Embedding { .. }, Prepared::Embedding(table)) => {
             table.as_slice_mut().expect("standard layout").copy_from_slice(ws[0]);
         }
-        (Op::Layer(l), Prepared::Layer(params)) => crate::layers::layer_of(l).prepare_into(&ws, params),
+        (Op::Layer(l), Prepared::Layer(params)) => crate::layers::layer_of(l).prepare_into(ws, params),
         _ => *slot = prepare(op, w, prefix)?,
     }
     Ok(())
@@ -252,11 +266,12 @@ pub(crate) struct Training {
 
 /// What a node's backward pass needs beyond its inputs and outputs.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // one per node in a trainer's map; a box allocated every step
 pub(crate) enum NodeTape {
     /// A Dense layer's output before its fused activation.
     Dense(ArrayD<f32>),
     /// A recurrent layer, and its input dropout's keep mask.
-    Rnn(Box<RnnTape>, Option<Vec<f32>>),
+    Rnn(RnnTape, Option<Vec<f32>>),
     /// Both layers of a Bidirectional.
     Bidirectional(Box<BidiTape>),
     /// An array a described layer saved for its backward pass.
@@ -572,7 +587,7 @@ fn run_node(
                         rnn::forward_into(a, w, xv, mask, false, &mut sc.rnn, Some(rec), o)
                     })?;
                     tape.rec_mask = recurrent;
-                    tr.tape = Some(NodeTape::Rnn(Box::new(tape), input));
+                    tr.tape = Some(NodeTape::Rnn(tape, input));
                 }
             }
             if a.stateful {

@@ -178,15 +178,53 @@ pub(crate) fn check_inputs(
     inputs: &[TensorView<'_>],
     bindings: &mut [Option<usize>],
 ) -> Result<usize> {
-    let sigs: Vec<exec::InputSig<'_>> = p
-        .inputs
-        .iter()
-        .map(|i| exec::InputSig { name: &i.name, dtype: i.ty.dtype, dims: &i.ty.dims })
-        .collect();
-    let symbols: Vec<&str> = p.symbols.iter().map(String::as_str).collect();
-    exec::bind_inputs(
+    check_inputs_in(p, inputs, bindings, &mut CheckRoom::default())
+}
+
+/// Room for [`check_inputs`]'s lists, kept between calls by a trainer (whose warm step
+/// allocates nothing).
+#[derive(Debug, Default)]
+pub(crate) struct CheckRoom {
+    sigs: Vec<exec::InputSig<'static>>,
+    symbols: Vec<&'static str>,
+    views: Vec<TensorView<'static>>,
+}
+
+/// [`check_inputs`] with its lists in `room`.
+pub(crate) fn check_inputs_in(
+    p: &Program,
+    inputs: &[TensorView<'_>],
+    bindings: &mut [Option<usize>],
+    room: &mut CheckRoom,
+) -> Result<usize> {
+    let mut sigs: Vec<exec::InputSig<'_>> = crate::pool::reused(std::mem::take(&mut room.sigs));
+    sigs.extend(p.inputs.iter().map(|i| exec::InputSig {
+        name: &i.name,
+        dtype: i.ty.dtype,
+        dims: &i.ty.dims,
+    }));
+    let mut symbols: Vec<&str> = crate::pool::reused(std::mem::take(&mut room.symbols));
+    symbols.extend(p.symbols.iter().map(String::as_str));
+    let checked = exec::bind_inputs(
         &exec::Signature { model: &p.name, inputs: &sigs, symbols: &symbols, batch: p.batch },
         inputs,
         bindings,
-    )
+    );
+    room.sigs = crate::pool::reused(sigs);
+    room.symbols = crate::pool::reused(symbols);
+    checked
+}
+
+/// [`check_inputs_in`] for owned tensors.
+pub(crate) fn check_tensors_in(
+    p: &Program,
+    inputs: &[crate::Tensor],
+    bindings: &mut [Option<usize>],
+    room: &mut CheckRoom,
+) -> Result<usize> {
+    let mut views: Vec<TensorView<'_>> = crate::pool::reused(std::mem::take(&mut room.views));
+    views.extend(inputs.iter().map(crate::Tensor::view));
+    let checked = check_inputs_in(p, &views, bindings, room);
+    room.views = crate::pool::reused(views);
+    checked
 }

@@ -4,22 +4,59 @@
 //! every step). Fresh large allocations are mapped pages that fault on first touch and are
 //! unmapped again when freed, which cost a quarter of a big-lstm training step. Taking them
 //! from this per-thread pool, and giving them back when a step is done, maps them once.
+//! Small buffers are pooled too, so that a warm training step allocates nothing at all.
 
 use std::cell::RefCell;
 
-/// Buffers below this many floats (64 KiB) come from the allocator, whose free lists serve
-/// them well.
-const MIN_POOLED: usize = 1 << 14;
+/// At most this many buffers are kept per size class (capacities from `2^(k-1)` up to
+/// `2^k`): a training step gives back what it had live at once, so the pool holds about one
+/// step's peak, and a warm step takes every buffer from it (no allocation at all).
+const MAX_PER_CLASS: usize = 64;
 
-/// At most this many buffers are kept.
-const MAX_POOLED: usize = 48;
+/// Size classes: one per bit of a capacity.
+const CLASSES: usize = usize::BITS as usize + 1;
+
+/// The free buffers of one element type, by size class.
+type Free<T> = RefCell<[Vec<Vec<T>>; CLASSES]>;
 
 thread_local! {
-    static FREE: RefCell<Vec<Vec<f32>>> = const { RefCell::new(Vec::new()) };
+    static FREE_F32: Free<f32> = const { RefCell::new([const { Vec::new() }; CLASSES]) };
+    static FREE_I32: Free<i32> = const { RefCell::new([const { Vec::new() }; CLASSES]) };
+    static FREE_BOOL: Free<bool> = const { RefCell::new([const { Vec::new() }; CLASSES]) };
+}
+
+/// An element type with a pool of its own on each thread: floats, and the integer ids and
+/// step masks that a training step also copies.
+pub(crate) trait Pooled: Copy + 'static {
+    /// Runs `f` on this thread's free buffers of the type.
+    fn with_free<R>(f: impl FnOnce(&mut [Vec<Vec<Self>>; CLASSES]) -> R) -> R;
+}
+
+impl Pooled for f32 {
+    fn with_free<R>(f: impl FnOnce(&mut [Vec<Vec<Self>>; CLASSES]) -> R) -> R {
+        FREE_F32.with_borrow_mut(f)
+    }
+}
+
+impl Pooled for i32 {
+    fn with_free<R>(f: impl FnOnce(&mut [Vec<Vec<Self>>; CLASSES]) -> R) -> R {
+        FREE_I32.with_borrow_mut(f)
+    }
+}
+
+impl Pooled for bool {
+    fn with_free<R>(f: impl FnOnce(&mut [Vec<Vec<Self>>; CLASSES]) -> R) -> R {
+        FREE_BOOL.with_borrow_mut(f)
+    }
+}
+
+/// The size class of a capacity (or of a request for `n` floats): its bit length.
+fn class(capacity: usize) -> usize {
+    (usize::BITS - capacity.leading_zeros()) as usize
 }
 
 /// An empty buffer with room for `n` floats: the smallest pooled one that fits, or a new one.
-fn take(n: usize) -> Vec<f32> {
+fn take<T: Pooled>(n: usize) -> Vec<T> {
     pooled(n).unwrap_or_else(|| Vec::with_capacity(n))
 }
 
@@ -48,7 +85,7 @@ pub(crate) fn try_filled(n: Option<usize>, what: &dyn Fn() -> String) -> crate::
 }
 
 /// Gives an array's buffer back (see [`recycle`]).
-pub(crate) fn recycle_array(a: ndarray::ArrayD<f32>) {
+pub(crate) fn recycle_array<T: Pooled>(a: ndarray::ArrayD<T>) {
     recycle(a.into_raw_vec_and_offset().0);
 }
 
@@ -61,7 +98,7 @@ fn pooled_keeping(n: usize) -> Option<Vec<f32>> {
 }
 
 /// The smallest pooled buffer with room for `n` floats, emptied.
-fn pooled(n: usize) -> Option<Vec<f32>> {
+fn pooled<T: Pooled>(n: usize) -> Option<Vec<T>> {
     take_pooled(n).map(|mut v| {
         v.clear();
         v
@@ -69,18 +106,26 @@ fn pooled(n: usize) -> Option<Vec<f32>> {
 }
 
 /// The smallest pooled buffer with room for `n` floats, as it was given back.
-fn take_pooled(n: usize) -> Option<Vec<f32>> {
-    if n < MIN_POOLED {
+fn take_pooled<T: Pooled>(n: usize) -> Option<Vec<T>> {
+    if n == 0 {
         return None;
     }
-    FREE.with_borrow_mut(|free| {
-        let best = free
-            .iter()
-            .enumerate()
-            .filter(|(_, v)| v.capacity() >= n)
-            .min_by_key(|(_, v)| v.capacity())
-            .map(|(i, _)| i);
-        best.map(|i| free.swap_remove(i))
+    T::with_free(|free| {
+        // The best fit in `n`'s own class, else the smallest of the first larger class that
+        // has one (every buffer there fits).
+        let first = class(n);
+        for bucket in free.iter_mut().skip(first) {
+            let best = bucket
+                .iter()
+                .enumerate()
+                .filter(|(_, v)| v.capacity() >= n)
+                .min_by_key(|(_, v)| v.capacity())
+                .map(|(i, _)| i);
+            if let Some(i) = best {
+                return Some(bucket.swap_remove(i));
+            }
+        }
+        None
     })
 }
 
@@ -102,8 +147,15 @@ pub(crate) fn overwritten(n: usize) -> Vec<f32> {
     }
 }
 
+/// `n` copies of `value` (integer ids, step masks).
+pub(crate) fn filled<T: Pooled>(n: usize, value: T) -> Vec<T> {
+    let mut v = take(n);
+    v.resize(n, value);
+    v
+}
+
 /// A copy of `src`.
-pub(crate) fn copied(src: &[f32]) -> Vec<f32> {
+pub(crate) fn copied<T: Pooled>(src: &[T]) -> Vec<T> {
     let mut v = take(src.len());
     v.extend_from_slice(src);
     v
@@ -116,21 +168,32 @@ pub(crate) fn transposed(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     t
 }
 
-/// Gives `v` back for a later [`zeros`] or [`copied`] (large buffers only; when the pool is
-/// full, the smallest buffer is dropped).
-pub(crate) fn recycle(v: Vec<f32>) {
-    if v.capacity() < MIN_POOLED {
+/// Gives `v` back for a later [`zeros`] or [`copied`] (when its size class is full, the
+/// class's smallest buffer is dropped).
+pub(crate) fn recycle<T: Pooled>(v: Vec<T>) {
+    if v.capacity() == 0 {
         return;
     }
-    FREE.with_borrow_mut(|free| {
-        free.push(v);
-        if free.len() > MAX_POOLED {
-            let smallest = free.iter().enumerate().min_by_key(|(_, v)| v.capacity()).map(|(i, _)| i);
+    T::with_free(|free| {
+        let bucket = &mut free[class(v.capacity())];
+        bucket.push(v);
+        if bucket.len() > MAX_PER_CLASS {
+            let smallest = bucket.iter().enumerate().min_by_key(|(_, v)| v.capacity()).map(|(i, _)| i);
             if let Some(i) = smallest {
-                free.swap_remove(i);
+                bucket.swap_remove(i);
             }
         }
     });
+}
+
+/// `v` emptied, with its room, as a vector of another element type of the same layout
+/// (in practice: the same type borrowing for another lifetime). std collects a mapped
+/// `into_iter` in place when the layouts match, so the allocation carries over and a list
+/// rebuilt at every step is allocated once (`bench/tests/zero_alloc.rs` checks that a warm
+/// training step allocates nothing).
+pub(crate) fn reused<T, U>(mut v: Vec<T>) -> Vec<U> {
+    v.clear();
+    v.into_iter().map(|_| unreachable!("emptied above")).collect()
 }
 
 #[cfg(test)]
@@ -139,13 +202,13 @@ mod tests {
 
     #[test]
     fn a_recycled_buffer_comes_back_zeroed_without_a_new_allocation() {
-        let mut v = zeros(MIN_POOLED * 2);
+        let mut v = zeros(1 << 15);
         v.fill(7.0);
         let ptr = v.as_ptr();
         recycle(v);
-        let w = zeros(MIN_POOLED + 5);
+        let w = zeros((1 << 14) + 5);
         assert_eq!(w.as_ptr(), ptr, "the pooled buffer is reused");
-        assert_eq!(w.len(), MIN_POOLED + 5);
+        assert_eq!(w.len(), (1 << 14) + 5);
         assert!(w.iter().all(|x| *x == 0.0));
         let c = copied(&[1.0, 2.0]);
         assert_eq!(c, [1.0, 2.0]);

@@ -36,7 +36,12 @@ impl AlignedFloats {
     /// trainer's repacked weights first was a tenth of lm-gru's training step.
     pub fn overwritten(&mut self, len: usize) -> &mut [f32] {
         if self.raw.len() < len + LINE_FLOATS - 1 {
-            self.raw.resize(len + LINE_FLOATS - 1, 0.0);
+            if self.raw.capacity() == 0 {
+                // A first fill: from the training pool, to which `recycle` gives it back.
+                self.raw = crate::pool::overwritten(len + LINE_FLOATS - 1);
+            } else {
+                self.raw.resize(len + LINE_FLOATS - 1, 0.0);
+            }
         }
         self.len = len;
         let start = self.start();
@@ -57,6 +62,11 @@ impl AlignedFloats {
     fn start(&self) -> usize {
         let misalignment = (self.raw.as_ptr() as usize % LINE) / std::mem::size_of::<f32>();
         (LINE_FLOATS - misalignment) % LINE_FLOATS
+    }
+
+    /// Gives the allocation back to the training pool (a buffer packed for one step).
+    pub(crate) fn recycle(self) {
+        crate::pool::recycle(self.raw);
     }
 
     /// Floats reserved (for the tests that check a refill reuses the allocation).

@@ -194,6 +194,12 @@ impl FixedRhs {
         assert!(packed, "the block width is positive and the lengths are k · n");
     }
 
+    /// Gives the buffers back to the training pool (a matrix packed for one step).
+    pub(crate) fn recycle(self) {
+        self.blocks.recycle();
+        self.packed.recycle();
+    }
+
     /// `c = a · self` for the `m` rows of `a` (`m × k`); `c` is `m × n`.
     ///
     /// # Panics

@@ -69,6 +69,11 @@ pub struct PackedB {
 }
 
 impl PackedB {
+    /// Gives the buffer back to the training pool (a matrix packed for one step).
+    pub(crate) fn recycle(self) {
+        self.data.recycle();
+    }
+
     /// Packs the row-major `k × n` matrix `b` (replacing what was packed before).
     ///
     /// # Panics

@@ -102,7 +102,7 @@ pub(crate) fn dense_backward(
     let mut dk = pool::overwritten(d * u);
     matmul_transposed_a(d, rows, u, x, dpre, &mut dk, false);
     let db = bias.then(|| {
-        let mut db = vec![0.0f32; u];
+        let mut db = pool::zeros(u);
         for row in dpre.chunks(u) {
             for (b, v) in db.iter_mut().zip(row) {
                 *b += v;

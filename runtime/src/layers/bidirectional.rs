@@ -8,7 +8,7 @@ use ndarray::{Array2, ArrayD, ArrayView2, ArrayView3, Axis, IxDyn};
 use seqmodel_ir::{MergeMode, RnnAttrs};
 
 use super::recurrent::{self, Recording, RnnOut, RnnTape, RnnWeights, sized};
-use super::{WeightGrads, dropped_input, mask_input_grad};
+use super::{GradMap, dropped_input, mask_input_grad};
 use crate::WeightStore;
 use crate::error::Result;
 use crate::exec::{
@@ -191,15 +191,16 @@ impl Bidirectional<'_> {
     }
 
     /// The backward pass: the gradients of the outputs (`None` = zero) in, the weight
-    /// gradients added to `wg` under `prefix/forward/…` and `prefix/backward/…`, the input's
-    /// gradient `[B, T, D]` out.
+    /// gradients added to `wg` for `specs` (the forward layer's weights, then the backward
+    /// layer's: `prefix/forward/…`, `prefix/backward/…`), the input's gradient `[B, T, D]`
+    /// out.
     pub(crate) fn backward(
         &self,
         tape: &BidiTape,
         douts: &[Option<ArrayD<f32>>],
         store: &WeightStore,
-        prefix: &str,
-        wg: &mut WeightGrads,
+        specs: &[seqmodel_ir::WeightSpec],
+        wg: &mut GradMap,
     ) -> Result<ArrayD<f32>> {
         let (fa, ba) = (self.forward, self.backward);
         let u = fa.units;
@@ -257,20 +258,12 @@ impl Bidirectional<'_> {
             (Vec::new(), Vec::new())
         };
         let mut dx = vec![0.0f32; b * t * d];
-        for (tp, attrs, dmain, ds, keep, dir) in [
-            (&tape.forward, fa, &df, &sf, &tape.input_keep[0], "forward"),
-            (&tape.backward, ba, &db, &sb, &tape.input_keep[1], "backward"),
+        let (f_specs, b_specs) = specs.split_at(if fa.use_bias { 3 } else { 2 }.min(specs.len()));
+        for (tp, attrs, dmain, ds, keep, specs) in [
+            (&tape.forward, fa, &df, &sf, &tape.input_keep[0], f_specs),
+            (&tape.backward, ba, &db, &sb, &tape.input_keep[1], b_specs),
         ] {
-            let g = recurrent::backward_to(
-                tp,
-                attrs,
-                store,
-                &format!("{prefix}/{dir}"),
-                Some(dmain),
-                ds,
-                true,
-                wg,
-            )?;
+            let g = recurrent::backward_to(tp, attrs, store, specs, Some(dmain), ds, true, wg)?;
             let mut gx = g.dx;
             if let Some(m) = keep {
                 mask_input_grad(&mut gx, m, (b, t, d));

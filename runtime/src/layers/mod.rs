@@ -153,18 +153,40 @@ pub(crate) fn normal(seed: &mut u64) -> f32 {
 }
 
 /// Weight gradients by weight key (`Model/layer/kernel`), summed over every use of a key.
-pub(crate) type WeightGrads = HashMap<String, ArrayD<f32>>;
+/// A trainer keeps one between steps: [`GradMap::clear`] gives the arrays back to the pool
+/// and keeps the keys, which the next step's entries reuse (no key is allocated twice).
+#[derive(Debug, Default)]
+pub(crate) struct GradMap {
+    /// The gradients.
+    pub map: HashMap<String, ArrayD<f32>>,
+    /// Keys of cleared entries.
+    spare_keys: Vec<String>,
+}
 
-/// Adds the gradient `g` (row-major, `shape`) of weight `key`.
-pub(crate) fn add_weight(wg: &mut WeightGrads, key: String, shape: &[usize], g: Vec<f32>) {
-    let g = ArrayD::from_shape_vec(IxDyn(shape), g).expect("weight gradient shape");
-    match wg.get_mut(&key) {
-        Some(acc) => {
-            *acc += &g;
-            crate::pool::recycle_array(g);
+impl GradMap {
+    /// Adds the gradient `g` (row-major, `shape`) of weight `key`.
+    pub(crate) fn add(&mut self, key: &str, shape: &[usize], g: Vec<f32>) {
+        let g = ArrayD::from_shape_vec(IxDyn(shape), g).expect("weight gradient shape");
+        match self.map.get_mut(key) {
+            Some(acc) => {
+                *acc += &g;
+                crate::pool::recycle_array(g);
+            }
+            None => {
+                let key = match self.spare_keys.iter().position(|k| k == key) {
+                    Some(i) => self.spare_keys.swap_remove(i),
+                    None => key.to_owned(),
+                };
+                self.map.insert(key, g);
+            }
         }
-        None => {
-            wg.insert(key, g);
+    }
+
+    /// Empties the map: the arrays go back to the pool, the keys are kept for reuse.
+    pub(crate) fn clear(&mut self) {
+        for (key, g) in self.map.drain() {
+            self.spare_keys.push(key);
+            crate::pool::recycle_array(g);
         }
     }
 }

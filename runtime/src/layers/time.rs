@@ -78,5 +78,12 @@ pub fn pad_backward(t: usize, left: usize, dy: &ArrayD<f32>) -> ArrayD<f32> {
 
 /// The gradient of `RepeatVector`'s input: `dy` summed over the repeated steps.
 pub fn repeat_backward(dy: &ArrayD<f32>) -> ArrayD<f32> {
-    dy.sum_axis(Axis(1))
+    // Summed step by step into a pooled buffer (the trainer gives it back).
+    let shape = ndarray::RemoveAxis::remove_axis(&dy.raw_dim(), Axis(1));
+    let n = ndarray::Dimension::size(&shape);
+    let mut dx = ArrayD::from_shape_vec(shape.clone(), crate::pool::zeros(n)).expect("sized");
+    for step in dy.axis_iter(Axis(1)) {
+        dx += &step;
+    }
+    dx
 }

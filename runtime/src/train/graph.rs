@@ -1,22 +1,25 @@
 //! The training pass over a program: the forward pass of every node (the same
 //! `exec::node_into` that inference runs, recording tapes), then backward to every weight.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use ndarray::{Array2, ArrayD, ArrayViewD, IxDyn};
-use seqmodel_ir::{NodeIndex, Op, Program};
+use seqmodel_ir::{NodeIndex, Op, Port, Program, WeightSpec};
 
 use crate::error::{Result, RuntimeError};
 use crate::exec::{self, NodeTape, RnnDropout, Scratch, Training, Value, ValueRef};
 use crate::kernels::activation;
 use crate::layers::bidirectional::Bidirectional;
-use crate::layers::{self, add_weight, basic, mask_input_grad, merge, recurrent, time};
+use crate::layers::{self, GradMap, basic, mask_input_grad, merge, recurrent, time};
 use crate::{Tensor, WeightStore};
 
 /// The carried states of stateful layers, by node.
 pub(crate) type States = HashMap<NodeIndex, Option<Vec<Array2<f32>>>>;
 
-/// One forward pass with everything the backward pass needs.
+/// One forward pass with everything the backward pass needs. A trainer keeps one and
+/// refills it at every step: its maps and lists keep their room, its arrays go back to the
+/// pool between steps.
+#[derive(Default)]
 pub(crate) struct Pass {
     pub vals: HashMap<NodeIndex, Vec<Value>>,
     tapes: HashMap<NodeIndex, NodeTape>,
@@ -27,24 +30,116 @@ pub(crate) struct Pass {
 }
 
 impl Pass {
-    /// Gives the pass's float arrays back to the training pool for the next step (the
-    /// recurrent tapes give theirs back as they drop).
-    pub(crate) fn recycle(self) {
-        let values = self.vals.into_values().flatten().filter_map(|v| match v.t {
-            Tensor::F32(a) => Some(a),
-            Tensor::I32(_) => None,
-        });
-        let tapes = self.tapes.into_values().filter_map(|t| match t {
-            NodeTape::Dense(a) | NodeTape::Saved(a) => Some(a),
-            NodeTape::Rnn(..) | NodeTape::Bidirectional(_) => None,
-        });
-        values.chain(tapes).chain(self.keeps.into_values()).for_each(crate::pool::recycle_array);
+    /// Gives the pass's arrays back to the training pool for the next step (the recurrent
+    /// tapes give theirs back as they drop), keeping every map's and list's room.
+    pub(crate) fn recycle(&mut self) {
+        for values in self.vals.values_mut() {
+            for v in values.drain(..) {
+                match v.t {
+                    Tensor::F32(a) => crate::pool::recycle_array(a),
+                    Tensor::I32(a) => crate::pool::recycle_array(a),
+                }
+                if let Some(m) = v.mask {
+                    crate::pool::recycle(m.into_raw_vec_and_offset().0);
+                }
+            }
+        }
+        for (_, tape) in self.tapes.drain() {
+            if let NodeTape::Dense(a) | NodeTape::Saved(a) = tape {
+                crate::pool::recycle_array(a);
+            }
+        }
+        for (_, keep) in self.keeps.drain() {
+            crate::pool::recycle_array(keep);
+        }
+        self.penalty = 0.0;
+    }
+}
+
+/// The program's wiring, worked out once per trainer: a step reads it and builds none of it.
+#[derive(Debug, Clone)]
+pub(crate) struct Plan {
+    /// The nodes in an order that runs every node after its inputs.
+    order: Vec<NodeIndex>,
+    /// Each node's inputs.
+    inputs: HashMap<NodeIndex, Vec<Port>>,
+    /// Each node's weights (keys and shapes).
+    specs: HashMap<NodeIndex, Vec<WeightSpec>>,
+    /// The nodes whose output's gradient leads to a weight: the node or one before it has
+    /// weights. A layer fed by none of them (the first recurrent layer on the model's input)
+    /// skips its input's gradient, a product as large as its kernel's gradient.
+    leads_to_weights: HashSet<NodeIndex>,
+}
+
+impl Plan {
+    /// The plan of `p`.
+    pub(crate) fn new(p: &Program) -> Self {
+        let order = p.topo_order();
+        let inputs: HashMap<_, _> = order.iter().map(|&n| (n, p.node_inputs(n))).collect();
+        let specs: HashMap<_, _> =
+            order.iter().map(|&n| (n, seqmodel_ir::node_weight_specs(&p.graph[n]))).collect();
+        let mut leads_to_weights = HashSet::new();
+        for &n in &order {
+            let before = inputs[&n].iter().any(|q| leads_to_weights.contains(&q.node));
+            if before || !specs[&n].is_empty() {
+                leads_to_weights.insert(n);
+            }
+        }
+        Plan { order, inputs, specs, leads_to_weights }
+    }
+}
+
+/// What a trainer keeps between steps so that a warm step allocates nothing: the plan, the
+/// last pass, the work buffers and the gradient maps. Cloning gives a fresh, empty one.
+pub(crate) struct Workspace {
+    pub plan: Plan,
+    pub pass: Pass,
+    scratch: Scratch,
+    /// The gradients of node outputs not yet propagated (empty between steps).
+    grads: HashMap<(NodeIndex, usize), ArrayD<f32>>,
+    /// The weight gradients of the last backward pass.
+    pub weight_grads: WeightGrads,
+    /// Room for a node's inputs (empty between uses; see [`crate::pool::reused`]).
+    ins: Vec<ValueRef<'static>>,
+    /// Room for a node's output gradients.
+    douts: Vec<Option<ArrayD<f32>>>,
+    /// Room for the input check's lists.
+    pub check: crate::interpreter::CheckRoom,
+}
+
+impl Workspace {
+    /// An empty workspace for the program that `plan` was made from.
+    pub(crate) fn new(plan: Plan) -> Self {
+        Workspace {
+            plan,
+            pass: Pass::default(),
+            scratch: Scratch::default(),
+            grads: HashMap::new(),
+            weight_grads: WeightGrads::default(),
+            ins: Vec::new(),
+            douts: Vec::new(),
+            check: Default::default(),
+        }
+    }
+}
+
+impl Clone for Workspace {
+    fn clone(&self) -> Self {
+        Workspace::new(self.plan.clone())
+    }
+}
+
+impl std::fmt::Debug for Workspace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Workspace").field("plan", &self.plan).finish_non_exhaustive()
     }
 }
 
 /// Inverted-dropout keep mask: 0 with probability `rate`, else `1 / (1 - rate)`.
 fn keep_mask(n: usize, rate: f32, seed: &mut u64) -> Vec<f32> {
-    (0..n).map(|_| if layers::uniform(seed) < rate { 0.0 } else { 1.0 / (1.0 - rate) }).collect()
+    let mut keep = crate::pool::overwritten(n);
+    keep.iter_mut().for_each(|k| *k = if layers::uniform(seed) < rate { 0.0 } else { 1.0 / (1.0 - rate) });
+    keep
 }
 
 fn unsupported(what: &str) -> RuntimeError {
@@ -61,11 +156,13 @@ fn rnn_dropout(a: &seqmodel_ir::RnnAttrs, x_shape: &[usize], seed: &mut u64) -> 
     }
 }
 
-/// Runs the forward pass. `states` holds stateful layers' carried states (no gradient flows
-/// into them); `seed` drives Dropout.
+/// Runs the forward pass into `ws.pass` (emptied by [`Pass::recycle`] since its last use).
+/// `states` holds stateful layers' carried states (no gradient flows into them); `seed`
+/// drives Dropout.
 #[allow(clippy::too_many_arguments)] // the pass's whole context, passed explicitly
 pub(crate) fn forward(
     p: &Program,
+    ws: &mut Workspace,
     store: &WeightStore,
     inputs: &[Tensor],
     bindings: &[Option<usize>],
@@ -73,29 +170,24 @@ pub(crate) fn forward(
     seed: &mut u64,
     training: bool,
     prepared_cache: &mut HashMap<NodeIndex, Option<exec::Prepared>>,
-) -> Result<Pass> {
-    let mut vals: HashMap<NodeIndex, Vec<Value>> = HashMap::new();
-    let mut tapes = HashMap::new();
-    let mut keeps = HashMap::new();
-    let mut scratch = Scratch::default();
-    let mut penalty = 0.0;
-    for n in p.topo_order() {
+) -> Result<()> {
+    let Workspace { plan, pass, scratch, ins: ins_room, .. } = ws;
+    let Pass { vals, tapes, keeps, penalty } = pass;
+    for &n in &plan.order {
         let node = &p.graph[n];
-        let sources = p.node_inputs(n);
+        let sources = &plan.inputs[&n];
+        // The last step's list for this node's outputs (emptied by `Pass::recycle`).
+        let mut out = vals.remove(&n).unwrap_or_default();
         // Borrowed, not cloned: a clone copied every tensor once per consumer.
-        let ins: Vec<ValueRef<'_>> = sources.iter().map(|q| vals[&q.node][q.port].view()).collect();
-        let mut out = Vec::new();
+        let mut ins: Vec<ValueRef<'_>> = crate::pool::reused(std::mem::take(ins_room));
+        ins.extend(sources.iter().map(|q| vals[&q.node][q.port].view()));
         match &node.op {
-            // The pass owns its values: a float input is copied into a pooled buffer (the
-            // pass gives it back), where a clone faulted in fresh pages at every step
-            // (big-lstm's 13 MB batch: 8 % of its step).
+            // The pass owns its values: an input is copied into a pooled buffer (the pass
+            // gives it back), where a clone faulted in fresh pages at every step (big-lstm's
+            // 13 MB batch: 8 % of its step).
             Op::Input { index } => out.push(Value::input(match &inputs[*index] {
-                Tensor::F32(a) => {
-                    let a = a.as_standard_layout();
-                    let data = crate::pool::copied(a.as_slice().expect("standard layout"));
-                    Tensor::F32(ArrayD::from_shape_vec(a.raw_dim(), data).expect("same length"))
-                }
-                other => other.clone(),
+                Tensor::F32(a) => Tensor::F32(pooled_copy(a)),
+                Tensor::I32(a) => Tensor::I32(pooled_copy(a)),
             })),
             Op::Dropout { rate } => {
                 let x = ins[0].f32()?;
@@ -108,7 +200,7 @@ pub(crate) fn forward(
             op => {
                 let prepared = prepared_cache.entry(n).or_default();
                 if let Some(prefix) = &node.weights {
-                    exec::prepare_into(op, store, prefix, prepared)?;
+                    exec::prepare_into(op, store, prefix, &plan.specs[&n], prepared)?;
                 }
                 let mut train = Training { training, seed: *seed, ..Training::default() };
                 if training {
@@ -129,21 +221,28 @@ pub(crate) fn forward(
                     &ins,
                     states.entry(n).or_default(),
                     exec::out_time(op, first_dim, bindings),
-                    &mut scratch,
+                    scratch,
                     &mut out,
                     Some(&mut train),
                 )?;
                 *seed = train.seed.max(1);
-                penalty += train.penalty;
+                *penalty += train.penalty;
                 if let Some(tape) = train.tape {
                     tapes.insert(n, tape);
                 }
             }
         }
-        drop(ins);
+        *ins_room = crate::pool::reused(ins);
         vals.insert(n, out);
     }
-    Ok(Pass { vals, tapes, keeps, penalty })
+    Ok(())
+}
+
+/// A copy of `a` in standard layout, in a pooled buffer.
+fn pooled_copy<T: crate::pool::Pooled>(a: &ArrayD<T>) -> ArrayD<T> {
+    let a = a.as_standard_layout();
+    let data = crate::pool::copied(a.as_slice().expect("standard layout"));
+    ArrayD::from_shape_vec(a.raw_dim(), data).expect("same length")
 }
 
 fn add_grad(grads: &mut HashMap<(NodeIndex, usize), ArrayD<f32>>, key: (NodeIndex, usize), g: ArrayD<f32>) {
@@ -167,57 +266,64 @@ fn act_backward(
     ArrayD::from_shape_vec(y.raw_dim(), dx).expect("sized from y")
 }
 
-/// Weight gradients of one step; `sparse` holds, for sparse (Embedding) gradients, the sums
-/// over the gathered slices (see [`super::SparseSums`]).
+/// Weight gradients of one step; `squares` and `abs` hold, for sparse (Embedding)
+/// gradients, the sums over the gathered slices (see [`super::SparseSums`]).
+#[derive(Debug, Default)]
 pub(crate) struct WeightGrads {
-    pub grads: HashMap<String, ArrayD<f32>>,
-    pub sparse: super::SparseSums,
+    pub grads: GradMap,
+    pub squares: GradMap,
+    pub abs: GradMap,
     /// New values of non-trainable weights, set with the optimizer's step.
     pub updates: Vec<(String, ArrayD<f32>)>,
 }
 
-/// Backpropagates `output_grads` (one per program output) and returns the weight gradients
-/// (with `abs_sums`, the sparse gradients' sums of absolute values too, for Adamax).
+impl WeightGrads {
+    /// Empties every map for the next step (the arrays go back to the pool).
+    fn clear(&mut self) {
+        self.grads.clear();
+        self.squares.clear();
+        self.abs.clear();
+        self.updates.drain(..).for_each(|(_, a)| crate::pool::recycle_array(a));
+    }
+}
+
+/// Backpropagates `output_grads` (one per program output) through `ws.pass` into
+/// `ws.weight_grads` (with `abs_sums`, the sparse gradients' sums of absolute values too,
+/// for Adamax).
 pub(crate) fn backward(
     p: &Program,
+    ws: &mut Workspace,
     store: &WeightStore,
-    pass: &Pass,
-    output_grads: Vec<ArrayD<f32>>,
+    output_grads: impl IntoIterator<Item = ArrayD<f32>>,
     abs_sums: bool,
-) -> Result<WeightGrads> {
-    let mut sparse = super::SparseSums::default();
-    let mut grads: HashMap<(NodeIndex, usize), ArrayD<f32>> = HashMap::new();
+) -> Result<()> {
+    let Workspace { plan, pass, grads, weight_grads, douts, .. } = ws;
+    weight_grads.clear();
+    grads.drain().for_each(|(_, g)| crate::pool::recycle_array(g));
+    let WeightGrads { grads: wg, squares, abs: abs_map, updates } = weight_grads;
     for (o, g) in p.outputs.iter().zip(output_grads) {
-        add_grad(&mut grads, (o.node, o.port), g);
+        add_grad(grads, (o.node, o.port), g);
     }
-    let mut wg: HashMap<String, ArrayD<f32>> = HashMap::new();
-    let mut updates = Vec::new();
-    let order = p.topo_order();
-    // The nodes whose output's gradient leads to a weight: the node or one before it has
-    // weights. A layer fed by none of them (the first recurrent layer on the model's input)
-    // skips its input's gradient, a product as large as its kernel's gradient.
-    let mut leads_to_weights = std::collections::HashSet::new();
-    for &n in &order {
-        let before = p.node_inputs(n).iter().any(|q| leads_to_weights.contains(&q.node));
-        if before || !seqmodel_ir::node_weight_specs(&p.graph[n]).is_empty() {
-            leads_to_weights.insert(n);
-        }
-    }
-    for n in order.into_iter().rev() {
+    let leads_to_weights = &plan.leads_to_weights;
+    for &n in plan.order.iter().rev() {
         let node = &p.graph[n];
         let n_out = p.types[&n].len();
-        let douts: Vec<Option<ArrayD<f32>>> = (0..n_out).map(|i| grads.remove(&(n, i))).collect();
+        // The last node's output gradients go back to the pool.
+        douts.drain(..).flatten().for_each(crate::pool::recycle_array);
+        douts.extend((0..n_out).map(|i| grads.remove(&(n, i))));
         if douts.iter().all(Option::is_none) {
             continue;
         }
-        let ins = p.node_inputs(n);
+        let douts = &*douts;
+        let ins = &plan.inputs[&n];
+        let specs = &plan.specs[&n];
         let in_val = |i: usize| &pass.vals[&ins[i].node][ins[i].port];
-        let out_shape = |i: usize| pass.vals[&n][i].t.shape().to_vec();
-        let dout = |i: usize| douts[i].clone().unwrap_or_else(|| ArrayD::zeros(IxDyn(&out_shape(i))));
+        let out_shape = |i: usize| IxDyn(pass.vals[&n][i].t.shape());
+        let dout = |i: usize| douts[i].clone().unwrap_or_else(|| ArrayD::zeros(out_shape(i)));
         // Output `i`'s gradient, borrowed when there is one.
         let dout_ref = |i: usize| match &douts[i] {
             Some(d) => std::borrow::Cow::Borrowed(d),
-            None => std::borrow::Cow::Owned(ArrayD::zeros(IxDyn(&out_shape(i)))),
+            None => std::borrow::Cow::Owned(ArrayD::zeros(out_shape(i))),
         };
         let out_f32 = |i: usize| pass.vals[&n][i].t.as_f32().expect("float output");
         let in_f32 = |i: usize| {
@@ -226,7 +332,6 @@ pub(crate) fn backward(
                 .as_f32()
                 .ok_or_else(|| RuntimeError::Shape(format!("layer `{}` got integer data", node.layer)))
         };
-        let prefix = node.weights.clone().unwrap_or_default();
         let tape = pass.tapes.get(&n);
         match (&node.op, tape) {
             (Op::Input { .. }, _) => {}
@@ -241,7 +346,6 @@ pub(crate) fn backward(
                     a => std::borrow::Cow::Owned(act_backward(*a, pre, out_f32(0), &dout_ref(0))),
                 };
                 let dpre_std = dpre.as_standard_layout();
-                let specs = seqmodel_ir::op_weight_specs(&node.op, &prefix);
                 let kernel = exec::weight(store, &specs[0].key)?;
                 let (x_s, d_s) = (x.as_slice().expect("standard"), dpre_std.as_slice().expect("standard"));
                 let (dx, dk, db) = basic::dense_backward(x_s, kernel, d_s, (*input_dim, *units), *use_bias);
@@ -249,13 +353,11 @@ pub(crate) fn backward(
                 if let std::borrow::Cow::Owned(d) = dpre {
                     crate::pool::recycle_array(d);
                 }
-                let mut specs = specs.into_iter();
-                for g in std::iter::once(dk).chain(db) {
-                    let spec = specs.next().expect("a weight per gradient");
-                    add_weight(&mut wg, spec.key, &spec.shape, g);
+                for (spec, g) in specs.iter().zip(std::iter::once(dk).chain(db)) {
+                    wg.add(&spec.key, &spec.shape, g);
                 }
                 add_grad(
-                    &mut grads,
+                    grads,
                     (ins[0].node, ins[0].port),
                     ArrayD::from_shape_vec(x.raw_dim(), dx).expect("shape"),
                 );
@@ -264,33 +366,32 @@ pub(crate) fn backward(
                 // The input only where the gradient reads it (not for softmax).
                 let x = activation::grad_needs_input(*a).then(|| in_f32(0)).transpose()?;
                 let dx = act_backward(*a, x, out_f32(0), &dout_ref(0));
-                add_grad(&mut grads, (ins[0].node, ins[0].port), dx);
+                add_grad(grads, (ins[0].node, ins[0].port), dx);
             }
             (Op::Dropout { .. }, _) => {
-                add_grad(&mut grads, (ins[0].node, ins[0].port), dout(0) * &pass.keeps[&n]);
+                add_grad(grads, (ins[0].node, ins[0].port), dout(0) * &pass.keeps[&n]);
             }
             (Op::Masking { .. }, _) => {
                 let mask = pass.vals[&n][0].mask.as_ref().expect("Masking sets a mask");
-                add_grad(&mut grads, (ins[0].node, ins[0].port), basic::masking_backward(mask, dout(0)));
+                add_grad(grads, (ins[0].node, ins[0].port), basic::masking_backward(mask, dout(0)));
             }
             (Op::Embedding { input_dim, output_dim, .. }, _) => {
                 let Tensor::I32(ids) = &in_val(0).t else {
                     return Err(RuntimeError::Shape(format!("Embedding `{}` needs integer ids", node.layer)));
                 };
-                let d = dout(0).as_standard_layout().to_owned();
+                let d = dout_ref(0);
+                let d = d.as_standard_layout();
                 let (dt, sq, abs) = basic::embedding_backward(
                     ids.view(),
                     d.as_slice().expect("standard"),
                     (*input_dim, *output_dim),
                     abs_sums,
                 );
-                let [spec] = &seqmodel_ir::op_weight_specs(&node.op, &prefix)[..] else {
-                    unreachable!("an embedding has one table")
-                };
-                add_weight(&mut wg, spec.key.clone(), &spec.shape, dt);
-                add_weight(&mut sparse.squares, spec.key.clone(), &spec.shape, sq);
+                let [spec] = &specs[..] else { unreachable!("an embedding has one table") };
+                wg.add(&spec.key, &spec.shape, dt);
+                squares.add(&spec.key, &spec.shape, sq);
                 if let Some(abs) = abs {
-                    add_weight(&mut sparse.abs, spec.key.clone(), &spec.shape, abs);
+                    abs_map.add(&spec.key, &spec.shape, abs);
                 }
             }
             (Op::Rnn(a), Some(NodeTape::Rnn(tape, in_keep))) => {
@@ -298,7 +399,7 @@ pub(crate) fn backward(
                     (1..n_out).map(|i| douts[i].as_ref().map(|g| g.iter().copied().collect())).collect();
                 let input_grad = leads_to_weights.contains(&ins[0].node);
                 let (main, states) = (douts[0].as_ref(), &d_states);
-                let g = recurrent::backward_to(tape, a, store, &prefix, main, states, input_grad, &mut wg)?;
+                let g = recurrent::backward_to(tape, a, store, specs, main, states, input_grad, wg)?;
                 let dims @ (b, t, d) = tape.dims;
                 let mut dx = g.dx;
                 if let Some(m) = in_keep {
@@ -306,46 +407,49 @@ pub(crate) fn backward(
                 }
                 if input_grad {
                     add_grad(
-                        &mut grads,
+                        grads,
                         (ins[0].node, ins[0].port),
                         ArrayD::from_shape_vec(IxDyn(&[b, t, d]), dx).expect("shape"),
                     );
+                } else {
+                    crate::pool::recycle(dx);
                 }
                 for (i, s) in g.dinitial.into_iter().enumerate() {
-                    if let Some(q) = ins.get(i + 1) {
-                        add_grad(
-                            &mut grads,
+                    match ins.get(i + 1) {
+                        Some(q) if !s.is_empty() => add_grad(
+                            grads,
                             (q.node, q.port),
                             ArrayD::from_shape_vec(IxDyn(&[b, a.units]), s).expect("shape"),
-                        );
+                        ),
+                        _ => crate::pool::recycle(s),
                     }
                 }
             }
             (Op::Bidirectional { forward, backward, merge }, Some(NodeTape::Bidirectional(tape))) => {
                 let layer = Bidirectional { forward, backward, merge: *merge };
-                let dx = layer.backward(tape, &douts, store, &prefix, &mut wg)?;
-                add_grad(&mut grads, (ins[0].node, ins[0].port), dx);
+                let dx = layer.backward(tape, douts, store, specs, wg)?;
+                add_grad(grads, (ins[0].node, ins[0].port), dx);
             }
             (Op::RepeatVector, _) => {
-                add_grad(&mut grads, (ins[0].node, ins[0].port), time::repeat_backward(&dout(0)));
+                add_grad(grads, (ins[0].node, ins[0].port), time::repeat_backward(&dout_ref(0)));
             }
             (Op::TimeSlice { start, end }, _) => {
-                let dx = time::slice_backward(in_val(0).t.shape(), *start, *end, &dout(0));
-                add_grad(&mut grads, (ins[0].node, ins[0].port), dx);
+                let dx = time::slice_backward(in_val(0).t.shape(), *start, *end, &dout_ref(0));
+                add_grad(grads, (ins[0].node, ins[0].port), dx);
             }
             (Op::TimeStep { index }, _) => {
-                let dx = time::step_backward(in_val(0).t.shape(), *index, &dout(0));
-                add_grad(&mut grads, (ins[0].node, ins[0].port), dx);
+                let dx = time::step_backward(in_val(0).t.shape(), *index, &dout_ref(0));
+                add_grad(grads, (ins[0].node, ins[0].port), dx);
             }
             (Op::ZeroPad { left, .. }, _) => {
-                let dx = time::pad_backward(in_val(0).t.shape()[1], *left, &dout(0));
-                add_grad(&mut grads, (ins[0].node, ins[0].port), dx);
+                let dx = time::pad_backward(in_val(0).t.shape()[1], *left, &dout_ref(0));
+                add_grad(grads, (ins[0].node, ins[0].port), dx);
             }
             (Op::Merge(kind), _) => {
                 let xs: Vec<ArrayViewD<'_, f32>> =
                     (0..ins.len()).map(|i| in_f32(i).map(|a| a.view())).collect::<Result<_>>()?;
-                for (q, g) in ins.iter().zip(merge::backward(*kind, &xs, out_f32(0).view(), &dout(0))) {
-                    add_grad(&mut grads, (q.node, q.port), g);
+                for (q, g) in ins.iter().zip(merge::backward(*kind, &xs, out_f32(0).view(), &dout_ref(0))) {
+                    add_grad(grads, (q.node, q.port), g);
                 }
             }
             // Folding and unfolding time only reshape: the gradient takes the input's shape
@@ -357,11 +461,10 @@ pub(crate) fn backward(
                     .to_owned()
                     .into_shape_with_order(IxDyn(&shape))
                     .expect("reshape");
-                add_grad(&mut grads, (ins[0].node, ins[0].port), g);
+                add_grad(grads, (ins[0].node, ins[0].port), g);
             }
             (Op::FoldTime | Op::UnfoldTime, _) => {}
             (Op::Layer(l), _) => {
-                let specs = seqmodel_ir::op_weight_specs(&node.op, &prefix);
                 let weights =
                     specs.iter().map(|s| exec::weight(store, &s.key)).collect::<Result<Vec<_>>>()?;
                 let saved = match tape {
@@ -380,12 +483,12 @@ pub(crate) fn backward(
                 let g = layers::layer_of(l).backward(&bw)?;
                 for (q, dx) in ins.iter().zip(g.dxs) {
                     if let Some(dx) = dx {
-                        add_grad(&mut grads, (q.node, q.port), dx);
+                        add_grad(grads, (q.node, q.port), dx);
                     }
                 }
                 for (spec, dw) in specs.iter().zip(g.dws) {
                     if let Some(dw) = dw {
-                        add_weight(&mut wg, spec.key.clone(), &spec.shape, dw);
+                        wg.add(&spec.key, &spec.shape, dw);
                     }
                 }
                 for (i, v) in g.updates {
@@ -404,7 +507,7 @@ pub(crate) fn backward(
                 return Err(unsupported("a recurrent layer run without a tape"));
             }
         }
-        douts.into_iter().flatten().for_each(crate::pool::recycle_array);
     }
-    Ok(WeightGrads { grads: wg, sparse, updates })
+    douts.drain(..).flatten().for_each(crate::pool::recycle_array);
+    Ok(())
 }

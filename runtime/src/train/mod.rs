@@ -18,7 +18,6 @@ pub use optimizer::{Optimizer, Rule, SparseSums};
 pub use progress::{Callback, EpochLogs, Progress};
 
 use crate::error::{Result, RuntimeError};
-use crate::interpreter::check_inputs;
 use crate::{Model, Tensor, WeightStore};
 
 /// A model being trained: its program, weights, loss, optimizer and carried states.
@@ -37,6 +36,8 @@ pub struct Trainer {
     seed: u64,
     /// Each node's weights packed for the kernels, repacked in place before every pass.
     prepared: std::collections::HashMap<seqmodel_ir::NodeIndex, Option<crate::exec::Prepared>>,
+    /// What a step reuses from the last (a warm step allocates nothing).
+    workspace: graph::Workspace,
 }
 
 /// Options of [`Trainer::fit`].
@@ -157,8 +158,10 @@ impl Trainer {
             s.tag(&original);
             s
         };
+        let workspace = graph::Workspace::new(graph::Plan::new(&program));
         Ok(Trainer {
             program: original,
+            workspace,
             rewritten: program,
             weights,
             loss,
@@ -189,23 +192,26 @@ impl Trainer {
         Model::new(self.program.clone(), &self.weights)
     }
 
-    fn loss_and_grads(&mut self, x: &[Tensor], y: &[Tensor]) -> Result<(f32, graph::WeightGrads)> {
-        self.run(x, y, true, true).map(|(l, g)| (l, g.expect("gradients requested")))
+    /// The loss on a batch, its weight gradients left in the workspace.
+    fn loss_and_grads(&mut self, x: &[Tensor], y: &[Tensor]) -> Result<f32> {
+        self.run(x, y, true, true)
     }
 
-    /// Forward (and optionally backward) on one batch.
-    fn run(
-        &mut self,
-        x: &[Tensor],
-        y: &[Tensor],
-        training: bool,
-        grads: bool,
-    ) -> Result<(f32, Option<graph::WeightGrads>)> {
+    /// Forward (and optionally backward, into `self.workspace.weight_grads`) on one batch.
+    fn run(&mut self, x: &[Tensor], y: &[Tensor], training: bool, grads: bool) -> Result<f32> {
         self.optimizer.validate()?;
         check_rows(x, y, "the batch")?;
-        let mut bindings = vec![None; self.rewritten.symbols.len()];
-        let views: Vec<crate::TensorView<'_>> = x.iter().map(Tensor::view).collect();
-        check_inputs(&self.rewritten, &views, &mut bindings)?;
+        // Small lists on the stack: a warm training step allocates nothing.
+        let mut bindings = [None; 8];
+        let mut bindings_vec;
+        let bindings: &mut [Option<usize>] = match self.rewritten.symbols.len() {
+            n if n <= bindings.len() => &mut bindings[..n],
+            n => {
+                bindings_vec = vec![None; n];
+                &mut bindings_vec
+            }
+        };
+        crate::interpreter::check_tensors_in(&self.rewritten, x, bindings, &mut self.workspace.check)?;
         if y.len() != self.rewritten.outputs.len() {
             return Err(RuntimeError::Shape(format!(
                 "{} target arrays given, the model has {} outputs",
@@ -213,36 +219,49 @@ impl Trainer {
                 self.rewritten.outputs.len()
             )));
         }
-        let pass = graph::forward(
+        let ws = &mut self.workspace;
+        ws.pass.recycle();
+        let done = graph::forward(
             &self.rewritten,
+            ws,
             &self.weights,
             x,
-            &bindings,
+            bindings,
             &mut self.states,
             &mut self.seed,
             training,
             &mut self.prepared,
-        )?;
+        );
+        if let Err(e) = done {
+            ws.pass.recycle();
+            return Err(e);
+        }
+        let pass = &ws.pass;
         let mut total = pass.penalty;
-        let mut out_grads = Vec::new();
-        for (o, t) in self.rewritten.outputs.iter().zip(y) {
+        let mut out_grads: [Option<ArrayD<f32>>; 4] = Default::default();
+        let mut more_grads = Vec::new();
+        for (i, (o, t)) in self.rewritten.outputs.iter().zip(y).enumerate() {
             let pred = pass.vals[&o.node][o.port]
                 .t
                 .as_f32()
                 .ok_or_else(|| RuntimeError::Shape("integer output".into()))?;
             let (l, g) = self.loss.value_and_grad(pred, t)?;
             total += l;
-            out_grads.push(g);
+            match out_grads.get_mut(i) {
+                Some(slot) => *slot = Some(g),
+                None => more_grads.push(g),
+            }
         }
+        let out_grads = out_grads.into_iter().flatten().chain(more_grads);
         if !grads {
-            out_grads.into_iter().for_each(crate::pool::recycle_array);
-            pass.recycle();
-            return Ok((total, None));
+            out_grads.for_each(crate::pool::recycle_array);
+            ws.pass.recycle();
+            return Ok(total);
         }
         let abs_sums = self.optimizer.needs_abs_sums();
-        let g = graph::backward(&self.rewritten, &self.weights, &pass, out_grads, abs_sums);
-        pass.recycle();
-        Ok((total, Some(g?)))
+        let g = graph::backward(&self.rewritten, ws, &self.weights, out_grads, abs_sums);
+        ws.pass.recycle();
+        g.map(|()| total)
     }
 
     /// One optimizer step on one batch; returns the batch loss before the update (Keras's
@@ -252,16 +271,20 @@ impl Trainer {
     }
 
     fn step(&mut self, x: &[Tensor], y: &[Tensor]) -> Result<f32> {
-        let (loss, mut g) = self.loss_and_grads(x, y)?;
+        let loss = self.loss_and_grads(x, y)?;
         if !loss.is_finite() {
             return Err(RuntimeError::InvalidData(format!(
                 "the loss became {loss}; lower the learning rate?"
             )));
         }
-        self.optimizer.apply_sparse_aware(&mut self.weights, &mut g.grads, &g.sparse);
-        let sums = g.sparse.squares.into_values().chain(g.sparse.abs.into_values());
-        g.grads.into_values().chain(sums).for_each(crate::pool::recycle_array);
-        for (key, value) in g.updates {
+        let g = &mut self.workspace.weight_grads;
+        // The sparse sums move into the optimizer's view and back (no copy).
+        let mut sparse =
+            SparseSums { squares: std::mem::take(&mut g.squares.map), abs: std::mem::take(&mut g.abs.map) };
+        self.optimizer.apply_sparse_aware(&mut self.weights, &mut g.grads.map, &sparse);
+        g.squares.map = std::mem::take(&mut sparse.squares);
+        g.abs.map = std::mem::take(&mut sparse.abs);
+        for (key, value) in g.updates.drain(..) {
             self.weights.insert(key, value);
         }
         Ok(loss)
@@ -270,12 +293,12 @@ impl Trainer {
     /// The loss on a batch in inference mode (no dropout), updating nothing but the states
     /// of stateful layers (as Keras's `evaluate`).
     pub fn evaluate<'a>(&mut self, x: impl IntoTensors<'a>, y: impl IntoTensors<'a>) -> Result<f32> {
-        Ok(self.run(&x.into_tensors(), &y.into_tensors(), false, false)?.0)
+        self.run(&x.into_tensors(), &y.into_tensors(), false, false)
     }
 
     /// The loss on a batch in training mode (dropout active), without an update.
     pub fn training_loss<'a>(&mut self, x: impl IntoTensors<'a>, y: impl IntoTensors<'a>) -> Result<f32> {
-        Ok(self.run(&x.into_tensors(), &y.into_tensors(), true, false)?.0)
+        self.run(&x.into_tensors(), &y.into_tensors(), true, false)
     }
 
     /// The gradients of the loss on a batch with respect to every weight (for checks).
@@ -284,7 +307,8 @@ impl Trainer {
         x: impl IntoTensors<'a>,
         y: impl IntoTensors<'a>,
     ) -> Result<(f32, HashMap<String, ArrayD<f32>>)> {
-        self.loss_and_grads(&x.into_tensors(), &y.into_tensors()).map(|(l, g)| (l, g.grads))
+        let loss = self.loss_and_grads(&x.into_tensors(), &y.into_tensors())?;
+        Ok((loss, std::mem::take(&mut self.workspace.weight_grads.grads.map)))
     }
 
     /// Sets the seed of the dropout masks (the same seed gives the same masks).

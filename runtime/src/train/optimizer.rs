@@ -246,11 +246,10 @@ impl Optimizer {
         if let Rule::Nadam { beta_1, .. } = self.rule {
             self.u_product *= nadam_u(beta_1, t);
         }
-        let mut keys: Vec<&String> = grads.keys().collect();
-        keys.sort();
-        for key in keys {
+        // Each weight's update reads only its own gradient and slots: any order will do.
+        for (key, g) in grads.iter() {
             // Copied only when clipping changes it.
-            let mut g = std::borrow::Cow::Borrowed(&grads[key]);
+            let mut g = std::borrow::Cow::Borrowed(g);
             if let Some(max) = self.clipnorm {
                 let norm = g.iter().map(|v| v * v).sum::<f32>().sqrt();
                 if norm > max {
@@ -273,7 +272,7 @@ impl Optimizer {
                     if momentum == 0.0 {
                         w.zip_mut_with(g, |w, g| *w -= lr * g);
                     } else {
-                        let s = self.slots.entry(key.clone()).or_insert_with(|| vec![zeros()]);
+                        let s = slot_list(&mut self.slots, key, 1, &zeros);
                         let m = &mut s[0];
                         m.zip_mut_with(g, |m, g| *m = momentum * *m - lr * g);
                         if nesterov {
@@ -287,7 +286,7 @@ impl Optimizer {
                     }
                 }
                 Rule::Adam { beta_1, beta_2, epsilon, amsgrad } => {
-                    let s = self.slots.entry(key.clone()).or_insert_with(|| vec![zeros(), zeros(), zeros()]);
+                    let s = slot_list(&mut self.slots, key, 3, &zeros);
                     let lr_t = lr * (1.0 - beta_2.powi(t)).sqrt() / (1.0 - beta_1.powi(t));
                     let [m, v, v_max] = &mut s[..] else { unreachable!("Adam keeps three slots") };
                     // The squared gradient is the sparse sum of squares where there is one.
@@ -308,38 +307,43 @@ impl Optimizer {
                     adam(step, AdamSlices { w: ws, m: ms, v: vs, v_max: amsgrad.then_some(vm), g: gs, sq });
                 }
                 Rule::RmsProp { rho, momentum, epsilon, centered } => {
-                    let s = self.slots.entry(key.clone()).or_insert_with(|| vec![zeros(), zeros(), zeros()]);
-                    let sq = squares.get(key).cloned().unwrap_or_else(|| g.mapv(|v| v * v));
-                    s[0].zip_mut_with(&sq, |v, g2| *v = rho * *v + (1.0 - rho) * g2);
+                    let s = slot_list(&mut self.slots, key, 3, &zeros);
+                    add_squares(&mut s[0], g, squares.get(key), |v, g2| *v = rho * *v + (1.0 - rho) * g2);
                     if centered {
                         s[2].zip_mut_with(g, |a, g| *a = rho * *a + (1.0 - rho) * g);
                     }
-                    let mut inc = g.clone();
-                    ndarray::Zip::from(&mut inc).and(&s[0]).and(&s[2]).for_each(|i, v, a| {
-                        let denom = if centered { v - a * a } else { *v };
-                        *i = lr * *i / (denom + epsilon).sqrt();
-                    });
+                    let [v, m, a] = &mut s[..] else { unreachable!("RMSprop keeps three slots") };
+                    let increment = |g: f32, v: f32, a: f32| {
+                        let denom = if centered { v - a * a } else { v };
+                        lr * g / (denom + epsilon).sqrt()
+                    };
                     if momentum > 0.0 {
-                        s[1].zip_mut_with(&inc, |m, i| *m = momentum * *m + i);
-                        w.zip_mut_with(&s[1], |w, m| *w -= m);
+                        ndarray::Zip::from(&mut *m)
+                            .and(g)
+                            .and(&*v)
+                            .and(&*a)
+                            .for_each(|m, g, v, a| *m = momentum * *m + increment(*g, *v, *a));
+                        w.zip_mut_with(m, |w, m| *w -= m);
                     } else {
-                        w.zip_mut_with(&inc, |w, i| *w -= i);
+                        ndarray::Zip::from(&mut *w)
+                            .and(g)
+                            .and(&*v)
+                            .and(&*a)
+                            .for_each(|w, g, v, a| *w -= increment(*g, *v, *a));
                     }
                 }
                 Rule::Adagrad { initial_accumulator_value, epsilon } => {
-                    let s = self
-                        .slots
-                        .entry(key.clone())
-                        .or_insert_with(|| vec![ArrayD::from_elem(g.raw_dim(), initial_accumulator_value)]);
-                    let sq = squares.get(key).cloned().unwrap_or_else(|| g.mapv(|v| v * v));
-                    s[0].zip_mut_with(&sq, |a, g2| *a += g2);
+                    let s = slot_list(&mut self.slots, key, 1, &|| {
+                        ArrayD::from_elem(g.raw_dim(), initial_accumulator_value)
+                    });
+                    add_squares(&mut s[0], g, squares.get(key), |a, g2| *a += g2);
                     ndarray::Zip::from(&mut *w)
                         .and(&s[0])
                         .and(g)
                         .for_each(|w, a, g| *w -= lr * g / (a + epsilon).sqrt());
                 }
                 Rule::Adamax { beta_1, beta_2, epsilon } => {
-                    let s = self.slots.entry(key.clone()).or_insert_with(|| vec![zeros(), zeros()]);
+                    let s = slot_list(&mut self.slots, key, 2, &zeros);
                     let correction = 1.0 - beta_1.powi(t);
                     let [m, u] = &mut s[..] else { unreachable!("Adamax keeps two slots") };
                     m.zip_mut_with(g, |m, g| *m += (g - *m) * (1.0 - beta_1));
@@ -353,14 +357,13 @@ impl Optimizer {
                         .for_each(|w, m, u| *w -= lr * m / (correction * (u + epsilon)));
                 }
                 Rule::Nadam { beta_1, beta_2, epsilon } => {
-                    let s = self.slots.entry(key.clone()).or_insert_with(|| vec![zeros(), zeros()]);
+                    let s = slot_list(&mut self.slots, key, 2, &zeros);
                     let (u_t, u_next) = (nadam_u(beta_1, t), nadam_u(beta_1, t + 1));
                     let (u_product, u_product_next) = (self.u_product, self.u_product * u_next);
                     let beta_2_power = beta_2.powi(t);
                     let [m, v] = &mut s[..] else { unreachable!("Nadam keeps two slots") };
-                    let sq = squares.get(key).cloned().unwrap_or_else(|| g.mapv(|v| v * v));
                     m.zip_mut_with(g, |m, g| *m += (g - *m) * (1.0 - beta_1));
-                    v.zip_mut_with(&sq, |v, g2| *v += (g2 - *v) * (1.0 - beta_2));
+                    add_squares(v, g, squares.get(key), |v, g2| *v += (g2 - *v) * (1.0 - beta_2));
                     ndarray::Zip::from(&mut *w).and(&*m).and(&*v).and(g).for_each(|w, m, v, g| {
                         let m_hat = u_next * m / (1.0 - u_product_next) + (1.0 - u_t) * g / (1.0 - u_product);
                         let v_hat = v / (1.0 - beta_2_power);
@@ -370,6 +373,34 @@ impl Optimizer {
             }
         }
         self.iterations += 1;
+    }
+}
+
+/// The `n` slot variables of weight `key`, made with `init` the first time (the key is
+/// copied only then).
+fn slot_list<'s>(
+    slots: &'s mut HashMap<String, Vec<ArrayD<f32>>>,
+    key: &str,
+    n: usize,
+    init: &dyn Fn() -> ArrayD<f32>,
+) -> &'s mut Vec<ArrayD<f32>> {
+    if !slots.contains_key(key) {
+        slots.insert(key.to_owned(), (0..n).map(|_| init()).collect());
+    }
+    slots.get_mut(key).expect("inserted above")
+}
+
+/// Folds the squared gradient into `acc` with `f(acc, g²)`: the sparse sum of squares where
+/// there is one (see [`SparseSums`]), else `g`'s squares, computed as they are read.
+fn add_squares(
+    acc: &mut ArrayD<f32>,
+    g: &ArrayD<f32>,
+    sparse: Option<&ArrayD<f32>>,
+    f: impl Fn(&mut f32, f32),
+) {
+    match sparse {
+        Some(q) => acc.zip_mut_with(q, |a, q| f(a, *q)),
+        None => acc.zip_mut_with(g, |a, g| f(a, g * g)),
     }
 }
 

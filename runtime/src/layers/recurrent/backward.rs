@@ -6,7 +6,7 @@
 
 use seqmodel_ir::{Activation, CellKind};
 
-use super::{RnnTape, split_recurrent, step_rows};
+use super::{RnnTape, StepRows, split_recurrent, step_rows};
 use crate::kernels::{FixedRhs, activation, matmul, matmul_transposed_a, matmul_transposed_b, transpose};
 use crate::pool;
 
@@ -37,8 +37,8 @@ pub struct RnnGrads {
     pub drecurrent: Vec<f32>,
     /// Same shape as the bias.
     pub dbias: Vec<f32>,
-    /// Gradients of the initial states.
-    pub dinitial: Vec<Vec<f32>>,
+    /// Gradients of the initial states (`h`, then `c` for LSTM; empty for other cells).
+    pub dinitial: [Vec<f32>; 2],
 }
 
 fn add_masked(acc: &mut [f32], v: &[f32], mask: Option<&[f32]>) {
@@ -67,15 +67,26 @@ pub fn backward(
         CellKind::Gru { reset_after: false } => split_recurrent(p.recurrent, u),
         _ => (Vec::new(), Vec::new()),
     };
-    // The transposed recurrent matrices, multiplied at every step, packed once.
-    let (rt, r_zr_t, r_h_t) = if r_zr.is_empty() {
-        (FixedRhs::new(gu, u, &transpose(p.recurrent, u, gu)), FixedRhs::default(), FixedRhs::default())
-    } else {
-        let zr_t = FixedRhs::new(2 * u, u, &transpose(&r_zr, u, 2 * u));
-        (FixedRhs::default(), zr_t, FixedRhs::new(u, u, &transpose(&r_h, u, u)))
+    // The transposed recurrent matrices, multiplied at every step, packed once (in
+    // buffers from the training pool, given back at the end).
+    let packed_transpose = |m: &[f32], rows: usize, cols: usize| {
+        let t = pool::transposed(m, rows, cols);
+        let packed = FixedRhs::new(cols, rows, &t);
+        pool::recycle(t);
+        packed
     };
-    let mut dh = d_states.first().cloned().flatten().unwrap_or_else(|| vec![0.0; b * u]);
-    let mut dc = d_states.get(1).cloned().flatten().unwrap_or_else(|| vec![0.0; b * u]);
+    let (rt, r_zr_t, r_h_t) = if r_zr.is_empty() {
+        (packed_transpose(p.recurrent, u, gu), FixedRhs::default(), FixedRhs::default())
+    } else {
+        let zr_t = packed_transpose(&r_zr, u, 2 * u);
+        (FixedRhs::default(), zr_t, packed_transpose(&r_h, u, u))
+    };
+    let initial = |i: usize| match d_states.get(i).and_then(Option::as_ref) {
+        Some(d) => pool::copied(d),
+        None => pool::zeros(b * u),
+    };
+    let mut dh = initial(0);
+    let mut dc = initial(1);
     // Except for GRU without reset_after, the recurrent kernel's gradient is one product
     // over all steps at the end: h_prevᵀ (U × T·B) · drec (T·B × G·U).
     let batched = !matches!(a.cell, CellKind::Gru { reset_after: false });
@@ -87,8 +98,8 @@ pub fn backward(
     let mut dxp = if direct { Vec::new() } else { pool::overwritten(b * t * gu) };
     // Weight gradients come from the pool, which the trainer gives them back to.
     let mut drec_all = pool::zeros(u * gu);
-    let mut dr_h = vec![0.0f32; u * u];
-    let mut dbias_rec = vec![0.0f32; gu];
+    let mut dr_h = pool::zeros(if a.cell == (CellKind::Gru { reset_after: false }) { u * u } else { 0 });
+    let mut dbias_rec = pool::zeros(gu);
     let mut drec_steps = if batched { pool::overwritten(t * b * gu) } else { Vec::new() };
     let ctx = StepsBack { tape, rt: &rt, r_zr_t: &r_zr_t, r_h_t: &r_h_t, d_seq, d_last, direct };
     // Rows of the batch are independent through time, so large layers run their shares of
@@ -100,22 +111,22 @@ pub fn backward(
     // Each share's rows of every step of the per-step arrays (`[T][B][G·U]`).
     let mut rec_rows = step_rows(&mut drec_steps, t, b * gu, per * gu);
     let mut xp_rows = step_rows(&mut dxp, t, b * gu, per * gu);
-    let mut outs: Vec<ShareOut<'_>> = Vec::with_capacity(shares);
-    for (i, (dh_i, dc_i)) in dh.chunks_mut((per * u).max(1)).zip(dc.chunks_mut((per * u).max(1))).enumerate()
-    {
-        outs.push(ShareOut {
+    let mut outs = dh.chunks_mut((per * u).max(1)).zip(dc.chunks_mut((per * u).max(1))).enumerate().map(
+        |(i, (dh_i, dc_i))| ShareOut {
             b0: i * per,
             dh: dh_i,
             dc: dc_i,
-            rec_steps: rec_rows.get_mut(i).map(std::mem::take).unwrap_or_default(),
-            xp_steps: xp_rows.get_mut(i).map(std::mem::take).unwrap_or_default(),
-        });
-    }
-    if outs.len() <= 1 {
-        if let Some(out) = outs.pop() {
+            rec_steps: rec_rows.next().unwrap_or_default(),
+            xp_steps: xp_rows.next().unwrap_or_default(),
+        },
+    );
+    if shares <= 1 {
+        // One share, on this thread, with no list of shares.
+        if let Some(out) = outs.next() {
             ctx.run(out, Some((&mut drec_all, &mut dr_h)));
         }
     } else {
+        let outs: Vec<ShareOut<'_>> = outs.collect();
         let ctx = &ctx;
         crate::parallel::run_jobs(outs.len(), outs.into_iter().map(|out| move || ctx.run(out, None)));
     }
@@ -160,7 +171,7 @@ pub fn backward(
         }
         pool::recycle(dx_steps);
     }
-    let mut dbias = vec![0.0f32; if reset_after { 2 * gu } else { gu }];
+    let mut dbias = pool::zeros(if reset_after { 2 * gu } else { gu });
     if p.bias.is_some() {
         for row in dxp.chunks(gu) {
             for (db, v) in dbias.iter_mut().zip(row) {
@@ -173,13 +184,16 @@ pub fn backward(
     } else {
         dbias.clear();
     }
-    pool::recycle(dxp);
-    pool::recycle(drec_steps);
-    let mut dinitial = vec![dh];
-    if a.cell == CellKind::Lstm {
-        dinitial.push(dc);
+    for v in [dxp, drec_steps, dr_h, dbias_rec] {
+        pool::recycle(v);
     }
-    RnnGrads { dx, dkernel, drecurrent: drec_all, dbias, dinitial }
+    for packed in [rt, r_zr_t, r_h_t] {
+        packed.recycle();
+    }
+    if a.cell != CellKind::Lstm {
+        pool::recycle(std::mem::take(&mut dc));
+    }
+    RnnGrads { dx, dkernel, drecurrent: drec_all, dbias, dinitial: [dh, dc] }
 }
 
 /// Layers with at least this many multiply-adds in their recurrent products run the backward
@@ -210,9 +224,9 @@ struct ShareOut<'a> {
     dh: &'a mut [f32],
     dc: &'a mut [f32],
     /// Per step: the gradient of the recurrent product (LSTM, SimpleRNN: of the gates).
-    rec_steps: Vec<&'a mut [f32]>,
+    rec_steps: StepRows<'a, f32>,
     /// Per step (GRU): the gradient of the input projection.
-    xp_steps: Vec<&'a mut [f32]>,
+    xp_steps: StepRows<'a, f32>,
 }
 
 impl StepsBack<'_> {
@@ -230,19 +244,20 @@ impl StepsBack<'_> {
         let reset_after = matches!(a.cell, CellKind::Gru { reset_after: true });
         let actg = |x: f32, y: f32| activation::grad(a.activation, x, y);
         let ractg = |x: f32, y: f32| activation::grad(a.recurrent_activation, x, y);
-        let mut dh = dh_out.to_vec();
-        let mut dc = dc_out.to_vec();
-        let mut dout_carry = vec![0.0f32; rows * u];
-        let mut dz = vec![0.0f32; rows * gu];
-        let mut drec = vec![0.0f32; if direct { 0 } else { rows * gu }];
-        let mut dout_buf = vec![0.0f32; u];
-        let mut pre = vec![0.0f32; rows * gu];
-        let mut gates = vec![0.0f32; rows * gu];
-        let mut c_act = vec![0.0f32; if a.cell == CellKind::Lstm { rows * u } else { 0 }];
+        // Work buffers, from the training pool and given back at the end.
+        let mut dh = pool::copied(dh_out);
+        let mut dc = pool::copied(dc_out);
+        let mut dout_carry = pool::zeros(rows * u);
+        let mut dz = pool::zeros(rows * gu);
+        let mut drec = pool::zeros(if direct { 0 } else { rows * gu });
+        let mut dout_buf = pool::zeros(u);
+        let mut pre = pool::zeros(rows * gu);
+        let mut gates = pool::zeros(rows * gu);
+        let mut c_act = pool::zeros(if a.cell == CellKind::Lstm { rows * u } else { 0 });
         // Per-step buffers, allocated once: the gradients of the previous states (swapped
         // with `dh`/`dc` after each step), of `r·h_prev` and of the dropped `h_prev`.
-        let (mut dhp, mut dcp) = (vec![0.0f32; rows * u], vec![0.0f32; rows * u]);
-        let (mut d_rh, mut dhd) = (vec![0.0f32; rows * u], vec![0.0f32; rows * u]);
+        let (mut dhp, mut dcp) = (pool::zeros(rows * u), pool::zeros(rows * u));
+        let (mut d_rh, mut dhd) = (pool::zeros(rows * u), pool::zeros(rows * u));
         let rmask = tape.rec_mask.as_deref().map(|m| &m[b0 * u..][..rows * u]);
         for s in (0..t).rev() {
             // The fused LSTM cell recorded its gates; other cells are recomputed (`pre` is
@@ -398,6 +413,9 @@ impl StepsBack<'_> {
         }
         dh_out.copy_from_slice(&dh);
         dc_out.copy_from_slice(&dc);
+        for v in [dh, dc, dout_carry, dz, drec, dout_buf, pre, gates, c_act, dhp, dcp, d_rh, dhd] {
+            pool::recycle(v);
+        }
     }
 }
 
@@ -663,7 +681,8 @@ mod tests {
             same(&one.dkernel, &two.dkernel, "kernel");
             same(&one.drecurrent, &two.drecurrent, "recurrent kernel");
             same(&one.dbias, &two.dbias, "bias");
-            for (x, y) in one.dinitial.iter().zip(&two.dinitial) {
+            assert_eq!(one.dinitial[1].is_empty(), cell != CellKind::Lstm, "only LSTM has a c");
+            for (x, y) in one.dinitial.iter().zip(&two.dinitial).filter(|(x, _)| !x.is_empty()) {
                 same(x, y, "initial states");
             }
         }

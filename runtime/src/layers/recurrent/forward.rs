@@ -7,7 +7,7 @@
 use ndarray::{Array2, Array3, ArrayView2, ArrayView3};
 use seqmodel_ir::{Activation, CellKind, RnnAttrs};
 
-use super::{RnnTape, RnnWeights, step_rows};
+use super::{RnnTape, RnnWeights, Shares, StepRows, step_rows};
 use crate::kernels::{Lhs, Start, activation, matmul_prepacked_lhs, simd};
 use crate::pool;
 
@@ -388,8 +388,8 @@ fn run_shares_recording(
     // the tape is step-major, so each share has a slice of every step.
     let per = b.div_ceil(threads).max(1);
     let (rec_mask, mut tapes) = match record {
-        Some(Recording { rec_mask, tape }) => (rec_mask, TapeRows::split(tape, (b, t), per).into_iter()),
-        None => (None, Vec::new().into_iter()),
+        Some(Recording { rec_mask, tape }) => (rec_mask, TapeRows::split(tape, (b, t), per)),
+        None => (None, Shares::One(None)),
     };
     let mut step_of = |b0: usize, rows: usize| {
         let tape = tapes.next()?;
@@ -485,43 +485,45 @@ struct Step<'a> {
 /// share's rows of step `s`'s previous `h`, and so on; an array the tape does not keep is
 /// empty.
 struct TapeRows<'a> {
-    h_prev: Vec<&'a mut [f32]>,
-    c_prev: Vec<&'a mut [f32]>,
-    c_new: Vec<&'a mut [f32]>,
-    rec: Vec<&'a mut [f32]>,
-    gates: Vec<&'a mut [f32]>,
-    c_act: Vec<&'a mut [f32]>,
-    live: Vec<&'a mut [bool]>,
+    h_prev: StepRows<'a, f32>,
+    c_prev: StepRows<'a, f32>,
+    c_new: StepRows<'a, f32>,
+    rec: StepRows<'a, f32>,
+    gates: StepRows<'a, f32>,
+    c_act: StepRows<'a, f32>,
+    live: StepRows<'a, bool>,
 }
 
 impl<'a> TapeRows<'a> {
     /// The tape's rows for shares of `per` rows each (of a batch of `b`, `t` steps).
-    fn split(tape: &'a mut RnnTape, (b, t): (usize, usize), per: usize) -> Vec<TapeRows<'a>> {
+    fn split(tape: &'a mut RnnTape, (b, t): (usize, usize), per: usize) -> Shares<TapeRows<'a>> {
         let u = tape.a.units;
         let gu = tape.a.cell.gates() * u;
         let shares = b.div_ceil(per.max(1));
         let (gates, c_act) = match tape.gates.as_mut() {
             Some((g, c)) => (step_rows(g, t, b * gu, per * gu), step_rows(c, t, b * u, per * u)),
-            None => (Vec::new(), Vec::new()),
+            None => (Shares::One(None), Shares::One(None)),
         };
-        let mut h_prev = step_rows(&mut tape.h_prev, t, b * u, per * u).into_iter();
-        let mut c_prev = step_rows(&mut tape.c_prev, t, b * u, per * u).into_iter();
-        let mut c_new = step_rows(&mut tape.c_new, t, b * u, per * u).into_iter();
-        let mut rec = step_rows(&mut tape.rec, t, b * gu, per * gu).into_iter();
-        let mut gates = gates.into_iter();
-        let mut c_act = c_act.into_iter();
-        let mut live = step_rows(&mut tape.live, t, b, per).into_iter();
-        (0..shares)
-            .map(|_| TapeRows {
-                h_prev: h_prev.next().unwrap_or_default(),
-                c_prev: c_prev.next().unwrap_or_default(),
-                c_new: c_new.next().unwrap_or_default(),
-                rec: rec.next().unwrap_or_default(),
-                gates: gates.next().unwrap_or_default(),
-                c_act: c_act.next().unwrap_or_default(),
-                live: live.next().unwrap_or_default(),
-            })
-            .collect()
+        let mut h_prev = step_rows(&mut tape.h_prev, t, b * u, per * u);
+        let mut c_prev = step_rows(&mut tape.c_prev, t, b * u, per * u);
+        let mut c_new = step_rows(&mut tape.c_new, t, b * u, per * u);
+        let mut rec = step_rows(&mut tape.rec, t, b * gu, per * gu);
+        let (mut gates, mut c_act) = (gates, c_act);
+        let mut live = step_rows(&mut tape.live, t, b, per);
+        let mut share = move || TapeRows {
+            h_prev: h_prev.next().unwrap_or_default(),
+            c_prev: c_prev.next().unwrap_or_default(),
+            c_new: c_new.next().unwrap_or_default(),
+            rec: rec.next().unwrap_or_default(),
+            gates: gates.next().unwrap_or_default(),
+            c_act: c_act.next().unwrap_or_default(),
+            live: live.next().unwrap_or_default(),
+        };
+        if shares <= 1 {
+            Shares::One(Some(share()))
+        } else {
+            Shares::Many((0..shares).map(|_| share()).collect::<Vec<_>>().into_iter())
+        }
     }
 }
 
@@ -615,7 +617,7 @@ fn recur(
             CellKind::Lstm if fused => {
                 let record = step_tape.as_mut().and_then(|st| {
                     let TapeRows { gates, c_act, .. } = &mut st.tape;
-                    Some((&mut **gates.get_mut(step)?, &mut **c_act.get_mut(step)?))
+                    Some((gates.get_mut(step)?, c_act.get_mut(step)?))
                 });
                 arch.dispatch(simd::LstmRows {
                     units: u,

@@ -132,15 +132,65 @@ impl RnnWeights {
     }
 }
 
-/// Splits `steps` (`t` blocks of `block` elements, each the rows of one step, as the tape and
-/// the per-step gradients are laid out) into the batch shares' rows: share `i` gets `t`
-/// slices of `share` elements (fewer in the last share), in step order. Empty when `steps`
-/// is.
-pub(crate) fn step_rows<T>(steps: &mut [T], t: usize, block: usize, share: usize) -> Vec<Vec<&mut [T]>> {
-    let mut out: Vec<Vec<&mut [T]>> = Vec::new();
-    if block == 0 || share == 0 {
-        return out;
+/// One share's rows of every step of a step-major array (`t` blocks of `block` elements,
+/// each the rows of one step, as the tape and the per-step gradients are laid out):
+/// `rows[s]` is the share's rows of step `s`.
+#[derive(Debug)]
+pub(crate) enum StepRows<'a, T> {
+    /// The whole batch (a single share): step `s` is `data[s * block..][..block]`, and no
+    /// list is built (a warm training step allocates nothing).
+    Whole { data: &'a mut [T], block: usize },
+    /// Part of the batch: one slice per step.
+    Part(Vec<&'a mut [T]>),
+}
+
+impl<T> Default for StepRows<'_, T> {
+    fn default() -> Self {
+        StepRows::Part(Vec::new())
     }
+}
+
+impl<T> StepRows<'_, T> {
+    /// The share's rows of step `s`, if the array has that step.
+    pub(crate) fn get_mut(&mut self, s: usize) -> Option<&mut [T]> {
+        match self {
+            StepRows::Whole { data, block } => {
+                let start = s.checked_mul(*block)?;
+                data.get_mut(start..start.checked_add(*block)?)
+            }
+            StepRows::Part(rows) => rows.get_mut(s).map(|r| &mut **r),
+        }
+    }
+}
+
+impl<T> std::ops::Index<usize> for StepRows<'_, T> {
+    type Output = [T];
+    fn index(&self, s: usize) -> &[T] {
+        match self {
+            StepRows::Whole { data, block } => &data[s * block..][..*block],
+            StepRows::Part(rows) => rows[s],
+        }
+    }
+}
+
+impl<T> std::ops::IndexMut<usize> for StepRows<'_, T> {
+    fn index_mut(&mut self, s: usize) -> &mut [T] {
+        self.get_mut(s).expect("a step of the array")
+    }
+}
+
+/// Splits `steps` (`t` blocks of `block` elements) into the batch shares' rows: share `i`
+/// gets `t` slices of `share` elements (fewer in the last share), in step order. Empty when
+/// `steps` is. A single share (`share >= block`) takes the array whole, without a list.
+pub(crate) fn step_rows<T>(steps: &mut [T], t: usize, block: usize, share: usize) -> Shares<StepRows<'_, T>> {
+    if block == 0 || share == 0 || steps.is_empty() {
+        return Shares::Many(Vec::new().into_iter());
+    }
+    if share >= block {
+        let len = (t * block).min(steps.len());
+        return Shares::One(Some(StepRows::Whole { data: &mut steps[..len], block }));
+    }
+    let mut out: Vec<Vec<&mut [T]>> = Vec::new();
     for step in steps.chunks_mut(block).take(t) {
         for (i, rows) in step.chunks_mut(share).enumerate() {
             if out.len() <= i {
@@ -149,7 +199,25 @@ pub(crate) fn step_rows<T>(steps: &mut [T], t: usize, block: usize, share: usize
             out[i].push(rows);
         }
     }
-    out
+    Shares::Many(out.into_iter().map(StepRows::Part).collect::<Vec<_>>().into_iter())
+}
+
+/// The shares of a batch, one after another: a single one needs no list.
+pub(crate) enum Shares<T> {
+    /// One share (or none left).
+    One(Option<T>),
+    /// Several.
+    Many(std::vec::IntoIter<T>),
+}
+
+impl<T> Iterator for Shares<T> {
+    type Item = T;
+    fn next(&mut self) -> Option<T> {
+        match self {
+            Shares::One(one) => one.take(),
+            Shares::Many(many) => many.next(),
+        }
+    }
 }
 
 /// A GRU recurrent kernel `[U, 3U]` split into its z and r blocks `[U, 2U]` and its
@@ -231,7 +299,7 @@ impl RnnTape {
             h_prev: pool::overwritten(t * b * u),
             c_prev: if lstm { pool::overwritten(t * b * u) } else { Vec::new() },
             c_new: if lstm { pool::overwritten(t * b * u) } else { Vec::new() },
-            live: vec![true; t * b],
+            live: pool::filled(t * b, true),
             rec_mask,
             gates: fused_lstm.then(|| (pool::overwritten(t * b * gu), pool::overwritten(t * b * u))),
         }
@@ -256,27 +324,30 @@ impl Drop for RnnTape {
             pool::recycle(gates);
             pool::recycle(c_act);
         }
+        pool::recycle(std::mem::take(&mut self.live));
     }
 }
 
-/// [`backward`] for the layer stored under `prefix`: reads its weights from `store` and adds
-/// their gradients to `wg`. `d_main` is the gradient of the main output (sequence in
-/// processing order, or last step), `d_states` those of the returned final states; the
-/// input's gradient is computed only with `input_grad`.
+/// [`backward`] for the layer whose weights are `specs` (Keras's order: kernel, recurrent
+/// kernel, bias): reads them from `store` and adds their gradients to `wg`. `d_main` is the
+/// gradient of the main output (sequence in processing order, or last step), `d_states`
+/// those of the returned final states; the input's gradient is computed only with
+/// `input_grad`.
 #[allow(clippy::too_many_arguments)] // the layer's full context, passed explicitly
 pub(crate) fn backward_to(
     tape: &RnnTape,
     a: &RnnAttrs,
     store: &crate::WeightStore,
-    prefix: &str,
+    specs: &[seqmodel_ir::WeightSpec],
     d_main: Option<&ndarray::ArrayD<f32>>,
     d_states: &[Option<Vec<f32>>],
     input_grad: bool,
-    wg: &mut super::WeightGrads,
+    wg: &mut super::GradMap,
 ) -> crate::Result<RnnGrads> {
-    // Keras's order: kernel, recurrent kernel, bias (the one list of the layer's weights).
-    let specs = seqmodel_ir::rnn_weight_specs(prefix, a);
-    let w = |i: usize| crate::exec::weight(store, &specs[i].key);
+    let w = |i: usize| match specs.get(i) {
+        Some(s) => crate::exec::weight(store, &s.key),
+        None => Err(crate::RuntimeError::Shape(format!("recurrent layer weight {i} is missing"))),
+    };
     let prm =
         RnnParams { kernel: w(0)?, recurrent: w(1)?, bias: if a.use_bias { Some(w(2)?) } else { None } };
     let main = d_main.map(|g| g.as_standard_layout());
@@ -285,8 +356,8 @@ pub(crate) fn backward_to(
     let mut g = backward(tape, &prm, d_seq, d_last, d_states, input_grad);
     let grads =
         [std::mem::take(&mut g.dkernel), std::mem::take(&mut g.drecurrent), std::mem::take(&mut g.dbias)];
-    for (spec, grad) in specs.into_iter().zip(grads) {
-        super::add_weight(wg, spec.key, &spec.shape, grad);
+    for (spec, grad) in specs.iter().zip(grads) {
+        wg.add(&spec.key, &spec.shape, grad);
     }
     Ok(g)
 }
