@@ -7,7 +7,7 @@
 //! - The stateful `run_step` (the generation loop) and `step_one` (the same on plain arrays)
 //!   allocate nothing, at 1 and 2 threads.
 //! - `step_streams` over 256 streams (the serve-streams loop) allocates nothing on one thread.
-//! - A warm training step (forward, backward, Adam) of the recurrent configs allocates
+//! - A warm training step (forward, backward, Adam) of every config that trains allocates
 //!   nothing on one thread: the trainer keeps its pass, gradient maps and work buffers, and
 //!   its arrays come from the training pool.
 
@@ -103,7 +103,7 @@ fn warm_runs_and_steps_allocate_nothing() {
         });
         report.push(("serve-streams step_streams", n));
     }
-    for config in [Config::StreamLstm, Config::AeSeed, Config::LmGru, Config::BigLstm] {
+    for config in [Config::StreamLstm, Config::AeSeed, Config::LmGru, Config::BigLstm, Config::ConvLstm] {
         let (mut trainer, x, y) = cases::trainer(config);
         // The pool settles within a few steps (its buffers find their sizes' uses).
         for _ in 0..4 {

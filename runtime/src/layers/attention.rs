@@ -250,7 +250,7 @@ impl Layer for AttentionAttrs {
         Ok(())
     }
 
-    fn backward(&self, bw: &Backward<'_>) -> Result<Grads> {
+    fn backward(&self, bw: &Backward<'_>, g: &mut Grads) -> Result<()> {
         let xs: Vec<_> = (0..bw.xs.len()).map(|i| bw.x(i).map(|a| a.view())).collect::<Result<_>>()?;
         let x = Inputs::read(bw.layer, &xs)?;
         let mask = bw.xs.get(1).and_then(|v| v.mask.as_ref());
@@ -333,7 +333,9 @@ impl Layer for AttentionAttrs {
         if self.score_mode == ScoreMode::Concat {
             dws.push(Some(vec![dconcat]));
         }
-        Ok(Grads { dxs, dws, updates: Vec::new() })
+        g.dxs.extend(dxs);
+        g.dws.extend(dws);
+        Ok(())
     }
 }
 
@@ -464,7 +466,7 @@ impl Layer for MhaAttrs {
         Ok(())
     }
 
-    fn backward(&self, bw: &Backward<'_>) -> Result<Grads> {
+    fn backward(&self, bw: &Backward<'_>, g: &mut Grads) -> Result<()> {
         let xs: Vec<_> = (0..bw.xs.len()).map(|i| bw.x(i).map(|a| a.view())).collect::<Result<_>>()?;
         let x = Inputs::read(bw.layer, &xs)?;
         let (qmask, vmask) = (bw.xs[0].mask.as_ref(), bw.xs.get(1).and_then(|v| v.mask.as_ref()));
@@ -520,6 +522,8 @@ impl Layer for MhaAttrs {
             }
         }
         let dxs = x.input_grads(dq, dv, dk);
-        Ok(Grads { dxs, dws, updates: Vec::new() })
+        g.dxs.extend(dxs);
+        g.dws.extend(dws);
+        Ok(())
     }
 }

@@ -112,7 +112,9 @@ fn windows_in_place(a: &Conv1dAttrs) -> bool {
 /// The kernel of group `g` as a `[K·cg, fg]` matrix (Keras stores `[K, cg, filters]`).
 fn group_kernel(a: &Conv1dAttrs, kernel: &[f32], g: usize) -> Vec<f32> {
     let (cg, fg) = (a.in_channels / a.groups, a.filters / a.groups);
-    let mut m = Vec::with_capacity(a.kernel_size * cg * fg);
+    // From the training pool: a trainer repacks the kernel at every step.
+    let mut m = pool::overwritten(a.kernel_size * cg * fg);
+    m.clear();
     for row in kernel.chunks(a.filters) {
         m.extend_from_slice(&row[g * fg..][..fg]);
     }
@@ -135,7 +137,9 @@ impl Layer for Conv1dAttrs {
         }
         let (cg, fg) = (self.in_channels / self.groups, self.filters / self.groups);
         for (g, m) in params.mats.iter_mut().enumerate() {
-            m.refill(self.kernel_size * cg, fg, &group_kernel(self, ws[0], g));
+            let kernel = group_kernel(self, ws[0], g);
+            m.refill(self.kernel_size * cg, fg, &kernel);
+            pool::recycle(kernel);
         }
         if let (Some(v), Some(b)) = (params.vecs.first_mut(), ws.get(1)) {
             v.copy_from_slice(b);
@@ -198,7 +202,7 @@ impl Layer for Conv1dAttrs {
         Ok(())
     }
 
-    fn backward(&self, bw: &Backward<'_>) -> Result<Grads> {
+    fn backward(&self, bw: &Backward<'_>, g: &mut Grads) -> Result<()> {
         let x = bw.x(0)?.view();
         let (xs, dims @ (b, t, c)) = sequence(bw.layer, &x)?;
         let (t_out, left) = out_len(bw.layer, self.window(t), t, self.span())?;
@@ -206,28 +210,31 @@ impl Layer for Conv1dAttrs {
         let dpre = activation_grad(self.activation, bw.tape, y, &bw.dys[0]);
         let (cg, fg, f) = (c / self.groups, self.filters / self.groups, self.filters);
         let (rows, width) = (b * t_out, self.kernel_size * cg);
-        let mut dk = vec![0.0f32; self.kernel_size * cg * f];
+        let mut dk = pool::zeros(self.kernel_size * cg * f);
         // On the model's input (nothing with weights before it) the input's gradient, a
         // product as large as the kernel's and a fold, is not computed.
         let input_grad = bw.needs_dx(0);
         let mut dx = if input_grad { pool::zeros(b * t * c) } else { Vec::new() };
-        for g in 0..self.groups {
+        for group in 0..self.groups {
             let dg: Cow<'_, [f32]> = if self.groups == 1 {
                 Cow::Borrowed(&dpre)
             } else {
-                dpre.chunks(f).flat_map(|r| r[g * fg..][..fg].iter().copied()).collect::<Vec<_>>().into()
+                dpre.chunks(f).flat_map(|r| r[group * fg..][..fg].iter().copied()).collect::<Vec<_>>().into()
             };
-            let cols = unfold(self, &xs, dims, g, t_out, left);
-            let mut dkg = vec![0.0f32; width * fg];
+            let cols = unfold(self, &xs, dims, group, t_out, left);
+            let mut dkg = pool::zeros(width * fg);
             matmul_transposed_a(width, rows, fg, &cols, &dg, &mut dkg, false);
             pool::recycle(cols);
             for (dst, src) in dk.chunks_mut(f).zip(dkg.chunks(fg)) {
-                dst[g * fg..][..fg].copy_from_slice(src);
+                dst[group * fg..][..fg].copy_from_slice(src);
             }
+            pool::recycle(dkg);
             if !input_grad {
                 continue;
             }
-            let kg_t = pool::transposed(&group_kernel(self, bw.weights[0], g), width, fg);
+            let kernel = group_kernel(self, bw.weights[0], group);
+            let kg_t = pool::transposed(&kernel, width, fg);
+            pool::recycle(kernel);
             let mut dcols = pool::overwritten(rows * width);
             matmul(rows, fg, width, &dg, &kg_t, &mut dcols, false);
             pool::recycle(kg_t);
@@ -240,7 +247,7 @@ impl Layer for Conv1dAttrs {
                         if step < 0 || step as usize >= t {
                             continue;
                         }
-                        let dst = &mut dx[(bi * t + step as usize) * c + g * cg..][..cg];
+                        let dst = &mut dx[(bi * t + step as usize) * c + group * cg..][..cg];
                         for (d, v) in dst.iter_mut().zip(&row[k * cg..][..cg]) {
                             *d += v;
                         }
@@ -249,13 +256,14 @@ impl Layer for Conv1dAttrs {
             }
             pool::recycle(dcols);
         }
-        let mut dws = vec![Some(dk)];
+        g.dws.push(Some(dk));
         if self.use_bias {
-            dws.push(Some(column_sums(&dpre, f)));
+            g.dws.push(Some(column_sums(&dpre, f)));
         }
         pool::recycle(dpre);
         let dx = input_grad.then(|| ArrayD::from_shape_vec(IxDyn(&[b, t, c]), dx).expect("shape"));
-        Ok(Grads { dxs: vec![dx], dws, updates: Vec::new() })
+        g.dxs.push(dx);
+        Ok(())
     }
 }
 
@@ -290,7 +298,7 @@ pub(crate) fn activation_grad(
 
 /// The sum of the rows of `m` (`width` columns).
 pub(crate) fn column_sums(m: &[f32], width: usize) -> Vec<f32> {
-    let mut s = vec![0.0f32; width];
+    let mut s = pool::zeros(width);
     for row in m.chunks(width) {
         for (a, v) in s.iter_mut().zip(row) {
             *a += v;
@@ -343,7 +351,7 @@ impl Layer for PoolAttrs {
         Ok(())
     }
 
-    fn backward(&self, bw: &Backward<'_>) -> Result<Grads> {
+    fn backward(&self, bw: &Backward<'_>, g: &mut Grads) -> Result<()> {
         let x = bw.x(0)?.view();
         let (xs, (b, t, c)) = sequence(bw.layer, &x)?;
         let (t_out, left) = out_len(bw.layer, self.window(t), t, self.pool_size)?;
@@ -352,7 +360,7 @@ impl Layer for PoolAttrs {
         let (ys, dys) = (y.as_slice().expect("standard"), dy.as_slice().expect("standard"));
         let mut dx = pool::zeros(b * t * c);
         // 1 for the channels whose gradient an earlier step of the window took (max pooling).
-        let mut taken = vec![0.0f32; c];
+        let mut taken = pool::zeros(c);
         for bi in 0..b {
             for o in 0..t_out {
                 let w = pool_window(self, o, left, t);
@@ -389,8 +397,10 @@ impl Layer for PoolAttrs {
                 }
             }
         }
+        pool::recycle(taken);
         let dx = ArrayD::from_shape_vec(IxDyn(&[b, t, c]), dx).expect("shape");
-        Ok(Grads { dxs: vec![Some(dx)], ..Grads::default() })
+        g.dxs.push(Some(dx));
+        Ok(())
     }
 }
 
@@ -448,7 +458,7 @@ impl Layer for GlobalPoolAttrs {
         Ok(())
     }
 
-    fn backward(&self, bw: &Backward<'_>) -> Result<Grads> {
+    fn backward(&self, bw: &Backward<'_>, g: &mut Grads) -> Result<()> {
         let x = bw.x(0)?.view();
         let (xs, (b, t, c)) = sequence(bw.layer, &x)?;
         let mask = bw.xs[0].mask.as_ref();
@@ -476,7 +486,8 @@ impl Layer for GlobalPoolAttrs {
             }
         }
         let dx = ArrayD::from_shape_vec(IxDyn(&[b, t, c]), dx).expect("shape");
-        Ok(Grads { dxs: vec![Some(dx)], ..Grads::default() })
+        g.dxs.push(Some(dx));
+        Ok(())
     }
 }
 

@@ -85,6 +85,16 @@ pub(crate) struct Grads {
     pub updates: Vec<(usize, Vec<f32>)>,
 }
 
+impl Grads {
+    /// Empties the lists, keeping their room (a trainer reuses one for every layer); the
+    /// arrays left go back to the pool.
+    pub(crate) fn clear(&mut self) {
+        self.dxs.drain(..).flatten().for_each(crate::pool::recycle_array);
+        self.dws.drain(..).flatten().for_each(crate::pool::recycle);
+        self.updates.drain(..).for_each(|(_, v)| crate::pool::recycle(v));
+    }
+}
+
 /// The runtime side of a described layer (see [`seqmodel_ir::LayerAttrs`]): preparation,
 /// forward pass (the one pass inference, generated code and training all run) and backward
 /// pass.
@@ -121,7 +131,7 @@ pub(crate) trait Layer {
     ) -> Result<()>;
 
     /// The gradients of the inputs and weights.
-    fn backward(&self, b: &Backward<'_>) -> Result<Grads>;
+    fn backward(&self, b: &Backward<'_>, g: &mut Grads) -> Result<()>;
 }
 
 macro_rules! dispatch {

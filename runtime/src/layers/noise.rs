@@ -76,7 +76,7 @@ impl Layer for NoiseAttrs {
         Ok(())
     }
 
-    fn backward(&self, bw: &Backward<'_>) -> Result<Grads> {
+    fn backward(&self, bw: &Backward<'_>, g: &mut Grads) -> Result<()> {
         let mut dx = bw.dys[0].clone().into_owned();
         if let Some(m) = bw.tape {
             dx *= m;
@@ -88,6 +88,7 @@ impl Layer for NoiseAttrs {
                 *d += (self.rate * x.signum() * f32::from(*x != 0.0) + 2.0 * self.l2 * x) / batch
             });
         }
-        Ok(Grads { dxs: vec![Some(dx)], ..Grads::default() })
+        g.dxs.push(Some(dx));
+        Ok(())
     }
 }

@@ -69,7 +69,7 @@ impl Layer for LayerNormAttrs {
         Ok(())
     }
 
-    fn backward(&self, bw: &Backward<'_>) -> Result<Grads> {
+    fn backward(&self, bw: &Backward<'_>, g: &mut Grads) -> Result<()> {
         let x = bw.x(0)?;
         let xs = rows_of(bw.layer, &x.view(), self.features)?;
         let dy: Vec<f32> = bw.dys[0].as_standard_layout().iter().copied().collect();
@@ -103,7 +103,9 @@ impl Layer for LayerNormAttrs {
             dws.push(Some(db));
         }
         let dx = ArrayD::from_shape_vec(IxDyn(x.shape()), dx).expect("shape");
-        Ok(Grads { dxs: vec![Some(dx)], dws, updates: Vec::new() })
+        g.dxs.push(Some(dx));
+        g.dws.extend(dws);
+        Ok(())
     }
 }
 
@@ -196,7 +198,7 @@ impl Layer for BatchNormAttrs {
 
     /// The backward pass of a training pass (batch statistics), with the moving statistics'
     /// updates.
-    fn backward(&self, bw: &Backward<'_>) -> Result<Grads> {
+    fn backward(&self, bw: &Backward<'_>, g: &mut Grads) -> Result<()> {
         let x = bw.x(0)?;
         let xs = rows_of(bw.layer, &x.view(), self.features)?;
         let f = self.features;
@@ -254,6 +256,9 @@ impl Layer for BatchNormAttrs {
         };
         let updates = vec![(mi, moved(mi, |s| s.0)), (vi, moved(vi, |s| s.1))];
         let dx = ArrayD::from_shape_vec(IxDyn(x.shape()), dx).expect("shape");
-        Ok(Grads { dxs: vec![Some(dx)], dws, updates })
+        g.dxs.push(Some(dx));
+        g.dws.extend(dws);
+        g.updates.extend(updates);
+        Ok(())
     }
 }

@@ -64,13 +64,14 @@ impl Layer for SliceAttrs {
         write_out(out, &shape, v.iter().copied())
     }
 
-    fn backward(&self, bw: &Backward<'_>) -> Result<Grads> {
+    fn backward(&self, bw: &Backward<'_>, g: &mut Grads) -> Result<()> {
         let x = bw.x(0)?;
         let (_, slices) = slice_plan(self, bw.layer, x.shape())?;
         let mut dx = ArrayD::zeros(x.raw_dim());
         let mut view = dx.slice_each_axis_mut(|ax| slices[ax.axis.index()]);
         view.iter_mut().zip(bw.dys[0].iter()).for_each(|(d, g)| *d = *g);
-        Ok(Grads { dxs: vec![Some(dx)], ..Grads::default() })
+        g.dxs.push(Some(dx));
+        Ok(())
     }
 }
 
@@ -111,13 +112,18 @@ impl Layer for ReduceAttrs {
         write_out(out, y.shape(), y.iter().copied())
     }
 
-    fn backward(&self, bw: &Backward<'_>) -> Result<Grads> {
+    fn backward(&self, bw: &Backward<'_>, g: &mut Grads) -> Result<()> {
         let x = bw.x(0)?;
         let ax = Axis(self.axis + 1);
         let n = x.len_of(ax) as f32;
         let dy = with_axis(self, bw.dys[0].view());
         let dx = match self.kind {
-            ReduceKind::Any | ReduceKind::All => return Ok(Grads { dxs: vec![None], ..Grads::default() }),
+            ReduceKind::Any | ReduceKind::All => {
+                return {
+                    g.dxs.push(None);
+                    Ok(())
+                };
+            }
             ReduceKind::Sum => dy.broadcast(x.raw_dim()).expect("reduced shape").to_owned(),
             ReduceKind::Mean => dy.broadcast(x.raw_dim()).expect("reduced shape").mapv(|g| g / n),
             // As TensorFlow: the gradient is shared equally by every element equal to the
@@ -137,7 +143,8 @@ impl Layer for ReduceAttrs {
                 hit
             }
         };
-        Ok(Grads { dxs: vec![Some(dx)], ..Grads::default() })
+        g.dxs.push(Some(dx));
+        Ok(())
     }
 }
 
@@ -157,10 +164,10 @@ impl Layer for StackAttrs {
         write_out(out, y.shape(), y.iter().copied())
     }
 
-    fn backward(&self, bw: &Backward<'_>) -> Result<Grads> {
+    fn backward(&self, bw: &Backward<'_>, g: &mut Grads) -> Result<()> {
         let dy = &bw.dys[0];
-        let dxs = (0..bw.xs.len()).map(|i| Some(dy.index_axis(Axis(self.axis + 1), i).to_owned())).collect();
-        Ok(Grads { dxs, ..Grads::default() })
+        g.dxs.extend((0..bw.xs.len()).map(|i| Some(dy.index_axis(Axis(self.axis + 1), i).to_owned())));
+        Ok(())
     }
 }
 
@@ -194,8 +201,9 @@ fn same_shapes(layer: &str, ins: &[ValueRef<'_>]) -> Result<Vec<usize>> {
 }
 
 /// No gradient to any input.
-fn no_grads(bw: &Backward<'_>) -> Result<Grads> {
-    Ok(Grads { dxs: vec![None; bw.xs.len()], ..Grads::default() })
+fn no_grads(bw: &Backward<'_>, g: &mut Grads) -> Result<()> {
+    g.dxs.extend(std::iter::repeat_n(None, bw.xs.len()));
+    Ok(())
 }
 
 impl Layer for CompareAttrs {
@@ -217,8 +225,8 @@ impl Layer for CompareAttrs {
         }
     }
 
-    fn backward(&self, bw: &Backward<'_>) -> Result<Grads> {
-        no_grads(bw)
+    fn backward(&self, bw: &Backward<'_>, g: &mut Grads) -> Result<()> {
+        no_grads(bw, g)
     }
 }
 
@@ -246,8 +254,8 @@ impl Layer for LogicalAttrs {
         }
     }
 
-    fn backward(&self, bw: &Backward<'_>) -> Result<Grads> {
-        no_grads(bw)
+    fn backward(&self, bw: &Backward<'_>, g: &mut Grads) -> Result<()> {
+        no_grads(bw, g)
     }
 }
 
@@ -267,12 +275,13 @@ impl Layer for CastAttrs {
         }
     }
 
-    fn backward(&self, bw: &Backward<'_>) -> Result<Grads> {
+    fn backward(&self, bw: &Backward<'_>, g: &mut Grads) -> Result<()> {
         match (self.from, self.to) {
             (DType::F32, DType::F32) => {
-                Ok(Grads { dxs: vec![Some(bw.dys[0].clone().into_owned())], ..Grads::default() })
+                g.dxs.push(Some(bw.dys[0].clone().into_owned()));
+                Ok(())
             }
-            _ => no_grads(bw),
+            _ => no_grads(bw, g),
         }
     }
 }
@@ -291,9 +300,10 @@ impl Layer for ExpandDimsAttrs {
         write_out(out, y.shape(), x.iter().copied())
     }
 
-    fn backward(&self, bw: &Backward<'_>) -> Result<Grads> {
+    fn backward(&self, bw: &Backward<'_>, g: &mut Grads) -> Result<()> {
         let dx = bw.dys[0].index_axis(Axis(self.axis + 1), 0).to_owned();
-        Ok(Grads { dxs: vec![Some(dx)], ..Grads::default() })
+        g.dxs.push(Some(dx));
+        Ok(())
     }
 }
 
@@ -328,9 +338,10 @@ impl Layer for SetMaskAttrs {
         Ok(())
     }
 
-    fn backward(&self, bw: &Backward<'_>) -> Result<Grads> {
+    fn backward(&self, bw: &Backward<'_>, g: &mut Grads) -> Result<()> {
         let mut dxs = vec![Some(bw.dys[0].clone().into_owned())];
         dxs.resize(bw.xs.len(), None);
-        Ok(Grads { dxs, ..Grads::default() })
+        g.dxs.extend(dxs);
+        Ok(())
     }
 }

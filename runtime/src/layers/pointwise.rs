@@ -68,7 +68,7 @@ impl Layer for ActivationLayer {
         Ok(())
     }
 
-    fn backward(&self, bw: &Backward<'_>) -> Result<Grads> {
+    fn backward(&self, bw: &Backward<'_>, g: &mut Grads) -> Result<()> {
         let dy = bw.dys[0].as_standard_layout();
         let dx = match self.kind {
             ParamActivation::Softmax if self.axis.is_some() => {
@@ -98,7 +98,8 @@ impl Layer for ActivationLayer {
                 dx
             }
         };
-        Ok(Grads { dxs: vec![Some(dx)], ..Grads::default() })
+        g.dxs.push(Some(dx));
+        Ok(())
     }
 }
 
@@ -172,7 +173,7 @@ impl Layer for PreluAttrs {
         Ok(())
     }
 
-    fn backward(&self, bw: &Backward<'_>) -> Result<Grads> {
+    fn backward(&self, bw: &Backward<'_>, g: &mut Grads) -> Result<()> {
         let x = bw.x(0)?;
         let index = slope_index(self, &x.shape()[1..]);
         let alpha = bw.weights[0];
@@ -188,7 +189,9 @@ impl Layer for PreluAttrs {
             }
         }
         let dx = ArrayD::from_shape_vec(IxDyn(x.shape()), dx).expect("shape");
-        Ok(Grads { dxs: vec![Some(dx)], dws: vec![Some(da)], updates: Vec::new() })
+        g.dxs.push(Some(dx));
+        g.dws.push(Some(da));
+        Ok(())
     }
 }
 
@@ -209,7 +212,8 @@ impl Layer for RescalingAttrs {
         Ok(())
     }
 
-    fn backward(&self, bw: &Backward<'_>) -> Result<Grads> {
-        Ok(Grads { dxs: vec![Some(bw.dys[0].mapv(|g| g * self.scale))], ..Grads::default() })
+    fn backward(&self, bw: &Backward<'_>, g: &mut Grads) -> Result<()> {
+        g.dxs.push(Some(bw.dys[0].mapv(|g| g * self.scale)));
+        Ok(())
     }
 }

@@ -49,14 +49,15 @@ impl Layer for PermuteAttrs {
         Ok(())
     }
 
-    fn backward(&self, bw: &Backward<'_>) -> Result<Grads> {
+    fn backward(&self, bw: &Backward<'_>, g: &mut Grads) -> Result<()> {
         let axes = axes(self);
         let mut inverse = vec![0; axes.len()];
         for (i, a) in axes.iter().enumerate() {
             inverse[*a] = i;
         }
         let dx = bw.dys[0].view().permuted_axes(IxDyn(&inverse)).as_standard_layout().to_owned();
-        Ok(Grads { dxs: vec![Some(dx)], ..Grads::default() })
+        g.dxs.push(Some(dx));
+        Ok(())
     }
 }
 
@@ -84,9 +85,10 @@ impl Layer for ReshapeAttrs {
         Ok(())
     }
 
-    fn backward(&self, bw: &Backward<'_>) -> Result<Grads> {
+    fn backward(&self, bw: &Backward<'_>, g: &mut Grads) -> Result<()> {
         let dx = reshaped(&bw.dys[0], bw.xs[0].t.shape());
-        Ok(Grads { dxs: vec![Some(dx)], ..Grads::default() })
+        g.dxs.push(Some(dx));
+        Ok(())
     }
 }
 
@@ -105,9 +107,10 @@ impl Layer for FlattenAttrs {
         Ok(())
     }
 
-    fn backward(&self, bw: &Backward<'_>) -> Result<Grads> {
+    fn backward(&self, bw: &Backward<'_>, g: &mut Grads) -> Result<()> {
         let dx = reshaped(&bw.dys[0], bw.xs[0].t.shape());
-        Ok(Grads { dxs: vec![Some(dx)], ..Grads::default() })
+        g.dxs.push(Some(dx));
+        Ok(())
     }
 }
 
@@ -141,7 +144,7 @@ impl Layer for UpSamplingAttrs {
         Ok(())
     }
 
-    fn backward(&self, bw: &Backward<'_>) -> Result<Grads> {
+    fn backward(&self, bw: &Backward<'_>, g: &mut Grads) -> Result<()> {
         let shape = bw.xs[0].t.shape().to_vec();
         let c = shape[2];
         let dy = bw.dys[0].as_standard_layout();
@@ -155,9 +158,7 @@ impl Layer for UpSamplingAttrs {
                 }
             }
         }
-        Ok(Grads {
-            dxs: vec![Some(ArrayD::from_shape_vec(IxDyn(&shape), dx).expect("shape"))],
-            ..Grads::default()
-        })
+        g.dxs.push(Some(ArrayD::from_shape_vec(IxDyn(&shape), dx).expect("shape")));
+        Ok(())
     }
 }

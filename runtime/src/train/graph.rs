@@ -105,6 +105,19 @@ pub(crate) struct Workspace {
     douts: Vec<Option<ArrayD<f32>>>,
     /// Room for the input check's lists.
     pub check: crate::interpreter::CheckRoom,
+    /// Room for a described layer's backward lists.
+    layer_room: LayerRoom,
+}
+
+/// The lists a described layer's backward pass reads and fills, kept between nodes and
+/// steps (empty between uses).
+#[derive(Default)]
+struct LayerRoom {
+    xs: Vec<&'static Value>,
+    dys: Vec<std::borrow::Cow<'static, ArrayD<f32>>>,
+    weights: Vec<&'static [f32]>,
+    dx_needed: Vec<bool>,
+    grads: layers::Grads,
 }
 
 impl Workspace {
@@ -119,6 +132,7 @@ impl Workspace {
             ins: Vec::new(),
             douts: Vec::new(),
             check: Default::default(),
+            layer_room: LayerRoom::default(),
         }
     }
 }
@@ -297,7 +311,7 @@ pub(crate) fn backward(
     output_grads: impl IntoIterator<Item = ArrayD<f32>>,
     abs_sums: bool,
 ) -> Result<()> {
-    let Workspace { plan, pass, grads, weight_grads, douts, .. } = ws;
+    let Workspace { plan, pass, grads, weight_grads, douts, layer_room, .. } = ws;
     weight_grads.clear();
     grads.drain().for_each(|(_, g)| crate::pool::recycle_array(g));
     let WeightGrads { grads: wg, squares, abs: abs_map, updates } = weight_grads;
@@ -465,39 +479,68 @@ pub(crate) fn backward(
             }
             (Op::FoldTime | Op::UnfoldTime, _) => {}
             (Op::Layer(l), _) => {
-                let weights =
-                    specs.iter().map(|s| exec::weight(store, &s.key)).collect::<Result<Vec<_>>>()?;
                 let saved = match tape {
                     Some(NodeTape::Saved(a)) => Some(a),
                     _ => None,
                 };
+                // The lists live in the workspace between nodes (no allocation when warm).
+                let mut weights: Vec<&[f32]> = crate::pool::reused(std::mem::take(&mut layer_room.weights));
+                for s in specs {
+                    weights.push(exec::weight(store, &s.key)?);
+                }
+                let mut xs: Vec<&Value> = crate::pool::reused(std::mem::take(&mut layer_room.xs));
+                xs.extend((0..ins.len()).map(in_val));
+                let mut dys: Vec<std::borrow::Cow<'_, ArrayD<f32>>> =
+                    crate::pool::reused(std::mem::take(&mut layer_room.dys));
+                dys.extend((0..n_out).map(dout_ref));
+                let mut dx_needed = std::mem::take(&mut layer_room.dx_needed);
+                dx_needed.clear();
+                dx_needed.extend(ins.iter().map(|q| leads_to_weights.contains(&q.node)));
                 let bw = layers::Backward {
                     layer: &node.layer,
-                    xs: (0..ins.len()).map(in_val).collect(),
+                    xs,
                     ys: &pass.vals[&n],
-                    dys: (0..n_out).map(dout_ref).collect(),
+                    dys,
                     weights,
                     tape: saved,
-                    dx_needed: ins.iter().map(|q| leads_to_weights.contains(&q.node)).collect(),
+                    dx_needed,
                 };
-                let g = layers::layer_of(l).backward(&bw)?;
-                for (q, dx) in ins.iter().zip(g.dxs) {
+                let g = &mut layer_room.grads;
+                let done = layers::layer_of(l).backward(&bw, g);
+                let layers::Backward { xs, dys, weights, dx_needed, .. } = bw;
+                layer_room.xs = crate::pool::reused(xs);
+                let mut dys = dys;
+                for d in dys.drain(..) {
+                    if let std::borrow::Cow::Owned(d) = d {
+                        crate::pool::recycle_array(d);
+                    }
+                }
+                layer_room.dys = crate::pool::reused(dys);
+                layer_room.weights = crate::pool::reused(weights);
+                layer_room.dx_needed = dx_needed;
+                if let Err(e) = done {
+                    g.clear();
+                    return Err(e);
+                }
+                for (q, dx) in ins.iter().zip(g.dxs.drain(..)) {
                     if let Some(dx) = dx {
                         add_grad(grads, (q.node, q.port), dx);
                     }
                 }
-                for (spec, dw) in specs.iter().zip(g.dws) {
+                for (spec, dw) in specs.iter().zip(g.dws.drain(..)) {
                     if let Some(dw) = dw {
                         wg.add(&spec.key, &spec.shape, dw);
                     }
                 }
-                for (i, v) in g.updates {
+                for (i, v) in g.updates.drain(..) {
                     let spec = &specs[i];
                     updates.push((
                         spec.key.clone(),
                         ArrayD::from_shape_vec(IxDyn(&spec.shape), v).expect("shape"),
                     ));
                 }
+                // Whatever a layer gave beyond its inputs and weights goes back to the pool.
+                g.clear();
             }
             // The training passes never fuse RepeatVector into an RNN, and every recurrent
             // node records its tape: these arms are reached only by a program built
