@@ -70,21 +70,65 @@ impl Loss {
         let rows = pred.len() / width.max(1);
         let p = pred.as_standard_layout();
         let p = p.as_slice().expect("standard layout");
-        // The mean over rows: every gradient is scaled by `1 / rows` where it is written.
-        let inv_n = 1.0 / rows.max(1) as f32;
         // Class targets write every element of the gradient; the others start from zeros.
         let mut grad = match target {
             Tensor::I32(_) => crate::pool::overwritten(p.len()),
             Tensor::F32(_) => crate::pool::zeros(p.len()),
         };
-        let mut total = 0.0f64;
-        match (self, target) {
-            (Loss::SparseCategoricalCrossentropy { from_logits }, Tensor::I32(ids)) => {
+        let target = match target {
+            Tensor::I32(ids) if matches!(self, Loss::SparseCategoricalCrossentropy { .. }) => {
                 if ids.len() != rows {
                     return Err(shape_err(pred.shape(), ids.shape()));
                 }
-                let ids = ids.as_standard_layout();
-                for (r, &id) in ids.iter().enumerate() {
+                Targets::Classes(ids.as_standard_layout())
+            }
+            Tensor::I32(_) => {
+                return Err(RuntimeError::InvalidData(
+                    "integer targets need sparse_categorical_crossentropy".into(),
+                ));
+            }
+            // Class ids given as floats (Keras takes them): one per row, whole numbers.
+            Tensor::F32(t) if matches!(self, Loss::SparseCategoricalCrossentropy { .. }) => {
+                if t.len() != rows {
+                    return Err(shape_err(pred.shape(), t.shape()));
+                }
+                let ids = t.mapv(|v| if v.fract() == 0.0 && v.abs() < 1e9 { v as i32 } else { -1 });
+                if let Some(v) = t.iter().find(|v| v.fract() != 0.0 || v.abs() >= 1e9) {
+                    return Err(RuntimeError::InvalidData(format!(
+                        "sparse_categorical_crossentropy: target {v} is not a class id"
+                    )));
+                }
+                Targets::Classes(ids.into())
+            }
+            Tensor::F32(t) => {
+                if t.shape() != pred.shape() {
+                    return Err(shape_err(pred.shape(), t.shape()));
+                }
+                Targets::Values(t.as_standard_layout())
+            }
+        };
+        let total = self.rows_loss(p, &target, &mut grad, width, rows)?;
+        let grad = ArrayD::from_shape_vec(pred.raw_dim(), grad).expect("same shape");
+        Ok(((total / rows.max(1) as f64) as f32, grad))
+    }
+
+    /// The summed loss of the `rows` rows of `p` (`width` wide), their gradients (of the
+    /// batch mean) written to `grad`.
+    fn rows_loss(
+        &self,
+        p: &[f32],
+        target: &Targets<'_>,
+        grad: &mut [f32],
+        width: usize,
+        rows: usize,
+    ) -> Result<f64> {
+        // The mean over rows: every gradient is scaled by `1 / rows` where it is written.
+        let inv_n = 1.0 / rows.max(1) as f32;
+        let mut total = 0.0f64;
+        match (self, target) {
+            (Loss::SparseCategoricalCrossentropy { from_logits }, Targets::Classes(ids)) => {
+                let ids = ids.as_slice().expect("standard layout");
+                for (r, &id) in ids.iter().enumerate().take(rows) {
                     if id < 0 || id as usize >= width {
                         return Err(RuntimeError::InvalidData(format!(
                             "target class {id} outside 0..{width}"
@@ -94,10 +138,11 @@ impl Loss {
                     let g = &mut grad[r * width..][..width];
                     let id = id as usize;
                     if *from_logits {
-                        let (lse, sm) = log_softmax(row);
+                        // The softmax written into the gradient's row, then made its gradient.
+                        let lse = log_softmax_into(row, g);
                         total += (lse - row[id]) as f64;
-                        for j in 0..width {
-                            g[j] = (sm[j] - f32::from(j == id)) * inv_n;
+                        for (j, g) in g.iter_mut().enumerate() {
+                            *g = (*g - f32::from(j == id)) * inv_n;
                         }
                     } else {
                         let s = activation::sum_map(row, |v| v.clamp(EPS, 1.0 - EPS));
@@ -114,16 +159,7 @@ impl Loss {
                     }
                 }
             }
-            (_, Tensor::I32(_)) => {
-                return Err(RuntimeError::InvalidData(
-                    "integer targets need sparse_categorical_crossentropy".into(),
-                ));
-            }
-            (loss, Tensor::F32(t)) => {
-                if t.shape() != pred.shape() {
-                    return Err(shape_err(pred.shape(), t.shape()));
-                }
-                let t = t.as_standard_layout();
+            (loss, Targets::Values(t)) => {
                 let t = t.as_slice().expect("standard layout");
                 for r in 0..rows {
                     let row = &p[r * width..][..width];
@@ -133,21 +169,33 @@ impl Loss {
                     g.iter_mut().for_each(|v| *v *= inv_n);
                 }
             }
+            (_, Targets::Classes(_)) => unreachable!("class targets are checked to go with the sparse loss"),
         }
-        let grad = ArrayD::from_shape_vec(pred.raw_dim(), grad).expect("same shape");
-        Ok(((total / rows.max(1) as f64) as f32, grad))
+        Ok(total)
     }
+}
+
+/// The targets of a batch, in standard layout.
+enum Targets<'a> {
+    /// Class ids, one per row (sparse categorical cross-entropy).
+    Classes(ndarray::CowArray<'a, i32, ndarray::IxDyn>),
+    /// Values shaped like the predictions.
+    Values(ndarray::CowArray<'a, f32, ndarray::IxDyn>),
 }
 
 fn shape_err(p: &[usize], t: &[usize]) -> RuntimeError {
     RuntimeError::Shape(format!("targets of shape {t:?} do not fit predictions of shape {p:?}"))
 }
 
-fn log_softmax(row: &[f32]) -> (f32, Vec<f32>) {
+/// The log of the sum of `exp(row)`, with the softmax of `row` written to `out`.
+fn log_softmax_into(row: &[f32], out: &mut [f32]) -> f32 {
     let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let s = activation::sum_map(row, |v| (v - m).exp());
     let lse = m + s.ln();
-    (lse, row.iter().map(|v| (v - lse).exp()).collect())
+    for (o, v) in out.iter_mut().zip(row) {
+        *o = (v - lse).exp();
+    }
+    lse
 }
 
 /// The loss of one row (mean or sum over the last axis, as Keras) and its gradient.
@@ -219,32 +267,99 @@ fn row_loss(loss: Loss, p: &[f32], t: &[f32], g: &mut [f32]) -> f32 {
         }
         Loss::CategoricalCrossentropy { from_logits } => {
             if from_logits {
-                let (lse, sm) = log_softmax(p);
+                // The softmax written into `g`, then made the gradient.
+                let lse = log_softmax_into(p, g);
                 let ts: f32 = t.iter().sum();
                 let mut s = 0.0;
                 for j in 0..p.len() {
                     s += t[j] * (lse - p[j]);
-                    g[j] = sm[j] * ts - t[j];
+                    g[j] = g[j] * ts - t[j];
                 }
                 s
             } else {
                 // Keras (TF backend): p / sum(p), clipped, then -sum(t log p).
                 let sum: f32 = p.iter().sum();
                 let mut s = 0.0;
-                let mut dq = vec![0.0f32; p.len()];
+                // The gradient of the normalised q first, in `g`.
                 for j in 0..p.len() {
                     let q = p[j] / sum;
                     let qc = q.clamp(EPS, 1.0 - EPS);
                     s -= t[j] * qc.ln();
-                    dq[j] = if q == qc { -t[j] / qc } else { 0.0 };
+                    g[j] = if q == qc { -t[j] / qc } else { 0.0 };
                 }
-                let dot: f32 = (0..p.len()).map(|j| dq[j] * p[j]).sum::<f32>() / (sum * sum);
+                let dot: f32 = (0..p.len()).map(|j| g[j] * p[j]).sum::<f32>() / (sum * sum);
                 for j in 0..p.len() {
-                    g[j] = dq[j] / sum - dot;
+                    g[j] = g[j] / sum - dot;
                 }
                 s
             }
         }
         Loss::SparseCategoricalCrossentropy { .. } => unreachable!("handled with integer targets"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::IxDyn;
+
+    fn logits() -> ArrayD<f32> {
+        ArrayD::from_shape_vec(
+            IxDyn(&[2, 3, 4]),
+            (0..24).map(|i| ((i * 7 % 11) as f32 - 5.0) * 0.3).collect(),
+        )
+        .unwrap()
+    }
+
+    /// The mean of `-log softmax(row)[id]` over the rows, in f64.
+    fn reference(x: &[f32], ids: &[usize], width: usize) -> f64 {
+        let rows = x.chunks(width).zip(ids);
+        let sum: f64 = rows
+            .map(|(row, &id)| {
+                let lse = row.iter().map(|v| (*v as f64).exp()).sum::<f64>().ln();
+                lse - row[id] as f64
+            })
+            .sum();
+        sum / ids.len() as f64
+    }
+
+    #[test]
+    fn sparse_crossentropy_from_logits_matches_its_definition_and_finite_differences() {
+        let x = logits();
+        let ids = [3usize, 0, 2, 1, 1, 3];
+        let targets =
+            Tensor::I32(ArrayD::from_shape_vec(IxDyn(&[2, 3]), ids.map(|i| i as i32).to_vec()).unwrap());
+        let loss = Loss::SparseCategoricalCrossentropy { from_logits: true };
+        let (value, grad) = loss.value_and_grad(&x, &targets).unwrap();
+        let xs = x.as_slice().unwrap();
+        assert!((value as f64 - reference(xs, &ids, 4)).abs() < 1e-6);
+        for k in 0..xs.len() {
+            let h = 1e-3f32;
+            let (mut up, mut down) = (xs.to_vec(), xs.to_vec());
+            up[k] += h;
+            down[k] -= h;
+            let fd = (reference(&up, &ids, 4) - reference(&down, &ids, 4)) / (2.0 * h as f64);
+            assert!((grad.as_slice().unwrap()[k] as f64 - fd).abs() < 1e-4, "element {k}");
+        }
+    }
+
+    #[test]
+    fn class_ids_given_as_floats_count_as_ids_and_fractions_are_refused() {
+        let x = logits();
+        let loss = Loss::SparseCategoricalCrossentropy { from_logits: true };
+        let ints = Tensor::I32(ArrayD::from_shape_vec(IxDyn(&[2, 3]), vec![3, 0, 2, 1, 1, 3]).unwrap());
+        let floats =
+            Tensor::F32(ArrayD::from_shape_vec(IxDyn(&[2, 3]), vec![3.0, 0.0, 2.0, 1.0, 1.0, 3.0]).unwrap());
+        let (a, ga) = loss.value_and_grad(&x, &ints).unwrap();
+        let (b, gb) = loss.value_and_grad(&x, &floats).unwrap();
+        assert_eq!((a, ga), (b, gb));
+        let half =
+            Tensor::F32(ArrayD::from_shape_vec(IxDyn(&[2, 3]), vec![3.0, 0.5, 2.0, 1.0, 1.0, 3.0]).unwrap());
+        let err = loss.value_and_grad(&x, &half).unwrap_err().to_string();
+        assert!(err.contains("0.5 is not a class id"), "{err}");
+        let out_of_range =
+            Tensor::F32(ArrayD::from_shape_vec(IxDyn(&[2, 3]), vec![3.0, 4.0, 2.0, 1.0, 1.0, 3.0]).unwrap());
+        let err = loss.value_and_grad(&x, &out_of_range).unwrap_err().to_string();
+        assert!(err.contains("target class 4 outside 0..4"), "{err}");
     }
 }
