@@ -9,12 +9,15 @@
 //! - `step_streams` over 256 streams (the serve-streams loop) allocates nothing on one thread.
 //! - A warm training step (forward, backward, Adam) of every config that trains allocates
 //!   nothing on one thread: the trainer keeps its pass, gradient maps and work buffers, and
-//!   its arrays come from the training pool.
+//!   its arrays come from the training pool. So does one of a model with input, recurrent
+//!   and layer dropout, GRU without `reset_after` and BatchNormalization.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use seqmodel::ndarray::{Array, Array2, Dimension, IntoDimension};
+use seqmodel::train::{Loss, Optimizer, Trainer};
+use seqmodel::{Tensor, WeightStore};
 use seqmodel_bench::config::Config;
 use seqmodel_bench::{cases, models};
 
@@ -113,6 +116,30 @@ fn warm_runs_and_steps_allocate_nothing() {
         let n = allocations(|| loss = trainer.train_on_batch(&x, &y).unwrap());
         assert!(loss.is_finite());
         report.push((config.name(), n));
+    }
+    {
+        // The regularising layers and the other cells, trained: dropout on the inputs, the
+        // recurrent states and between layers, GRU without reset_after, batch statistics.
+        let src = "model M(x: [12, 6]) -> [12, 3] { x -> LSTM(16, return_sequences=true, dropout=0.2, \
+                   recurrent_dropout=0.3) -> Dropout(0.25) -> GRU(8, return_sequences=true, reset_after=false) \
+                   -> BatchNormalization() -> TimeDistributed(Dense(3)) }";
+        let program = seqmodel_compiler::compile(src).unwrap().main().unwrap().clone();
+        let weights = WeightStore::random(&program, 3, 0.3);
+        let mut trainer =
+            Trainer::new(program, weights, Loss::MeanSquaredError, Optimizer::adam(1e-3)).unwrap();
+        let (x, y) = (
+            vec![Tensor::F32(filled((8, 12, 6)).into_dyn())],
+            vec![Tensor::F32(filled((8, 12, 3)).into_dyn())],
+        );
+        for _ in 0..4 {
+            trainer.train_on_batch(&x, &y).unwrap();
+        }
+        report.push((
+            "dropout, GRU(reset_after=false), BatchNormalization",
+            allocations(|| {
+                trainer.train_on_batch(&x, &y).unwrap();
+            }),
+        ));
     }
     let wrong: Vec<_> = report.iter().filter(|(_, allocs)| *allocs != 0).collect();
     assert!(wrong.is_empty(), "(case, allocations in a warm run): {wrong:?}");

@@ -386,7 +386,15 @@ pub(crate) fn contiguous(a: &mut ArrayD<f32>) -> &mut [f32] {
 
 /// Sizes `k` state vectors of `n` values and zeroes them.
 pub(crate) fn zero_states(dst: &mut Vec<Vec<f32>>, k: usize, n: usize) {
-    dst.resize_with(k, Vec::new);
+    // A GRU after an LSTM needs one state where the LSTM had two: the second is kept, at the
+    // end of the list's room, for the next LSTM (dropping it allocated at every step).
+    while dst.len() > k {
+        let spare = dst.pop().expect("longer than k");
+        crate::pool::recycle(spare);
+    }
+    while dst.len() < k {
+        dst.push(crate::pool::zeros(n));
+    }
     for d in dst.iter_mut() {
         rnn::sized(d, n).fill(0.0);
     }
@@ -588,6 +596,10 @@ fn run_node(
                     })?;
                     tape.rec_mask = recurrent;
                     tr.tape = Some(NodeTape::Rnn(tape, input));
+                    // The tape keeps its own copy of the dropped input.
+                    if let Some(xd) = xd {
+                        crate::pool::recycle(xd.into_raw_vec_and_offset().0);
+                    }
                 }
             }
             if a.stateful {

@@ -23,10 +23,11 @@ thread_local! {
     static FREE_F32: Free<f32> = const { RefCell::new([const { Vec::new() }; CLASSES]) };
     static FREE_I32: Free<i32> = const { RefCell::new([const { Vec::new() }; CLASSES]) };
     static FREE_BOOL: Free<bool> = const { RefCell::new([const { Vec::new() }; CLASSES]) };
+    static FREE_F64: Free<f64> = const { RefCell::new([const { Vec::new() }; CLASSES]) };
 }
 
-/// An element type with a pool of its own on each thread: floats, and the integer ids and
-/// step masks that a training step also copies.
+/// An element type with a pool of its own on each thread: floats, the integer ids and step
+/// masks that a training step also copies, and the f64 statistics of the normalisations.
 pub(crate) trait Pooled: Copy + 'static {
     /// Runs `f` on this thread's free buffers of the type.
     fn with_free<R>(f: impl FnOnce(&mut [Vec<Vec<Self>>; CLASSES]) -> R) -> R;
@@ -41,6 +42,12 @@ impl Pooled for f32 {
 impl Pooled for i32 {
     fn with_free<R>(f: impl FnOnce(&mut [Vec<Vec<Self>>; CLASSES]) -> R) -> R {
         FREE_I32.with_borrow_mut(f)
+    }
+}
+
+impl Pooled for f64 {
+    fn with_free<R>(f: impl FnOnce(&mut [Vec<Vec<Self>>; CLASSES]) -> R) -> R {
+        FREE_F64.with_borrow_mut(f)
     }
 }
 

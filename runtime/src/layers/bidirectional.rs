@@ -110,6 +110,9 @@ impl Bidirectional<'_> {
             if let Some(tp) = tapes.as_mut() {
                 tp[dir].rec_mask = rec_mask;
             }
+            if let Some(xd) = xd {
+                crate::pool::recycle(xd.into_raw_vec_and_offset().0);
+            }
         }
         if fa.stateful {
             let all: Vec<Vec<f32>> = states.iter().chain(states_b.iter()).cloned().collect();

@@ -192,6 +192,14 @@ impl GradMap {
         }
     }
 
+    /// Sets the value `v` (row-major, `shape`) of weight `key`, replacing one set before.
+    pub(crate) fn set(&mut self, key: &str, shape: &[usize], v: Vec<f32>) {
+        if let Some(old) = self.map.remove(key) {
+            crate::pool::recycle_array(old);
+        }
+        self.add(key, shape, v);
+    }
+
     /// Empties the map: the arrays go back to the pool, the keys are kept for reuse.
     pub(crate) fn clear(&mut self) {
         for (key, g) in self.map.drain() {
@@ -205,7 +213,10 @@ impl GradMap {
 /// as Keras draws it once per batch).
 pub(crate) fn dropped_input(x: ArrayView3<'_, f32>, keep: &[f32]) -> Array3<f32> {
     let (_, _, d) = x.dim();
-    let mut y = x.to_owned();
+    // In a pooled buffer (the caller gives it back).
+    let x = x.as_standard_layout();
+    let data = crate::pool::copied(x.as_slice().expect("standard layout"));
+    let mut y = Array3::from_shape_vec(x.raw_dim(), data).expect("same length");
     for ((bi, _, j), v) in y.indexed_iter_mut() {
         *v *= keep[bi * d + j];
     }

@@ -7,6 +7,7 @@ use seqmodel_ir::{BatchNormAttrs, LayerNormAttrs};
 use super::{Backward, Grads, Layer, Params};
 use crate::error::{Result, RuntimeError};
 use crate::exec::{Training, Value, ValueRef, contiguous, f32_slot, set_mask};
+use crate::pool;
 
 /// The input as rows of `features` values, checked.
 fn rows_of(layer: &str, x: &ndarray::ArrayViewD<'_, f32>, features: usize) -> Result<Vec<f32>> {
@@ -16,7 +17,9 @@ fn rows_of(layer: &str, x: &ndarray::ArrayViewD<'_, f32>, features: usize) -> Re
             x.shape()
         )));
     }
-    Ok(x.as_standard_layout().iter().copied().collect())
+    // In a pooled buffer (the caller gives it back).
+    let x = x.as_standard_layout();
+    Ok(pool::copied(x.as_slice().expect("standard layout")))
 }
 
 /// The indices of gamma and beta among the weights (present ones only, in Keras's order).
@@ -131,25 +134,48 @@ fn row_weights(
             mask.shape()
         )));
     }
-    Ok(Some(mask.iter().map(|&real| if real { 1.0 } else { 0.0 }).collect()))
+    let mut w = pool::filled(rows, 0.0f64);
+    for (w, &real) in w.iter_mut().zip(mask.iter()) {
+        *w = if real { 1.0 } else { 0.0 };
+    }
+    Ok(Some(w))
 }
 
 /// Per-feature batch statistics: the mean, the biased variance, and the count they divide
 /// by: the number of rows, or with row weights (a mask) their sum plus Keras's
 /// `backend.epsilon()` (1e-7; a batch whose every step is masked gives mean and variance 0).
-fn batch_moments(a: &BatchNormAttrs, xs: &[f32], w: Option<&[f64]>) -> Vec<(f64, f64)> {
+fn batch_moments(a: &BatchNormAttrs, xs: &[f32], w: Option<&[f64]>) -> Moments {
     let f = a.features.max(1);
     let rows = xs.len() / f;
     let count = batch_count(rows, w);
     let weight = |r: usize| w.map_or(1.0, |w| w[r]);
-    (0..f)
-        .map(|j| {
-            let mean = (0..rows).map(|r| weight(r) * f64::from(xs[r * f + j])).sum::<f64>() / count;
-            let var =
-                (0..rows).map(|r| weight(r) * (f64::from(xs[r * f + j]) - mean).powi(2)).sum::<f64>() / count;
-            (mean, var)
-        })
-        .collect()
+    let (mut means, mut vars) = (pool::filled(f, 0.0f64), pool::filled(f, 0.0f64));
+    for j in 0..f {
+        let mean = (0..rows).map(|r| weight(r) * f64::from(xs[r * f + j])).sum::<f64>() / count;
+        let var =
+            (0..rows).map(|r| weight(r) * (f64::from(xs[r * f + j]) - mean).powi(2)).sum::<f64>() / count;
+        (means[j], vars[j]) = (mean, var);
+    }
+    Moments { means, vars }
+}
+
+/// Per-feature means and variances, in buffers from the training pool.
+struct Moments {
+    means: Vec<f64>,
+    vars: Vec<f64>,
+}
+
+impl Moments {
+    /// Feature `j`'s mean and variance.
+    fn of(&self, j: usize) -> (f64, f64) {
+        (self.means[j], self.vars[j])
+    }
+
+    /// Gives the buffers back to the pool.
+    fn recycle(self) {
+        pool::recycle(self.means);
+        pool::recycle(self.vars);
+    }
 }
 
 /// The count [`batch_moments`] divides by.
@@ -173,24 +199,27 @@ impl Layer for BatchNormAttrs {
         let xs = rows_of(layer, &x, self.features)?;
         let (gi, bi, mi, vi) = indices(self);
         let training = train.is_some_and(|t| t.training);
-        let stats: Vec<(f64, f64)> = if training {
+        let stats = if training {
             let w = row_weights(layer, ins[0].mask, xs.len() / self.features.max(1))?;
-            batch_moments(self, &xs, w.as_deref())
+            let stats = batch_moments(self, &xs, w.as_deref());
+            pool::recycle(w.unwrap_or_default());
+            stats
         } else {
-            params.vecs[mi]
-                .iter()
-                .zip(&params.vecs[vi])
-                .map(|(m, v)| (f64::from(*m), f64::from(*v)))
-                .collect()
+            let (mut means, mut vars) = (pool::filled(0, 0.0f64), pool::filled(0, 0.0f64));
+            means.extend(params.vecs[mi].iter().map(|m| f64::from(*m)));
+            vars.extend(params.vecs[vi].iter().map(|v| f64::from(*v)));
+            Moments { means, vars }
         };
         let (gamma, beta) = (gi.map(|i| &params.vecs[i][..]), bi.map(|i| &params.vecs[i][..]));
         let y = contiguous(f32_slot(out, 0, x.shape())?);
         for (src, dst) in xs.chunks(self.features).zip(y.chunks_mut(self.features)) {
-            for ((d, v), (mean, var)) in dst.iter_mut().zip(src).zip(&stats) {
+            for ((d, v), (mean, var)) in dst.iter_mut().zip(src).zip(stats.means.iter().zip(&stats.vars)) {
                 *d = ((f64::from(*v) - mean) / (var + f64::from(self.epsilon)).sqrt()) as f32;
             }
             affine(dst, gamma, beta);
         }
+        stats.recycle();
+        pool::recycle(xs);
         out.truncate(1);
         set_mask(out, 0, ins[0].mask);
         Ok(())
@@ -204,16 +233,17 @@ impl Layer for BatchNormAttrs {
         let f = self.features;
         let rows = xs.len() / f.max(1);
         let (gi, _, mi, vi) = indices(self);
-        let w = row_weights(bw.layer, bw.xs[0].mask.as_ref().map(|m| m.view()), rows)?;
-        let w = w.as_deref();
+        let w_owned = row_weights(bw.layer, bw.xs[0].mask.as_ref().map(|m| m.view()), rows)?;
+        let w = w_owned.as_deref();
         let stats = batch_moments(self, &xs, w);
         let count = batch_count(rows, w);
         let weight = |r: usize| w.map_or(1.0, |w| w[r]);
-        let dy: Vec<f32> = bw.dys[0].as_standard_layout().iter().copied().collect();
-        let (mut dg, mut db) = (vec![0.0f32; f], vec![0.0f32; f]);
-        let mut dx = vec![0.0f32; xs.len()];
+        let dy = bw.dys[0].as_standard_layout();
+        let dy = dy.as_slice().expect("standard layout");
+        let (mut dg, mut db) = (pool::zeros(f), pool::zeros(f));
+        let mut dx = pool::zeros(xs.len());
         for j in 0..f {
-            let (mean, var) = stats[j];
+            let (mean, var) = stats.of(j);
             let inv = 1.0 / (var + f64::from(self.epsilon)).sqrt();
             let gamma = gi.map_or(1.0, |i| f64::from(bw.weights[i][j]));
             // y = gamma · (x - mean) · inv + beta at every row (masked ones too), where mean
@@ -238,27 +268,34 @@ impl Layer for BatchNormAttrs {
                 dx[r * f + j] = (direct + weight(r) * (d_mean + 2.0 * d_var * centred) / count) as f32;
             }
         }
-        let mut dws = Vec::new();
         if self.scale {
-            dws.push(Some(dg));
+            g.dws.push(Some(dg));
+        } else {
+            pool::recycle(dg);
         }
         if self.center {
-            dws.push(Some(db));
+            g.dws.push(Some(db));
+        } else {
+            pool::recycle(db);
         }
-        dws.extend([None, None]);
+        g.dws.extend([None, None]);
         let m = f64::from(self.momentum);
-        let moved = |i: usize, k: fn(&(f64, f64)) -> f64| -> Vec<f32> {
-            bw.weights[i]
-                .iter()
-                .zip(&stats)
-                .map(|(old, s)| (f64::from(*old) * m + k(s) * (1.0 - m)) as f32)
-                .collect()
+        let moved = |i: usize, stat: &[f64]| -> Vec<f32> {
+            let mut v = pool::overwritten(bw.weights[i].len());
+            for ((v, old), s) in v.iter_mut().zip(bw.weights[i]).zip(stat) {
+                *v = (f64::from(*old) * m + s * (1.0 - m)) as f32;
+            }
+            v
         };
-        let updates = vec![(mi, moved(mi, |s| s.0)), (vi, moved(vi, |s| s.1))];
+        g.updates.push((mi, moved(mi, &stats.means)));
+        g.updates.push((vi, moved(vi, &stats.vars)));
+        stats.recycle();
+        pool::recycle(xs);
+        if let Some(w) = w_owned {
+            pool::recycle(w);
+        }
         let dx = ArrayD::from_shape_vec(IxDyn(x.shape()), dx).expect("shape");
         g.dxs.push(Some(dx));
-        g.dws.extend(dws);
-        g.updates.extend(updates);
         Ok(())
     }
 }

@@ -200,15 +200,22 @@ pub(crate) fn forward(
             // gives it back), where a clone faulted in fresh pages at every step (big-lstm's
             // 13 MB batch: 8 % of its step).
             Op::Input { index } => out.push(Value::input(match &inputs[*index] {
-                Tensor::F32(a) => Tensor::F32(pooled_copy(a)),
-                Tensor::I32(a) => Tensor::I32(pooled_copy(a)),
+                Tensor::F32(a) => Tensor::F32(pooled_copy(&a.view())),
+                Tensor::I32(a) => Tensor::I32(pooled_copy(&a.view())),
             })),
             Op::Dropout { rate } => {
                 let x = ins[0].f32()?;
                 let rate = if training { *rate } else { 0.0 };
                 let keep =
                     ArrayD::from_shape_vec(x.raw_dim(), keep_mask(x.len(), rate, seed)).expect("shape");
-                out.push(Value { t: Tensor::F32(&x * &keep), mask: ins[0].mask.map(|m| m.to_owned()) });
+                let mut y = pooled_copy(&x);
+                y *= &keep;
+                let mask = ins[0].mask.map(|m| {
+                    let m = m.as_standard_layout();
+                    let data = crate::pool::copied(m.as_slice().expect("standard layout"));
+                    Array2::from_shape_vec(m.raw_dim(), data).expect("same length")
+                });
+                out.push(Value { t: Tensor::F32(y), mask });
                 keeps.insert(n, keep);
             }
             op => {
@@ -253,7 +260,7 @@ pub(crate) fn forward(
 }
 
 /// A copy of `a` in standard layout, in a pooled buffer.
-fn pooled_copy<T: crate::pool::Pooled>(a: &ArrayD<T>) -> ArrayD<T> {
+fn pooled_copy<T: crate::pool::Pooled>(a: &ArrayViewD<'_, T>) -> ArrayD<T> {
     let a = a.as_standard_layout();
     let data = crate::pool::copied(a.as_slice().expect("standard layout"));
     ArrayD::from_shape_vec(a.raw_dim(), data).expect("same length")
@@ -288,7 +295,7 @@ pub(crate) struct WeightGrads {
     pub squares: GradMap,
     pub abs: GradMap,
     /// New values of non-trainable weights, set with the optimizer's step.
-    pub updates: Vec<(String, ArrayD<f32>)>,
+    pub updates: GradMap,
 }
 
 impl WeightGrads {
@@ -297,7 +304,7 @@ impl WeightGrads {
         self.grads.clear();
         self.squares.clear();
         self.abs.clear();
-        self.updates.drain(..).for_each(|(_, a)| crate::pool::recycle_array(a));
+        self.updates.clear();
     }
 }
 
@@ -383,7 +390,9 @@ pub(crate) fn backward(
                 add_grad(grads, (ins[0].node, ins[0].port), dx);
             }
             (Op::Dropout { .. }, _) => {
-                add_grad(grads, (ins[0].node, ins[0].port), dout(0) * &pass.keeps[&n]);
+                let mut dx = pooled_copy(&dout_ref(0).view());
+                dx *= &pass.keeps[&n];
+                add_grad(grads, (ins[0].node, ins[0].port), dx);
             }
             (Op::Masking { .. }, _) => {
                 let mask = pass.vals[&n][0].mask.as_ref().expect("Masking sets a mask");
@@ -534,10 +543,7 @@ pub(crate) fn backward(
                 }
                 for (i, v) in g.updates.drain(..) {
                     let spec = &specs[i];
-                    updates.push((
-                        spec.key.clone(),
-                        ArrayD::from_shape_vec(IxDyn(&spec.shape), v).expect("shape"),
-                    ));
+                    updates.set(&spec.key, &spec.shape, v);
                 }
                 // Whatever a layer gave beyond its inputs and weights goes back to the pool.
                 g.clear();

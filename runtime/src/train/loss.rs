@@ -288,8 +288,8 @@ fn row_loss(loss: Loss, p: &[f32], t: &[f32], g: &mut [f32]) -> f32 {
                     g[j] = if q == qc { -t[j] / qc } else { 0.0 };
                 }
                 let dot: f32 = (0..p.len()).map(|j| g[j] * p[j]).sum::<f32>() / (sum * sum);
-                for j in 0..p.len() {
-                    g[j] = g[j] / sum - dot;
+                for g in g.iter_mut() {
+                    *g = *g / sum - dot;
                 }
                 s
             }

@@ -284,9 +284,13 @@ impl Trainer {
         self.optimizer.apply_sparse_aware(&mut self.weights, &mut g.grads.map, &sparse);
         g.squares.map = std::mem::take(&mut sparse.squares);
         g.abs.map = std::mem::take(&mut sparse.abs);
-        for (key, value) in g.updates.drain(..) {
-            self.weights.insert(key, value);
+        for (key, value) in &g.updates.map {
+            match self.weights.get_mut(key) {
+                Some(w) if w.shape() == value.shape() => w.assign(value),
+                _ => self.weights.insert(key.clone(), value.clone()),
+            }
         }
+        g.updates.clear();
         Ok(loss)
     }
 

@@ -7,7 +7,9 @@
 use seqmodel_ir::{Activation, CellKind};
 
 use super::{RnnTape, StepRows, split_recurrent, step_rows};
-use crate::kernels::{FixedRhs, activation, matmul, matmul_transposed_a, matmul_transposed_b, transpose};
+use crate::kernels::{
+    FixedRhs, activation, matmul, matmul_transposed_a, matmul_transposed_b, transpose_into,
+};
 use crate::pool;
 
 /// The weights of one recurrent layer in Keras's layout.
@@ -18,13 +20,6 @@ pub struct RnnParams<'a> {
     pub recurrent: &'a [f32],
     /// `[G·U]`, `[2, G·U]` for GRU with `reset_after`, or `None`.
     pub bias: Option<&'a [f32]>,
-}
-
-fn dropped(h: &[f32], mask: Option<&[f32]>) -> Vec<f32> {
-    match mask {
-        Some(m) => h.iter().zip(m).map(|(a, b)| a * b).collect(),
-        None => h.to_vec(),
-    }
 }
 
 /// Gradients of one recurrent layer.
@@ -141,8 +136,12 @@ pub fn backward(
         // h_prev (dropped) is stored T·B × U: the kernel reads it as the transpose it needs.
         match tape.rec_mask.as_deref() {
             Some(m) => {
-                let hd_all: Vec<f32> = tape.h_prev.iter().zip(m.iter().cycle()).map(|(h, k)| h * k).collect();
+                let mut hd_all = pool::overwritten(tape.h_prev.len());
+                for ((d, h), k) in hd_all.iter_mut().zip(&tape.h_prev).zip(m.iter().cycle()) {
+                    *d = h * k;
+                }
                 matmul_transposed_a(u, t * b, gu, &hd_all, &drec_steps, &mut drec_all, false);
+                pool::recycle(hd_all);
             }
             None => matmul_transposed_a(u, t * b, gu, &tape.h_prev, &drec_steps, &mut drec_all, false),
         }
@@ -190,6 +189,8 @@ pub fn backward(
     for packed in [rt, r_zr_t, r_h_t] {
         packed.recycle();
     }
+    pool::recycle(r_zr);
+    pool::recycle(r_h);
     if a.cell != CellKind::Lstm {
         pool::recycle(std::mem::take(&mut dc));
     }
@@ -259,6 +260,9 @@ impl StepsBack<'_> {
         let (mut dhp, mut dcp) = (pool::zeros(rows * u), pool::zeros(rows * u));
         let (mut d_rh, mut dhd) = (pool::zeros(rows * u), pool::zeros(rows * u));
         let rmask = tape.rec_mask.as_deref().map(|m| &m[b0 * u..][..rows * u]);
+        // Recurrent dropout's dropped `h_prev`, and GRU without reset_after's own products.
+        let mut dropped_h = pool::zeros(if rmask.is_some() { rows * u } else { 0 });
+        let mut plain = GruPlain::new(if gru_plain.is_some() { (rows, u) } else { (0, 0) });
         for s in (0..t).rev() {
             // The fused LSTM cell recorded its gates; other cells are recomputed (`pre` is
             // read only by activations whose gradient needs their input, never by sigmoid
@@ -273,9 +277,14 @@ impl StepsBack<'_> {
                 }
             };
             let hp = &tape.h_prev[(s * b + b0) * u..][..rows * u];
-            let hd: std::borrow::Cow<'_, [f32]> = match rmask {
-                Some(_) => dropped(hp, rmask).into(),
-                None => hp.into(),
+            let hd: &[f32] = match rmask {
+                Some(m) => {
+                    for ((d, h), k) in dropped_h.iter_mut().zip(hp).zip(m) {
+                        *d = h * k;
+                    }
+                    &dropped_h
+                }
+                None => hp,
             };
             dz.fill(0.0);
             drec.fill(0.0);
@@ -362,13 +371,15 @@ impl StepsBack<'_> {
             }
             match gru_plain.as_mut().filter(|_| a.cell == CellKind::Gru { reset_after: false }) {
                 Some((drec_all, dr_h)) => {
+                    let GruPlain { rh, rh_t, d_rhp, dzr_rec, hd_t, dr_zr } = &mut plain;
                     // cand = (r·h_prev) · R_h: gradients of R_h and of r·h_prev.
-                    let rh: Vec<f32> =
-                        (0..rows * u).map(|i| gates[(i / u) * gu + u + i % u] * hd[i]).collect();
-                    let rh_t = transpose(&rh, rows, u);
-                    matmul(u, rows, u, &rh_t, &d_rh, dr_h, true);
-                    let mut d_rhp = vec![0.0f32; rows * u];
-                    r_h_t.product(rows, &d_rh, &mut d_rhp);
+                    for (i, v) in rh.iter_mut().enumerate() {
+                        *v = gates[(i / u) * gu + u + i % u] * hd[i];
+                    }
+                    transpose_into(rh, rows, u, rh_t);
+                    matmul(u, rows, u, rh_t, &d_rh, dr_h, true);
+                    d_rhp.fill(0.0);
+                    r_h_t.product(rows, &d_rh, d_rhp);
                     for bi in 0..rows {
                         if !tape.live[s * b + b0 + bi] {
                             continue;
@@ -383,17 +394,17 @@ impl StepsBack<'_> {
                         }
                     }
                     // h_prev · R_zr
-                    let dzr_rec: Vec<f32> =
-                        (0..rows).flat_map(|bi| drec[bi * gu..][..2 * u].to_vec()).collect();
-                    let hd_t = transpose(&hd, rows, u);
-                    let mut dr_zr = vec![0.0f32; u * 2 * u];
-                    matmul(u, rows, 2 * u, &hd_t, &dzr_rec, &mut dr_zr, false);
+                    for (dst, src) in dzr_rec.chunks_exact_mut(2 * u).zip(drec.chunks(gu)) {
+                        dst.copy_from_slice(&src[..2 * u]);
+                    }
+                    transpose_into(hd, rows, u, hd_t);
+                    matmul(u, rows, 2 * u, hd_t, dzr_rec, dr_zr, false);
                     for i in 0..u {
                         for j in 0..2 * u {
                             drec_all[i * gu + j] += dr_zr[i * 2 * u + j];
                         }
                     }
-                    r_zr_t.product(rows, &dzr_rec, &mut dhd);
+                    r_zr_t.product(rows, dzr_rec, &mut dhd);
                     add_masked(&mut dhp, &dhd, rmask);
                 }
                 None => {
@@ -413,7 +424,45 @@ impl StepsBack<'_> {
         }
         dh_out.copy_from_slice(&dh);
         dc_out.copy_from_slice(&dc);
-        for v in [dh, dc, dout_carry, dz, drec, dout_buf, pre, gates, c_act, dhp, dcp, d_rh, dhd] {
+        for v in [dh, dc, dout_carry, dz, drec, dout_buf, pre, gates, c_act, dhp, dcp, d_rh, dhd, dropped_h] {
+            pool::recycle(v);
+        }
+        plain.recycle();
+    }
+}
+
+/// The work buffers of a GRU without `reset_after` (`rows` rows, `u` units), whose candidate
+/// product reads `r·h_prev` and whose recurrent kernel's gradient is summed at every step.
+struct GruPlain {
+    /// `r·h_prev` `[rows, u]` and its transpose.
+    rh: Vec<f32>,
+    rh_t: Vec<f32>,
+    /// The gradient of `r·h_prev`.
+    d_rhp: Vec<f32>,
+    /// The z and r blocks of the step's recurrent gradient `[rows, 2u]`.
+    dzr_rec: Vec<f32>,
+    /// The dropped `h_prev`, transposed.
+    hd_t: Vec<f32>,
+    /// The step's gradient of the z and r blocks of the recurrent kernel `[u, 2u]`.
+    dr_zr: Vec<f32>,
+}
+
+impl GruPlain {
+    /// Buffers from the training pool (empty for `(0, 0)`).
+    fn new((rows, u): (usize, usize)) -> Self {
+        GruPlain {
+            rh: pool::zeros(rows * u),
+            rh_t: pool::zeros(rows * u),
+            d_rhp: pool::zeros(rows * u),
+            dzr_rec: pool::zeros(rows * 2 * u),
+            hd_t: pool::zeros(rows * u),
+            dr_zr: pool::zeros(u * 2 * u),
+        }
+    }
+
+    /// Gives the buffers back to the pool.
+    fn recycle(self) {
+        for v in [self.rh, self.rh_t, self.d_rhp, self.dzr_rec, self.hd_t, self.dr_zr] {
             pool::recycle(v);
         }
     }

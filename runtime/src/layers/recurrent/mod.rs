@@ -65,6 +65,8 @@ impl RnnWeights {
                 let (zr, h) = split_recurrent(recurrent, u);
                 self.recurrent.refill(u, 2 * u, &zr);
                 self.recurrent_h.refill(u, u, &h);
+                pool::recycle(zr);
+                pool::recycle(h);
             }
             _ => self.recurrent.refill(u, gu, recurrent),
         }
@@ -224,8 +226,10 @@ impl<T> Iterator for Shares<T> {
 /// candidate block `[U, U]` (without `reset_after`, `r` multiplies `h` before the candidate
 /// block does).
 pub(crate) fn split_recurrent(r: &[f32], u: usize) -> (Vec<f32>, Vec<f32>) {
-    let mut zr = Vec::with_capacity(u * 2 * u);
-    let mut h = Vec::with_capacity(u * u);
+    // From the training pool (a trainer splits the kernel at every step).
+    let (mut zr, mut h) = (pool::overwritten(u * 2 * u), pool::overwritten(u * u));
+    zr.clear();
+    h.clear();
     for row in r.chunks(3 * u) {
         zr.extend_from_slice(&row[..2 * u]);
         h.extend_from_slice(&row[2 * u..]);
