@@ -33,29 +33,18 @@ pub(crate) trait Pooled: Copy + 'static {
     fn with_free<R>(f: impl FnOnce(&mut [Vec<Vec<Self>>; CLASSES]) -> R) -> R;
 }
 
-impl Pooled for f32 {
-    fn with_free<R>(f: impl FnOnce(&mut [Vec<Vec<Self>>; CLASSES]) -> R) -> R {
-        FREE_F32.with_borrow_mut(f)
-    }
+/// `impl Pooled` for each element type with its thread's free lists.
+macro_rules! pooled {
+    ($($t:ty => $free:ident),* $(,)?) => {$(
+        impl Pooled for $t {
+            fn with_free<R>(f: impl FnOnce(&mut [Vec<Vec<Self>>; CLASSES]) -> R) -> R {
+                $free.with_borrow_mut(f)
+            }
+        }
+    )*};
 }
 
-impl Pooled for i32 {
-    fn with_free<R>(f: impl FnOnce(&mut [Vec<Vec<Self>>; CLASSES]) -> R) -> R {
-        FREE_I32.with_borrow_mut(f)
-    }
-}
-
-impl Pooled for f64 {
-    fn with_free<R>(f: impl FnOnce(&mut [Vec<Vec<Self>>; CLASSES]) -> R) -> R {
-        FREE_F64.with_borrow_mut(f)
-    }
-}
-
-impl Pooled for bool {
-    fn with_free<R>(f: impl FnOnce(&mut [Vec<Vec<Self>>; CLASSES]) -> R) -> R {
-        FREE_BOOL.with_borrow_mut(f)
-    }
-}
+pooled!(f32 => FREE_F32, i32 => FREE_I32, f64 => FREE_F64, bool => FREE_BOOL);
 
 /// The size class of a capacity (or of a request for `n` floats): its bit length.
 fn class(capacity: usize) -> usize {
