@@ -114,15 +114,18 @@ pub fn prepare(op: &Op, w: &WeightStore, prefix: &str) -> Result<Option<Prepared
     }))
 }
 
-/// [`prepare`] into `slot`, reusing the buffers of what it holds when it was prepared for
-/// the same operation (a trainer repacks every weight after each step; allocating them
-/// afresh cost page faults on every step).
+/// [`prepare`] into `slot` for a training pass over `batch` rows, reusing the buffers of what
+/// it holds when it was prepared for the same operation (a trainer repacks every weight
+/// after each step; allocating them afresh cost page faults on every step). What only
+/// inference reads (the stacked recurrent kernels) or only one-row products read (the
+/// column blocks, unless `batch` is 1) is not laid out again.
 pub fn prepare_into(
     op: &Op,
     w: &WeightStore,
     prefix: &str,
     specs: &[seqmodel_ir::WeightSpec],
     slot: &mut Option<Prepared>,
+    batch: usize,
 ) -> Result<()> {
     let Some(old) = slot.as_mut() else {
         *slot = prepare(op, w, prefix)?;
@@ -147,18 +150,18 @@ pub fn prepare_into(
     }
     match (op, old) {
         (Op::Dense { input_dim, units, .. }, Prepared::Dense { kernel, bias: b }) => {
-            kernel.refill(*input_dim, *units, ws[0]);
+            kernel.refill_with(*input_dim, *units, ws[0], batch == 1);
             if let (Some(b), Some(v)) = (b.as_mut(), ws.get(1)) {
                 b.copy_from_slice(v);
             }
         }
         (Op::Rnn(a) | Op::RepeatRnn { rnn: a, .. }, Prepared::Rnn(r)) => {
-            r.repack(a, ws[0], ws[1], bias(a, ws))
+            r.repack_with(a, ws[0], ws[1], bias(a, ws), Some(batch))
         }
         (Op::Bidirectional { forward, backward, .. }, Prepared::Bidirectional(pair)) => {
             let (f, b) = ws.split_at(if forward.use_bias { 3 } else { 2 });
-            pair.0.repack(forward, f[0], f[1], bias(forward, f));
-            pair.1.repack(backward, b[0], b[1], bias(backward, b));
+            pair.0.repack_with(forward, f[0], f[1], bias(forward, f), Some(batch));
+            pair.1.repack_with(backward, b[0], b[1], bias(backward, b), Some(batch));
         }
         (Op::Embedding { .. }, Prepared::Embedding(table)) => {
             table.as_slice_mut().expect("standard layout").copy_from_slice(ws[0]);

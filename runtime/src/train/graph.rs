@@ -9,7 +9,7 @@ use seqmodel_ir::{NodeIndex, Op, Port, Program, WeightSpec};
 use crate::error::{Result, RuntimeError};
 use crate::exec::{self, NodeTape, RnnDropout, Scratch, Training, Value, ValueRef};
 use crate::kernels::activation;
-use crate::layers::bidirectional::Bidirectional;
+use crate::layers::bidirectional::{BidiTape, Bidirectional};
 use crate::layers::{self, GradMap, basic, mask_input_grad, merge, recurrent, time};
 use crate::{Tensor, WeightStore};
 
@@ -45,8 +45,17 @@ impl Pass {
             }
         }
         for (_, tape) in self.tapes.drain() {
-            if let NodeTape::Dense(a) | NodeTape::Saved(a) = tape {
-                crate::pool::recycle_array(a);
+            match tape {
+                NodeTape::Dense(a) | NodeTape::Saved(a) => crate::pool::recycle_array(a),
+                // The recurrent tapes give their arrays back as they drop; their input
+                // dropout masks go back here.
+                NodeTape::Rnn(_, keep) => crate::pool::recycle(keep.unwrap_or_default()),
+                NodeTape::Bidirectional(tape) => {
+                    let BidiTape { outputs, input_keep, .. } = *tape;
+                    crate::pool::recycle(outputs.0);
+                    crate::pool::recycle(outputs.1);
+                    input_keep.into_iter().flatten().for_each(crate::pool::recycle);
+                }
             }
         }
         for (_, keep) in self.keeps.drain() {
@@ -221,7 +230,8 @@ pub(crate) fn forward(
             op => {
                 let prepared = prepared_cache.entry(n).or_default();
                 if let Some(prefix) = &node.weights {
-                    exec::prepare_into(op, store, prefix, &plan.specs[&n], prepared)?;
+                    let batch = ins.first().and_then(|x| x.t.shape().first().copied()).unwrap_or(1);
+                    exec::prepare_into(op, store, prefix, &plan.specs[&n], prepared, batch)?;
                 }
                 let mut train = Training { training, seed: *seed, ..Training::default() };
                 if training {

@@ -8,7 +8,7 @@ use seqmodel_ir::{Activation, CellKind};
 
 use super::{RnnTape, StepRows, split_recurrent, step_rows};
 use crate::kernels::{
-    FixedRhs, activation, matmul, matmul_transposed_a, matmul_transposed_b, transpose_into,
+    FixedRhs, RhsData, activation, matmul, matmul_transposed_a, matmul_transposed_b, transpose_into,
 };
 use crate::pool;
 
@@ -65,6 +65,10 @@ pub fn backward(
     // The transposed recurrent matrices, multiplied at every step, packed once (in
     // buffers from the training pool, given back at the end).
     let packed_transpose = |m: &[f32], rows: usize, cols: usize| {
+        if b > 1 {
+            // Every product has a row per batch row: packed from the matrix read transposed.
+            return FixedRhs::packed_only(cols, rows, RhsData::Transposed(m));
+        }
         let t = pool::transposed(m, rows, cols);
         let packed = FixedRhs::new(cols, rows, &t);
         pool::recycle(t);

@@ -57,20 +57,41 @@ fn pack_stacked(a: &RnnAttrs, kernel: &[f32], recurrent: &[f32], out: &mut Optio
 impl RnnWeights {
     /// [`RnnWeights::pack`] into `self`, reusing its buffers.
     pub fn repack(&mut self, a: &RnnAttrs, kernel: &[f32], recurrent: &[f32], bias: Option<&[f32]>) {
+        self.repack_with(a, kernel, recurrent, bias, None);
+    }
+
+    /// [`RnnWeights::repack`]; for a training pass over a batch of `Some(rows)` (which
+    /// records a tape, so never joins the two products), without the stacked kernels and,
+    /// unless a single row, without the one-row column blocks: laying out what no product of
+    /// the pass reads cost lm-gru's and big-lstm's training steps a copy and a packing of
+    /// every recurrent kernel.
+    pub(crate) fn repack_with(
+        &mut self,
+        a: &RnnAttrs,
+        kernel: &[f32],
+        recurrent: &[f32],
+        bias: Option<&[f32]>,
+        training_rows: Option<usize>,
+    ) {
         let u = a.units;
         let gu = a.cell.gates() * u;
-        self.kernel.refill(a.input_dim, gu, kernel);
+        let one_row = training_rows.is_none_or(|rows| rows == 1);
+        self.kernel.refill_with(a.input_dim, gu, kernel, one_row);
         match a.cell {
             CellKind::Gru { reset_after: false } => {
                 let (zr, h) = split_recurrent(recurrent, u);
-                self.recurrent.refill(u, 2 * u, &zr);
-                self.recurrent_h.refill(u, u, &h);
+                self.recurrent.refill_with(u, 2 * u, &zr, one_row);
+                self.recurrent_h.refill_with(u, u, &h, one_row);
                 pool::recycle(zr);
                 pool::recycle(h);
             }
-            _ => self.recurrent.refill(u, gu, recurrent),
+            _ => self.recurrent.refill_with(u, gu, recurrent, one_row),
         }
-        pack_stacked(a, kernel, recurrent, &mut self.stacked);
+        if training_rows.is_some() {
+            self.stacked = None;
+        } else {
+            pack_stacked(a, kernel, recurrent, &mut self.stacked);
+        }
         self.bias_in.clear();
         match bias {
             Some(b) => self.bias_in.extend_from_slice(&b[..gu]),
@@ -329,6 +350,9 @@ impl Drop for RnnTape {
             pool::recycle(c_act);
         }
         pool::recycle(std::mem::take(&mut self.live));
+        if let Some(mask) = self.rec_mask.take() {
+            pool::recycle(mask);
+        }
     }
 }
 
