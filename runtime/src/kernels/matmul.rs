@@ -378,6 +378,11 @@ fn threads_for(m: usize, k: usize, n: usize) -> usize {
     if m * n * k < PARALLEL_MIN_MACS { 1 } else { crate::num_threads().min(m / MIN_ROWS_PER_THREAD).max(1) }
 }
 
+/// Whether an `m × k` by `k × n` product splits its rows across threads.
+pub(crate) fn splits_rows(m: usize, k: usize, n: usize) -> bool {
+    threads_for(m, k, n) > 1
+}
+
 /// Rows per block of [`FixedRhs::product_then`]: the packed kernel's own row block, so the
 /// right factor is read as often as in one product.
 pub const THEN_ROWS: usize = 48;

@@ -12,6 +12,7 @@ pub use matmul::{
     FixedRhs, matmul, matmul_prepacked, matmul_prepacked_lhs, matmul_reference, matmul_transposed_a,
     matmul_transposed_b,
 };
+pub(crate) use matmul::{THEN_ROWS, splits_rows};
 pub use packed::{
     Lhs, MR, PackedB, RhsData, Start, matmul_packed, matmul_packed_lhs, matmul_packed_with, matmul_row_major,
     matmul_row_major_lhs, matmul_row_major_with, panel_width,

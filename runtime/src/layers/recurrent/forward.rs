@@ -8,7 +8,7 @@ use ndarray::{Array2, Array3, ArrayView2, ArrayView3};
 use seqmodel_ir::{Activation, CellKind, RnnAttrs};
 
 use super::{RnnTape, RnnWeights, Shares, StepRows, step_rows};
-use crate::kernels::{Lhs, Start, activation, matmul_prepacked_lhs, simd};
+use crate::kernels::{Lhs, PackedB, Start, THEN_ROWS, activation, matmul_prepacked_lhs, simd};
 use crate::pool;
 
 /// What a recurrent layer computed.
@@ -562,6 +562,13 @@ fn recur(
     );
     // Keras's default activations run through the fused SIMD cells; others use scalar code.
     let fused = a.activation == Activation::Tanh && a.recurrent_activation == Activation::Sigmoid;
+    // A large joined LSTM step runs its product and its cell a block of rows at a time (see
+    // `lstm_joined_in_blocks`), when the product would run on this thread anyway.
+    let blockwise = join
+        && fused
+        && a.cell == CellKind::Lstm
+        && b > THEN_ROWS
+        && !crate::kernels::splits_rows(b, d + u, gu);
     let arch = pulp::Arch::new();
     let act = |v: f32| activation::scalar(a.activation, v);
     let ract = |v: f32| activation::scalar(a.recurrent_activation, v);
@@ -574,155 +581,163 @@ fn recur(
                 tape.c_prev[step].copy_from_slice(state_c);
             }
         }
-        // The recurrent products read `h` through recurrent dropout's mask, if any.
-        let hd: &[f32] = match step_tape.as_ref().and_then(|s| s.rec_mask) {
-            Some(m) => {
-                for ((d, h), k) in dropped_h.iter_mut().zip(&state_h[..]).zip(m) {
-                    *d = h * k;
-                }
-                &*dropped_h
-            }
-            None => &state_h[..],
-        };
-        // This step's input projection: row `bi` at `xp_now[bi * xp_stride..]`.
-        let backwards = scratch.backwards;
-        scratch.backwards = !backwards;
-        let (xp_now, xp_stride): (&[f32], usize) = match xp {
-            Projection::Whole(all) => (&all[ti * gu..], t * gu),
-            Projection::PerStep(xs) if let Some(stacked) = stacked => {
-                // `[x_t, h]` read where the two are (a copy of both was a tenth of the step
-                // of serve-streams); both products in `rec`; the cell adds the bias, read as
-                // a projection whose rows are all the same row.
-                let rows = Lhs::Joined { first: &xs[ti * d..], ld1: t * d, d, second: hd, ld2: u };
-                matmul_prepacked_lhs(b, rows, stacked, rec, Start::Zero);
-                (&w.bias_in[..], 0)
-            }
-            Projection::PerStep(xs) => {
-                w.kernel.product_strided(b, &xs[ti * d..], t * d, step_xp, Start::Bias(&w.bias_in));
-                (&*step_xp, gu)
-            }
-        };
-        match a.cell {
-            _ if join => {}
-            CellKind::Gru { reset_after: false } => {
-                w.recurrent.product_turning(b, hd, &mut rec[..b * 2 * u], backwards)
-            }
-            _ => w.recurrent.product_turning(b, hd, rec, backwards),
-        }
-        let h = &state_h[..];
         // The fused LSTM cell reads no `h`, so without a mask (every row commits) it writes
         // the new `h` straight into the state.
         let h_in_place = mask.is_none() && fused && a.cell == CellKind::Lstm;
-        match a.cell {
-            CellKind::Lstm if fused => {
-                let record = step_tape.as_mut().and_then(|st| {
-                    let TapeRows { gates, c_act, .. } = &mut st.tape;
-                    Some((gates.get_mut(step)?, c_act.get_mut(step)?))
-                });
-                arch.dispatch(simd::LstmRows {
-                    units: u,
-                    xp: xp_now,
-                    xp_stride,
-                    rec,
-                    c_prev: state_c,
-                    c_new: &mut new_c[..],
-                    h_new: if h_in_place { &mut state_h[..] } else { &mut new_h[..] },
-                    record,
-                })
-            }
-            CellKind::Gru { reset_after: true } if fused => {
-                if let Some(br) = w.bias_rec.as_deref() {
-                    for r in rec.chunks_mut(gu) {
-                        for (rv, bv) in r.iter_mut().zip(br) {
-                            *rv += bv;
-                        }
+        if let Some(stacked) = stacked.filter(|_| blockwise)
+            && let Projection::PerStep(xs) = xp
+        {
+            let rows = JoinedRows { x: &xs[ti * d..], ld: t * d, d, bias: &w.bias_in };
+            let h_new = if h_in_place { None } else { Some(&mut new_h[..]) };
+            lstm_joined_in_blocks(arch, stacked, rows, state_h, state_c, new_c, h_new, rec);
+        } else {
+            // The recurrent products read `h` through recurrent dropout's mask, if any.
+            let hd: &[f32] = match step_tape.as_ref().and_then(|s| s.rec_mask) {
+                Some(m) => {
+                    for ((d, h), k) in dropped_h.iter_mut().zip(&state_h[..]).zip(m) {
+                        *d = h * k;
                     }
+                    &*dropped_h
                 }
-                arch.dispatch(simd::GruRows {
-                    units: u,
-                    xp: xp_now,
-                    xp_stride,
-                    rec,
-                    h_prev: h,
-                    h_new: &mut new_h[..],
-                });
-            }
-            CellKind::Lstm => {
-                let c = &state_c[..];
-                for bi in 0..b {
-                    let z = &xp_now[bi * xp_stride..][..gu];
-                    let r = &rec[bi * gu..][..gu];
-                    for j in 0..u {
-                        let i_g = ract(z[j] + r[j]);
-                        let f_g = ract(z[u + j] + r[u + j]);
-                        let c_g = act(z[2 * u + j] + r[2 * u + j]);
-                        let o_g = ract(z[3 * u + j] + r[3 * u + j]);
-                        let c_new = f_g * c[bi * u + j] + i_g * c_g;
-                        new_c[bi * u + j] = c_new;
-                        new_h[bi * u + j] = o_g * act(c_new);
-                    }
+                None => &state_h[..],
+            };
+            // This step's input projection: row `bi` at `xp_now[bi * xp_stride..]`.
+            let backwards = scratch.backwards;
+            scratch.backwards = !backwards;
+            let (xp_now, xp_stride): (&[f32], usize) = match xp {
+                Projection::Whole(all) => (&all[ti * gu..], t * gu),
+                Projection::PerStep(xs) if let Some(stacked) = stacked => {
+                    // `[x_t, h]` read where the two are (a copy of both was a tenth of the step
+                    // of serve-streams); both products in `rec`; the cell adds the bias, read as
+                    // a projection whose rows are all the same row.
+                    let rows = Lhs::Joined { first: &xs[ti * d..], ld1: t * d, d, second: hd, ld2: u };
+                    matmul_prepacked_lhs(b, rows, stacked, rec, Start::Zero);
+                    (&w.bias_in[..], 0)
                 }
-            }
-            CellKind::Gru { reset_after: true } => {
-                let br = w.bias_rec.as_deref();
-                for bi in 0..b {
-                    let z = &xp_now[bi * xp_stride..][..gu];
-                    let r = &mut rec[bi * gu..][..gu];
-                    if let Some(br) = br {
-                        for (rv, bv) in r.iter_mut().zip(br) {
-                            *rv += bv;
-                        }
-                    }
-                    for j in 0..u {
-                        let zg = ract(z[j] + r[j]);
-                        let rg = ract(z[u + j] + r[u + j]);
-                        let hh = act(z[2 * u + j] + rg * r[2 * u + j]);
-                        let hp = h[bi * u + j];
-                        new_h[bi * u + j] = zg * hp + (1.0 - zg) * hh;
-                    }
+                Projection::PerStep(xs) => {
+                    w.kernel.product_strided(b, &xs[ti * d..], t * d, step_xp, Start::Bias(&w.bias_in));
+                    (&*step_xp, gu)
                 }
-            }
-            CellKind::Gru { reset_after: false } => {
-                // r * h first, then its product with the candidate kernel.
-                let zg_all = &mut *new_c;
-                for bi in 0..b {
-                    let z = &xp_now[bi * xp_stride..][..gu];
-                    let r = &rec[bi * 2 * u..][..2 * u];
-                    for j in 0..u {
-                        zg_all[bi * u + j] = ract(z[j] + r[j]);
-                        let rg = ract(z[u + j] + r[u + j]);
-                        rh[bi * u + j] = rg * hd[bi * u + j];
-                    }
-                }
-                w.recurrent_h.product(b, rh, cand);
-                for bi in 0..b {
-                    let z = &xp_now[bi * xp_stride..][..gu];
-                    for j in 0..u {
-                        let hh = act(z[2 * u + j] + cand[bi * u + j]);
-                        let zg = zg_all[bi * u + j];
-                        new_h[bi * u + j] = zg * h[bi * u + j] + (1.0 - zg) * hh;
-                    }
-                }
-            }
-            CellKind::SimpleRnn => {
-                for bi in 0..b {
-                    let z = &xp_now[bi * xp_stride..][..gu];
-                    let r = &rec[bi * gu..][..gu];
-                    for j in 0..u {
-                        new_h[bi * u + j] = act(z[j] + r[j]);
-                    }
-                }
-            }
-        }
-        if let Some(dst) = step_tape.as_mut().and_then(|st| st.tape.rec.get_mut(step)) {
+            };
             match a.cell {
+                _ if join => {}
                 CellKind::Gru { reset_after: false } => {
+                    w.recurrent.product_turning(b, hd, &mut rec[..b * 2 * u], backwards)
+                }
+                _ => w.recurrent.product_turning(b, hd, rec, backwards),
+            }
+            let h = &state_h[..];
+            match a.cell {
+                CellKind::Lstm if fused => {
+                    let record = step_tape.as_mut().and_then(|st| {
+                        let TapeRows { gates, c_act, .. } = &mut st.tape;
+                        Some((gates.get_mut(step)?, c_act.get_mut(step)?))
+                    });
+                    arch.dispatch(simd::LstmRows {
+                        units: u,
+                        xp: xp_now,
+                        xp_stride,
+                        rec,
+                        c_prev: state_c,
+                        c_new: &mut new_c[..],
+                        h_new: if h_in_place { &mut state_h[..] } else { &mut new_h[..] },
+                        record,
+                    })
+                }
+                CellKind::Gru { reset_after: true } if fused => {
+                    if let Some(br) = w.bias_rec.as_deref() {
+                        for r in rec.chunks_mut(gu) {
+                            for (rv, bv) in r.iter_mut().zip(br) {
+                                *rv += bv;
+                            }
+                        }
+                    }
+                    arch.dispatch(simd::GruRows {
+                        units: u,
+                        xp: xp_now,
+                        xp_stride,
+                        rec,
+                        h_prev: h,
+                        h_new: &mut new_h[..],
+                    });
+                }
+                CellKind::Lstm => {
+                    let c = &state_c[..];
                     for bi in 0..b {
-                        dst[bi * gu..][..2 * u].copy_from_slice(&rec[bi * 2 * u..][..2 * u]);
-                        dst[bi * gu + 2 * u..][..u].copy_from_slice(&cand[bi * u..][..u]);
+                        let z = &xp_now[bi * xp_stride..][..gu];
+                        let r = &rec[bi * gu..][..gu];
+                        for j in 0..u {
+                            let i_g = ract(z[j] + r[j]);
+                            let f_g = ract(z[u + j] + r[u + j]);
+                            let c_g = act(z[2 * u + j] + r[2 * u + j]);
+                            let o_g = ract(z[3 * u + j] + r[3 * u + j]);
+                            let c_new = f_g * c[bi * u + j] + i_g * c_g;
+                            new_c[bi * u + j] = c_new;
+                            new_h[bi * u + j] = o_g * act(c_new);
+                        }
                     }
                 }
-                _ => dst.copy_from_slice(rec),
+                CellKind::Gru { reset_after: true } => {
+                    let br = w.bias_rec.as_deref();
+                    for bi in 0..b {
+                        let z = &xp_now[bi * xp_stride..][..gu];
+                        let r = &mut rec[bi * gu..][..gu];
+                        if let Some(br) = br {
+                            for (rv, bv) in r.iter_mut().zip(br) {
+                                *rv += bv;
+                            }
+                        }
+                        for j in 0..u {
+                            let zg = ract(z[j] + r[j]);
+                            let rg = ract(z[u + j] + r[u + j]);
+                            let hh = act(z[2 * u + j] + rg * r[2 * u + j]);
+                            let hp = h[bi * u + j];
+                            new_h[bi * u + j] = zg * hp + (1.0 - zg) * hh;
+                        }
+                    }
+                }
+                CellKind::Gru { reset_after: false } => {
+                    // r * h first, then its product with the candidate kernel.
+                    let zg_all = &mut *new_c;
+                    for bi in 0..b {
+                        let z = &xp_now[bi * xp_stride..][..gu];
+                        let r = &rec[bi * 2 * u..][..2 * u];
+                        for j in 0..u {
+                            zg_all[bi * u + j] = ract(z[j] + r[j]);
+                            let rg = ract(z[u + j] + r[u + j]);
+                            rh[bi * u + j] = rg * hd[bi * u + j];
+                        }
+                    }
+                    w.recurrent_h.product(b, rh, cand);
+                    for bi in 0..b {
+                        let z = &xp_now[bi * xp_stride..][..gu];
+                        for j in 0..u {
+                            let hh = act(z[2 * u + j] + cand[bi * u + j]);
+                            let zg = zg_all[bi * u + j];
+                            new_h[bi * u + j] = zg * h[bi * u + j] + (1.0 - zg) * hh;
+                        }
+                    }
+                }
+                CellKind::SimpleRnn => {
+                    for bi in 0..b {
+                        let z = &xp_now[bi * xp_stride..][..gu];
+                        let r = &rec[bi * gu..][..gu];
+                        for j in 0..u {
+                            new_h[bi * u + j] = act(z[j] + r[j]);
+                        }
+                    }
+                }
+            }
+            if let Some(dst) = step_tape.as_mut().and_then(|st| st.tape.rec.get_mut(step)) {
+                match a.cell {
+                    CellKind::Gru { reset_after: false } => {
+                        for bi in 0..b {
+                            dst[bi * gu..][..2 * u].copy_from_slice(&rec[bi * 2 * u..][..2 * u]);
+                            dst[bi * gu + 2 * u..][..u].copy_from_slice(&cand[bi * u..][..u]);
+                        }
+                    }
+                    _ => dst.copy_from_slice(rec),
+                }
             }
         }
         // Commit the step: whole blocks without a mask, else row by row.
@@ -775,6 +790,59 @@ fn recur(
     }
 }
 
+/// One step's inputs for [`lstm_joined_in_blocks`]: row `i` of `x_t` at `x[i · ld..][..d]`,
+/// and the bias every row adds.
+struct JoinedRows<'a> {
+    x: &'a [f32],
+    ld: usize,
+    d: usize,
+    bias: &'a [f32],
+}
+
+/// One inference step of a fused LSTM over all rows of `h` (`[B, U]`), with `[x_t, h]`
+/// multiplied by `[kernel; recurrent]` (`stacked`) and the cell applied a block of
+/// [`THEN_ROWS`] rows at a time, each block right after its product: the block's gate sums
+/// (48 × 4U floats, 192 KiB for big-lstm) are read back from the L2 cache where the whole
+/// step's (1 MiB) came back from the L3 cache or memory. Rows are independent, so the
+/// block's new `h`, written in place when `h_new` is `None`, is read by no other block's
+/// product. `c_new` gets the new cell states; `rec` is the blocks' work buffer.
+#[allow(clippy::too_many_arguments)]
+fn lstm_joined_in_blocks(
+    arch: pulp::Arch,
+    stacked: &PackedB,
+    rows: JoinedRows<'_>,
+    h: &mut [f32],
+    c_prev: &[f32],
+    c_new: &mut [f32],
+    mut h_new: Option<&mut [f32]>,
+    rec: &mut [f32],
+) {
+    let JoinedRows { x, ld, d, bias } = rows;
+    let (k, gu) = (stacked.k(), stacked.n());
+    let u = k - d;
+    let b = h.len() / u.max(1);
+    for r0 in (0..b).step_by(THEN_ROWS) {
+        let r = THEN_ROWS.min(b - r0);
+        let block = r0 * u..(r0 + r) * u;
+        let lhs = Lhs::Joined { first: &x[r0 * ld..], ld1: ld, d, second: &h[block.clone()], ld2: u };
+        matmul_prepacked_lhs(r, lhs, stacked, &mut rec[..r * gu], Start::Zero);
+        let h_new = match h_new.as_deref_mut() {
+            Some(h_new) => &mut h_new[block.clone()],
+            None => &mut h[block.clone()],
+        };
+        arch.dispatch(simd::LstmRows {
+            units: u,
+            xp: bias,
+            xp_stride: 0,
+            rec: &rec[..r * gu],
+            c_prev: &c_prev[block.clone()],
+            c_new: &mut c_new[block],
+            h_new,
+            record: None,
+        });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -819,7 +887,9 @@ mod tests {
     }
 
     fn projection_per_step_equals_projection_ahead(t: usize) {
-        let (b, d, u) = (PER_STEP_MIN_ROWS + 5, 40, 64);
+        // Two whole blocks and part of one for a joined LSTM step (`lstm_joined_in_blocks`).
+        let (b, d, u) = (2 * THEN_ROWS + 5, 40, 64);
+        assert!(b >= PER_STEP_MIN_ROWS);
         for cell in [
             CellKind::Lstm,
             CellKind::Gru { reset_after: true },
