@@ -51,8 +51,9 @@ fn class(capacity: usize) -> usize {
     (usize::BITS - capacity.leading_zeros()) as usize
 }
 
-/// An empty buffer with room for `n` floats: the smallest pooled one that fits, or a new one.
-fn take<T: Pooled>(n: usize) -> Vec<T> {
+/// An empty buffer with room for `n` elements: the smallest pooled one that fits, or a new
+/// one (for a maker that pushes its contents).
+pub(crate) fn with_room<T: Pooled>(n: usize) -> Vec<T> {
     pooled(n).unwrap_or_else(|| Vec::with_capacity(n))
 }
 
@@ -127,7 +128,7 @@ fn take_pooled<T: Pooled>(n: usize) -> Option<Vec<T>> {
 
 /// `n` zeros.
 pub(crate) fn zeros(n: usize) -> Vec<f32> {
-    let mut v = take(n);
+    let mut v = with_room(n);
     v.resize(n, 0.0);
     v
 }
@@ -145,14 +146,14 @@ pub(crate) fn overwritten(n: usize) -> Vec<f32> {
 
 /// `n` copies of `value` (integer ids, step masks).
 pub(crate) fn filled<T: Pooled>(n: usize, value: T) -> Vec<T> {
-    let mut v = take(n);
+    let mut v = with_room(n);
     v.resize(n, value);
     v
 }
 
 /// A copy of `src`.
 pub(crate) fn copied<T: Pooled>(src: &[T]) -> Vec<T> {
-    let mut v = take(src.len());
+    let mut v = with_room(src.len());
     v.extend_from_slice(src);
     v
 }

@@ -219,11 +219,7 @@ pub(crate) fn forward(
                     ArrayD::from_shape_vec(x.raw_dim(), keep_mask(x.len(), rate, seed)).expect("shape");
                 let mut y = pooled_copy(&x);
                 y *= &keep;
-                let mask = ins[0].mask.map(|m| {
-                    let m = m.as_standard_layout();
-                    let data = crate::pool::copied(m.as_slice().expect("standard layout"));
-                    Array2::from_shape_vec(m.raw_dim(), data).expect("same length")
-                });
+                let mask = ins[0].mask.map(|m| pooled_copy(&m));
                 out.push(Value { t: Tensor::F32(y), mask });
                 keeps.insert(n, keep);
             }
@@ -270,10 +266,12 @@ pub(crate) fn forward(
 }
 
 /// A copy of `a` in standard layout, in a pooled buffer.
-fn pooled_copy<T: crate::pool::Pooled>(a: &ArrayViewD<'_, T>) -> ArrayD<T> {
+fn pooled_copy<T: crate::pool::Pooled, D: ndarray::Dimension>(
+    a: &ndarray::ArrayView<'_, T, D>,
+) -> ndarray::Array<T, D> {
     let a = a.as_standard_layout();
     let data = crate::pool::copied(a.as_slice().expect("standard layout"));
-    ArrayD::from_shape_vec(a.raw_dim(), data).expect("same length")
+    ndarray::Array::from_shape_vec(a.raw_dim(), data).expect("same length")
 }
 
 fn add_grad(grads: &mut HashMap<(NodeIndex, usize), ArrayD<f32>>, key: (NodeIndex, usize), g: ArrayD<f32>) {

@@ -7,9 +7,7 @@
 use seqmodel_ir::{Activation, CellKind};
 
 use super::{RnnTape, StepRows, split_recurrent, step_rows};
-use crate::kernels::{
-    FixedRhs, RhsData, activation, matmul, matmul_transposed_a, matmul_transposed_b, transpose_into,
-};
+use crate::kernels::{FixedRhs, RhsData, activation, matmul_transposed_a, matmul_transposed_b};
 use crate::pool;
 
 /// The weights of one recurrent layer in Keras's layout.
@@ -375,13 +373,13 @@ impl StepsBack<'_> {
             }
             match gru_plain.as_mut().filter(|_| a.cell == CellKind::Gru { reset_after: false }) {
                 Some((drec_all, dr_h)) => {
-                    let GruPlain { rh, rh_t, d_rhp, dzr_rec, hd_t, dr_zr } = &mut plain;
+                    let GruPlain { rh, d_rhp, dzr_rec, dr_zr } = &mut plain;
                     // cand = (r·h_prev) · R_h: gradients of R_h and of r·h_prev.
                     for (i, v) in rh.iter_mut().enumerate() {
                         *v = gates[(i / u) * gu + u + i % u] * hd[i];
                     }
-                    transpose_into(rh, rows, u, rh_t);
-                    matmul(u, rows, u, rh_t, &d_rh, dr_h, true);
+                    // (r·h_prev)ᵀ · d_rh, reading r·h_prev as the transposed left factor.
+                    matmul_transposed_a(u, rows, u, rh, &d_rh, dr_h, true);
                     d_rhp.fill(0.0);
                     r_h_t.product(rows, &d_rh, d_rhp);
                     for bi in 0..rows {
@@ -401,8 +399,7 @@ impl StepsBack<'_> {
                     for (dst, src) in dzr_rec.chunks_exact_mut(2 * u).zip(drec.chunks(gu)) {
                         dst.copy_from_slice(&src[..2 * u]);
                     }
-                    transpose_into(hd, rows, u, hd_t);
-                    matmul(u, rows, 2 * u, hd_t, dzr_rec, dr_zr, false);
+                    matmul_transposed_a(u, rows, 2 * u, hd, dzr_rec, dr_zr, false);
                     for i in 0..u {
                         for j in 0..2 * u {
                             drec_all[i * gu + j] += dr_zr[i * 2 * u + j];
@@ -438,15 +435,12 @@ impl StepsBack<'_> {
 /// The work buffers of a GRU without `reset_after` (`rows` rows, `u` units), whose candidate
 /// product reads `r·h_prev` and whose recurrent kernel's gradient is summed at every step.
 struct GruPlain {
-    /// `r·h_prev` `[rows, u]` and its transpose.
+    /// `r·h_prev` `[rows, u]`.
     rh: Vec<f32>,
-    rh_t: Vec<f32>,
     /// The gradient of `r·h_prev`.
     d_rhp: Vec<f32>,
     /// The z and r blocks of the step's recurrent gradient `[rows, 2u]`.
     dzr_rec: Vec<f32>,
-    /// The dropped `h_prev`, transposed.
-    hd_t: Vec<f32>,
     /// The step's gradient of the z and r blocks of the recurrent kernel `[u, 2u]`.
     dr_zr: Vec<f32>,
 }
@@ -456,17 +450,15 @@ impl GruPlain {
     fn new((rows, u): (usize, usize)) -> Self {
         GruPlain {
             rh: pool::zeros(rows * u),
-            rh_t: pool::zeros(rows * u),
             d_rhp: pool::zeros(rows * u),
             dzr_rec: pool::zeros(rows * 2 * u),
-            hd_t: pool::zeros(rows * u),
             dr_zr: pool::zeros(u * 2 * u),
         }
     }
 
     /// Gives the buffers back to the pool.
     fn recycle(self) {
-        for v in [self.rh, self.rh_t, self.d_rhp, self.dzr_rec, self.hd_t, self.dr_zr] {
+        for v in [self.rh, self.d_rhp, self.dzr_rec, self.dr_zr] {
             pool::recycle(v);
         }
     }

@@ -562,13 +562,10 @@ fn recur(
     );
     // Keras's default activations run through the fused SIMD cells; others use scalar code.
     let fused = a.activation == Activation::Tanh && a.recurrent_activation == Activation::Sigmoid;
-    // A large joined LSTM step runs its product and its cell a block of rows at a time (see
-    // `lstm_joined_in_blocks`), when the product would run on this thread anyway.
-    let blockwise = join
-        && fused
-        && a.cell == CellKind::Lstm
-        && b > THEN_ROWS
-        && !crate::kernels::splits_rows(b, d + u, gu);
+    // A joined step of the fused LSTM runs its product and its cell a block of rows at a
+    // time (see `lstm_joined_in_blocks`); a product that splits across threads, as one block.
+    let lstm_block = (join && fused && a.cell == CellKind::Lstm)
+        .then(|| if crate::kernels::splits_rows(b, d + u, gu) { b } else { THEN_ROWS });
     let arch = pulp::Arch::new();
     let act = |v: f32| activation::scalar(a.activation, v);
     let ract = |v: f32| activation::scalar(a.recurrent_activation, v);
@@ -584,10 +581,11 @@ fn recur(
         // The fused LSTM cell reads no `h`, so without a mask (every row commits) it writes
         // the new `h` straight into the state.
         let h_in_place = mask.is_none() && fused && a.cell == CellKind::Lstm;
-        if let Some(stacked) = stacked.filter(|_| blockwise)
+        if let Some(stacked) = stacked
+            && let Some(block) = lstm_block
             && let Projection::PerStep(xs) = xp
         {
-            let rows = JoinedRows { x: &xs[ti * d..], ld: t * d, d, bias: &w.bias_in };
+            let rows = JoinedRows { x: &xs[ti * d..], ld: t * d, d, bias: &w.bias_in, block };
             let h_new = if h_in_place { None } else { Some(&mut new_h[..]) };
             lstm_joined_in_blocks(arch, stacked, rows, state_h, state_c, new_c, h_new, rec);
         } else {
@@ -791,17 +789,18 @@ fn recur(
 }
 
 /// One step's inputs for [`lstm_joined_in_blocks`]: row `i` of `x_t` at `x[i · ld..][..d]`,
-/// and the bias every row adds.
+/// the bias every row adds, and the rows per block.
 struct JoinedRows<'a> {
     x: &'a [f32],
     ld: usize,
     d: usize,
     bias: &'a [f32],
+    block: usize,
 }
 
 /// One inference step of a fused LSTM over all rows of `h` (`[B, U]`), with `[x_t, h]`
-/// multiplied by `[kernel; recurrent]` (`stacked`) and the cell applied a block of
-/// [`THEN_ROWS`] rows at a time, each block right after its product: the block's gate sums
+/// multiplied by `[kernel; recurrent]` (`stacked`) and the cell applied a block of rows
+/// ([`THEN_ROWS`] on one thread) at a time, each block right after its product: the block's gate sums
 /// (48 × 4U floats, 192 KiB for big-lstm) are read back from the L2 cache where the whole
 /// step's (1 MiB) came back from the L3 cache or memory. Rows are independent, so the
 /// block's new `h`, written in place when `h_new` is `None`, is read by no other block's
@@ -817,12 +816,12 @@ fn lstm_joined_in_blocks(
     mut h_new: Option<&mut [f32]>,
     rec: &mut [f32],
 ) {
-    let JoinedRows { x, ld, d, bias } = rows;
+    let JoinedRows { x, ld, d, bias, block: per } = rows;
     let (k, gu) = (stacked.k(), stacked.n());
     let u = k - d;
     let b = h.len() / u.max(1);
-    for r0 in (0..b).step_by(THEN_ROWS) {
-        let r = THEN_ROWS.min(b - r0);
+    for r0 in (0..b).step_by(per.max(1)) {
+        let r = per.min(b - r0);
         let block = r0 * u..(r0 + r) * u;
         let lhs = Lhs::Joined { first: &x[r0 * ld..], ld1: ld, d, second: &h[block.clone()], ld2: u };
         matmul_prepacked_lhs(r, lhs, stacked, &mut rec[..r * gu], Start::Zero);

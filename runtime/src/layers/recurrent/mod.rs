@@ -248,9 +248,7 @@ impl<T> Iterator for Shares<T> {
 /// block does).
 pub(crate) fn split_recurrent(r: &[f32], u: usize) -> (Vec<f32>, Vec<f32>) {
     // From the training pool (a trainer splits the kernel at every step).
-    let (mut zr, mut h) = (pool::overwritten(u * 2 * u), pool::overwritten(u * u));
-    zr.clear();
-    h.clear();
+    let (mut zr, mut h) = (pool::with_room(u * 2 * u), pool::with_room(u * u));
     for row in r.chunks(3 * u) {
         zr.extend_from_slice(&row[..2 * u]);
         h.extend_from_slice(&row[2 * u..]);
