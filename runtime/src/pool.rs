@@ -158,6 +158,15 @@ pub(crate) fn copied<T: Pooled>(src: &[T]) -> Vec<T> {
     v
 }
 
+/// A copy of `a` in standard layout, in a pooled buffer.
+pub(crate) fn copied_array<T: Pooled, D: ndarray::Dimension>(
+    a: &ndarray::ArrayView<'_, T, D>,
+) -> ndarray::Array<T, D> {
+    let a = a.as_standard_layout();
+    let data = copied(a.as_slice().expect("standard layout"));
+    ndarray::Array::from_shape_vec(a.raw_dim(), data).expect("same length")
+}
+
 /// The row-major `rows × cols` matrix `m`, transposed.
 pub(crate) fn transposed(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     let mut t = overwritten(rows * cols);

@@ -214,9 +214,7 @@ impl GradMap {
 pub(crate) fn dropped_input(x: ArrayView3<'_, f32>, keep: &[f32]) -> Array3<f32> {
     let (_, _, d) = x.dim();
     // In a pooled buffer (the caller gives it back).
-    let x = x.as_standard_layout();
-    let data = crate::pool::copied(x.as_slice().expect("standard layout"));
-    let mut y = Array3::from_shape_vec(x.raw_dim(), data).expect("same length");
+    let mut y = crate::pool::copied_array(&x);
     for ((bi, _, j), v) in y.indexed_iter_mut() {
         *v *= keep[bi * d + j];
     }

@@ -209,17 +209,17 @@ pub(crate) fn forward(
             // gives it back), where a clone faulted in fresh pages at every step (big-lstm's
             // 13 MB batch: 8 % of its step).
             Op::Input { index } => out.push(Value::input(match &inputs[*index] {
-                Tensor::F32(a) => Tensor::F32(pooled_copy(&a.view())),
-                Tensor::I32(a) => Tensor::I32(pooled_copy(&a.view())),
+                Tensor::F32(a) => Tensor::F32(crate::pool::copied_array(&a.view())),
+                Tensor::I32(a) => Tensor::I32(crate::pool::copied_array(&a.view())),
             })),
             Op::Dropout { rate } => {
                 let x = ins[0].f32()?;
                 let rate = if training { *rate } else { 0.0 };
                 let keep =
                     ArrayD::from_shape_vec(x.raw_dim(), keep_mask(x.len(), rate, seed)).expect("shape");
-                let mut y = pooled_copy(&x);
+                let mut y = crate::pool::copied_array(&x);
                 y *= &keep;
-                let mask = ins[0].mask.map(|m| pooled_copy(&m));
+                let mask = ins[0].mask.map(|m| crate::pool::copied_array(&m));
                 out.push(Value { t: Tensor::F32(y), mask });
                 keeps.insert(n, keep);
             }
@@ -263,15 +263,6 @@ pub(crate) fn forward(
         vals.insert(n, out);
     }
     Ok(())
-}
-
-/// A copy of `a` in standard layout, in a pooled buffer.
-fn pooled_copy<T: crate::pool::Pooled, D: ndarray::Dimension>(
-    a: &ndarray::ArrayView<'_, T, D>,
-) -> ndarray::Array<T, D> {
-    let a = a.as_standard_layout();
-    let data = crate::pool::copied(a.as_slice().expect("standard layout"));
-    ndarray::Array::from_shape_vec(a.raw_dim(), data).expect("same length")
 }
 
 fn add_grad(grads: &mut HashMap<(NodeIndex, usize), ArrayD<f32>>, key: (NodeIndex, usize), g: ArrayD<f32>) {
@@ -398,7 +389,7 @@ pub(crate) fn backward(
                 add_grad(grads, (ins[0].node, ins[0].port), dx);
             }
             (Op::Dropout { .. }, _) => {
-                let mut dx = pooled_copy(&dout_ref(0).view());
+                let mut dx = crate::pool::copied_array(&dout_ref(0).view());
                 dx *= &pass.keeps[&n];
                 add_grad(grads, (ins[0].node, ins[0].port), dx);
             }
