@@ -288,6 +288,11 @@ trait Element: Clone + Default + Sized {
     fn get(t: &mut Tensor) -> Option<&mut ArrayD<Self>>;
     /// `n` zeros, or the out-of-memory error that names `what`.
     fn zeros(n: Option<usize>, what: &dyn Fn() -> String) -> Result<Vec<Self>>;
+    /// `n` elements for an output that its node writes whole: [`Element::zeros`] unless a
+    /// type has a cheaper way.
+    fn written_whole(n: Option<usize>, what: &dyn Fn() -> String) -> Result<Vec<Self>> {
+        Self::zeros(n, what)
+    }
 }
 
 impl Element for f32 {
@@ -303,6 +308,10 @@ impl Element for f32 {
     /// From the training pool: a training pass makes every output anew.
     fn zeros(n: Option<usize>, what: &dyn Fn() -> String) -> Result<Vec<f32>> {
         crate::pool::try_filled(n, what)
+    }
+    /// From the training pool without zeroing: the node overwrites every element.
+    fn written_whole(n: Option<usize>, what: &dyn Fn() -> String) -> Result<Vec<f32>> {
+        crate::pool::try_overwritten_named(n, what)
     }
 }
 
@@ -325,13 +334,25 @@ impl Element for i32 {
 /// (else replaced by zeros, allocated fallibly: an output too large for memory is
 /// [`RuntimeError::OutOfMemory`], which [`node_into`] names the layer in).
 fn slot<'o, T: Element>(out: &'o mut Vec<Value>, port: usize, shape: &[usize]) -> Result<&'o mut ArrayD<T>> {
+    slot_made(out, port, shape, false)
+}
+
+/// [`slot`]; a new array's elements are zeros, or, where the node writes it `whole`,
+/// whatever a pooled buffer held ([`Element::written_whole`]).
+fn slot_made<'o, T: Element>(
+    out: &'o mut Vec<Value>,
+    port: usize,
+    shape: &[usize],
+    whole: bool,
+) -> Result<&'o mut ArrayD<T>> {
     while out.len() <= port {
         out.push(Value { t: T::wrap(ArrayD::default(IxDyn(&[0]))), mask: None });
     }
     let v = &mut out[port].t;
     if T::get(v).is_none_or(|a| a.shape() != shape) {
         let what = || format!("an output of shape {shape:?}");
-        let data = T::zeros(shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d)), &what)?;
+        let n = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+        let data = if whole { T::written_whole(n, &what)? } else { T::zeros(n, &what)? };
         *v = T::wrap(ArrayD::from_shape_vec(IxDyn(shape), data).expect("sized from the shape"));
     }
     Ok(T::get(v).expect("made above"))
@@ -344,6 +365,18 @@ pub(crate) fn f32_slot<'o>(
     shape: &[usize],
 ) -> Result<&'o mut ArrayD<f32>> {
     slot(out, port, shape)
+}
+
+/// [`f32_slot`] for an output that the node writes whole before anything reads it: a new
+/// array from the training pool keeps what its buffer held instead of being zeroed (a
+/// training pass zeroed lm-gru's 20 MB Dense output at every step, on one thread, before the
+/// product overwrote it).
+pub(crate) fn f32_slot_written_whole<'o>(
+    out: &'o mut Vec<Value>,
+    port: usize,
+    shape: &[usize],
+) -> Result<&'o mut ArrayD<f32>> {
+    slot_made(out, port, shape, true)
 }
 
 /// The integer output `port` of a node (see [`slot`]).
@@ -500,7 +533,7 @@ fn run_node(
         Op::Dense { units, activation, .. } => {
             let Some(Prepared::Dense { kernel, bias }) = prepared else { unreachable!("prepared at load") };
             let x = f32_in(0)?;
-            let y = f32_slot(out, 0, with_last(x.shape(), *units).slice())?;
+            let y = f32_slot_written_whole(out, 0, with_last(x.shape(), *units).slice())?;
             match train.as_deref_mut() {
                 // Training keeps the output before the activation when its gradient needs it.
                 Some(tr)
@@ -525,7 +558,7 @@ fn run_node(
         }
         Op::Activation(_) | Op::Dropout { .. } => {
             let x = f32_in(0)?;
-            let y = f32_slot(out, 0, x.shape())?;
+            let y = f32_slot_written_whole(out, 0, x.shape())?;
             y.assign(&x);
             if let Op::Activation(a) = op {
                 let width = *x.shape().last().unwrap_or(&1);
