@@ -467,6 +467,52 @@ pub(crate) fn save_states(state: &mut Option<Vec<Array2<f32>>>, states: &[Vec<f3
     }
 }
 
+/// The workspace's state buffers while a stateful layer's carried states stand in for them
+/// (see [`lend_states`]); a recurrent cell has at most two states.
+pub(crate) type ParkedStates = [Vec<f32>; 2];
+
+/// Swaps the `k` carried states of a stateful layer, if they are `[b, u]` each, into the
+/// workspace's state buffers, whose own buffers it returns to be put back by
+/// [`take_back_states`]; `None` (nothing moved) when they do not fit. No element is copied.
+pub(crate) fn lend_states(
+    state: &mut Option<Vec<Array2<f32>>>,
+    states: &mut Vec<Vec<f32>>,
+    k: usize,
+    (b, u): (usize, usize),
+) -> Option<ParkedStates> {
+    let carried = state.as_mut()?;
+    let fits =
+        carried.len() == k && k <= 2 && carried.iter().all(|m| m.dim() == (b, u) && m.is_standard_layout());
+    if !fits {
+        return None;
+    }
+    while states.len() < k {
+        states.push(Vec::new());
+    }
+    let mut parked = ParkedStates::default();
+    for ((m, d), p) in carried.iter_mut().zip(states.iter_mut()).zip(&mut parked) {
+        let (v, _) = std::mem::replace(m, Array2::zeros((0, 0))).into_raw_vec_and_offset();
+        *p = std::mem::replace(d, v);
+    }
+    Some(parked)
+}
+
+/// Puts the states a layer ran on back as its carried states and the workspace's buffers
+/// back in place (the inverse of [`lend_states`]).
+pub(crate) fn take_back_states(
+    state: &mut Option<Vec<Array2<f32>>>,
+    states: &mut [Vec<f32>],
+    parked: ParkedStates,
+    (b, u): (usize, usize),
+) {
+    let Some(carried) = state.as_mut() else { return };
+    for ((m, d), p) in carried.iter_mut().zip(states.iter_mut()).zip(parked) {
+        let mut v = std::mem::replace(d, p);
+        v.truncate(b * u);
+        *m = Array2::from_shape_vec((b, u), v).expect("the recurrence keeps b · u values per state");
+    }
+}
+
 /// Runs one operation on its inputs, writing its outputs into `out` (whose buffers are
 /// reused when the shapes are unchanged). `prepared` holds the node's weights, `state` the
 /// carried states of a stateful layer, `out_time` the resolved first dimension of the output
@@ -600,7 +646,16 @@ fn run_node(
             let (b, t, _) = x.dim();
             let u = a.units;
             let k = a.cell.states();
-            zero_states(&mut scratch.states, k, b * u);
+            // Carried states that fit this batch are run on in place: their buffers and the
+            // workspace's trade places for the run (copying them in, after zeroing, and back
+            // out was a tenth of serve-streams' step).
+            let mut parked = (a.stateful && ins.len() == 1 && train.is_none())
+                .then(|| lend_states(state, &mut scratch.states, k, (b, u)))
+                .flatten();
+            let lent = parked.is_some();
+            if !lent {
+                zero_states(&mut scratch.states, k, b * u);
+            }
             if ins.len() > 1 {
                 for (d, v) in scratch.states.iter_mut().zip(&ins[1..]) {
                     let m = v.f32()?.into_dimensionality::<Ix2>().map_err(|_| {
@@ -609,6 +664,7 @@ fn run_node(
                     copy_state(d, m)?;
                 }
             } else if a.stateful
+                && !lent
                 && let Some(s) = state.as_ref()
             {
                 for (d, m) in scratch.states.iter_mut().zip(s) {
@@ -618,9 +674,16 @@ fn run_node(
             let Some(Prepared::Rnn(w)) = prepared else { unreachable!("prepared at load") };
             let mask = ins[0].mask;
             match train {
-                None => run_rnn(a, out, b, t, scratch, |sc, o| {
-                    rnn::forward_into(a, w, x.view(), mask, false, &mut sc.rnn, None, o)
-                })?,
+                None => {
+                    let ran = run_rnn(a, out, b, t, scratch, |sc, o| {
+                        rnn::forward_into(a, w, x.view(), mask, false, &mut sc.rnn, None, o)
+                    });
+                    // Back where they belong before any error goes up.
+                    if let Some(parked) = parked.take() {
+                        take_back_states(state, &mut scratch.states, parked, (b, u));
+                    }
+                    ran?
+                }
                 Some(tr) => {
                     let RnnDropout { input, recurrent } = std::mem::take(&mut tr.dropout[0]);
                     let xd = input.as_deref().map(|m| dropped_input(x.view(), m));
@@ -638,7 +701,7 @@ fn run_node(
                     }
                 }
             }
-            if a.stateful {
+            if a.stateful && !lent {
                 save_states(state, &scratch.states, b, u);
             }
             set_mask(out, 0, if a.return_sequences { mask } else { None });

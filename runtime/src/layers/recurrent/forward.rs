@@ -541,7 +541,11 @@ fn recur(
     let u = a.units;
     let gu = a.cell.gates() * u;
     let Rows { xp, b, mask, mut sequence, last: out_prev, h: state_h, c: state_c } = rows;
-    out_prev.fill(0.0);
+    // The last output per row: zeros until a row's first unmasked step; without a mask the
+    // final `h`, copied once after the loop.
+    if mask.is_some() || t == 0 {
+        out_prev.fill(0.0);
+    }
     let rec = sized(&mut scratch.rec, b * gu);
     let d = w.kernel.k();
     // A step projected in place multiplies `[x_t, h]` by `[kernel; recurrent]` in one product
