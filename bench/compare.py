@@ -5,12 +5,16 @@ code's ms (gen-stateful, weights compiled in), each peer's
 ms, the speed-up of seqmodel over the best peer, and seqmodel's % of the machine's peak
 (single-core FMA peak x threads, measured by seqmodel-bench).
 
-    python3 bench/compare.py [--threads 1,2] [--configs a,b] [--python PY] [--peers PATH]
+    python3 bench/compare.py [--threads 1,2] [--configs a,b] [--python PY] [--peers PATH] [--rounds N]
 
 --python is the interpreter that has torch / onnxruntime / keras (peers.py skips any that is
-missing). Raw JSON lines are saved to a new file bench/results/run-<time>.jsonl.
+missing). With --rounds N, seqmodel-bench and peers.py run N times in turn (ours, peers, ours,
+peers, ...) and each cell of the table is the median of its N medians: on a noisy VM a single
+round moves a row by 10-40 % when a neighbour is busy, and alternating spreads that over both
+sides. Raw JSON lines (each with its round) are saved to a new file
+bench/results/run-<time>.jsonl.
 """
-import argparse, json, os, subprocess, sys, time
+import argparse, json, os, statistics, subprocess, sys, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -32,19 +36,23 @@ def main():
     ap.add_argument("--configs", default="stream-lstm,ae-seed,lm-gru,big-lstm,gen-stateful,conv-lstm,serve-streams")
     ap.add_argument("--python", default=sys.executable)
     ap.add_argument("--peers", default=os.path.join(ROOT, "..", "shared", "peers", "peers.py"))
+    ap.add_argument("--rounds", type=int, default=1)
     a = ap.parse_args()
 
     subprocess.run(["cargo", "build", "--release", "-q", "-p", "seqmodel-bench"], cwd=ROOT, check=True)
-    ours = lines([os.path.join(ROOT, "target", "release", "seqmodel-bench"), "--json",
-                  "--threads", a.threads, "--configs", a.configs], cwd=ROOT)
-    peers = lines([a.python, a.peers, "--peer", "all", "--threads", a.threads, "--configs", a.configs])
-    rows = ours + peers
+    raw = []
+    for round_ in range(max(a.rounds, 1)):
+        ours = lines([os.path.join(ROOT, "target", "release", "seqmodel-bench"), "--json",
+                      "--threads", a.threads, "--configs", a.configs], cwd=ROOT)
+        peers = lines([a.python, a.peers, "--peer", "all", "--threads", a.threads, "--configs", a.configs])
+        raw += [dict(r, round=round_) for r in ours + peers]
     os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
     path = os.path.join(ROOT, "bench", "results", time.strftime("run-%Y%m%d-%H%M%S.jsonl"))
     with open(path, "x") as f:
-        for r in rows:
+        for r in raw:
             f.write(json.dumps(r) + "\n")
     print(f"raw results: {os.path.relpath(path, ROOT)}", file=sys.stderr)
+    rows = merged(raw)
 
     peak = next((r["gflops"] for r in rows if "peak" in r), None)
     table = {}
@@ -54,7 +62,8 @@ def main():
     peer_names = ["torch", "ort", "keras"]
     head = ["config", "mode", "threads", "seqmodel ms", "interp ms", "no_std ms"] + [p + " ms" for p in peer_names] + \
         ["vs best peer", "% of peak"]
-    print(f"single-core peak (FMA chains): {peak} GFLOP/s\n")
+    rounds = len({r["round"] for r in raw})
+    print(f"single-core peak (FMA chains): {peak} GFLOP/s; {rounds} round(s), each cell the median of its rounds' medians\n")
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     order = a.configs.split(",")
@@ -78,6 +87,34 @@ def main():
                         for p, name in [("seqmodel", "seqmodel"), ("seqmodel-no_std", "no_std")] if p in cell)
         print(f"\n{f['floor']} floor at 1 thread: {f['ms']:.3f} ms ({f['weight_bytes_per_step']} weight bytes per step "
               f"over {f['l2_read_gbs']} GB/s of L2 reads, or the FLOPs over the peak){times}")
+
+
+def merged(raw):
+    """One row per measured thing: the median over rounds of its medians (of the peak and the
+    floor, of their readings), the smallest minimum and the largest maximum."""
+    groups = {}
+    for r in raw:
+        if "peak" in r:
+            key = ("peak",)
+        elif "floor" in r:
+            key = ("floor", r["floor"], r["threads"])
+        else:
+            key = ("case", r["config"], r["mode"], r["threads"], r["peer"])
+        groups.setdefault(key, []).append(r)
+    out = []
+    for key, rs in groups.items():
+        row = {k: v for k, v in rs[0].items() if k != "round"}
+        med = lambda field: statistics.median(r[field] for r in rs)
+        if key[0] == "peak":
+            row["gflops"] = med("gflops")
+        elif key[0] == "floor":
+            row["ms"], row["l2_read_gbs"] = med("ms"), med("l2_read_gbs")
+        elif all("median_ms" in r for r in rs):
+            row["median_ms"] = med("median_ms")
+            row["min_ms"] = min(r["min_ms"] for r in rs if "min_ms" in r) if any("min_ms" in r for r in rs) else None
+            row["max_ms"] = max(r["max_ms"] for r in rs if "max_ms" in r) if any("max_ms" in r for r in rs) else None
+        out.append(row)
+    return out
 
 
 if __name__ == "__main__":
