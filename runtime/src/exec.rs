@@ -486,8 +486,14 @@ pub(crate) fn lend_states(
     if !fits {
         return None;
     }
+    // Exactly `k` buffers, as `zero_states` leaves them: the recurrence takes a second one
+    // as the cell state whenever it is there (a GRU's run after an LSTM's sliced the LSTM's
+    // leftover buffer to its own size, past its end).
+    while states.len() > k {
+        crate::pool::recycle(states.pop().expect("longer than k"));
+    }
     while states.len() < k {
-        states.push(Vec::new());
+        states.push(crate::pool::zeros(b * u));
     }
     let mut parked = ParkedStates::default();
     for ((m, d), p) in carried.iter_mut().zip(states.iter_mut()).zip(&mut parked) {

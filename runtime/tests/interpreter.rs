@@ -257,3 +257,30 @@ fn strided_layers_over_run_time_lengths_match_a_naive_reference() {
         }
     }
 }
+
+/// Stateful layers of different cells one after another: a GRU's one state after an LSTM's
+/// two, and units that differ, carried over calls (the second call runs each layer on its
+/// carried states in place) as one call over the whole sequence.
+#[test]
+fn stateful_lstm_then_gru_carry_their_states_over_calls() {
+    let p = program(
+        "model G(x: [T, 3]) -> [T, 9] where batch = 2 { x -> LSTM(2, stateful=true, return_sequences=true) -> GRU(9, stateful=true, return_sequences=true) }",
+    );
+    let w = WeightStore::random(&p, 7, 0.5);
+    let x =
+        Array3::from_shape_fn((2, 6, 3), |(a, b, c)| ((a * 5 + b * 3 + c) % 7) as f32 * 0.1 - 0.3).into_dyn();
+    let whole = Model::new(p.clone(), &w).unwrap().predict(&[Tensor::F32(x.clone())]).unwrap().remove(0);
+    let mut m = Model::new(p, &w).unwrap();
+    for (c, steps) in [(0, 0..2), (1, 2..3), (2, 3..6)] {
+        let part = x.slice(ndarray::s![.., steps.clone(), ..]).to_owned().into_dyn();
+        let y = m.predict(&[Tensor::F32(part)]).unwrap().remove(0);
+        for (i, t) in steps.enumerate() {
+            for b in 0..2 {
+                for j in 0..9 {
+                    let (got, want) = (y[[b, i, j]], whole[[b, t, j]]);
+                    assert!((got - want).abs() < 1e-6, "call {c}, step {t}: {got} vs {want}");
+                }
+            }
+        }
+    }
+}
