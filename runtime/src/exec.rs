@@ -311,7 +311,7 @@ impl Element for f32 {
     }
     /// From the training pool without zeroing: the node overwrites every element.
     fn written_whole(n: Option<usize>, what: &dyn Fn() -> String) -> Result<Vec<f32>> {
-        crate::pool::try_overwritten_named(n, what)
+        crate::pool::try_overwritten(n, what)
     }
 }
 
@@ -422,17 +422,22 @@ pub(crate) fn contiguous(a: &mut ArrayD<f32>) -> &mut [f32] {
 
 /// Sizes `k` state vectors of `n` values and zeroes them.
 pub(crate) fn zero_states(dst: &mut Vec<Vec<f32>>, k: usize, n: usize) {
-    // A GRU after an LSTM needs one state where the LSTM had two: the second is kept, at the
-    // end of the list's room, for the next LSTM (dropping it allocated at every step).
+    state_count(dst, k, n);
+    for d in dst.iter_mut() {
+        rnn::sized(d, n).fill(0.0);
+    }
+}
+
+/// Makes `dst` exactly `k` state buffers: the recurrence takes a second one as the cell
+/// state whenever it is there (a GRU after an LSTM needs one where the LSTM had two). A spare
+/// goes back to the pool and a missing one (of `n` zeros) comes from it, so that alternating
+/// cells allocate nothing.
+fn state_count(dst: &mut Vec<Vec<f32>>, k: usize, n: usize) {
     while dst.len() > k {
-        let spare = dst.pop().expect("longer than k");
-        crate::pool::recycle(spare);
+        crate::pool::recycle(dst.pop().expect("longer than k"));
     }
     while dst.len() < k {
         dst.push(crate::pool::zeros(n));
-    }
-    for d in dst.iter_mut() {
-        rnn::sized(d, n).fill(0.0);
     }
 }
 
@@ -486,15 +491,9 @@ pub(crate) fn lend_states(
     if !fits {
         return None;
     }
-    // Exactly `k` buffers, as `zero_states` leaves them: the recurrence takes a second one
-    // as the cell state whenever it is there (a GRU's run after an LSTM's sliced the LSTM's
-    // leftover buffer to its own size, past its end).
-    while states.len() > k {
-        crate::pool::recycle(states.pop().expect("longer than k"));
-    }
-    while states.len() < k {
-        states.push(crate::pool::zeros(b * u));
-    }
+    // Exactly `k` buffers, as `zero_states` leaves them (a GRU's run after an LSTM's sliced
+    // the LSTM's leftover buffer to its own size, past its end).
+    state_count(states, k, b * u);
     let mut parked = ParkedStates::default();
     for ((m, d), p) in carried.iter_mut().zip(states.iter_mut()).zip(&mut parked) {
         let (v, _) = std::mem::replace(m, Array2::zeros((0, 0))).into_raw_vec_and_offset();

@@ -57,19 +57,6 @@ pub(crate) fn with_room<T: Pooled>(n: usize) -> Vec<T> {
     pooled(n).unwrap_or_else(|| Vec::with_capacity(n))
 }
 
-/// [`overwritten`], or an error if no pooled buffer fits and the allocator has no room.
-pub(crate) fn try_overwritten(n: usize) -> Result<Vec<f32>, std::collections::TryReserveError> {
-    match pooled_keeping(n) {
-        Some(v) => Ok(v),
-        None => {
-            let mut v = Vec::new();
-            v.try_reserve_exact(n)?;
-            v.resize(n, 0.0);
-            Ok(v)
-        }
-    }
-}
-
 /// [`crate::memory::try_filled`] from the pool: `n` zeros, or the error that names `what`.
 pub(crate) fn try_filled(n: Option<usize>, what: &dyn Fn() -> String) -> crate::Result<Vec<f32>> {
     match n.and_then(|n| Some((n, pooled(n)?))) {
@@ -83,7 +70,7 @@ pub(crate) fn try_filled(n: Option<usize>, what: &dyn Fn() -> String) -> crate::
 
 /// [`try_filled`] for a buffer that its maker writes whole before anything reads it: a
 /// pooled one keeps whatever it held (see [`overwritten`]); a new one is zeroed.
-pub(crate) fn try_overwritten_named(n: Option<usize>, what: &dyn Fn() -> String) -> crate::Result<Vec<f32>> {
+pub(crate) fn try_overwritten(n: Option<usize>, what: &dyn Fn() -> String) -> crate::Result<Vec<f32>> {
     match n.and_then(pooled_keeping) {
         Some(v) => Ok(v),
         None => crate::memory::try_filled(n, what),

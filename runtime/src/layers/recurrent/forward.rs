@@ -64,11 +64,11 @@ fn try_sized(v: &mut Vec<f32>, n: usize) -> crate::Result<&mut [f32]> {
     Ok(sized(v, n))
 }
 
+/// What an out-of-memory error names when the projection of every step does not fit.
+const PROJECTION: &str = "the input projection of every step";
+
 fn projection_oom(n: usize) -> crate::RuntimeError {
-    crate::RuntimeError::OutOfMemory {
-        what: "the input projection of every step".into(),
-        bytes: n.saturating_mul(4),
-    }
+    crate::RuntimeError::OutOfMemory { what: PROJECTION.into(), bytes: n.saturating_mul(4) }
 }
 
 /// Where a run of the recurrence writes.
@@ -180,7 +180,7 @@ pub fn forward_rows(
     // Input projection of every step at once: [B·T, D] · [D, G·U] + bias (written whole). A
     // training run hands it to the tape, so it takes a pooled buffer instead of the kept one.
     let mut xp = match record {
-        Some(_) => pool::try_overwritten(b * t * gu).map_err(|_| projection_oom(b * t * gu))?,
+        Some(_) => pool::try_overwritten(Some(b * t * gu), &|| PROJECTION.into())?,
         None => std::mem::take(&mut scratch.xp),
     };
     let proj = try_sized(&mut xp, b * t * gu)?;
