@@ -80,13 +80,13 @@ impl RecurrentWeights<'_> {
             None => false,
         };
         let input =
-            GemvBlocks { x, blocks: self.kernel, y: xp, width: BAKED_WIDTH, accumulate, backwards: false };
+            GemvBlocks { x, blocks: self.kernel, y: xp, width: self.width, accumulate, backwards: false };
         input.with_simd(s);
         let recurrent = GemvBlocks {
             x: h,
             blocks: self.recurrent,
             y: rec,
-            width: BAKED_WIDTH,
+            width: self.width,
             accumulate: false,
             backwards,
         };
@@ -275,9 +275,11 @@ mod tests {
         (0..n as u64).map(|i| ((i * 37 + seed * 101) % 23) as f32 / 23.0 - 0.5).collect()
     }
 
-    fn packed(k: usize, n: usize, b: &[f32]) -> Vec<f32> {
+    /// `b` in column blocks of `width` (the runtime packs at its dispatch's width, which is
+    /// narrower than [`BAKED_WIDTH`] without AVX-512).
+    fn packed(k: usize, n: usize, b: &[f32], width: usize) -> Vec<f32> {
         let mut out = std::vec![0.0; k * n];
-        assert!(pack_blocks(k, n, b, BAKED_WIDTH, &mut out));
+        assert!(pack_blocks(k, n, b, width, &mut out));
         out
     }
 
@@ -346,19 +348,15 @@ mod tests {
         d: usize,
         seed: u64,
         backwards: bool,
+        width: usize,
     ) -> (Vec<f32>, Vec<f32>, Vec<f64>, Vec<f64>) {
         let (k, r, b) = (values(d * 4 * u, seed), values(u * 4 * u, seed + 1), values(4 * u, seed + 2));
         let (x, mut h, mut c) = (values(d, seed + 3), values(u, seed + 4), values(u, seed + 5));
         let (want_h, want_c) = lstm_reference(&x, &k, &r, &b, &h, &c);
-        let (pk, pr) = (packed(d, 4 * u, &k), packed(u, 4 * u, &r));
+        let (pk, pr) = (packed(d, 4 * u, &k, width), packed(u, 4 * u, &r, width));
         let (mut xp, mut rec, mut c_new) = (std::vec![0.0; 4 * u], std::vec![0.0; 4 * u], std::vec![0.0; u]);
-        let weights = RecurrentWeights {
-            width: BAKED_WIDTH,
-            kernel: &pk,
-            recurrent: &pr,
-            bias: Some(&b),
-            recurrent_bias: None,
-        };
+        let weights =
+            RecurrentWeights { width, kernel: &pk, recurrent: &pr, bias: Some(&b), recurrent_bias: None };
         s.vectorize(Lstm {
             step: LstmStep {
                 weights,
@@ -378,11 +376,18 @@ mod tests {
         }
     }
 
+    /// Block widths the weights may be packed with: baked ones, and the runtime's on AVX-512
+    /// (the same), AVX2 and NEON.
+    fn widths() -> impl Strategy<Value = usize> {
+        prop::sample::select(&[BAKED_WIDTH, 64, 32][..])
+    }
+
     proptest! {
         /// The LSTM and GRU steps on packed weights equal Keras's step in f64, on every
-        /// instruction set and in both product orders (the orders equal each other exactly).
+        /// instruction set, block width and in both product orders (the orders equal each
+        /// other exactly).
         #[test]
-        fn steps_match_the_f64_reference(u in 1usize..70, d in 1usize..20, seed in 0u64..1000) {
+        fn steps_match_the_f64_reference(u in 1usize..70, d in 1usize..20, seed in 0u64..1000, width in widths()) {
             let mut results = Vec::new();
             let mut run = |isa: &str, h: Vec<f32>, c: Vec<f32>, wh: Vec<f64>, wc: Vec<f64>| {
                 close(&h, &wh, &std::format!("{isa} h"));
@@ -390,16 +395,16 @@ mod tests {
                 results.push((h, c));
             };
             for backwards in [false, true] {
-                let (h, c, wh, wc) = lstm_on(pulp::Scalar::new(), u, d, seed, backwards);
+                let (h, c, wh, wc) = lstm_on(pulp::Scalar::new(), u, d, seed, backwards, width);
                 run("scalar", h, c, wh, wc);
                 #[cfg(target_arch = "x86_64")]
                 {
                     if let Some(v3) = pulp::x86::V3::try_new() {
-                        let (h, c, wh, wc) = lstm_on(v3, u, d, seed, backwards);
+                        let (h, c, wh, wc) = lstm_on(v3, u, d, seed, backwards, width);
                         run("avx2", h, c, wh, wc);
                     }
                     if let Some(v4) = pulp::x86::V4::try_new() {
-                        let (h, c, wh, wc) = lstm_on(v4, u, d, seed, backwards);
+                        let (h, c, wh, wc) = lstm_on(v4, u, d, seed, backwards, width);
                         run("avx512", h, c, wh, wc);
                     }
                 }
@@ -414,11 +419,11 @@ mod tests {
             let (k, r, b) = (values(d * 3 * u, seed), values(u * 3 * u, seed + 1), values(6 * u, seed + 2));
             let (x, mut h) = (values(d, seed + 3), values(u, seed + 4));
             let want = gru_reference(&x, &k, &r, &b, &h);
-            let (pk, pr) = (packed(d, 3 * u, &k), packed(u, 3 * u, &r));
+            let (pk, pr) = (packed(d, 3 * u, &k, width), packed(u, 3 * u, &r, width));
             let (mut xp, mut rec, mut h_new) = (std::vec![0.0; 3 * u], std::vec![0.0; 3 * u], std::vec![0.0; u]);
             let weights =
                 RecurrentWeights {
-                width: BAKED_WIDTH,
+                width,
                 kernel: &pk,
                 recurrent: &pr,
                 bias: Some(&b[..3 * u]),
@@ -431,9 +436,9 @@ mod tests {
 
         /// A Dense row on packed weights equals the naive product, with each activation.
         #[test]
-        fn dense_matches_the_naive_product(d in 1usize..80, n in 1usize..300, seed in 0u64..1000) {
+        fn dense_matches_the_naive_product(d in 1usize..80, n in 1usize..300, seed in 0u64..1000, width in widths()) {
             let (k, b, x) = (values(d * n, seed), values(n, seed + 1), values(d, seed + 2));
-            let pk = packed(d, n, &k);
+            let pk = packed(d, n, &k, width);
             let z: Vec<f64> = (0..n)
                 .map(|j| b[j] as f64 + (0..d).map(|p| x[p] as f64 * k[p * n + j] as f64).sum::<f64>())
                 .collect();
@@ -441,7 +446,7 @@ mod tests {
             let total: f64 = z.iter().map(|v| (v - max).exp()).sum();
             for act in [Pointwise::Linear, Pointwise::Map(Unary::Tanh), Pointwise::Softmax] {
                 let mut y = std::vec![0.0; n];
-                DenseStep { x: &x, kernel: &pk, width: BAKED_WIDTH, bias: Some(&b), y: &mut y, activation: act }.run(pulp::Scalar::new());
+                DenseStep { x: &x, kernel: &pk, width, bias: Some(&b), y: &mut y, activation: act }.run(pulp::Scalar::new());
                 let want: Vec<f64> = match act {
                     Pointwise::Linear => z.clone(),
                     Pointwise::Map(_) => z.iter().map(|v| v.tanh()).collect(),
