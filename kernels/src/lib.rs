@@ -143,6 +143,10 @@ fn relu<S: Simd>(s: S, x: S::f32s) -> S::f32s {
 /// `y (+)= x · B` for a vector `x` `[k]` and a row-major `B` `[k, n]` (one row of a matrix
 /// product: a batch-1 recurrent step). Columns go in blocks of eight vectors, each block
 /// accumulated over all of `k` in registers, so `B` is read once, row segment by row segment.
+/// With 32 registers (AVX-512) a block's rows go in three chunks, each summed in its own
+/// registers and the three sums added in one fixed order, so that `backwards` can take the
+/// chunks last to first with the same bits: a recurrence that turns at every step then
+/// starts each step on the rows the last step read most recently, still in the L1 cache.
 pub struct Gemv<'a> {
     /// `[k]`.
     pub x: &'a [f32],
@@ -152,6 +156,65 @@ pub struct Gemv<'a> {
     pub y: &'a mut [f32],
     /// Add to `y` instead of overwriting it.
     pub accumulate: bool,
+    /// Take the row chunks of each block last to first (the same numbers).
+    pub backwards: bool,
+}
+
+/// `acc += x · B[p0 .. p0 + x.len(), c .. c + GEMV_BLOCK vectors]` (`B` row-major, `n` columns).
+#[inline(always)]
+fn gemv_rows<S: Simd>(
+    s: S,
+    x: &[f32],
+    (b, n): (&[f32], usize),
+    (p0, c): (usize, usize),
+    acc: &mut [S::f32s; GEMV_BLOCK],
+) {
+    let l = lanes::<S>();
+    for (i, xv) in x.iter().enumerate() {
+        let at = (p0 + i) * n + c;
+        let xv = s.splat_f32s(*xv);
+        // Exactly GEMV_BLOCK whole vectors: no tail, no per-load checks.
+        let (row, _) = S::as_simd_f32s(&b[at..at + GEMV_BLOCK * l]);
+        for (a, v) in acc.iter_mut().zip(row) {
+            *a = s.mul_add_f32s(xv, *v, *a);
+        }
+    }
+}
+
+/// `x · B` over columns `c ..` (one block of [`GEMV_BLOCK`] vectors) of [`Gemv`], its rows in
+/// three chunks with 32 vector registers (taken last to first when `backwards`), else whole.
+#[inline(always)]
+fn gemv_block<S: Simd>(
+    s: S,
+    x: &[f32],
+    b: (&[f32], usize),
+    c: usize,
+    backwards: bool,
+) -> [S::f32s; GEMV_BLOCK] {
+    let zero = s.splat_f32s(0.0);
+    let mut a0 = [zero; GEMV_BLOCK];
+    if lanes::<S>() < 16 {
+        gemv_rows(s, x, b, (0, c), &mut a0);
+        return a0;
+    }
+    let (mut a1, mut a2) = ([zero; GEMV_BLOCK], [zero; GEMV_BLOCK]);
+    let k = x.len();
+    let (third, two_thirds) = (k / 3, 2 * k / 3);
+    let (x0, rest) = x.split_at(third);
+    let (x1, x2) = rest.split_at(two_thirds - third);
+    if backwards {
+        gemv_rows(s, x2, b, (two_thirds, c), &mut a2);
+        gemv_rows(s, x1, b, (third, c), &mut a1);
+        gemv_rows(s, x0, b, (0, c), &mut a0);
+    } else {
+        gemv_rows(s, x0, b, (0, c), &mut a0);
+        gemv_rows(s, x1, b, (third, c), &mut a1);
+        gemv_rows(s, x2, b, (two_thirds, c), &mut a2);
+    }
+    for ((a0, a1), a2) in a0.iter_mut().zip(a1).zip(a2) {
+        *a0 = s.add_f32s(s.add_f32s(*a0, a1), a2);
+    }
+    a0
 }
 
 impl WithSimd for Gemv<'_> {
@@ -159,29 +222,18 @@ impl WithSimd for Gemv<'_> {
     #[inline(always)]
     fn with_simd<S: Simd>(self, s: S) -> Self::Output {
         const BLOCK: usize = GEMV_BLOCK;
-        let Gemv { x, b, y, accumulate } = self;
+        let Gemv { x, b, y, accumulate, backwards } = self;
         let n = y.len();
         let l = lanes::<S>();
         let zero = s.splat_f32s(0.0);
         let mut c = 0;
         // Full blocks of BLOCK vectors.
         while c + BLOCK * l <= n {
-            let mut acc = [zero; BLOCK];
-            if accumulate {
-                for (j, a) in acc.iter_mut().enumerate() {
-                    *a = load(s, &y[c + j * l..c + (j + 1) * l]);
-                }
-            }
-            for (p, xv) in x.iter().enumerate() {
-                let xv = s.splat_f32s(*xv);
-                // Exactly BLOCK whole vectors: no tail, no per-load checks.
-                let (row, _) = S::as_simd_f32s(&b[p * n + c..p * n + c + BLOCK * l]);
-                for (a, v) in acc.iter_mut().zip(row) {
-                    *a = s.mul_add_f32s(xv, *v, *a);
-                }
-            }
-            for (j, a) in acc.iter().enumerate() {
-                store(s, &mut y[c + j * l..c + (j + 1) * l], *a);
+            let sums = gemv_block(s, x, (b, n), c, backwards);
+            for (j, sum) in sums.into_iter().enumerate() {
+                let dst = &mut y[c + j * l..c + (j + 1) * l];
+                let v = if accumulate { s.add_f32s(load(s, dst), sum) } else { sum };
+                store(s, dst, v);
             }
             c += BLOCK * l;
         }
@@ -219,7 +271,8 @@ pub struct GemvBlocks<'a> {
     pub width: usize,
     /// Add to `y` instead of overwriting it.
     pub accumulate: bool,
-    /// Take the blocks last to first (each output's sum is the same either way).
+    /// Take the blocks, and each block's row chunks ([`Gemv`]), last to first (each output's
+    /// sum is the same either way).
     pub backwards: bool,
 }
 
@@ -237,7 +290,7 @@ impl WithSimd for GemvBlocks<'_> {
             // Every block but the last is `width` columns wide: block `i` starts at `i·k·width`.
             let y = &mut y[i * width..((i + 1) * width).min(n)];
             let b = &blocks[i * k * width..][..k * y.len()];
-            Gemv { x, b, y, accumulate }.with_simd(s);
+            Gemv { x, b, y, accumulate, backwards }.with_simd(s);
         }
     }
 }
@@ -266,7 +319,7 @@ const GEMV_BLOCK: usize = 8;
 
 /// [`Gemv`] on the best instruction set of this CPU.
 pub fn gemv(x: &[f32], b: &[f32], y: &mut [f32], accumulate: bool) {
-    pulp::Arch::new().dispatch(Gemv { x, b, y, accumulate });
+    pulp::Arch::new().dispatch(Gemv { x, b, y, accumulate, backwards: false });
 }
 
 struct SoftmaxRows<'a> {
@@ -725,20 +778,23 @@ mod tests {
                 *w = ((if acc { *w as f64 } else { 0.0 }) + sum) as f32;
             }
             let mut runs: Vec<(&str, Vec<f32>)> = Vec::new();
-            let mut y = y0.clone();
-            pulp::Scalar::new().vectorize(Gemv { x: &x, b: &b, y: &mut y, accumulate: acc });
-            runs.push(("scalar", y));
+            // Each instruction set in both orders of the row chunks, which must agree exactly.
+            let mut both = |isa: &'static str, go: &dyn Fn(Gemv<'_>)| -> Result<(), TestCaseError> {
+                let (mut fwd, mut bwd) = (y0.clone(), y0.clone());
+                go(Gemv { x: &x, b: &b, y: &mut fwd, accumulate: acc, backwards: false });
+                go(Gemv { x: &x, b: &b, y: &mut bwd, accumulate: acc, backwards: true });
+                prop_assert_eq!(&fwd, &bwd, "{}: the orders differ", isa);
+                runs.push((isa, fwd));
+                Ok(())
+            };
+            both("scalar", &|g| pulp::Scalar::new().vectorize(g))?;
             #[cfg(target_arch = "x86_64")]
             {
                 if let Some(v3) = pulp::x86::V3::try_new() {
-                    let mut y = y0.clone();
-                    Simd::vectorize(v3, Gemv { x: &x, b: &b, y: &mut y, accumulate: acc });
-                    runs.push(("avx2", y));
+                    both("avx2", &|g| Simd::vectorize(v3, g))?;
                 }
                 if let Some(v4) = pulp::x86::V4::try_new() {
-                    let mut y = y0.clone();
-                    Simd::vectorize(v4, Gemv { x: &x, b: &b, y: &mut y, accumulate: acc });
-                    runs.push(("avx512", y));
+                    both("avx512", &|g| Simd::vectorize(v4, g))?;
                 }
             }
             let mut y = y0.clone();

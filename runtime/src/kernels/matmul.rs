@@ -318,11 +318,11 @@ impl FixedRhs {
         });
     }
 
-    /// [`FixedRhs::product`] of one row with the column blocks read last to first when
-    /// `backwards` (the same numbers). A recurrence that alternates the direction at every
-    /// step starts each step on the blocks the last one read most recently, which are still
-    /// in the L1 cache when the matrix is larger than it but not twice as large (gen-stateful's
-    /// 64 KiB recurrent kernel on a 48 KiB L1). Larger batches take the packed path as
+    /// [`FixedRhs::product`] of one row with the column blocks (and, with AVX-512, the row
+    /// chunks of each block) read last to first when `backwards` (the same numbers). A
+    /// recurrence that alternates the direction at every step starts each step on the rows
+    /// the last one read most recently, which are still in the L1 cache (gen-stateful's 64 KiB
+    /// recurrent kernel on a 32 or 48 KiB L1). Larger batches take the packed path as
     /// [`FixedRhs::product`] does.
     ///
     /// # Panics
