@@ -279,25 +279,52 @@ fn fused_step_one(p: &Program, field_of: &HashMap<usize, Literal>) -> Option<Tok
         let x = match l.from {
             Some(j) => {
                 let from = stepped.layers.iter().find(|k| k.index == j)?;
-                let src = format_ident!("b{}", j);
+                let (src, n) = (format_ident!("b{}", j), from.kind.width());
                 match from.kind {
-                    StepKind::Recurrent { .. } => quote! { &#src.h[..] },
-                    _ => quote! { &#src[..] },
+                    StepKind::Recurrent { .. } => quote! { &#src.h[..#n] },
+                    _ => quote! { &#src[..#n] },
                 }
             }
-            None => quote! { input },
+            None => {
+                let f = stepped.f;
+                quote! { &input[..#f] }
+            }
         };
         let recurrent = matches!(l.kind, StepKind::Recurrent { .. });
+        // Every length as a literal (the weights were checked when they were loaded), so
+        // that the kernels inlined into the step know their loops' trip counts, as in the
+        // `no_std` code: weights, then buffers.
+        let len = |part: &str| -> usize {
+            match (&l.kind, part) {
+                (StepKind::Recurrent { attrs, lstm }, _) => {
+                    let (d, u) = (attrs.input_dim, attrs.units);
+                    let gu = if *lstm { 4 * u } else { 3 * u };
+                    match part {
+                        "kernel" => d * gu,
+                        "recurrent" => u * gu,
+                        "bias" | "recurrent_bias" | "xp" | "rec" => gu,
+                        _ => u,
+                    }
+                }
+                (StepKind::Dense { units, input_dim, .. }, "kernel") => units * input_dim,
+                (StepKind::Dense { units, .. }, _) => *units,
+                (StepKind::Map { width, .. }, _) => *width,
+            }
+        };
         let weight = |part: &str| {
-            let part = format_ident!("{}", part);
-            quote! { #w.#part }
+            let (field, n) = (format_ident!("{}", part), len(part));
+            match part {
+                "width" => quote! { (if W == 0 { #w.width } else { W }) },
+                "bias" | "recurrent_bias" => quote! { #w.#field.map(|v| &v[..#n]) },
+                _ => quote! { &#w.#field[..#n] },
+            }
         };
         let buffer = |part: &str| {
-            let part = format_ident!("{}", part);
+            let (field, n) = (format_ident!("{}", part), len(part));
             if recurrent {
-                quote! { &mut #b.#part[..] }
+                quote! { &mut #b.#field[..#n] }
             } else {
-                quote! { &mut #b[..] }
+                quote! { &mut #b[..#n] }
             }
         };
         calls.push(super::stepped::kernel_call(l, x, &weight, &buffer));
@@ -310,19 +337,26 @@ fn fused_step_one(p: &Program, field_of: &HashMap<usize, Literal>) -> Option<Tok
     } else {
         quote! { false }
     };
+    // The weights' column-block width as a constant where it is the baked one (AVX-512's),
+    // else read from the weights (`W` 0).
+    let widths = stepped.layers.iter().filter(|l| !matches!(l.kind, StepKind::Map { .. })).map(|l| {
+        let w = format_ident!("w{}", l.index);
+        quote! { && #w.width == #step::BAKED_WIDTH }
+    });
     Some(quote! {
         ::seqmodel::__private::exec::check_finite(#input, x)?;
         let nodes = &mut self.nodes;
         let prepared = &self.prepared;
         let backwards = #turn;
         #(#parts)*
-        /// The model's step with the instruction set `S`.
-        struct Step<'a> {
+        /// The model's step with the instruction set `S`, the weights in column blocks of `W`
+        /// (0: of their own width).
+        struct Step<'a, const W: usize> {
             input: &'a [f32],
             backwards: bool,
             #(#types)*
         }
-        impl ::seqmodel::__private::embedded::pulp::WithSimd for Step<'_> {
+        impl<const W: usize> ::seqmodel::__private::embedded::pulp::WithSimd for Step<'_, W> {
             type Output = ();
             #[inline(always)]
             fn with_simd<S: ::seqmodel::__private::embedded::pulp::Simd>(self, s: S) {
@@ -330,7 +364,12 @@ fn fused_step_one(p: &Program, field_of: &HashMap<usize, Literal>) -> Option<Tok
                 #(#calls)*
             }
         }
-        ::seqmodel::__private::embedded::pulp::Arch::new().dispatch(Step { input: x, backwards, #(#members)* });
+        let arch = ::seqmodel::__private::embedded::pulp::Arch::new();
+        if true #(#widths)* {
+            arch.dispatch(Step::<{ #step::BAKED_WIDTH }> { input: x, backwards, #(#members)* });
+        } else {
+            arch.dispatch(Step::<0> { input: x, backwards, #(#members)* });
+        }
         #private::array(nodes.#out.step_output())
     })
 }
