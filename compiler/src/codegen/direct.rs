@@ -339,10 +339,28 @@ fn fused_step_one(p: &Program, field_of: &HashMap<usize, Literal>) -> Option<Tok
     };
     // The weights' column-block width as a constant where it is the baked one (AVX-512's),
     // else read from the weights (`W` 0).
-    let widths = stepped.layers.iter().filter(|l| !matches!(l.kind, StepKind::Map { .. })).map(|l| {
-        let w = format_ident!("w{}", l.index);
-        quote! { && #w.width == #step::BAKED_WIDTH }
-    });
+    let widths: Vec<TokenStream> = stepped
+        .layers
+        .iter()
+        .filter(|l| !matches!(l.kind, StepKind::Map { .. }))
+        .map(|l| {
+            let w = format_ident!("w{}", l.index);
+            quote! { #w.width == #step::BAKED_WIDTH }
+        })
+        .collect();
+    // Activation layers only: no weights, no width. (No `true && …` either way: the
+    // generated code passes the user's clippy.)
+    let dispatch = if widths.is_empty() {
+        quote! { arch.dispatch(Step::<0> { input: x, backwards, #(#members)* }); }
+    } else {
+        quote! {
+            if #(#widths)&&* {
+                arch.dispatch(Step::<{ #step::BAKED_WIDTH }> { input: x, backwards, #(#members)* });
+            } else {
+                arch.dispatch(Step::<0> { input: x, backwards, #(#members)* });
+            }
+        }
+    };
     Some(quote! {
         ::seqmodel::__private::exec::check_finite(#input, x)?;
         let nodes = &mut self.nodes;
@@ -365,11 +383,7 @@ fn fused_step_one(p: &Program, field_of: &HashMap<usize, Literal>) -> Option<Tok
             }
         }
         let arch = ::seqmodel::__private::embedded::pulp::Arch::new();
-        if true #(#widths)* {
-            arch.dispatch(Step::<{ #step::BAKED_WIDTH }> { input: x, backwards, #(#members)* });
-        } else {
-            arch.dispatch(Step::<0> { input: x, backwards, #(#members)* });
-        }
+        #dispatch
         #private::array(nodes.#out.step_output())
     })
 }
