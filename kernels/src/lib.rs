@@ -498,7 +498,7 @@ fn lstm_hidden<S: Simd>(s: S, h: &mut [f32], c: &[f32]) {
 }
 
 /// One row of the LSTM step; with `RECORD` (a constant, so inference compiles without it)
-/// the activated gates and `tanh(c_new)` are also written to `record`. Without it, the row
+/// the row is complete and its activated gates and `tanh(c_new)` also go to `record`. Without it, the row
 /// gets its new cell state and, in `h_new`, its output gate: [`lstm_hidden`] then makes that
 /// `o · tanh(c_new)` over all the rows of a call. Ending each vector's work with `tanh(c_new)`
 /// left the loop bound by that chain's latency (`perf` had its samples on the last division
@@ -549,15 +549,18 @@ fn lstm_row<S: Simd, const RECORD: bool>(
         ];
         let (gates, c) = lstm_vec(s, z, cp[v]);
         cn[v] = c;
-        hn[v] = gates[3];
-        if RECORD && let Some((rec_gates, c_act)) = record.as_mut() {
+        if RECORD {
             let tc = tanh(s, c);
             hn[v] = s.mul_f32s(gates[3], tc);
-            let j = v * l;
-            for (k, a) in gates.into_iter().enumerate() {
-                store(s, &mut rec_gates[k * u + j..k * u + j + l], a);
+            if let Some((rec_gates, c_act)) = record.as_mut() {
+                let j = v * l;
+                for (k, a) in gates.into_iter().enumerate() {
+                    store(s, &mut rec_gates[k * u + j..k * u + j + l], a);
+                }
+                store(s, &mut c_act[j..j + l], tc);
             }
-            store(s, &mut c_act[j..j + l], tc);
+        } else {
+            hn[v] = gates[3];
         }
     }
     // The last units, fewer than a vector.
@@ -571,14 +574,17 @@ fn lstm_row<S: Simd, const RECORD: bool>(
         ];
         let (gates, c) = lstm_vec(s, z, load(s, &c_prev[j..end]));
         store(s, &mut c_new[j..end], c);
-        store(s, &mut h_new[j..end], gates[3]);
-        if RECORD && let Some((rec_gates, c_act)) = record.as_mut() {
+        if RECORD {
             let tc = tanh(s, c);
             store(s, &mut h_new[j..end], s.mul_f32s(gates[3], tc));
-            for (k, a) in gates.into_iter().enumerate() {
-                store(s, &mut rec_gates[k * u + j..k * u + end], a);
+            if let Some((rec_gates, c_act)) = record.as_mut() {
+                for (k, a) in gates.into_iter().enumerate() {
+                    store(s, &mut rec_gates[k * u + j..k * u + end], a);
+                }
+                store(s, &mut c_act[j..end], tc);
             }
-            store(s, &mut c_act[j..end], tc);
+        } else {
+            store(s, &mut h_new[j..end], gates[3]);
         }
     }
 }
