@@ -548,20 +548,32 @@ impl<'a> RowStarts<'a> {
             .then_some(RowStarts { lhs, k })
     }
 
-    /// Row `i` (the product checked that the storage holds every row it reads).
+    /// The slice every row lies in.
     #[inline(always)]
-    fn row(&self, i: usize) -> &'a [f32] {
-        let (data, at) = match self.lhs {
-            Lhs::RowMajor(a) => (a, i * self.k),
-            Lhs::Strided { data, ld } => (data, i * ld),
-            Lhs::Windows { data, .. } => {
-                (data, self.lhs.row_start(i).expect("checked when the product began"))
-            }
+    fn data(&self) -> &'a [f32] {
+        match self.lhs {
+            Lhs::RowMajor(data) | Lhs::Strided { data, .. } | Lhs::Windows { data, .. } => data,
             Lhs::Joined { .. } | Lhs::Transposed { .. } => {
                 unreachable!("RowStarts::of takes row-wise layouts")
             }
-        };
-        &data[at..][..self.k]
+        }
+    }
+
+    /// Where row `i` starts in [`RowStarts::data`] (the product checked that the storage
+    /// holds every row it reads).
+    #[inline(always)]
+    fn start(&self, i: usize) -> usize {
+        match self.lhs {
+            Lhs::Strided { ld, .. } => i * ld,
+            Lhs::Windows { .. } => self.lhs.row_start(i).expect("checked when the product began"),
+            _ => i * self.k,
+        }
+    }
+
+    /// Row `i`.
+    #[inline(always)]
+    fn row(&self, i: usize) -> &'a [f32] {
+        &self.data()[self.start(i)..][..self.k]
     }
 }
 
@@ -648,15 +660,9 @@ fn pack_slivers(
         let rows = tile_rows(end - i, tall);
         let sliver = &mut out[(i - i0) * kc..][..rows * kc];
         match lhs {
-            Lhs::RowMajor(a) | Lhs::Strided { data: a, .. } | Lhs::Windows { data: a, .. } => {
-                // Where row `r` of the tile starts: `lda` apart, or, for windows, per row.
-                let lda = if let Lhs::Strided { ld, .. } = lhs { ld } else { k };
-                let windows = matches!(lhs, Lhs::Windows { .. });
-                let start = |r: usize| match windows {
-                    false => (i + r) * lda + p0,
-                    true => lhs.row_start(i + r).expect("checked when the product began") + p0,
-                };
-                pack_rows(a, start, kc, rows, sliver);
+            Lhs::RowMajor(_) | Lhs::Strided { .. } | Lhs::Windows { .. } => {
+                let a = RowStarts { lhs, k };
+                pack_rows(a.data(), |r| a.start(i + r) + p0, kc, rows, sliver);
             }
             Lhs::Joined { first, ld1, d, second, ld2 } => {
                 // The block's columns from `first`, then those from `second`: each part a
