@@ -293,24 +293,8 @@ fn fused_step_one(p: &Program, field_of: &HashMap<usize, Literal>) -> Option<Tok
         let recurrent = matches!(l.kind, StepKind::Recurrent { .. });
         // Every length as a literal (the weights were checked when they were loaded), so
         // that the kernels inlined into the step know their loops' trip counts, as in the
-        // `no_std` code: weights, then buffers.
-        let len = |part: &str| -> usize {
-            match (&l.kind, part) {
-                (StepKind::Recurrent { attrs, lstm }, _) => {
-                    let (d, u) = (attrs.input_dim, attrs.units);
-                    let gu = if *lstm { 4 * u } else { 3 * u };
-                    match part {
-                        "kernel" => d * gu,
-                        "recurrent" => u * gu,
-                        "bias" | "recurrent_bias" | "xp" | "rec" => gu,
-                        _ => u,
-                    }
-                }
-                (StepKind::Dense { units, input_dim, .. }, "kernel") => units * input_dim,
-                (StepKind::Dense { units, .. }, _) => *units,
-                (StepKind::Map { width, .. }, _) => *width,
-            }
-        };
+        // `no_std` code.
+        let len = |part: &str| l.kind.len(part);
         let weight = |part: &str| {
             let (field, n) = (format_ident!("{}", part), len(part));
             match part {

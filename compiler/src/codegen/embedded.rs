@@ -82,8 +82,7 @@ pub fn model_tokens(
         let mut buffers = vec!["y"];
         match &l.kind {
             StepKind::Recurrent { attrs: a, lstm } => {
-                let (d, u) = (a.input_dim, a.units);
-                let gu = if *lstm { 4 * u } else { 3 * u };
+                let (d, u, gu) = (a.input_dim, a.units, l.kind.gate_columns());
                 let kernel = array("KERNEL", "kernel", Some((d, gu)))?;
                 let recurrent = array("RECURRENT", "recurrent_kernel", Some((u, gu)))?;
                 weights.insert("kernel", quote! { &#kernel.0 });
@@ -103,9 +102,8 @@ pub fn model_tokens(
                 weights.insert("recurrent_bias", recurrent_bias);
                 let states: &[&str] = if *lstm { &["h", "c"] } else { &["h"] };
                 buffers = states.to_vec();
-                for (name, len) in states.iter().map(|s| (*s, u)).chain([("xp", gu), ("rec", gu), ("new", u)])
-                {
-                    let field = format_ident!("{}{}", name, i);
+                for name in states.iter().copied().chain(["xp", "rec", "new"]) {
+                    let (field, len) = (format_ident!("{}{}", name, i), l.kind.len(name));
                     fields.push(quote! { #field: [f32; #len], });
                     zeros.push(quote! { #field: [0.0; #len], });
                 }

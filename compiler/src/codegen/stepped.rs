@@ -67,6 +67,28 @@ impl StepKind<'_> {
             StepKind::Map { width, .. } => *width,
         }
     }
+
+    /// Gate columns of a recurrent layer (`G·U`; 0 for another layer).
+    pub fn gate_columns(&self) -> usize {
+        match self {
+            StepKind::Recurrent { attrs, lstm } => attrs.units * if *lstm { 4 } else { 3 },
+            _ => 0,
+        }
+    }
+
+    /// The length of one of the layer's weights or buffers as [`kernel_call`] names them:
+    /// `"kernel"`, `"recurrent"`, `"bias"`, `"recurrent_bias"`, `"xp"`, `"rec"`, and the
+    /// output-sized `"h"`, `"c"`, `"new"` and `"y"`.
+    pub fn len(&self, part: &str) -> usize {
+        let gu = self.gate_columns();
+        match (self, part) {
+            (StepKind::Recurrent { attrs, .. }, "kernel") => attrs.input_dim * gu,
+            (StepKind::Recurrent { attrs, .. }, "recurrent") => attrs.units * gu,
+            (StepKind::Recurrent { .. }, "bias" | "recurrent_bias" | "xp" | "rec") => gu,
+            (StepKind::Dense { units, input_dim, .. }, "kernel") => units * input_dim,
+            _ => self.width(),
+        }
+    }
 }
 
 /// A model the step kernels run: `f` floats in, `o` out, its layers in order, and the layer
