@@ -130,6 +130,10 @@ impl RnnNode {
     /// `prepared`) with the step kernels, its states those its last call ended with (zeros at
     /// first, after a reset, and always for a layer that is not stateful), as [`RnnNode::run`]
     /// on a batch of one step would use them. An LSTM or GRU (`reset_after`) only.
+    // Inline, with what it calls: the generated `step_one` of the user's crate then folds its
+    // literal attributes and sizes into these checks (gen-stateful 0.167 → 0.163 ms per 200
+    // steps, interleaved runs).
+    #[inline]
     pub fn step_parts<'p>(
         &mut self,
         layer: &str,
@@ -159,6 +163,7 @@ impl RnnNode {
 
     /// The states a call over `b` rows starts from: those the last call ended with when the
     /// layer is stateful (an error for another batch), else zeros.
+    #[inline]
     fn start_states(&mut self, layer: &str, a: &RnnAttrs, b: usize) -> Result<()> {
         let u = a.units;
         let carried = a.stateful && self.states.first().is_some_and(|h| !h.is_empty());
@@ -218,6 +223,7 @@ impl DenseNode {
 
     /// The weights (`prepared`) and the output buffer of one row through this layer with the
     /// step kernels.
+    #[inline]
     pub fn step_parts<'p>(
         &mut self,
         layer: &str,
@@ -232,6 +238,7 @@ impl DenseNode {
     }
 
     /// The output of the last step.
+    #[inline]
     pub fn step_output(&self) -> &[f32] {
         &self.out
     }

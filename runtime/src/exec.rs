@@ -1042,6 +1042,7 @@ fn non_finite_input(name: &str, pos: usize) -> RuntimeError {
 ///
 /// # Errors
 /// [`RuntimeError::InvalidData`] naming the input and the first bad value's index.
+#[inline]
 pub fn check_finite(name: &str, xs: &[f32]) -> Result<()> {
     match first_non_finite(xs) {
         Some(pos) => Err(non_finite_input(name, pos)),

@@ -25,6 +25,7 @@ pub fn try_filled<T: Clone + Default>(n: Option<usize>, what: impl FnOnce() -> S
 }
 
 /// Resizes `v` to `n` elements (allocating only when it grows past its capacity).
+#[inline]
 pub(crate) fn sized(v: &mut Vec<f32>, n: usize) -> &mut [f32] {
     v.resize(n, 0.0);
     &mut v[..n]

@@ -49,6 +49,7 @@ impl AlignedFloats {
     }
 
     /// The floats.
+    #[inline]
     pub fn as_slice(&self) -> &[f32] {
         if self.raw.is_empty() {
             // Never filled: the dangling address says nothing about alignment.
@@ -59,6 +60,7 @@ impl AlignedFloats {
     }
 
     /// Floats before the first line boundary of the allocation.
+    #[inline]
     fn start(&self) -> usize {
         let misalignment = (self.raw.as_ptr() as usize % LINE) / std::mem::size_of::<f32>();
         (LINE_FLOATS - misalignment) % LINE_FLOATS

@@ -358,6 +358,7 @@ impl FixedRhs {
 
     /// The matrix in column blocks ([`super::simd::step::pack_blocks`]) and their width: what
     /// the step kernels read for one row.
+    #[inline]
     pub fn blocks(&self) -> (&[f32], usize) {
         (self.blocks.as_slice(), self.gemv_width)
     }

@@ -46,6 +46,7 @@ pub struct RnnScratch {
 impl RnnScratch {
     /// The direction of this step's recurrent products, turned for the next step (for a
     /// step run by the step kernels, which turn as the recurrence does).
+    #[inline]
     pub fn turn(&mut self) -> bool {
         let backwards = self.backwards;
         self.backwards = !backwards;

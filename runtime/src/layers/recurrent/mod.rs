@@ -112,6 +112,7 @@ impl RnnWeights {
 
     /// The weights as the step kernels read them for one row (`None` for a GRU without
     /// `reset_after` and SimpleRNN, which have none).
+    #[inline]
     pub fn step_weights(&self, cell: CellKind) -> Option<crate::kernels::simd::step::RecurrentWeights<'_>> {
         if !matches!(cell, CellKind::Lstm | CellKind::Gru { reset_after: true }) {
             return None;
