@@ -23,6 +23,9 @@ pub struct File {
 pub struct ModelDef {
     /// `///` doc comment lines before the model, without the leading `///`.
     pub docs: Vec<String>,
+    /// Where each of `docs` is in the source (the formatter keeps the plain comments between
+    /// them where they were).
+    pub doc_spans: Vec<Span>,
     /// The model's name.
     pub name: Ident,
     /// Dimension parameters (`Decoder<T>`), bound by the caller.

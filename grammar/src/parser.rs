@@ -249,7 +249,7 @@ fn number<T: std::str::FromStr>(pair: &Pair<'_, Rule>) -> Result<T, ParseError> 
 
 fn model(pair: Pair<'_, Rule>) -> Result<ModelDef, ParseError> {
     let span = sp(&pair);
-    let mut docs = Vec::new();
+    let (mut docs, mut doc_spans) = (Vec::new(), Vec::new());
     let mut name = None;
     let mut dim_params = Vec::new();
     let mut params = Vec::new();
@@ -258,7 +258,10 @@ fn model(pair: Pair<'_, Rule>) -> Result<ModelDef, ParseError> {
     let mut body = Vec::new();
     for p in pair.into_inner() {
         match p.as_rule() {
-            Rule::doc => docs.push(doc_line(p)),
+            Rule::doc => {
+                doc_spans.push(sp(&p));
+                docs.push(doc_line(p));
+            }
             Rule::kw_model => {}
             Rule::ident => name = Some(ident(p)),
             Rule::dim_params => dim_params = p.into_inner().map(ident).collect(),
@@ -289,6 +292,7 @@ fn model(pair: Pair<'_, Rule>) -> Result<ModelDef, ParseError> {
     }
     Ok(ModelDef {
         docs,
+        doc_spans,
         name: name.expect("model has a name"),
         dim_params,
         params,

@@ -143,14 +143,18 @@ impl Printer<'_> {
             self.out.push('\n');
         }
         self.blank_line_before(m.span.start);
-        // Comments inside the header go before the model.
-        let brace = self.body_start(m);
-        self.comments_before(brace, 0);
-        for d in &m.docs {
+        // The docs, with the comments between them where they were; comments inside the
+        // header go after them, before the model's first line.
+        for (d, span) in m.docs.iter().zip(&m.doc_spans) {
+            self.comments_before(span.start, 0);
+            self.blank_line_before(span.start);
             for line in d.split('\n') {
                 let _ = writeln!(self.out, "///{}", line.trim_end());
             }
+            self.last_end = span.end;
         }
+        let brace = self.body_start(m);
+        self.comments_before(brace, 0);
         let head = header(m);
         let _ = writeln!(self.out, "{head} {{");
         self.last_end = brace + 1;
@@ -377,6 +381,19 @@ mod tests {
             out,
             "// header\n\n/// Docs.\nmodel M(x: [T, 3]) -> [T, 2] {\n    // before\n    h = x -> LSTM(4, return_sequences=true) // trailing\n    /* block */\n    h -> Dense(2)\n    // at the end\n}\n// after\n"
         );
+    }
+
+    #[test]
+    fn comments_between_doc_lines_keep_their_place() {
+        // Found by the `seq_frontend` fuzzer: the plain comment after a doc line was printed
+        // before it (and a second formatting then dropped the blank line between them).
+        let src = "model A(x: [3]) -> [3] { x }\n\n/// First.\n// plain\n/// Second.\n\n// after the docs\nmodel B(x: [3]) -> [3] { x }\n";
+        assert_eq!(
+            fmt(src),
+            "model A(x: [3]) -> [3] {\n    x\n}\n\n/// First.\n// plain\n/// Second.\n\n// after the docs\nmodel B(x: [3]) -> [3] {\n    x\n}\n"
+        );
+        let crash = include_str!("../tests/formatter/docs_around_comments.seq");
+        fmt(crash);
     }
 
     #[test]
