@@ -3,6 +3,7 @@
 //! comments nested at most [`MAX_NESTING`] deep, at most [`MAX_CHAIN`] calls or indexes in a
 //! row (`x[-1:][-1:]…` nests in the syntax tree). Real models stay far below both.
 
+use crate::parser::CommentEnd;
 use crate::{ParseError, Span};
 
 /// The deepest nesting of brackets or block comments.
@@ -37,34 +38,21 @@ pub fn check(source: &str) -> Result<(), ParseError> {
                 continue;
             }
             b'/' if b.get(i + 1) == Some(&b'*') => {
-                let start = i;
-                let mut depth = 0usize;
-                while i < b.len() {
-                    if b[i..].starts_with(b"/*") {
-                        depth += 1;
-                        if depth > MAX_NESTING {
-                            return Err(error(i, format!("comments nested more than {MAX_NESTING} deep")));
-                        }
-                        i += 2;
-                    } else if b[i..].starts_with(b"*/") {
-                        depth -= 1;
-                        i += 2;
-                        if depth == 0 {
-                            break;
-                        }
-                    } else {
-                        i += 1;
+                match crate::parser::scan_block_comment(b, i, MAX_NESTING) {
+                    CommentEnd::Closed(end) => i = end,
+                    CommentEnd::TooDeep(at) => {
+                        return Err(error(at, format!("comments nested more than {MAX_NESTING} deep")));
                     }
-                }
-                // An unclosed one is an error here: the grammar's nested comments would try
-                // every `/*` inside it again to the end of the text, and again for each way
-                // of reading what comes before (a 600-byte input with a dozen open `/*` took
-                // 2.4 s to fail; found by the `seq_run` fuzzer).
-                if depth > 0 {
-                    return Err(error(
-                        start,
-                        "this block comment is never closed: `/*` without its `*/`".into(),
-                    ));
+                    // An unclosed one is an error here: the grammar's nested comments would
+                    // try every `/*` inside it again to the end of the text, and again for
+                    // each way of reading what comes before (a 600-byte input with a dozen
+                    // open `/*` took 2.4 s to fail; found by the `seq_run` fuzzer).
+                    CommentEnd::Unclosed => {
+                        return Err(error(
+                            i,
+                            "this block comment is never closed: `/*` without its `*/`".into(),
+                        ));
+                    }
                 }
                 continue;
             }

@@ -214,26 +214,49 @@ pub(crate) fn string_end(bytes: &[u8], start: usize) -> usize {
     (i + 1).min(bytes.len())
 }
 
-/// The end of the (nested) block comment starting at byte `start` (the printer's too).
-pub(crate) fn block_comment_end(bytes: &[u8], start: usize) -> usize {
+/// How a (nested) block comment that starts at byte `start` ends.
+pub(crate) enum CommentEnd {
+    /// Closed; the byte after its last `*/`.
+    Closed(usize),
+    /// A `/*` (at this byte) nests deeper than the limit asked for.
+    TooDeep(usize),
+    /// The text ends inside it.
+    Unclosed,
+}
+
+/// Walks the (nested) block comment starting at byte `start`, nesting at most `max_depth`
+/// deep (the limits check's and the printer's walk).
+pub(crate) fn scan_block_comment(bytes: &[u8], start: usize, max_depth: usize) -> CommentEnd {
     let (mut depth, mut i) = (0usize, start);
     while i + 1 < bytes.len() {
         match (bytes[i], bytes[i + 1]) {
             (b'/', b'*') => {
                 depth += 1;
+                if depth > max_depth {
+                    return CommentEnd::TooDeep(i);
+                }
                 i += 2;
             }
             (b'*', b'/') => {
                 depth -= 1;
                 i += 2;
                 if depth == 0 {
-                    return i;
+                    return CommentEnd::Closed(i);
                 }
             }
             _ => i += 1,
         }
     }
-    bytes.len()
+    CommentEnd::Unclosed
+}
+
+/// The end of the (nested) block comment starting at byte `start`, or of the text if it is
+/// not closed (the printer's too).
+pub(crate) fn block_comment_end(bytes: &[u8], start: usize) -> usize {
+    match scan_block_comment(bytes, start, usize::MAX) {
+        CommentEnd::Closed(end) => end,
+        CommentEnd::TooDeep(_) | CommentEnd::Unclosed => bytes.len(),
+    }
 }
 
 fn ident(pair: Pair<'_, Rule>) -> Ident {
