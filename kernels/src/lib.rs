@@ -25,7 +25,7 @@ const EXP_P: [f32; 5] = [1.381_452e-3, 8.368_711e-3, 4.166_839e-2, 0.166_665_2, 
 const ROUND_MAGIC: f32 = 12_582_912.0;
 
 /// `x = n·ln 2 + r` with `|r| ≤ ln 2 / 2`: the integer `n` (in the low bits of the first
-/// result, offset by [`ROUND_MAGIC`]'s) and `expm1(r) = r + r²·P(r)` (Cephes's polynomial),
+/// result, offset by [`ROUND_MAGIC`]'s) and `expm1(r) = r + r²·P(r)` (`EXP_P`),
 /// which [`exp`] and [`tanh`] scale by `2ⁿ`. `x` must lie in [-87, 88].
 #[inline(always)]
 fn exp_reduced<S: Simd>(s: S, x: S::f32s) -> (S::i32s, S::f32s) {
