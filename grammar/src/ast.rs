@@ -18,14 +18,21 @@ pub struct File {
     pub models: Vec<ModelDef>,
 }
 
+/// One `///` line of a model's doc comment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DocLine {
+    /// The text after the `///`.
+    pub text: String,
+    /// Where the line is in the source (the formatter keeps the plain comments between doc
+    /// lines where they were).
+    pub span: Span,
+}
+
 /// `model Name<D, ...>(inputs) -> outputs where settings { body }`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelDef {
-    /// `///` doc comment lines before the model, without the leading `///`.
-    pub docs: Vec<String>,
-    /// Where each of `docs` is in the source (the formatter keeps the plain comments between
-    /// them where they were).
-    pub doc_spans: Vec<Span>,
+    /// The `///` doc comment lines before the model.
+    pub docs: Vec<DocLine>,
     /// The model's name.
     pub name: Ident,
     /// Dimension parameters (`Decoder<T>`), bound by the caller.

@@ -272,7 +272,7 @@ fn number<T: std::str::FromStr>(pair: &Pair<'_, Rule>) -> Result<T, ParseError> 
 
 fn model(pair: Pair<'_, Rule>) -> Result<ModelDef, ParseError> {
     let span = sp(&pair);
-    let (mut docs, mut doc_spans) = (Vec::new(), Vec::new());
+    let mut docs = Vec::new();
     let mut name = None;
     let mut dim_params = Vec::new();
     let mut params = Vec::new();
@@ -282,8 +282,9 @@ fn model(pair: Pair<'_, Rule>) -> Result<ModelDef, ParseError> {
     for p in pair.into_inner() {
         match p.as_rule() {
             Rule::doc => {
-                doc_spans.push(sp(&p));
-                docs.push(doc_line(p));
+                // The line as matched: `sp` would trim it away, as it trims trailing comments.
+                let span = Span::new(p.as_span().start(), p.as_span().end());
+                docs.push(DocLine { span, text: doc_line(p) });
             }
             Rule::kw_model => {}
             Rule::ident => name = Some(ident(p)),
@@ -315,7 +316,6 @@ fn model(pair: Pair<'_, Rule>) -> Result<ModelDef, ParseError> {
     }
     Ok(ModelDef {
         docs,
-        doc_spans,
         name: name.expect("model has a name"),
         dim_params,
         params,

@@ -145,13 +145,13 @@ impl Printer<'_> {
         self.blank_line_before(m.span.start);
         // The docs, with the comments between them where they were; comments inside the
         // header go after them, before the model's first line.
-        for (d, span) in m.docs.iter().zip(&m.doc_spans) {
-            self.comments_before(span.start, 0);
-            self.blank_line_before(span.start);
-            for line in d.split('\n') {
+        for doc in &m.docs {
+            self.comments_before(doc.span.start, 0);
+            self.blank_line_before(doc.span.start);
+            for line in doc.text.split('\n') {
                 let _ = writeln!(self.out, "///{}", line.trim_end());
             }
-            self.last_end = span.end;
+            self.last_end = doc.span.end;
         }
         let brace = self.body_start(m);
         self.comments_before(brace, 0);

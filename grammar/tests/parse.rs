@@ -9,7 +9,8 @@ fn model_header_with_dims_generics_dtype_and_settings() {
         parse("/// Doc line\nmodel Dec<T, N>(z: [16], w: [T] of i32) -> ([T, 2], [N]) where batch = 4 { z }")
             .unwrap();
     let m = &f.models[0];
-    assert_eq!(m.docs, [" Doc line"]);
+    assert_eq!(m.docs.iter().map(|d| d.text.as_str()).collect::<Vec<_>>(), [" Doc line"]);
+    assert_eq!((m.docs[0].span.start, m.docs[0].span.end), (0, "/// Doc line".len()));
     assert_eq!(m.dim_params.iter().map(|d| d.name.as_str()).collect::<Vec<_>>(), ["T", "N"]);
     assert_eq!(m.params[1].ty.dtype.map(|d| d.0), Some(DTypeAst::I32));
     assert_eq!(m.outputs.as_ref().unwrap().len(), 2);
@@ -67,7 +68,7 @@ fn layout_does_not_matter() {
     let b = parse("model M ( x : [ T , 2 ] ) -> [ T , 2 ] { h = x -> LSTM ( 4 , return_sequences = true ) h -> Dense ( 2 ) }").unwrap();
     assert_eq!(a.models[0].body.len(), b.models[0].body.len());
     let c = parse("# [doc = \" From a macro\"] model M(x: [2]) -> [2] { x }").unwrap();
-    assert_eq!(c.models[0].docs, [" From a macro"]);
+    assert_eq!(c.models[0].docs.iter().map(|d| d.text.as_str()).collect::<Vec<_>>(), [" From a macro"]);
 }
 
 #[test]

@@ -277,7 +277,7 @@ impl<'a> Elab<'a> {
             .collect();
         ir::Program {
             name: model.name.name.clone(),
-            docs: model.docs.iter().map(|d| d.trim().to_string()).collect(),
+            docs: model.docs.iter().map(|d| d.text.trim().to_string()).collect(),
             graph: self.graph,
             inputs,
             outputs,
