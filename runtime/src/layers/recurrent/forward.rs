@@ -384,7 +384,7 @@ fn run_shares_recording(
     let RnnOut { sequence, last, states } = out;
     let (h, c) = split_states(states, b * u);
     let threads = crate::num_threads().min(b / MIN_ROWS_PER_THREAD);
-    let threads = if b * t * gu * u < PARALLEL_MIN_MACS { 1 } else { threads.max(1) };
+    let threads = if layer_macs(b, t, gu, u, d) < PARALLEL_MIN_MACS { 1 } else { threads.max(1) };
     // Shares of `per` batch rows: every buffer is batch-major, so each share is one slice;
     // the tape is step-major, so each share has a slice of every step.
     let per = b.div_ceil(threads).max(1);
@@ -454,14 +454,25 @@ fn run_shares_recording(
 /// Each thread's share of a batch has at least this many rows.
 const MIN_ROWS_PER_THREAD: usize = 8;
 
-/// Layers with at least this many multiply-adds in their recurrent products run their batch
-/// shares in parallel. When each call started a scoped thread (60 µs to spawn and join), 256
-/// streams stepped one step per call (4.2 M multiply-adds, serve-streams) ran twice as slowly
-/// on two threads as on one at 2^22; with the kept helper threads, splitting it at 2^21 still
-/// made it 1.35x slower (waking a sleeping helper on this VM costs about what a call saves).
-/// At 2^22 serve-streams splits and runs 1.25x slower on two threads (30 -> 38 ms); at 2^23
-/// it does not, and ae-seed's LSTM(48) layers (14.7 M) split too: ae-seed predict at two
-/// threads 2.41 -> 1.88 ms, train 9.8 -> 8.9 (at 2^24 neither gained from a second thread).
+/// The multiply-adds of a layer's run over `b` rows and `t` steps, `gu` gate columns over
+/// `u` units and `d` inputs: its recurrent products and its input projections.
+fn layer_macs(b: usize, t: usize, gu: usize, u: usize, d: usize) -> usize {
+    b * t * gu * (u + d)
+}
+
+/// Layers with at least this many multiply-adds ([`layer_macs`]) run their batch shares in
+/// parallel. When each call started a scoped thread (60 µs to spawn and join), 256 streams
+/// stepped one step per call (4.2 M multiply-adds in the recurrent products, serve-streams)
+/// ran twice as slowly on two threads as on one at 2^22; with the kept helper threads,
+/// splitting it at 2^21 still made it 1.35x slower (waking a sleeping helper on this VM costs
+/// about what a call saves). At 2^22 serve-streams split and ran 1.25x slower on two threads
+/// (30 -> 38 ms); at 2^23 it did not, and ae-seed's LSTM(48) layers (14.7 M) split too:
+/// ae-seed predict at two threads 2.41 -> 1.88 ms, train 9.8 -> 8.9 (at 2^24 neither gained
+/// from a second thread). Those counts were of the recurrent products alone, which left
+/// ae-seed's LSTM(32) on 48 inputs (6.5 M; 16.4 M with its projections) on one thread while
+/// the other waited; counting the projections too splits it (ae-seed predict at two threads
+/// 1.862 -> 1.724 ms, medians of eight interleaved runs, 2026-12-07), and one step of 256
+/// streams (4.7 M) still does not.
 const PARALLEL_MIN_MACS: usize = 1 << 23;
 
 /// One share of a batch: `b` rows of every buffer.
@@ -903,7 +914,7 @@ mod tests {
             let a = attrs(cell, u, d, true);
             let gu = cell.gates() * u;
             // Large enough that two threads run shares of the batch (but SimpleRNN's).
-            assert!(t == 1 || cell == CellKind::SimpleRnn || b * t * gu * u >= PARALLEL_MIN_MACS);
+            assert!(t == 1 || cell == CellKind::SimpleRnn || layer_macs(b, t, gu, u, d) >= PARALLEL_MIN_MACS);
             let bias = values(if cell == (CellKind::Gru { reset_after: true }) { 2 * gu } else { gu }, 3);
             let w = RnnWeights::pack(&a, &values(d * gu, 1), &values(u * gu, 2), Some(&bias));
             let xs = values(b * t * d, 4);
@@ -996,7 +1007,7 @@ mod tests {
             for (go_backwards, zero_masked) in [(false, false), (true, true)] {
                 let a = attrs(cell, u, d, go_backwards);
                 let gu = cell.gates() * u;
-                assert!(b * t * gu * u >= PARALLEL_MIN_MACS, "large enough to split");
+                assert!(layer_macs(b, t, gu, u, d) >= PARALLEL_MIN_MACS, "large enough to split");
                 let bias = values(if cell == (CellKind::Gru { reset_after: true }) { 2 * gu } else { gu }, 3);
                 let w = RnnWeights::pack(&a, &values(d * gu, 1), &values(u * gu, 2), Some(&bias));
                 let x = Array3::from_shape_vec((b, t, d), values(b * t * d, 4)).unwrap();
@@ -1041,7 +1052,7 @@ mod tests {
         ] {
             let a = RnnAttrs { activation, ..attrs(cell, u, d, true) };
             let gu = cell.gates() * u;
-            assert!(b * t * gu * u >= PARALLEL_MIN_MACS, "{cell:?}: large enough to split");
+            assert!(layer_macs(b, t, gu, u, d) >= PARALLEL_MIN_MACS, "{cell:?}: large enough to split");
             let bias = values(if cell == (CellKind::Gru { reset_after: true }) { 2 * gu } else { gu }, 3);
             let w = RnnWeights::pack(&a, &values(d * gu, 1), &values(u * gu, 2), Some(&bias));
             let xs = values(b * t * d, 4);
