@@ -455,9 +455,10 @@ fn run_shares_recording(
 const MIN_ROWS_PER_THREAD: usize = 8;
 
 /// The multiply-adds of a layer's run over `b` rows and `t` steps, `gu` gate columns over
-/// `u` units and `d` inputs: its recurrent products and its input projections.
+/// `u` units and `d` inputs: its recurrent products and its input projections (saturating:
+/// sizes too large to multiply are large enough to split).
 fn layer_macs(b: usize, t: usize, gu: usize, u: usize, d: usize) -> usize {
-    b * t * gu * (u + d)
+    b.saturating_mul(t).saturating_mul(gu).saturating_mul(u.saturating_add(d))
 }
 
 /// Layers with at least this many multiply-adds ([`layer_macs`]) run their batch shares in
