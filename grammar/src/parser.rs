@@ -283,8 +283,7 @@ fn model(pair: Pair<'_, Rule>) -> Result<ModelDef, ParseError> {
         match p.as_rule() {
             Rule::doc => {
                 // The line as matched: `sp` would trim it away, as it trims trailing comments.
-                let span = Span::new(p.as_span().start(), p.as_span().end());
-                docs.push(DocLine { span, text: doc_line(p) });
+                docs.push(DocLine { span: p.as_span().into(), text: doc_line(p) });
             }
             Rule::kw_model => {}
             Rule::ident => name = Some(ident(p)),
