@@ -6,6 +6,9 @@
 
 use seqmodel_ir::{Activation, CellKind};
 
+// The forward pass's threshold and share size; the backward pass counts the multiply-adds
+// of the recurrent products alone against it.
+use super::forward::{MIN_ROWS_PER_THREAD, PARALLEL_MIN_MACS};
 use super::{RnnTape, StepRows, split_recurrent, step_rows};
 use crate::kernels::{FixedRhs, RhsData, activation, matmul_transposed_a, matmul_transposed_b};
 use crate::pool;
@@ -198,13 +201,6 @@ pub fn backward(
     }
     RnnGrads { dx, dkernel, drecurrent: drec_all, dbias, dinitial: [dh, dc] }
 }
-
-/// Layers with at least this many multiply-adds in their recurrent products run the backward
-/// pass of their batch shares on the helper threads (the forward pass's threshold).
-const PARALLEL_MIN_MACS: usize = 1 << 23;
-
-/// Each share of a batch has at least this many rows.
-const MIN_ROWS_PER_THREAD: usize = 8;
 
 /// What the backward pass through the steps reads, shared by every share of the batch.
 struct StepsBack<'a> {

@@ -452,7 +452,7 @@ fn run_shares_recording(
 }
 
 /// Each thread's share of a batch has at least this many rows.
-const MIN_ROWS_PER_THREAD: usize = 8;
+pub(super) const MIN_ROWS_PER_THREAD: usize = 8;
 
 /// The multiply-adds of a layer's run over `b` rows and `t` steps, `gu` gate columns over
 /// `u` units and `d` inputs: its recurrent products and its input projections (saturating:
@@ -474,7 +474,7 @@ fn layer_macs(b: usize, t: usize, gu: usize, u: usize, d: usize) -> usize {
 /// the other waited; counting the projections too splits it (ae-seed predict at two threads
 /// 1.862 -> 1.724 ms, medians of eight interleaved runs, 2026-12-07), and one step of 256
 /// streams (4.7 M) still does not.
-const PARALLEL_MIN_MACS: usize = 1 << 23;
+pub(super) const PARALLEL_MIN_MACS: usize = 1 << 23;
 
 /// One share of a batch: `b` rows of every buffer.
 struct Rows<'a> {
